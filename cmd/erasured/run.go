@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/erasured/erasured/server"
+	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/store"
+)
+
+// realMain wires configuration, store, service and server, serves until ctx ends, then shuts
+// down in order: health NOT_SERVING, Watch streams ended, in-flight RPCs drained, store closed.
+func realMain(ctx context.Context, args []string) error {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	slog.SetDefault(log)
+
+	cfg, err := loadConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := checkListen(cfg.Listen); err != nil {
+		return err
+	}
+	if cfg.sandbox {
+		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, not for real data",
+			"listen", cfg.Listen, "db", cfg.DB)
+		log.Warn("sandbox: no LivePerson behind this server yet; erasures are accepted and stored but not carried out")
+	}
+	keys, err := loadKeyring(cfg.Privacy.MasterKeyFile, cfg.Privacy.MasterKeyID, cfg.sandbox)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.DB, store.Options{})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer db.Close()
+
+	conf := service.ConfirmationAutomatic
+	if cfg.Pipeline.Confirmation == "manual" {
+		conf = service.ConfirmationManual
+	}
+	svc, err := service.New(db, keys, service.Config{
+		DefaultConfirmation: conf,
+		Logger:              log,
+		CancelWindow:        cfg.LivePerson.CancelWindow.Duration,
+		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(svc, server.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "watchers", srv.Watchers())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout.Duration)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-served; err != nil {
+		log.Error("serve", "err", err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// checkListen refuses a non-loopback address: caller authentication is not built yet, and
+// without it the server must never be reachable from other machines (SPEC §6).
+func checkListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %q without caller authentication: use a loopback address", addr)
+}
+
+// loadKeyring reads the master key (32 random bytes, base64) from path. In the sandbox a missing
+// key file is created. The key id defaults to a hash prefix of the key.
+func loadKeyring(path, id string, create bool) (*service.Keyring, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		raw, err = newKeyFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("master key %s: want 32 bytes in base64", path)
+	}
+	if id == "" {
+		sum := sha256.Sum256(key)
+		id = "mk-" + hex.EncodeToString(sum[:4])
+	}
+	return service.NewKeyring(id, key)
+}
+
+func newKeyFile(path string) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	enc := []byte(base64.StdEncoding.EncodeToString(key) + "\n")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(enc); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return enc, f.Close()
+}

@@ -1,0 +1,86 @@
+package liveperson
+
+import "time"
+
+// RetryPolicy bounds automatic retries of calls that are safe to repeat.
+// The zero value takes the defaults of LIVEPERSON.md.
+type RetryPolicy struct {
+	// Steps are the waits before the first retries after a 5xx or transport
+	// failure; LivePerson documents 5, 10 and 15 s.
+	Steps []time.Duration
+	// MaxBackoff caps the exponential growth after Steps (default 2 min).
+	MaxBackoff time.Duration
+	// MaxAttempts bounds attempts per call, the first included (default 6).
+	MaxAttempts int
+	// MaxElapsed bounds the total time spent on one call, waits included
+	// (default 5 min). A wait that would pass it is not started.
+	MaxElapsed time.Duration
+	// MinRateLimitWait is the least wait after a 429 (default 1 s).
+	MinRateLimitWait time.Duration
+	// Jitter is the random fraction added to each wait (default 0.2; negative
+	// for none), so that workers failed by the same outage do not return in one
+	// burst.
+	Jitter float64
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.Steps == nil {
+		p.Steps = []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second}
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 2 * time.Minute
+	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 6
+	}
+	if p.MaxElapsed <= 0 {
+		p.MaxElapsed = 5 * time.Minute
+	}
+	if p.MinRateLimitWait <= 0 {
+		p.MinRateLimitWait = time.Second
+	}
+	if p.Jitter < 0 {
+		p.Jitter = 0
+	} else if p.Jitter == 0 {
+		p.Jitter = 0.2
+	}
+	return p
+}
+
+// serverErrorWait is the wait before retry n (1-based) after a 5xx/transport
+// failure: the documented steps, then doubling from the last step, capped.
+func (p RetryPolicy) serverErrorWait(n int, rnd func() float64) time.Duration {
+	var d time.Duration
+	if n <= len(p.Steps) {
+		d = p.Steps[n-1]
+	} else {
+		d = time.Second
+		if len(p.Steps) > 0 {
+			d = p.Steps[len(p.Steps)-1]
+		}
+		for i := len(p.Steps); i < n && d < p.MaxBackoff; i++ {
+			d *= 2
+		}
+		d = min(d, p.MaxBackoff)
+	}
+	return p.jitter(d, rnd)
+}
+
+// rateLimitWait is the wait before retry n (counting only 429s): at least
+// MinRateLimitWait doubling per consecutive 429, capped, and never less than the
+// server's Retry-After.
+func (p RetryPolicy) rateLimitWait(n int, retryAfter time.Duration, rnd func() float64) time.Duration {
+	d := p.MinRateLimitWait
+	for i := 1; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = p.jitter(min(d, p.MaxBackoff), rnd)
+	return max(d, retryAfter)
+}
+
+func (p RetryPolicy) jitter(d time.Duration, rnd func() float64) time.Duration {
+	if p.Jitter <= 0 || rnd == nil {
+		return d
+	}
+	return d + time.Duration(rnd()*p.Jitter*float64(d))
+}

@@ -1,0 +1,177 @@
+package liveperson
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/erasured/erasured/liveperson/internal/flight"
+)
+
+// ClientCredentials are an account's OAuth 2.0 client id and secret.
+type ClientCredentials struct {
+	ClientID     string
+	ClientSecret string
+}
+
+// OAuth2Config configures NewOAuth2.
+type OAuth2Config struct {
+	Credentials map[string]ClientCredentials // by account
+	Resolver    HostResolver                 // finds each account's sentinel host
+	// RefreshBefore renews a token this long before it expires (default 5
+	// min, at most a fifth of the token's lifetime).
+	RefreshBefore time.Duration
+	// Options tune the token client (HTTP client, clock, retry policy, timeout).
+	Options []Option
+}
+
+// OAuth2 obtains client-credentials tokens from sentinel, caches them per
+// account until shortly before expiry, and lets one refresh per account be in
+// flight at a time.
+type OAuth2 struct {
+	creds   map[string]ClientCredentials
+	client  *Client
+	clock   Clock
+	refresh time.Duration
+
+	mu     sync.Mutex
+	tokens map[string]token
+	flight flight.Group[string, token]
+}
+
+type token struct {
+	value     string
+	refreshAt time.Time
+}
+
+// NewOAuth2 builds the sentinel authenticator.
+func NewOAuth2(cfg OAuth2Config) (*OAuth2, error) {
+	if cfg.Resolver == nil {
+		return nil, errors.New("liveperson: oauth2 needs a resolver for the sentinel host")
+	}
+	opts := append([]Option{WithResolver(cfg.Resolver), WithAuth(noAuth{}), WithSource("erasured")}, cfg.Options...)
+	c, err := New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RefreshBefore <= 0 {
+		cfg.RefreshBefore = 5 * time.Minute
+	}
+	return &OAuth2{creds: cfg.Credentials, client: c, clock: c.clock, refresh: cfg.RefreshBefore,
+		tokens: map[string]token{}}, nil
+}
+
+// Authorize sets a bearer token for account, fetching one if needed.
+func (o *OAuth2) Authorize(ctx context.Context, account string, req *http.Request) error {
+	tok, err := o.Token(ctx, account)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return nil
+}
+
+// Invalidate drops the cached token if it is the one the rejected request
+// carried; a newer token fetched meanwhile is kept.
+func (o *OAuth2) Invalidate(account string, rejected *http.Request) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t, ok := o.tokens[account]; ok && rejected.Header.Get("Authorization") == "Bearer "+t.value {
+		delete(o.tokens, account)
+	}
+}
+
+// Token returns a valid access token for account.
+func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
+	o.mu.Lock()
+	t, ok := o.tokens[account]
+	o.mu.Unlock()
+	if ok && o.clock.Now().Before(t.refreshAt) {
+		return t.value, nil
+	}
+	t, err := o.flight.Do(ctx, account, func(fctx context.Context) (token, error) {
+		fctx, cancel := context.WithTimeout(fctx, 2*o.client.callTimeout)
+		defer cancel()
+		t, err := o.fetch(fctx, account)
+		if err == nil {
+			o.mu.Lock()
+			o.tokens[account] = t
+			o.mu.Unlock()
+		}
+		return t, err
+	})
+	return t.value, err
+}
+
+func (o *OAuth2) fetch(ctx context.Context, account string) (token, error) {
+	cr, ok := o.creds[account]
+	if !ok {
+		return token{}, &Error{Kind: KindUnauthorized, Service: ServiceSentinel, Op: opToken,
+			Reason: "no client credentials for account"}
+	}
+	form := url.Values{"client_id": {cr.ClientID}, "client_secret": {cr.ClientSecret},
+		"grant_type": {"client_credentials"}}
+	var resp struct {
+		AccessToken string  `json:"access_token"`
+		TokenType   string  `json:"token_type"`
+		ExpiresIn   float64 `json:"expires_in"`
+	}
+	issued := o.clock.Now()
+	err := o.client.do(ctx, request{
+		service: ServiceSentinel, op: opToken, account: account, method: http.MethodPost,
+		path:        "/sentinel/api/v2/account/" + url.PathEscape(account) + "/app/token",
+		body:        []byte(form.Encode()),
+		contentType: "application/x-www-form-urlencoded",
+		decode: func(_ int, b []byte) error {
+			if err := json.Unmarshal(b, &resp); err != nil || resp.AccessToken == "" {
+				return errors.New("no access_token")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return token{}, err
+	}
+	life := tokenLifetime(resp.AccessToken, issued)
+	if life <= 0 && resp.ExpiresIn > 0 {
+		life = time.Duration(resp.ExpiresIn * float64(time.Second))
+	}
+	if life <= 0 {
+		life = time.Hour // neither JWT exp nor expires_in: assume an hour, a 401 corrects us
+	}
+	margin := min(o.refresh, life/5)
+	return token{value: resp.AccessToken, refreshAt: issued.Add(life - margin)}, nil
+}
+
+// tokenLifetime reads exp (and iat) from a JWT's payload without verifying it:
+// only sentinel can verify, we just need to know when to renew. exp − iat is
+// preferred over exp − now so that a skewed local clock does not shorten or
+// stretch the lifetime.
+func tokenLifetime(jwt string, now time.Time) time.Duration {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return 0
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return 0
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+		Iat *float64 `json:"iat"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Exp == nil {
+		return 0
+	}
+	exp := *claims.Exp
+	if claims.Iat != nil && *claims.Iat < exp {
+		return time.Duration((exp - *claims.Iat) * float64(time.Second))
+	}
+	return time.Unix(int64(exp), 0).Sub(now)
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/erasured/erasured/service"
+)
+
+// errorDomain is the ErrorInfo domain of every error this server returns.
+const errorDomain = "erasured"
+
+// codeOf is the one table from service error kinds to gRPC codes (AIP-193). Nothing else in the
+// code base names gRPC codes for domain errors.
+var codeOf = map[service.ErrorKind]codes.Code{
+	service.KindInternal:           codes.Internal,
+	service.KindInvalid:            codes.InvalidArgument,
+	service.KindNotFound:           codes.NotFound,
+	service.KindConflict:           codes.AlreadyExists,
+	service.KindFailedPrecondition: codes.FailedPrecondition,
+	service.KindAborted:            codes.Aborted,
+	service.KindOutOfRange:         codes.OutOfRange,
+	service.KindUnavailable:        codes.Unavailable,
+	service.KindUnimplemented:      codes.Unimplemented,
+	service.KindUnauthenticated:    codes.Unauthenticated,
+	service.KindPermissionDenied:   codes.PermissionDenied,
+}
+
+// toStatus converts an error from the service into a gRPC status error with an ErrorInfo detail.
+// Errors that are not service errors are internal: their text is logged by the logging
+// interceptor but not sent to the caller.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	var se *service.Error
+	if !errors.As(err, &se) {
+		se = &service.Error{Kind: service.KindInternal, Reason: "INTERNAL", Message: "internal error"}
+	}
+	code, ok := codeOf[se.Kind]
+	if !ok {
+		code = codes.Internal
+	}
+	st := status.New(code, se.Message)
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: se.Reason, Domain: errorDomain, Metadata: se.Metadata}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
+	"github.com/erasured/erasured/service"
+)
+
+// handler adapts the service to erasure.v1.ErasureService.
+type handler struct {
+	erasurev1.UnimplementedErasureServiceServer
+	svc *service.Service
+	srv *Server
+}
+
+var _ erasurev1.ErasureServiceServer = (*handler)(nil)
+
+func (h *handler) Submit(ctx context.Context, req *erasurev1.SubmitRequest) (*erasurev1.SubmitResponse, error) {
+	res, err := h.svc.Submit(ctx, submitFromProto(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &erasurev1.SubmitResponse{Erasure: toProto(res.Erasure), Deduplicated: res.Deduplicated}, nil
+}
+
+func (h *handler) Resolve(ctx context.Context, req *erasurev1.ResolveRequest) (*erasurev1.ResolveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "Resolve arrives with the erasure pipeline")
+}
+
+func (h *handler) Status(ctx context.Context, req *erasurev1.StatusRequest) (*erasurev1.StatusResponse, error) {
+	e, err := h.svc.Status(ctx, req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &erasurev1.StatusResponse{Erasure: toProto(e)}, nil
+}
+
+func (h *handler) List(ctx context.Context, req *erasurev1.ListRequest) (*erasurev1.ListResponse, error) {
+	lr := service.ListRequest{AccountID: req.GetAccountId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	for _, s := range req.GetStates() {
+		lr.States = append(lr.States, service.State(s))
+	}
+	res, err := h.svc.List(ctx, lr)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &erasurev1.ListResponse{NextPageToken: res.NextPageToken}
+	for _, e := range res.Erasures {
+		out.Erasures = append(out.Erasures, toProto(e))
+	}
+	return out, nil
+}
+
+func (h *handler) Cancel(ctx context.Context, req *erasurev1.CancelRequest) (*erasurev1.CancelResponse, error) {
+	e, err := h.svc.Cancel(ctx, req.GetName(), req.GetReason())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &erasurev1.CancelResponse{Erasure: toProto(e)}, nil
+}

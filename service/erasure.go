@@ -1,0 +1,195 @@
+// Package service is erasured's domain: the erasure state machine, Submit idempotency and
+// subject deduplication, queries, and the watch of changes. It knows nothing of gRPC; the server
+// package adapts it. It keeps everything in a Store and no work lives only in memory.
+package service
+
+import (
+	"time"
+)
+
+// State is the lifecycle state of an erasure. The numbering matches erasure.v1.State.
+type State int32
+
+// The lifecycle states (SPEC §3).
+const (
+	StateUnspecified State = iota
+	StateReceived
+	StateResolving
+	StateAwaitingConfirmation
+	StateScheduled
+	StateSubmitted
+	StateDeleting
+	StateVerifying
+	StateCompleted
+	StateFailed
+	StateCancelled
+	StateRejected
+)
+
+var stateNames = [...]string{"UNSPECIFIED", "RECEIVED", "RESOLVING", "AWAITING_CONFIRMATION", "SCHEDULED",
+	"SUBMITTED", "DELETING", "VERIFYING", "COMPLETED", "FAILED", "CANCELLED", "REJECTED"}
+
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "UNKNOWN"
+	}
+	return stateNames[s]
+}
+
+// Valid reports whether s is one of the defined states other than StateUnspecified.
+func (s State) Valid() bool { return s > StateUnspecified && s <= StateRejected }
+
+// SubjectKind says which kind of identifier names the subject. Numbering matches erasure.v1.
+type SubjectKind int32
+
+// Subject kinds.
+const (
+	SubjectUnspecified SubjectKind = iota
+	SubjectCustomerID
+	SubjectEmail
+	SubjectPhone
+	SubjectConsumerID
+	SubjectTargets
+)
+
+// Channel is a LivePerson channel. Numbering matches erasure.v1.Channel.
+type Channel int32
+
+// Channels.
+const (
+	ChannelUnspecified Channel = iota
+	ChannelChat
+	ChannelMessaging
+)
+
+// Confirmation says how a plan is approved. Numbering matches erasure.v1.Confirmation.
+type Confirmation int32
+
+// Confirmation modes.
+const (
+	ConfirmationUnspecified Confirmation = iota
+	ConfirmationAutomatic
+	ConfirmationManual
+)
+
+// BlockedOn says what an erasure waits for. Numbering matches erasure.v1.BlockedOn.
+type BlockedOn int32
+
+// Reasons an erasure waits.
+const (
+	BlockedNone BlockedOn = iota
+	BlockedQuota
+	BlockedOpenConversations
+	BlockedSearchLag
+	BlockedLivePersonUnavailable
+	BlockedConfirmation
+)
+
+// TargetKind is the kind of a LivePerson record. Numbering matches erasure.v1.TargetKind.
+type TargetKind int32
+
+// Record kinds.
+const (
+	KindUnspecified TargetKind = iota
+	KindEngagement
+	KindConversation
+	KindConsumer
+)
+
+// TargetStatus is where a record is in its deletion. Numbering matches erasure.v1.TargetStatus.
+type TargetStatus int32
+
+// Record statuses.
+const (
+	TargetUnspecified TargetStatus = iota
+	TargetFound
+	TargetDeferredOpen
+	TargetQueued
+	TargetSubmitted
+	TargetDone
+	TargetVerified
+)
+
+// Subject is a data subject named by exactly one identifier. It is personal data: it is only ever
+// stored sealed, and never logged, returned or put in an event.
+type Subject struct {
+	Kind            SubjectKind `json:"k"`
+	Value           string      `json:"v,omitempty"`
+	ConversationIDs []string    `json:"c,omitempty"`
+	EngagementIDs   []string    `json:"e,omitempty"`
+}
+
+// TargetCount is how many of an erasure's records of one kind are in one status.
+type TargetCount struct {
+	Kind   TargetKind   `json:"kind"`
+	Status TargetStatus `json:"status"`
+	Count  int32        `json:"count"`
+}
+
+// LPRequest is a LivePerson deletion request holding records of an erasure.
+type LPRequest struct {
+	ID          int64      `json:"id"`
+	Kind        TargetKind `json:"kind"`
+	Status      string     `json:"status"`
+	RecordCount int32      `json:"records"`
+}
+
+// Receipt is the signed proof of a completed erasure. It holds no personal data.
+type Receipt struct {
+	Erasure             string        `json:"erasure"`
+	AccountID           string        `json:"account_id"`
+	SubjectFingerprint  string        `json:"subject_fingerprint"`
+	Counts              []TargetCount `json:"counts,omitempty"`
+	LPRequestIDs        []int64       `json:"lp_request_ids,omitempty"`
+	ReceivedTime        time.Time     `json:"received_time"`
+	CompleteTime        time.Time     `json:"complete_time"`
+	VerificationSummary string        `json:"verification_summary"`
+	PreviousHash        string        `json:"previous_hash,omitempty"`
+	Hash                string        `json:"hash"`
+	Signature           string        `json:"signature"`
+	KeyID               string        `json:"key_id"`
+}
+
+// Erasure is the public view of an erasure: everything Status shows, safe to log and to put in
+// events. It never holds the subject's identifier or LivePerson record ids.
+type Erasure struct {
+	ID                     string        `json:"id"`
+	RequestID              string        `json:"request_id"`
+	AccountID              string        `json:"account_id"`
+	SubjectKind            SubjectKind   `json:"subject_kind"`
+	Fingerprint            string        `json:"fingerprint"`
+	Channels               []Channel     `json:"channels"`
+	EraseConsumerProfile   bool          `json:"erase_consumer_profile,omitempty"`
+	Confirmation           Confirmation  `json:"confirmation"`
+	ExternalRef            string        `json:"external_ref,omitempty"`
+	State                  State         `json:"state"`
+	ReceivedTime           time.Time     `json:"received_time"`
+	CreateTime             time.Time     `json:"create_time"`
+	UpdateTime             time.Time     `json:"update_time"`
+	DueTime                time.Time     `json:"due_time"`
+	AtRisk                 bool          `json:"at_risk,omitempty"`
+	BlockedOn              BlockedOn     `json:"blocked_on,omitempty"`
+	NextAttemptTime        time.Time     `json:"next_attempt_time,omitzero"`
+	LastError              string        `json:"last_error,omitempty"`
+	TargetCounts           []TargetCount `json:"target_counts,omitempty"`
+	LPRequests             []LPRequest   `json:"lp_requests,omitempty"`
+	Receipt                *Receipt      `json:"receipt,omitempty"`
+	Revision               uint64        `json:"revision"`
+	SubmittedBy            string        `json:"submitted_by"`
+	Reason                 string        `json:"reason,omitempty"`
+	IdentifierUnsearchable bool          `json:"identifier_unsearchable,omitempty"`
+}
+
+// Name is the erasure's resource name, erasures/{id}.
+func (e *Erasure) Name() string { return NamePrefix + e.ID }
+
+// NamePrefix starts every erasure's resource name.
+const NamePrefix = "erasures/"
+
+// Event is one change of one erasure, as Watch delivers it.
+type Event struct {
+	Revision      uint64    `json:"-"`
+	Erasure       Erasure   `json:"erasure"`
+	PreviousState State     `json:"previous_state"`
+	Time          time.Time `json:"time"`
+}

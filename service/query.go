@@ -1,0 +1,198 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/erasured/erasured/store"
+)
+
+// Status returns one erasure.
+func (s *Service) Status(ctx context.Context, name string) (Erasure, error) {
+	id, err := ParseName(name)
+	if err != nil {
+		return Erasure{}, err
+	}
+	var e Erasure
+	err = s.db.View(func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(id)
+		}
+		e = r.Erasure
+		return nil
+	})
+	return e, s.storeError(err)
+}
+
+// ListRequest selects a page of erasures.
+type ListRequest struct {
+	AccountID string  // empty: all accounts
+	States    []State // empty: all states
+	PageSize  int     // 0: DefaultPageSize
+	PageToken string
+}
+
+// ListResult is a page of erasures, oldest first.
+type ListResult struct {
+	Erasures      []Erasure
+	NextPageToken string
+}
+
+// Page sizes of List.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// List returns erasures in creation order, one page at a time. It reads one page's worth of
+// matching records (plus one to know whether more follow), never the whole store.
+func (s *Service) List(ctx context.Context, req ListRequest) (ListResult, error) {
+	size := req.PageSize
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	if size > MaxPageSize {
+		size = MaxPageSize
+	}
+	filter := listFilterHash(req)
+	var after string
+	if req.PageToken != "" {
+		var err error
+		if after, err = decodePageToken(req.PageToken, filter); err != nil {
+			return ListResult{}, err
+		}
+	}
+	var res ListResult
+	err := s.db.View(func(tx *store.Tx) error {
+		res = ListResult{}
+		start := []byte(after)
+		if after != "" {
+			start = append(start, 0) // the first key after the last one returned
+		}
+		return tx.Scan(store.Erasures, start, func(k, v []byte) (bool, error) {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, fmt.Errorf("decode erasure %s: %w", k, err)
+			}
+			if req.AccountID != "" && r.AccountID != req.AccountID {
+				return true, nil
+			}
+			if len(req.States) > 0 && !slices.Contains(req.States, r.State) {
+				return true, nil
+			}
+			if len(res.Erasures) == size {
+				// One more match exists: this page is full and another follows.
+				res.NextPageToken = encodePageToken(res.Erasures[size-1].ID, filter)
+				return false, nil
+			}
+			res.Erasures = append(res.Erasures, r.Erasure)
+			return true, nil
+		})
+	})
+	return res, s.storeError(err)
+}
+
+// A page token is the last id returned plus a hash of the filters, so a token is refused when
+// reused with other filters instead of silently skipping records.
+func listFilterHash(req ListRequest) string {
+	states := slices.Clone(req.States)
+	slices.Sort(states)
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%v", req.AccountID, states))
+	return base64.RawURLEncoding.EncodeToString(h[:6])
+}
+
+func encodePageToken(lastID, filter string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(filter + "." + lastID))
+}
+
+func decodePageToken(tok, filter string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	f, id, ok := strings.Cut(string(b), ".")
+	if err != nil || !ok || id == "" {
+		return "", newError(KindInvalid, "INVALID_PAGE_TOKEN", "page_token is malformed")
+	}
+	if f != filter {
+		return "", newError(KindInvalid, "INVALID_PAGE_TOKEN", "page_token was issued for other filters")
+	}
+	return id, nil
+}
+
+// Cancel ends an erasure as CANCELLED while none of its records is in a LivePerson deletion
+// request. Cancelling an already cancelled erasure returns it unchanged.
+func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, error) {
+	id, err := ParseName(name)
+	if err != nil {
+		return Erasure{}, err
+	}
+	now := s.now().UTC()
+	var e Erasure
+	err = s.db.Update(ctx, func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(id)
+		}
+		switch {
+		case r.State == StateCancelled:
+			e = r.Erasure
+			return nil
+		case r.State.Final():
+			return &Error{Kind: KindFailedPrecondition, Reason: "ERASURE_FINAL",
+				Message:  fmt.Sprintf("erasure is %s and can no longer be cancelled", r.State),
+				Metadata: map[string]string{"state": r.State.String()}}
+		case !localCancellable(r.State):
+			return &Error{Kind: KindFailedPrecondition, Reason: "DELETION_FINAL_AT_LIVEPERSON",
+				Message:  fmt.Sprintf("erasure is %s: its records are already with LivePerson", r.State),
+				Metadata: map[string]string{"state": r.State.String()}}
+		}
+		prev := r.State
+		r.State = StateCancelled
+		r.Reason = reason
+		r.BlockedOn = BlockedNone
+		r.NextAttemptTime = r.NextAttemptTime.Truncate(0)
+		if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
+			return err
+		}
+		if err := putChange(tx, r, prev, now); err != nil {
+			return err
+		}
+		e = r.Erasure
+		return nil
+	})
+	return e, s.storeError(err)
+}
+
+// ParseName returns the id in an erasure resource name, erasures/{id}.
+func ParseName(name string) (string, error) {
+	id, ok := strings.CutPrefix(name, NamePrefix)
+	if !ok || id == "" || strings.ContainsAny(id, "/\x00") {
+		return "", newError(KindInvalid, "INVALID_NAME", "name must look like erasures/{id}")
+	}
+	return id, nil
+}
+
+// storeError turns a storage failure into a service error; service errors and context errors pass
+// through unchanged.
+func (s *Service) storeError(err error) error {
+	var se *Error
+	switch {
+	case err == nil, errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, store.ErrClosed):
+		return &Error{Kind: KindUnavailable, Reason: "SHUTTING_DOWN", Message: "the service is shutting down"}
+	}
+	s.log.Error("storage failure", "err", err)
+	return &Error{Kind: KindUnavailable, Reason: "STORAGE_FAILURE", Message: "storage failure; try again later"}
+}

@@ -1,0 +1,141 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// Store is what the service needs from storage: transactions that commit durably, an event log
+// with revisions, and a watch of that log. *store.DB implements it; a replicated implementation
+// (etcd) would too.
+type Store interface {
+	Update(ctx context.Context, fn func(tx *store.Tx) error) error
+	View(fn func(tx *store.Tx) error) error
+	Watch(from uint64, key string) (*store.Watcher, error)
+	Rev() uint64
+	Oldest() uint64
+	Err() error
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Config holds the service's settings.
+type Config struct {
+	// DefaultConfirmation applies when a Submit does not say; AUTOMATIC when unset.
+	DefaultConfirmation Confirmation
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives operational logs (never personal data); slog.Default when nil.
+	Logger *slog.Logger
+	// CancelWindow is how long LivePerson keeps a deletion request cancellable (default 120h);
+	// DeletionWindow how long it may then take to delete (default 480h). Together they decide
+	// whether an erasure can still meet its deadline.
+	CancelWindow, DeletionWindow time.Duration
+}
+
+// Service is the erasure domain over a Store.
+type Service struct {
+	db   Store
+	keys *Keyring
+	cfg  Config
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// New returns a Service over db that seals subjects with keys.
+func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
+	if db == nil || keys == nil {
+		return nil, errors.New("service: store and keyring are required")
+	}
+	if cfg.DefaultConfirmation == ConfirmationUnspecified {
+		cfg.DefaultConfirmation = ConfirmationAutomatic
+	}
+	if cfg.CancelWindow == 0 {
+		cfg.CancelWindow = 120 * time.Hour
+	}
+	if cfg.DeletionWindow == 0 {
+		cfg.DeletionWindow = 480 * time.Hour
+	}
+	s := &Service{db: db, keys: keys, cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+// Healthy reports whether the store can serve (nil) or why not.
+func (s *Service) Healthy() error { return s.db.Err() }
+
+// record is an erasure as stored: the public view plus the subject sealed with the erasure's
+// data key. The data key itself lives in the Keys bucket so that it can be destroyed on its own.
+type record struct {
+	Erasure
+	Sealed []byte `json:"sealed,omitempty"`
+}
+
+// principalKey carries the calling principal in a context.
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying the name of the authenticated caller.
+func WithPrincipal(ctx context.Context, principal string) context.Context {
+	return context.WithValue(ctx, principalKey{}, principal)
+}
+
+// Principal returns the caller's name carried by ctx, or "anonymous".
+func Principal(ctx context.Context) string {
+	if p, ok := ctx.Value(principalKey{}).(string); ok && p != "" {
+		return p
+	}
+	return "anonymous"
+}
+
+// getRecord loads an erasure by id inside tx; (nil, nil) when absent.
+func getRecord(tx *store.Tx, id string) (*record, error) {
+	v := tx.Get(store.Erasures, []byte(id))
+	if v == nil {
+		return nil, nil
+	}
+	r := new(record)
+	if err := json.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("decode erasure %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// putChange stores r after a change and appends the change's event, in the caller's transaction:
+// the state change, its event and its revision commit together or not at all.
+func putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
+	r.UpdateTime = now
+	r.Revision = tx.Rev() + 1
+	ev, err := json.Marshal(Event{Erasure: r.Erasure, PreviousState: prev, Time: now})
+	if err != nil {
+		return err
+	}
+	rev, err := tx.Append(r.ID, ev)
+	if err != nil {
+		return err
+	}
+	if rev != r.Revision {
+		return fmt.Errorf("event revision %d, expected %d", rev, r.Revision)
+	}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Erasures, []byte(r.ID), v)
+}
+
+// notFound is the error for an unknown erasure id.
+func notFound(id string) error {
+	return &Error{Kind: KindNotFound, Reason: "ERASURE_NOT_FOUND", Message: fmt.Sprintf("erasure %q not found", NamePrefix+id),
+		Metadata: map[string]string{"name": NamePrefix + id}}
+}

@@ -1,0 +1,243 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/erasured/erasured/store"
+)
+
+// SubmitRequest is a request to erase one subject's data in one LivePerson account.
+type SubmitRequest struct {
+	RequestID            string
+	AccountID            string
+	Subject              Subject
+	Channels             []Channel // empty: chat and messaging
+	EraseConsumerProfile bool
+	ReceivedTime         time.Time // zero: now
+	Confirmation         Confirmation
+	ExternalRef          string
+}
+
+// SubmitResult is what Submit returns.
+type SubmitResult struct {
+	Erasure Erasure
+	// Deduplicated is true when an open erasure for the same subject and account existed and is
+	// returned instead of a new one.
+	Deduplicated bool
+}
+
+// idempotencyRecord remembers, per request_id, which erasure a Submit produced and a keyed hash of
+// its payload, so a retry gets the same answer and a reuse with another payload is refused.
+type idempotencyRecord struct {
+	ErasureID    string `json:"erasure_id"`
+	PayloadHash  string `json:"payload_hash"`
+	Deduplicated bool   `json:"deduplicated,omitempty"`
+}
+
+// clockSkew is how far in the future a received_time may lie before it is refused.
+const clockSkew = 5 * time.Minute
+
+// Submit stores a new erasure, or returns the one this request_id or this subject already has.
+// It returns once the outcome is durably committed.
+func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+	now := s.now().UTC()
+	if err := checkSubmit(req, now); err != nil {
+		return SubmitResult{}, err
+	}
+	hash, err := s.payloadHash(req)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	fp := s.keys.Fingerprint(req.AccountID, req.Subject)
+
+	// Everything random or costly is prepared outside the transaction function, which the store
+	// may run more than once.
+	id, err := uuid.NewV7()
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	eid := id.String()
+	dk, err := s.keys.newDataKey(eid)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	subj, err := json.Marshal(req.Subject)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	sealed, err := seal(dk.plain, subj, []byte(eid))
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	fresh := s.newRecord(ctx, eid, req, fp, now)
+	fresh.Sealed = sealed
+	idem, err := json.Marshal(idempotencyRecord{ErasureID: eid, PayloadHash: hash})
+	if err != nil {
+		return SubmitResult{}, err
+	}
+
+	var res SubmitResult
+	err = s.db.Update(ctx, func(tx *store.Tx) error {
+		res = SubmitResult{}
+		if v := tx.Get(store.Requests, []byte(req.RequestID)); v != nil {
+			var prior idempotencyRecord
+			if err := json.Unmarshal(v, &prior); err != nil {
+				return fmt.Errorf("decode idempotency record: %w", err)
+			}
+			if prior.PayloadHash != hash {
+				return &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
+					Message:  "request_id was already used with a different payload",
+					Metadata: map[string]string{"erasure": NamePrefix + prior.ErasureID}}
+			}
+			r, err := getRecord(tx, prior.ErasureID)
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				return fmt.Errorf("idempotency record points at missing erasure %s", prior.ErasureID)
+			}
+			res = SubmitResult{Erasure: r.Erasure, Deduplicated: prior.Deduplicated}
+			return nil
+		}
+		subjectKey := []byte(req.AccountID + "\x00" + fp)
+		if open := tx.Get(store.Subjects, subjectKey); open != nil {
+			r, err := getRecord(tx, string(open))
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				return fmt.Errorf("subject index points at missing erasure %s", open)
+			}
+			dup, err := json.Marshal(idempotencyRecord{ErasureID: r.ID, PayloadHash: hash, Deduplicated: true})
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(store.Requests, []byte(req.RequestID), dup); err != nil {
+				return err
+			}
+			res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
+			return nil
+		}
+		r := *fresh
+		if err := putChange(tx, &r, StateUnspecified, now); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Keys, []byte(eid), dk.wrapped); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Subjects, subjectKey, []byte(eid)); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Requests, []byte(req.RequestID), idem); err != nil {
+			return err
+		}
+		res = SubmitResult{Erasure: r.Erasure}
+		return nil
+	})
+	if err != nil {
+		return SubmitResult{}, s.storeError(err)
+	}
+	return res, nil
+}
+
+// newRecord builds the stored form of a new erasure (its revision is set when it is stored).
+func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, fp string, now time.Time) *record {
+	received := req.ReceivedTime.UTC()
+	if req.ReceivedTime.IsZero() {
+		received = now
+	}
+	conf := req.Confirmation
+	if conf == ConfirmationUnspecified {
+		conf = s.cfg.DefaultConfirmation
+	}
+	due := AddMonth(received)
+	return &record{Erasure: Erasure{
+		ID:                   id,
+		RequestID:            req.RequestID,
+		AccountID:            req.AccountID,
+		SubjectKind:          req.Subject.Kind,
+		Fingerprint:          fp,
+		Channels:             normalizeChannels(req.Channels),
+		EraseConsumerProfile: req.EraseConsumerProfile,
+		Confirmation:         conf,
+		ExternalRef:          req.ExternalRef,
+		State:                StateReceived,
+		ReceivedTime:         received,
+		CreateTime:           now,
+		UpdateTime:           now,
+		DueTime:              due,
+		AtRisk:               now.Add(s.cfg.CancelWindow + s.cfg.DeletionWindow).After(due),
+		SubmittedBy:          Principal(ctx),
+	}}
+}
+
+// payloadHash is the keyed hash of everything a Submit asks for, as the caller gave it (so a
+// retry that again leaves received_time unset matches).
+func (s *Service) payloadHash(req SubmitRequest) (string, error) {
+	channels := slices.Clone(req.Channels)
+	slices.Sort(channels)
+	canonical, err := json.Marshal(struct {
+		Account  string
+		Subject  Subject
+		Channels []Channel
+		Profile  bool
+		Received int64
+		Conf     Confirmation
+		Ref      string
+	}{req.AccountID, req.Subject, channels, req.EraseConsumerProfile, req.ReceivedTime.UnixNano(), req.Confirmation, req.ExternalRef})
+	if err != nil {
+		return "", err
+	}
+	if req.ReceivedTime.IsZero() {
+		// UnixNano of the zero time is not defined; make the "unset" case explicit.
+		canonical = append(canonical, "|unset"...)
+	}
+	return s.keys.requestHash(canonical), nil
+}
+
+// checkSubmit enforces the rules the API schema cannot express.
+func checkSubmit(req SubmitRequest, now time.Time) error {
+	switch {
+	case req.RequestID == "":
+		return newError(KindInvalid, "INVALID_REQUEST", "request_id is required")
+	case req.AccountID == "":
+		return newError(KindInvalid, "INVALID_REQUEST", "account_id is required")
+	case req.Subject.Kind == SubjectUnspecified:
+		return newError(KindInvalid, "INVALID_REQUEST", "subject is required")
+	case req.Subject.Kind == SubjectTargets && len(req.Subject.ConversationIDs)+len(req.Subject.EngagementIDs) == 0:
+		return newError(KindInvalid, "INVALID_REQUEST", "subject.targets names no record")
+	case req.Subject.Kind != SubjectTargets && req.Subject.Value == "":
+		return newError(KindInvalid, "INVALID_REQUEST", "subject identifier is empty")
+	case req.ReceivedTime.After(now.Add(clockSkew)):
+		return newError(KindInvalid, "RECEIVED_TIME_IN_FUTURE", "received_time is in the future")
+	}
+	return nil
+}
+
+// normalizeChannels returns the channels sorted and without repeats; none means both.
+func normalizeChannels(in []Channel) []Channel {
+	if len(in) == 0 {
+		return []Channel{ChannelChat, ChannelMessaging}
+	}
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// AddMonth returns t plus one calendar month, clamped to the last day of the next month (31
+// January → 28 or 29 February), the reading of GDPR Art. 12(3)'s "one month" regulators use.
+func AddMonth(t time.Time) time.Time {
+	y, m, d := t.Date()
+	firstOfNext := time.Date(y, m+1, 1, 0, 0, 0, 0, t.Location())
+	last := firstOfNext.AddDate(0, 1, -1).Day()
+	if d > last {
+		d = last
+	}
+	return time.Date(y, m+1, d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+}

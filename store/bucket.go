@@ -1,0 +1,47 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Bucket names a bbolt bucket. The set of buckets is fixed: they are the package variables below, all
+// created by Open, so a typo cannot create a new bucket.
+type Bucket struct{ name string }
+
+// String is the bucket's name in the file.
+func (b Bucket) String() string { return b.name }
+
+func (b Bucket) key() []byte { return []byte(b.name) }
+
+// Application buckets. Values are the caller's own encoding; keys are usually U64 or a string id.
+var (
+	Erasures = Bucket{"erasures"} // erasure resources by id
+	Requests = Bucket{"requests"} // idempotency records by request_id
+	Subjects = Bucket{"subjects"} // subject index
+	Audit    = Bucket{"audit"}    // audit trail
+	Ledger   = Bucket{"ledger"}   // LivePerson quota ledger
+	Batches  = Bucket{"batches"}  // LivePerson deletion batches
+	Keys     = Bucket{"keys"}     // signing keys
+)
+
+// Internal buckets: the event log (U64 revision → encoded event) and store metadata.
+var (
+	eventsBucket = Bucket{"events"}
+	metaBucket   = Bucket{"meta"}
+)
+
+var allBuckets = []Bucket{Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, eventsBucket, metaBucket}
+
+// U64 encodes v as an 8-byte big-endian key, so that keys sort in bbolt (bytewise) as the numbers do.
+func U64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+// ParseU64 decodes a key made by U64.
+func ParseU64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("store: u64 key has %d bytes, want 8", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Event is one entry of the event log.
+type Event struct {
+	Rev   uint64 // revision: 1, 2, 3, ... in commit order, no gaps
+	Key   string // the resource the event is about, as given to Tx.Append
+	Value []byte // the caller's encoding; shared with other readers, so it must not be modified
+}
+
+// CompactedError reports a request for revisions that compaction already deleted.
+type CompactedError struct {
+	Requested uint64 // the revision asked for
+	Oldest    uint64 // the oldest revision still stored
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("store: revision %d is compacted, oldest available is %d", e.Requested, e.Oldest)
+}
+
+// compactChunk is how many events one compaction transaction deletes, so writers are not starved.
+const compactChunk = 4096
+
+// Catch-up limits: a watcher batch, and how many events one ring or disk pass examines before letting go
+// of the hub lock or the read transaction (filtered watchers may skip many).
+const (
+	maxNextBatch = 256
+	scanMax      = 4096
+)
+
+// encodeEvent lays an event out as uvarint(len(key)) key value.
+func encodeEvent(key string, value []byte) []byte {
+	enc := make([]byte, 0, binary.MaxVarintLen64+len(key)+len(value))
+	enc = binary.AppendUvarint(enc, uint64(len(key)))
+	enc = append(enc, key...)
+	return append(enc, value...)
+}
+
+// decodeEventKey returns the key of an encoded event and where its value starts.
+func decodeEventKey(enc []byte) (key []byte, valueAt int, err error) {
+	n, l := binary.Uvarint(enc)
+	if l <= 0 || n > uint64(len(enc)-l) {
+		return nil, 0, errors.New("store: corrupt event")
+	}
+	end := l + int(n)
+	return enc[l:end], end, nil
+}
+
+// Rev is the last committed revision, 0 when no event was ever appended.
+func (db *DB) Rev() uint64 {
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	return db.hub.rev
+}
+
+// Oldest is the oldest revision still stored: the compacted revision + 1, so 1 when never compacted.
+func (db *DB) Oldest() uint64 {
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	return db.hub.oldest
+}
+
+// Events returns the committed events with Rev >= from in ascending order, at most limit of them
+// (limit <= 0: no limit). from 0 means 1. It reads the in-memory ring when the ring still holds from,
+// the file otherwise. from < Oldest() returns a *CompactedError.
+func (db *DB) Events(from uint64, limit int) ([]Event, error) {
+	from = max(from, 1)
+	if limit <= 0 {
+		limit = int(^uint(0) >> 1)
+	}
+	h := &db.hub
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if from < h.oldest {
+		err := &CompactedError{Requested: from, Oldest: h.oldest}
+		h.mu.Unlock()
+		return nil, err
+	}
+	upTo := h.rev
+	if from > upTo {
+		h.mu.Unlock()
+		return nil, nil
+	}
+	if from >= h.ring.low() {
+		evs, _ := h.ring.collect(from, upTo, "", limit, -1)
+		h.mu.Unlock()
+		return evs, nil
+	}
+	h.mu.Unlock()
+	evs, _, err := db.readEvents(from, upTo, "", limit, -1)
+	return evs, err
+}
+
+// readEvents reads events from the file: Rev in [from, upTo], only those about key unless key is "",
+// at most limit of them, examining at most scan events (scan < 0: no bound). next is the revision after
+// the last one examined. The check against the compacted revision happens in the same read
+// transaction as the reads, so a concurrent compaction cannot open a gap.
+func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []Event, next uint64, err error) {
+	next = from
+	err = db.View(func(tx *Tx) error {
+		compacted, err := metaU64(tx.btx.Bucket(metaBucket.key()), metaCompacted)
+		if err != nil {
+			return err
+		}
+		if from <= compacted {
+			return &CompactedError{Requested: from, Oldest: compacted + 1}
+		}
+		c := tx.btx.Bucket(eventsBucket.key()).Cursor()
+		for k, v := c.Seek(U64(from)); k != nil && len(evs) < limit && scan != 0; k, v = c.Next() {
+			rev, err := ParseU64(k)
+			if err != nil {
+				return err
+			}
+			if rev > upTo {
+				break
+			}
+			if rev != next {
+				return fmt.Errorf("store: event log has a gap: revision %d follows %d", rev, next-1)
+			}
+			next = rev + 1
+			scan--
+			ev, ok, err := decodeEvent(rev, v, key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				evs = append(evs, ev)
+			}
+		}
+		return nil
+	})
+	return evs, next, err
+}
+
+// decodeEvent copies an event out of the file, unless key is set and the event is about another key.
+func decodeEvent(rev uint64, enc []byte, key string) (Event, bool, error) {
+	k, at, err := decodeEventKey(enc)
+	if err != nil {
+		return Event{}, false, fmt.Errorf("revision %d: %w", rev, err)
+	}
+	if key != "" && string(k) != key {
+		return Event{}, false, nil
+	}
+	ev := Event{Rev: rev, Key: string(k)}
+	if at < len(enc) {
+		ev.Value = append([]byte{}, enc[at:]...)
+	}
+	return ev, true, nil
+}
+
+// Compact deletes every event with Rev < rev, so that Oldest() becomes rev. rev must not exceed Rev().
+// It deletes in chunks of a few thousand events, each its own group-committed transaction that also
+// records the new compacted revision, so writers keep going in between. Compacting to a revision at or
+// below Oldest() is a no-op. Watchers and Events calls that need a deleted revision get a
+// *CompactedError.
+func (db *DB) Compact(ctx context.Context, rev uint64) error {
+	if cur := db.Rev(); rev > cur {
+		return fmt.Errorf("%w: compact to %d, current revision is %d", ErrFutureRevision, rev, cur)
+	}
+	for {
+		var done bool
+		err := db.Update(ctx, func(tx *Tx) error {
+			done = false
+			meta := tx.btx.Bucket(metaBucket.key())
+			compacted, err := metaU64(meta, metaCompacted)
+			if err != nil {
+				return err
+			}
+			if compacted+1 >= rev {
+				done = true
+				return nil
+			}
+			end := min(compacted+db.compactChunk, rev-1)
+			tx.dirty = true
+			events := tx.btx.Bucket(eventsBucket.key())
+			// Committed history has no gaps, so the keys to delete are exactly these numbers.
+			for r := compacted + 1; r <= end; r++ {
+				if err := events.Delete(U64(r)); err != nil {
+					return fmt.Errorf("store: compact revision %d: %w", r, err)
+				}
+			}
+			if err := meta.Put(metaCompacted, U64(end)); err != nil {
+				return err
+			}
+			tx.st.compacted = end
+			done = end+1 >= rev
+			return nil
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// ring keeps the most recent committed events, indexed by revision.
+type ring struct {
+	buf  []Event
+	n    int    // events held, <= len(buf)
+	last uint64 // revision of the newest event (the DB's revision when n == 0)
+}
+
+func (r *ring) push(ev Event) {
+	r.buf[ev.Rev%uint64(len(r.buf))] = ev
+	r.n = min(r.n+1, len(r.buf))
+	r.last = ev.Rev
+}
+
+// low is the oldest revision held; last+1 when empty.
+func (r *ring) low() uint64 { return r.last - uint64(r.n) + 1 }
+
+// collect is readEvents for the ring; from must be >= low().
+func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []Event, next uint64) {
+	next = from
+	for ; next <= upTo && len(evs) < limit && scan != 0; next++ {
+		ev := r.buf[next%uint64(len(r.buf))]
+		scan--
+		if key == "" || ev.Key == key {
+			evs = append(evs, ev)
+		}
+	}
+	return evs, next
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testTimeout bounds any wait in a test so a bug fails the test instead of hanging it. It is never used
+// to wait for something to happen.
+const testTimeout = 30 * time.Second
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// openTest opens a DB in a fresh directory and closes it when the test ends.
+func openTest(t testing.TB, opts Options) *DB {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "sub", "erasured.db"), opts)
+}
+
+func openAt(t testing.TB, path string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", path, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// appendEvents commits one event per key, each in its own Update, with value "v<rev>".
+func appendEvents(t testing.TB, db *DB, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		err := db.Update(context.Background(), func(tx *Tx) error {
+			_, err := tx.Append(k, fmt.Appendf(nil, "v%d", tx.Rev()+1))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("Update(append %q) = %v", k, err)
+		}
+	}
+}
+
+// wantEvent is the event appendEvents makes at rev.
+func wantEvent(rev uint64, key string) Event {
+	return Event{Rev: rev, Key: key, Value: fmt.Appendf(nil, "v%d", rev)}
+}
+
+// setOnEnqueue installs the test hook that Update calls after queueing.
+func (db *DB) setOnEnqueue(f func()) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.onEnqueue = f
+}
+
+// blockCommitter occupies the committer with an update that waits until release is called, so that
+// calls made meanwhile queue up and form one group. release returns once that update has committed.
+func blockCommitter(t testing.TB, db *DB) (release func()) {
+	t.Helper()
+	started := make(chan struct{})
+	unblock := make(chan struct{})
+	var once sync.Once
+	errc := make(chan error, 1)
+	go func() {
+		errc <- db.Update(context.Background(), func(*Tx) error {
+			once.Do(func() { close(started) })
+			<-unblock
+			return nil
+		})
+	}()
+	<-started
+	return func() {
+		close(unblock)
+		if err := <-errc; err != nil {
+			t.Errorf("blocking Update = %v", err)
+		}
+	}
+}
+
+// countEnqueued makes every Update report on the returned channel once it is queued.
+func countEnqueued(db *DB) <-chan struct{} {
+	c := make(chan struct{}, 1024)
+	db.setOnEnqueue(func() { c <- struct{}{} })
+	return c
+}

@@ -1,0 +1,203 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// errTxDone is returned when a Tx is used after its function returned.
+var errTxDone = errors.New("store: transaction used after its function returned")
+
+// Tx is a transaction handed to an Update or View function. It is valid only until that function returns
+// and must not be used from another goroutine.
+type Tx struct {
+	btx   *bolt.Tx
+	st    *txState // nil in View: the transaction is read-only
+	dirty bool     // a write was attempted; a failing fn then forces a rollback of its group
+}
+
+// txState is what the update functions of one group share inside one bbolt transaction.
+type txState struct {
+	startRev  uint64  // revision in meta when the bbolt transaction began
+	rev       uint64  // latest revision appended in this transaction
+	compacted uint64  // new compacted revision written by Compact, or 0
+	events    []Event // appended in this transaction, in revision order
+}
+
+func (st *txState) reset(btx *bolt.Tx) error {
+	rev, err := metaU64(btx.Bucket(metaBucket.key()), metaRev)
+	if err != nil {
+		return err
+	}
+	clear(st.events)
+	*st = txState{startRev: rev, rev: rev, events: st.events[:0]}
+	return nil
+}
+
+// finish ends the Tx's validity.
+func (tx *Tx) finish() { tx.btx = nil }
+
+func (tx *Tx) bucket(b Bucket) (*bolt.Bucket, error) {
+	if tx.btx == nil {
+		return nil, errTxDone
+	}
+	if b.name == "" {
+		return nil, errors.New("store: zero Bucket")
+	}
+	bb := tx.btx.Bucket(b.key())
+	if bb == nil {
+		return nil, fmt.Errorf("store: no bucket %q", b.name)
+	}
+	return bb, nil
+}
+
+func (tx *Tx) writable(b Bucket) (*bolt.Bucket, error) {
+	if tx.st == nil {
+		return nil, ErrReadOnly
+	}
+	bb, err := tx.bucket(b)
+	if err != nil {
+		return nil, err
+	}
+	tx.dirty = true
+	return bb, nil
+}
+
+// Get returns a copy of the value stored under key (safe to keep after the transaction), or nil if there
+// is none.
+func (tx *Tx) Get(b Bucket, key []byte) []byte {
+	bb, err := tx.bucket(b)
+	if err != nil {
+		return nil
+	}
+	v := bb.Get(key)
+	if v == nil {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+// Put stores value under key. key and value may be reused by the caller after Put returns.
+func (tx *Tx) Put(b Bucket, key, value []byte) error {
+	bb, err := tx.writable(b)
+	if err != nil {
+		return err
+	}
+	// bbolt copies the key but keeps the value until commit.
+	if err := bb.Put(key, append([]byte{}, value...)); err != nil {
+		return fmt.Errorf("store: put %s/%x: %w", b, key, err)
+	}
+	return nil
+}
+
+// Delete removes key; deleting an absent key is not an error.
+func (tx *Tx) Delete(b Bucket, key []byte) error {
+	bb, err := tx.writable(b)
+	if err != nil {
+		return err
+	}
+	if err := bb.Delete(key); err != nil {
+		return fmt.Errorf("store: delete %s/%x: %w", b, key, err)
+	}
+	return nil
+}
+
+// Scan calls fn for each key of b in ascending order, starting at the first key >= start (nil start: the
+// first key), until fn returns false or an error, which Scan returns. k and v are valid only during fn;
+// fn must not modify b.
+func (tx *Tx) Scan(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
+	bb, err := tx.bucket(b)
+	if err != nil {
+		return err
+	}
+	c := bb.Cursor()
+	k, v := c.First()
+	if start != nil {
+		k, v = c.Seek(start)
+	}
+	for ; k != nil; k, v = c.Next() {
+		if more, err := fn(k, v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScanReverse is Scan in descending order, starting at the last key <= start (nil start: the last key).
+func (tx *Tx) ScanReverse(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
+	bb, err := tx.bucket(b)
+	if err != nil {
+		return err
+	}
+	c := bb.Cursor()
+	var k, v []byte
+	switch {
+	case start == nil:
+		k, v = c.Last()
+	default:
+		k, v = c.Seek(start)
+		if k == nil {
+			k, v = c.Last() // every key is < start
+		} else if string(k) != string(start) {
+			k, v = c.Prev() // Seek stopped on the first key > start
+		}
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if more, err := fn(k, v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count is the number of keys in b. It walks the bucket: O(keys).
+func (tx *Tx) Count(b Bucket) int {
+	bb, err := tx.bucket(b)
+	if err != nil {
+		return 0
+	}
+	// Not bb.Stats().KeyN: Stats reads committed pages and misses this transaction's own writes.
+	n := 0
+	c := bb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Append adds an event about key (the resource it concerns, e.g. an erasure id; watchers filter on it)
+// to the log and returns its revision: one more than the latest revision, the first ever being 1. The
+// revision counter lives in the transaction, so committed history has no gaps even when a group is
+// rolled back and re-run.
+func (tx *Tx) Append(key string, value []byte) (rev uint64, err error) {
+	bb, err := tx.writable(eventsBucket)
+	if err != nil {
+		return 0, err
+	}
+	rev = tx.st.rev + 1
+	enc := encodeEvent(key, value)
+	if err := bb.Put(U64(rev), enc); err != nil {
+		return 0, fmt.Errorf("store: append revision %d: %w", rev, err)
+	}
+	tx.st.rev = rev
+	ev := Event{Rev: rev, Key: key}
+	if len(value) > 0 {
+		ev.Value = enc[len(enc)-len(value):] // never modified: bbolt, the ring and watchers share it
+	}
+	tx.st.events = append(tx.st.events, ev)
+	return rev, nil
+}
+
+// Rev is the latest revision visible to this transaction, including its own appends.
+func (tx *Tx) Rev() uint64 {
+	if tx.btx == nil {
+		return 0
+	}
+	if tx.st != nil {
+		return tx.st.rev
+	}
+	rev, _ := metaU64(tx.btx.Bucket(metaBucket.key()), metaRev)
+	return rev
+}

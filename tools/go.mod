@@ -1,0 +1,3 @@
+module github.com/erasured/erasured/tools
+
+go 1.26.8
