@@ -3,6 +3,7 @@ package liveperson
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		}
 		*f = flexString(s)
 	case b[0] == '{' || b[0] == '[':
-		return &json.UnmarshalTypeError{Value: "object", Type: nil}
+		return errNotScalar
 	default:
 		// A number keeps its literal text so that big ids lose no digits.
 		var n json.Number
@@ -109,6 +110,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+var errNotScalar = errors.New("expected a string or number")
 
 // millis is an epoch-millisecond timestamp (number or numeric string).
 type millis int64
@@ -181,3 +184,5 @@ func transcriptText(raw json.RawMessage) []string {
 	walk(v, "")
 	return out
 }
+
+var errMissingID = errors.New("record without id")

@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/erasured/erasured/store"
 )
 
 // Keyring holds the master key and the keys derived from it. Subject identifiers are sealed with
@@ -162,4 +165,43 @@ func openWith(g cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 		return nil, errors.New("sealed data too short")
 	}
 	return g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], aad)
+}
+
+// errShredded means the erasure's data key was destroyed: its subject is gone for good.
+var errShredded = errors.New("subject data key destroyed")
+
+// subject unseals an erasure's subject, for the work that needs it (searching LivePerson). It is
+// never returned to callers, logged or put in events.
+func (s *Service) subject(id string) (Subject, error) {
+	var sealed, wrapped []byte
+	err := s.db.View(func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(id)
+		}
+		sealed, wrapped = r.Sealed, tx.Get(store.Keys, []byte(id))
+		return nil
+	})
+	if err != nil {
+		return Subject{}, err
+	}
+	if wrapped == nil {
+		return Subject{}, errShredded
+	}
+	key, err := s.keys.unwrap(id, wrapped)
+	if err != nil {
+		return Subject{}, fmt.Errorf("unwrap data key: %w", err)
+	}
+	plain, err := open(key, sealed, []byte(id))
+	if err != nil {
+		return Subject{}, fmt.Errorf("unseal subject: %w", err)
+	}
+	var subj Subject
+	if err := json.Unmarshal(plain, &subj); err != nil {
+		return Subject{}, err
+	}
+	return subj, nil
 }

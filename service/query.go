@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/erasured/erasured/store"
 )
@@ -134,20 +135,10 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 	if err != nil {
 		return Erasure{}, err
 	}
-	now := s.now().UTC()
-	var e Erasure
-	err = s.db.Update(ctx, func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(id)
-		}
+	return s.update(ctx, id, func(r *record) error {
 		switch {
 		case r.State == StateCancelled:
-			e = r.Erasure
-			return nil
+			return errUnchanged
 		case r.State.Final():
 			return &Error{Kind: KindFailedPrecondition, Reason: "ERASURE_FINAL",
 				Message:  fmt.Sprintf("erasure is %s and can no longer be cancelled", r.State),
@@ -157,21 +148,12 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 				Message:  fmt.Sprintf("erasure is %s: its records are already with LivePerson", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
 		}
-		prev := r.State
 		r.State = StateCancelled
 		r.Reason = reason
 		r.BlockedOn = BlockedNone
-		r.NextAttemptTime = r.NextAttemptTime.Truncate(0)
-		if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
-			return err
-		}
-		if err := putChange(tx, r, prev, now); err != nil {
-			return err
-		}
-		e = r.Erasure
+		r.NextAttemptTime = time.Time{}
 		return nil
 	})
-	return e, s.storeError(err)
 }
 
 // ParseName returns the id in an erasure resource name, erasures/{id}.

@@ -20,6 +20,7 @@ type Store interface {
 	Watch(from uint64, key string) (*store.Watcher, error)
 	Rev() uint64
 	Oldest() uint64
+	Compact(ctx context.Context, rev uint64) error
 	Err() error
 }
 
@@ -138,4 +139,58 @@ func putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
 func notFound(id string) error {
 	return &Error{Kind: KindNotFound, Reason: "ERASURE_NOT_FOUND", Message: fmt.Sprintf("erasure %q not found", NamePrefix+id),
 		Metadata: map[string]string{"name": NamePrefix + id}}
+}
+
+// update applies change to one erasure and stores the result with its event, in one transaction.
+// change may run more than once (the store may re-run a transaction function); it must only
+// modify r. If change moves r to another state, the move must be allowed by CanTransition.
+func (s *Service) update(ctx context.Context, id string, change func(r *record) error) (Erasure, error) {
+	now := s.now().UTC()
+	var e Erasure
+	err := s.db.Update(ctx, func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(id)
+		}
+		prev := r.State
+		if err := change(r); errors.Is(err, errUnchanged) {
+			e = r.Erasure
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if r.State != prev {
+			if !CanTransition(prev, r.State) {
+				return &Error{Kind: KindFailedPrecondition, Reason: "STATE_TRANSITION_NOT_ALLOWED",
+					Message: fmt.Sprintf("erasure cannot move from %s to %s", prev, r.State)}
+			}
+			if r.State.Final() {
+				if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putChange(tx, r, prev, now); err != nil {
+			return err
+		}
+		e = r.Erasure
+		return nil
+	})
+	return e, s.storeError(err)
+}
+
+// errUnchanged, returned by an update's change function, ends the update without writing.
+var errUnchanged = errors.New("unchanged")
+
+// Compact drops the change history (Watch events) older than the newest keep revisions. Watchers
+// asking for a dropped revision get an OUT_OF_RANGE error naming the oldest kept.
+func (s *Service) Compact(ctx context.Context, keep uint64) error {
+	rev := s.db.Rev()
+	if rev <= keep {
+		return nil
+	}
+	return s.storeError(s.db.Compact(ctx, rev-keep+1))
 }

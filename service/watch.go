@@ -89,7 +89,7 @@ func watchErr(err error) error {
 	switch {
 	case errors.As(err, &ce):
 		return &Error{Kind: KindOutOfRange, Reason: "REVISION_COMPACTED",
-			Message: fmt.Sprintf("revision %d is compacted; the oldest available is %d", ce.Requested, ce.Oldest),
+			Message:  fmt.Sprintf("revision %d is compacted; the oldest available is %d", ce.Requested, ce.Oldest),
 			Metadata: map[string]string{"oldest_revision": fmt.Sprint(ce.Oldest)}}
 	case errors.Is(err, store.ErrFutureRevision):
 		return &Error{Kind: KindOutOfRange, Reason: "REVISION_IN_FUTURE", Message: err.Error()}

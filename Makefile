@@ -1,0 +1,55 @@
+# erasured — `make help` lists the targets.
+SHELL := /bin/bash
+BIN   := $(CURDIR)/.bin
+export PATH := $(BIN):$(PATH)
+GO    ?= go
+TOOLS := github.com/bufbuild/buf/cmd/buf github.com/fullstorydev/grpcurl/cmd/grpcurl \
+         github.com/grpc-ecosystem/grpc-health-probe go.etcd.io/bbolt/cmd/bbolt
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## Build the pinned tools (buf, grpcurl, grpc-health-probe, bbolt) into .bin/ from tools/go.mod.
+	@mkdir -p $(BIN)
+	cd tools && $(GO) build -o $(BIN)/ $(TOOLS)
+
+.PHONY: generate
+generate: $(BIN)/buf ## Regenerate gen/ and the reflection image from proto/.
+	buf format -w proto
+	rm -rf gen/erasure
+	buf generate
+	buf build proto -o server/descriptors.binpb
+
+.PHONY: check-generated
+check-generated: generate ## Fail if regenerating changes anything under version control.
+	@git diff --exit-code --stat -- proto gen server/descriptors.binpb || \
+	  (echo "generated files are stale: run make generate and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- gen)" || (git status --porcelain -- gen; echo "untracked generated files" >&2; exit 1)
+
+.PHONY: lint
+lint: $(BIN)/buf ## buf lint + format check, gofmt, go vet.
+	buf lint
+	buf format -d --exit-code proto
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || (echo "gofmt: $$out" >&2; exit 1)
+	$(GO) vet ./...
+
+.PHONY: breaking
+breaking: $(BIN)/buf ## Compare proto/ against main for breaking changes.
+	buf breaking proto --against '.git#branch=main,subdir=proto'
+
+.PHONY: test
+test: ## Run every test with the race detector.
+	$(GO) test -race -count=1 ./...
+
+.PHONY: run
+run: ## Start the sandbox (gRPC on 127.0.0.1:50051, store under var/).
+	$(GO) run ./cmd/erasured
+
+.PHONY: bench
+bench: ## Benchmarks: store and Submit throughput against a raw bbolt group commit, Watch fan-out.
+	$(GO) run ./bench/cmd/erasured-bench
+
+$(BIN)/buf:
+	$(MAKE) tools

@@ -1,0 +1,219 @@
+package lpsim
+
+import (
+	"errors"
+	"slices"
+	"time"
+)
+
+// DeletedMarker replaces deleted content, as LivePerson writes it.
+const DeletedMarker = "*** LP deleted data ***"
+
+// Chat is a chat engagement (Engagement History).
+type Chat struct {
+	EngagementID string // account id followed by the chat session id
+	Account      string
+	VisitorID    string
+	Start, End   time.Time
+	Ended        bool
+	// customerInfo and personalInfo engagement attributes.
+	CustomerID    string
+	Name, Surname string
+	Email, Phone  string
+	Lines         []string // transcript
+}
+
+// Conversation is a messaging conversation (Messaging Interactions).
+type Conversation struct {
+	ID            string // UUID
+	Account       string
+	ConsumerID    string // participantId of the consumer
+	Status        string // "OPEN" or "CLOSE"
+	Start, End    time.Time
+	CustomerID    string
+	Name, Surname string
+	Email, Phone  string
+	Messages      []string
+}
+
+// ConsumerProfile is the consumer-level personal data a consumer deletion masks.
+type ConsumerProfile struct {
+	ID                  string
+	Account             string
+	FirstName, LastName string
+	Email, Phone        string
+}
+
+// Dataset is a set of records to Load into a simulator.
+type Dataset struct {
+	Chats         []Chat
+	Conversations []Conversation
+	Consumers     []ConsumerProfile
+}
+
+// Errors of the inspection methods.
+var (
+	ErrNotFound = errors.New("lpsim: no such record")
+	ErrExists   = errors.New("lpsim: record exists")
+)
+
+// Load adds every record of d.
+func (s *Sim) Load(d Dataset) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range d.Chats {
+		if err := s.addChat(c); err != nil {
+			return err
+		}
+	}
+	for _, c := range d.Conversations {
+		if err := s.addConversation(c); err != nil {
+			return err
+		}
+	}
+	for _, p := range d.Consumers {
+		s.consumers[p.Account+"/"+p.ID] = &p
+	}
+	return nil
+}
+
+// AddChat adds one chat.
+func (s *Sim) AddChat(c Chat) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addChat(c)
+}
+
+func (s *Sim) addChat(c Chat) error {
+	if _, ok := s.chats[c.EngagementID]; ok || c.EngagementID == "" {
+		return ErrExists
+	}
+	c.Lines = slices.Clone(c.Lines)
+	s.chats[c.EngagementID] = &c
+	s.chatOrder = append(s.chatOrder, &c)
+	return nil
+}
+
+// AddConversation adds one conversation (and a bare consumer profile if none).
+func (s *Sim) AddConversation(c Conversation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addConversation(c)
+}
+
+func (s *Sim) addConversation(c Conversation) error {
+	if _, ok := s.convs[c.ID]; ok || c.ID == "" {
+		return ErrExists
+	}
+	if c.Status == "" {
+		c.Status = "CLOSE"
+	}
+	c.Messages = slices.Clone(c.Messages)
+	s.convs[c.ID] = &c
+	s.convOrder = append(s.convOrder, &c)
+	if _, ok := s.consumers[c.Account+"/"+c.ConsumerID]; !ok && c.ConsumerID != "" {
+		s.consumers[c.Account+"/"+c.ConsumerID] = &ConsumerProfile{ID: c.ConsumerID, Account: c.Account,
+			FirstName: c.Name, LastName: c.Surname, Email: c.Email, Phone: c.Phone}
+	}
+	return nil
+}
+
+// AddConsumer adds or replaces a consumer profile.
+func (s *Sim) AddConsumer(p ConsumerProfile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consumers[p.Account+"/"+p.ID] = &p
+}
+
+// CloseConversation closes an open conversation now (sim clock).
+func (s *Sim) CloseConversation(id string) error {
+	return s.UpdateConversation(id, func(c *Conversation) {
+		c.Status, c.End = "CLOSE", s.clock.Now()
+	})
+}
+
+// UpdateChat changes a chat in place (attributes, times, ...).
+func (s *Sim) UpdateChat(id string, fn func(*Chat)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.chats[id]
+	if !ok {
+		return ErrNotFound
+	}
+	fn(c)
+	return nil
+}
+
+// UpdateConversation changes a conversation in place.
+func (s *Sim) UpdateConversation(id string, fn func(*Conversation)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.convs[id]
+	if !ok {
+		return ErrNotFound
+	}
+	fn(c)
+	return nil
+}
+
+// Chat returns a copy of a chat, after applying any deletion now due.
+func (s *Sim) Chat(id string) (Chat, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	c, ok := s.chats[id]
+	if !ok {
+		return Chat{}, false
+	}
+	out := *c
+	out.Lines = slices.Clone(c.Lines)
+	return out, true
+}
+
+// Conversation returns a copy of a conversation, after applying any deletion
+// now due.
+func (s *Sim) Conversation(id string) (Conversation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	c, ok := s.convs[id]
+	if !ok {
+		return Conversation{}, false
+	}
+	out := *c
+	out.Messages = slices.Clone(c.Messages)
+	return out, true
+}
+
+// Consumer returns a copy of a consumer profile.
+func (s *Sim) Consumer(account, id string) (ConsumerProfile, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	p, ok := s.consumers[account+"/"+id]
+	if !ok {
+		return ConsumerProfile{}, false
+	}
+	return *p, true
+}
+
+// Counts returns how many chats and conversations are loaded.
+func (s *Sim) Counts() (chats, conversations int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.chats), len(s.convs)
+}
+
+func maskAll(vals ...*string) {
+	for _, v := range vals {
+		if *v != "" {
+			*v = DeletedMarker
+		}
+	}
+}
+
+func maskLines(lines []string) {
+	for i := range lines {
+		lines[i] = DeletedMarker
+	}
+}

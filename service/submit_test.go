@@ -1,0 +1,187 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSubmitIdempotentAcrossRestart(t *testing.T) {
+	e := newEnv(t)
+	req := submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123"))
+	first := e.submit(req)
+	if first.Erasure.State != StateReceived || first.Deduplicated {
+		t.Fatalf("first Submit = %+v, want a new RECEIVED erasure", first)
+	}
+	again := e.submit(req)
+	if again.Erasure.ID != first.Erasure.ID {
+		t.Errorf("retry returned %s, want %s", again.Erasure.ID, first.Erasure.ID)
+	}
+	e.restart()
+	afterRestart := e.submit(req)
+	if afterRestart.Erasure.ID != first.Erasure.ID {
+		t.Errorf("retry after restart returned %s, want %s", afterRestart.Erasure.ID, first.Erasure.ID)
+	}
+	if got, err := e.svc.Status(context.Background(), first.Erasure.Name()); err != nil || got.Revision != first.Erasure.Revision {
+		t.Errorf("Status after restart = %+v, %v; want revision %d", got, err, first.Erasure.Revision)
+	}
+}
+
+func TestSubmitSameRequestIDOtherPayload(t *testing.T) {
+	e := newEnv(t)
+	rid := "4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b"
+	e.submit(submitReq(rid, "1234", customer("ABC-123")))
+	variants := map[string]SubmitRequest{
+		"other subject":  submitReq(rid, "1234", customer("ABC-124")),
+		"other account":  submitReq(rid, "9999", customer("ABC-123")),
+		"other channels": {RequestID: rid, AccountID: "1234", Subject: customer("ABC-123"), Channels: []Channel{ChannelChat}},
+		"received time":  {RequestID: rid, AccountID: "1234", Subject: customer("ABC-123"), ReceivedTime: e.clock.Now().Add(-time.Hour)},
+		"manual":         {RequestID: rid, AccountID: "1234", Subject: customer("ABC-123"), Confirmation: ConfirmationManual},
+	}
+	for name, req := range variants {
+		_, err := e.svc.Submit(context.Background(), req)
+		if KindOf(err) != KindConflict {
+			t.Errorf("%s: Submit error = %v, want kind Conflict", name, err)
+		}
+	}
+}
+
+func TestSubmitConcurrentDuplicates(t *testing.T) {
+	e := newEnv(t)
+	req := submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123"))
+	const n = 32
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := e.svc.Submit(context.Background(), req)
+			if err != nil {
+				t.Errorf("Submit: %v", err)
+				return
+			}
+			ids[i] = res.Erasure.ID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("Submit #%d returned %s, want %s (one erasure for one request_id)", i, id, ids[0])
+		}
+	}
+	list, err := e.svc.List(context.Background(), ListRequest{})
+	if err != nil || len(list.Erasures) != 1 {
+		t.Errorf("List = %d erasures, %v; want exactly 1", len(list.Erasures), err)
+	}
+}
+
+func TestSubjectDedup(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	email := func(v string) Subject { return Subject{Kind: SubjectEmail, Value: v} }
+	first := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1234", email("Jane.Doe@Example.com")))
+
+	dup := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", email("jane.doe@example.com")))
+	if !dup.Deduplicated || dup.Erasure.ID != first.Erasure.ID {
+		t.Errorf("same subject, other spelling: got %s dedup=%v, want %s dedup=true", dup.Erasure.ID, dup.Deduplicated, first.Erasure.ID)
+	}
+	// The dedup answer is itself idempotent.
+	if again := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", email("jane.doe@example.com"))); !again.Deduplicated || again.Erasure.ID != first.Erasure.ID {
+		t.Errorf("retry of deduplicated Submit = %s dedup=%v", again.Erasure.ID, again.Deduplicated)
+	}
+	other := e.submit(submitReq("00000000-0000-4000-8000-000000000003", "5678", email("jane.doe@example.com")))
+	if other.Deduplicated {
+		t.Errorf("same subject in another account was deduplicated; accounts are separate")
+	}
+	if _, err := e.svc.Cancel(ctx, first.Erasure.Name(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	after := e.submit(submitReq("00000000-0000-4000-8000-000000000004", "1234", email("jane.doe@example.com")))
+	if after.Deduplicated || after.Erasure.ID == first.Erasure.ID {
+		t.Errorf("after the open erasure was cancelled, Submit = %s dedup=%v, want a new erasure", after.Erasure.ID, after.Deduplicated)
+	}
+}
+
+func TestSubmitValidation(t *testing.T) {
+	e := newEnv(t)
+	future := e.clock.Now().Add(time.Hour)
+	tests := map[string]SubmitRequest{
+		"no subject":      {RequestID: "00000000-0000-4000-8000-000000000001", AccountID: "1"},
+		"empty targets":   {RequestID: "00000000-0000-4000-8000-000000000001", AccountID: "1", Subject: Subject{Kind: SubjectTargets}},
+		"future received": {RequestID: "00000000-0000-4000-8000-000000000001", AccountID: "1", Subject: customer("x"), ReceivedTime: future},
+	}
+	for name, req := range tests {
+		if _, err := e.svc.Submit(context.Background(), req); KindOf(err) != KindInvalid {
+			t.Errorf("%s: Submit error = %v, want kind Invalid", name, err)
+		}
+	}
+}
+
+func TestDueTimeAndAtRisk(t *testing.T) {
+	e := newEnv(t)
+	fresh := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1", customer("a")))
+	if want := AddMonth(e.clock.Now()); !fresh.Erasure.DueTime.Equal(want) || fresh.Erasure.AtRisk {
+		t.Errorf("fresh erasure: due %v at_risk %v; want due %v, not at risk", fresh.Erasure.DueTime, fresh.Erasure.AtRisk, want)
+	}
+	// Received 10 days ago: 5 + 20 days of LivePerson windows no longer fit before the deadline.
+	old := e.submit(SubmitRequest{RequestID: "00000000-0000-4000-8000-000000000002", AccountID: "1", Subject: customer("b"),
+		ReceivedTime: e.clock.Now().Add(-10 * 24 * time.Hour)})
+	if !old.Erasure.AtRisk {
+		t.Errorf("erasure received 10 days ago: at_risk = false, want true")
+	}
+}
+
+// TestNoPlaintextIdentifierOnDisk scans the database file for the subject's identifier: it must
+// only ever be stored sealed.
+func TestNoPlaintextIdentifierOnDisk(t *testing.T) {
+	e := newEnv(t)
+	canaries := []Subject{
+		customer("CANARY-CUST-7f3a9"),
+		{Kind: SubjectEmail, Value: "canary.7f3a9@example.org"},
+		{Kind: SubjectPhone, Value: "+44 7700 900123"},
+	}
+	for i, s := range canaries {
+		e.submit(submitReq(fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1), "1234", s))
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, needle := range []string{"CANARY-CUST-7f3a9", "canary.7f3a9", "7700 900123", "7700900123"} {
+		if bytes.Contains(raw, []byte(needle)) {
+			t.Errorf("database file contains %q in plaintext", needle)
+		}
+	}
+	e.open()
+}
+
+func TestSealedSubjectRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	s := Subject{Kind: SubjectTargets, ConversationIDs: []string{"c1"}, EngagementIDs: []string{"123"}}
+	res := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1", s))
+	got, err := e.svc.subject(res.Erasure.ID)
+	if err != nil {
+		t.Fatalf("subject: %v", err)
+	}
+	if got.Kind != s.Kind || got.ConversationIDs[0] != "c1" || got.EngagementIDs[0] != "123" {
+		t.Errorf("subject = %+v, want %+v", got, s)
+	}
+}
+
+func TestSubmitAfterCloseIsUnavailable(t *testing.T) {
+	e := newEnv(t)
+	e.db.Close()
+	_, err := e.svc.Submit(context.Background(), submitReq("00000000-0000-4000-8000-000000000001", "1", customer("a")))
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != KindUnavailable {
+		t.Errorf("Submit on a closed store = %v, want kind Unavailable", err)
+	}
+	e.open()
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEvents(t *testing.T) {
+	keys := []string{"a", "b", "c", "a", "b", "c", "a", "b", "c", "a"}
+	all := make([]Event, len(keys))
+	for i, k := range keys {
+		all[i] = wantEvent(uint64(i+1), k)
+	}
+	for _, src := range []struct {
+		name string
+		ring int
+	}{
+		{"ring", 1024},
+		{"disk", 3}, // the ring holds revisions 8..10 only
+	} {
+		t.Run(src.name, func(t *testing.T) {
+			db := openTest(t, Options{RingSize: src.ring})
+			appendEvents(t, db, keys...)
+			for _, tc := range []struct {
+				from  uint64
+				limit int
+				want  []Event
+			}{
+				{0, 0, all},
+				{1, 0, all},
+				{4, 3, all[3:6]},
+				{9, 0, all[8:]},
+				{10, 5, all[9:]},
+				{11, 0, nil},
+				{100, 0, nil},
+			} {
+				got, err := db.Events(tc.from, tc.limit)
+				if err != nil {
+					t.Fatalf("Events(%d, %d) = %v", tc.from, tc.limit, err)
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("Events(%d, %d) mismatch (-want +got):\n%s", tc.from, tc.limit, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestCompact(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		ring  int
+		chunk uint64
+	}{
+		{"one chunk", 1024, compactChunk},
+		{"many chunks", 1024, 3},
+		{"disk", 2, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "erasured.db")
+			db := openAt(t, path, Options{RingSize: tc.ring})
+			db.compactChunk = tc.chunk
+			keys := make([]string, 20)
+			for i := range keys {
+				keys[i] = "k"
+			}
+			appendEvents(t, db, keys...)
+
+			if err := db.Compact(ctx, 10); err != nil {
+				t.Fatalf("Compact(10) = %v", err)
+			}
+			if got := db.Oldest(); got != 10 {
+				t.Errorf("Oldest() = %d, want 10", got)
+			}
+			if err := db.Compact(ctx, 5); err != nil { // lower: no-op
+				t.Errorf("Compact(5) after Compact(10) = %v, want nil", err)
+			}
+			if got := db.Oldest(); got != 10 {
+				t.Errorf("Oldest() after Compact(5) = %d, want 10", got)
+			}
+			if err := db.Compact(ctx, 21); !errors.Is(err, ErrFutureRevision) {
+				t.Errorf("Compact(21) with Rev 20 = %v, want %v", err, ErrFutureRevision)
+			}
+			var stored int
+			db.View(func(tx *Tx) error { stored = tx.Count(eventsBucket); return nil })
+			if stored != 11 {
+				t.Errorf("events stored after Compact(10) = %d, want 11", stored)
+			}
+
+			wantCompacted := &CompactedError{Requested: 9, Oldest: 10}
+			_, err := db.Events(9, 0)
+			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+				t.Errorf("Events(9, 0) error mismatch (-want +got):\n%s", diff)
+			}
+			_, err = db.Watch(9, "")
+			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+				t.Errorf("Watch(9) error mismatch (-want +got):\n%s", diff)
+			}
+			evs, err := db.Events(10, 0)
+			if err != nil || len(evs) != 11 || evs[0].Rev != 10 {
+				t.Errorf("Events(10, 0) = %d events, %v; want 11 from revision 10", len(evs), err)
+			}
+
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openAt(t, path, Options{RingSize: tc.ring})
+			if got := db.Oldest(); got != 10 {
+				t.Errorf("Oldest() after reopen = %d, want 10", got)
+			}
+			_, err = db.Events(9, 0)
+			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+				t.Errorf("Events(9, 0) after reopen error mismatch (-want +got):\n%s", diff)
+			}
+			if err := db.Compact(ctx, 20); err != nil {
+				t.Fatalf("Compact(20) = %v", err)
+			}
+			evs, err = db.Events(0, 0)
+			if diff := cmp.Diff(&CompactedError{Requested: 1, Oldest: 20}, asCompacted(err)); diff != "" {
+				t.Errorf("Events(0, 0) after Compact(20) error mismatch (-want +got):\n%s", diff)
+			}
+			if evs, err = db.Events(20, 0); err != nil || len(evs) != 1 {
+				t.Errorf("Events(20, 0) = %v, %v; want the last event", evs, err)
+			}
+		})
+	}
+}
+
+func TestCompactedErrorMessage(t *testing.T) {
+	err := error(&CompactedError{Requested: 3, Oldest: 15})
+	if got, want := err.Error(), "store: revision 3 is compacted, oldest available is 15"; got != want {
+		t.Errorf("CompactedError{3, 15}.Error() = %q, want %q", got, want)
+	}
+}
+
+// asCompacted returns err's *CompactedError, or nil.
+func asCompacted(err error) *CompactedError {
+	var ce *CompactedError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return nil
+}
