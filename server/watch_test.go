@@ -192,4 +192,3 @@ func TestSlowWatcherDoesNotBlockWriters(t *testing.T) {
 	}
 	checkContiguous(t, collect(t, s, n), 1)
 }
-
