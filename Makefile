@@ -53,3 +53,7 @@ bench: ## Benchmarks: store and Submit throughput against a raw bbolt group comm
 
 $(BIN)/buf:
 	$(MAKE) tools
+
+.PHONY: crash
+crash: ## Crash harness: 50 SIGKILL cycles under concurrent Submits (ERASURED_CRASH_CYCLES to change).
+	ERASURED_CRASH_CYCLES=$${ERASURED_CRASH_CYCLES:-50} $(GO) test -count=1 -v -run Crash -timeout 60m ./cmd/erasured

@@ -88,7 +88,7 @@ type Sim struct {
 	convs     map[string]*Conversation
 	convOrder []*Conversation
 	consumers map[string]*ConsumerProfile // account/id
-	deletions []*deletion
+	deletions []*Deletion
 	nextReq   int64
 	calls     []Call
 	faults    []*faultState

@@ -1,0 +1,227 @@
+package lpsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// The demo subjects Generate adds (Options.Demo) for the sandbox: all their
+// chats and conversations are closed and searchable, except one open
+// conversation of the second subject. A near-miss neighbour shares the first
+// subject's surname and almost her ids, so that exact filtering shows.
+const (
+	DemoAccount = "1234"
+
+	DemoCustomerID = "DEMO-CUST-1"
+	DemoEmail      = "jane.doe@example.com"
+	DemoConsumerID = "d3m0c0n5-0000-4000-8000-000000000001"
+
+	DemoOpenCustomerID = "DEMO-CUST-2" // has one open conversation
+	DemoOpenEmail      = "john.smith@example.com"
+	DemoOpenConsumerID = "d3m0c0n5-0000-4000-8000-000000000002"
+
+	DemoNearMissCustomerID = "DEMO-CUST-10"
+	DemoNearMissEmail      = "jane.doe@example.org"
+	DemoNearMissConsumerID = "d3m0c0n5-0000-4000-8000-000000000010"
+)
+
+// GenOptions shape Generate's dataset.
+type GenOptions struct {
+	Now       time.Time // the simulator's now; default time.Now()
+	Accounts  []string  // default [DemoAccount]
+	Consumers int       // per account; default 2000
+	Demo      bool      // add the demo subjects to the first account
+}
+
+var (
+	firstNames = []string{"Jane", "John", "Maria", "Ahmed", "Wei", "Olga", "Liam", "Emma", "Noah", "Ava", "Lucas",
+		"Mia", "Ethan", "Sofia", "Mateo", "Chloe", "Arjun", "Yuki", "Fatima", "Oliver", "Amara", "Jan", "Janet", "Jon"}
+	surnames = []string{"Doe", "Smith", "Nguyen", "Garcia", "Kowalski", "Brown", "Khan", "Chen", "Müller",
+		"Rossi", "Silva", "Jones", "Taylor", "Lee", "Patel", "Martin"}
+	domains  = []string{"example.com", "example.org", "mail.test", "corp.example"}
+	prefixes = []string{"ABC", "CUST", "XK", "AC"}
+)
+
+// Generate builds a deterministic dataset: per account, Consumers people with
+// chats and conversations spread over 13 months (and a few older, beyond
+// retention), shared surnames, near-miss customer ids (ABC-123 / ABC-1234),
+// numeric ids Messaging Interactions cannot search, open conversations and
+// chats still running.
+func Generate(seed uint64, o GenOptions) Dataset {
+	if o.Now.IsZero() {
+		o.Now = time.Now().UTC()
+	}
+	if len(o.Accounts) == 0 {
+		o.Accounts = []string{DemoAccount}
+	}
+	if o.Consumers <= 0 {
+		o.Consumers = 2000
+	}
+	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0xda7a)), now: o.Now, used: map[string]bool{}}
+	var d Dataset
+	for i, acct := range o.Accounts {
+		if o.Demo && i == 0 {
+			g.demo(&d, acct)
+		}
+		var ids []string
+		for range o.Consumers {
+			p := g.person(acct, ids)
+			ids = append(ids, p.customerID)
+			g.records(&d, p, g.rng.IntN(4), g.rng.IntN(4))
+		}
+	}
+	return d
+}
+
+type gen struct {
+	rng  *rand.Rand
+	now  time.Time
+	used map[string]bool
+}
+
+type person struct {
+	account, customerID, first, last, email, phone, visitor, consumer string
+}
+
+func (g *gen) pick(list []string) string { return list[g.rng.IntN(len(list))] }
+
+func (g *gen) person(acct string, earlier []string) person {
+	p := person{account: acct, first: g.pick(firstNames), last: g.pick(surnames)}
+	switch n := g.rng.IntN(100); {
+	case n < 8 && len(earlier) > 0:
+		p.customerID = earlier[g.rng.IntN(len(earlier))] + fmt.Sprint(g.rng.IntN(10)) // near miss
+	case n < 50:
+		p.customerID = fmt.Sprintf("%s-%d", g.pick(prefixes), g.rng.IntN(99990)+10)
+	case n < 70:
+		p.customerID = fmt.Sprint(100000 + g.rng.IntN(899999999)) // numeric: unsearchable in msgHist
+	default:
+		p.customerID = fmt.Sprintf("%d%s", g.rng.IntN(999), string(rune('A'+g.rng.IntN(26)))+string(rune('A'+g.rng.IntN(26))))
+	}
+	local := fmt.Sprintf("%s.%s", p.first, p.last)
+	if g.rng.IntN(3) == 0 {
+		local += fmt.Sprint(g.rng.IntN(99))
+	}
+	p.email = toLowerASCII(local) + "@" + g.pick(domains)
+	p.phone = fmt.Sprintf("+44 7700 9%05d", g.rng.IntN(100000))
+	p.visitor = g.hex(12)
+	p.consumer = g.uuid()
+	return p
+}
+
+// records adds chats and conversations of one person at random times.
+func (g *gen) records(d *Dataset, p person, chats, convs int) {
+	span := 410 * 24 * time.Hour // a little beyond 13 months: some fall out of retention
+	for range chats {
+		start := g.now.Add(-time.Duration(g.rng.Int64N(int64(span)))).Add(-10 * time.Minute).Truncate(time.Second)
+		end := start.Add(time.Duration(3+g.rng.IntN(40)) * time.Minute)
+		c := g.chat(p, start, end)
+		c.Ended = end.Before(g.now) && g.rng.IntN(50) != 0
+		if g.rng.IntN(7) == 0 { // some chats carry no personalInfo
+			c.Name, c.Surname, c.Email, c.Phone = "", "", "", ""
+		}
+		d.Chats = append(d.Chats, c)
+	}
+	for range convs {
+		start := g.now.Add(-time.Duration(g.rng.Int64N(int64(span)))).Add(-10 * time.Minute).Truncate(time.Second)
+		cv := g.conversation(p, start, start.Add(time.Duration(5+g.rng.IntN(120))*time.Minute))
+		if g.rng.IntN(30) == 0 || cv.End.After(g.now) {
+			cv.Status, cv.End = "OPEN", time.Time{}
+		}
+		d.Conversations = append(d.Conversations, cv)
+	}
+	d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.consumer, Account: p.account, FirstName: p.first,
+		LastName: p.last, Email: p.email, Phone: p.phone})
+}
+
+func (g *gen) chat(p person, start, end time.Time) Chat {
+	return Chat{EngagementID: g.engagementID(p.account), Account: p.account, VisitorID: p.visitor,
+		Start: start, End: end, Ended: true, CustomerID: p.customerID, Name: p.first, Surname: p.last,
+		Email: p.email, Phone: p.phone, Lines: []string{
+			"Hi, this is " + p.first + " " + p.last + ".",
+			"Hello, how can I help?",
+			"My customer number is " + p.customerID + " and my email " + p.email + ".",
+			"Thanks, all sorted.",
+		}}
+}
+
+func (g *gen) conversation(p person, start, end time.Time) Conversation {
+	return Conversation{ID: g.uuid(), Account: p.account, ConsumerID: p.consumer, Status: "CLOSE",
+		Start: start, End: end, CustomerID: p.customerID, Name: p.first, Surname: p.last,
+		Email: p.email, Phone: p.phone, Messages: []string{
+			"Hello, I am " + p.first + " " + p.last,
+			"Hi! What can I do for you?",
+			"Please update the address of " + p.customerID,
+		}}
+}
+
+// demo adds the documented demo subjects: closed records ended a day or more
+// ago, so they are searchable at once.
+func (g *gen) demo(d *Dataset, acct string) {
+	jane := person{account: acct, customerID: DemoCustomerID, first: "Jane", last: "Doe", email: DemoEmail,
+		phone: "+44 7700 900001", visitor: "demovisitor01", consumer: DemoConsumerID}
+	john := person{account: acct, customerID: DemoOpenCustomerID, first: "John", last: "Smith", email: DemoOpenEmail,
+		phone: "+44 7700 900002", visitor: "demovisitor02", consumer: DemoOpenConsumerID}
+	near := person{account: acct, customerID: DemoNearMissCustomerID, first: "Janet", last: "Doe",
+		email: DemoNearMissEmail, phone: "+44 7700 900010", visitor: "demovisitor10", consumer: DemoNearMissConsumerID}
+	day := 24 * time.Hour
+	ago := func(n int) time.Time { return g.now.Add(-time.Duration(n) * day).Truncate(time.Second) }
+	for _, p := range []struct {
+		who          person
+		chats, convs []int // days ago
+	}{{jane, []int{3, 40, 200}, []int{5, 90}}, {john, []int{10, 70}, []int{20}}, {near, []int{15}, []int{25}}} {
+		for _, n := range p.chats {
+			d.Chats = append(d.Chats, g.chat(p.who, ago(n), ago(n).Add(12*time.Minute)))
+		}
+		for _, n := range p.convs {
+			d.Conversations = append(d.Conversations, g.conversation(p.who, ago(n), ago(n).Add(30*time.Minute)))
+		}
+		d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.who.consumer, Account: acct, FirstName: p.who.first,
+			LastName: p.who.last, Email: p.who.email, Phone: p.who.phone})
+	}
+	open := g.conversation(john, g.now.Add(-3*time.Hour), time.Time{})
+	open.Status = "OPEN"
+	d.Conversations = append(d.Conversations, open)
+}
+
+func (g *gen) engagementID(acct string) string {
+	for {
+		id := acct + fmt.Sprintf("%010d", g.rng.Int64N(1e10))
+		if !g.used[id] {
+			g.used[id] = true
+			return id
+		}
+	}
+}
+
+func (g *gen) uuid() string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(g.rng.UintN(256))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func (g *gen) hex(n int) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = digits[g.rng.IntN(16)]
+	}
+	return string(b)
+}
+
+func toLowerASCII(s string) string {
+	b := []rune(s)
+	for i, r := range b {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			b[i] = r + 'a' - 'A'
+		case r == 'ü':
+			b[i] = 'u'
+		}
+	}
+	return string(b)
+}
