@@ -181,7 +181,7 @@ type Erasure struct {
 }
 
 // Name is the erasure's resource name, erasures/{id}.
-func (e *Erasure) Name() string { return NamePrefix + e.ID }
+func (e Erasure) Name() string { return NamePrefix + e.ID }
 
 // NamePrefix starts every erasure's resource name.
 const NamePrefix = "erasures/"

@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,6 +27,7 @@ type Keyring struct {
 	wrap    cipher.AEAD
 	fpKey   []byte
 	hashKey []byte
+	signing ed25519.PrivateKey
 }
 
 // NewKeyring derives the working keys from a 32-byte master key. id names the master key so that
@@ -46,7 +48,17 @@ func NewKeyring(id string, master []byte) (*Keyring, error) {
 		wrap:    wrap,
 		fpKey:   derive(master, "erasured/fingerprint/v1"),
 		hashKey: derive(master, "erasured/request-hash/v1"),
+		signing: ed25519.NewKeyFromSeed(derive(master, "erasured/receipt-signing/v1")),
 	}, nil
+}
+
+// PublicKey is the key that verifies receipts.
+func (k *Keyring) PublicKey() ed25519.PublicKey { return k.signing.Public().(ed25519.PublicKey) }
+
+// SigningKeyID names the receipt-signing key: a hash prefix of its public key.
+func (k *Keyring) SigningKeyID() string {
+	sum := sha256.Sum256(k.PublicKey())
+	return "rk-" + hex.EncodeToString(sum[:6])
 }
 
 // ID is the master key's id.

@@ -83,3 +83,5 @@ func submitReq(rid, account string, s Subject) SubmitRequest {
 }
 
 func asError(err error, target **Error) bool { return errors.As(err, target) }
+
+type storeTx = store.Tx

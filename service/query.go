@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/erasured/erasured/store"
 )
@@ -128,32 +127,72 @@ func decodePageToken(tok, filter string) (string, error) {
 	return id, nil
 }
 
-// Cancel ends an erasure as CANCELLED while none of its records is in a LivePerson deletion
-// request. Cancelling an already cancelled erasure returns it unchanged.
+// Cancel ends an erasure as CANCELLED while nothing of it is final at LivePerson. Records still
+// queued are simply dropped; if some are in LivePerson requests that are still NOT_STARTED, those
+// requests are cancelled and the other erasures' records in them go back to the queue.
+// Cancelling an already cancelled erasure returns it unchanged.
 func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, error) {
 	id, err := ParseName(name)
 	if err != nil {
 		return Erasure{}, err
 	}
-	return s.update(ctx, id, func(r *record) error {
+	now := s.now().UTC()
+	var e Erasure
+	remote := false
+	err = s.db.Update(ctx, func(tx *store.Tx) error {
+		remote = false
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(id)
+		}
+		e = r.Erasure
 		switch {
 		case r.State == StateCancelled:
-			return errUnchanged
+			return nil
 		case r.State.Final():
 			return &Error{Kind: KindFailedPrecondition, Reason: "ERASURE_FINAL",
 				Message:  fmt.Sprintf("erasure is %s and can no longer be cancelled", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
-		case !localCancellable(r.State):
+		case !localCancellable(r.State) && r.State != StateSubmitted:
 			return &Error{Kind: KindFailedPrecondition, Reason: "DELETION_FINAL_AT_LIVEPERSON",
-				Message:  fmt.Sprintf("erasure is %s: its records are already with LivePerson", r.State),
+				Message:  fmt.Sprintf("erasure is %s: LivePerson has made its deletion final", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
 		}
+		ts, err := s.targetsOf(tx, r)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.Batch != 0 && t.LPRequest == 0 {
+				return &Error{Kind: KindUnavailable, Reason: "SUBMISSION_IN_FLIGHT",
+					Message: "a LivePerson request holding this erasure is being created; try again in a moment"}
+			}
+			if t.LPRequest != 0 && t.Status == TargetSubmitted {
+				remote = true
+			}
+		}
+		if remote {
+			return nil
+		}
+		prev := r.State
 		r.State = StateCancelled
 		r.Reason = reason
-		r.BlockedOn = BlockedNone
-		r.NextAttemptTime = time.Time{}
+		if err := s.save(tx, r, nil, prev, now); err != nil {
+			return err
+		}
+		e = r.Erasure
 		return nil
 	})
+	if err != nil {
+		return Erasure{}, s.storeError(err)
+	}
+	if remote {
+		return s.cancelRemote(ctx, id, reason)
+	}
+	return e, nil
 }
 
 // ParseName returns the id in an erasure resource name, erasures/{id}.

@@ -109,7 +109,7 @@ func TestCancelRefusedOnceWithLivePerson(t *testing.T) {
 		path []State
 		want ErrorKind
 	}{
-		{[]State{StateResolving, StateScheduled, StateSubmitted}, KindFailedPrecondition},
+		{[]State{StateResolving, StateScheduled, StateSubmitted, StateDeleting}, KindFailedPrecondition},
 		{[]State{StateResolving, StateCompleted}, KindFailedPrecondition},
 		{[]State{StateResolving, StateAwaitingConfirmation}, -1},
 	} {

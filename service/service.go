@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/erasured/erasured/store"
@@ -42,6 +43,9 @@ type Config struct {
 
 // Service is the erasure domain over a Store.
 type Service struct {
+	mu       sync.Mutex
+	pipeline *Pipeline // nil until NewPipeline: erasures are stored but not worked on
+
 	db   Store
 	keys *Keyring
 	cfg  Config
@@ -80,7 +84,17 @@ func (s *Service) Healthy() error { return s.db.Err() }
 // data key. The data key itself lives in the Keys bucket so that it can be destroyed on its own.
 type record struct {
 	Erasure
-	Sealed []byte `json:"sealed,omitempty"`
+	Sealed        []byte `json:"sealed,omitempty"`
+	SealedTargets []byte `json:"targets,omitempty"`
+	// Swept is set once a re-resolution sweep run at least search_lag after received_time found
+	// nothing new: the condition for COMPLETED.
+	Swept bool `json:"swept,omitempty"`
+	// Confirmed is set when an approver confirmed the plan of a MANUAL erasure.
+	Confirmed bool `json:"confirmed,omitempty"`
+	// Failures counts consecutive failed attempts at the erasure's current step (for backoff).
+	Failures int `json:"failures,omitempty"`
+	// CancelRequested is set before LivePerson requests holding the erasure are cancelled.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 // principalKey carries the calling principal in a context.

@@ -125,6 +125,10 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 			return nil
 		}
 		r := *fresh
+		r.NextAttemptTime = time.Time{}
+		if err := setNext(tx, &r, now); err != nil {
+			return err
+		}
 		if err := putChange(tx, &r, StateUnspecified, now); err != nil {
 			return err
 		}
@@ -143,6 +147,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
+	s.wakePipeline()
 	return res, nil
 }
 

@@ -22,7 +22,10 @@ var (
 	Audit    = Bucket{"audit"}    // audit trail
 	Ledger   = Bucket{"ledger"}   // LivePerson quota ledger
 	Batches  = Bucket{"batches"}  // LivePerson deletion batches
-	Keys     = Bucket{"keys"}     // signing keys
+	Keys     = Bucket{"keys"}     // per-erasure and per-batch data keys (wrapped)
+	Schedule = Bucket{"schedule"} // timer wheel: U64(due unix nanos) + task → nothing
+	Queue    = Bucket{"queue"}    // targets waiting for a LivePerson request, by account and kind
+	Receipts = Bucket{"receipts"} // signed receipts, in chain order
 )
 
 // Internal buckets: the event log (U64 revision → encoded event) and store metadata.
@@ -31,7 +34,7 @@ var (
 	metaBucket   = Bucket{"meta"}
 )
 
-var allBuckets = []Bucket{Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, eventsBucket, metaBucket}
+var allBuckets = []Bucket{Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, eventsBucket, metaBucket}
 
 // U64 encodes v as an 8-byte big-endian key, so that keys sort in bbolt (bytewise) as the numbers do.
 func U64(v uint64) []byte {

@@ -1,0 +1,339 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// A batch is one LivePerson deletion request: one kind, at most 100 unique ids, shared by the
+// targets of several erasures of one account. Exactly-once: the batch's intent (its kind and
+// sorted ids) is committed before the request is sent; LivePerson's request id after. If a send
+// may have reached LivePerson but its answer was lost (timeout, crash), LivePerson's list of
+// requests is searched for the intent's body before anything is sent again.
+type batch struct {
+	ID       uint64     `json:"id"`
+	Account  string     `json:"account"`
+	Kind     TargetKind `json:"kind"`
+	State    string     `json:"state"` // batchIntent, then LivePerson's status, or batchRejected/batchDissolved
+	Sealed   []byte     `json:"sealed"`
+	Erasures []string   `json:"erasures"`
+	Created  time.Time  `json:"created"`
+	Sends    int        `json:"sends"` // POSTs that may have reached LivePerson
+	LPID     int64      `json:"lp_id,omitempty"`
+	Sent     time.Time  `json:"sent,omitzero"` // when LivePerson accepted it
+	AtRisk   bool       `json:"at_risk,omitempty"`
+	NextPoll time.Time  `json:"next_poll,omitzero"`
+	Failures int        `json:"failures,omitempty"`
+}
+
+// Batch states of our own, besides LivePerson's statuses.
+const (
+	batchIntent    = "INTENT"    // committed; maybe sent
+	batchRejected  = "REJECTED"  // LivePerson refused it (4xx): its targets went back to the queue
+	batchDissolved = "DISSOLVED" // quota was spent (429): nothing was created; targets requeued
+)
+
+var batchSeqKey = []byte("seq/batch")
+
+const maxBatchIDs = 100
+
+func batchKeyName(id uint64) []byte { return []byte("batch/" + strconv.FormatUint(id, 10)) }
+func batchAAD(id uint64) []byte     { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
+
+func getBatch(tx *store.Tx, id uint64) (*batch, error) {
+	v := tx.Get(store.Batches, store.U64(id))
+	if v == nil {
+		return nil, nil
+	}
+	b := new(batch)
+	return b, json.Unmarshal(v, b)
+}
+
+func putBatch(tx *store.Tx, b *batch) error {
+	v, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Batches, store.U64(b.ID), v)
+}
+
+// batchIDs unseals a batch's ids (sorted).
+func (s *Service) batchIDs(tx *store.Tx, b *batch) ([]string, error) {
+	wrapped := tx.Get(store.Keys, batchKeyName(b.ID))
+	if wrapped == nil {
+		return nil, errShredded
+	}
+	key, err := s.keys.unwrap(string(batchKeyName(b.ID)), wrapped)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := open(key, b.Sealed, batchAAD(b.ID))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	return ids, json.Unmarshal(plain, &ids)
+}
+
+// monthOf names the quota month (UTC) of t.
+func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// nextMonth is the start of the month after t's (UTC): when a spent quota renews.
+func nextMonth(t time.Time) time.Time {
+	y, m, _ := t.UTC().Date()
+	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// quotaEntry is an account's use of one month's quota, persisted.
+type quotaEntry struct {
+	Used      int  `json:"used"`
+	Exhausted bool `json:"exhausted,omitempty"` // LivePerson answered 429
+}
+
+func quotaKey(account string, month string) []byte { return []byte("quota/" + account + "/" + month) }
+
+func getQuota(tx *store.Tx, account, month string) (quotaEntry, error) {
+	var q quotaEntry
+	if v := tx.Get(store.Ledger, quotaKey(account, month)); v != nil {
+		return q, json.Unmarshal(v, &q)
+	}
+	return q, nil
+}
+
+func putQuota(tx *store.Tx, account, month string, q quotaEntry) error {
+	v, err := json.Marshal(q)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Ledger, quotaKey(account, month), v)
+}
+
+// QuotaLeft is how many deletion requests the account may still create this month.
+func (s *Service) QuotaLeft(account string, limit int) (int, error) {
+	var left int
+	err := s.db.View(func(tx *store.Tx) error {
+		q, err := getQuota(tx, account, monthOf(s.now()))
+		if q.Exhausted {
+			left = 0
+		} else {
+			left = max(limit-q.Used, 0)
+		}
+		return err
+	})
+	return left, err
+}
+
+// allowed reports whether a batch may be created now: routine work may not dip into the
+// reserve kept for at-risk work.
+func (p *Pipeline) allowed(q quotaEntry, account string, atRisk bool) bool {
+	limit := p.cfg.Quota(account)
+	if q.Exhausted || q.Used >= limit {
+		return false
+	}
+	if atRisk {
+		return true
+	}
+	reserve := max(int(float64(limit)*p.cfg.Reserve), 1)
+	return q.Used < limit-reserve
+}
+
+// flushQueues forms a batch for every account and kind whose queue is due: 100 ids waiting,
+// the oldest waited batch_max_wait, a member's latest safe submit time has come, or a member is
+// at risk. At-risk erasures go first.
+func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
+	var groups []*queueGroup
+	if err := p.s.db.View(func(tx *store.Tx) (err error) { groups, err = readQueues(tx); return err }); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		total, atRisk, due := 0, false, false
+		for _, e := range g.entries {
+			total += e.Count
+			atRisk = atRisk || e.AtRisk
+			due = due || e.AtRisk || !now.Before(e.SafeBy) || !now.Before(e.Enqueued.Add(p.cfg.BatchMaxWait))
+		}
+		if total < maxBatchIDs && !due {
+			continue
+		}
+		if err := p.formBatch(ctx, g.account, g.kind, atRisk, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// formBatch commits one batch's intent for an account and kind: up to 100 unique ids from the
+// queue, at-risk and soonest-due erasures first, and a quota unit. Sending is a separate step.
+func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKind, atRisk bool, now time.Time) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	formed := false
+	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		formed = false
+		month := monthOf(now)
+		q, err := getQuota(tx, account, month)
+		if err != nil {
+			return err
+		}
+		g, err := queueOf(tx, account, kind)
+		if err != nil || g == nil {
+			return err
+		}
+		if !p.allowed(q, account, atRisk) {
+			return p.blockOnQuota(tx, g, now)
+		}
+		order := make([]int, len(g.ids))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			ea, eb := g.entries[a], g.entries[b]
+			if ea.AtRisk != eb.AtRisk {
+				if ea.AtRisk {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
+		})
+		seq := uint64(0)
+		if v := tx.Get(store.Ledger, batchSeqKey); v != nil {
+			if seq, err = store.ParseU64(v); err != nil {
+				return err
+			}
+		}
+		b := &batch{ID: seq + 1, Account: account, Kind: kind, State: batchIntent, Created: now}
+		chosen := map[string]bool{}
+		for _, i := range order {
+			if len(chosen) >= maxBatchIDs {
+				break
+			}
+			r, err := getRecord(tx, g.ids[i])
+			if err != nil {
+				return err
+			}
+			if r == nil || r.State.Final() {
+				if err := tx.Delete(store.Queue, queueKey(account, kind, g.ids[i])); err != nil {
+					return err
+				}
+				continue
+			}
+			ts, err := p.s.targetsOf(tx, r)
+			if err != nil {
+				return err
+			}
+			took := false
+			for j := range ts {
+				t := &ts[j]
+				if t.Kind != kind || t.Status != TargetQueued || t.Batch != 0 {
+					continue
+				}
+				if !chosen[t.ID] && len(chosen) >= maxBatchIDs {
+					continue
+				}
+				chosen[t.ID] = true
+				t.Batch = b.ID
+				took = true
+			}
+			if !took {
+				continue
+			}
+			b.AtRisk = b.AtRisk || r.AtRisk
+			b.Erasures = append(b.Erasures, r.ID)
+			prev := r.State
+			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+				return err
+			}
+			r.BlockedOn = BlockedNone
+			if err := p.s.save(tx, r, ts, prev, now); err != nil {
+				return err
+			}
+		}
+		if len(chosen) == 0 {
+			return nil
+		}
+		ids := make([]string, 0, len(chosen))
+		for id := range chosen {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		plain, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		if b.Sealed, err = seal(key, plain, batchAAD(b.ID)); err != nil {
+			return err
+		}
+		wrapped, err := sealWith(p.s.keys.wrap, key, []byte(p.s.keys.id+"\x00"+string(batchKeyName(b.ID))))
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(store.Keys, batchKeyName(b.ID), wrapped); err != nil {
+			return err
+		}
+		q.Used++
+		if err := putQuota(tx, account, month, q); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Ledger, batchSeqKey, store.U64(b.ID)); err != nil {
+			return err
+		}
+		b.NextPoll = now
+		if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
+			return err
+		}
+		formed = true
+		return putBatch(tx, b)
+	})
+	if formed {
+		p.Wake()
+	}
+	return err
+}
+
+// queueOf reads the queue of one account and kind.
+func queueOf(tx *store.Tx, account string, kind TargetKind) (*queueGroup, error) {
+	groups, err := readQueues(tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if g.account == account && g.kind == kind {
+			return g, nil
+		}
+	}
+	return nil, nil
+}
+
+// blockOnQuota marks the queue's erasures as waiting for quota until the month turns.
+func (p *Pipeline) blockOnQuota(tx *store.Tx, g *queueGroup, now time.Time) error {
+	for _, id := range g.ids {
+		r, err := getRecord(tx, id)
+		if err != nil || r == nil || r.BlockedOn == BlockedQuota {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		prev := r.State
+		r.BlockedOn = BlockedQuota
+		r.LastError = "LivePerson deletion quota for this month is spent"
+		if err := setNext(tx, r, time.Time{}); err != nil {
+			return err
+		}
+		r.NextAttemptTime = nextMonth(now)
+		if err := p.s.save(tx, r, nil, prev, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// stepBatch sends, reconciles or polls one batch, as its state calls for.
+func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
+	id, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		return err
+	}
+	var b *batch
+	var ids []string
+	err = p.s.db.View(func(tx *store.Tx) error {
+		if b, err = getBatch(tx, id); err != nil || b == nil {
+			return err
+		}
+		if b.State == batchIntent {
+			ids, err = p.s.batchIDs(tx, b)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return p.dropTask(ctx, taskBatch+idText)
+	}
+	switch b.State {
+	case batchIntent:
+		return p.sendBatch(ctx, b, ids)
+	case LPNotStarted, LPInProgress:
+		return p.pollBatch(ctx, b)
+	}
+	return p.updateBatch(ctx, b.ID, func(tx *store.Tx, b *batch) error { return p.pollNext(tx, b, time.Time{}) })
+}
+
+// sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
+// have been sent (Sends > 0: an earlier attempt's outcome is unknown, or the process died
+// around the POST) is first looked for in LivePerson's list of requests.
+func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error {
+	if b.Sends > 0 {
+		found, ok, err := p.reconcile(ctx, b, ids)
+		if err != nil {
+			return p.batchRetry(ctx, b.ID, err)
+		}
+		if ok {
+			return p.batchCreated(ctx, b.ID, found)
+		}
+	}
+	// Record that a send is about to happen before it happens: a crash after this commit
+	// makes the next attempt reconcile first.
+	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		cur, err := getBatch(tx, b.ID)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.State != batchIntent || cur.Sends != b.Sends {
+			return errStale
+		}
+		cur.Sends++
+		return putBatch(tx, cur)
+	})
+	if errors.Is(err, errStale) {
+		return nil // another step moved the batch on; the schedule brings it back if needed
+	}
+	if err != nil {
+		return err
+	}
+	d, err := p.lp.CreateDeletion(ctx, b.Account, b.Kind, ids)
+	switch {
+	case err == nil:
+		return p.batchCreated(ctx, b.ID, d)
+	case errors.Is(err, ErrQuotaExhausted):
+		return p.dissolve(ctx, b.ID, batchDissolved, err)
+	case errors.Is(err, ErrRejected) || errors.Is(err, ErrResidency):
+		return p.dissolve(ctx, b.ID, batchRejected, err)
+	}
+	return p.batchRetry(ctx, b.ID, err)
+}
+
+// reconcile looks for the batch's request among LivePerson's requests created since the batch's
+// intent: same kind, same ids, and not already claimed by another batch.
+func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (Deletion, bool, error) {
+	from := b.Created.Add(-24 * time.Hour)
+	list, err := p.lp.ListDeletions(ctx, b.Account, from, p.s.now().Add(24*time.Hour))
+	if err != nil {
+		return Deletion{}, false, err
+	}
+	claimed := map[int64]bool{}
+	err = p.s.db.View(func(tx *store.Tx) error {
+		return tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
+			var other batch
+			if err := json.Unmarshal(v, &other); err != nil {
+				return false, err
+			}
+			if other.Account == b.Account && other.LPID != 0 && other.ID != b.ID {
+				claimed[other.LPID] = true
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return Deletion{}, false, err
+	}
+	for _, d := range list {
+		got := slices.Sorted(slices.Values(d.IDs))
+		if d.Kind == b.Kind && slices.Equal(got, ids) && !claimed[d.ID] {
+			return d, true, nil
+		}
+	}
+	return Deletion{}, false, nil
+}
+
+// batchCreated records LivePerson's request id and moves the batch's targets to SUBMITTED.
+func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion) error {
+	now := p.s.now()
+	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+		if b.State != batchIntent {
+			return errStale
+		}
+		b.LPID, b.Sent, b.Failures = d.ID, now, 0
+		status := d.Status
+		if status == "" {
+			status = LPNotStarted
+		}
+		b.State = status
+		if err := p.applyBatchStatus(tx, b, now); err != nil {
+			return err
+		}
+		return p.pollNext(tx, b, p.nextPoll(b, now))
+	})
+}
+
+// pollBatch asks LivePerson for the request's status and applies a change.
+func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
+	d, err := p.lp.GetDeletion(ctx, b.Account, b.LPID)
+	if err != nil {
+		return p.batchRetry(ctx, b.ID, err)
+	}
+	now := p.s.now()
+	return p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
+		cur.Failures = 0
+		if d.Status != "" && d.Status != cur.State {
+			cur.State = d.Status
+			if err := p.applyBatchStatus(tx, cur, now); err != nil {
+				return err
+			}
+		}
+		next := time.Time{}
+		if cur.State == LPNotStarted || cur.State == LPInProgress {
+			next = p.nextPoll(cur, now)
+		}
+		return p.pollNext(tx, cur, next)
+	})
+}
+
+// nextPoll adapts polling to LivePerson's timeline: a NOT_STARTED request is looked at again
+// when its cancel window should end (or sooner, at the poll interval); an IN_PROGRESS one at
+// the poll interval. Never more often than 1/50 of the poll interval.
+func (p *Pipeline) nextPoll(b *batch, now time.Time) time.Time {
+	floor := max(p.cfg.PollInterval/50, 10*time.Millisecond)
+	wait := p.cfg.PollInterval
+	if b.State == LPNotStarted {
+		wait = min(wait, b.Sent.Add(p.s.cfg.CancelWindow).Sub(now))
+	}
+	return now.Add(max(wait, floor))
+}
+
+// batchRetry keeps the batch as it is and tries again later (5, 10, 15 s … up to the poll
+// interval). A batch whose send failed keeps Sends > 0, so it is reconciled before any resend.
+func (p *Pipeline) batchRetry(ctx context.Context, id uint64, cause error) error {
+	now := p.s.now()
+	err := p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+		b.Failures++
+		return p.pollNext(tx, b, now.Add(retryDelay(b.Failures, p.cfg.PollInterval)))
+	})
+	if err != nil {
+		return err
+	}
+	return cause
+}
+
+// dissolve ends a batch that LivePerson did not create: its targets go back to the queue. On a
+// 429 the month's quota is marked spent; on a rejection each target counts it, and a target
+// rejected twice fails its erasure.
+func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause error) error {
+	now := p.s.now()
+	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+		if b.State != batchIntent {
+			return errStale
+		}
+		b.State = state
+		if state == batchDissolved {
+			month := monthOf(now)
+			q, err := getQuota(tx, b.Account, month)
+			if err != nil {
+				return err
+			}
+			q.Exhausted = true
+			if err := putQuota(tx, b.Account, month, q); err != nil {
+				return err
+			}
+		}
+		for _, eid := range b.Erasures {
+			r, err := getRecord(tx, eid)
+			if err != nil {
+				return err
+			}
+			if r == nil || r.State.Final() {
+				continue
+			}
+			ts, err := p.s.targetsOf(tx, r)
+			if err != nil {
+				return err
+			}
+			prev := r.State
+			failed := false
+			for i := range ts {
+				if ts[i].Batch != b.ID {
+					continue
+				}
+				ts[i].Batch = 0
+				if state == batchRejected {
+					ts[i].Rejected++
+					failed = failed || ts[i].Rejected >= 2
+				}
+			}
+			r.LastError = describe(cause)
+			switch {
+			case failed:
+				r.State = StateFailed
+				r.LastError = "LivePerson rejected the deletion request twice"
+			case state == batchDissolved:
+				r.BlockedOn = BlockedQuota
+				r.NextAttemptTime = nextMonth(now)
+			}
+			if !failed {
+				if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+					return err
+				}
+			}
+			if err := p.s.save(tx, r, ts, prev, now); err != nil {
+				return err
+			}
+		}
+		return p.pollNext(tx, b, time.Time{})
+	})
+}
+
+// applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
+// moves each erasure to the state its targets now put it in.
+func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error {
+	for _, eid := range b.Erasures {
+		r, err := getRecord(tx, eid)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.State.Final() {
+			continue
+		}
+		ts, err := p.s.targetsOf(tx, r)
+		if err != nil {
+			return err
+		}
+		prev := r.State
+		n := int32(0)
+		for i := range ts {
+			t := &ts[i]
+			if t.Batch != b.ID {
+				continue
+			}
+			n++
+			switch b.State {
+			case LPNotStarted, LPInProgress:
+				t.Status, t.LPRequest = TargetSubmitted, b.LPID
+			case LPDone:
+				t.Status = TargetDone
+			case LPCanceled:
+				if !r.CancelRequested {
+					t.Status, t.Batch, t.LPRequest = TargetQueued, 0, 0
+				}
+			}
+		}
+		i := slices.IndexFunc(r.LPRequests, func(q LPRequest) bool { return q.ID == b.LPID })
+		if i < 0 {
+			r.LPRequests = append(r.LPRequests, LPRequest{ID: b.LPID, Kind: b.Kind, RecordCount: n})
+			i = len(r.LPRequests) - 1
+		}
+		r.LPRequests[i].Status = b.State
+		if r.CancelRequested {
+			if err := p.s.save(tx, r, ts, prev, now); err != nil {
+				return err
+			}
+			continue
+		}
+		if b.State == LPCanceled {
+			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+				return err
+			}
+		}
+		r.State = deriveState(r, ts)
+		next := r.NextAttemptTime
+		if r.State == StateVerifying {
+			next = now
+		}
+		if err := setNext(tx, r, next); err != nil {
+			return err
+		}
+		if err := p.s.save(tx, r, ts, prev, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateBatch changes one batch in a transaction; errStale from change means "no longer
+// applies" and is not an error.
+func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx *store.Tx, b *batch) error) error {
+	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		b, err := getBatch(tx, id)
+		if err != nil || b == nil {
+			return err
+		}
+		if err := change(tx, b); err != nil {
+			return err
+		}
+		return putBatch(tx, b)
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	return err
+}
+
+// pollNext schedules the batch's next step at `at` (zero: none).
+func (p *Pipeline) pollNext(tx *store.Tx, b *batch, at time.Time) error {
+	if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
+		return err
+	}
+	b.NextPoll = at
+	return nil
+}

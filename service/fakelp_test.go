@@ -1,0 +1,208 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fakeLivePerson is an in-memory LivePerson with deletion requests whose status tests set, and
+// switches that make calls fail the ways LivePerson can. Its keyword search is deliberately
+// fuzzy (substring, case-insensitive), like LivePerson's, so exact matching is on us.
+type fakeLivePerson struct {
+	mu        sync.Mutex
+	chats     []ChatRecord
+	convs     []ConversationRecord
+	requests  []Deletion
+	nextID    int64
+	quota     int // creates allowed; 0 = unlimited
+	created   int
+	bodies    []string // every created request's body, kind:sorted ids
+	createErr error    // returned by the next CreateDeletion (after creating, for ErrOutcomeUnknown)
+	searchErr error    // returned by every search while set
+	rejectIDs map[string]bool
+}
+
+func newFakeLP() *fakeLivePerson { return &fakeLivePerson{nextID: 1000, rejectIDs: map[string]bool{}} }
+
+func fuzzy(hay []string, needle string) bool {
+	n := strings.ToLower(strings.Trim(needle, `"`))
+	for _, h := range hay {
+		h = strings.ToLower(h)
+		if strings.Contains(h, n) || strings.Contains(n, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeLivePerson) SearchChats(_ context.Context, _ string, from, to time.Time, kw string) ([]ChatRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	var out []ChatRecord
+	for _, c := range f.chats {
+		if !c.Start.Before(from) && c.Start.Before(to) && (fuzzy(c.CustomerIDs, kw) || fuzzy(c.Emails, kw) || fuzzy(c.Phones, kw)) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLivePerson) ChatByID(_ context.Context, _ string, id string, from, to time.Time) (ChatRecord, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return ChatRecord{}, false, f.searchErr
+	}
+	for _, c := range f.chats {
+		if c.EngagementID == id && !c.Start.Before(from) && c.Start.Before(to) {
+			return c, true, nil
+		}
+	}
+	return ChatRecord{}, false, nil
+}
+
+func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch, open bool) ([]ConversationRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	var out []ConversationRecord
+	for _, c := range f.convs {
+		if c.Open != open || c.Start.Before(from) || !c.Start.Before(to) {
+			continue
+		}
+		if (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
+			(sde.PersonalInfo != "" && (fuzzy(c.Emails, sde.PersonalInfo) || fuzzy(c.Phones, sde.PersonalInfo))) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLivePerson) ConversationsByConsumer(_ context.Context, _ string, consumer string) ([]ConversationRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	var out []ConversationRecord
+	for _, c := range f.convs {
+		if slices.Contains(c.ConsumerIDs, consumer) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLivePerson) ConversationsByID(_ context.Context, _ string, ids []string) ([]ConversationRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	var out []ConversationRecord
+	for _, c := range f.convs {
+		if slices.Contains(ids, c.ConversationID) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLivePerson) CreateDeletion(_ context.Context, _ string, kind TargetKind, ids []string) (Deletion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(ids) == 0 || len(ids) > 100 {
+		return Deletion{}, fmt.Errorf("%w: %d ids", ErrRejected, len(ids))
+	}
+	for _, id := range ids {
+		if f.rejectIDs[id] {
+			return Deletion{}, ErrRejected
+		}
+	}
+	if f.quota > 0 && f.created >= f.quota {
+		return Deletion{}, ErrQuotaExhausted
+	}
+	f.created++
+	f.nextID++
+	d := Deletion{ID: f.nextID, Status: LPNotStarted, Kind: kind, IDs: slices.Sorted(slices.Values(ids)), Created: time.Now()}
+	f.requests = append(f.requests, d)
+	f.bodies = append(f.bodies, fmt.Sprint(kind, ":", d.IDs))
+	if err := f.createErr; err != nil {
+		f.createErr = nil
+		return Deletion{}, err // created, but the answer is lost
+	}
+	return d, nil
+}
+
+func (f *fakeLivePerson) ListDeletions(context.Context, string, time.Time, time.Time) ([]Deletion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests), nil
+}
+
+func (f *fakeLivePerson) GetDeletion(_ context.Context, _ string, id int64) (Deletion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.requests {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return Deletion{}, ErrRejected
+}
+
+func (f *fakeLivePerson) CancelDeletion(_ context.Context, _ string, id int64) (Deletion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, d := range f.requests {
+		if d.ID == id {
+			if d.Status != LPNotStarted {
+				return Deletion{}, ErrRejected
+			}
+			f.requests[i].Status = LPCanceled
+			return f.requests[i], nil
+		}
+	}
+	return Deletion{}, ErrRejected
+}
+
+// advance moves every request in status from to status to; with DONE it masks the records.
+func (f *fakeLivePerson) advance(from, to string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, d := range f.requests {
+		if d.Status != from {
+			continue
+		}
+		f.requests[i].Status = to
+		if to != LPDone {
+			continue
+		}
+		for j := range f.chats {
+			if d.Kind == KindEngagement && slices.Contains(d.IDs, f.chats[j].EngagementID) {
+				f.chats[j] = ChatRecord{EngagementID: f.chats[j].EngagementID, Start: f.chats[j].Start, Masked: true}
+			}
+		}
+		for j := range f.convs {
+			if d.Kind == KindConversation && slices.Contains(d.IDs, f.convs[j].ConversationID) {
+				c := f.convs[j]
+				f.convs[j] = ConversationRecord{ConversationID: c.ConversationID, Start: c.Start, ConsumerIDs: c.ConsumerIDs, Masked: true}
+			}
+		}
+	}
+}
+
+func (f *fakeLivePerson) createdBodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.bodies)
+}

@@ -1,0 +1,277 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// PipelineConfig holds the pipeline's timings and limits (SPEC §3, §4, §7).
+type PipelineConfig struct {
+	// SearchLag: how long after a conversation its attributes become searchable (default 2h).
+	SearchLag time.Duration
+	// BatchMaxWait: the longest a queued target waits for a fuller batch (default 6h).
+	BatchMaxWait time.Duration
+	// PollInterval: the usual interval between polls of an open LivePerson request (default 1h).
+	PollInterval time.Duration
+	// Margin is kept between the latest safe submit time and the deadline (default: 1/25 of the
+	// cancel + deletion windows, at most 24h).
+	Margin time.Duration
+	// Quota returns an account's monthly deletion-request quota (default 100).
+	Quota func(account string) int
+	// Reserve is the share of each month's quota kept for at-risk work (default 10%, at least 1).
+	Reserve float64
+	// Workers bounds how many erasures are worked on at once (default 4).
+	Workers int
+	// StepTimeout bounds one step's LivePerson work (default 10m).
+	StepTimeout time.Duration
+}
+
+func (c PipelineConfig) withDefaults(s *Service) PipelineConfig {
+	if c.SearchLag == 0 {
+		c.SearchLag = 2 * time.Hour
+	}
+	if c.BatchMaxWait == 0 {
+		c.BatchMaxWait = 6 * time.Hour
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Hour
+	}
+	if c.Margin == 0 {
+		c.Margin = min(24*time.Hour, (s.cfg.CancelWindow+s.cfg.DeletionWindow)/25)
+	}
+	if c.Quota == nil {
+		c.Quota = func(string) int { return 100 }
+	}
+	if c.Reserve == 0 {
+		c.Reserve = 0.1
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = 10 * time.Minute
+	}
+	return c
+}
+
+// Pipeline carries erasures from RECEIVED to a final state. All its progress lives in the store:
+// it can stop at any moment (crash included) and a new Pipeline resumes from the store.
+type Pipeline struct {
+	s    *Service
+	lp   LivePerson
+	cfg  PipelineConfig
+	wake chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]bool // tasks being worked on, so no task runs twice at once
+}
+
+// NewPipeline prepares the pipeline of s over lp. Run starts it.
+func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
+	p := &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults(s), wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+	s.mu.Lock()
+	s.pipeline = p
+	s.mu.Unlock()
+	return p
+}
+
+// Wake makes the pipeline look for due work now.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// settle runs every due task and batch flush, one at a time, until nothing is due at the
+// current time. Tests drive the pipeline with it under a fake clock.
+func (p *Pipeline) settle(ctx context.Context) error {
+	for range 10000 {
+		now := p.s.now()
+		if err := p.flushQueues(ctx, now); err != nil {
+			return err
+		}
+		tasks, _, err := p.due(now, 1)
+		if err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		p.runTask(ctx, tasks[0])
+	}
+	return fmt.Errorf("pipeline did not settle")
+}
+
+// maxIdle is the longest the pipeline sleeps without looking at the store.
+const maxIdle = time.Second
+
+// Run works until ctx ends. Background work never inherits an RPC's deadline: it runs under
+// ctx, the pipeline's own.
+func (p *Pipeline) Run(ctx context.Context) error {
+	sem := make(chan struct{}, p.cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		now := p.s.now()
+		tasks, next, err := p.due(now, 256)
+		if err != nil && ctx.Err() == nil {
+			p.s.log.Error("pipeline: reading the schedule", "err", err)
+		}
+		for _, task := range tasks {
+			if !p.claim(task) {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				p.release(task)
+				return nil
+			}
+			wg.Go(func() {
+				defer func() { <-sem; p.release(task) }()
+				p.runTask(ctx, task)
+			})
+		}
+		if err := p.flushQueues(ctx, now); err != nil && ctx.Err() == nil {
+			p.s.log.Error("pipeline: batching", "err", err)
+		}
+		wait := maxIdle
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(p.s.now()), time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-p.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (p *Pipeline) claim(task string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inflight[task] {
+		return false
+	}
+	p.inflight[task] = true
+	return true
+}
+
+func (p *Pipeline) release(task string) {
+	p.mu.Lock()
+	delete(p.inflight, task)
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// Tasks in the schedule: an erasure step or a batch step.
+const (
+	taskErasure = "e/"
+	taskBatch   = "b/"
+)
+
+// due returns tasks whose time has come (at most limit) and the time of the next one after them.
+func (p *Pipeline) due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
+	err = p.s.db.View(func(tx *store.Tx) error {
+		return tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
+			at, task, err := parseScheduleKey(k)
+			if err != nil {
+				return false, err
+			}
+			if at.After(now) || len(tasks) >= limit {
+				next = at
+				return false, nil
+			}
+			tasks = append(tasks, task)
+			return true, nil
+		})
+	})
+	return tasks, next, err
+}
+
+func (p *Pipeline) runTask(ctx context.Context, task string) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StepTimeout)
+	defer cancel()
+	var err error
+	switch {
+	case strings.HasPrefix(task, taskErasure):
+		err = p.stepErasure(ctx, strings.TrimPrefix(task, taskErasure))
+	case strings.HasPrefix(task, taskBatch):
+		err = p.stepBatch(ctx, strings.TrimPrefix(task, taskBatch))
+	default:
+		err = fmt.Errorf("unknown task %q", task)
+	}
+	if err != nil && ctx.Err() == nil {
+		p.s.log.Warn("pipeline step failed", "task", task, "err", err)
+	}
+}
+
+// scheduleKey orders tasks by due time: U64(unix nanos) then the task.
+func scheduleKey(at time.Time, task string) []byte {
+	return append(store.U64(uint64(at.UnixNano())), task...)
+}
+
+func parseScheduleKey(k []byte) (time.Time, string, error) {
+	if len(k) < 9 {
+		return time.Time{}, "", errors.New("malformed schedule key")
+	}
+	ns, err := store.ParseU64(k[:8])
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	return time.Unix(0, int64(ns)), string(k[8:]), nil
+}
+
+// reschedule moves a task from old (zero: not scheduled) to at (zero: unschedule), in tx.
+func reschedule(tx *store.Tx, task string, old, at time.Time) error {
+	if !old.IsZero() {
+		if err := tx.Delete(store.Schedule, scheduleKey(old, task)); err != nil {
+			return err
+		}
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return tx.Put(store.Schedule, scheduleKey(at, task), nil)
+}
+
+// setNext schedules the erasure's next step at `at` (zero: none) and records it on the erasure.
+func setNext(tx *store.Tx, r *record, at time.Time) error {
+	if err := reschedule(tx, taskErasure+r.ID, r.NextAttemptTime, at); err != nil {
+		return err
+	}
+	r.NextAttemptTime = at
+	return nil
+}
+
+// scheduledTasks lists every scheduled task (for tests and diagnostics).
+func scheduledTasks(tx *store.Tx) ([]string, error) {
+	var out []string
+	err := tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
+		out = append(out, string(bytes.Clone(k[8:])))
+		return true, nil
+	})
+	return out, err
+}
+
+// wakePipeline tells the pipeline, if one runs, that there is new work.
+func (s *Service) wakePipeline() {
+	s.mu.Lock()
+	p := s.pipeline
+	s.mu.Unlock()
+	if p != nil {
+		p.Wake()
+	}
+}

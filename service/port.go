@@ -1,0 +1,103 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// LivePerson is what the pipeline needs from LivePerson. The liveperson package implements the
+// calls; cmd adapts it to this interface. Every method is one logical operation: paging, retries
+// of safe calls, rate limits and regional routing happen behind it.
+type LivePerson interface {
+	// SearchChats runs one Engagement History keyword search over [from, to) (at most one month),
+	// the keyword quoted, over the customerInfo and personalInfo areas. Only ended chats return.
+	SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]ChatRecord, error)
+	// ChatByID re-reads one engagement by id (for verification); found is false if it is gone.
+	ChatByID(ctx context.Context, account, engagementID string, from, to time.Time) (rec ChatRecord, found bool, err error)
+	// SearchConversations runs one Messaging Interactions search over [from, to) (at most three
+	// months) with the phrase in the customerInfo or personalInfo SDEs; open selects OPEN instead
+	// of CLOSE conversations.
+	SearchConversations(ctx context.Context, account string, from, to time.Time, sde SDESearch, open bool) ([]ConversationRecord, error)
+	// ConversationsByConsumer returns a consumer's conversations, open and closed.
+	ConversationsByConsumer(ctx context.Context, account, consumerID string) ([]ConversationRecord, error)
+	// ConversationsByID re-reads conversations by id (at most 100).
+	ConversationsByID(ctx context.Context, account string, ids []string) ([]ConversationRecord, error)
+
+	// CreateDeletion asks LivePerson to delete ids of one kind (at most 100). It is NOT
+	// idempotent and costs quota; it is never retried blindly. Errors: ErrQuotaExhausted,
+	// ErrOutcomeUnknown (the request may have been created), ErrRejected, ErrUnavailable.
+	CreateDeletion(ctx context.Context, account string, kind TargetKind, ids []string) (Deletion, error)
+	// ListDeletions lists the account's deletion requests created between from and to (days).
+	ListDeletions(ctx context.Context, account string, from, to time.Time) ([]Deletion, error)
+	// GetDeletion reads one deletion request.
+	GetDeletion(ctx context.Context, account string, id int64) (Deletion, error)
+	// CancelDeletion cancels a deletion request that is still NOT_STARTED.
+	CancelDeletion(ctx context.Context, account string, id int64) (Deletion, error)
+}
+
+// SDESearch selects the engagement-attribute areas a messaging search looks in.
+type SDESearch struct {
+	CustomerInfo string // phrase to find in customerInfo (empty: not searched)
+	PersonalInfo string // phrase to find in personalInfo (empty: not searched)
+}
+
+// ChatRecord is one chat engagement as Engagement History returns it, reduced to what matching
+// and verification need.
+type ChatRecord struct {
+	EngagementID string
+	Start        time.Time
+	CustomerIDs  []string // customerInfo customerId values
+	Emails       []string // personalInfo contacts
+	Phones       []string
+	Masked       bool // its content shows LivePerson's deletion mask
+}
+
+// ConversationRecord is one messaging conversation, reduced likewise.
+type ConversationRecord struct {
+	ConversationID string
+	Open           bool
+	Start          time.Time
+	ConsumerIDs    []string // consumer participant ids
+	CustomerIDs    []string
+	Emails         []string
+	Phones         []string
+	Masked         bool
+}
+
+// Deletion is a LivePerson Personal Data Deletion request.
+type Deletion struct {
+	ID     int64
+	Status string // NOT_STARTED, IN_PROGRESS, DONE, CANCELED
+	// Kind and IDs decoded from LivePerson's delete_json echo (empty when not returned).
+	Kind TargetKind
+	IDs  []string
+	// Created is LivePerson's request_time.
+	Created time.Time
+}
+
+// LivePerson deletion request statuses.
+const (
+	LPNotStarted = "NOT_STARTED"
+	LPInProgress = "IN_PROGRESS"
+	LPDone       = "DONE"
+	LPCanceled   = "CANCELED"
+)
+
+// Errors a LivePerson implementation returns (wrapped), so the pipeline can decide without
+// looking at HTTP.
+var (
+	// ErrQuotaExhausted: the account's monthly deletion quota is spent (429 on create).
+	ErrQuotaExhausted = errors.New("liveperson: monthly deletion quota exhausted")
+	// ErrOutcomeUnknown: a create may or may not have reached LivePerson (timeout, reset, 5xx).
+	ErrOutcomeUnknown = errors.New("liveperson: outcome of the request is unknown")
+	// ErrRejected: LivePerson refused the request as invalid (a 4xx other than 429); retrying
+	// the same request will not help.
+	ErrRejected = errors.New("liveperson: request rejected")
+	// ErrUnavailable: LivePerson failed or is unreachable; retry later.
+	ErrUnavailable = errors.New("liveperson: unavailable")
+	// ErrResidency: the call would have sent data outside the account's region; refused.
+	ErrResidency = errors.New("liveperson: host outside the account's region")
+	// ErrPartial: LivePerson reported a partial result; the search must be retried.
+	ErrPartial = errors.New("liveperson: partial result")
+)

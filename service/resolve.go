@@ -1,0 +1,241 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Target is one LivePerson record to erase. Its id is personal data: targets are stored sealed.
+type Target struct {
+	Kind      TargetKind   `json:"k"`
+	ID        string       `json:"i"`
+	Status    TargetStatus `json:"s"`
+	LPRequest int64        `json:"r,omitempty"` // the LivePerson deletion request holding it
+	Batch     uint64       `json:"b,omitempty"` // our batch holding it (intent committed)
+	Requeued  int          `json:"q,omitempty"` // times verification found it not erased
+	Rejected  int          `json:"x,omitempty"` // times LivePerson rejected a request holding it
+}
+
+// resolution is the outcome of one search for a subject's records.
+type resolution struct {
+	targets      []Target
+	unsearchable bool // the identifier cannot be searched in Messaging Interactions
+}
+
+// retention is how far back LivePerson keeps chats and conversations.
+const retentionMonths = 13
+
+// Search windows LivePerson allows.
+const (
+	chatWindowMonths      = 1
+	messagingWindowMonths = 3
+)
+
+// resolver finds a subject's records in one account.
+type resolver struct {
+	lp  LivePerson
+	now time.Time
+}
+
+// resolve searches every channel asked for and keeps only records whose attributes carry the
+// subject's identifier exactly. LivePerson's keyword search is fuzzy: a hit that does not match
+// exactly is never a target — deleting another person's data is the worst failure there is.
+func (rv resolver) resolve(ctx context.Context, account string, s Subject, channels []Channel, consumerProfile bool) (resolution, error) {
+	var res resolution
+	add := func(t Target) {
+		for _, have := range res.targets {
+			if have.Kind == t.Kind && have.ID == t.ID {
+				return
+			}
+		}
+		res.targets = append(res.targets, t)
+	}
+	if s.Kind == SubjectTargets {
+		return rv.resolveExplicit(ctx, account, s)
+	}
+	if slices.Contains(channels, ChannelChat) && s.Kind != SubjectConsumerID {
+		for from, to := range windows(rv.now, chatWindowMonths) {
+			recs, err := rv.lp.SearchChats(ctx, account, from, to, s.Value)
+			if err != nil {
+				return resolution{}, fmt.Errorf("chat search: %w", err)
+			}
+			for _, r := range recs {
+				if chatMatches(s, r) && !r.Masked {
+					add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound})
+				}
+			}
+		}
+	}
+	if slices.Contains(channels, ChannelMessaging) {
+		consumers := map[string]bool{}
+		if s.Kind == SubjectConsumerID {
+			consumers[s.Value] = true
+		} else {
+			res.unsearchable = unsearchableInMessaging(s)
+			sde := SDESearch{}
+			if s.Kind == SubjectCustomerID {
+				sde.CustomerInfo = s.Value
+			} else {
+				sde.PersonalInfo = s.Value
+			}
+			for from, to := range windows(rv.now, messagingWindowMonths) {
+				for _, open := range []bool{false, true} {
+					recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde, open)
+					if err != nil {
+						return resolution{}, fmt.Errorf("messaging search: %w", err)
+					}
+					for _, r := range recs {
+						if !conversationMatches(s, r) {
+							continue
+						}
+						add(conversationTarget(r))
+						for _, c := range r.ConsumerIDs {
+							consumers[c] = true
+						}
+					}
+				}
+			}
+		}
+		for _, c := range sortedKeys(consumers) {
+			recs, err := rv.lp.ConversationsByConsumer(ctx, account, c)
+			if err != nil {
+				return resolution{}, fmt.Errorf("conversations by consumer: %w", err)
+			}
+			for _, r := range recs {
+				// The by-consumer search is exact by construction, but check anyway.
+				if slices.Contains(r.ConsumerIDs, c) && !r.Masked {
+					add(conversationTarget(r))
+				}
+			}
+			if consumerProfile {
+				add(Target{Kind: KindConsumer, ID: c, Status: TargetFound})
+			}
+		}
+	}
+	return res, nil
+}
+
+// resolveExplicit checks records named by id: each must exist; open conversations are held.
+// Engagements that cannot be found are not targets (there is nothing to erase).
+func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subject) (resolution, error) {
+	var res resolution
+	for chunk := range slices.Chunk(s.ConversationIDs, 100) {
+		recs, err := rv.lp.ConversationsByID(ctx, account, chunk)
+		if err != nil {
+			return resolution{}, fmt.Errorf("conversations by id: %w", err)
+		}
+		for _, r := range recs {
+			if slices.Contains(chunk, r.ConversationID) && !r.Masked {
+				res.targets = append(res.targets, conversationTarget(r))
+			}
+		}
+	}
+	for _, id := range s.EngagementIDs {
+		for from, to := range windows(rv.now, chatWindowMonths) {
+			r, found, err := rv.lp.ChatByID(ctx, account, id, from, to)
+			if err != nil {
+				return resolution{}, fmt.Errorf("chat by id: %w", err)
+			}
+			if found && r.EngagementID == id {
+				if !r.Masked {
+					res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound})
+				}
+				break
+			}
+		}
+	}
+	return res, nil
+}
+
+func conversationTarget(r ConversationRecord) Target {
+	st := TargetFound
+	if r.Open {
+		st = TargetDeferredOpen
+	}
+	return Target{Kind: KindConversation, ID: r.ConversationID, Status: st}
+}
+
+// chatMatches reports whether a chat's attributes carry the subject's identifier exactly.
+func chatMatches(s Subject, r ChatRecord) bool {
+	return attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
+}
+
+func conversationMatches(s Subject, r ConversationRecord) bool {
+	return attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
+}
+
+func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
+	switch s.Kind {
+	case SubjectCustomerID:
+		return slices.Contains(customerIDs, s.Value)
+	case SubjectEmail:
+		want := normalizeSubject(s)
+		return slices.ContainsFunc(emails, func(e string) bool { return strings.ToLower(strings.TrimSpace(e)) == want })
+	case SubjectPhone:
+		want := normalizeSubject(s)
+		return want != "" && slices.ContainsFunc(phones, func(p string) bool {
+			return normalizeSubject(Subject{Kind: SubjectPhone, Value: p}) == want
+		})
+	}
+	return false
+}
+
+// unsearchableInMessaging: Messaging Interactions cannot search values holding a run of more
+// than three digits, so such an identifier finds nothing there — reported, never silently empty.
+func unsearchableInMessaging(s Subject) bool {
+	run := 0
+	for _, r := range s.Value {
+		if r >= '0' && r <= '9' {
+			run++
+			if run > 3 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
+}
+
+// windows yields consecutive [from, to) windows of at most months months covering LivePerson's
+// retention up to now, oldest first.
+func windows(now time.Time, months int) func(yield func(time.Time, time.Time) bool) {
+	return func(yield func(time.Time, time.Time) bool) {
+		start := now.AddDate(0, -retentionMonths, 0)
+		end := now.Add(time.Minute)
+		for from := start; from.Before(end); {
+			to := from.AddDate(0, months, 0)
+			// AddDate normalizes (31 Jan + 1 month = 3 Mar): never exceed the allowed span.
+			if lim := AddMonthsClamped(from, months); to.After(lim) {
+				to = lim
+			}
+			if to.After(end) {
+				to = end
+			}
+			if !yield(from, to) {
+				return
+			}
+			from = to
+		}
+	}
+}
+
+// AddMonthsClamped adds n calendar months, clamping the day to the target month's length.
+func AddMonthsClamped(t time.Time, n int) time.Time {
+	for range n {
+		t = AddMonth(t)
+	}
+	return t
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

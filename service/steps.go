@@ -1,0 +1,239 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// snapshot is an erasure read for a step: the record, its targets and its subject.
+type snapshot struct {
+	r       record
+	targets []Target
+}
+
+func (p *Pipeline) load(id string) (*snapshot, error) {
+	var snap *snapshot
+	err := p.s.db.View(func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil || r == nil {
+			return err
+		}
+		ts, err := p.s.targetsOf(tx, r)
+		if err != nil {
+			return err
+		}
+		snap = &snapshot{r: *r, targets: ts}
+		return nil
+	})
+	return snap, err
+}
+
+// errStale means the erasure changed while a step worked outside a transaction (a Cancel, a
+// batch update): the step's result is dropped and the step runs again on the new state.
+var errStale = errors.New("erasure changed during the step")
+
+// commit applies change to the erasure if it is still at the revision the step started from.
+// change gets the record and its targets; it returns the targets to store.
+func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *store.Tx, r *record, ts []Target) ([]Target, error)) error {
+	now := p.s.now().UTC()
+	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		r, err := getRecord(tx, snap.r.ID)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Revision != snap.r.Revision {
+			return errStale
+		}
+		ts, err := p.s.targetsOf(tx, r)
+		if err != nil {
+			return err
+		}
+		prev := r.State
+		ts, err = change(tx, r, ts)
+		if err != nil {
+			return err
+		}
+		return p.s.save(tx, r, ts, prev, now)
+	})
+	if errors.Is(err, errStale) {
+		return nil // the schedule still holds the task; it runs again on the new state
+	}
+	return err
+}
+
+// save writes r (with ts) after a change: it walks the state machine from prev to r.State one
+// allowed step at a time (one event each), keeps the subject index for open erasures only, and
+// unschedules final erasures.
+func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now time.Time) error {
+	if ts != nil {
+		if err := s.setTargets(tx, r, ts); err != nil {
+			return err
+		}
+	}
+	target := r.State
+	path, err := statePath(prev, target)
+	if err != nil {
+		return err
+	}
+	if target.Final() {
+		if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
+			return err
+		}
+		if err := setNext(tx, r, time.Time{}); err != nil {
+			return err
+		}
+		r.BlockedOn = BlockedNone
+		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
+			return err
+		}
+	}
+	if len(path) == 0 {
+		return putChange(tx, r, prev, now)
+	}
+	from := prev
+	for _, st := range path {
+		r.State = st
+		if err := putChange(tx, r, from, now); err != nil {
+			return err
+		}
+		from = st
+	}
+	return nil
+}
+
+// statePath is the shortest sequence of allowed transitions from `from` to `to` (excluding
+// from itself); empty when they are equal.
+func statePath(from, to State) ([]State, error) {
+	if from == to {
+		return nil, nil
+	}
+	if CanTransition(from, to) {
+		return []State{to}, nil
+	}
+	prev := map[State]State{from: StateUnspecified}
+	queue := []State{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, next := range transitions[cur] {
+			if _, seen := prev[next]; seen {
+				continue
+			}
+			prev[next] = cur
+			if next == to {
+				var path []State
+				for st := to; st != from; st = prev[st] {
+					path = append([]State{st}, path...)
+				}
+				return path, nil
+			}
+			queue = append(queue, next)
+		}
+	}
+	return nil, &Error{Kind: KindFailedPrecondition, Reason: "STATE_TRANSITION_NOT_ALLOWED",
+		Message: fmt.Sprintf("erasure cannot move from %s to %s", from, to)}
+}
+
+// stepErasure does the work an erasure's state calls for.
+func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
+	snap, err := p.load(id)
+	if err != nil {
+		return err
+	}
+	if snap == nil {
+		return p.dropTask(ctx, taskErasure+id)
+	}
+	var stepErr error
+	switch snap.r.State {
+	case StateReceived:
+		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+			r.State = StateResolving
+			return ts, setNext(tx, r, p.s.now())
+		})
+	case StateResolving:
+		stepErr = p.resolveStep(ctx, snap)
+	case StateScheduled:
+		stepErr = p.recheckOpen(ctx, snap)
+	case StateVerifying:
+		stepErr = p.verifyStep(ctx, snap)
+	default:
+		// Nothing to do on a timer in this state (batches drive SUBMITTED and DELETING).
+		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+			return ts, setNext(tx, r, time.Time{})
+		})
+	}
+	if stepErr != nil && ctx.Err() == nil {
+		return p.backoff(ctx, snap, stepErr)
+	}
+	return stepErr
+}
+
+// dropTask removes a schedule entry whose erasure no longer exists.
+func (p *Pipeline) dropTask(ctx context.Context, task string) error {
+	return p.s.db.Update(ctx, func(tx *store.Tx) error {
+		var keys [][]byte
+		err := tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
+			if string(k[8:]) == task {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			return true, nil
+		})
+		for _, k := range keys {
+			if err := tx.Delete(store.Schedule, k); err != nil {
+				return err
+			}
+		}
+		return err
+	})
+}
+
+// backoff records a failed step: the error (without personal data), what the erasure is blocked
+// on, and when to try again (5, 10, 15 s, then doubling up to the poll interval).
+func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) error {
+	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		r.Failures++
+		r.LastError = describe(stepErr)
+		r.BlockedOn = BlockedLivePersonUnavailable
+		if errors.Is(stepErr, ErrQuotaExhausted) {
+			r.BlockedOn = BlockedQuota
+		}
+		return ts, setNext(tx, r, p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval)))
+	})
+}
+
+// retryDelay follows LivePerson's documented policy for 5xx: 5, 10, 15 s, then exponential,
+// capped.
+func retryDelay(failures int, limit time.Duration) time.Duration {
+	d := 5 * time.Second
+	switch {
+	case failures <= 3:
+		d = time.Duration(failures) * 5 * time.Second
+	default:
+		d = 15 * time.Second << min(failures-3, 10)
+	}
+	return max(min(d, max(limit, 15*time.Second)), time.Second)
+}
+
+// describe turns an error into a message for last_error: fixed phrases by kind, never the text
+// of a LivePerson response (which could echo personal data).
+func describe(err error) string {
+	switch {
+	case errors.Is(err, ErrQuotaExhausted):
+		return "LivePerson deletion quota for this month is spent"
+	case errors.Is(err, ErrResidency):
+		return "refused: LivePerson host outside the account's region"
+	case errors.Is(err, ErrRejected):
+		return "LivePerson rejected the request"
+	case errors.Is(err, ErrPartial):
+		return "LivePerson returned partial results"
+	case errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return "LivePerson unavailable"
+	case errors.Is(err, errShredded):
+		return "the erasure's data key is destroyed"
+	}
+	return "internal error"
+}

@@ -1,0 +1,100 @@
+package service
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/erasured/erasured/store"
+)
+
+// Targets are sealed with the erasure's data key, like the subject: LivePerson record ids are
+// personal data too. The associated data binds them to the erasure and to their purpose.
+
+func targetsAAD(id string) []byte { return []byte(id + "\x00targets") }
+
+// dataKeyIn unwraps an erasure's data key inside a transaction.
+func (s *Service) dataKeyIn(tx *store.Tx, id string) ([]byte, error) {
+	wrapped := tx.Get(store.Keys, []byte(id))
+	if wrapped == nil {
+		return nil, errShredded
+	}
+	return s.keys.unwrap(id, wrapped)
+}
+
+// targetsOf unseals an erasure's targets inside a transaction.
+func (s *Service) targetsOf(tx *store.Tx, r *record) ([]Target, error) {
+	if len(r.SealedTargets) == 0 {
+		return nil, nil
+	}
+	key, err := s.dataKeyIn(tx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := open(key, r.SealedTargets, targetsAAD(r.ID))
+	if err != nil {
+		return nil, fmt.Errorf("unseal targets: %w", err)
+	}
+	var ts []Target
+	if err := json.Unmarshal(plain, &ts); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// setTargets seals ts into r and refreshes the public counts derived from them.
+func (s *Service) setTargets(tx *store.Tx, r *record, ts []Target) error {
+	key, err := s.dataKeyIn(tx, r.ID)
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(ts)
+	if err != nil {
+		return err
+	}
+	if r.SealedTargets, err = seal(key, plain, targetsAAD(r.ID)); err != nil {
+		return err
+	}
+	r.TargetCounts = countTargets(ts)
+	return nil
+}
+
+// countTargets is the public summary of targets: how many of each kind are in each status.
+func countTargets(ts []Target) []TargetCount {
+	m := map[[2]int32]int32{}
+	for _, t := range ts {
+		m[[2]int32{int32(t.Kind), int32(t.Status)}]++
+	}
+	out := make([]TargetCount, 0, len(m))
+	for k, n := range m {
+		out = append(out, TargetCount{Kind: TargetKind(k[0]), Status: TargetStatus(k[1]), Count: n})
+	}
+	slices.SortFunc(out, func(a, b TargetCount) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Status, b.Status))
+	})
+	return out
+}
+
+// mergeTargets adds newly found targets to known ones; known targets keep their progress.
+// It returns the merged list and how many were new.
+func mergeTargets(known, found []Target) ([]Target, int) {
+	out := slices.Clone(known)
+	added := 0
+	for _, f := range found {
+		i := slices.IndexFunc(out, func(t Target) bool { return t.Kind == f.Kind && t.ID == f.ID })
+		switch {
+		case i < 0:
+			out = append(out, f)
+			added++
+		case out[i].Status == TargetDeferredOpen && f.Status == TargetFound:
+			out[i].Status = TargetFound // the held conversation has closed
+		}
+	}
+	return out, added
+}
+
+// hasStatus reports whether any target is in one of the statuses.
+func hasStatus(ts []Target, statuses ...TargetStatus) bool {
+	return slices.ContainsFunc(ts, func(t Target) bool { return slices.Contains(statuses, t.Status) })
+}

@@ -1,0 +1,249 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// resolveStep searches LivePerson for the subject's records and plans their deletion.
+func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
+	subj, err := p.s.subject(snap.r.ID)
+	if err != nil {
+		return err
+	}
+	now := p.s.now()
+	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, subj, snap.r.Channels, snap.r.EraseConsumerProfile)
+	if err != nil {
+		return err
+	}
+	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
+	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		r.IdentifierUnsearchable = res.unsearchable
+		r.Failures, r.LastError = 0, ""
+		merged, _ := mergeTargets(ts, res.targets)
+		if len(merged) == 0 {
+			if lagPassed {
+				r.Swept = true
+				r.State = StateCompleted
+				return merged, p.s.complete(tx, r, merged, now)
+			}
+			// Nothing yet, but records of the last two hours are not searchable: look again
+			// once the search lag has passed before declaring that nothing exists.
+			r.BlockedOn = BlockedSearchLag
+			return merged, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
+		}
+		if r.Confirmation == ConfirmationManual && !r.Confirmed {
+			r.State = StateAwaitingConfirmation
+			r.BlockedOn = BlockedConfirmation
+			return merged, setNext(tx, r, time.Time{})
+		}
+		return merged, p.scheduleTargets(tx, r, merged, now)
+	})
+}
+
+// scheduleTargets queues every found target, holds open conversations, and sets the erasure's
+// state, what it is blocked on and its next re-check accordingly.
+func (p *Pipeline) scheduleTargets(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+	for i := range ts {
+		if ts[i].Status == TargetFound {
+			ts[i].Status = TargetQueued
+		}
+	}
+	r.AtRisk = now.Add(p.s.cfg.CancelWindow + p.s.cfg.DeletionWindow).After(r.DueTime)
+	if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+		return err
+	}
+	r.State = deriveState(r, ts)
+	r.BlockedOn = BlockedNone
+	next := time.Time{}
+	switch {
+	case hasStatus(ts, TargetDeferredOpen):
+		r.BlockedOn = BlockedOpenConversations
+		next = now.Add(p.cfg.PollInterval)
+	case r.State == StateVerifying:
+		next = now
+	}
+	return setNext(tx, r, next)
+}
+
+// deriveState is the state an erasure's targets put it in, once it is past confirmation.
+func deriveState(r *record, ts []Target) State {
+	status := map[int64]string{}
+	for _, q := range r.LPRequests {
+		status[q.ID] = q.Status
+	}
+	switch {
+	case len(ts) == 0:
+		return r.State
+	case hasStatus(ts, TargetFound, TargetQueued, TargetDeferredOpen):
+		return StateScheduled
+	case slices.ContainsFunc(ts, func(t Target) bool { return t.Status == TargetSubmitted && status[t.LPRequest] == LPNotStarted }):
+		return StateSubmitted
+	case hasStatus(ts, TargetSubmitted):
+		return StateDeleting
+	}
+	return StateVerifying
+}
+
+// recheckOpen looks again at held open conversations; those now closed are queued.
+func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
+	var open []string
+	for _, t := range snap.targets {
+		if t.Status == TargetDeferredOpen {
+			open = append(open, t.ID)
+		}
+	}
+	if len(open) == 0 {
+		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+			return ts, setNext(tx, r, time.Time{})
+		})
+	}
+	var found []Target
+	for chunk := range slices.Chunk(open, 100) {
+		recs, err := p.lp.ConversationsByID(ctx, snap.r.AccountID, chunk)
+		if err != nil {
+			return err
+		}
+		for _, c := range recs {
+			if !c.Open && slices.Contains(chunk, c.ConversationID) {
+				found = append(found, Target{Kind: KindConversation, ID: c.ConversationID, Status: TargetFound})
+			}
+		}
+	}
+	now := p.s.now()
+	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		r.Failures, r.LastError = 0, ""
+		merged, _ := mergeTargets(ts, found)
+		return merged, p.scheduleTargets(tx, r, merged, now)
+	})
+}
+
+// verifyStep re-reads every deleted record. Masked content or absence counts as erased; a record
+// still holding data is queued once more, and if it survives that too the erasure fails with
+// the evidence. Once all are verified, a final sweep (at least search_lag after received_time)
+// must find nothing new before the erasure completes.
+func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
+	now := p.s.now()
+	survivors, err := p.survivors(ctx, snap.r.AccountID, snap.targets, now)
+	if err != nil {
+		return err
+	}
+	var sweep *resolution
+	if len(survivors) == 0 && !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag)) {
+		subj, err := p.s.subject(snap.r.ID)
+		if err != nil {
+			return err
+		}
+		res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, subj, snap.r.Channels, snap.r.EraseConsumerProfile)
+		if err != nil {
+			return err
+		}
+		sweep = &res
+	}
+	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		r.Failures, r.LastError = 0, ""
+		failed := 0
+		for i := range ts {
+			if ts[i].Status != TargetDone {
+				continue
+			}
+			if !survivors[ts[i].Kind.String()+"/"+ts[i].ID] {
+				ts[i].Status = TargetVerified
+				continue
+			}
+			if ts[i].Requeued > 0 {
+				failed++
+				continue
+			}
+			ts[i].Requeued++
+			ts[i].Status, ts[i].Batch, ts[i].LPRequest = TargetQueued, 0, 0
+		}
+		if failed > 0 {
+			r.State = StateFailed
+			r.LastError = fmt.Sprintf("verification: %d record(s) still hold data after deletion was requested twice (LivePerson requests %v)",
+				failed, lpRequestIDs(r))
+			return ts, nil
+		}
+		if hasStatus(ts, TargetQueued) {
+			return ts, p.scheduleTargets(tx, r, ts, now)
+		}
+		if sweep == nil {
+			r.BlockedOn = BlockedSearchLag
+			return ts, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
+		}
+		merged, added := mergeTargets(ts, sweep.targets)
+		if added > 0 {
+			return merged, p.scheduleTargets(tx, r, merged, now)
+		}
+		r.Swept = true
+		r.State = StateCompleted
+		return merged, p.s.complete(tx, r, merged, now)
+	})
+}
+
+// survivors re-reads DONE targets and returns those still holding data, keyed kind/id.
+func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, now time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	var convs []string
+	for _, t := range ts {
+		if t.Status != TargetDone {
+			continue
+		}
+		switch t.Kind {
+		case KindConversation:
+			convs = append(convs, t.ID)
+		case KindEngagement:
+			for from, to := range windows(now, chatWindowMonths) {
+				rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, to)
+				if err != nil {
+					return nil, err
+				}
+				if found && rec.EngagementID == t.ID {
+					if !rec.Masked {
+						out[t.Kind.String()+"/"+t.ID] = true
+					}
+					break
+				}
+			}
+		case KindConsumer:
+			// LivePerson offers no read of a consumer profile: DONE is the evidence.
+		}
+	}
+	for chunk := range slices.Chunk(convs, 100) {
+		recs, err := p.lp.ConversationsByID(ctx, account, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range recs {
+			if slices.Contains(chunk, c.ConversationID) && !c.Masked {
+				out[KindConversation.String()+"/"+c.ConversationID] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+func lpRequestIDs(r *record) []int64 {
+	var ids []int64
+	for _, q := range r.LPRequests {
+		ids = append(ids, q.ID)
+	}
+	return ids
+}
+
+// String names a record kind as LivePerson's deletion API does.
+func (k TargetKind) String() string {
+	switch k {
+	case KindEngagement:
+		return "engagement"
+	case KindConversation:
+		return "conversation"
+	case KindConsumer:
+		return "consumer"
+	}
+	return "unknown"
+}
