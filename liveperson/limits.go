@@ -39,30 +39,32 @@ func (l RateLimit) withDefaults() RateLimit {
 	return l
 }
 
-// Tuning of the rate controller. Probe windows are short while searching for
-// the limit and long once near it, so the steady state adds few 429s.
+// Tuning of the rate controller: slow start doubles every busy, clean 100 ms;
+// near the limit the rate grows 5% per busy, clean second and is cut on a
+// 429, harder when the last cut was recent (still clearly over the limit).
 const (
 	minRate        = 0.5
 	probeWindow    = 100 * time.Millisecond
 	steadyWindow   = time.Second
-	steadyIncrease = 1.02 // per clean, busy steady window
-	steadyDecrease = 0.9  // per 429 in the steady phase
-	searchDone     = 0.05 // stop bisecting when hi-lo is within 5% of hi
-	busyFraction   = 0.8  // a window counts only if the rate was really used
+	steadyIncrease = 1.05
+	steadyDecrease = 0.9
+	rapidDecrease  = 0.75 // a 429 within rapidWindow of the previous cut
+	rapidWindow    = time.Second
+	busyFraction   = 0.8 // a window counts only if the rate was really used
 )
 
 type phase int
 
 const (
-	phaseSlowStart phase = iota // doubling per clean window
-	phaseSearch                 // bisecting between the last clean and first throttled rate
-	phaseSteady                 // near the limit: +2% per clean second, -10% per 429
+	phaseSlowStart phase = iota // learning: doubling per clean window
+	phaseSteady                 // near the limit
 )
 
 // controller is the rate limiter of one (region, service), with an AIMD-style
 // controller on top: a 429 lowers the rate at once, clean busy windows raise
-// it slowly. Only a 429 for a request sent after the last cut cuts again, so
-// the requests already in flight at a cut do not compound it.
+// it slowly. Only a 429 for a request admitted after the last cut cuts again,
+// so the requests already in flight at a cut do not compound it. A configured
+// rate starts in the steady phase with that rate as ceiling.
 type controller struct {
 	sem chan struct{}
 
@@ -71,8 +73,8 @@ type controller struct {
 	ceiling  float64
 	cur      float64
 	phase    phase
-	lo, hi   float64
 	lastCut  time.Time
+	gen      int // counts cuts; slots reserved under an older gen are re-reserved
 	winStart time.Time
 	winCount int
 }
@@ -91,28 +93,43 @@ func newController(l RateLimit, now time.Time) *controller {
 
 // acquire takes a concurrency slot and waits for the limiter. It returns the
 // admission time, which later identifies whether a 429 predates a cut.
+//
+// Slots are reserved ahead, so waiters go out exactly on the limiter's
+// schedule; but a slot reserved before a cut was priced at the old rate, so
+// its holder re-reserves at the new one instead of going out early into more
+// 429s.
 func (c *controller) acquire(ctx context.Context, clk Clock) (time.Time, error) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}
-	now := clk.Now()
-	c.mu.Lock()
-	r := c.lim.ReserveN(now, 1)
-	c.mu.Unlock()
-	if d := r.DelayFrom(now); d > 0 {
-		if err := clk.Sleep(ctx, d); err != nil {
-			r.CancelAt(clk.Now())
-			<-c.sem
-			return time.Time{}, err
+	for {
+		now := clk.Now()
+		c.mu.Lock()
+		gen := c.gen
+		r := c.lim.ReserveN(now, 1)
+		c.mu.Unlock()
+		if d := r.DelayFrom(now); d > 0 {
+			if err := clk.Sleep(ctx, d); err != nil {
+				c.mu.Lock()
+				r.CancelAt(clk.Now())
+				c.mu.Unlock()
+				<-c.sem
+				return time.Time{}, err
+			}
 		}
+		at := clk.Now()
+		c.mu.Lock()
+		if c.gen != gen {
+			r.CancelAt(at)
+			c.mu.Unlock()
+			continue
+		}
+		c.observe(at)
+		c.mu.Unlock()
+		return at, nil
 	}
-	at := clk.Now()
-	c.mu.Lock()
-	c.observe(at)
-	c.mu.Unlock()
-	return at, nil
 }
 
 func (c *controller) release() { <-c.sem }
@@ -134,13 +151,9 @@ func (c *controller) observe(now time.Time) {
 	if !busy || c.cur >= c.ceiling {
 		return
 	}
-	switch c.phase {
-	case phaseSlowStart:
+	if c.phase == phaseSlowStart {
 		c.set(now, c.cur*2)
-	case phaseSearch:
-		c.lo = c.cur
-		c.bisect(now)
-	case phaseSteady:
+	} else {
 		c.set(now, c.cur*steadyIncrease)
 	}
 }
@@ -149,29 +162,22 @@ func (c *controller) observe(now time.Time) {
 func (c *controller) throttled(sentAt, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sentAt.Before(c.lastCut) {
+	if !c.lastCut.IsZero() && !sentAt.After(c.lastCut) {
 		return
 	}
+	recent := !c.lastCut.IsZero() && now.Sub(c.lastCut) < rapidWindow
 	c.lastCut, c.winStart, c.winCount = now, now, 0
-	switch c.phase {
-	case phaseSlowStart:
-		c.phase, c.hi, c.lo = phaseSearch, c.cur, c.cur/2
-		c.bisect(now)
-	case phaseSearch:
-		c.hi = c.cur
-		c.bisect(now)
-	case phaseSteady:
+	c.gen++
+	switch {
+	case c.phase == phaseSlowStart:
+		// The previous, halved rate ran clean for a whole window.
+		c.phase = phaseSteady
+		c.set(now, c.cur/2)
+	case recent:
+		c.set(now, c.cur*rapidDecrease)
+	default:
 		c.set(now, c.cur*steadyDecrease)
 	}
-}
-
-func (c *controller) bisect(now time.Time) {
-	if c.hi-c.lo <= searchDone*c.hi {
-		c.phase = phaseSteady
-		c.set(now, c.lo)
-		return
-	}
-	c.set(now, (c.lo+c.hi)/2)
 }
 
 func (c *controller) set(now time.Time, r float64) {

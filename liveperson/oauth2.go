@@ -170,8 +170,15 @@ func tokenLifetime(jwt string, now time.Time) time.Duration {
 		return 0
 	}
 	exp := *claims.Exp
+	var life time.Duration
 	if claims.Iat != nil && *claims.Iat < exp {
-		return time.Duration((exp - *claims.Iat) * float64(time.Second))
+		life = time.Duration(min(exp-*claims.Iat, maxTokenLife.Seconds()) * float64(time.Second))
+	} else {
+		life = time.Unix(int64(min(exp, 1e12)), 0).Sub(now)
 	}
-	return time.Unix(int64(exp), 0).Sub(now)
+	return max(0, min(life, maxTokenLife))
 }
+
+// maxTokenLife caps what a token claims, so a garbled exp cannot keep a
+// token cached for years.
+const maxTokenLife = 24 * time.Hour

@@ -86,9 +86,9 @@ func (e *pipeEnv) seedCustomer() {
 	f.chats = append(f.chats,
 		ChatRecord{EngagementID: "1234000001", Start: e.ago(40 * 24 * time.Hour), CustomerIDs: []string{"ABC-123"}},
 		ChatRecord{EngagementID: "1234000002", Start: e.ago(200 * 24 * time.Hour), CustomerIDs: []string{"ABC-123"}, Emails: []string{"x@example.com"}},
-		ChatRecord{EngagementID: "1234000003", Start: e.ago(10 * 24 * time.Hour), CustomerIDs: []string{"ABC-1234"}},   // near miss
-		ChatRecord{EngagementID: "1234000004", Start: e.ago(12 * 24 * time.Hour), CustomerIDs: []string{"abc-123"}},    // case differs
-		ChatRecord{EngagementID: "1234000005", Start: e.ago(500 * 24 * time.Hour), CustomerIDs: []string{"ABC-123"}},   // past retention
+		ChatRecord{EngagementID: "1234000003", Start: e.ago(10 * 24 * time.Hour), CustomerIDs: []string{"ABC-1234"}}, // near miss
+		ChatRecord{EngagementID: "1234000004", Start: e.ago(12 * 24 * time.Hour), CustomerIDs: []string{"abc-123"}},  // case differs
+		ChatRecord{EngagementID: "1234000005", Start: e.ago(500 * 24 * time.Hour), CustomerIDs: []string{"ABC-123"}}, // past retention
 	)
 	f.convs = append(f.convs,
 		ConversationRecord{ConversationID: "c-0001", Start: e.ago(20 * 24 * time.Hour), ConsumerIDs: []string{"cons-1"}, CustomerIDs: []string{"ABC-123"}},

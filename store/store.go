@@ -36,7 +36,7 @@ var (
 )
 
 // errSchemaTooNew is wrapped when the file was written by a newer erasured.
-var errSchemaTooNew = errors.New("store: database schema is newer than this binary")
+var errSchemaTooNew = errors.New("database schema is newer than this binary")
 
 // schemaVersion is the layout this code reads and writes. Bump it, and add a migration to Open, whenever
 // the meaning of stored keys or values changes.

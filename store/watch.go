@@ -36,6 +36,7 @@ type hub struct {
 	byKey  map[string]map[*Watcher]struct{} // synced watchers of one key
 	all    map[*Watcher]struct{}            // synced watchers of every key
 	closed bool
+	onJoin func() // test hook: a catching-up watcher joined
 }
 
 func (h *hub) init(rev, compacted uint64, opts Options) {
@@ -266,6 +267,9 @@ func (w *Watcher) advance(h *hub, next uint64) {
 	if next > h.rev && !h.closed {
 		w.synced = true
 		h.add(w)
+		if h.onJoin != nil {
+			h.onJoin()
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Sim) engSearch(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.clock.Now()
 	var hits []map[string]any
-	for _, c := range s.chatOrder {
+	for _, c := range s.sortedChats() {
 		if c.Account != acct || !c.Ended || c.Start.Before(from) || c.Start.After(to) ||
 			c.Start.Before(now.Add(-s.cfg.Retention)) ||
 			(body.EngagementID != "" && c.EngagementID != body.EngagementID) ||
@@ -283,7 +283,7 @@ func (s *Sim) msgByID(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) conversations(acct string, status map[string]bool, content []string, keep func(*Conversation) bool) []map[string]any {
 	now := s.clock.Now()
 	var out []map[string]any
-	for _, c := range s.convOrder {
+	for _, c := range s.sortedConversations() {
 		if c.Account != acct || (len(status) > 0 && !status[c.Status]) || c.Start.Before(now.Add(-s.cfg.Retention)) || !keep(c) {
 			continue
 		}
@@ -325,4 +325,23 @@ func (s *Sim) conversationJSON(c *Conversation, content []string) map[string]any
 		m["messageRecords"] = recs
 	}
 	return m
+}
+
+// sortedChats returns the chats by start time (LivePerson's sort=start:asc).
+// Caller holds s.mu.
+func (s *Sim) sortedChats() []*Chat {
+	if !s.chatsSorted {
+		slices.SortStableFunc(s.chatOrder, func(a, b *Chat) int { return a.Start.Compare(b.Start) })
+		s.chatsSorted = true
+	}
+	return s.chatOrder
+}
+
+// sortedConversations returns the conversations by start time. Caller holds s.mu.
+func (s *Sim) sortedConversations() []*Conversation {
+	if !s.convsSorted {
+		slices.SortStableFunc(s.convOrder, func(a, b *Conversation) int { return a.Start.Compare(b.Start) })
+		s.convsSorted = true
+	}
+	return s.convOrder
 }

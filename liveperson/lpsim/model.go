@@ -91,6 +91,7 @@ func (s *Sim) addChat(c Chat) error {
 	c.Lines = slices.Clone(c.Lines)
 	s.chats[c.EngagementID] = &c
 	s.chatOrder = append(s.chatOrder, &c)
+	s.chatsSorted = false
 	return nil
 }
 
@@ -111,6 +112,7 @@ func (s *Sim) addConversation(c Conversation) error {
 	c.Messages = slices.Clone(c.Messages)
 	s.convs[c.ID] = &c
 	s.convOrder = append(s.convOrder, &c)
+	s.convsSorted = false
 	if _, ok := s.consumers[c.Account+"/"+c.ConsumerID]; !ok && c.ConsumerID != "" {
 		s.consumers[c.Account+"/"+c.ConsumerID] = &ConsumerProfile{ID: c.ConsumerID, Account: c.Account,
 			FirstName: c.Name, LastName: c.Surname, Email: c.Email, Phone: c.Phone}
@@ -141,6 +143,7 @@ func (s *Sim) UpdateChat(id string, fn func(*Chat)) error {
 		return ErrNotFound
 	}
 	fn(c)
+	s.chatsSorted = false
 	return nil
 }
 
@@ -153,6 +156,7 @@ func (s *Sim) UpdateConversation(id string, fn func(*Conversation)) error {
 		return ErrNotFound
 	}
 	fn(c)
+	s.convsSorted = false
 	return nil
 }
 

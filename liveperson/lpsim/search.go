@@ -41,7 +41,7 @@ func longDigitRun(s string) bool {
 
 // fuzzyMatch imitates LivePerson's keyword search: tokenised, case
 // insensitive and partial. A query token hits a field token when either is a
-// prefix of the other (at least two characters shared), and a record matches
+// prefix of the other (at least two characters shared) or equals it, and a record matches
 // when at least 60% of the query tokens hit. So "ABC-123" finds "ABC-1234",
 // and "jane.doe@example.com" finds "john.doe@example.com": exact filtering
 // is the client's job.
@@ -58,7 +58,7 @@ func fuzzyMatch(query string, fields ...string) bool {
 	for _, qt := range q {
 		for _, ft := range t {
 			short := min(len(qt), len(ft))
-			if short >= 2 && (strings.HasPrefix(ft, qt) || strings.HasPrefix(qt, ft)) {
+			if qt == ft || short >= 2 && (strings.HasPrefix(ft, qt) || strings.HasPrefix(qt, ft)) {
 				hits++
 				break
 			}

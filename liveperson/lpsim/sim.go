@@ -84,17 +84,19 @@ type Sim struct {
 	mu        sync.Mutex
 	accounts  map[string]*Account
 	chats     map[string]*Chat
-	chatOrder []*Chat
+	chatOrder []*Chat // sorted by start when chatsSorted
 	convs     map[string]*Conversation
 	convOrder []*Conversation
-	consumers map[string]*ConsumerProfile // account/id
-	deletions []*Deletion
-	nextReq   int64
-	calls     []Call
-	faults    []*faultState
-	rng       *rand.Rand
-	limiters  map[string]*rate.Limiter
-	created   map[string]int // canonical deletion body → times created
+
+	chatsSorted, convsSorted bool
+	consumers                map[string]*ConsumerProfile // account/id
+	deletions                []*Deletion
+	nextReq                  int64
+	calls                    []*Call
+	faults                   []*faultState
+	rng                      *rand.Rand
+	limiters                 map[string]*rate.Limiter
+	created                  map[string]int // canonical deletion body → times created
 }
 
 // New builds a simulator.
@@ -197,14 +199,18 @@ func (s *Sim) Handler() http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		c := &Call{Time: s.clock.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 			Body: string(body), Auth: authKind(r.Header.Get("Authorization"))}
+		// Logged on arrival, so a test sees a call whose answer is still held
+		// back (hang faults); the status is filled in when it is known.
+		s.mu.Lock()
+		s.calls = append(s.calls, c)
+		s.mu.Unlock()
 		sw := &statusWriter{ResponseWriter: w}
 		s.mux.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+		s.mu.Lock()
 		c.Status = sw.status
 		if sw.hijacked {
 			c.Status = StatusReset
 		}
-		s.mu.Lock()
-		s.calls = append(s.calls, *c)
 		s.mu.Unlock()
 	})
 }
@@ -214,14 +220,16 @@ func (s *Sim) Handler() http.Handler {
 // deletions that have become due.
 func (s *Sim) endpoint(service, op string, auth bool, fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, ok := r.Context().Value(callKey{}).(*Call); ok {
-			c.Service, c.Op = service, op
-		}
 		f := s.fault(service, op)
-		if f != nil {
-			if c, ok := r.Context().Value(callKey{}).(*Call); ok {
+		if c, ok := r.Context().Value(callKey{}).(*Call); ok {
+			s.mu.Lock()
+			c.Service, c.Op = service, op
+			if f != nil {
 				c.Fault = f.Kind.String()
 			}
+			s.mu.Unlock()
+		}
+		if f != nil {
 			if s.injectBefore(w, r, f) {
 				return
 			}
