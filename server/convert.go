@@ -124,3 +124,20 @@ func eventToProto(ev service.Event) *erasurev1.WatchEvent {
 		Time:          ts(ev.Time),
 	}
 }
+
+func planToProto(p service.Plan) *erasurev1.Plan {
+	out := &erasurev1.Plan{
+		PlanEtag:                 p.Etag,
+		OpenConversationsHeld:    int32(p.OpenConversationsHeld),
+		LivepersonRequestsNeeded: int32(p.LivePersonRequestsNeeded),
+		IdentifierUnsearchable:   p.IdentifierUnsearchable,
+	}
+	for _, g := range p.Groups {
+		pg := &erasurev1.PlanGroup{Kind: erasurev1.TargetKind(g.Kind)}
+		for _, r := range g.Records {
+			pg.Records = append(pg.Records, &erasurev1.PlanRecord{Id: r.ID, Status: erasurev1.TargetStatus(r.Status), LivepersonRequestId: r.LPRequest})
+		}
+		out.Groups = append(out.Groups, pg)
+	}
+	return out
+}

@@ -3,9 +3,6 @@ package server
 import (
 	"context"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
 )
@@ -28,7 +25,33 @@ func (h *handler) Submit(ctx context.Context, req *erasurev1.SubmitRequest) (*er
 }
 
 func (h *handler) Resolve(ctx context.Context, req *erasurev1.ResolveRequest) (*erasurev1.ResolveResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "Resolve arrives with the erasure pipeline")
+	if pv := req.GetPreview(); pv != nil {
+		var channels []service.Channel
+		for _, c := range pv.GetChannels() {
+			channels = append(channels, service.Channel(c))
+		}
+		plan, err := h.svc.Preview(ctx, pv.GetAccountId(), subjectFromProto(pv.GetSubject()), channels)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &erasurev1.ResolveResponse{Plan: planToProto(plan)}, nil
+	}
+	var d *service.Decision
+	switch k := req.GetDecision().GetKind().(type) {
+	case *erasurev1.Decision_Confirm:
+		d = &service.Decision{Confirm: true, PlanEtag: k.Confirm.GetPlanEtag()}
+	case *erasurev1.Decision_Reject:
+		d = &service.Decision{Reject: true, Reason: k.Reject.GetReason()}
+	}
+	res, err := h.svc.Resolve(ctx, req.GetName(), d)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &erasurev1.ResolveResponse{Plan: planToProto(res.Plan)}
+	if res.Erasure != nil {
+		out.Erasure = toProto(*res.Erasure)
+	}
+	return out, nil
 }
 
 func (h *handler) Status(ctx context.Context, req *erasurev1.StatusRequest) (*erasurev1.StatusResponse, error) {

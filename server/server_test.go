@@ -104,10 +104,22 @@ func TestCodesOverTheWire(t *testing.T) {
 			_, err := h.client.List(ctx, &erasurev1.ListRequest{PageToken: "zz"})
 			return err
 		}, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-		{"resolve not built", func() error {
-			_, err := h.client.Resolve(ctx, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Name{Name: e.GetName()}})
+		{"decision in the wrong state", func() error {
+			_, err := h.client.Resolve(ctx, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Name{Name: e.GetName()},
+				Decision: &erasurev1.Decision{Kind: &erasurev1.Decision_Reject{Reject: &erasurev1.Reject{Reason: "no"}}}})
 			return err
-		}, codes.Unimplemented, ""},
+		}, codes.FailedPrecondition, "NOT_AWAITING_CONFIRMATION"},
+		{"preview without LivePerson", func() error {
+			_, err := h.client.Resolve(ctx, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Preview{Preview: &erasurev1.ResolvePreview{
+				AccountId: "1234", Subject: customerID("A")}}})
+			return err
+		}, codes.Unavailable, "NO_LIVEPERSON"},
+		{"decision with a preview", func() error {
+			_, err := h.client.Resolve(ctx, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Preview{Preview: &erasurev1.ResolvePreview{
+				AccountId: "1234", Subject: customerID("A")}},
+				Decision: &erasurev1.Decision{Kind: &erasurev1.Decision_Reject{Reject: &erasurev1.Reject{Reason: "no"}}}})
+			return err
+		}, codes.InvalidArgument, "INVALID_REQUEST"},
 		{"invalid watch name", func() error {
 			s, err := h.client.Watch(ctx, &erasurev1.WatchRequest{Name: "nope"})
 			if err != nil {

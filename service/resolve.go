@@ -25,13 +25,13 @@ type resolution struct {
 	unsearchable bool // the identifier cannot be searched in Messaging Interactions
 }
 
-// retention is how far back LivePerson keeps chats and conversations.
-const retentionMonths = 13
-
-// Search windows LivePerson allows.
+// LivePerson keeps chats and conversations for 13 months; Engagement History searches span at
+// most one month and Messaging Interactions at most three. Windows are fixed lengths (30 and 90
+// days over 395) so that no reading of "month" makes LivePerson refuse one.
 const (
-	chatWindowMonths      = 1
-	messagingWindowMonths = 3
+	retention       = 395 * 24 * time.Hour
+	chatWindow      = 30 * 24 * time.Hour
+	messagingWindow = 90 * 24 * time.Hour
 )
 
 // resolver finds a subject's records in one account.
@@ -57,7 +57,7 @@ func (rv resolver) resolve(ctx context.Context, account string, s Subject, chann
 		return rv.resolveExplicit(ctx, account, s)
 	}
 	if slices.Contains(channels, ChannelChat) && s.Kind != SubjectConsumerID {
-		for from, to := range windows(rv.now, chatWindowMonths) {
+		for from, to := range windows(rv.now, chatWindow) {
 			recs, err := rv.lp.SearchChats(ctx, account, from, to, s.Value)
 			if err != nil {
 				return resolution{}, fmt.Errorf("chat search: %w", err)
@@ -73,15 +73,16 @@ func (rv resolver) resolve(ctx context.Context, account string, s Subject, chann
 		consumers := map[string]bool{}
 		if s.Kind == SubjectConsumerID {
 			consumers[s.Value] = true
-		} else {
-			res.unsearchable = unsearchableInMessaging(s)
+		} else if res.unsearchable = unsearchableInMessaging(s); !res.unsearchable {
+			// (An unsearchable identifier would find nothing in Messaging Interactions: it is
+			// reported on the erasure instead of searched.)
 			sde := SDESearch{}
 			if s.Kind == SubjectCustomerID {
 				sde.CustomerInfo = s.Value
 			} else {
 				sde.PersonalInfo = s.Value
 			}
-			for from, to := range windows(rv.now, messagingWindowMonths) {
+			for from, to := range windows(rv.now, messagingWindow) {
 				for _, open := range []bool{false, true} {
 					recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde, open)
 					if err != nil {
@@ -134,7 +135,7 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 		}
 	}
 	for _, id := range s.EngagementIDs {
-		for from, to := range windows(rv.now, chatWindowMonths) {
+		for from, to := range windows(rv.now, chatWindow) {
 			r, found, err := rv.lp.ChatByID(ctx, account, id, from, to)
 			if err != nil {
 				return resolution{}, fmt.Errorf("chat by id: %w", err)
@@ -200,35 +201,21 @@ func unsearchableInMessaging(s Subject) bool {
 	return false
 }
 
-// windows yields consecutive [from, to) windows of at most months months covering LivePerson's
-// retention up to now, oldest first.
-func windows(now time.Time, months int) func(yield func(time.Time, time.Time) bool) {
+// windows yields consecutive [from, to) windows of at most span covering LivePerson's retention
+// up to now, oldest first.
+func windows(now time.Time, span time.Duration) func(yield func(time.Time, time.Time) bool) {
 	return func(yield func(time.Time, time.Time) bool) {
-		start := now.AddDate(0, -retentionMonths, 0)
 		end := now.Add(time.Minute)
-		for from := start; from.Before(end); {
-			to := from.AddDate(0, months, 0)
-			// AddDate normalizes (31 Jan + 1 month = 3 Mar): never exceed the allowed span.
-			if lim := AddMonthsClamped(from, months); to.After(lim) {
-				to = lim
-			}
+		for from := end.Add(-retention); from.Before(end); from = from.Add(span) {
+			to := from.Add(span)
 			if to.After(end) {
 				to = end
 			}
 			if !yield(from, to) {
 				return
 			}
-			from = to
 		}
 	}
-}
-
-// AddMonthsClamped adds n calendar months, clamping the day to the target month's length.
-func AddMonthsClamped(t time.Time, n int) time.Time {
-	for range n {
-		t = AddMonth(t)
-	}
-	return t
 }
 
 func sortedKeys(m map[string]bool) []string {

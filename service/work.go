@@ -197,7 +197,7 @@ func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, n
 		case KindConversation:
 			convs = append(convs, t.ID)
 		case KindEngagement:
-			for from, to := range windows(now, chatWindowMonths) {
+			for from, to := range windows(now, chatWindow) {
 				rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, to)
 				if err != nil {
 					return nil, err

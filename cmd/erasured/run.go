@@ -23,6 +23,9 @@ import (
 // realMain wires configuration, store, service and server, serves until ctx ends, then shuts
 // down in order: health NOT_SERVING, Watch streams ended, in-flight RPCs drained, store closed.
 func realMain(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "receipt" {
+		return receiptMain(args[1:], os.Stdout)
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	slog.SetDefault(log)
 
