@@ -20,6 +20,7 @@ type CompactedError struct {
 	Oldest    uint64 // the oldest revision still stored
 }
 
+// Error names both revisions.
 func (e *CompactedError) Error() string {
 	return fmt.Sprintf("store: revision %d is compacted, oldest available is %d", e.Requested, e.Oldest)
 }

@@ -161,8 +161,10 @@ func initSchema(btx *bolt.Tx) (rev, compacted uint64, err error) {
 		}
 	}
 	meta := btx.Bucket(metaBucket.key())
-	if err := meta.Put(metaSchema, U64(schemaVersion)); err != nil {
-		return 0, 0, err
+	if meta.Get(metaSchema) == nil { // a new file; older versions would be migrated here
+		if err := meta.Put(metaSchema, U64(schemaVersion)); err != nil {
+			return 0, 0, err
+		}
 	}
 	if rev, err = metaU64(meta, metaRev); err != nil {
 		return 0, 0, err

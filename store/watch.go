@@ -176,8 +176,9 @@ func (db *DB) Watch(from uint64, key string) (*Watcher, error) {
 	return w, nil
 }
 
-// Next blocks until at least one matching event is available and returns them (at most a few hundred)
-// in revision order. It returns nil and ctx.Err() when ctx is done, ErrClosed when the watcher or the DB
+// Next blocks until at least one matching event is available and returns them in revision order, at
+// most max(WatchBuffer, 256) per call. The caller owns the returned slice; the events' Values are shared
+// and must not be modified. It returns nil and ctx.Err() when ctx is done, ErrClosed when the watcher or the DB
 // is closed, and a *CompactedError when the watcher fell behind past a compaction (that error is
 // sticky). Events returned by one call continue exactly where the previous call stopped.
 func (w *Watcher) Next(ctx context.Context) ([]Event, error) {

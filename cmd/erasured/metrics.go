@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/erasured/erasured/service"
+)
+
+// metrics are erasured's Prometheus metrics. Labels carry states, services, codes and account
+// ids — never a subject's identifier or a LivePerson record id.
+type metrics struct {
+	reg       *prometheus.Registry
+	lpCalls   *prometheus.CounterVec
+	lpLatency *prometheus.HistogramVec
+}
+
+func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() map[string]int) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.lpCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_liveperson_calls_total", Help: "LivePerson API calls by service, operation and HTTP status code.",
+	}, []string{"service", "op", "code"})
+	m.lpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "erasured_liveperson_call_seconds", Help: "LivePerson API call latency.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	}, []string{"service", "op"})
+	m.reg.MustRegister(m.lpCalls, m.lpLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{svc: svc, watchers: watchers, quotaLeft: quotaLeft})
+	return m
+}
+
+// serve exposes /metrics on addr until ctx ends.
+func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("metrics serving", "listen", lis.Addr().String())
+	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+var (
+	descByState   = prometheus.NewDesc("erasured_erasures", "Erasures by state.", []string{"state"}, nil)
+	descAtRisk    = prometheus.NewDesc("erasured_erasures_at_risk", "Open erasures that may miss their legal deadline.", nil, nil)
+	descWatchers  = prometheus.NewDesc("erasured_watch_streams", "Open Watch streams.", nil, nil)
+	descQuotaLeft = prometheus.NewDesc("erasured_quota_left", "LivePerson deletion requests left this month, per account.", []string{"account"}, nil)
+)
+
+// stateCollector reads the counts from the store at scrape time.
+type stateCollector struct {
+	svc       *service.Service
+	watchers  func() int64
+	quotaLeft func() map[string]int
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descByState
+	ch <- descAtRisk
+	ch <- descWatchers
+	ch <- descQuotaLeft
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if st, err := c.svc.Stats(); err == nil {
+		for s := service.StateReceived; s <= service.StateRejected; s++ {
+			ch <- prometheus.MustNewConstMetric(descByState, prometheus.GaugeValue, float64(st.ByState[s]), strings.ToLower(s.String()))
+		}
+		ch <- prometheus.MustNewConstMetric(descAtRisk, prometheus.GaugeValue, float64(st.AtRisk))
+	}
+	ch <- prometheus.MustNewConstMetric(descWatchers, prometheus.GaugeValue, float64(c.watchers()))
+	for acct, left := range c.quotaLeft() {
+		ch <- prometheus.MustNewConstMetric(descQuotaLeft, prometheus.GaugeValue, float64(left), acct)
+	}
+}
