@@ -75,6 +75,9 @@ func (c *Client) do(ctx context.Context, rq request) error {
 			return e // the wait would outlive the caller
 		}
 		if err := c.clock.Sleep(ctx, wait); err != nil {
+			if e.Err == nil {
+				e.Err = err // so errors.Is(err, context.Canceled) holds
+			}
 			return e
 		}
 	}

@@ -77,10 +77,10 @@ type Client struct {
 	observe     func(Observation)
 	random      func() float64
 
-	limitsMu     sync.Mutex
-	limits       map[string]RateLimit // by service; "" = default
-	controllers  map[gateKey]*controller
-	maxResultsEH int
+	limitsMu    sync.Mutex
+	limits      map[string]RateLimit // by service; "" = default
+	controllers map[gateKey]*controller
+	maxResults  int
 }
 
 type gateKey struct{ region, service string }
@@ -128,19 +128,19 @@ func WithRandom(f func() float64) Option { return func(c *Client) { c.random = f
 // WithMaxSearchResults bounds the records one search may return (default
 // 10,000), so that a fuzzy keyword matching half the account fails loudly
 // instead of paging for hours.
-func WithMaxSearchResults(n int) Option { return func(c *Client) { c.maxResultsEH = n } }
+func WithMaxSearchResults(n int) Option { return func(c *Client) { c.maxResults = n } }
 
 // New builds a Client. Resolver, auth and source are required.
 func New(opts ...Option) (*Client, error) {
 	c := &Client{
-		hc:           &http.Client{},
-		clock:        SystemClock{},
-		callTimeout:  defaultCallTimeout,
-		maxBody:      defaultMaxRespBytes,
-		random:       rand.Float64,
-		limits:       map[string]RateLimit{},
-		controllers:  map[gateKey]*controller{},
-		maxResultsEH: 10000,
+		hc:          &http.Client{},
+		clock:       SystemClock{},
+		callTimeout: defaultCallTimeout,
+		maxBody:     defaultMaxRespBytes,
+		random:      rand.Float64,
+		limits:      map[string]RateLimit{},
+		controllers: map[gateKey]*controller{},
+		maxResults:  10000,
 	}
 	for _, o := range opts {
 		o(c)
@@ -156,7 +156,7 @@ func New(opts ...Option) (*Client, error) {
 	if c.source == "" || len(c.source) > maxSourceLen {
 		errs = append(errs, errors.New("liveperson: source must be 1 to 20 characters"))
 	}
-	if c.callTimeout <= 0 || c.maxBody <= 0 || c.maxResultsEH <= 0 {
+	if c.callTimeout <= 0 || c.maxBody <= 0 || c.maxResults <= 0 {
 		errs = append(errs, errors.New("liveperson: call timeout, response limit and result limit must be positive"))
 	}
 	if len(errs) > 0 {

@@ -83,7 +83,7 @@ func (c *Client) SearchEngagements(ctx context.Context, account string, q Engage
 		}
 		out = append(out, page...)
 		offset += len(page)
-		if len(out) > c.maxResultsEH {
+		if len(out) > c.maxResults {
 			return nil, &Error{Kind: KindTerminal, Service: ServiceEngagements, Op: opEngSearch,
 				Reason: "too many results; narrow the search"}
 		}

@@ -168,7 +168,7 @@ func (c *Client) conversationPages(ctx context.Context, account, op, path string
 		}
 		out = append(out, page...)
 		offset += len(page)
-		if len(out) > c.maxResultsEH {
+		if len(out) > c.maxResults {
 			return nil, &Error{Kind: KindTerminal, Service: ServiceMessaging, Op: op, Reason: "too many results; narrow the search"}
 		}
 		if len(page) == 0 || offset >= count {

@@ -47,7 +47,8 @@ type OAuth2 struct {
 
 type token struct {
 	value     string
-	refreshAt time.Time
+	refreshAt time.Time // renew from here on
+	expiresAt time.Time // still usable until here if renewing fails
 }
 
 // NewOAuth2 builds the sentinel authenticator.
@@ -90,10 +91,11 @@ func (o *OAuth2) Invalidate(account string, rejected *http.Request) {
 // Token returns a valid access token for account.
 func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 	o.mu.Lock()
-	t, ok := o.tokens[account]
+	old, ok := o.tokens[account]
 	o.mu.Unlock()
-	if ok && o.clock.Now().Before(t.refreshAt) {
-		return t.value, nil
+	now := o.clock.Now()
+	if ok && now.Before(old.refreshAt) {
+		return old.value, nil
 	}
 	t, err := o.flight.Do(ctx, account, func(fctx context.Context) (token, error) {
 		fctx, cancel := context.WithTimeout(fctx, 2*o.client.callTimeout)
@@ -106,6 +108,10 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 		}
 		return t, err
 	})
+	if err != nil && ok && now.Before(old.expiresAt) && !IsUnauthorized(err) {
+		// Renewal failed early enough: the old token still works for a while.
+		return old.value, nil
+	}
 	return t.value, err
 }
 
@@ -146,7 +152,7 @@ func (o *OAuth2) fetch(ctx context.Context, account string) (token, error) {
 		life = time.Hour // neither JWT exp nor expires_in: assume an hour, a 401 corrects us
 	}
 	margin := min(o.refresh, life/5)
-	return token{value: resp.AccessToken, refreshAt: issued.Add(life - margin)}, nil
+	return token{value: resp.AccessToken, refreshAt: issued.Add(life - margin), expiresAt: issued.Add(life)}, nil
 }
 
 // tokenLifetime reads exp (and iat) from a JWT's payload without verifying it:

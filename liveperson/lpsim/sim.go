@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,10 +192,17 @@ const (
 
 type callKey struct{}
 
+// maxCalls bounds the call log; deletion statistics are kept apart and whole.
+const maxCalls = 200_000
+
 // Handler serves every simulated service, plus GET /_lpsim/calls (the call
 // log) and GET /_lpsim/stats.
 func (s *Sim) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_lpsim/") {
+			s.mux.ServeHTTP(w, r) // inspection is not LivePerson traffic: not logged
+			return
+		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		c := &Call{Time: s.clock.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
@@ -202,6 +210,10 @@ func (s *Sim) Handler() http.Handler {
 		// Logged on arrival, so a test sees a call whose answer is still held
 		// back (hang faults); the status is filled in when it is known.
 		s.mu.Lock()
+		if len(s.calls) >= maxCalls {
+			// A long sandbox run must not grow without bound: keep the newer half.
+			s.calls = append([]*Call(nil), s.calls[maxCalls/2:]...)
+		}
 		s.calls = append(s.calls, c)
 		s.mu.Unlock()
 		sw := &statusWriter{ResponseWriter: w}

@@ -1,0 +1,200 @@
+package liveperson_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/liveperson/lpsim"
+)
+
+func oauth2Env(t *testing.T, secret string) (*env, *liveperson.OAuth2) {
+	t.Helper()
+	e := newEnv(t, lpsim.Config{})
+	a := lpsim.DefaultAccount(acct, "us")
+	o, err := liveperson.NewOAuth2(liveperson.OAuth2Config{
+		Credentials: map[string]liveperson.ClientCredentials{acct: {ClientID: a.ClientID, ClientSecret: secret}},
+		Resolver:    e.resolver(),
+		Options: []liveperson.Option{liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()),
+			liveperson.WithRandom(func() float64 { return 0 })},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := liveperson.New(liveperson.WithResolver(e.resolver()), liveperson.WithAuth(o),
+		liveperson.WithSource("erasured-test"), liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()),
+		liveperson.WithRateLimit("", liveperson.RateLimit{Rate: 1000, Burst: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c = c
+	return e, o
+}
+
+func tokenCalls(e *env) int { return len(e.sim.CallsTo(lpsim.ServiceSentinel, lpsim.OpToken)) }
+
+func TestOAuth2TokenCacheAndRefresh(t *testing.T) {
+	e, _ := oauth2Env(t, "lpsim-secret-"+acct)
+	ctx := context.Background()
+	list := func() {
+		t.Helper()
+		if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Concurrent first use: one token request in flight for the account.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(list)
+	}
+	wg.Wait()
+	if n := tokenCalls(e); n != 1 {
+		t.Fatalf("%d token requests for 20 concurrent calls, want 1", n)
+	}
+	tok := e.sim.CallsTo(lpsim.ServiceSentinel, lpsim.OpToken)[0]
+	if !strings.Contains(tok.Body, "grant_type=client_credentials") || tok.Auth != "none" {
+		t.Errorf("token request body/auth = %q/%s", tok.Body, tok.Auth)
+	}
+	for _, c := range e.sim.CallsTo(lpsim.ServiceRTBF, "") {
+		if c.Auth != "bearer" || c.Status != 200 {
+			t.Errorf("call %s auth=%s status=%d", c.Path, c.Auth, c.Status)
+		}
+	}
+	// 1 h tokens are renewed 5 min early: at 54 min still cached, at 56 min renewed.
+	e.advance(54 * time.Minute)
+	list()
+	if n := tokenCalls(e); n != 1 {
+		t.Errorf("%d token requests at 54 min, want 1", n)
+	}
+	e.advance(2 * time.Minute)
+	list()
+	if n := tokenCalls(e); n != 2 {
+		t.Errorf("%d token requests at 56 min, want 2 (refreshed before expiry)", n)
+	}
+}
+
+// TestOAuth2ExpiredAtServer: LivePerson rejects a token our clock still
+// trusts; the client refreshes once and the call succeeds.
+func TestOAuth2ExpiredAtServer(t *testing.T) {
+	e, _ := oauth2Env(t, "lpsim-secret-"+acct)
+	ctx := context.Background()
+	if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	e.simClk.Advance(2 * time.Hour) // only LivePerson's clock moves
+	if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatalf("after server-side expiry: %v", err)
+	}
+	if n := tokenCalls(e); n != 2 {
+		t.Errorf("%d token requests, want 2", n)
+	}
+	statuses := []int{}
+	for _, c := range e.sim.CallsTo(lpsim.ServiceRTBF, lpsim.OpList) {
+		statuses = append(statuses, c.Status)
+	}
+	if len(statuses) != 3 || statuses[1] != 401 || statuses[2] != 200 {
+		t.Errorf("list statuses = %v, want [200 401 200]", statuses)
+	}
+}
+
+func TestOAuth2WrongSecret(t *testing.T) {
+	e, _ := oauth2Env(t, "wrong")
+	_, err := e.c.ListDeletions(context.Background(), acct, liveperson.DeletionFilter{})
+	if !liveperson.IsUnauthorized(err) {
+		t.Fatalf("err = %v, want unauthorized", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error shows the secret: %v", err)
+	}
+	if n := tokenCalls(e); n != 1 {
+		t.Errorf("%d token requests, want 1 (a 401 is not retried)", n)
+	}
+	if n := len(e.sim.CallsTo(lpsim.ServiceRTBF, "")); n != 0 {
+		t.Errorf("%d API calls without a token, want 0", n)
+	}
+}
+
+func TestOAuth1(t *testing.T) {
+	e := newEnv(t, lpsim.Config{})
+	a := lpsim.DefaultAccount(acct, "us")
+	keys := liveperson.OAuth1Keys{ConsumerKey: a.OAuth1.ConsumerKey, ConsumerSecret: a.OAuth1.ConsumerSecret,
+		Token: a.OAuth1.Token, TokenSecret: a.OAuth1.TokenSecret}
+	newClient := func(k liveperson.OAuth1Keys) *liveperson.Client {
+		c, err := liveperson.New(liveperson.WithResolver(e.resolver()), liveperson.WithSource("erasured-test"),
+			liveperson.WithAuth(&liveperson.OAuth1{Keys: map[string]liveperson.OAuth1Keys{acct: k}}),
+			liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// A search has query parameters (signed) and a JSON body (not signed).
+	_, err := newClient(keys).SearchConversations(context.Background(), acct, liveperson.ConversationQuery{
+		From: t0.Add(-time.Hour), To: t0, CustomerInfo: "x y"})
+	if err != nil {
+		t.Fatalf("signed search: %v", err)
+	}
+	if c := e.sim.Calls()[0]; c.Auth != "oauth1" || c.Status != 200 {
+		t.Errorf("call auth=%s status=%d", c.Auth, c.Status)
+	}
+	bad := keys
+	bad.TokenSecret = "nope"
+	_, err = newClient(bad).ListDeletions(context.Background(), acct, liveperson.DeletionFilter{Status: "DONE"})
+	if !liveperson.IsUnauthorized(err) || !strings.Contains(err.Error(), "oauth_problem=signature_invalid") {
+		t.Errorf("wrong secret: %v, want signature_invalid", err)
+	}
+}
+
+func TestStaticBearerRejected(t *testing.T) {
+	e := newEnv(t, lpsim.Config{}, liveperson.WithAuth(liveperson.StaticBearer{acct: "bogus"}))
+	_, err := e.c.ListDeletions(context.Background(), acct, liveperson.DeletionFilter{})
+	wantKind(t, err, liveperson.KindUnauthorized)
+	_, err = e.c.ListDeletions(context.Background(), "9999", liveperson.DeletionFilter{})
+	wantKind(t, err, liveperson.KindUnauthorized)
+}
+
+func TestDomainAPI(t *testing.T) {
+	e := newEnv(t, lpsim.Config{})
+	d, err := liveperson.NewDomainAPI(e.srv.URL, liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(e.srv.URL, "http://")
+	h, err := d.BaseURI(context.Background(), acct, liveperson.ServiceDeletion)
+	if err != nil || h != host {
+		t.Errorf("BaseURI = %q, %v; want %q", h, err, host)
+	}
+	all, err := d.BaseURIs(context.Background(), acct)
+	if err != nil || all[liveperson.ServiceMessaging] != host || all[liveperson.ServiceSentinel] != host {
+		t.Errorf("BaseURIs = %v, %v", all, err)
+	}
+	if c := e.sim.CallsTo(lpsim.ServiceDomain, lpsim.OpBaseURI)[0]; c.Query != "version=1.0" || c.Auth != "none" {
+		t.Errorf("domain call query=%q auth=%s", c.Query, c.Auth)
+	}
+	_, err = d.BaseURI(context.Background(), "9999", liveperson.ServiceDeletion)
+	wantKind(t, err, liveperson.KindUnauthorized)
+	if _, err := liveperson.NewDomainAPI("ftp://x"); err == nil {
+		t.Error("NewDomainAPI(ftp://x) accepted")
+	}
+}
+
+// TestOAuth2RenewalFailureKeepsToken: sentinel down while renewing early; the
+// token has minutes left, so calls go on with it.
+func TestOAuth2RenewalFailureKeepsToken(t *testing.T) {
+	e, _ := oauth2Env(t, "lpsim-secret-"+acct)
+	ctx := context.Background()
+	if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(56 * time.Minute)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceSentinel, Kind: lpsim.FaultStatus, Status: 503})
+	if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatalf("with sentinel down before expiry: %v", err)
+	}
+	if n := tokenCalls(e); n < 2 {
+		t.Errorf("%d token requests, want a renewal attempt", n)
+	}
+}
