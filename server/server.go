@@ -64,6 +64,7 @@ type Server struct {
 	closing  context.Context // cancelled when shutdown begins: Watch streams end
 	close    context.CancelFunc
 	watchers atomic.Int64
+	draining atomic.Bool
 	monitor  chan struct{} // closed when the health monitor has exited
 }
 
@@ -114,7 +115,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // setHealth reports SERVING while the service's store is usable and NOT_SERVING otherwise.
 func (s *Server) setHealth() {
 	st := healthpb.HealthCheckResponse_SERVING
-	if s.svc.Healthy() != nil {
+	if s.draining.Load() || s.svc.Healthy() != nil {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", st)
@@ -133,6 +134,13 @@ func (s *Server) watchHealth() {
 			s.setHealth()
 		}
 	}
+}
+
+// Drain reports NOT_SERVING on health so load balancers and probes stop sending new work; the
+// first step of shutdown.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.setHealth()
 }
 
 // Shutdown stops the server in the order SPEC §7 gives: health turns NOT_SERVING, Watch streams

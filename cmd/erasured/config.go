@@ -39,7 +39,8 @@ type Config struct {
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
 
-	sandbox bool // no config file: the sandbox
+	sandbox       bool   // no config file: the sandbox
+	sandboxSecret string // the simulator's client secret, in the sandbox only
 }
 
 // Account is one LivePerson account the service may act on.

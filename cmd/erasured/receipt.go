@@ -99,7 +99,7 @@ func parseReceipt(raw []byte) (service.Receipt, error) {
 		return service.Receipt{}, fmt.Errorf("receipt is not JSON: %w", err)
 	}
 	for _, wrap := range []string{"erasure", "receipt"} {
-		if inner, ok := probe[wrap]; ok {
+		if inner, ok := probe[wrap]; ok && strings.HasPrefix(strings.TrimSpace(string(inner)), "{") {
 			return parseReceipt(inner)
 		}
 	}

@@ -13,8 +13,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/store"
@@ -37,9 +39,13 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.sandbox {
-		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, not for real data",
+		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
-		log.Warn("sandbox: no LivePerson behind this server yet; erasures are accepted and stored but not carried out")
+		stopSim, err := startSandboxLivePerson(&cfg, log)
+		if err != nil {
+			return fmt.Errorf("sandbox LivePerson: %w", err)
+		}
+		defer stopSim()
 	}
 	keys, err := loadKeyring(cfg.Privacy.MasterKeyFile, cfg.Privacy.MasterKeyID, cfg.sandbox)
 	if err != nil {
@@ -68,11 +74,51 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var m *metrics
+	m = newMetrics(svc, srv.Watchers, func() map[string]int {
+		left := map[string]int{}
+		for _, a := range cfg.Accounts {
+			q := a.MonthlyQuota
+			if q == 0 {
+				q = 100
+			}
+			if n, err := svc.QuotaLeft(a.ID, q); err == nil {
+				left[a.ID] = n
+			}
+		}
+		return left
+	})
+	lp, err := newLivePerson(&cfg, log, func(o liveperson.Observation) {
+		m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
+		m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
+	})
+	if err != nil {
+		return err
+	}
+	pipeline := svc.NewPipeline(lpPort{c: lp}, pipelineConfig(&cfg))
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	workDone := make(chan struct{})
+	go func() {
+		defer close(workDone)
+		if err := pipeline.Run(workCtx); err != nil {
+			log.Error("pipeline stopped", "err", err)
+		}
+	}()
+	if cfg.MetricsListen != "" {
+		go func() {
+			if err := m.serve(workCtx, cfg.MetricsListen, log); err != nil {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
+
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID())
+	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID(),
+		"receipt_key_id", keys.SigningKeyID())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -81,6 +127,11 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Shutdown order (SPEC §7): health NOT_SERVING, stop the workers, end Watch streams, drain
+	// RPCs, close the store.
+	srv.Drain()
+	stopWork()
+	<-workDone
 	log.Info("shutting down", "watchers", srv.Watchers())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout.Duration)
 	defer cancel()

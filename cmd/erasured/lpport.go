@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/service"
+)
+
+// lpPort adapts the LivePerson client to the service's LivePerson port.
+type lpPort struct{ c *liveperson.Client }
+
+var _ service.LivePerson = lpPort{}
+
+func (p lpPort) SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]service.ChatRecord, error) {
+	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, Keyword: keyword})
+	if err != nil {
+		return nil, portErr(err)
+	}
+	out := make([]service.ChatRecord, 0, len(es))
+	for _, e := range es {
+		out = append(out, chatRecord(e))
+	}
+	return out, nil
+}
+
+func (p lpPort) ChatByID(ctx context.Context, account, id string, from, to time.Time) (service.ChatRecord, bool, error) {
+	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, EngagementID: id})
+	if err != nil {
+		return service.ChatRecord{}, false, portErr(err)
+	}
+	for _, e := range es {
+		if e.EngagementID == id {
+			return chatRecord(e), true, nil
+		}
+	}
+	return service.ChatRecord{}, false, nil
+}
+
+func chatRecord(e liveperson.Engagement) service.ChatRecord {
+	return service.ChatRecord{EngagementID: e.EngagementID, Start: e.Start, CustomerIDs: e.CustomerIDs,
+		Emails: e.Emails, Phones: e.Phones, Masked: e.Masked()}
+}
+
+func (p lpPort) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch, open bool) ([]service.ConversationRecord, error) {
+	status := []string{"CLOSE"}
+	if open {
+		status = []string{"OPEN"}
+	}
+	cs, err := p.c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to, Status: status,
+		CustomerInfo: sde.CustomerInfo, PersonalInfo: sde.PersonalInfo})
+	if err != nil {
+		return nil, portErr(err)
+	}
+	return conversationRecords(cs), nil
+}
+
+func (p lpPort) ConversationsByConsumer(ctx context.Context, account, consumer string) ([]service.ConversationRecord, error) {
+	cs, err := p.c.ConversationsByConsumer(ctx, account, consumer, []string{"OPEN", "CLOSE"}, nil)
+	if err != nil {
+		return nil, portErr(err)
+	}
+	return conversationRecords(cs), nil
+}
+
+func (p lpPort) ConversationsByID(ctx context.Context, account string, ids []string) ([]service.ConversationRecord, error) {
+	cs, err := p.c.ConversationsByID(ctx, account, ids, nil)
+	if err != nil {
+		return nil, portErr(err)
+	}
+	return conversationRecords(cs), nil
+}
+
+func conversationRecords(cs []liveperson.Conversation) []service.ConversationRecord {
+	out := make([]service.ConversationRecord, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, service.ConversationRecord{ConversationID: c.ConversationID, Open: c.Status == "OPEN",
+			Start: c.Start, ConsumerIDs: c.ConsumerIDs(), CustomerIDs: c.CustomerIDs, Emails: c.Emails,
+			Phones: c.Phones, Masked: c.Masked()})
+	}
+	return out
+}
+
+func (p lpPort) CreateDeletion(ctx context.Context, account string, kind service.TargetKind, ids []string) (service.Deletion, error) {
+	r, err := p.c.CreateDeletion(ctx, account, liveperson.DeletionKind(kind.String()), ids)
+	if err != nil {
+		return service.Deletion{}, portErr(err)
+	}
+	return deletion(r)
+}
+
+func (p lpPort) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
+	rs, err := p.c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: from, ToDate: to})
+	if err != nil {
+		return nil, portErr(err)
+	}
+	out := make([]service.Deletion, 0, len(rs))
+	for _, r := range rs {
+		d, err := deletion(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func (p lpPort) GetDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+	r, err := p.c.GetDeletion(ctx, account, strconv.FormatInt(id, 10))
+	if err != nil {
+		return service.Deletion{}, portErr(err)
+	}
+	return deletion(r)
+}
+
+func (p lpPort) CancelDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+	r, err := p.c.CancelDeletion(ctx, account, strconv.FormatInt(id, 10))
+	if err != nil {
+		return service.Deletion{}, portErr(err)
+	}
+	return deletion(r)
+}
+
+// deletion converts LivePerson's request; its delete_json, when present, gives the kind and ids
+// that reconciliation compares with a batch's intent.
+func deletion(r liveperson.DeletionRequest) (service.Deletion, error) {
+	id, err := strconv.ParseInt(r.ID, 10, 64)
+	if err != nil {
+		return service.Deletion{}, fmt.Errorf("%w: LivePerson request id is not a number", service.ErrUnavailable)
+	}
+	d := service.Deletion{ID: id, Status: r.Status, Created: r.RequestTime}
+	if r.IsCanceled && d.Status == "" {
+		d.Status = service.LPCanceled
+	}
+	if r.DeleteJSON != "" {
+		if kind, ids, err := r.Targets(); err == nil {
+			d.IDs = ids
+			switch kind {
+			case liveperson.KindEngagement:
+				d.Kind = service.KindEngagement
+			case liveperson.KindConversation:
+				d.Kind = service.KindConversation
+			case liveperson.KindConsumer:
+				d.Kind = service.KindConsumer
+			}
+		}
+	}
+	return d, nil
+}
+
+// portErr classifies a LivePerson error for the pipeline, keeping the original wrapped.
+func portErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var kind error
+	switch liveperson.KindOf(err) {
+	case liveperson.KindQuotaExhausted:
+		kind = service.ErrQuotaExhausted
+	case liveperson.KindOutcomeUnknown:
+		kind = service.ErrOutcomeUnknown
+	case liveperson.KindResidency:
+		kind = service.ErrResidency
+	case liveperson.KindTerminal, liveperson.KindInvalid, liveperson.KindUnsearchable:
+		kind = service.ErrRejected
+	default: // retryable, rate limited, unauthorized (credentials may be fixed), unknown
+		kind = service.ErrUnavailable
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}
