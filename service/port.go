@@ -28,7 +28,8 @@ type LivePerson interface {
 	// idempotent and costs quota; it is never retried blindly. Errors: ErrQuotaExhausted,
 	// ErrOutcomeUnknown (the request may have been created), ErrRejected, ErrUnavailable.
 	CreateDeletion(ctx context.Context, account string, kind TargetKind, ids []string) (Deletion, error)
-	// ListDeletions lists the account's deletion requests created between from and to (days).
+	// ListDeletions lists the account's deletion requests created between from and to (days);
+	// a zero to means no upper bound.
 	ListDeletions(ctx context.Context, account string, from, to time.Time) ([]Deletion, error)
 	// GetDeletion reads one deletion request.
 	GetDeletion(ctx context.Context, account string, id int64) (Deletion, error)

@@ -167,6 +167,12 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 		if st.rev != st.startRev {
 			err = btx.Bucket(metaBucket.key()).Put(metaRev, U64(st.rev))
 		}
+		if bugReplyBeforeCommit && err == nil {
+			for _, c := range live {
+				close(c.done)
+			}
+			live = live[:0]
+		}
 		if err != nil {
 			_ = btx.Rollback()
 		} else {

@@ -30,23 +30,30 @@ type process struct {
 	done chan error
 }
 
-// buildBinary compiles erasured once per test run.
+// buildBinary compiles erasured, with the build tags in ERASURED_CRASH_TAGS (used to build the
+// deliberately broken variants the harness must catch).
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "erasured")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return buildBinaryTags(t, os.Getenv("ERASURED_CRASH_TAGS"))
 }
 
 // start runs erasured in dir (the sandbox: its master key lives in dir/var) and waits until it
 // serves, reading the bound address from its log.
 func start(t *testing.T, bin, dir string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "erasure.db"))
+	return startArgs(t, bin, dir, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "erasure.db"))
+}
+
+// startArgs runs erasured with args in dir and waits until it serves.
+func startArgs(t *testing.T, bin, dir string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	logf, err := os.OpenFile(filepath.Join(dir, "erasured.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +70,7 @@ func start(t *testing.T, bin, dir string) *process {
 				Msg    string `json:"msg"`
 				Listen string `json:"listen"`
 			}
+			fmt.Fprintln(logf, sc.Text())
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "erasured serving" {
 				ready <- line.Listen
 			}

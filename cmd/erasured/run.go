@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/liveperson/lpsim"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/store"
@@ -25,8 +26,13 @@ import (
 // realMain wires configuration, store, service and server, serves until ctx ends, then shuts
 // down in order: health NOT_SERVING, Watch streams ended, in-flight RPCs drained, store closed.
 func realMain(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "receipt" {
-		return receiptMain(args[1:], os.Stdout)
+	if len(args) > 0 {
+		switch args[0] {
+		case "receipt":
+			return receiptMain(args[1:], os.Stdout)
+		case "lpsim":
+			return lpsim.Main(ctx, args[1:], os.Stdout, os.Stderr)
+		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	slog.SetDefault(log)

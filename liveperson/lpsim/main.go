@@ -35,6 +35,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	accounts := fs.String("accounts", DemoAccount+":us", "comma-separated accounts as id:region")
 	consumers := fs.Int("consumers", 2000, "generated consumers per account")
 	demo := fs.Bool("demo", true, "add the documented demo subjects to the first account")
+	loseCreates := fs.Float64("lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +63,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sim := New(Config{Accounts: accts, StaticTokens: tokens, Clock: clock, Seed: *seed,
 		TokenTTL: time.Duration(float64(time.Hour) * max(1, *speed))})
 	defer sim.Close()
+	if *loseCreates > 0 {
+		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: *loseCreates})
+	}
 	if err := sim.Load(Generate(*seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: *consumers,
 		Demo: *demo})); err != nil {
 		return err

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
+	"github.com/erasured/erasured/liveperson/lpsim"
+)
+
+// The pipeline crash harness runs erasured from a config file (real mode, no test hooks) against
+// the standalone simulator (`erasured lpsim`), SIGKILLs erasured at random moments while
+// subjects are submitted and the pipeline works, and then checks: no acknowledged erasure lost,
+// no LivePerson deletion request created twice (the simulator counts bodies), every erasure
+// terminal, and a sound bbolt file.
+//
+//	ERASURED_CRASH_PIPELINE_CYCLES  kills (default 8; `make crash` runs 500)
+//	ERASURED_CRASH_TAGS             build tags, e.g. a deliberately broken build (see store/bug_off.go)
+
+const crashSpeed = 50000 // the simulator's clock: LivePerson's 25-day timeline in ~45 s
+
+func TestCrashPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary against the standalone simulator")
+	}
+	cycles := 8
+	if v, err := strconv.Atoi(os.Getenv("ERASURED_CRASH_PIPELINE_CYCLES")); err == nil && v > 0 {
+		cycles = v
+	}
+	bin := buildBinaryTags(t, os.Getenv("ERASURED_CRASH_TAGS"))
+	dir := t.TempDir()
+	simAddr := startSimulator(t, bin)
+	cfgPath := writeCrashConfig(t, dir, simAddr)
+	found := crashSubjects(150)
+	var subjects []*erasurev1.SubmitRequest
+
+	acked := map[int]string{} // subject index → erasure name
+	var mu sync.Mutex
+	var retry []int
+	cursor := 0
+	// take hands out the next subject to submit: first any not yet acknowledged, then new ones,
+	// a stream that keeps Submit busy when the kill comes.
+	take := func() (int, *erasurev1.SubmitRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(retry) > 0 {
+			i := retry[0]
+			retry = retry[1:]
+			return i, subjects[i]
+		}
+		if cursor >= len(subjects) {
+			// One in four is a subject with records in LivePerson, spread over the run so that
+			// batches are created (and answers lost) throughout; the rest cost one lookup.
+			n := len(subjects)
+			if n%4 == 0 && n/4 < len(found) {
+				subjects = append(subjects, found[n/4])
+			} else {
+				subjects = append(subjects, cheapSubject(n))
+			}
+		}
+		cursor++
+		return cursor - 1, subjects[cursor-1]
+	}
+	rng := rand.New(rand.NewPCG(2, uint64(time.Now().UnixNano())))
+	start := time.Now()
+	for c := range cycles {
+		p := startConfigured(t, bin, dir, cfgPath)
+		conn, client := dial(t, p.addr)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					i, req := take()
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					res, err := client.Submit(ctx, req)
+					cancel()
+					mu.Lock()
+					if err == nil {
+						acked[i] = res.GetErasure().GetName()
+					} else {
+						retry = append(retry, i) // unacknowledged: submit it again
+					}
+					mu.Unlock()
+					time.Sleep(time.Duration(10+rng.IntN(40)) * time.Millisecond)
+				}
+			})
+		}
+		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		close(stop)
+		wg.Wait()
+		conn.Close()
+		if c%10 == 9 {
+			t.Logf("%d kills, %d subjects acknowledged, %v", c+1, len(acked), time.Since(start).Round(time.Second))
+		}
+	}
+
+	// Let the pipeline finish everything without further crashes.
+	p := startConfigured(t, bin, dir, cfgPath)
+	conn, client := dial(t, p.addr)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for i, name := range acked {
+		res, err := client.Submit(ctx, subjects[i])
+		if err != nil || res.GetErasure().GetName() != name {
+			t.Errorf("acknowledged subject %d (%s) after the crashes: %s, %v", i, name, res.GetErasure().GetName(), err)
+		}
+	}
+	var states map[erasurev1.State]int
+	waitStart := time.Now()
+	for {
+		states = map[erasurev1.State]int{}
+		open := 0
+		all, err := listAll(ctx, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := &erasurev1.ListResponse{Erasures: all}
+		for _, e := range all {
+			states[e.GetState()]++
+			if !terminal(e.GetState()) {
+				open++
+			}
+		}
+		if open == 0 {
+			break
+		}
+		if time.Since(waitStart) > 3*time.Minute {
+			for _, e := range res.GetErasures() {
+				if !terminal(e.GetState()) {
+					t.Logf("open: %s %s blocked %s next %v error %q requests %v", e.GetName(), e.GetState(), e.GetBlockedOn(),
+						e.GetNextAttemptTime().AsTime(), e.GetLastError(), e.GetLivepersonRequests())
+				}
+			}
+			t.Fatalf("erasures not terminal after 3 minutes: %v (log: %s)", states, filepath.Join(dir, "erasured.log"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if n := states[erasurev1.State_STATE_COMPLETED]; n < len(acked) {
+		t.Errorf("states %v: want every one of the %d acknowledged erasures COMPLETED", states, len(acked))
+	}
+	stats := simStats(t, simAddr)
+	if len(stats.Duplicates) > 0 {
+		t.Errorf("LivePerson deletion requests created twice: %d bodies (of %d created)", len(stats.Duplicates), stats.DeletionsCreated)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.done; err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	checkBolt(t, filepath.Join(dir, "erasure.db"))
+	t.Logf("%d kills in %v; %d subjects acknowledged; final states %v; %d LivePerson requests, %d duplicated",
+		cycles, time.Since(start).Round(time.Second), len(acked), states, stats.DeletionsCreated, len(stats.Duplicates))
+}
+
+func listAll(ctx context.Context, client erasurev1.ErasureServiceClient) ([]*erasurev1.Erasure, error) {
+	var out []*erasurev1.Erasure
+	tok := ""
+	for {
+		res, err := client.List(ctx, &erasurev1.ListRequest{PageSize: 1000, PageToken: tok})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res.GetErasures()...)
+		if tok = res.GetNextPageToken(); tok == "" {
+			return out, nil
+		}
+	}
+}
+
+func terminal(s erasurev1.State) bool {
+	switch s {
+	case erasurev1.State_STATE_COMPLETED, erasurev1.State_STATE_FAILED, erasurev1.State_STATE_CANCELLED, erasurev1.State_STATE_REJECTED:
+		return true
+	}
+	return false
+}
+
+func buildBinaryTags(t *testing.T, tags string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "erasured")
+	args := []string{"build", "-o", bin}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+		t.Logf("building with tags %q", tags)
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startSimulator runs `erasured lpsim` and returns its address.
+func startSimulator(t *testing.T, bin string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "lpsim", "--listen", "127.0.0.1:0", "--speed", strconv.Itoa(crashSpeed),
+		"--accounts", lpsim.DemoAccount+":us", "--consumers", "300", "--seed", "7", "--lose-create-answers", "0.3")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "lpsim listening on http://"); ok {
+			go io.Copy(io.Discard, out)
+			return addr
+		}
+	}
+	t.Fatal("the simulator did not start")
+	return ""
+}
+
+// writeCrashConfig writes the real-mode configuration: the simulator's Domain API on loopback,
+// OAuth 2.0 credentials from a file, timings scaled to the simulator's clock.
+func writeCrashConfig(t *testing.T, dir, simAddr string) string {
+	t.Helper()
+	key := make([]byte, 32)
+	crand.Read(key)
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	acct := lpsim.DefaultAccount(lpsim.DemoAccount, "us")
+	secret := write("client-secret", acct.ClientSecret+"\n")
+	master := write("master.key", base64.StdEncoding.EncodeToString(key)+"\n")
+	scaled := func(d time.Duration) string { return (d / crashSpeed).String() }
+	return write("erasured.yaml", fmt.Sprintf(`listen: 127.0.0.1:0
+db: %s
+liveperson:
+  domain_api_url: http://%s
+  source: erasured-crash
+  cancel_window: %s
+  deletion_window: %s
+accounts:
+  - id: "%s"
+    region: us
+    auth:
+      oauth2:
+        client_id: %s
+        client_secret_file: %s
+pipeline:
+  search_lag: %s
+  batch_max_wait: 2s
+  poll_interval: 1s
+privacy:
+  master_key_file: %s
+shutdown:
+  timeout: 10s
+`, filepath.Join(dir, "erasure.db"), simAddr, scaled(120*time.Hour), scaled(480*time.Hour), acct.ID, acct.ClientID, secret,
+		scaled(2*time.Hour), master))
+}
+
+// startConfigured runs erasured --config and waits until it serves.
+func startConfigured(t *testing.T, bin, dir, cfg string) *process {
+	t.Helper()
+	return startArgs(t, bin, dir, "--config", cfg)
+}
+
+// crashSubjects are customer ids of the simulator's generated data (found in LivePerson), each
+// with its own request_id.
+func crashSubjects(found int) []*erasurev1.SubmitRequest {
+	data := lpsim.Generate(7, lpsim.GenOptions{Accounts: []string{lpsim.DemoAccount}, Consumers: 300, Demo: true})
+	// Subjects whose consumer has an open conversation would rightly wait for it to close;
+	// leave them out so that every erasure can finish.
+	openConsumers, seen := map[string]bool{}, map[string]bool{}
+	for _, c := range data.Conversations {
+		if c.Status == "OPEN" {
+			openConsumers[c.ConsumerID] = true
+		}
+	}
+	for _, c := range data.Conversations {
+		if openConsumers[c.ConsumerID] && c.CustomerID != "" {
+			seen[c.CustomerID] = true
+		}
+	}
+	var ids []string
+	for _, c := range data.Chats {
+		if c.CustomerID != "" && !seen[c.CustomerID] && len(ids) < found {
+			seen[c.CustomerID] = true
+			ids = append(ids, c.CustomerID)
+		}
+	}
+	out := make([]*erasurev1.SubmitRequest, len(ids))
+	for i, id := range ids {
+		out[i] = &erasurev1.SubmitRequest{
+			RequestId: fmt.Sprintf("00000000-0000-4000-9000-%012d", i),
+			AccountId: lpsim.DemoAccount,
+			Subject:   &erasurev1.Subject{Id: &erasurev1.Subject_CustomerId{CustomerId: id}},
+		}
+	}
+	return out
+}
+
+// cheapSubject names a conversation that does not exist: one lookup finds nothing and the
+// erasure completes after the search lag, so the stream of them costs the simulator little.
+func cheapSubject(n int) *erasurev1.SubmitRequest {
+	return &erasurev1.SubmitRequest{
+		RequestId: fmt.Sprintf("00000000-0000-4000-a000-%012d", n),
+		AccountId: lpsim.DemoAccount,
+		Subject: &erasurev1.Subject{Id: &erasurev1.Subject_Targets{Targets: &erasurev1.Targets{
+			ConversationIds: []string{fmt.Sprintf("00000000-0000-4000-b000-%012d", n)}}}},
+	}
+}
+
+func simStats(t *testing.T, addr string) lpsim.Stats {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/_lpsim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st lpsim.Stats
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
