@@ -55,5 +55,17 @@ $(BIN)/buf:
 	$(MAKE) tools
 
 .PHONY: crash
-crash: ## Crash harness: 50 SIGKILL cycles under concurrent Submits (ERASURED_CRASH_CYCLES to change).
-	ERASURED_CRASH_CYCLES=$${ERASURED_CRASH_CYCLES:-50} $(GO) test -count=1 -v -run Crash -timeout 60m ./cmd/erasured
+crash: ## Crash harnesses: 50 SIGKILLs under Submit load, then 500 with the pipeline running against the simulator.
+	ERASURED_CRASH_CYCLES=$${ERASURED_CRASH_CYCLES:-50} $(GO) test -count=1 -v -run 'TestCrashKeeps' -timeout 60m ./cmd/erasured
+	ERASURED_CRASH_PIPELINE_CYCLES=$${ERASURED_CRASH_PIPELINE_CYCLES:-500} $(GO) test -count=1 -v -run 'TestCrashPipeline' -timeout 120m ./cmd/erasured
+
+.PHONY: crash-broken
+crash-broken: ## Show the crash harnesses catch two deliberately broken builds (each run must FAIL).
+	! ERASURED_CRASH_TAGS=erasured_bug_reply_before_commit ERASURED_CRASH_CYCLES=20 $(GO) test -count=1 -run 'TestCrashKeeps' ./cmd/erasured
+	! ERASURED_CRASH_TAGS=erasured_bug_no_reconcile ERASURED_CRASH_PIPELINE_CYCLES=20 $(GO) test -count=1 -run 'TestCrashPipeline' ./cmd/erasured
+	@echo "both broken builds were caught"
+
+.PHONY: fuzz
+fuzz: ## Fuzz every LivePerson decoder and the Retry-After parser (FUZZTIME each, default 10m).
+	@for f in $$($(GO) test -list '^Fuzz' ./liveperson/ | grep '^Fuzz'); do \
+	  echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-10m} -parallel 1 ./liveperson/ || exit 1; done

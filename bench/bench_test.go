@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+)
+
+// These tests check that the harness measures what it claims (counts, sizes, no lost events) on
+// tiny loads. They never assert on speed: the machines are shared and timing is noise.
+
+// TestMain doubles as the child server of StartChild, which re-runs the current executable — here
+// the test binary — with -serve-child DIR.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "-"+ChildFlag {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		if err := ServeChild(ctx, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSummarize(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[len(hundred)-1-i] = time.Duration(i+1) * time.Millisecond // reversed: Summarize sorts
+	}
+	for _, tc := range []struct {
+		name string
+		in   []time.Duration
+		want Summary
+	}{
+		{"none", nil, Summary{}},
+		{"one", []time.Duration{5}, Summary{N: 1, P50: 5, P99: 5, Max: 5}},
+		{"1..100 ms", hundred, Summary{N: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}},
+	} {
+		if got := Summarize(tc.in); got != tc.want {
+			t.Errorf("Summarize(%s) = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := Median(tc.in); got != tc.want {
+			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestLayouts(t *testing.T) {
+	if got := OneRecord(1650).Bytes(); got != 1650 {
+		t.Errorf("OneRecord(1650).Bytes() = %d, want 1650", got)
+	}
+	sb := SubmitBytes{PerSubmit: 300, Buckets: map[string]Sizes{
+		"events": {8, 100}, "requests": {36, 64}, "subjects": {60, 32},
+	}}
+	want := Layout{
+		{Bucket: "events", Key: 8, Value: 100},
+		{Bucket: "requests", Key: 36, Value: 64, RandomKey: true},
+		{Bucket: "subjects", Key: 60, Value: 32, RandomKey: true},
+	}
+	got := SubmitLayout(sb)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("SubmitLayout mismatch (-want +got):\n%s", diff)
+	}
+	if got.Bytes() != sb.PerSubmit {
+		t.Errorf("SubmitLayout(...).Bytes() = %d, want PerSubmit %d", got.Bytes(), sb.PerSubmit)
+	}
+}
+
+func TestRunRaw(t *testing.T) {
+	for _, layout := range []Layout{OneRecord(200), {{Bucket: "a", Key: 8, Value: 50}, {Bucket: "b", Key: 20, Value: 10, RandomKey: true}}} {
+		p, err := RunRaw(testContext(t), t.TempDir(), layout, Load{Concurrency: 4, Duration: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("RunRaw(%v) = %v", layout, err)
+		}
+		if p.Ops == 0 || p.Latency.N != p.Ops {
+			t.Errorf("RunRaw(%v) = %d ops with %d latencies, want some, one latency each", layout, p.Ops, p.Latency.N)
+		}
+	}
+}
+
+func TestRunStore(t *testing.T) {
+	layout := Layout{{Bucket: "events", Key: 8, Value: 60}, {Bucket: "erasures", Key: 36, Value: 100},
+		{Bucket: "requests", Key: 36, Value: 40, RandomKey: true}}
+	p, err := RunStore(testContext(t), t.TempDir(), layout, Load{Concurrency: 4, Duration: 200 * time.Millisecond})
+	if err != nil || p.Ops == 0 {
+		t.Fatalf("RunStore = %d ops, %v; want some, no error", p.Ops, err)
+	}
+	if _, err := RunStore(testContext(t), t.TempDir(), Layout{{Bucket: "nope", Key: 8}}, Load{Concurrency: 1}); err == nil {
+		t.Errorf("RunStore(unknown bucket) = nil error, want one")
+	}
+}
+
+func TestSubmitAndWatchInProcess(t *testing.T) {
+	ctx := testContext(t)
+	p, err := StartInProcess(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	}()
+
+	sb, err := MeasureSubmitBytes(ctx, p, 20)
+	if err != nil {
+		t.Fatalf("MeasureSubmitBytes = %v", err)
+	}
+	for _, b := range []string{"erasures", "events", "keys", "requests", "subjects"} {
+		if sb.Buckets[b].Value == 0 {
+			t.Errorf("MeasureSubmitBytes = %+v, want bytes in %s", sb, b)
+		}
+	}
+	if sb.Erasures != 20 || sb.PerSubmit != SubmitLayout(sb).Bytes() {
+		t.Errorf("MeasureSubmitBytes = %+v, want 20 erasures, buckets adding up to PerSubmit", sb)
+	}
+
+	pt, err := RunSubmit(ctx, p, Load{Concurrency: 2, Duration: 200 * time.Millisecond})
+	if err != nil || pt.Ops == 0 {
+		t.Fatalf("RunSubmit = %d ops, %v; want some, no error", pt.Ops, err)
+	}
+
+	// 20 streams over 10 erasures, two connections; 50 Cancels/s for 200ms cancels all 10.
+	cfg := WatchConfig{Streams: 20, Erasures: 10, StreamsPerConn: 10, Rate: 50, Duration: 200 * time.Millisecond}
+	w, err := RunWatch(ctx, p, cfg)
+	if err != nil {
+		t.Fatalf("RunWatch = %v", err)
+	}
+	if w.Cancels != 10 || w.Expected != 20 || w.Received != 20 || w.Duplicates != 0 || w.Latency.N != 20 {
+		t.Errorf("RunWatch = %d cancels, %d/%d events, %d duplicates, %d latencies; want 10, 20/20, 0, 20",
+			w.Cancels, w.Received, w.Expected, w.Duplicates, w.Latency.N)
+	}
+}
+
+func TestChild(t *testing.T) {
+	ctx := testContext(t)
+	s, err := StartChild(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A whole run, small: the child's streams, its memory read from /proc, its clean exit.
+	w, err := RunWatch(ctx, s, WatchConfig{Streams: 10, StreamsPerConn: 5, Rate: 100, Duration: 100 * time.Millisecond})
+	if err != nil || w.Received != 10 || w.MemBefore == 0 || w.MemAfter == 0 {
+		t.Errorf("RunWatch(child) = %d/%d events, memory %d → %d, %v; want 10/10, both readings, no error",
+			w.Received, w.Expected, w.MemBefore, w.MemAfter, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close() = %v, want a clean exit on SIGTERM", err)
+	}
+}
+
+func TestErasured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/erasured")
+	}
+	ctx := testContext(t)
+	bin, err := BuildErasured(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := StartErasured(ctx, bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := s.Memory()
+	if err != nil || mem == 0 {
+		t.Errorf("Memory() = %d, %v; want the process's RssAnon", mem, err)
+	}
+	names, err := RunSubmitCount(ctx, s, 3)
+	if err != nil || len(names) != 3 || names[2] == "" {
+		t.Errorf("RunSubmitCount(3) = %q, %v; want three names", names, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close() = %v, want a clean exit on SIGTERM", err)
+	}
+}

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/erasured/erasured/server"
+	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/store"
+)
+
+// Target is a running erasured the scenarios drive over gRPC.
+type Target interface {
+	// Addr is the host:port it serves gRPC on.
+	Addr() string
+	// Memory is the memory the target accounts to itself, in bytes; MemoryKind says what it counts.
+	Memory() (uint64, error)
+	MemoryKind() string
+	// Close shuts it down and releases its files.
+	Close() error
+}
+
+// InProcess is erasured wired as cmd/erasured wires it (store, service, server over loopback TCP)
+// inside this process. Clients and server share the process, its scheduler and its garbage
+// collector, as they share the machine's two cores anyway.
+type InProcess struct {
+	DB     *store.DB
+	srv    *server.Server
+	addr   string
+	served chan error
+}
+
+var _ Target = (*InProcess)(nil)
+
+// StartInProcess opens a fresh store under dir and serves it on 127.0.0.1 at a free port.
+//
+// It wires what issue 2 built — store, service, server — as cmd/erasured does, but not the
+// erasure pipeline and its LivePerson client, which cmd/erasured also starts: the pipeline would
+// act on the benchmark's erasures (resolve them, retry, change their state) and measure itself.
+func StartInProcess(dir string) (*InProcess, error) {
+	// cmd/erasured logs every call as a JSON line on stderr; format them the same way but drop them,
+	// so the cost of logging is measured without flooding the terminal.
+	return startServer(dir, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+}
+
+func startServer(dir string, log *slog.Logger) (*InProcess, error) {
+	db, err := store.Open(filepath.Join(dir, "erasure.db"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	keys, err := service.NewKeyring("bench", master)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	svc, err := service.New(db, keys, service.Config{
+		DefaultConfirmation: service.ConfirmationAutomatic,
+		Logger:              log,
+		CancelWindow:        120 * time.Hour, // cmd/erasured's defaults
+		DeletionWindow:      480 * time.Hour,
+	})
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	srv, err := server.New(svc, server.Options{Logger: log})
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		return nil, errors.Join(err, db.Close())
+	}
+	p := &InProcess{DB: db, srv: srv, addr: lis.Addr().String(), served: make(chan error, 1)}
+	go func() { p.served <- srv.Serve(lis) }() // ends with Shutdown in Close
+	return p, nil
+}
+
+// Addr implements Target.
+func (p *InProcess) Addr() string { return p.addr }
+
+// Memory implements Target: live heap and goroutine stacks after a forced collection. It counts
+// this whole process, so the client side of every stream too.
+func (p *InProcess) Memory() (uint64, error) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse, nil
+}
+
+// MemoryKind implements Target.
+func (p *InProcess) MemoryKind() string { return "heap+stacks of server and clients (in-process)" }
+
+// Close shuts the server down as cmd/erasured does, then closes the store.
+func (p *InProcess) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.srv.Shutdown(ctx)
+	err := <-p.served
+	if cerr := p.DB.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	return err
+}

@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Goals of issue 2.
+const (
+	GoalRatio     = 0.50                   // Submit throughput as a share of the raw ceiling, at 16 and 64 clients
+	GoalLoneSlack = time.Millisecond       // a lone client's p50 may exceed one raw commit by this much
+	GoalWatchP99  = 100 * time.Millisecond // commit-to-receive p99 at 1,000 events/s over 10,000 streams
+	GoalStreamMem = 50_000                 // bytes per idle stream
+)
+
+// medianPoint is the median over runs of each figure of a point, taken separately.
+type medianPoint struct {
+	rate      float64
+	p50, p99  time.Duration
+	perCommit string // "writes, pages" per commit, when known
+}
+
+func medianOf(ps []Point) medianPoint {
+	var m medianPoint
+	var rates, writes, pages []float64
+	var p50, p99 []time.Duration
+	for _, p := range ps {
+		rates = append(rates, p.Rate())
+		p50 = append(p50, p.Latency.P50)
+		p99 = append(p99, p.Latency.P99)
+		if p.Commits > 0 {
+			writes = append(writes, float64(p.Writes)/float64(p.Commits))
+			pages = append(pages, float64(p.Pages)/float64(p.Commits))
+		}
+	}
+	m.rate, m.p50, m.p99 = Median(rates), Median(p50), Median(p99)
+	if len(writes) > 0 {
+		m.perCommit = fmt.Sprintf("%.1f writes, %.0f pages", Median(writes), Median(pages))
+	}
+	return m
+}
+
+// ratio is the median over runs of Submit's rate divided by the baseline's rate in the same run.
+func ratio(submit, base []Point) float64 {
+	var rs []float64
+	for i, s := range submit {
+		if i < len(base) && base[i].Rate() > 0 {
+			rs = append(rs, s.Rate()/base[i].Rate())
+		}
+	}
+	return Median(rs)
+}
+
+// Report writes the table of medians, the goals and the command that produced them.
+func Report(w io.Writer, cfg Config, r Results, header, command string) {
+	fmt.Fprintf(w, "\n%s\n", header)
+	var goals []goal
+	if len(r.Points[SysSubmit]) > 0 {
+		goals = append(goals, reportSubmit(w, cfg, r)...)
+	}
+	if len(r.Watch) > 0 {
+		goals = append(goals, reportWatch(w, cfg, r)...)
+	}
+	fmt.Fprintln(w, "\nGoals (issue 2)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, g := range goals {
+		verdict := "MISS"
+		if g.met {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", g.name, g.measured, verdict)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ncommand: %s\n", command)
+}
+
+type goal struct {
+	name, measured string
+	met            bool
+}
+
+func reportSubmit(w io.Writer, cfg Config, r Results) []goal {
+	fmt.Fprintf(w, "\nSubmit vs its baselines — %d runs, %v per point after %v warm-up, medians\n", cfg.Runs, cfg.Duration, cfg.Warmup)
+	fmt.Fprintf(w, "one Submit stores %d B of keys+values in %d buckets: %s\n", r.Bytes.PerSubmit, len(r.Bytes.Buckets), bucketBytes(r.Bytes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "clients\tmeasured\tops/s\tp50\tp99\tSubmit/this\tper commit")
+	submit := r.Points[SysSubmit]
+	for _, c := range cfg.Clients {
+		for sys := range numSystems {
+			m := medianOf(r.Points[sys][c])
+			share := ""
+			if sys != SysSubmit {
+				share = fmt.Sprintf("%.0f%%", 100*ratio(submit[c], r.Points[sys][c]))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\n", cond(sys == SysSubmit, fmt.Sprint(c), ""), sys, m.rate, ms(m.p50), ms(m.p99), share, m.perCommit)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "Submit/this is the median of each run's ratio, not the ratio of the medians; per commit: writes and bbolt pages")
+
+	raw := r.Points[SysRaw]
+	var goals []goal
+	for _, c := range []int{16, 64} {
+		if _, ok := submit[c]; ok {
+			got := ratio(submit[c], raw[c])
+			goals = append(goals, goal{fmt.Sprintf("Submit ≥ %.0f%% of raw (one record) at %d clients", 100*GoalRatio, c),
+				fmt.Sprintf("%.0f%%", 100*got), got >= GoalRatio})
+		}
+	}
+	if _, ok := submit[1]; ok {
+		s, one := medianOf(submit[1]), medianOf(raw[1])
+		limit := one.p50 + GoalLoneSlack
+		goals = append(goals, goal{"lone client p50 ≤ one raw commit (p50, 1 writer) + 1 ms",
+			fmt.Sprintf("%v ≤ %v", ms(s.p50), ms(limit)), s.p50 <= limit})
+	}
+	return goals
+}
+
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
+func reportWatch(w io.Writer, cfg Config, r Results) []goal {
+	wc := cfg.Watch
+	first := r.Watch[0]
+	fmt.Fprintf(w, "\nWatch fan-out — %d streams by name over %d connections, %d erasures, %d Cancels/s for %v; %d runs, medians\n",
+		first.Streams, (first.Streams+wc.StreamsPerConn-1)/wc.StreamsPerConn, first.Erasures, wc.Rate, wc.Duration, len(r.Watch))
+	var (
+		create, open, p50, p99, worst []time.Duration
+		perStream, rates              []float64
+		expected, received, dups      int
+		refused, other                int
+	)
+	for _, x := range r.Watch {
+		create, open = append(create, x.Create), append(open, x.Open)
+		p50, p99, worst = append(p50, x.Latency.P50), append(p99, x.Latency.P99), append(worst, x.Latency.Max)
+		perStream, rates = append(perStream, x.PerStream()), append(rates, x.CancelRate)
+		expected, received, dups = expected+x.Expected, received+x.Received, dups+x.Duplicates
+		refused, other = refused+x.Uncancellable, other+x.Other
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  create erasures (Submit, 16 callers)\t%v\n", Median(create).Round(time.Millisecond))
+	fmt.Fprintf(tw, "  open streams until each has its current state\t%v\n", Median(open).Round(time.Millisecond))
+	fmt.Fprintf(tw, "  Cancels/s achieved\t%.0f\n", Median(rates))
+	fmt.Fprintf(tw, "  Cancel events received / expected (all runs)\t%d / %d, %d duplicates\n", received, expected, dups)
+	if refused+other > 0 {
+		fmt.Fprintf(tw, "  refused Cancels / other events (all runs)\t%d / %d\n", refused, other)
+	}
+	fmt.Fprintf(tw, "  latency, receive − event time\tp50 %v  p99 %v  max %v\n", ms(Median(p50)), ms(Median(p99)), ms(Median(worst)))
+	fmt.Fprintf(tw, "  memory per idle stream\t%.1f kB (%s)\n", Median(perStream)/1000, r.MemoryKind)
+	tw.Flush()
+
+	mp99, mem := Median(p99), Median(perStream)
+	return []goal{
+		{"Watch commit-to-receive p99 ≤ 100 ms", fmt.Sprintf("%v (%.2f of goal)", ms(mp99), float64(mp99)/float64(GoalWatchP99)), mp99 <= GoalWatchP99},
+		{"memory per idle stream ≤ 50 kB", fmt.Sprintf("%.1f kB (%.2f of goal)", mem/1000, mem/GoalStreamMem), mem <= GoalStreamMem},
+		{"every event delivered once", fmt.Sprintf("%d / %d, %d duplicates", received, expected, dups), received == expected && dups == 0},
+	}
+}
+
+func bucketBytes(b SubmitBytes) string {
+	var parts []string
+	for _, k := range b.bucketNames() {
+		parts = append(parts, fmt.Sprintf("%s %d+%d", k, b.Buckets[k].Key, b.Buckets[k].Value))
+	}
+	return strings.Join(parts, ", ")
+}
