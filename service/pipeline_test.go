@@ -498,3 +498,33 @@ func TestPipelineUnsearchableIdentifierReported(t *testing.T) {
 		t.Error("a numeric customer id was not reported as unsearchable in messaging")
 	}
 }
+
+func TestPipelineRepeatedRejectionFails(t *testing.T) {
+	e := newPipeEnv(t)
+	e.lp.searchErr = fmt.Errorf("%w: 400", ErrRejected)
+	name := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("X"))).Erasure.Name()
+	e.settle()
+	for range maxRejections {
+		e.advance(time.Minute)
+	}
+	got := e.wantState(name, StateFailed)
+	if got.LastError != "LivePerson rejected the request" {
+		t.Errorf("last_error = %q", got.LastError)
+	}
+}
+
+func TestSubmitRefusesUnconfiguredAccount(t *testing.T) {
+	e := newEnv(t)
+	keys, _ := NewKeyring("test", testKey)
+	svc, err := New(e.db, keys, Config{Now: e.clock.Now, Accounts: []string{"1234"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Submit(context.Background(), submitReq("00000000-0000-4000-8000-000000000001", "9999", customer("a")))
+	if KindOf(err) != KindInvalid {
+		t.Errorf("Submit for an unconfigured account: %v, want Invalid", err)
+	}
+	if _, err := svc.Submit(context.Background(), submitReq("00000000-0000-4000-8000-000000000002", "1234", customer("a"))); err != nil {
+		t.Errorf("Submit for a configured account: %v", err)
+	}
+}

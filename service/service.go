@@ -39,6 +39,9 @@ type Config struct {
 	// DeletionWindow how long it may then take to delete (default 480h). Together they decide
 	// whether an erasure can still meet its deadline.
 	CancelWindow, DeletionWindow time.Duration
+	// Accounts are the LivePerson accounts this server acts for; Submit refuses others. Empty
+	// accepts any (tests).
+	Accounts []string
 }
 
 // Service is the erasure domain over a Store.

@@ -201,9 +201,19 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 		if errors.Is(stepErr, ErrQuotaExhausted) {
 			r.BlockedOn = BlockedQuota
 		}
+		// LivePerson refusing the same request again and again will not change: give up with
+		// the reason rather than retry forever.
+		// (A residency refusal is retried: an operator fixes discovery, and failing would be worse.)
+		if errors.Is(stepErr, ErrRejected) && r.Failures >= maxRejections {
+			r.State = StateFailed
+			return ts, nil
+		}
 		return ts, setNext(tx, r, p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval)))
 	})
 }
+
+// maxRejections is how many times in a row LivePerson may refuse a step before the erasure fails.
+const maxRejections = 5
 
 // retryDelay follows LivePerson's documented policy for 5xx: 5, 10, 15 s, then exponential,
 // capped.

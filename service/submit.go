@@ -50,9 +50,18 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err := checkSubmit(req, now); err != nil {
 		return SubmitResult{}, err
 	}
+	if len(s.cfg.Accounts) > 0 && !slices.Contains(s.cfg.Accounts, req.AccountID) {
+		return SubmitResult{}, &Error{Kind: KindInvalid, Reason: "ACCOUNT_NOT_CONFIGURED",
+			Message:  "account_id is not an account this server is configured for",
+			Metadata: map[string]string{"account_id": req.AccountID}}
+	}
 	hash, err := s.payloadHash(req)
 	if err != nil {
 		return SubmitResult{}, err
+	}
+	// A retry is answered from a read: no commit, no fsync.
+	if res, ok, err := s.replay(req.RequestID, hash); ok || err != nil {
+		return res, err
 	}
 	fp := s.keys.Fingerprint(req.AccountID, req.Subject)
 
@@ -84,26 +93,10 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 
 	var res SubmitResult
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
-		res = SubmitResult{}
-		if v := tx.Get(store.Requests, []byte(req.RequestID)); v != nil {
-			var prior idempotencyRecord
-			if err := json.Unmarshal(v, &prior); err != nil {
-				return fmt.Errorf("decode idempotency record: %w", err)
-			}
-			if prior.PayloadHash != hash {
-				return &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
-					Message:  "request_id was already used with a different payload",
-					Metadata: map[string]string{"erasure": NamePrefix + prior.ErasureID}}
-			}
-			r, err := getRecord(tx, prior.ErasureID)
-			if err != nil {
-				return err
-			}
-			if r == nil {
-				return fmt.Errorf("idempotency record points at missing erasure %s", prior.ErasureID)
-			}
-			res = SubmitResult{Erasure: r.Erasure, Deduplicated: prior.Deduplicated}
-			return nil
+		var found bool
+		var err error
+		if res, found, err = lookupRequest(tx, req.RequestID, hash); found || err != nil {
+			return err
 		}
 		subjectKey := []byte(req.AccountID + "\x00" + fp)
 		if open := tx.Get(store.Subjects, subjectKey); open != nil {
@@ -149,6 +142,46 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	}
 	s.wakePipeline()
 	return res, nil
+}
+
+// replay answers a Submit whose request_id is already stored, from a read transaction.
+func (s *Service) replay(requestID, hash string) (SubmitResult, bool, error) {
+	var res SubmitResult
+	var found bool
+	err := s.db.View(func(tx *store.Tx) (err error) {
+		res, found, err = lookupRequest(tx, requestID, hash)
+		return err
+	})
+	if err != nil {
+		return SubmitResult{}, false, s.storeError(err)
+	}
+	return res, found, nil
+}
+
+// lookupRequest finds the outcome of an earlier Submit with this request_id: the same erasure
+// if the payload is the same, a conflict if it is not.
+func lookupRequest(tx *store.Tx, requestID, hash string) (SubmitResult, bool, error) {
+	v := tx.Get(store.Requests, []byte(requestID))
+	if v == nil {
+		return SubmitResult{}, false, nil
+	}
+	var prior idempotencyRecord
+	if err := json.Unmarshal(v, &prior); err != nil {
+		return SubmitResult{}, false, fmt.Errorf("decode idempotency record: %w", err)
+	}
+	if prior.PayloadHash != hash {
+		return SubmitResult{}, false, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
+			Message:  "request_id was already used with a different payload",
+			Metadata: map[string]string{"erasure": NamePrefix + prior.ErasureID}}
+	}
+	r, err := getRecord(tx, prior.ErasureID)
+	if err != nil {
+		return SubmitResult{}, false, err
+	}
+	if r == nil {
+		return SubmitResult{}, false, fmt.Errorf("idempotency record points at missing erasure %s", prior.ErasureID)
+	}
+	return SubmitResult{Erasure: r.Erasure, Deduplicated: prior.Deduplicated}, true, nil
 }
 
 // newRecord builds the stored form of a new erasure (its revision is set when it is stored).

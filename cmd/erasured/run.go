@@ -72,6 +72,7 @@ func realMain(ctx context.Context, args []string) error {
 		Logger:              log,
 		CancelWindow:        cfg.LivePerson.CancelWindow.Duration,
 		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
+		Accounts:            accountIDs(cfg.Accounts),
 	})
 	if err != nil {
 		return err
@@ -207,4 +208,12 @@ func newKeyFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	return enc, f.Close()
+}
+
+func accountIDs(accounts []Account) []string {
+	ids := make([]string, 0, len(accounts))
+	for _, a := range accounts {
+		ids = append(ids, a.ID)
+	}
+	return ids
 }
