@@ -53,6 +53,13 @@ type Account struct {
 			ClientID         string `yaml:"client_id"`
 			ClientSecretFile string `yaml:"client_secret_file"`
 		} `yaml:"oauth2"`
+		// OAuth1 is LivePerson's legacy app-key authentication (ended 2026-05-31).
+		OAuth1 *struct {
+			ConsumerKey        string `yaml:"consumer_key"`
+			ConsumerSecretFile string `yaml:"consumer_secret_file"`
+			Token              string `yaml:"token"`
+			TokenSecretFile    string `yaml:"token_secret_file"`
+		} `yaml:"oauth1"`
 	} `yaml:"auth"`
 }
 

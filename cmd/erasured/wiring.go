@@ -69,9 +69,24 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 func newLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observation)) (*liveperson.Client, error) {
 	accounts := map[string]string{}
 	creds := map[string]liveperson.ClientCredentials{}
+	legacy := &liveperson.OAuth1{Keys: map[string]liveperson.OAuth1Keys{}}
 	var errs []error
+	readSecret := func(account, path string) string {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("accounts %s: secret: %w", account, err))
+		}
+		return strings.TrimSpace(string(raw))
+	}
 	for _, a := range cfg.Accounts {
 		accounts[a.ID] = a.Region
+		if o1 := a.Auth.OAuth1; o1 != nil {
+			log.Warn("account uses OAuth 1.0 app keys, which LivePerson stopped supporting on 2026-05-31: move it to OAuth 2.0 client credentials",
+				"account", a.ID)
+			legacy.Keys[a.ID] = liveperson.OAuth1Keys{ConsumerKey: o1.ConsumerKey, Token: o1.Token,
+				ConsumerSecret: readSecret(a.ID, o1.ConsumerSecretFile), TokenSecret: readSecret(a.ID, o1.TokenSecretFile)}
+			continue
+		}
 		secret := cfg.sandboxSecret
 		if f := a.Auth.OAuth2.ClientSecretFile; f != "" {
 			raw, err := os.ReadFile(f)
@@ -104,10 +119,11 @@ func newLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observ
 	if router.TestMode() {
 		log.Warn("LivePerson Domain API is plain http on loopback: test mode, loopback hosts are allowed")
 	}
-	auth, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: creds, Resolver: router})
+	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: creds, Resolver: router})
 	if err != nil {
 		return nil, err
 	}
+	auth := accountAuth{oauth2: oauth2, legacy: legacy}
 	return liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(auth),
 		liveperson.WithSource(cfg.LivePerson.Source), liveperson.WithObserver(observe))
 }
@@ -130,5 +146,26 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 			}
 			return 100
 		},
+	}
+}
+
+// accountAuth authenticates each account the way it is configured: OAuth 2.0 client
+// credentials, or legacy OAuth 1.0 app keys.
+type accountAuth struct {
+	oauth2 *liveperson.OAuth2
+	legacy *liveperson.OAuth1
+}
+
+func (a accountAuth) Authorize(ctx context.Context, account string, req *http.Request) error {
+	if _, ok := a.legacy.Keys[account]; ok {
+		return a.legacy.Authorize(ctx, account, req)
+	}
+	return a.oauth2.Authorize(ctx, account, req)
+}
+
+// Invalidate drops a rejected OAuth 2.0 token so the next call fetches a new one.
+func (a accountAuth) Invalidate(account string, rejected *http.Request) {
+	if _, ok := a.legacy.Keys[account]; !ok {
+		a.oauth2.Invalidate(account, rejected)
 	}
 }
