@@ -38,6 +38,10 @@ type Config struct {
 	Shutdown struct {
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
+	// History bounds the change history Watch replays from: the newest KeepRevisions are kept.
+	History struct {
+		KeepRevisions uint64 `yaml:"keep_revisions"`
+	} `yaml:"history"`
 
 	sandbox       bool   // no config file: the sandbox
 	sandboxSecret string // the simulator's client secret, in the sandbox only
@@ -94,6 +98,7 @@ func defaultConfig() Config {
 	c.Pipeline.Confirmation = "automatic"
 	c.Privacy.Retention = Duration{720 * time.Hour}
 	c.Shutdown.Timeout = Duration{10 * time.Second}
+	c.History.KeepRevisions = 1_000_000
 	return c
 }
 
@@ -146,6 +151,9 @@ func (c *Config) validate() error {
 	}
 	if c.DB == "" {
 		bad("db is empty")
+	}
+	if c.History.KeepRevisions == 0 {
+		bad("history.keep_revisions must be positive")
 	}
 	if c.Privacy.MasterKeyFile == "" {
 		bad("privacy.master_key_file is required")

@@ -172,6 +172,18 @@ func TestCrashPipeline(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 	checkBolt(t, filepath.Join(dir, "erasure.db"))
+	// No subject identifier in any log line, nor in the database file (stored sealed only).
+	logs, _ := os.ReadFile(filepath.Join(dir, "erasured.log"))
+	db, _ := os.ReadFile(filepath.Join(dir, "erasure.db"))
+	for _, req := range found {
+		id := req.GetSubject().GetCustomerId()
+		if strings.Contains(string(logs), id) {
+			t.Errorf("the log contains subject identifier %q", id)
+		}
+		if strings.Contains(string(db), id) {
+			t.Errorf("the database file contains subject identifier %q in plaintext", id)
+		}
+	}
 	t.Logf("%d kills in %v; %d subjects acknowledged; final states %v; %d LivePerson requests, %d duplicated",
 		cycles, time.Since(start).Round(time.Second), len(acked), states, stats.DeletionsCreated, len(stats.Duplicates))
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
@@ -112,6 +113,7 @@ func realMain(ctx context.Context, args []string) error {
 			log.Error("pipeline stopped", "err", err)
 		}
 	}()
+	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
 	if cfg.MetricsListen != "" {
 		go func() {
 			if err := m.serve(workCtx, cfg.MetricsListen, log); err != nil {
@@ -216,4 +218,20 @@ func accountIDs(accounts []Account) []string {
 		ids = append(ids, a.ID)
 	}
 	return ids
+}
+
+// compactHistory drops Watch history beyond the newest keep revisions, every ten minutes.
+func compactHistory(ctx context.Context, svc *service.Service, keep uint64, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if err := svc.Compact(ctx, keep); err != nil && ctx.Err() == nil {
+			log.Error("compacting the change history", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
