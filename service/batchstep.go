@@ -212,18 +212,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				return err
 			}
 		}
-		for _, eid := range b.Erasures {
-			r, err := getRecord(tx, eid)
-			if err != nil {
-				return err
-			}
-			if r == nil || r.State.Final() {
-				continue
-			}
-			ts, err := p.s.targetsOf(tx, r)
-			if err != nil {
-				return err
-			}
+		err := p.forMembers(tx, b, func(r *record, ts []Target) error {
 			prev := r.State
 			failed := false
 			for i := range ts {
@@ -250,17 +239,17 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 					return err
 				}
 			}
-			if err := p.s.save(tx, r, ts, prev, now); err != nil {
-				return err
-			}
+			return p.s.save(tx, r, ts, prev, now)
+		})
+		if err != nil {
+			return err
 		}
 		return p.pollNext(tx, b, time.Time{})
 	})
 }
 
-// applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
-// moves each erasure to the state its targets now put it in.
-func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error {
+// forMembers calls fn for each open erasure holding records of batch b, with its targets.
+func (p *Pipeline) forMembers(tx *store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
 	for _, eid := range b.Erasures {
 		r, err := getRecord(tx, eid)
 		if err != nil {
@@ -273,6 +262,17 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 		if err != nil {
 			return err
 		}
+		if err := fn(r, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
+// moves each erasure to the state its targets now put it in.
+func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error {
+	return p.forMembers(tx, b, func(r *record, ts []Target) error {
 		prev := r.State
 		n := int32(0)
 		for i := range ts {
@@ -299,10 +299,7 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 		}
 		r.LPRequests[i].Status = b.State
 		if r.CancelRequested {
-			if err := p.s.save(tx, r, ts, prev, now); err != nil {
-				return err
-			}
-			continue
+			return p.s.save(tx, r, ts, prev, now)
 		}
 		if b.State == LPCanceled {
 			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
@@ -317,11 +314,8 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 		if err := setNext(tx, r, next); err != nil {
 			return err
 		}
-		if err := p.s.save(tx, r, ts, prev, now); err != nil {
-			return err
-		}
-	}
-	return nil
+		return p.s.save(tx, r, ts, prev, now)
+	})
 }
 
 // updateBatch changes one batch in a transaction; errStale from change means "no longer

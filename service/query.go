@@ -19,8 +19,13 @@ func (s *Service) Status(ctx context.Context, name string) (Erasure, error) {
 	if err != nil {
 		return Erasure{}, err
 	}
+	return s.get(id)
+}
+
+// get reads one erasure's public view.
+func (s *Service) get(id string) (Erasure, error) {
 	var e Erasure
-	err = s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx *store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err

@@ -24,20 +24,9 @@ func (s *Service) Watch(ctx context.Context, name string, start uint64) (*Watch,
 		if err != nil {
 			return nil, err
 		}
-		var cur Erasure
-		err = s.db.View(func(tx *store.Tx) error {
-			r, err := getRecord(tx, id)
-			if err != nil {
-				return err
-			}
-			if r == nil {
-				return notFound(id)
-			}
-			cur = r.Erasure
-			return nil
-		})
+		cur, err := s.get(id)
 		if err != nil {
-			return nil, s.storeError(err)
+			return nil, err
 		}
 		key = id
 		if start == 0 {
