@@ -254,6 +254,9 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 				return err
 			}
 			r.BlockedOn = BlockedNone
+			if hasStatus(ts, TargetDeferredOpen) {
+				r.BlockedOn = BlockedOpenConversations // the rest still waits for its conversation to close
+			}
 			if err := p.s.save(tx, r, ts, prev, now); err != nil {
 				return err
 			}

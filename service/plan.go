@@ -175,6 +175,13 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 	return buildPlan(res.targets, res.unsearchable), nil
 }
 
+// isCanceled reports whether LivePerson shows the request CANCELED: a cancel whose answer was
+// lost, or retried after one, has done its work.
+func (p *Pipeline) isCanceled(ctx context.Context, account string, id int64) bool {
+	d, err := p.lp.GetDeletion(ctx, account, id)
+	return err == nil && d.Status == LPCanceled
+}
+
 func (s *Service) currentPipeline() *Pipeline {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,7 +236,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	}
 	// LivePerson is called outside any transaction, under the RPC's context.
 	for _, lpID := range lpIDs {
-		if _, err := p.lp.CancelDeletion(ctx, account, lpID); err != nil {
+		if _, err := p.lp.CancelDeletion(ctx, account, lpID); err != nil && !p.isCanceled(ctx, account, lpID) {
 			s.update(context.WithoutCancel(ctx), id, func(r *record) error { r.CancelRequested = false; return nil })
 			return Erasure{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE",
 				Message: "could not cancel at LivePerson (" + describe(err) + "); nothing changed here, try again"}

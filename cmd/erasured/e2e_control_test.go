@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -198,19 +197,10 @@ func TestE2EQuotaExhaustedMidMonthAndRollover(t *testing.T) {
 	e.wantMasked(append(aChats, append(bChats, wChats...)...), nil, true)
 }
 
-// TestE2EBlockedOnKeptWhileOpenConversationHeld: blocked_on must stay true while an erasure
-// holds an open conversation, also right after its other records were batched.
-//
-// Bug (service/batch.go, formBatch): every erasure taken into a batch gets
-// r.BlockedOn = BlockedNone, even one that still holds an open conversation (target
-// DEFERRED_OPEN). Its Status then says SCHEDULED, blocked_on NONE, until the next re-check
-// (up to poll_interval later) sets OPEN_CONVERSATIONS again. Whether a client sees it depends
-// on whether the re-check and the flush fall in the same pipeline round; here the flush runs
-// alone, so it always shows. Run with E2E_BUGS=1 to see it fail.
+// TestE2EBlockedOnKeptWhileOpenConversationHeld: blocked_on must stay OPEN_CONVERSATIONS while an
+// erasure holds an open conversation, also right after its other records were batched. (Forming
+// a batch used to reset it to NONE until the next re-check.)
 func TestE2EBlockedOnKeptWhileOpenConversationHeld(t *testing.T) {
-	if os.Getenv("E2E_BUGS") == "" {
-		t.Skip("bug: service formBatch sets blocked_on NONE on an erasure that still holds an open conversation (E2E_BUGS=1 runs it)")
-	}
 	e := newE2E(t, e2eOptions{})
 	name := e.submit(customerID(lpsim.DemoOpenCustomerID))
 	e.waitState(name, service.StateScheduled)
