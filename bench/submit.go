@@ -56,7 +56,7 @@ func (p *pool) Close() error {
 func submitRequest(worker, seq int) *erasurev1.SubmitRequest {
 	return &erasurev1.SubmitRequest{
 		RequestId: uuid.NewString(),
-		AccountId: "bench1",
+		AccountId: "1234", // the sandbox's simulated account (lpsim.DemoAccount): erasured refuses accounts it is not configured for
 		Subject: &erasurev1.Subject{Id: &erasurev1.Subject_CustomerId{
 			CustomerId: fmt.Sprintf("bench-customer-%d-%d", worker, seq)}},
 		ExternalRef: "BENCH-1",
