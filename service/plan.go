@@ -164,6 +164,9 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 
 // Preview searches LivePerson for a subject now and returns the plan, storing nothing.
 func (s *Service) Preview(ctx context.Context, account string, subj Subject, channels []Channel) (Plan, error) {
+	if err := s.checkAccount(account); err != nil {
+		return Plan{}, err
+	}
 	p := s.currentPipeline()
 	if p == nil {
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "NO_LIVEPERSON", Message: "no LivePerson connection is configured"}

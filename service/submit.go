@@ -50,10 +50,8 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err := checkSubmit(req, now); err != nil {
 		return SubmitResult{}, err
 	}
-	if len(s.cfg.Accounts) > 0 && !slices.Contains(s.cfg.Accounts, req.AccountID) {
-		return SubmitResult{}, &Error{Kind: KindInvalid, Reason: "ACCOUNT_NOT_CONFIGURED",
-			Message:  "account_id is not an account this server is configured for",
-			Metadata: map[string]string{"account_id": req.AccountID}}
+	if err := s.checkAccount(req.AccountID); err != nil {
+		return SubmitResult{}, err
 	}
 	hash, err := s.payloadHash(req)
 	if err != nil {
@@ -142,6 +140,16 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	}
 	s.wakePipeline()
 	return res, nil
+}
+
+// checkAccount refuses an account this server has no LivePerson configuration for.
+func (s *Service) checkAccount(account string) error {
+	if len(s.cfg.Accounts) > 0 && !slices.Contains(s.cfg.Accounts, account) {
+		return &Error{Kind: KindInvalid, Reason: "ACCOUNT_NOT_CONFIGURED",
+			Message:  "account_id is not an account this server is configured for",
+			Metadata: map[string]string{"account_id": account}}
+	}
+	return nil
 }
 
 // replay answers a Submit whose request_id is already stored, from a read transaction.
