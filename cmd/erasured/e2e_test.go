@@ -1,7 +1,7 @@
 package main
 
 // End-to-end tests: erasured's service and pipeline, wired as run.go wires them (newLivePerson,
-// lpPort, pipelineConfig), against the LivePerson simulator on a loopback httptest server. One
+// port.New, pipelineConfig), against the LivePerson simulator on a loopback httptest server. One
 // manual clock drives both the simulator and the service; the pipeline runs in its own goroutine
 // and the tests wait for the states it reaches. This file is the harness; e2e_helpers_test.go
 // has the waits and checks, e2e_scenarios_test.go finding and erasing a subject's records,
@@ -29,6 +29,7 @@ import (
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/liveperson/region"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/store"
@@ -162,7 +163,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	// Runs after the pipeline has stopped (cleanups run last registered first).
 	t.Cleanup(e.finalChecks)
 
-	e.pipe = e.svc.NewPipeline(lpPort{c: client}, pipelineConfig(&cfg))
+	e.pipe = e.svc.NewPipeline(port.New(client), pipelineConfig(&cfg))
 	e.startPipeline()
 	t.Cleanup(e.stopPipeline)
 	return e

@@ -19,6 +19,7 @@ import (
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/store"
@@ -103,7 +104,7 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pipeline := svc.NewPipeline(lpPort{c: lp}, pipelineConfig(&cfg))
+	pipeline := svc.NewPipeline(port.New(lp), pipelineConfig(&cfg))
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	workDone := make(chan struct{})

@@ -1,4 +1,6 @@
-package main
+// Package port adapts the LivePerson client to the erasure service's LivePerson port
+// (service.LivePerson), so that cmd and the benchmarks plug the same adapter in.
+package port
 
 import (
 	"context"
@@ -11,12 +13,15 @@ import (
 	"github.com/erasured/erasured/service"
 )
 
-// lpPort adapts the LivePerson client to the service's LivePerson port.
-type lpPort struct{ c *liveperson.Client }
+// Port implements service.LivePerson over a liveperson.Client.
+type Port struct{ c *liveperson.Client }
 
-var _ service.LivePerson = lpPort{}
+// New returns the adapter over c.
+func New(c *liveperson.Client) Port { return Port{c: c} }
 
-func (p lpPort) SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]service.ChatRecord, error) {
+var _ service.LivePerson = Port{}
+
+func (p Port) SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]service.ChatRecord, error) {
 	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, Keyword: keyword})
 	if err != nil {
 		return nil, portErr(err)
@@ -28,7 +33,7 @@ func (p lpPort) SearchChats(ctx context.Context, account string, from, to time.T
 	return out, nil
 }
 
-func (p lpPort) ChatByID(ctx context.Context, account, id string, from, to time.Time) (service.ChatRecord, bool, error) {
+func (p Port) ChatByID(ctx context.Context, account, id string, from, to time.Time) (service.ChatRecord, bool, error) {
 	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, EngagementID: id})
 	if err != nil {
 		return service.ChatRecord{}, false, portErr(err)
@@ -46,7 +51,7 @@ func chatRecord(e liveperson.Engagement) service.ChatRecord {
 		Emails: e.Emails, Phones: e.Phones, Masked: e.Masked()}
 }
 
-func (p lpPort) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch, open bool) ([]service.ConversationRecord, error) {
+func (p Port) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch, open bool) ([]service.ConversationRecord, error) {
 	status := []string{"CLOSE"}
 	if open {
 		status = []string{"OPEN"}
@@ -59,7 +64,7 @@ func (p lpPort) SearchConversations(ctx context.Context, account string, from, t
 	return conversationRecords(cs), nil
 }
 
-func (p lpPort) ConversationsByConsumer(ctx context.Context, account, consumer string) ([]service.ConversationRecord, error) {
+func (p Port) ConversationsByConsumer(ctx context.Context, account, consumer string) ([]service.ConversationRecord, error) {
 	cs, err := p.c.ConversationsByConsumer(ctx, account, consumer, []string{"OPEN", "CLOSE"}, nil)
 	if err != nil {
 		return nil, portErr(err)
@@ -67,7 +72,7 @@ func (p lpPort) ConversationsByConsumer(ctx context.Context, account, consumer s
 	return conversationRecords(cs), nil
 }
 
-func (p lpPort) ConversationsByID(ctx context.Context, account string, ids []string) ([]service.ConversationRecord, error) {
+func (p Port) ConversationsByID(ctx context.Context, account string, ids []string) ([]service.ConversationRecord, error) {
 	cs, err := p.c.ConversationsByID(ctx, account, ids, nil)
 	if err != nil {
 		return nil, portErr(err)
@@ -85,7 +90,7 @@ func conversationRecords(cs []liveperson.Conversation) []service.ConversationRec
 	return out
 }
 
-func (p lpPort) CreateDeletion(ctx context.Context, account string, kind service.TargetKind, ids []string) (service.Deletion, error) {
+func (p Port) CreateDeletion(ctx context.Context, account string, kind service.TargetKind, ids []string) (service.Deletion, error) {
 	r, err := p.c.CreateDeletion(ctx, account, liveperson.DeletionKind(kind.String()), ids)
 	if err != nil {
 		return service.Deletion{}, portErr(err)
@@ -93,7 +98,7 @@ func (p lpPort) CreateDeletion(ctx context.Context, account string, kind service
 	return deletion(r)
 }
 
-func (p lpPort) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
+func (p Port) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
 	rs, err := p.c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: from, ToDate: to})
 	if err != nil {
 		return nil, portErr(err)
@@ -109,7 +114,7 @@ func (p lpPort) ListDeletions(ctx context.Context, account string, from, to time
 	return out, nil
 }
 
-func (p lpPort) GetDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+func (p Port) GetDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
 	r, err := p.c.GetDeletion(ctx, account, strconv.FormatInt(id, 10))
 	if err != nil {
 		return service.Deletion{}, portErr(err)
@@ -117,7 +122,7 @@ func (p lpPort) GetDeletion(ctx context.Context, account string, id int64) (serv
 	return deletion(r)
 }
 
-func (p lpPort) CancelDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+func (p Port) CancelDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
 	r, err := p.c.CancelDeletion(ctx, account, strconv.FormatInt(id, 10))
 	if err != nil {
 		return service.Deletion{}, portErr(err)
