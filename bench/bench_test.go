@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+
+	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/service"
 )
 
 // These tests check that the harness measures what it claims (counts, sizes, no lost events) on
@@ -200,5 +203,54 @@ func TestErasured(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close() = %v, want a clean exit on SIGTERM", err)
+	}
+}
+
+// TestPipeline runs the pipeline scenario on a few subjects with a fast clock and no real
+// latency, and checks what the report counts: every erasure completed, every id of the
+// subjects' records in exactly one LivePerson request, nobody else's record touched.
+func TestPipeline(t *testing.T) {
+	cfg := PipelineConfig{Subjects: 30, Background: 50, SearchRate: 2000, Latency: time.Millisecond,
+		DeletionLatency: time.Millisecond, Speed: 500_000, BatchMaxWait: 300 * time.Millisecond,
+		PollInterval: 100 * time.Millisecond, Timeout: time.Minute}
+	r, err := RunPipeline(testContext(t), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ByState; got[service.StateCompleted] != cfg.Subjects || len(got) != 1 {
+		t.Errorf("erasures by state = %v, want %d COMPLETED", got, cfg.Subjects)
+	}
+	if r.Erased != r.Records || r.Records == 0 || r.WronglyErased != 0 || r.Duplicates != 0 {
+		t.Errorf("erased %d of %d records, %d of others, %d duplicate bodies; want all, 0, 0", r.Erased, r.Records, r.WronglyErased, r.Duplicates)
+	}
+	for _, k := range kinds {
+		ids := 0
+		for _, n := range r.Requests[k] {
+			ids += n
+		}
+		if ids != r.Targets[k] {
+			t.Errorf("%s: %d ids in LivePerson requests, want the %d targets", k, ids, r.Targets[k])
+		}
+		if r.UsedRequests(k) < r.IdealRequests(k) {
+			t.Errorf("%s: %d requests used, fewer than the ideal %d", k, r.UsedRequests(k), r.IdealRequests(k))
+		}
+	}
+	if q := r.QuotaRatio(0); !(q > 0 && q <= 1) {
+		t.Errorf("QuotaRatio = %v, want in (0, 1]", q)
+	}
+	if eh := r.Calls.ByOp[lpsim.ServiceEngHist+" keyword search"]; eh < cfg.Subjects*sweepEngHist {
+		t.Errorf("%d keyword searches, want at least one sweep of %d per subject", eh, sweepEngHist)
+	}
+	if r.ResolvePhase <= 0 || r.ResolvePhase > r.EndToEnd || r.Latency.N != cfg.Subjects {
+		t.Errorf("resolution %v, end to end %v, %d latencies; want 0 < resolution ≤ end to end, one per subject", r.ResolvePhase, r.EndToEnd, r.Latency.N)
+	}
+	if u := r.Utilisation(lpsim.ServiceEngHist); !(u > 0) {
+		t.Errorf("Utilisation = %v, want > 0", u)
+	}
+}
+
+func TestRunLengths(t *testing.T) {
+	if got, want := runLengths([]int{77, 100, 100, 3, 100}), "100×3, 77, 3"; got != want {
+		t.Errorf("runLengths = %q, want %q", got, want)
 	}
 }

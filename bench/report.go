@@ -64,16 +64,21 @@ func Report(w io.Writer, cfg Config, r Results, header, command string) {
 	if len(r.Watch) > 0 {
 		goals = append(goals, reportWatch(w, cfg, r)...)
 	}
-	fmt.Fprintln(w, "\nGoals (issue 2)")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, g := range goals {
-		verdict := "MISS"
-		if g.met {
-			verdict = "PASS"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", g.name, g.measured, verdict)
+	if len(r.Pipeline) > 0 {
+		reportPipeline(w, r.Pipeline)
 	}
-	tw.Flush()
+	if len(goals) > 0 {
+		fmt.Fprintln(w, "\nGoals (issue 2)")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, g := range goals {
+			verdict := "MISS"
+			if g.met {
+				verdict = "PASS"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", g.name, g.measured, verdict)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(w, "\ncommand: %s\n", command)
 }
 

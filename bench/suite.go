@@ -8,6 +8,8 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"github.com/erasured/erasured/service"
 )
 
 // Config selects what a suite run measures.
@@ -19,8 +21,11 @@ type Config struct {
 	SampleSubmits int           // Submits whose stored bytes size the raw baseline's record
 	Watch         WatchConfig
 	WatchServer   string // "child" (default), "erasured" or "inprocess": see watchTarget
+	Pipeline      PipelineConfig
+	PipelineRuns  int // repetitions of the pipeline scenario (0: Runs)
 	SkipSubmit    bool
 	SkipWatch     bool
+	SkipPipeline  bool
 	Dir           string    // scratch directory; every database lives and dies under it
 	Progress      io.Writer // a line per finished measurement
 }
@@ -47,6 +52,7 @@ type Results struct {
 	Points     [numSystems]map[int][]Point // by system, then concurrency: one per run
 	Watch      []WatchResult
 	MemoryKind string // what the Watch memory figures count
+	Pipeline   []PipelineResult
 }
 
 // Run measures everything cfg asks for.
@@ -65,6 +71,11 @@ func Run(ctx context.Context, cfg Config) (Results, error) {
 	}
 	if !cfg.SkipWatch {
 		if err := runWatch(ctx, cfg, &res); err != nil {
+			return res, err
+		}
+	}
+	if !cfg.SkipPipeline {
+		if err := runPipeline(ctx, cfg, &res); err != nil {
 			return res, err
 		}
 	}
@@ -131,6 +142,31 @@ func runWatch(ctx context.Context, cfg Config, res *Results) error {
 			run, cfg.Runs, w.Streams, w.Open.Round(time.Millisecond), w.Create.Round(time.Millisecond),
 			w.Received, w.Expected, ms(w.Latency.P50), ms(w.Latency.P99), ms(w.Latency.Max),
 			w.PerStream()/1000, w.CancelRate)
+	}
+	return nil
+}
+
+// runPipeline runs the pipeline scenario cfg.PipelineRuns times (default cfg.Runs), each on a
+// fresh store and simulator.
+func runPipeline(ctx context.Context, cfg Config, res *Results) error {
+	runs := cfg.PipelineRuns
+	if runs <= 0 {
+		runs = cfg.Runs
+	}
+	for run := 1; run <= runs; run++ {
+		p, err := inDir(cfg.Dir, "pipeline", func(dir string) (PipelineResult, error) { return RunPipeline(ctx, dir, cfg.Pipeline) })
+		if err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+		res.Pipeline = append(res.Pipeline, p)
+		cfg.logf("run %d/%d  pipeline: %d erasures, %d COMPLETED, end to end %v (ideal %v) = %.2f (for the calls made: %v = %.2f); "+
+			"resolution %v, %s %.0f/s, %s %.0f/s (limit %.0f), %d×429; LP requests %d (ideal %d) = %.2f, %.1f ids each; %d duplicates",
+			run, runs, p.Config.Subjects, p.ByState[service.StateCompleted], p.EndToEnd.Round(100*time.Millisecond),
+			p.Ideal().Round(100*time.Millisecond), p.TimeRatio(), p.IdealAsRun().Round(100*time.Millisecond), p.TimeRatioAsRun(),
+			p.ResolvePhase.Round(100*time.Millisecond), searchServices[0], p.SearchRate(searchServices[0]),
+			searchServices[1], p.SearchRate(searchServices[1]), p.Config.SearchRate,
+			p.Calls.Throttled[searchServices[0]]+p.Calls.Throttled[searchServices[1]],
+			p.UsedRequests(0), p.IdealRequests(0), p.QuotaRatio(0), p.IDsPerRequest(0), p.Duplicates)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Command erasured-bench measures erasured against baselines taken in the same run and prints
-// medians over several runs: Submit against a raw bbolt group commit, and Watch fan-out. `make
-// bench` runs it with the defaults; docs/benchmarks.md explains what is measured and how.
+// medians over several runs: Submit against a raw bbolt group commit, Watch fan-out, and the
+// erasure pipeline against the LivePerson simulator's limits. `make bench` runs it with the
+// defaults; docs/benchmarks.md explains what is measured and how.
 package main
 
 import (
@@ -34,7 +35,7 @@ func realMain(ctx context.Context, args []string) error {
 	var (
 		cfg     bench.Config
 		clients = fs.String("clients", "1,16,64", "comma-separated Submit callers (and raw writers) per point")
-		only    = fs.String("only", "", "run only one scenario: submit or watch")
+		only    = fs.String("only", "", "run only one scenario: submit, watch or pipeline")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process (clients, and the server when in-process) to `file`")
 	)
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions of every scenario; the table shows medians")
@@ -48,6 +49,17 @@ func realMain(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Watch.Duration, "watch-duration", 10*time.Second, "length of the Watch load phase")
 	fs.DurationVar(&cfg.Watch.Settle, "settle", 2*time.Second, "quiet time before each Watch memory reading")
 	fs.StringVar(&cfg.WatchServer, "watch-server", "child", "Watch server: child (a process of its own, without the pipeline), erasured (the real binary, pipeline included) or inprocess")
+	fs.IntVar(&cfg.PipelineRuns, "pipeline-runs", 0, "repetitions of the pipeline scenario (0: one in the full suite, -runs with -only pipeline)")
+	fs.IntVar(&cfg.Pipeline.Subjects, "subjects", 1000, "pipeline: data subjects submitted at once, one erasure each")
+	fs.Float64Var(&cfg.Pipeline.SearchRate, "lp-rate", 500, "pipeline: requests/s the simulator allows per search service (engHistDomain, msgHist); the client is told")
+	fs.DurationVar(&cfg.Pipeline.Latency, "lp-latency", 80*time.Millisecond, "pipeline: latency the simulator adds to every search call")
+	fs.DurationVar(&cfg.Pipeline.DeletionLatency, "lp-deletion-latency", 150*time.Millisecond, "pipeline: latency the simulator adds to every deletion API call")
+	fs.Float64Var(&cfg.Pipeline.Speed, "lp-speed", 86400, "pipeline: how much faster the simulator's clock runs (86400: LivePerson's 5 + 20 days in 25 s)")
+	fs.IntVar(&cfg.Pipeline.Workers, "workers", 0, "pipeline: erasured pipeline workers (0: 2 × lp-rate × lp-latency, enough to use both search limits)")
+	fs.IntVar(&cfg.Pipeline.Concurrency, "lp-concurrency", 0, "pipeline: client requests in flight per search service (0: as many as workers)")
+	fs.DurationVar(&cfg.Pipeline.BatchMaxWait, "batch-max-wait", 5*time.Second, "pipeline: pipeline.batch_max_wait")
+	fs.DurationVar(&cfg.Pipeline.PollInterval, "poll-interval", time.Second, "pipeline: pipeline.poll_interval")
+	fs.DurationVar(&cfg.Pipeline.Timeout, "pipeline-timeout", 10*time.Minute, "pipeline: give up when not every erasure has ended after this long")
 	serveChild := fs.String(bench.ChildFlag, "", "internal: serve a store in `dir` for a Watch run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,11 +77,20 @@ func realMain(ctx context.Context, args []string) error {
 	switch *only {
 	case "":
 	case "submit":
-		cfg.SkipWatch = true
+		cfg.SkipWatch, cfg.SkipPipeline = true, true
 	case "watch":
-		cfg.SkipSubmit = true
+		cfg.SkipSubmit, cfg.SkipPipeline = true, true
+	case "pipeline":
+		cfg.SkipSubmit, cfg.SkipWatch = true, true
 	default:
-		return fmt.Errorf("-only must be submit or watch, not %q", *only)
+		return fmt.Errorf("-only must be submit, watch or pipeline, not %q", *only)
+	}
+	// The pipeline scenario takes about two minutes a run: once in the full suite, unless asked.
+	if cfg.PipelineRuns <= 0 {
+		cfg.PipelineRuns = 1
+		if *only == "pipeline" {
+			cfg.PipelineRuns = cfg.Runs
+		}
 	}
 	if cfg.Runs < 1 {
 		return errors.New("-runs must be at least 1")
