@@ -65,11 +65,11 @@ func TestCrashPipeline(t *testing.T) {
 			return i, subjects[i]
 		}
 		if cursor >= len(subjects) {
-			// One in four is a subject with records in LivePerson, spread over the run so that
+			// One in 25 is a subject with records in LivePerson, spread over the run so that
 			// batches are created (and answers lost) throughout; the rest cost one lookup.
 			n := len(subjects)
-			if n%4 == 0 && n/4 < len(found) {
-				subjects = append(subjects, found[n/4])
+			if n%25 == 0 && n/25 < len(found) {
+				subjects = append(subjects, found[n/25])
 			} else {
 				subjects = append(subjects, cheapSubject(n))
 			}
