@@ -159,11 +159,18 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 			atRisk = atRisk || e.AtRisk
 			due = due || e.AtRisk || !now.Before(e.SafeBy) || !now.Before(e.Enqueued.Add(p.cfg.BatchMaxWait))
 		}
-		if total < maxBatchIDs && !due {
-			continue
-		}
-		if err := p.formBatch(ctx, g.account, g.kind, atRisk, now); err != nil {
-			return err
+		// A full batch goes at once, and as many full ones as the queue holds; a part-full one
+		// only when due.
+		for total >= maxBatchIDs || due {
+			formed, err := p.formBatch(ctx, g.account, g.kind, atRisk, now)
+			if err != nil {
+				return err
+			}
+			if !formed {
+				break
+			}
+			total -= maxBatchIDs
+			due = false
 		}
 	}
 	return nil
@@ -171,10 +178,10 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 
 // formBatch commits one batch's intent for an account and kind: up to 100 unique ids from the
 // queue, at-risk and soonest-due erasures first, and a quota unit. Sending is a separate step.
-func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKind, atRisk bool, now time.Time) error {
+func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKind, atRisk bool, now time.Time) (bool, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return err
+		return false, err
 	}
 	formed := false
 	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
@@ -300,7 +307,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 	if formed {
 		p.Wake()
 	}
-	return err
+	return formed, err
 }
 
 // queueOf reads the queue of one account and kind.

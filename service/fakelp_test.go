@@ -68,7 +68,7 @@ func (f *fakeLivePerson) ChatByID(_ context.Context, _ string, id string, from, 
 	return ChatRecord{}, false, nil
 }
 
-func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch, open bool) ([]ConversationRecord, error) {
+func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.searchErr != nil {
@@ -76,7 +76,7 @@ func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, 
 	}
 	var out []ConversationRecord
 	for _, c := range f.convs {
-		if c.Open != open || c.Start.Before(from) || !c.Start.Before(to) {
+		if c.Start.Before(from) || !c.Start.Before(to) {
 			continue
 		}
 		if (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||

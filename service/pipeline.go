@@ -182,23 +182,39 @@ const (
 	taskBatch   = "b/"
 )
 
-// due returns tasks whose time has come (at most limit) and the time of the next one after them.
+// due returns tasks whose time has come (at most limit, not counting tasks already running) and
+// the time of the next one after them. Batch tasks come first whatever their due time: a batch
+// holds up to 100 records of many erasures, and its send must not wait behind a backlog of
+// erasures still being resolved.
 func (p *Pipeline) due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
+	var batches, erasures []string
 	err = p.s.db.View(func(tx *store.Tx) error {
 		return tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
 			at, task, err := parseScheduleKey(k)
 			if err != nil {
 				return false, err
 			}
-			if at.After(now) || len(tasks) >= limit {
+			if at.After(now) {
 				next = at
 				return false, nil
 			}
-			tasks = append(tasks, task)
+			switch {
+			case p.running(task):
+			case strings.HasPrefix(task, taskBatch):
+				batches = append(batches, task)
+			case len(erasures) < limit:
+				erasures = append(erasures, task)
+			}
 			return true, nil
 		})
 	})
-	return tasks, next, err
+	return append(batches, erasures...), next, err
+}
+
+func (p *Pipeline) running(task string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inflight[task]
 }
 
 func (p *Pipeline) runTask(ctx context.Context, task string) {

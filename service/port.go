@@ -16,9 +16,9 @@ type LivePerson interface {
 	// ChatByID re-reads one engagement by id (for verification); found is false if it is gone.
 	ChatByID(ctx context.Context, account, engagementID string, from, to time.Time) (rec ChatRecord, found bool, err error)
 	// SearchConversations runs one Messaging Interactions search over [from, to) (at most three
-	// months) with the phrase in the customerInfo or personalInfo SDEs; open selects OPEN instead
-	// of CLOSE conversations.
-	SearchConversations(ctx context.Context, account string, from, to time.Time, sde SDESearch, open bool) ([]ConversationRecord, error)
+	// months) with the phrase in the customerInfo or personalInfo SDEs, for open and closed
+	// conversations alike (ConversationRecord.Open tells them apart).
+	SearchConversations(ctx context.Context, account string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error)
 	// ConversationsByConsumer returns a consumer's conversations, open and closed.
 	ConversationsByConsumer(ctx context.Context, account, consumerID string) ([]ConversationRecord, error)
 	// ConversationsByID re-reads conversations by id (at most 100).

@@ -17,6 +17,8 @@ type Target struct {
 	Batch     uint64       `json:"b,omitempty"` // our batch holding it (intent committed)
 	Requeued  int          `json:"q,omitempty"` // times verification found it not erased
 	Rejected  int          `json:"x,omitempty"` // times LivePerson rejected a request holding it
+	// Start is when a chat began: verification re-reads it in the one search window holding it.
+	Start time.Time `json:"t,omitzero"`
 }
 
 // resolution is the outcome of one search for a subject's records.
@@ -64,7 +66,7 @@ func (rv resolver) resolve(ctx context.Context, account string, s Subject, chann
 			}
 			for _, r := range recs {
 				if chatMatches(s, r) && !r.Masked {
-					add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound})
+					add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound, Start: r.Start})
 				}
 			}
 		}
@@ -83,19 +85,17 @@ func (rv resolver) resolve(ctx context.Context, account string, s Subject, chann
 				sde.PersonalInfo = s.Value
 			}
 			for from, to := range windows(rv.now, messagingWindow) {
-				for _, open := range []bool{false, true} {
-					recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde, open)
-					if err != nil {
-						return resolution{}, fmt.Errorf("messaging search: %w", err)
+				recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde)
+				if err != nil {
+					return resolution{}, fmt.Errorf("messaging search: %w", err)
+				}
+				for _, r := range recs {
+					if !conversationMatches(s, r) {
+						continue
 					}
-					for _, r := range recs {
-						if !conversationMatches(s, r) {
-							continue
-						}
-						add(conversationTarget(r))
-						for _, c := range r.ConsumerIDs {
-							consumers[c] = true
-						}
+					add(conversationTarget(r))
+					for _, c := range r.ConsumerIDs {
+						consumers[c] = true
 					}
 				}
 			}
@@ -142,7 +142,7 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 			}
 			if found && r.EngagementID == id {
 				if !r.Masked {
-					res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound})
+					res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound, Start: r.Start})
 				}
 				break
 			}

@@ -197,17 +197,12 @@ func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, n
 		case KindConversation:
 			convs = append(convs, t.ID)
 		case KindEngagement:
-			for from, to := range windows(now, chatWindow) {
-				rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, to)
-				if err != nil {
-					return nil, err
-				}
-				if found && rec.EngagementID == t.ID {
-					if !rec.Masked {
-						out[t.Kind.String()+"/"+t.ID] = true
-					}
-					break
-				}
+			rec, found, err := p.readChat(ctx, account, t, now)
+			if err != nil {
+				return nil, err
+			}
+			if found && !rec.Masked {
+				out[t.Kind.String()+"/"+t.ID] = true
 			}
 		case KindConsumer:
 			// LivePerson offers no read of a consumer profile: DONE is the evidence.
@@ -225,6 +220,28 @@ func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, n
 		}
 	}
 	return out, nil
+}
+
+// readChat re-reads one chat: first in the one window that holds its start, then, if it is not
+// there, across the whole retention (absence counts as erased, so a miss must be a real one).
+func (p *Pipeline) readChat(ctx context.Context, account string, t Target, now time.Time) (ChatRecord, bool, error) {
+	if !t.Start.IsZero() {
+		from := t.Start.Add(-time.Hour)
+		rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, from.Add(chatWindow))
+		if err != nil || (found && rec.EngagementID == t.ID) {
+			return rec, found, err
+		}
+	}
+	for from, to := range windows(now, chatWindow) {
+		rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, to)
+		if err != nil {
+			return ChatRecord{}, false, err
+		}
+		if found && rec.EngagementID == t.ID {
+			return rec, true, nil
+		}
+	}
+	return ChatRecord{}, false, nil
 }
 
 func lpRequestIDs(r *record) []int64 {

@@ -29,6 +29,9 @@ type Config struct {
 		BatchMaxWait Duration `yaml:"batch_max_wait"`
 		PollInterval Duration `yaml:"poll_interval"`
 		Confirmation string   `yaml:"confirmation"`
+		// Workers bounds how many erasures are worked on at once; each runs its LivePerson
+		// searches one after another, so it also bounds searches in flight.
+		Workers int `yaml:"workers"`
 	} `yaml:"pipeline"`
 	Privacy struct {
 		MasterKeyFile string   `yaml:"master_key_file"`
@@ -96,6 +99,7 @@ func defaultConfig() Config {
 	c.Pipeline.BatchMaxWait = Duration{6 * time.Hour}
 	c.Pipeline.PollInterval = Duration{time.Hour}
 	c.Pipeline.Confirmation = "automatic"
+	c.Pipeline.Workers = 8
 	c.Privacy.Retention = Duration{720 * time.Hour}
 	c.Shutdown.Timeout = Duration{10 * time.Second}
 	c.History.KeepRevisions = 1_000_000
@@ -151,6 +155,9 @@ func (c *Config) validate() error {
 	}
 	if c.DB == "" {
 		bad("db is empty")
+	}
+	if c.Pipeline.Workers < 1 || c.Pipeline.Workers > 1000 {
+		bad("pipeline.workers must be between 1 and 1000")
 	}
 	if c.History.KeepRevisions == 0 {
 		bad("history.keep_revisions must be positive")

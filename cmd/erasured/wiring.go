@@ -140,6 +140,7 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 		SearchLag:    cfg.Pipeline.SearchLag.Duration,
 		BatchMaxWait: cfg.Pipeline.BatchMaxWait.Duration,
 		PollInterval: cfg.Pipeline.PollInterval.Duration,
+		Workers:      cfg.Pipeline.Workers,
 		Quota: func(account string) int {
 			if q, ok := quota[account]; ok {
 				return q

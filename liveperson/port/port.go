@@ -51,12 +51,8 @@ func chatRecord(e liveperson.Engagement) service.ChatRecord {
 		Emails: e.Emails, Phones: e.Phones, Masked: e.Masked()}
 }
 
-func (p Port) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch, open bool) ([]service.ConversationRecord, error) {
-	status := []string{"CLOSE"}
-	if open {
-		status = []string{"OPEN"}
-	}
-	cs, err := p.c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to, Status: status,
+func (p Port) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch) ([]service.ConversationRecord, error) {
+	cs, err := p.c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to, Status: []string{"OPEN", "CLOSE"},
 		CustomerInfo: sde.CustomerInfo, PersonalInfo: sde.PersonalInfo})
 	if err != nil {
 		return nil, portErr(err)
