@@ -125,15 +125,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			p.s.log.Error("pipeline: reading the schedule", "err", err)
 		}
+		// Start as many due tasks as there are free workers, and no more: waiting here for a
+		// worker would hold up batching below behind a backlog of long resolve steps. A task
+		// that finishes wakes the loop for the next round.
+	launch:
 		for _, task := range tasks {
-			if !p.claim(task) {
-				continue
-			}
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-				p.release(task)
-				return nil
+			default:
+				break launch
+			}
+			if !p.claim(task) {
+				<-sem
+				continue
 			}
 			wg.Go(func() {
 				defer func() { <-sem; p.release(task) }()
