@@ -48,7 +48,7 @@ run: ## Start the sandbox (gRPC on 127.0.0.1:50051, store under var/).
 	$(GO) run ./cmd/erasured
 
 .PHONY: bench
-bench: ## Benchmarks: store and Submit throughput against a raw bbolt group commit, Watch fan-out.
+bench: ## Benchmarks (~6 min): Submit vs a raw bbolt group commit, Watch fan-out, the pipeline vs the simulator.
 	$(GO) run ./bench/cmd/erasured-bench
 
 $(BIN)/buf:
