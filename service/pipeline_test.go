@@ -9,6 +9,26 @@ import (
 	"time"
 )
 
+// settle runs every due task and batch flush, one at a time, until nothing is due at the
+// current time. Tests drive the pipeline with it under a fake clock.
+func (p *Pipeline) settle(ctx context.Context) error {
+	for range 10000 {
+		now := p.s.now()
+		if err := p.flushQueues(ctx, now); err != nil {
+			return err
+		}
+		tasks, _, err := p.due(now, 1)
+		if err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		p.runTask(ctx, tasks[0])
+	}
+	return fmt.Errorf("pipeline did not settle")
+}
+
 // pipeEnv is a service with a pipeline over a fake LivePerson, driven step by step under a fake
 // clock.
 type pipeEnv struct {
