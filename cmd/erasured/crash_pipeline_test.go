@@ -39,11 +39,8 @@ func TestCrashPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary against the standalone simulator")
 	}
-	cycles := 8
-	if v, err := strconv.Atoi(os.Getenv("ERASURED_CRASH_PIPELINE_CYCLES")); err == nil && v > 0 {
-		cycles = v
-	}
-	bin := buildBinaryTags(t, os.Getenv("ERASURED_CRASH_TAGS"))
+	cycles := envCycles("ERASURED_CRASH_PIPELINE_CYCLES", 8)
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	simAddr := startSimulator(t, bin)
 	cfgPath := writeCrashConfig(t, dir, simAddr)

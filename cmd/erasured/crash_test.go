@@ -30,6 +30,14 @@ type process struct {
 	done chan error
 }
 
+// envCycles reads a kill count from the environment, or gives def.
+func envCycles(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 // buildBinary compiles erasured, with the build tags in ERASURED_CRASH_TAGS (used to build the
 // deliberately broken variants the harness must catch).
 func buildBinary(t *testing.T) string {
@@ -114,10 +122,7 @@ func TestCrashKeepsAcknowledgedSubmits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cycles := 5
-	if v, err := strconv.Atoi(os.Getenv("ERASURED_CRASH_CYCLES")); err == nil && v > 0 {
-		cycles = v
-	}
+	cycles := envCycles("ERASURED_CRASH_CYCLES", 5)
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	acked := map[int]string{} // request number → erasure name
