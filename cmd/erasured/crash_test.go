@@ -70,6 +70,7 @@ func startArgs(t *testing.T, bin, dir string, args ...string) *process {
 		t.Fatal(err)
 	}
 	p := &process{cmd: cmd, done: make(chan error, 1)}
+	t.Cleanup(func() { cmd.Process.Kill() }) // a test that stops early leaves no erasured behind
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
