@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
+	"github.com/erasured/erasured/liveperson"
 )
 
 // WatchConfig is the shape of the fan-out scenario.
@@ -291,15 +292,5 @@ func cancelPaced(ctx context.Context, t Target, names []string, rate int) (cance
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return liveperson.SystemClock{}.Sleep(ctx, d)
 }
