@@ -85,8 +85,8 @@ func TestLayouts(t *testing.T) {
 	}}
 	want := Layout{
 		{Bucket: "events", Key: 8, Value: 100},
-		{Bucket: "requests", Key: 36, Value: 64, RandomKey: true},
-		{Bucket: "subjects", Key: 60, Value: 32, RandomKey: true},
+		{Bucket: "requests", Key: 36, Value: 64},
+		{Bucket: "subjects", Key: 60, Value: 32},
 	}
 	got := SubmitLayout(sb)
 	if diff := cmp.Diff(want, got); diff != "" {

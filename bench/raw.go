@@ -20,9 +20,9 @@ import (
 // What a write puts is a Layout. The baseline is OneRecord: a record of the size Submit
 // stores, appended under a sequence number in one bucket — the cheapest write bbolt has. Submit
 // itself spreads the same bytes over one entry in each of several buckets (erasure, event, data
-// key, subject index, idempotency record, ...), two of them keyed randomly, and so dirties several
-// times more pages per commit; SubmitLayout reproduces that, to tell what the layout costs from
-// what the store, the service and gRPC cost.
+// key, subject index, idempotency record, schedule), each appended at the end of its B+tree;
+// SubmitLayout reproduces that, to tell what the layout costs from what the store, the service and
+// gRPC cost.
 
 // Put is one key/value pair of a raw write.
 type Put struct {
@@ -39,17 +39,15 @@ func OneRecord(size int) Layout {
 	return Layout{{Bucket: "records", Key: 8, Value: max(size-8, 0)}}
 }
 
-// randomKeyed are the buckets whose Submit keys fall anywhere in the key space: subjects by keyed
-// HMAC fingerprint, requests by the caller's request_id (a random UUID). Erasures and keys are
-// keyed by a UUIDv7 (time-ordered) and events by revision: those ascend.
-var randomKeyed = map[string]bool{"subjects": true, "requests": true}
-
-// SubmitLayout is Submit's layout: per bucket, the mean key and value sizes sb measured.
+// SubmitLayout is Submit's layout: per bucket, the mean key and value sizes sb measured. Every key
+// Submit writes ascends: erasures, keys, requests and subjects are keyed by UUIDv7s (time-ordered),
+// events by revision, the schedule by due time. (Until the index moved to memory, requests and
+// subjects were keyed by request_id and fingerprint, randomly: RandomKey reproduces that.)
 func SubmitLayout(sb SubmitBytes) Layout {
 	var l Layout
 	for _, b := range sb.bucketNames() {
 		s := sb.Buckets[b]
-		l = append(l, Put{Bucket: b, Key: max(s.Key, 8), Value: s.Value, RandomKey: randomKeyed[b]})
+		l = append(l, Put{Bucket: b, Key: max(s.Key, 8), Value: s.Value})
 	}
 	return l
 }

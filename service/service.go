@@ -49,11 +49,12 @@ type Service struct {
 	mu       sync.Mutex
 	pipeline *Pipeline // nil until NewPipeline: erasures are stored but not worked on
 
-	db   Store
-	keys *Keyring
-	cfg  Config
-	now  func() time.Time
-	log  *slog.Logger
+	db    Store
+	index *submitIndex
+	keys  *Keyring
+	cfg   Config
+	now   func() time.Time
+	log   *slog.Logger
 }
 
 // New returns a Service over db that seals subjects with keys.
@@ -76,6 +77,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if err := s.loadIndex(context.Background()); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -185,7 +189,7 @@ func (s *Service) update(ctx context.Context, id string, change func(r *record) 
 					Message: fmt.Sprintf("erasure cannot move from %s to %s", prev, r.State)}
 			}
 			if r.State.Final() {
-				if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
+				if err := s.closeSubjectIndex(tx, r); err != nil {
 					return err
 				}
 			}

@@ -80,7 +80,7 @@ func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now tim
 		return err
 	}
 	if target.Final() {
-		if err := tx.Delete(store.Subjects, []byte(r.AccountID+"\x00"+r.Fingerprint)); err != nil {
+		if err := s.closeSubjectIndex(tx, r); err != nil {
 			return err
 		}
 		if err := setNext(tx, r, time.Time{}); err != nil {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -32,14 +33,6 @@ type SubmitResult struct {
 	Deduplicated bool
 }
 
-// idempotencyRecord remembers, per request_id, which erasure a Submit produced and a keyed hash of
-// its payload, so a retry gets the same answer and a reuse with another payload is refused.
-type idempotencyRecord struct {
-	ErasureID    string `json:"erasure_id"`
-	PayloadHash  string `json:"payload_hash"`
-	Deduplicated bool   `json:"deduplicated,omitempty"`
-}
-
 // clockSkew is how far in the future a received_time may lie before it is refused.
 const clockSkew = 5 * time.Minute
 
@@ -57,11 +50,16 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	// A retry is answered from a read: no commit, no fsync.
-	if res, ok, err := s.replay(req.RequestID, hash); ok || err != nil {
-		return res, err
-	}
 	fp := s.keys.Fingerprint(req.AccountID, req.Subject)
+	prior, known, open, release, err := s.index.claim(ctx, req.RequestID, subjectKey(req.AccountID, fp))
+	if err != nil {
+		return SubmitResult{}, s.storeError(err)
+	}
+	if known {
+		// A retry is answered from a read: no commit, no fsync.
+		return s.replay(prior, hash)
+	}
+	defer release()
 
 	// Everything random or costly is prepared outside the transaction function, which the store
 	// may run more than once.
@@ -84,36 +82,29 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	}
 	fresh := s.newRecord(ctx, eid, req, fp, now)
 	fresh.Sealed = sealed
-	idem, err := json.Marshal(idempotencyRecord{ErasureID: eid, PayloadHash: hash})
-	if err != nil {
-		return SubmitResult{}, err
+	var dupKey string
+	if open != "" {
+		dup, err := uuid.NewV7()
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		dupKey = dup.String()
 	}
 
 	var res SubmitResult
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
-		var found bool
-		var err error
-		if res, found, err = lookupRequest(tx, req.RequestID, hash); found || err != nil {
-			return err
-		}
-		subjectKey := []byte(req.AccountID + "\x00" + fp)
-		if open := tx.Get(store.Subjects, subjectKey); open != nil {
-			r, err := getRecord(tx, string(open))
+		if open != "" {
+			// The index's answer is a hint: the erasure may have ended since. Its stored state
+			// decides, in this transaction.
+			r, err := getRecord(tx, open)
 			if err != nil {
 				return err
 			}
-			if r == nil {
-				return fmt.Errorf("subject index points at missing erasure %s", open)
+			if r != nil && !r.State.Final() {
+				res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
+				return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
+					PayloadHash: hash, Deduplicated: true})
 			}
-			dup, err := json.Marshal(idempotencyRecord{ErasureID: r.ID, PayloadHash: hash, Deduplicated: true})
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(store.Requests, []byte(req.RequestID), dup); err != nil {
-				return err
-			}
-			res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
-			return nil
 		}
 		r := *fresh
 		r.NextAttemptTime = time.Time{}
@@ -126,14 +117,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		if err := tx.Put(store.Keys, []byte(eid), dk.wrapped); err != nil {
 			return err
 		}
-		if err := tx.Put(store.Subjects, subjectKey, []byte(eid)); err != nil {
-			return err
-		}
-		if err := tx.Put(store.Requests, []byte(req.RequestID), idem); err != nil {
+		if err := s.openSubjectIndex(tx, &r); err != nil {
 			return err
 		}
 		res = SubmitResult{Erasure: r.Erasure}
-		return nil
+		return s.putRequest(tx, eid, requestEntry{RequestID: req.RequestID, ErasureID: eid, PayloadHash: hash})
 	})
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
@@ -152,44 +140,27 @@ func (s *Service) checkAccount(account string) error {
 	return nil
 }
 
-// replay answers a Submit whose request_id is already stored, from a read transaction.
-func (s *Service) replay(requestID, hash string) (SubmitResult, bool, error) {
-	var res SubmitResult
-	var found bool
+// replay answers a Submit whose request_id was accepted before: the same erasure if the payload
+// is the same, a conflict if it is not.
+func (s *Service) replay(prior requestRef, hash string) (SubmitResult, error) {
+	var h [32]byte
+	if _, err := hex.Decode(h[:], []byte(hash)); err != nil || h != prior.hash {
+		return SubmitResult{}, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
+			Message:  "request_id was already used with a different payload",
+			Metadata: map[string]string{"erasure": NamePrefix + prior.erasure.String()}}
+	}
+	var r *record
 	err := s.db.View(func(tx *store.Tx) (err error) {
-		res, found, err = lookupRequest(tx, requestID, hash)
+		r, err = getRecord(tx, prior.erasure.String())
 		return err
 	})
 	if err != nil {
-		return SubmitResult{}, false, s.storeError(err)
-	}
-	return res, found, nil
-}
-
-// lookupRequest finds the outcome of an earlier Submit with this request_id: the same erasure
-// if the payload is the same, a conflict if it is not.
-func lookupRequest(tx *store.Tx, requestID, hash string) (SubmitResult, bool, error) {
-	v := tx.Get(store.Requests, []byte(requestID))
-	if v == nil {
-		return SubmitResult{}, false, nil
-	}
-	var prior idempotencyRecord
-	if err := json.Unmarshal(v, &prior); err != nil {
-		return SubmitResult{}, false, fmt.Errorf("decode idempotency record: %w", err)
-	}
-	if prior.PayloadHash != hash {
-		return SubmitResult{}, false, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
-			Message:  "request_id was already used with a different payload",
-			Metadata: map[string]string{"erasure": NamePrefix + prior.ErasureID}}
-	}
-	r, err := getRecord(tx, prior.ErasureID)
-	if err != nil {
-		return SubmitResult{}, false, err
+		return SubmitResult{}, s.storeError(err)
 	}
 	if r == nil {
-		return SubmitResult{}, false, fmt.Errorf("idempotency record points at missing erasure %s", prior.ErasureID)
+		return SubmitResult{}, s.storeError(fmt.Errorf("idempotency record points at missing erasure %s", prior.erasure))
 	}
-	return SubmitResult{Erasure: r.Erasure, Deduplicated: prior.Deduplicated}, true, nil
+	return SubmitResult{Erasure: r.Erasure, Deduplicated: prior.dedup}, nil
 }
 
 // newRecord builds the stored form of a new erasure (its revision is set when it is stored).

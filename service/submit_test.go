@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestSubmitIdempotentAcrossRestart(t *testing.T) {
@@ -184,4 +186,135 @@ func TestSubmitAfterCloseIsUnavailable(t *testing.T) {
 		t.Errorf("Submit on a closed store = %v, want kind Unavailable", err)
 	}
 	e.open()
+}
+
+// TestSubmitConcurrentSameSubject sends one subject under many request ids at once: exactly one
+// erasure is created, every other Submit is answered with it as deduplicated, and each answer
+// holds after a restart, which rebuilds the index from the store.
+func TestSubmitConcurrentSameSubject(t *testing.T) {
+	e := newEnv(t)
+	const n = 32
+	rid := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+	res := make([]SubmitResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := e.svc.Submit(context.Background(), submitReq(rid(i), "1234", customer("ABC-123")))
+			if err != nil {
+				t.Errorf("Submit: %v", err)
+			}
+			res[i] = r
+		})
+	}
+	wg.Wait()
+	var created []int
+	for i, r := range res {
+		if !r.Deduplicated {
+			created = append(created, i)
+		}
+	}
+	if len(created) != 1 {
+		t.Fatalf("%d Submits created an erasure (%v), want exactly 1", len(created), created)
+	}
+	want := res[created[0]].Erasure.ID
+	for i, r := range res {
+		if r.Erasure.ID != want {
+			t.Errorf("Submit #%d returned %s, want %s", i, r.Erasure.ID, want)
+		}
+	}
+
+	e.restart()
+	for i := range n {
+		again := e.submit(submitReq(rid(i), "1234", customer("ABC-123")))
+		if again.Erasure.ID != want || again.Deduplicated != res[i].Deduplicated {
+			t.Errorf("retry of #%d after restart = %s dedup=%v, want %s dedup=%v", i, again.Erasure.ID, again.Deduplicated, want, res[i].Deduplicated)
+		}
+	}
+	if late := e.submit(submitReq(rid(n), "1234", customer("ABC-123"))); !late.Deduplicated || late.Erasure.ID != want {
+		t.Errorf("new request for the subject after restart = %s dedup=%v, want %s dedup=true", late.Erasure.ID, late.Deduplicated, want)
+	}
+}
+
+// TestSubjectDedupChecksStoredState makes the in-memory subject index point at an erasure that
+// has ended: Submit must check the stored state and create a new erasure, not attach to it.
+func TestSubjectDedupChecksStoredState(t *testing.T) {
+	e := newEnv(t)
+	first := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("ABC-123")))
+	if _, err := e.svc.Cancel(context.Background(), first.Erasure.Name(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.index.openSubject(subjectKey("1234", first.Erasure.Fingerprint), first.Erasure.ID) // a stale hint
+	next := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", customer("ABC-123")))
+	if next.Deduplicated || next.Erasure.ID == first.Erasure.ID {
+		t.Fatalf("Submit after the erasure was cancelled = %s dedup=%v, want a new erasure", next.Erasure.ID, next.Deduplicated)
+	}
+	if dup := e.submit(submitReq("00000000-0000-4000-8000-000000000003", "1234", customer("ABC-123"))); !dup.Deduplicated || dup.Erasure.ID != next.Erasure.ID {
+		t.Errorf("next Submit = %s dedup=%v, want %s dedup=true", dup.Erasure.ID, dup.Deduplicated, next.Erasure.ID)
+	}
+}
+
+// TestIndexConvertsFirstLayout writes the index as the first version did (idempotency records
+// keyed by request_id, the subject index by account and fingerprint) and checks that a restart
+// converts it to ascending keys without losing an answer.
+func TestIndexConvertsFirstLayout(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	req := submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123"))
+	dupReq := submitReq("5b8d2073-1e6f-4a4c-8c8f-2d3e4f5a6b7c", "1234", customer("ABC-123"))
+	first := e.submit(req)
+	hash, err := e.svc.payloadHash(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dupHash, err := e.svc.payloadHash(dupReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := first.Erasure.ID
+	err = e.db.Update(ctx, func(tx *store.Tx) error {
+		for _, b := range []store.Bucket{store.Requests, store.Subjects} {
+			if err := tx.Delete(b, []byte(id)); err != nil {
+				return err
+			}
+		}
+		puts := []struct {
+			b    store.Bucket
+			k, v string
+		}{
+			{store.Requests, req.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, id, hash)},
+			{store.Requests, dupReq.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, id, dupHash)},
+			{store.Subjects, "1234\x00" + first.Erasure.Fingerprint, id},
+		}
+		for _, p := range puts {
+			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.restart()
+	if got := e.submit(req); got.Erasure.ID != id || got.Deduplicated {
+		t.Errorf("retry after conversion = %s dedup=%v, want %s dedup=false", got.Erasure.ID, got.Deduplicated, id)
+	}
+	if got := e.submit(dupReq); got.Erasure.ID != id || !got.Deduplicated {
+		t.Errorf("retry of the deduplicated request after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
+	}
+	if got := e.submit(submitReq("6c9e3184-2f70-4b5d-9d90-3e4f5a6b7c8d", "1234", customer("ABC-123"))); got.Erasure.ID != id || !got.Deduplicated {
+		t.Errorf("new request for the subject after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
+	}
+	err = e.db.View(func(tx *store.Tx) error {
+		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+			if string(k) == req.RequestID || string(k) == dupReq.RequestID || !bytes.Contains(v, []byte(`"request_id"`)) {
+				t.Errorf("Requests still holds %q → %s in the first layout", k, v)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -17,8 +17,8 @@ func (b Bucket) key() []byte { return []byte(b.name) }
 // Application buckets. Values are the caller's own encoding; keys are usually U64 or a string id.
 var (
 	Erasures = Bucket{"erasures"} // erasure resources by id
-	Requests = Bucket{"requests"} // idempotency records by request_id
-	Subjects = Bucket{"subjects"} // subject index
+	Requests = Bucket{"requests"} // idempotency records, by an ascending id (service/index.go)
+	Subjects = Bucket{"subjects"} // open erasure id → its subject's account and fingerprint
 	Audit    = Bucket{"audit"}    // audit trail
 	Ledger   = Bucket{"ledger"}   // LivePerson quota ledger
 	Batches  = Bucket{"batches"}  // LivePerson deletion batches

@@ -28,10 +28,11 @@ const (
 )
 
 type call struct {
-	fn    func(*Tx) error
-	state atomic.Int32
-	err   error         // the outcome, written by the committer before done is closed
-	done  chan struct{} // closed by the committer when err is final
+	fn       func(*Tx) error
+	state    atomic.Int32
+	err      error         // the outcome, written by the committer before done is closed
+	done     chan struct{} // closed by the committer when err is final
+	onCommit []func()      // registered by fn's latest run through Tx.OnCommit
 }
 
 // Update runs fn inside a write transaction and returns only after that transaction is durably committed
@@ -139,9 +140,13 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 
 		poisoned := -1 // index of a function that failed after writing
 		for i, c := range live {
-			tx := &Tx{btx: btx, st: st}
+			tx := &Tx{btx: btx, st: st, call: c}
+			c.onCommit = c.onCommit[:0]
 			c.err = runFn(c.fn, tx)
 			tx.finish()
+			if c.err != nil {
+				c.onCommit = nil // a failed function's writes do not commit, nor do its hooks run
+			}
 			if c.err != nil && tx.dirty {
 				poisoned = i
 				break
@@ -183,6 +188,11 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 			return
 		}
 		db.commits.Add(1)
+		for _, c := range live {
+			for _, f := range c.onCommit {
+				f()
+			}
+		}
 		db.hub.publish(st.events, st.compacted)
 		for _, c := range live {
 			close(c.done)

@@ -74,7 +74,8 @@ func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
 }
 
 // TestGroupCommitIsolatesFailures queues one group in which some functions fail, with or without having
-// written, or panic, and checks that only the successful ones leave a trace — in one commit.
+// written, or panic, and checks that only the successful ones leave a trace — in one commit — and that
+// only their OnCommit hooks run, once each although the group was re-run, in queue order.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	errBoom := errors.New("boom")
 	type kind int
@@ -95,12 +96,16 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	commitsBefore := db.commits.Load()
 	errs := make([]error, len(kinds))
 	revs := make([]uint64, len(kinds))
+	var hooked []string // appended by hooks, which run on the committer one after another
 	var wg sync.WaitGroup
 	for i, k := range kinds {
 		key := fmt.Sprintf("k%d", i)
 		wg.Go(func() {
 			var rev uint64
 			errs[i] = db.Update(ctx, func(tx *Tx) error {
+				if err := tx.OnCommit(func() { hooked = append(hooked, key) }); err != nil {
+					return err
+				}
 				if k == failClean {
 					return errBoom
 				}
@@ -130,6 +135,15 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	release()
 	wg.Wait()
 
+	var wantHooked []string
+	for i, k := range kinds {
+		if k == ok {
+			wantHooked = append(wantHooked, fmt.Sprintf("k%d", i))
+		}
+	}
+	if diff := cmp.Diff(wantHooked, hooked); diff != "" {
+		t.Errorf("OnCommit hooks run (-want +got):\n%s", diff)
+	}
 	if got := db.commits.Load() - commitsBefore; got != 2 {
 		t.Errorf("commits for the blocker and the group = %d, want 2", got)
 	}
@@ -274,10 +288,14 @@ func TestCommitFailureIsSticky(t *testing.T) {
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
 	errs := make([]error, 3)
+	var hooks atomic.Int32
 	var wg sync.WaitGroup
 	for i, size := range []int{10, 2 << 20, 10} {
 		wg.Go(func() {
 			errs[i] = db.Update(ctx, func(tx *Tx) error {
+				if err := tx.OnCommit(func() { hooks.Add(1) }); err != nil {
+					return err
+				}
 				return tx.Put(Audit, U64(uint64(i)), make([]byte, size))
 			})
 		})
@@ -294,6 +312,9 @@ func TestCommitFailureIsSticky(t *testing.T) {
 	}
 	if err := db.Err(); !errors.Is(err, berrors.ErrMaxSizeReached) {
 		t.Errorf("Err() = %v, want %v", err, berrors.ErrMaxSizeReached)
+	}
+	if n := hooks.Load(); n != 0 {
+		t.Errorf("%d OnCommit hooks ran for a group whose commit failed, want 0", n)
 	}
 	ran := false
 	err := db.Update(ctx, func(*Tx) error { ran = true; return nil })

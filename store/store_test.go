@@ -345,17 +345,18 @@ func TestTxReadsAndWrites(t *testing.T) {
 
 func TestViewIsReadOnly(t *testing.T) {
 	db := openTest(t, Options{})
-	var putErr, delErr, appendErr error
+	var putErr, delErr, appendErr, hookErr error
 	err := db.View(func(tx *Tx) error {
 		putErr = tx.Put(Keys, []byte("k"), []byte("v"))
 		delErr = tx.Delete(Keys, []byte("k"))
 		_, appendErr = tx.Append("k", nil)
+		hookErr = tx.OnCommit(func() {})
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, err := range map[string]error{"Put": putErr, "Delete": delErr, "Append": appendErr} {
+	for name, err := range map[string]error{"Put": putErr, "Delete": delErr, "Append": appendErr, "OnCommit": hookErr} {
 		if !errors.Is(err, ErrReadOnly) {
 			t.Errorf("%s in View = %v, want %v", name, err, ErrReadOnly)
 		}

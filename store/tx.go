@@ -16,6 +16,7 @@ type Tx struct {
 	btx   *bolt.Tx
 	st    *txState // nil in View: the transaction is read-only
 	dirty bool     // a write was attempted; a failing fn then forces a rollback of its group
+	call  *call    // the Update call whose function this is; nil in View
 }
 
 // txState is what the update functions of one group share inside one bbolt transaction.
@@ -188,6 +189,22 @@ func (tx *Tx) Append(key string, value []byte) (rev uint64, err error) {
 	}
 	tx.st.events = append(tx.st.events, ev)
 	return rev, nil
+}
+
+// OnCommit registers f to run once this function's writes are durably committed, and not at all if
+// they are not (the function fails, or the commit does). Hooks run on the committer, in commit order,
+// after the commit and before Update returns to any caller of the group, so an in-memory view kept in
+// step with the store by hooks is never behind what a caller has been told. A hook must be quick and
+// must not block or use the DB. If the function is run again, only the hooks of its last run count.
+func (tx *Tx) OnCommit(f func()) error {
+	if tx.btx == nil {
+		return errTxDone
+	}
+	if tx.call == nil {
+		return ErrReadOnly
+	}
+	tx.call.onCommit = append(tx.call.onCommit, f)
+	return nil
 }
 
 // Rev is the latest revision visible to this transaction, including its own appends.
