@@ -19,8 +19,8 @@ import (
 //
 // What a write puts is a Layout. The baseline is OneRecord: a record of the size Submit
 // stores, appended under a sequence number in one bucket — the cheapest write bbolt has. Submit
-// itself spreads the same bytes over one entry in each of several buckets (erasure, event, data
-// key, subject index, idempotency record, schedule), each appended at the end of its B+tree;
+// itself spreads the same bytes over one entry in each of several buckets (erasure record, event,
+// data key, schedule), each appended at the end of its B+tree;
 // SubmitLayout reproduces that, to tell what the layout costs from what the store, the service and
 // gRPC cost.
 
@@ -40,9 +40,10 @@ func OneRecord(size int) Layout {
 }
 
 // SubmitLayout is Submit's layout: per bucket, the mean key and value sizes sb measured. Every key
-// Submit writes ascends: erasures, keys, requests and subjects are keyed by UUIDv7s (time-ordered),
-// events by revision, the schedule by due time. (Until the index moved to memory, requests and
-// subjects were keyed by request_id and fingerprint, randomly: RandomKey reproduces that.)
+// Submit writes ascends: erasures and keys are keyed by UUIDv7s (time-ordered), events by revision,
+// the schedule by due time. (Until the Submit index moved to memory, Submit also wrote an
+// idempotency record and a subject index entry, keyed by request_id and fingerprint, randomly:
+// RandomKey reproduces that.)
 func SubmitLayout(sb SubmitBytes) Layout {
 	var l Layout
 	for _, b := range sb.bucketNames() {
@@ -71,8 +72,9 @@ type rawWrite struct {
 // database under dir.
 func RunRaw(ctx context.Context, dir string, layout Layout, l Load) (Point, error) {
 	db, err := bolt.Open(filepath.Join(dir, "raw.db"), 0o600, &bolt.Options{
-		Timeout:      time.Second,
-		FreelistType: bolt.FreelistMapType, // as the store opens it
+		Timeout:        time.Second,
+		FreelistType:   bolt.FreelistMapType, // as the store opens it
+		NoFreelistSync: true,                 // as the store opens it
 	})
 	if err != nil {
 		return Point{}, fmt.Errorf("raw: open: %w", err)

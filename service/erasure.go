@@ -174,7 +174,7 @@ type Erasure struct {
 	TargetCounts           []TargetCount `json:"target_counts,omitempty"`
 	LPRequests             []LPRequest   `json:"lp_requests,omitempty"`
 	Receipt                *Receipt      `json:"receipt,omitempty"`
-	Revision               uint64        `json:"revision"`
+	Revision               uint64        `json:"revision,omitempty"` // in events, the event's revision
 	SubmittedBy            string        `json:"submitted_by"`
 	Reason                 string        `json:"reason,omitempty"`
 	IdentifierUnsearchable bool          `json:"identifier_unsearchable,omitempty"`

@@ -16,22 +16,25 @@ import (
 // The Submit index.
 //
 // Before it writes, Submit asks two questions: was this request_id seen before (idempotency), and
-// has this account an open erasure for this subject (dedup). Both are answered from memory. On
-// disk each fact is one entry under an ascending key (a UUIDv7), so that a Submit appends at the
-// end of the Requests and Subjects B+trees. Keyed by request_id or by fingerprint, as they were
-// at first, every Submit wrote into the middle of both trees: a different leaf page each, several
-// times the pages per commit, and a third of the throughput (docs/benchmarks.md).
+// has this account an open erasure for this subject (dedup). Both are answered from memory, so a
+// Submit writes only entries under ascending keys — its erasure record (UUIDv7), its event
+// (revision), its data key (UUIDv7), its schedule entry (time) — each appended at the end of its
+// B+tree. Kept on disk by request_id and by fingerprint, as they were at first, the two indexes
+// put every Submit in the middle of two more trees: a different leaf page each, several times the
+// pages per commit, and a third of the throughput (docs/benchmarks.md).
 //
-//	Requests: UUIDv7 → requestEntry (JSON); the key is the created erasure's id, or a fresh
-//	          UUIDv7 for a Submit answered with an existing erasure (deduplicated)
-//	Subjects: erasure id → account_id "\x00" fingerprint, for open erasures only
+// What the index holds is derived from the store when New reads it back:
+//   - an erasure record carries the request_id and payload hash of the Submit that created it,
+//     and its state says whether it is open;
+//   - a Submit answered with an existing erasure (deduplicated) stores a requestEntry in Requests
+//     under a fresh UUIDv7 (so, ascending too).
 //
-// New reads both buckets into memory (and converts the first layout). Afterwards memory follows
-// the store through commit hooks (store.Tx.OnCommit), which run in commit order before any
-// caller of the commit is answered. The subject map is a hint checked against the erasure's
-// stored state inside Submit's transaction; the request map is exact.
+// After New, memory follows the store through commit hooks (store.Tx.OnCommit), which run in
+// commit order before any caller of the commit is answered. The subject map is a hint that Submit
+// checks against the erasure's stored state inside its transaction; the request map is exact.
 //
-// Memory: about 150 bytes per request_id ever accepted, plus one entry per open erasure.
+// Memory: about 150 bytes per request_id ever accepted and per open erasure. New decodes every
+// erasure record once (a few microseconds each).
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
@@ -133,7 +136,8 @@ func (ix *submitIndex) closeSubject(subject, erasure string) {
 	ix.mu.Unlock()
 }
 
-// putRequest stores the outcome of requestID under key and has the index learn it on commit.
+// putRequest stores the outcome of a deduplicated Submit under key, and has the index learn it on
+// commit.
 func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry) error {
 	ref, err := e.ref()
 	if err != nil {
@@ -149,20 +153,22 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry) error {
 	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
 }
 
-// openSubjectIndex marks r as its subject's open erasure, on disk and, on commit, in memory.
-func (s *Service) openSubjectIndex(tx *store.Tx, r *record) error {
-	sk := subjectKey(r.AccountID, r.Fingerprint)
-	if err := tx.Put(store.Subjects, []byte(r.ID), []byte(sk)); err != nil {
+// indexCreated has the index learn, on commit, the erasure r that a Submit has just created.
+func (s *Service) indexCreated(tx *store.Tx, r *record) error {
+	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: r.PayloadHash}.ref()
+	if err != nil {
 		return err
 	}
-	return tx.OnCommit(func() { s.index.openSubject(sk, r.ID) })
+	rid, sk, id := r.RequestID, subjectKey(r.AccountID, r.Fingerprint), r.ID
+	return tx.OnCommit(func() {
+		s.index.addRequest(rid, ref)
+		s.index.openSubject(sk, id)
+	})
 }
 
-// closeSubjectIndex removes r, which has reached a final state, from the subject index.
-func (s *Service) closeSubjectIndex(tx *store.Tx, r *record) error {
-	if err := tx.Delete(store.Subjects, []byte(r.ID)); err != nil {
-		return err
-	}
+// indexClosed has the index forget, on commit, r as its subject's open erasure: r has reached a
+// final state.
+func (s *Service) indexClosed(tx *store.Tx, r *record) error {
 	sk, id := subjectKey(r.AccountID, r.Fingerprint), r.ID
 	return tx.OnCommit(func() { s.index.closeSubject(sk, id) })
 }
@@ -188,7 +194,27 @@ func (s *Service) loadIndex(ctx context.Context) error {
 	ix := &submitIndex{requests: map[string]requestRef{}, subjects: map[string]string{},
 		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
 	err = s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+			var r indexFields
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, fmt.Errorf("decode erasure %s: %w", k, err)
+			}
+			if r.PayloadHash != "" { // else created before the hash was kept here: Requests has it
+				ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: r.PayloadHash}.ref()
+				if err != nil {
+					return false, err
+				}
+				ix.requests[r.RequestID] = ref
+			}
+			if !r.State.Final() {
+				ix.subjects[subjectKey(r.AccountID, r.Fingerprint)] = r.ID
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
 			var e requestEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
@@ -200,13 +226,6 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			ix.requests[e.RequestID] = ref
 			return true, nil
 		})
-		if err != nil {
-			return err
-		}
-		return tx.Scan(store.Subjects, nil, func(k, v []byte) (bool, error) {
-			ix.subjects[string(v)] = string(k)
-			return true, nil
-		})
 	})
 	if err != nil {
 		return fmt.Errorf("load the Submit index: %w", err)
@@ -215,19 +234,27 @@ func (s *Service) loadIndex(ctx context.Context) error {
 	return nil
 }
 
+// indexFields are the fields of a stored erasure record the index is built from.
+type indexFields struct {
+	ID          string `json:"id"`
+	RequestID   string `json:"request_id"`
+	AccountID   string `json:"account_id"`
+	Fingerprint string `json:"fingerprint"`
+	State       State  `json:"state"`
+	PayloadHash string `json:"payload_hash"`
+}
+
 // In the first layout, Requests was keyed by request_id (its entries had no request_id field)
-// and Subjects by account "\x00" fingerprint with the erasure id as value.
+// and Subjects held account "\x00" fingerprint → open erasure id. The conversion re-keys the
+// Requests entries (they hold the payload hashes those erasure records lack) and empties Subjects,
+// which the erasures' states replace.
 
 func hasFirstLayout(tx *store.Tx) (bool, error) {
-	old := false
-	err := tx.Scan(store.Subjects, nil, func(k, _ []byte) (bool, error) {
-		old = bytes.IndexByte(k, 0) >= 0
-		return !old, nil
-	})
-	if err != nil || old {
-		return old, err
+	if tx.Count(store.Subjects) > 0 {
+		return true, nil
 	}
-	err = tx.Scan(store.Requests, nil, func(_, v []byte) (bool, error) {
+	old := false
+	err := tx.Scan(store.Requests, nil, func(_, v []byte) (bool, error) {
 		var e requestEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, err
@@ -254,13 +281,7 @@ func convertFirstLayout(tx *store.Tx) error {
 		return err
 	}
 	for _, e := range subjects {
-		if bytes.IndexByte(e.k, 0) < 0 {
-			continue // already in the new layout
-		}
 		if err := tx.Delete(store.Subjects, e.k); err != nil {
-			return err
-		}
-		if err := tx.Put(store.Subjects, e.v, e.k); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -91,8 +92,17 @@ func (s *Service) Healthy() error { return s.db.Err() }
 // data key. The data key itself lives in the Keys bucket so that it can be destroyed on its own.
 type record struct {
 	Erasure
+	private
+}
+
+// private is what a record holds beyond the public view. Both are stored as one JSON object
+// (encoding/json promotes the fields of embedded structs); encodeChange relies on that.
+type private struct {
 	Sealed        []byte `json:"sealed,omitempty"`
 	SealedTargets []byte `json:"targets,omitempty"`
+	// PayloadHash is the keyed hash of the Submit that created the erasure (hex), so that a retry
+	// with its request_id can be told from a reuse with another payload.
+	PayloadHash string `json:"payload_hash,omitempty"`
 	// Swept is set once a re-resolution sweep run at least search_lag after received_time found
 	// nothing new: the condition for COMPLETED.
 	Swept bool `json:"swept,omitempty"`
@@ -137,23 +147,88 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 // the state change, its event and its revision commit together or not at all.
 func putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
 	r.UpdateTime = now
-	r.Revision = tx.Rev() + 1
-	ev, err := json.Marshal(Event{Erasure: r.Erasure, PreviousState: prev, Time: now})
+	c, err := encodeChange(r, prev, now)
 	if err != nil {
 		return err
 	}
-	rev, err := tx.Append(r.ID, ev)
+	r.Revision, err = c.put(tx)
+	return err
+}
+
+// encodedChange is an erasure's record and event after a change, encoded. Encoding needs no
+// transaction, so a caller can do it before Update and keep the JSON encoder off the committer,
+// which runs every transaction function one after another.
+type encodedChange struct {
+	id     string
+	record []byte // the record without its revision: put splices it in
+	event  []byte // the event; its erasure's revision is the event's own, set by readers
+}
+
+// encodeChange encodes r (whose Revision is ignored) and its event. The public view is encoded
+// once and shared: the event wraps it, the record extends it with the private fields.
+func encodeChange(r *record, prev State, now time.Time) (encodedChange, error) {
+	pub := r.Erasure
+	pub.Revision = 0 // omitted: the revision is known only inside the transaction
+	view, err := json.Marshal(&pub)
 	if err != nil {
-		return err
+		return encodedChange{}, err
 	}
-	if rev != r.Revision {
-		return fmt.Errorf("event revision %d, expected %d", rev, r.Revision)
-	}
-	v, err := json.Marshal(r)
+	priv, err := json.Marshal(&r.private)
 	if err != nil {
-		return err
+		return encodedChange{}, err
 	}
-	return tx.Put(store.Erasures, []byte(r.ID), v)
+	prevJSON, err := json.Marshal(prev)
+	if err != nil {
+		return encodedChange{}, err
+	}
+	timeJSON, err := now.MarshalJSON()
+	if err != nil {
+		return encodedChange{}, err
+	}
+	// The same bytes as json.Marshal(Event{Erasure: pub, PreviousState: prev, Time: now}).
+	ev := make([]byte, 0, len(view)+len(prevJSON)+len(timeJSON)+40)
+	ev = append(ev, `{"erasure":`...)
+	ev = append(ev, view...)
+	ev = append(ev, `,"previous_state":`...)
+	ev = append(ev, prevJSON...)
+	ev = append(ev, `,"time":`...)
+	ev = append(ev, timeJSON...)
+	ev = append(ev, '}')
+	return encodedChange{id: r.ID, record: joinObjects(view, priv), event: ev}, nil
+}
+
+// joinObjects returns the JSON object with the members of a and then of b, which must be JSON
+// objects with no member name in common.
+func joinObjects(a, b []byte) []byte {
+	if len(b) <= 2 { // {}
+		return a
+	}
+	if len(a) <= 2 {
+		return b
+	}
+	out := make([]byte, 0, len(a)+len(b))
+	out = append(out, a[:len(a)-1]...)
+	out = append(out, ',')
+	return append(out, b[1:]...)
+}
+
+// put appends the event and stores the record with the event's revision, which it returns.
+func (c encodedChange) put(tx *store.Tx) (uint64, error) {
+	rev, err := tx.Append(c.id, c.event)
+	if err != nil {
+		return 0, err
+	}
+	return rev, tx.Put(store.Erasures, []byte(c.id), withRevision(c.record, rev))
+}
+
+// withRevision returns the JSON object obj with a "revision" member added: obj must not have one
+// (Erasure omits a zero revision) and must have at least one member.
+func withRevision(obj []byte, rev uint64) []byte {
+	out := make([]byte, 0, len(obj)+32)
+	out = append(out, obj[:len(obj)-1]...) // without the closing brace
+	out = append(out, `,"revision":`...)
+	out = strconv.AppendUint(out, rev, 10)
+	return append(out, '}')
 }
 
 // notFound is the error for an unknown erasure id.
@@ -189,7 +264,7 @@ func (s *Service) update(ctx context.Context, id string, change func(r *record) 
 					Message: fmt.Sprintf("erasure cannot move from %s to %s", prev, r.State)}
 			}
 			if r.State.Final() {
-				if err := s.closeSubjectIndex(tx, r); err != nil {
+				if err := s.indexClosed(tx, r); err != nil {
 					return err
 				}
 			}

@@ -80,7 +80,7 @@ func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now tim
 		return err
 	}
 	if target.Final() {
-		if err := s.closeSubjectIndex(tx, r); err != nil {
+		if err := s.indexClosed(tx, r); err != nil {
 			return err
 		}
 		if err := setNext(tx, r, time.Time{}); err != nil {

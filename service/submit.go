@@ -82,6 +82,12 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	}
 	fresh := s.newRecord(ctx, eid, req, fp, now)
 	fresh.Sealed = sealed
+	fresh.PayloadHash = hash
+	fresh.NextAttemptTime = now // the pipeline's first step is due at once
+	change, err := encodeChange(fresh, StateUnspecified, now)
+	if err != nil {
+		return SubmitResult{}, err
+	}
 	var dupKey string
 	if open != "" {
 		dup, err := uuid.NewV7()
@@ -106,22 +112,19 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 					PayloadHash: hash, Deduplicated: true})
 			}
 		}
-		r := *fresh
-		r.NextAttemptTime = time.Time{}
-		if err := setNext(tx, &r, now); err != nil {
+		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
 		}
-		if err := putChange(tx, &r, StateUnspecified, now); err != nil {
+		rev, err := change.put(tx)
+		if err != nil {
 			return err
 		}
 		if err := tx.Put(store.Keys, []byte(eid), dk.wrapped); err != nil {
 			return err
 		}
-		if err := s.openSubjectIndex(tx, &r); err != nil {
-			return err
-		}
-		res = SubmitResult{Erasure: r.Erasure}
-		return s.putRequest(tx, eid, requestEntry{RequestID: req.RequestID, ErasureID: eid, PayloadHash: hash})
+		res = SubmitResult{Erasure: fresh.Erasure}
+		res.Erasure.Revision = rev
+		return s.indexCreated(tx, fresh)
 	})
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)

@@ -3,12 +3,15 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/erasured/erasured/store"
 )
@@ -272,10 +275,14 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 	}
 	id := first.Erasure.ID
 	err = e.db.Update(ctx, func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Requests, store.Subjects} {
-			if err := tx.Delete(b, []byte(id)); err != nil {
-				return err
-			}
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		r.PayloadHash = "" // records of the first layout did not carry it
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
 		}
 		puts := []struct {
 			b    store.Bucket
@@ -284,6 +291,7 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 			{store.Requests, req.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, id, hash)},
 			{store.Requests, dupReq.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, id, dupHash)},
 			{store.Subjects, "1234\x00" + first.Erasure.Fingerprint, id},
+			{store.Erasures, id, string(v)},
 		}
 		for _, p := range puts {
 			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
@@ -307,6 +315,9 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 		t.Errorf("new request for the subject after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
 	}
 	err = e.db.View(func(tx *store.Tx) error {
+		if n := tx.Count(store.Subjects); n != 0 {
+			t.Errorf("Subjects holds %d entries after the conversion, want 0", n)
+		}
 		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
 			if string(k) == req.RequestID || string(k) == dupReq.RequestID || !bytes.Contains(v, []byte(`"request_id"`)) {
 				t.Errorf("Requests still holds %q → %s in the first layout", k, v)
@@ -316,5 +327,51 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEncodedChangeRoundTrip checks that a record encoded before its transaction and given its
+// revision inside it decodes to the record with that revision, and that its event carries none.
+func TestEncodedChangeRoundTrip(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	r := &record{Erasure: Erasure{ID: "0190d7a4-0000-7000-8000-000000000001", RequestID: "r", AccountID: "1234",
+		State: StateReceived, Channels: []Channel{ChannelChat}, ReceivedTime: now, UpdateTime: now, Revision: 99},
+		private: private{Sealed: []byte{1, 2, 3}, PayloadHash: "ab", Failures: 2}}
+	c, err := encodeChange(r, StateUnspecified, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rev := range []uint64{1, 18446744073709551615} {
+		var got record
+		if err := json.Unmarshal(withRevision(c.record, rev), &got); err != nil {
+			t.Fatalf("decode record with revision %d: %v", rev, err)
+		}
+		want := *r
+		want.Revision = rev
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(record{})); diff != "" {
+			t.Errorf("record with revision %d mismatch (-want +got):\n%s", rev, diff)
+		}
+	}
+	if bytes.Contains(c.event, []byte(`"revision"`)) {
+		t.Errorf("event %s carries a revision; readers take the event's own", c.event)
+	}
+	pub := r.Erasure
+	pub.Revision = 0
+	wantEvent, err := json.Marshal(Event{Erasure: pub, PreviousState: StateUnspecified, Time: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.event, wantEvent) {
+		t.Errorf("event = %s\nwant json.Marshal of the Event: %s", c.event, wantEvent)
+	}
+	// A record with no private field set is the public view alone.
+	bare := &record{Erasure: r.Erasure}
+	cb, err := encodeChange(bare, StateReceived, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got record
+	if err := json.Unmarshal(withRevision(cb.record, 7), &got); err != nil || got.ID != r.ID || got.Revision != 7 || got.Sealed != nil {
+		t.Errorf("bare record decodes to %+v, %v", got, err)
 	}
 }

@@ -54,6 +54,7 @@ func (w *Watch) Next(ctx context.Context) ([]Event, error) {
 			return nil, fmt.Errorf("decode event %d: %w", r.Rev, err)
 		}
 		ev.Revision = r.Rev
+		ev.Erasure.Revision = r.Rev // events store the erasure without it: it is the event's own
 		out = append(out, ev)
 	}
 	return out, nil

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Bucket names a bbolt bucket. The set of buckets is fixed: they are the package variables below, all
@@ -13,6 +15,18 @@ type Bucket struct{ name string }
 func (b Bucket) String() string { return b.name }
 
 func (b Bucket) key() []byte { return []byte(b.name) }
+
+// fill is how full bbolt packs b's pages when it splits them. bbolt's default, half full, suits
+// keys that land anywhere: the next insert into a half-full page does not split it again. Keys
+// that only ascend are appended to the last page, so the pages they leave behind would stay half
+// empty forever: those buckets are packed full, which halves the pages a commit writes.
+func (b Bucket) fill() float64 {
+	switch b {
+	case eventsBucket, Erasures, Keys:
+		return 1.0
+	}
+	return bolt.DefaultFillPercent
+}
 
 // Application buckets. Values are the caller's own encoding; keys are usually U64 or a string id.
 var (

@@ -108,11 +108,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.LockTimeout,
-		FreelistType: bolt.FreelistMapType, // compaction frees many pages; the map freelist stays fast
-		MaxSize:      opts.maxSize,
-	})
+	bdb, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -138,6 +134,19 @@ func Open(path string, opts Options) (*DB, error) {
 	db.hub.init(rev, compacted, opts)
 	go db.commitLoop()
 	return db, nil
+}
+
+// boltOptions are the bbolt options the store opens its file with.
+func boltOptions(opts Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:      opts.LockTimeout,
+		FreelistType: bolt.FreelistMapType, // compaction frees many pages; the map freelist stays fast
+		// The free page list is not written at every commit (as etcd does): it is rebuilt from the
+		// tree when the file is opened. Committed data is as durable; a commit writes fewer pages,
+		// and as many fewer as the list is long.
+		NoFreelistSync: true,
+		MaxSize:        opts.maxSize,
+	}
 }
 
 // initSchema checks the schema version, creates every bucket, and returns the current and compacted

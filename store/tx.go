@@ -63,6 +63,7 @@ func (tx *Tx) writable(b Bucket) (*bolt.Bucket, error) {
 		return nil, err
 	}
 	tx.dirty = true
+	bb.FillPercent = b.fill()
 	return bb, nil
 }
 
