@@ -155,6 +155,9 @@ func TestSubmitAndWatchInProcess(t *testing.T) {
 	if err != nil || pt.Ops == 0 {
 		t.Fatalf("RunSubmit = %d ops, %v; want some, no error", pt.Ops, err)
 	}
+	if pt, err := RunStatusMiss(ctx, p, Load{Concurrency: 2, Duration: 200 * time.Millisecond}); err != nil || pt.Ops == 0 {
+		t.Fatalf("RunStatusMiss = %d ops, %v; want some, no error", pt.Ops, err)
+	}
 
 	// 20 streams over 10 erasures, two connections; 50 Cancels/s for 200ms cancels all 10.
 	cfg := WatchConfig{Streams: 20, Erasures: 10, StreamsPerConn: 10, Rate: 50, Duration: 200 * time.Millisecond}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/store"
@@ -73,6 +75,26 @@ func RunSubmit(ctx context.Context, t Target, l Load) (Point, error) {
 	return drive(ctx, l, func(ctx context.Context, worker, seq int) error {
 		_, err := p.client(worker).Submit(ctx, submitRequest(worker, seq))
 		return err
+	})
+}
+
+// RunStatusMiss measures, as RunSubmit does, a call that costs gRPC what Submit costs it — the
+// same connections, interceptor chain (logging, validation, recovery) and callers — but does no
+// work of its own: Status of an erasure that does not exist, answered NOT_FOUND after one read.
+// Its rate is the most any RPC reaches on this machine at this concurrency, the ceiling of Submit
+// over gRPC however fast the store.
+func RunStatusMiss(ctx context.Context, t Target, l Load) (Point, error) {
+	p, err := dialPool(t.Addr(), (l.Concurrency+clientsPerConn-1)/clientsPerConn)
+	if err != nil {
+		return Point{}, err
+	}
+	defer p.Close()
+	return drive(ctx, l, func(ctx context.Context, worker, _ int) error {
+		_, err := p.client(worker).Status(ctx, &erasurev1.StatusRequest{Name: "erasures/" + uuid.NewString()})
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
+		return fmt.Errorf("Status of an unknown erasure = %v, want NOT_FOUND", err)
 	})
 }
 

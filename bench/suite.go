@@ -36,6 +36,7 @@ type System int
 // The systems, from the whole service down to bare bbolt.
 const (
 	SysSubmit System = iota // Submit over gRPC: server, service, store, bbolt
+	SysFloor                // a gRPC call through the same server that writes nothing: what gRPC alone allows
 	SysStore                // store.Update writing Submit's layout
 	SysLayout               // raw bbolt group commit writing Submit's layout
 	SysRaw                  // raw bbolt group commit writing one record: the baseline
@@ -43,7 +44,7 @@ const (
 )
 
 func (s System) String() string {
-	return [...]string{"Submit over gRPC", "store.Update, Submit's layout", "raw bbolt, Submit's layout", "raw bbolt, one record"}[s]
+	return [...]string{"Submit over gRPC", "Status over gRPC, no write", "store.Update, Submit's layout", "raw bbolt, Submit's layout", "raw bbolt, one record"}[s]
 }
 
 // Results are every measurement of a suite run.
@@ -99,6 +100,9 @@ func runSubmit(ctx context.Context, cfg Config, res *Results) error {
 		SysSubmit: func(dir string, l Load) (Point, error) {
 			return withInProcess(dir, func(t *InProcess) (Point, error) { return RunSubmit(ctx, t, l) })
 		},
+		SysFloor: func(dir string, l Load) (Point, error) {
+			return withInProcess(dir, func(t *InProcess) (Point, error) { return RunStatusMiss(ctx, t, l) })
+		},
 	}
 	for run := 1; run <= cfg.Runs; run++ {
 		for _, c := range cfg.Clients {
@@ -110,7 +114,7 @@ func runSubmit(ctx context.Context, cfg Config, res *Results) error {
 					return fmt.Errorf("%s, %d callers: %w", sys, c, err)
 				}
 				res.Points[sys][c] = append(res.Points[sys][c], p)
-				line += fmt.Sprintf(" | %s %.0f/s p50 %v", [...]string{"Submit", "store", "layout", "raw"}[sys], p.Rate(), ms(p.Latency.P50))
+				line += fmt.Sprintf(" | %s %.0f/s p50 %v", [...]string{"Submit", "Status", "store", "layout", "raw"}[sys], p.Rate(), ms(p.Latency.P50))
 			}
 			cfg.logf("%s", line)
 		}

@@ -74,6 +74,11 @@ type submitIndex struct {
 	busySubjects map[string]chan struct{}
 }
 
+func newSubmitIndex() *submitIndex {
+	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string]string{},
+		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
+}
+
 // subjectKey identifies a subject within an account, as the index keeps it.
 func subjectKey(account, fingerprint string) string { return account + "\x00" + fingerprint }
 
@@ -191,8 +196,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		}
 		s.log.Info("converted the Submit index to ascending keys")
 	}
-	ix := &submitIndex{requests: map[string]requestRef{}, subjects: map[string]string{},
-		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
+	ix := newSubmitIndex()
 	err = s.db.View(func(tx *store.Tx) error {
 		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
 			var r indexFields

@@ -88,8 +88,8 @@ func (k *Keyring) Fingerprint(account string, s Subject) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// requestHash is a keyed hash of a Submit payload, stored with the idempotency record. It is keyed
-// because the payload holds the subject's identifier.
+// requestHash is a keyed hash of a Submit payload, stored with the erasure it created (or with the
+// record of a deduplicated Submit). It is keyed because the payload holds the subject's identifier.
 func (k *Keyring) requestHash(canonical []byte) string {
 	m := hmac.New(sha256.New, k.hashKey)
 	m.Write(canonical)

@@ -66,8 +66,8 @@ func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *s
 }
 
 // save writes r (with ts) after a change: it walks the state machine from prev to r.State one
-// allowed step at a time (one event each), keeps the subject index for open erasures only, and
-// unschedules final erasures.
+// allowed step at a time (one event each), has the Submit index forget final erasures as their
+// subjects' open ones, and unschedules them.
 func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now time.Time) error {
 	if ts != nil {
 		if err := s.setTargets(tx, r, ts); err != nil {

@@ -31,8 +31,8 @@ func (b Bucket) fill() float64 {
 // Application buckets. Values are the caller's own encoding; keys are usually U64 or a string id.
 var (
 	Erasures = Bucket{"erasures"} // erasure resources by id
-	Requests = Bucket{"requests"} // idempotency records, by an ascending id (service/index.go)
-	Subjects = Bucket{"subjects"} // open erasure id → its subject's account and fingerprint
+	Requests = Bucket{"requests"} // outcomes of deduplicated Submits, by an ascending id (service/index.go)
+	Subjects = Bucket{"subjects"} // unused since the subject index moved to memory; emptied by the service
 	Audit    = Bucket{"audit"}    // audit trail
 	Ledger   = Bucket{"ledger"}   // LivePerson quota ledger
 	Batches  = Bucket{"batches"}  // LivePerson deletion batches
