@@ -194,7 +194,7 @@ func (s *Service) subject(id string) (Subject, error) {
 		if r == nil {
 			return notFound(id)
 		}
-		sealed, wrapped = r.Sealed, tx.Get(store.Keys, []byte(id))
+		sealed, wrapped = r.Sealed, wrappedKey(tx, r)
 		return nil
 	})
 	if err != nil {

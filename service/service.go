@@ -89,7 +89,8 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 func (s *Service) Healthy() error { return s.db.Err() }
 
 // record is an erasure as stored: the public view plus the subject sealed with the erasure's
-// data key. The data key itself lives in the Keys bucket so that it can be destroyed on its own.
+// data key, and that key wrapped by the master key. Events carry only the public view, so removing
+// the wrapped key from the record destroys the only copy the store keeps.
 type record struct {
 	Erasure
 	private
@@ -98,6 +99,9 @@ type record struct {
 // private is what a record holds beyond the public view. Both are stored as one JSON object
 // (encoding/json promotes the fields of embedded structs); encodeChange relies on that.
 type private struct {
+	// DataKey is the erasure's data key wrapped by the master key; nil for erasures stored before
+	// it moved here from the Keys bucket, where theirs still is.
+	DataKey       []byte `json:"data_key,omitempty"`
 	Sealed        []byte `json:"sealed,omitempty"`
 	SealedTargets []byte `json:"targets,omitempty"`
 	// PayloadHash is the keyed hash of the Submit that created the erasure (hex), so that a retry

@@ -82,6 +82,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	}
 	fresh := s.newRecord(ctx, eid, req, fp, now)
 	fresh.Sealed = sealed
+	fresh.DataKey = dk.wrapped
 	fresh.PayloadHash = hash
 	fresh.NextAttemptTime = now // the pipeline's first step is due at once
 	change, err := encodeChange(fresh, StateUnspecified, now)
@@ -117,9 +118,6 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		}
 		rev, err := change.put(tx)
 		if err != nil {
-			return err
-		}
-		if err := tx.Put(store.Keys, []byte(eid), dk.wrapped); err != nil {
 			return err
 		}
 		res = SubmitResult{Erasure: fresh.Erasure}

@@ -375,3 +375,48 @@ func TestEncodedChangeRoundTrip(t *testing.T) {
 		t.Errorf("bare record decodes to %+v, %v", got, err)
 	}
 }
+
+// TestDataKeyInRecordOrKeysBucket checks where the subject's data key is looked up: in the record,
+// or for erasures stored before it moved there, in the Keys bucket; with neither the subject is
+// reported destroyed.
+func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	res := e.submit(submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123")))
+	id := res.Erasure.ID
+	if got, err := e.svc.subject(id); err != nil || got.Value != "ABC-123" {
+		t.Fatalf("subject() = %+v, %v; want ABC-123", got, err)
+	}
+	rewrite := func(f func(tx *store.Tx, r *record) error) {
+		t.Helper()
+		err := e.db.Update(ctx, func(tx *store.Tx) error {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			if err := f(tx, r); err != nil {
+				return err
+			}
+			v, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			return tx.Put(store.Erasures, []byte(id), v)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite(func(tx *store.Tx, r *record) error { // as stored before the key moved into the record
+		k := r.DataKey
+		r.DataKey = nil
+		return tx.Put(store.Keys, []byte(id), k)
+	})
+	if got, err := e.svc.subject(id); err != nil || got.Value != "ABC-123" {
+		t.Errorf("subject() with the key in the Keys bucket = %+v, %v; want ABC-123", got, err)
+	}
+	rewrite(func(tx *store.Tx, _ *record) error { return tx.Delete(store.Keys, []byte(id)) })
+	if _, err := e.svc.subject(id); !errors.Is(err, errShredded) {
+		t.Errorf("subject() with no key = %v, want %v", err, errShredded)
+	}
+}

@@ -14,13 +14,22 @@ import (
 
 func targetsAAD(id string) []byte { return []byte(id + "\x00targets") }
 
-// dataKeyIn unwraps an erasure's data key inside a transaction.
-func (s *Service) dataKeyIn(tx *store.Tx, id string) ([]byte, error) {
-	wrapped := tx.Get(store.Keys, []byte(id))
+// dataKeyOf unwraps an erasure's data key inside a transaction.
+func (s *Service) dataKeyOf(tx *store.Tx, r *record) ([]byte, error) {
+	wrapped := wrappedKey(tx, r)
 	if wrapped == nil {
 		return nil, errShredded
 	}
-	return s.keys.unwrap(id, wrapped)
+	return s.keys.unwrap(r.ID, wrapped)
+}
+
+// wrappedKey is r's wrapped data key: in the record, or for erasures stored before it moved
+// there, in the Keys bucket. nil when it was destroyed.
+func wrappedKey(tx *store.Tx, r *record) []byte {
+	if r.DataKey != nil {
+		return r.DataKey
+	}
+	return tx.Get(store.Keys, []byte(r.ID))
 }
 
 // targetsOf unseals an erasure's targets inside a transaction.
@@ -28,7 +37,7 @@ func (s *Service) targetsOf(tx *store.Tx, r *record) ([]Target, error) {
 	if len(r.SealedTargets) == 0 {
 		return nil, nil
 	}
-	key, err := s.dataKeyIn(tx, r.ID)
+	key, err := s.dataKeyOf(tx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +54,7 @@ func (s *Service) targetsOf(tx *store.Tx, r *record) ([]Target, error) {
 
 // setTargets seals ts into r and refreshes the public counts derived from them.
 func (s *Service) setTargets(tx *store.Tx, r *record, ts []Target) error {
-	key, err := s.dataKeyIn(tx, r.ID)
+	key, err := s.dataKeyOf(tx, r)
 	if err != nil {
 		return err
 	}
