@@ -33,8 +33,9 @@ import (
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
 // checks against the erasure's stored state inside its transaction; the request map is exact.
 //
-// Memory: about 150 bytes per request_id ever accepted and per open erasure. New decodes every
-// erasure record once (a few microseconds each).
+// Cost (BenchmarkLoadIndex): about 330 bytes of heap per open erasure (its request and its subject),
+// half that once it has ended; New decodes every erasure record once, about 6 µs each (0.6 s for
+// 100,000 erasures).
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
