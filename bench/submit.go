@@ -67,13 +67,8 @@ func submitRequest(worker, seq int) *erasurev1.SubmitRequest {
 
 // RunSubmit measures Submit against t with l.Concurrency callers.
 func RunSubmit(ctx context.Context, t Target, l Load) (Point, error) {
-	p, err := dialPool(t.Addr(), (l.Concurrency+clientsPerConn-1)/clientsPerConn)
-	if err != nil {
-		return Point{}, err
-	}
-	defer p.Close()
-	return drive(ctx, l, func(ctx context.Context, worker, seq int) error {
-		_, err := p.client(worker).Submit(ctx, submitRequest(worker, seq))
+	return driveRPC(ctx, t, l, func(ctx context.Context, c erasurev1.ErasureServiceClient, worker, seq int) error {
+		_, err := c.Submit(ctx, submitRequest(worker, seq))
 		return err
 	})
 }
@@ -84,17 +79,24 @@ func RunSubmit(ctx context.Context, t Target, l Load) (Point, error) {
 // Its rate is the most any RPC reaches on this machine at this concurrency, the ceiling of Submit
 // over gRPC however fast the store.
 func RunStatusMiss(ctx context.Context, t Target, l Load) (Point, error) {
+	return driveRPC(ctx, t, l, func(ctx context.Context, c erasurev1.ErasureServiceClient, _, _ int) error {
+		_, err := c.Status(ctx, &erasurev1.StatusRequest{Name: "erasures/" + uuid.NewString()})
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
+		return fmt.Errorf("Status of an unknown erasure = %v, want NOT_FOUND", err)
+	})
+}
+
+// driveRPC runs l against t's gRPC API: l.Concurrency callers, one connection per clientsPerConn.
+func driveRPC(ctx context.Context, t Target, l Load, call func(ctx context.Context, c erasurev1.ErasureServiceClient, worker, seq int) error) (Point, error) {
 	p, err := dialPool(t.Addr(), (l.Concurrency+clientsPerConn-1)/clientsPerConn)
 	if err != nil {
 		return Point{}, err
 	}
 	defer p.Close()
-	return drive(ctx, l, func(ctx context.Context, worker, _ int) error {
-		_, err := p.client(worker).Status(ctx, &erasurev1.StatusRequest{Name: "erasures/" + uuid.NewString()})
-		if status.Code(err) == codes.NotFound {
-			return nil
-		}
-		return fmt.Errorf("Status of an unknown erasure = %v, want NOT_FOUND", err)
+	return drive(ctx, l, func(ctx context.Context, worker, seq int) error {
+		return call(ctx, p.client(worker), worker, seq)
 	})
 }
 
