@@ -249,10 +249,11 @@ type indexFields struct {
 	PayloadHash string `json:"payload_hash"`
 }
 
-// In the first layout, Requests was keyed by request_id (its entries had no request_id field)
-// and Subjects held account "\x00" fingerprint → open erasure id. The conversion re-keys the
-// Requests entries (they hold the payload hashes those erasure records lack) and empties Subjects,
-// which the erasures' states replace.
+// In the first layout (store schema 1), Requests was keyed by request_id (its entries had no
+// request_id field) and Subjects held account "\x00" fingerprint → open erasure id. The conversion
+// re-keys the Requests entries under fresh UUIDv7s (they hold the payload hashes those erasure
+// records lack) and empties Subjects, which the erasures' states replace. It runs in one
+// transaction and skips what is converted already, so an interrupted one is simply redone.
 
 func hasFirstLayout(tx *store.Tx) (bool, error) {
 	if tx.Count(store.Subjects) > 0 {
@@ -290,23 +291,18 @@ func convertFirstLayout(tx *store.Tx) error {
 			return err
 		}
 	}
+	// Every old entry is removed before any new one is written, and the new ones go under fresh
+	// ids: an old key (a caller's request_id) can be any string, even one a new key would take.
+	var converted []kv
 	for _, e := range requests {
 		var entry requestEntry
 		if err := json.Unmarshal(e.v, &entry); err != nil {
 			return fmt.Errorf("decode idempotency record: %w", err)
 		}
 		if entry.RequestID != "" {
-			continue
+			continue // already converted
 		}
 		entry.RequestID = string(e.k)
-		key := entry.ErasureID
-		if entry.Deduplicated {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return err
-			}
-			key = id.String()
-		}
 		if _, err := entry.ref(); err != nil {
 			return err
 		}
@@ -314,10 +310,17 @@ func convertFirstLayout(tx *store.Tx) error {
 		if err != nil {
 			return err
 		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
 		if err := tx.Delete(store.Requests, e.k); err != nil {
 			return err
 		}
-		if err := tx.Put(store.Requests, []byte(key), v); err != nil {
+		converted = append(converted, kv{[]byte(id.String()), v})
+	}
+	for _, e := range converted {
+		if err := tx.Put(store.Requests, e.k, e.v); err != nil {
 			return err
 		}
 	}

@@ -420,3 +420,61 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 		t.Errorf("subject() with no key = %v, want %v", err, errShredded)
 	}
 }
+
+// TestIndexConversionKeepsCollidingRequestIDs converts a first-layout index in which a caller's
+// request_id is the id of an erasure another request created: no entry may overwrite another, so
+// the first request is still answered with its erasure after that erasure has ended.
+func TestIndexConversionKeepsCollidingRequestIDs(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("ABC-123"))
+	first := e.submit(req)
+	id := first.Erasure.ID
+	reuse := submitReq(id, "1234", customer("ABC-123")) // deduplicated onto the erasure whose id it is
+	hash, err := e.svc.payloadHash(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reuseHash, err := e.svc.payloadHash(reuse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.db.Update(ctx, func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		r.PayloadHash = ""
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			b    store.Bucket
+			k, v string
+		}{
+			{store.Requests, req.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, id, hash)},
+			{store.Requests, reuse.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, id, reuseHash)},
+			{store.Subjects, "1234\x00" + first.Erasure.Fingerprint, id},
+			{store.Erasures, id, string(v)},
+		} {
+			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.restart()
+	if _, err := e.svc.Cancel(ctx, first.Erasure.Name(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []SubmitRequest{req, reuse} {
+		if got := e.submit(r); got.Erasure.ID != id {
+			t.Errorf("retry of %s after conversion = %s, want %s", r.RequestID, got.Erasure.ID, id)
+		}
+	}
+}

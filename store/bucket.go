@@ -17,12 +17,15 @@ func (b Bucket) String() string { return b.name }
 func (b Bucket) key() []byte { return []byte(b.name) }
 
 // fill is how full bbolt packs b's pages when it splits them. bbolt's default, half full, suits
-// keys that land anywhere: the next insert into a half-full page does not split it again. Keys
-// that only ascend are appended to the last page, so the pages they leave behind would stay half
-// empty forever: those buckets are packed full, which halves the pages a commit writes.
+// keys that land anywhere: the next insert into a half-full page does not split it again. Where keys
+// ascend, inserts go to the last page and the pages left behind would stay half empty; packing them
+// full halves the pages a commit writes. The event log only appends. Erasure records are appended
+// in id order (UUIDv7) and rewritten in place while their erasure runs, growing as they gain targets
+// and a receipt: a growing record splits its full page once, into two half-full ones, which is where
+// the default would have left it anyway.
 func (b Bucket) fill() float64 {
 	switch b {
-	case eventsBucket, Erasures, Keys:
+	case eventsBucket, Erasures:
 		return 1.0
 	}
 	return bolt.DefaultFillPercent

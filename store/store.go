@@ -39,8 +39,14 @@ var (
 var errSchemaTooNew = errors.New("database schema is newer than this binary")
 
 // schemaVersion is the layout this code reads and writes. Bump it, and add a migration to Open, whenever
-// the meaning of stored keys or values changes.
-const schemaVersion = 1
+// the meaning of stored keys or values changes, so that an older binary refuses the file rather than
+// misread it.
+//
+//  1. The first layout.
+//  2. The service keeps its Submit index in memory and an erasure's data key in its record: Requests
+//     is keyed by ascending ids, Subjects is unused, Keys holds batch keys. Open marks a version 1 file
+//     as 2; service.New converts its contents (service/index.go).
+const schemaVersion = 2
 
 // Keys of the meta bucket.
 var (
@@ -170,7 +176,11 @@ func initSchema(btx *bolt.Tx) (rev, compacted uint64, err error) {
 		}
 	}
 	meta := btx.Bucket(metaBucket.key())
-	if meta.Get(metaSchema) == nil { // a new file; older versions would be migrated here
+	got, err := metaU64(meta, metaSchema)
+	if err != nil {
+		return 0, 0, fmt.Errorf("schema version: %w", err)
+	}
+	if got < schemaVersion { // a new file (0), or version 1, whose contents the service converts
 		if err := meta.Put(metaSchema, U64(schemaVersion)); err != nil {
 			return 0, 0, err
 		}

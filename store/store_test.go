@@ -136,6 +136,49 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	t.Logf("Open(newer schema) = %v", err)
 }
 
+// TestOpenMarksOlderSchema opens a file of schema version 1: it opens, and from then on says 2, so
+// that a binary of version 1 refuses it.
+func TestOpenMarksOlderSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "erasured.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setSchema := func(v uint64) {
+		t.Helper()
+		bdb, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bdb.Update(func(btx *bolt.Tx) error { return btx.Bucket(metaBucket.key()).Put(metaSchema, U64(v)) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := bdb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSchema(1)
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open(schema 1) = %v", err)
+	}
+	var got uint64
+	err = db.View(func(tx *Tx) error {
+		var err error
+		got, err = metaU64(tx.btx.Bucket(metaBucket.key()), metaSchema)
+		return err
+	})
+	if err != nil || got != schemaVersion || schemaVersion != 2 {
+		t.Errorf("schema after Open(schema 1) = %d, %v; want %d (= 2)", got, err, schemaVersion)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenLockTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "erasured.db")
 	openAt(t, path, Options{})
