@@ -41,7 +41,9 @@ func (h *handler) Watch(req *erasurev1.WatchRequest, stream erasurev1.ErasureSer
 		case h.srv.closing.Err() != nil:
 			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision received")
 		case ctx.Err() != nil:
-			return ctx.Err()
+			// The client went away (or its deadline passed): CANCELED or DEADLINE_EXCEEDED, not the
+			// UNKNOWN a bare context error becomes, which the call log reports as a server error.
+			return status.FromContextError(ctx.Err()).Err()
 		case errors.Is(err, context.DeadlineExceeded):
 			if err := stream.Send(&erasurev1.WatchResponse{ProgressRevision: int64(w.Progress())}); err != nil {
 				return err

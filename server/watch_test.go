@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,35 @@ func TestSlowWatcherDoesNotBlockWriters(t *testing.T) {
 		h.submit(rid(i), customerID(fmt.Sprint(i)))
 	}
 	checkContiguous(t, collect(t, s, n), 1)
+}
+
+// TestWatchClosedByClientIsNotAnError: a client that cancels its Watch ends the call as CANCELED,
+// which the call log reports at INFO, not as an UNKNOWN error.
+func TestWatchClosedByClientIsNotAnError(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := h.client.Watch(ctx, &erasurev1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil { // the start heartbeat
+		t.Fatal(err)
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := h.logs.String()
+		if i := strings.Index(logs, `"grpc.method":"Watch"`); i >= 0 {
+			line := logs[strings.LastIndex(logs[:i], "\n")+1:]
+			line = line[:strings.Index(line, "\n")]
+			if !strings.Contains(line, `"grpc.code":"Canceled"`) || !strings.Contains(line, `"level":"INFO"`) {
+				t.Errorf("Watch call log = %s, want code Canceled at INFO", line)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call log line for the Watch; logs:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
