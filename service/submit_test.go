@@ -261,48 +261,11 @@ func TestSubjectDedupChecksStoredState(t *testing.T) {
 // converts it to ascending keys without losing an answer.
 func TestIndexConvertsFirstLayout(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	req := submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123"))
 	dupReq := submitReq("5b8d2073-1e6f-4a4c-8c8f-2d3e4f5a6b7c", "1234", customer("ABC-123"))
 	first := e.submit(req)
-	hash, err := e.svc.payloadHash(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dupHash, err := e.svc.payloadHash(dupReq)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := first.Erasure.ID
-	err = e.db.Update(ctx, func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		r.PayloadHash = "" // records of the first layout did not carry it
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		puts := []struct {
-			b    store.Bucket
-			k, v string
-		}{
-			{store.Requests, req.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, id, hash)},
-			{store.Requests, dupReq.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, id, dupHash)},
-			{store.Subjects, "1234\x00" + first.Erasure.Fingerprint, id},
-			{store.Erasures, id, string(v)},
-		}
-		for _, p := range puts {
-			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.toFirstLayout(first.Erasure, req, dupReq)
 
 	e.restart()
 	if got := e.submit(req); got.Erasure.ID != id || got.Deduplicated {
@@ -314,7 +277,7 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 	if got := e.submit(submitReq("6c9e3184-2f70-4b5d-9d90-3e4f5a6b7c8d", "1234", customer("ABC-123"))); got.Erasure.ID != id || !got.Deduplicated {
 		t.Errorf("new request for the subject after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
 	}
-	err = e.db.View(func(tx *store.Tx) error {
+	err := e.db.View(func(tx *store.Tx) error {
 		if n := tx.Count(store.Subjects); n != 0 {
 			t.Errorf("Subjects holds %d entries after the conversion, want 0", n)
 		}
@@ -431,42 +394,7 @@ func TestIndexConversionKeepsCollidingRequestIDs(t *testing.T) {
 	first := e.submit(req)
 	id := first.Erasure.ID
 	reuse := submitReq(id, "1234", customer("ABC-123")) // deduplicated onto the erasure whose id it is
-	hash, err := e.svc.payloadHash(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reuseHash, err := e.svc.payloadHash(reuse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = e.db.Update(ctx, func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		r.PayloadHash = ""
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		for _, p := range []struct {
-			b    store.Bucket
-			k, v string
-		}{
-			{store.Requests, req.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, id, hash)},
-			{store.Requests, reuse.RequestID, fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, id, reuseHash)},
-			{store.Subjects, "1234\x00" + first.Erasure.Fingerprint, id},
-			{store.Erasures, id, string(v)},
-		} {
-			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.toFirstLayout(first.Erasure, req, reuse)
 
 	e.restart()
 	if _, err := e.svc.Cancel(ctx, first.Erasure.Name(), "test"); err != nil {
@@ -476,5 +404,56 @@ func TestIndexConversionKeepsCollidingRequestIDs(t *testing.T) {
 		if got := e.submit(r); got.Erasure.ID != id {
 			t.Errorf("retry of %s after conversion = %s, want %s", r.RequestID, got.Erasure.ID, id)
 		}
+	}
+}
+
+// toFirstLayout rewrites the Submit index of erasure (created by created) as the first layout kept
+// it: an idempotency record keyed by request_id for created and for each of dups (deduplicated onto
+// it), a subject index entry, and a record without its payload hash.
+func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...SubmitRequest) {
+	e.t.Helper()
+	entry := func(req SubmitRequest, dedup bool) string {
+		hash, err := e.svc.payloadHash(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if dedup {
+			return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, erasure.ID, hash)
+		}
+		return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, erasure.ID, hash)
+	}
+	err := e.db.Update(context.Background(), func(tx *store.Tx) error {
+		r, err := getRecord(tx, erasure.ID)
+		if err != nil {
+			return err
+		}
+		r.PayloadHash = "" // records of the first layout did not carry it
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		puts := []struct {
+			b    store.Bucket
+			k, v string
+		}{
+			{store.Requests, created.RequestID, entry(created, false)},
+			{store.Subjects, erasure.AccountID + "\x00" + erasure.Fingerprint, erasure.ID},
+			{store.Erasures, erasure.ID, string(v)},
+		}
+		for _, d := range dups {
+			puts = append(puts, struct {
+				b    store.Bucket
+				k, v string
+			}{store.Requests, d.RequestID, entry(d, true)})
+		}
+		for _, p := range puts {
+			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
 	}
 }

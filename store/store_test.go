@@ -112,19 +112,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(btx *bolt.Tx) error {
-		return btx.Bucket(metaBucket.key()).Put(metaSchema, U64(schemaVersion+1))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	setSchema(t, path, schemaVersion+1)
 
 	db, err = Open(path, Options{})
 	if err == nil {
@@ -147,20 +135,7 @@ func TestOpenMarksOlderSchema(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	setSchema := func(v uint64) {
-		t.Helper()
-		bdb, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := bdb.Update(func(btx *bolt.Tx) error { return btx.Bucket(metaBucket.key()).Put(metaSchema, U64(v)) }); err != nil {
-			t.Fatal(err)
-		}
-		if err := bdb.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setSchema(1)
+	setSchema(t, path, 1)
 	db, err = Open(path, Options{})
 	if err != nil {
 		t.Fatalf("Open(schema 1) = %v", err)
@@ -175,6 +150,21 @@ func TestOpenMarksOlderSchema(t *testing.T) {
 		t.Errorf("schema after Open(schema 1) = %d, %v; want %d (= 2)", got, err, schemaVersion)
 	}
 	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setSchema writes schema version v into the closed store file at path.
+func setSchema(t *testing.T, path string, v uint64) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(btx *bolt.Tx) error { return btx.Bucket(metaBucket.key()).Put(metaSchema, U64(v)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
