@@ -39,7 +39,8 @@ func fuzzy(hay []string, needle string) bool {
 	return false
 }
 
-func (f *fakeLivePerson) SearchChats(_ context.Context, _ string, from, to time.Time, kw string) ([]ChatRecord, error) {
+// chatsWhere returns the chats keep accepts, or the injected search error.
+func (f *fakeLivePerson) chatsWhere(keep func(ChatRecord) bool) ([]ChatRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.searchErr != nil {
@@ -47,74 +48,61 @@ func (f *fakeLivePerson) SearchChats(_ context.Context, _ string, from, to time.
 	}
 	var out []ChatRecord
 	for _, c := range f.chats {
-		if !c.Start.Before(from) && c.Start.Before(to) && (fuzzy(c.CustomerIDs, kw) || fuzzy(c.Emails, kw) || fuzzy(c.Phones, kw)) {
+		if keep(c) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// convsWhere returns the conversations keep accepts, or the injected search error.
+func (f *fakeLivePerson) convsWhere(keep func(ConversationRecord) bool) ([]ConversationRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	var out []ConversationRecord
+	for _, c := range f.convs {
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLivePerson) SearchChats(_ context.Context, _ string, from, to time.Time, kw string) ([]ChatRecord, error) {
+	return f.chatsWhere(func(c ChatRecord) bool {
+		return !c.Start.Before(from) && c.Start.Before(to) && (fuzzy(c.CustomerIDs, kw) || fuzzy(c.Emails, kw) || fuzzy(c.Phones, kw))
+	})
 }
 
 func (f *fakeLivePerson) ChatByID(_ context.Context, _ string, id string, from, to time.Time) (ChatRecord, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.searchErr != nil {
-		return ChatRecord{}, false, f.searchErr
+	found, err := f.chatsWhere(func(c ChatRecord) bool {
+		return c.EngagementID == id && !c.Start.Before(from) && c.Start.Before(to)
+	})
+	if err != nil || len(found) == 0 {
+		return ChatRecord{}, false, err
 	}
-	for _, c := range f.chats {
-		if c.EngagementID == id && !c.Start.Before(from) && c.Start.Before(to) {
-			return c, true, nil
-		}
-	}
-	return ChatRecord{}, false, nil
+	return found[0], true, nil
 }
 
 func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.searchErr != nil {
-		return nil, f.searchErr
-	}
-	var out []ConversationRecord
-	for _, c := range f.convs {
+	return f.convsWhere(func(c ConversationRecord) bool {
 		if c.Start.Before(from) || !c.Start.Before(to) {
-			continue
+			return false
 		}
-		if (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
-			(sde.PersonalInfo != "" && (fuzzy(c.Emails, sde.PersonalInfo) || fuzzy(c.Phones, sde.PersonalInfo))) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+		return (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
+			(sde.PersonalInfo != "" && (fuzzy(c.Emails, sde.PersonalInfo) || fuzzy(c.Phones, sde.PersonalInfo)))
+	})
 }
 
 func (f *fakeLivePerson) ConversationsByConsumer(_ context.Context, _ string, consumer string) ([]ConversationRecord, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.searchErr != nil {
-		return nil, f.searchErr
-	}
-	var out []ConversationRecord
-	for _, c := range f.convs {
-		if slices.Contains(c.ConsumerIDs, consumer) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return f.convsWhere(func(c ConversationRecord) bool { return slices.Contains(c.ConsumerIDs, consumer) })
 }
 
 func (f *fakeLivePerson) ConversationsByID(_ context.Context, _ string, ids []string) ([]ConversationRecord, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.searchErr != nil {
-		return nil, f.searchErr
-	}
-	var out []ConversationRecord
-	for _, c := range f.convs {
-		if slices.Contains(ids, c.ConversationID) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return f.convsWhere(func(c ConversationRecord) bool { return slices.Contains(ids, c.ConversationID) })
 }
 
 func (f *fakeLivePerson) CreateDeletion(_ context.Context, _ string, kind TargetKind, ids []string) (Deletion, error) {

@@ -150,18 +150,14 @@ func (s *Service) replay(prior requestRef, hash string) (SubmitResult, error) {
 			Message:  "request_id was already used with a different payload",
 			Metadata: map[string]string{"erasure": NamePrefix + prior.erasure.String()}}
 	}
-	var r *record
-	err := s.db.View(func(tx *store.Tx) (err error) {
-		r, err = getRecord(tx, prior.erasure.String())
-		return err
-	})
-	if err != nil {
-		return SubmitResult{}, s.storeError(err)
-	}
-	if r == nil {
+	e, err := s.get(prior.erasure.String())
+	if KindOf(err) == KindNotFound { // the index names an erasure the store does not have
 		return SubmitResult{}, s.storeError(fmt.Errorf("idempotency record points at missing erasure %s", prior.erasure))
 	}
-	return SubmitResult{Erasure: r.Erasure, Deduplicated: prior.dedup}, nil
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	return SubmitResult{Erasure: e, Deduplicated: prior.dedup}, nil
 }
 
 // newRecord builds the stored form of a new erasure (its revision is set when it is stored).

@@ -129,23 +129,21 @@ func (e *e2eEnv) addChat(c lpsim.Chat) {
 func (e *e2eEnv) chatIDs(keep func(lpsim.Chat) bool) []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []string
-	for id, c := range e.chats {
-		if keep(c) {
-			out = append(out, id)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return keysWhere(e.chats, keep)
 }
 
 // convIDs returns the sorted ids of the loaded conversations that keep says.
 func (e *e2eEnv) convIDs(keep func(lpsim.Conversation) bool) []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return keysWhere(e.convs, keep)
+}
+
+// keysWhere returns the sorted keys of m whose values keep says.
+func keysWhere[V any](m map[string]V, keep func(V) bool) []string {
 	var out []string
-	for id, c := range e.convs {
-		if keep(c) {
+	for id, v := range m {
+		if keep(v) {
 			out = append(out, id)
 		}
 	}

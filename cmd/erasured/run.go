@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/liveperson"
-	"github.com/erasured/erasured/liveperson/lpsim"
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
@@ -33,7 +32,7 @@ func realMain(ctx context.Context, args []string) error {
 		case "receipt":
 			return receiptMain(args[1:], os.Stdout)
 		case "lpsim":
-			return lpsim.Main(ctx, args[1:], os.Stdout, os.Stderr)
+			return lpsimMain(ctx, args[1:], os.Stdout, os.Stderr)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

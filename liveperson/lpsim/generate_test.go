@@ -67,12 +67,13 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
-func TestMainServes(t *testing.T) {
+func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- Main(ctx, []string{"--consumers", "50", "--speed", "1000", "--accounts", "1234:us,5678:uk"}, pw, io.Discard)
+		done <- Serve(ctx, ServeOptions{Listen: "127.0.0.1:0", Seed: 1, Speed: 1000, Consumers: 50,
+			Accounts: []Account{DefaultAccount("1234", "us"), DefaultAccount("5678", "uk")}}, pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -93,6 +94,6 @@ func TestMainServes(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("Main: %v", err)
+		t.Errorf("Serve: %v", err)
 	}
 }

@@ -3,12 +3,10 @@ package lpsim
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -24,59 +22,54 @@ func DefaultAccount(id, region string) Account {
 // StaticToken is the bearer token Main accepts for an account.
 func StaticToken(id string) string { return "lpsim-token-" + id }
 
-// Main runs the simulator as a standalone server until ctx ends. It prints
+// ServeOptions configure a standalone simulator (Serve).
+type ServeOptions struct {
+	Listen    string    // address to listen on
+	Seed      uint64    // seed of the generated data and of probabilistic faults
+	Speed     float64   // how many times faster than real time the clock runs; > 0
+	Accounts  []Account // at least one; DefaultAccount gives the well-known test credentials
+	Consumers int       // generated consumers per account
+	Demo      bool      // add the documented demo subjects to the first account
+	// LoseCreateAnswers is the share of deletion creates whose answer is lost (503) after
+	// LivePerson created the request.
+	LoseCreateAnswers float64
+}
+
+// Serve runs the simulator as a standalone server until ctx ends. It prints
 // "lpsim listening on http://ADDR" and each account's test credentials.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lpsim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
-	seed := fs.Uint64("seed", 1, "seed of the generated data and of probabilistic faults")
-	speed := fs.Float64("speed", 1, "how many times faster than real time the simulator's clock runs")
-	accounts := fs.String("accounts", DemoAccount+":us", "comma-separated accounts as id:region")
-	consumers := fs.Int("consumers", 2000, "generated consumers per account")
-	demo := fs.Bool("demo", true, "add the documented demo subjects to the first account")
-	loseCreates := fs.Float64("lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
-	if err := fs.Parse(args); err != nil {
-		return err
+func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
+	if opts.Speed <= 0 {
+		return errors.New("lpsim: the speed must be positive")
 	}
-	if *speed <= 0 {
-		return errors.New("lpsim: --speed must be positive")
+	if len(opts.Accounts) == 0 {
+		return errors.New("lpsim: no account")
 	}
-	var accts []Account
 	var ids []string
 	tokens := map[string]string{}
-	for _, spec := range strings.Split(*accounts, ",") {
-		id, reg, _ := strings.Cut(strings.TrimSpace(spec), ":")
-		if id == "" {
-			return fmt.Errorf("lpsim: bad --accounts entry %q", spec)
-		}
-		if reg == "" {
-			reg = "us"
-		}
-		accts = append(accts, DefaultAccount(id, reg))
-		ids = append(ids, id)
-		tokens[StaticToken(id)] = id
+	for _, a := range opts.Accounts {
+		ids = append(ids, a.ID)
+		tokens[StaticToken(a.ID)] = a.ID
 	}
-	clock := ScaledClock(*speed)
+	clock := ScaledClock(opts.Speed)
 	// Tokens live an hour of real time whatever the speed, so a fast clock
 	// does not make every call refresh its token.
-	sim := New(Config{Accounts: accts, StaticTokens: tokens, Clock: clock, Seed: *seed,
-		TokenTTL: time.Duration(float64(time.Hour) * max(1, *speed))})
+	sim := New(Config{Accounts: opts.Accounts, StaticTokens: tokens, Clock: clock, Seed: opts.Seed,
+		TokenTTL: time.Duration(float64(time.Hour) * max(1, opts.Speed))})
 	defer sim.Close()
-	if *loseCreates > 0 {
-		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: *loseCreates})
+	if opts.LoseCreateAnswers > 0 {
+		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: opts.LoseCreateAnswers})
 	}
-	if err := sim.Load(Generate(*seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: *consumers,
-		Demo: *demo})); err != nil {
+	if err := sim.Load(Generate(opts.Seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: opts.Consumers,
+		Demo: opts.Demo})); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "lpsim listening on http://%s\n", ln.Addr())
-	for _, a := range accts {
+	for _, a := range opts.Accounts {
 		fmt.Fprintf(stdout, "lpsim account %s region %s client_id=%s client_secret=%s token=%s\n",
 			a.ID, a.Region, a.ClientID, a.ClientSecret, StaticToken(a.ID))
 	}

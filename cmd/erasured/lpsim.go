@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/erasured/erasured/liveperson/lpsim"
+)
+
+// lpsimMain is `erasured lpsim`: the LivePerson simulator as a standalone server, for running
+// erasured with a config file against it.
+func lpsimMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lpsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts lpsim.ServeOptions
+	fs.StringVar(&opts.Listen, "listen", "127.0.0.1:0", "address to listen on")
+	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the generated data and of probabilistic faults")
+	fs.Float64Var(&opts.Speed, "speed", 1, "how many times faster than real time the simulator's clock runs")
+	accounts := fs.String("accounts", lpsim.DemoAccount+":us", "comma-separated accounts as id:region")
+	fs.IntVar(&opts.Consumers, "consumers", 2000, "generated consumers per account")
+	fs.BoolVar(&opts.Demo, "demo", true, "add the documented demo subjects to the first account")
+	fs.Float64Var(&opts.LoseCreateAnswers, "lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, spec := range strings.Split(*accounts, ",") {
+		id, region, _ := strings.Cut(strings.TrimSpace(spec), ":")
+		if id == "" {
+			return fmt.Errorf("lpsim: bad --accounts entry %q", spec)
+		}
+		if region == "" {
+			region = "us"
+		}
+		opts.Accounts = append(opts.Accounts, lpsim.DefaultAccount(id, region))
+	}
+	if opts.Speed <= 0 {
+		return fmt.Errorf("lpsim: --speed must be positive")
+	}
+	return lpsim.Serve(ctx, opts, stdout)
+}
