@@ -69,6 +69,50 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkUpdateBesideBusyGoroutines is BenchmarkUpdate with 16 writers, alone and beside
+// goroutines that keep the CPUs busy (20 µs of work, then a 10 µs sleep, as request handlers do).
+// The committer gives up its P at every fsync and must queue for one behind them, and so must the
+// writers: compare writes/s and writes/commit of busy=0 with busy=4 (the benchmark does not tell
+// the committer's wait from the writers').
+//
+//	go test -run x -bench BesideBusy -benchtime 5000x -count 3 ./store/
+func BenchmarkUpdateBesideBusyGoroutines(b *testing.B) {
+	for _, busy := range []int{0, 4} {
+		b.Run(fmt.Sprintf("busy=%d", busy), func(b *testing.B) {
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for range busy {
+				wg.Go(func() {
+					x := 0
+					for !stop.Load() {
+						for i := range 20_000 {
+							x += i * i
+						}
+						time.Sleep(10 * time.Microsecond)
+					}
+					busySink.Add(int64(x)) // keeps the work from being optimised away
+				})
+			}
+			db := openTest(b, Options{})
+			ctx := context.Background()
+			runWriters(b, 16, func(i uint64) error {
+				return db.Update(ctx, func(tx *Tx) error {
+					if err := tx.Put(Erasures, U64(i), benchRecord); err != nil {
+						return err
+					}
+					_, err := tx.Append("erasure", benchRecord)
+					return err
+				})
+			})
+			stop.Store(true)
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/float64(db.commits.Load()), "writes/commit")
+		})
+	}
+}
+
+var busySink atomic.Int64
+
 // BenchmarkRawGroupCommit is the floor BenchmarkUpdate is measured against: plain bbolt, one goroutine
 // committing everything queued while the previous commit synced, the same record and event per write,
 // none of the store's API (no panics recovered, no re-runs, no watchers).
