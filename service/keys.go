@@ -186,14 +186,7 @@ var errShredded = errors.New("subject data key destroyed")
 // never returned to callers, logged or put in events.
 func (s *Service) subject(id string) (Subject, error) {
 	var sealed, wrapped []byte
-	err := s.db.View(func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(id)
-		}
+	err := s.viewRecord(id, func(tx *store.Tx, r *record) error {
 		sealed, wrapped = r.Sealed, wrappedKey(tx, r)
 		return nil
 	})

@@ -25,7 +25,16 @@ func (s *Service) Status(ctx context.Context, name string) (Erasure, error) {
 // get reads one erasure's public view.
 func (s *Service) get(id string) (Erasure, error) {
 	var e Erasure
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.viewRecord(id, func(_ *store.Tx, r *record) error {
+		e = r.Erasure
+		return nil
+	})
+	return e, s.storeError(err)
+}
+
+// viewRecord calls fn with erasure id's record in a read transaction, or returns NOT_FOUND.
+func (s *Service) viewRecord(id string, fn func(tx *store.Tx, r *record) error) error {
+	return s.db.View(func(tx *store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -33,10 +42,8 @@ func (s *Service) get(id string) (Erasure, error) {
 		if r == nil {
 			return notFound(id)
 		}
-		e = r.Erasure
-		return nil
+		return fn(tx, r)
 	})
-	return e, s.storeError(err)
 }
 
 // ListRequest selects a page of erasures.
