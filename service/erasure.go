@@ -83,6 +83,12 @@ const (
 	BlockedSearchLag
 	BlockedLivePersonUnavailable
 	BlockedConfirmation
+	// BlockedIdentifierUnsearchable: every identifier may be unsearchable in Messaging
+	// Interactions; the erasure waits for an alias or an approver before it completes.
+	BlockedIdentifierUnsearchable
+	// BlockedDeletionOutcomeUnknown: a batch's create may or may not have reached LivePerson and
+	// reconciliation cannot tell; it is held for an operator (SettleBatch).
+	BlockedDeletionOutcomeUnknown
 )
 
 // TargetKind is the kind of a LivePerson record. Numbering matches erasure.v1.TargetKind.
@@ -108,6 +114,9 @@ const (
 	TargetSubmitted
 	TargetDone
 	TargetVerified
+	// TargetNotFound: named explicitly (or the subject's consumer id) but LivePerson has no such
+	// record; nothing was erased for it.
+	TargetNotFound
 )
 
 // Subject is a data subject named by exactly one identifier. It is personal data: it is only ever
@@ -148,6 +157,20 @@ type Receipt struct {
 	Hash                string        `json:"hash"`
 	Signature           string        `json:"signature"`
 	KeyID               string        `json:"key_id"`
+	AliasFingerprints   []string      `json:"alias_fingerprints,omitempty"`
+	UnsearchedChannels  []Channel     `json:"unsearched_channels,omitempty"`
+	UnverifiableCount   int32         `json:"unverifiable_count,omitempty"` // consumer profiles: DONE, not re-readable
+	NotFoundCount       int32         `json:"not_found_count,omitempty"`
+}
+
+// HeldBatch is a batch whose create outcome at LivePerson is unknown and undecidable; it waits
+// for an operator (SettleBatch). It holds no personal data.
+type HeldBatch struct {
+	BatchID     uint64     `json:"batch_id"`
+	Kind        TargetKind `json:"kind"`
+	RecordCount int32      `json:"records"`
+	Candidates  []int64    `json:"candidates,omitempty"`
+	SendTime    time.Time  `json:"send_time,omitzero"`
 }
 
 // Erasure is the public view of an erasure: everything Status shows, safe to log and to put in
@@ -178,6 +201,9 @@ type Erasure struct {
 	SubmittedBy            string        `json:"submitted_by"`
 	Reason                 string        `json:"reason,omitempty"`
 	IdentifierUnsearchable bool          `json:"identifier_unsearchable,omitempty"`
+	AliasCount             int32         `json:"alias_count,omitempty"`
+	UnsearchableAccepted   bool          `json:"unsearchable_accepted,omitempty"`
+	HeldBatches            []HeldBatch   `json:"held_batches,omitempty"`
 }
 
 // Name is the erasure's resource name, erasures/{id}.

@@ -19,6 +19,14 @@ type Plan struct {
 	OpenConversationsHeld    int
 	LivePersonRequestsNeeded int
 	IdentifierUnsearchable   bool
+	Identifiers              []PlanIdentifier // the subject first, then its aliases
+}
+
+// PlanIdentifier is one identifier of the subject, by fingerprint only.
+type PlanIdentifier struct {
+	Kind                 SubjectKind
+	Fingerprint          string
+	PossiblyUnsearchable bool // Messaging Interactions may not find it; searched anyway
 }
 
 // PlanGroup is the records of one kind.
@@ -29,7 +37,8 @@ type PlanGroup struct {
 
 // PlanRecord is one record in a plan.
 type PlanRecord struct {
-	ID        string
+	ID          string // empty when the id is the subject's own identifier
+	Fingerprint string // set instead of ID then
 	Status    TargetStatus
 	LPRequest int64
 }

@@ -13,7 +13,8 @@ type LivePerson interface {
 	// SearchChats runs one Engagement History keyword search over [from, to) (at most one month),
 	// the keyword quoted, over the customerInfo and personalInfo areas. Only ended chats return.
 	SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]ChatRecord, error)
-	// ChatByID re-reads one engagement by id (for verification); found is false if it is gone.
+	// ChatByID re-reads one engagement by id, with its transcript (for verification and explicit
+	// targets); found is false if it is not in [from, to).
 	ChatByID(ctx context.Context, account, engagementID string, from, to time.Time) (rec ChatRecord, found bool, err error)
 	// SearchConversations runs one Messaging Interactions search over [from, to) (at most three
 	// months) with the phrase in the customerInfo or personalInfo SDEs, for open and closed
@@ -21,7 +22,8 @@ type LivePerson interface {
 	SearchConversations(ctx context.Context, account string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error)
 	// ConversationsByConsumer returns a consumer's conversations, open and closed.
 	ConversationsByConsumer(ctx context.Context, account, consumerID string) ([]ConversationRecord, error)
-	// ConversationsByID re-reads conversations by id (at most 100).
+	// ConversationsByID re-reads conversations by id (at most 100), with their messages and
+	// attributes (content read), for verification and for explicit targets.
 	ConversationsByID(ctx context.Context, account string, ids []string) ([]ConversationRecord, error)
 
 	// CreateDeletion asks LivePerson to delete ids of one kind (at most 100). It is NOT
@@ -51,7 +53,12 @@ type ChatRecord struct {
 	CustomerIDs  []string // customerInfo customerId values
 	Emails       []string // personalInfo contacts
 	Phones       []string
-	Masked       bool // its content shows LivePerson's deletion mask
+	// ContentRead is true when the answer carried the chat's transcript, so that Masked means
+	// something. A record read without its content proves nothing: neither kept nor erased.
+	ContentRead bool
+	// Masked: the content was read, and every consumer-authored line and every attribute value
+	// shows LivePerson's deletion mask. System and agent lines may stay.
+	Masked bool
 }
 
 // ConversationRecord is one messaging conversation, reduced likewise.
@@ -60,10 +67,17 @@ type ConversationRecord struct {
 	Open           bool
 	Start          time.Time
 	ConsumerIDs    []string // consumer participant ids
-	CustomerIDs    []string
-	Emails         []string
-	Phones         []string
-	Masked         bool
+	// Attribute values from both authenticated (sdes) and unauthenticated (unAuthSdes)
+	// engagement attributes.
+	CustomerIDs []string
+	Emails      []string
+	Phones      []string
+	// ContentRead is true when the answer carried the conversation's messageRecords (and its
+	// attributes). Searches do not ask for messages; verification reads do.
+	ContentRead bool
+	// Masked: the content was read, and every consumer-authored message and every attribute
+	// value shows LivePerson's deletion mask.
+	Masked bool
 }
 
 // Deletion is a LivePerson Personal Data Deletion request.
@@ -75,6 +89,9 @@ type Deletion struct {
 	IDs  []string
 	// Created is LivePerson's request_time.
 	Created time.Time
+	// RequestedBy is LivePerson's requested_by: who created the request (the credentials'
+	// user or application name). Reconciliation uses it when delete_json is absent.
+	RequestedBy string
 }
 
 // LivePerson deletion request statuses.

@@ -23,6 +23,9 @@ type SubmitRequest struct {
 	ReceivedTime         time.Time // zero: now
 	Confirmation         Confirmation
 	ExternalRef          string
+	// Aliases are further identifiers of the same person (at most 10, none of kind
+	// SubjectTargets). Personal data, like Subject.
+	Aliases []Subject
 }
 
 // SubmitResult is what Submit returns.

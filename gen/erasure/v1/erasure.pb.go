@@ -300,6 +300,16 @@ const (
 	BlockedOn_BLOCKED_ON_LIVEPERSON_UNAVAILABLE BlockedOn = 4
 	// Waits for an approver to confirm or reject the plan.
 	BlockedOn_BLOCKED_ON_CONFIRMATION BlockedOn = 5
+	// An identifier may not be searchable in Messaging Interactions (an attribute value made of
+	// numbers with more than three consecutive digits) and no other identifier can stand in for it.
+	// Everything found is erased, but the erasure does not complete by itself: add a searchable
+	// alias (Submit with the same subject and the alias joins this erasure), or confirm the plan as
+	// it is with Resolve.
+	BlockedOn_BLOCKED_ON_IDENTIFIER_UNSEARCHABLE BlockedOn = 6
+	// LivePerson may or may not have created a deletion request for a batch (its answer was lost)
+	// and the service cannot tell which. It is held, never sent again by itself; an operator settles
+	// it with SettleBatch.
+	BlockedOn_BLOCKED_ON_DELETION_OUTCOME_UNKNOWN BlockedOn = 7
 )
 
 // Enum value maps for BlockedOn.
@@ -311,14 +321,18 @@ var (
 		3: "BLOCKED_ON_SEARCH_LAG",
 		4: "BLOCKED_ON_LIVEPERSON_UNAVAILABLE",
 		5: "BLOCKED_ON_CONFIRMATION",
+		6: "BLOCKED_ON_IDENTIFIER_UNSEARCHABLE",
+		7: "BLOCKED_ON_DELETION_OUTCOME_UNKNOWN",
 	}
 	BlockedOn_value = map[string]int32{
-		"BLOCKED_ON_UNSPECIFIED":            0,
-		"BLOCKED_ON_QUOTA":                  1,
-		"BLOCKED_ON_OPEN_CONVERSATIONS":     2,
-		"BLOCKED_ON_SEARCH_LAG":             3,
-		"BLOCKED_ON_LIVEPERSON_UNAVAILABLE": 4,
-		"BLOCKED_ON_CONFIRMATION":           5,
+		"BLOCKED_ON_UNSPECIFIED":              0,
+		"BLOCKED_ON_QUOTA":                    1,
+		"BLOCKED_ON_OPEN_CONVERSATIONS":       2,
+		"BLOCKED_ON_SEARCH_LAG":               3,
+		"BLOCKED_ON_LIVEPERSON_UNAVAILABLE":   4,
+		"BLOCKED_ON_CONFIRMATION":             5,
+		"BLOCKED_ON_IDENTIFIER_UNSEARCHABLE":  6,
+		"BLOCKED_ON_DELETION_OUTCOME_UNKNOWN": 7,
 	}
 )
 
@@ -422,8 +436,11 @@ const (
 	TargetStatus_TARGET_STATUS_SUBMITTED TargetStatus = 4
 	// LivePerson reports the deletion request DONE.
 	TargetStatus_TARGET_STATUS_DONE TargetStatus = 5
-	// Re-read after deletion and found masked or gone.
+	// Re-read after deletion, with its content, and found masked or gone.
 	TargetStatus_TARGET_STATUS_VERIFIED TargetStatus = 6
+	// Named explicitly (or the subject's consumer id) but LivePerson has no such record. Nothing
+	// was erased for it.
+	TargetStatus_TARGET_STATUS_NOT_FOUND TargetStatus = 7
 )
 
 // Enum value maps for TargetStatus.
@@ -436,6 +453,7 @@ var (
 		4: "TARGET_STATUS_SUBMITTED",
 		5: "TARGET_STATUS_DONE",
 		6: "TARGET_STATUS_VERIFIED",
+		7: "TARGET_STATUS_NOT_FOUND",
 	}
 	TargetStatus_value = map[string]int32{
 		"TARGET_STATUS_UNSPECIFIED":   0,
@@ -445,6 +463,7 @@ var (
 		"TARGET_STATUS_SUBMITTED":     4,
 		"TARGET_STATUS_DONE":          5,
 		"TARGET_STATUS_VERIFIED":      6,
+		"TARGET_STATUS_NOT_FOUND":     7,
 	}
 )
 
@@ -537,8 +556,17 @@ type Erasure struct {
 	// (a value with more than three consecutive digits), so messaging records can only be found
 	// through other identifiers or explicit targets.
 	IdentifierUnsearchable bool `protobuf:"varint,25,opt,name=identifier_unsearchable,json=identifierUnsearchable,proto3" json:"identifier_unsearchable,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// How many further identifiers (aliases) of the subject the erasure holds. The aliases
+	// themselves are never returned.
+	AliasCount int32 `protobuf:"varint,26,opt,name=alias_count,json=aliasCount,proto3" json:"alias_count,omitempty"`
+	// True when an approver accepted the plan although an identifier may be unsearchable
+	// (see BLOCKED_ON_IDENTIFIER_UNSEARCHABLE).
+	UnsearchableAccepted bool `protobuf:"varint,27,opt,name=unsearchable_accepted,json=unsearchableAccepted,proto3" json:"unsearchable_accepted,omitempty"`
+	// Batches of this erasure's records whose LivePerson deletion request may or may not have been
+	// created, held until an operator settles them with SettleBatch.
+	HeldBatches   []*HeldBatch `protobuf:"bytes,28,rep,name=held_batches,json=heldBatches,proto3" json:"held_batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Erasure) Reset() {
@@ -746,6 +774,110 @@ func (x *Erasure) GetIdentifierUnsearchable() bool {
 	return false
 }
 
+func (x *Erasure) GetAliasCount() int32 {
+	if x != nil {
+		return x.AliasCount
+	}
+	return 0
+}
+
+func (x *Erasure) GetUnsearchableAccepted() bool {
+	if x != nil {
+		return x.UnsearchableAccepted
+	}
+	return false
+}
+
+func (x *Erasure) GetHeldBatches() []*HeldBatch {
+	if x != nil {
+		return x.HeldBatches
+	}
+	return nil
+}
+
+// A batch whose creation at LivePerson could not be confirmed or ruled out. The service never
+// sends it again by itself.
+type HeldBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The batch, for SettleBatch.
+	BatchId uint64 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// The kind of records it deletes.
+	Kind TargetKind `protobuf:"varint,2,opt,name=kind,proto3,enum=erasure.v1.TargetKind" json:"kind,omitempty"`
+	// How many of this erasure's records it holds.
+	RecordCount int32 `protobuf:"varint,3,opt,name=record_count,json=recordCount,proto3" json:"record_count,omitempty"`
+	// LivePerson requests that might be this batch's (none claimed by another batch).
+	CandidateRequestIds []int64 `protobuf:"varint,4,rep,packed,name=candidate_request_ids,json=candidateRequestIds,proto3" json:"candidate_request_ids,omitempty"`
+	// When its first send was attempted.
+	SendTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=send_time,json=sendTime,proto3" json:"send_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldBatch) Reset() {
+	*x = HeldBatch{}
+	mi := &file_erasure_v1_erasure_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldBatch) ProtoMessage() {}
+
+func (x *HeldBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_erasure_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldBatch.ProtoReflect.Descriptor instead.
+func (*HeldBatch) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HeldBatch) GetBatchId() uint64 {
+	if x != nil {
+		return x.BatchId
+	}
+	return 0
+}
+
+func (x *HeldBatch) GetKind() TargetKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TargetKind_TARGET_KIND_UNSPECIFIED
+}
+
+func (x *HeldBatch) GetRecordCount() int32 {
+	if x != nil {
+		return x.RecordCount
+	}
+	return 0
+}
+
+func (x *HeldBatch) GetCandidateRequestIds() []int64 {
+	if x != nil {
+		return x.CandidateRequestIds
+	}
+	return nil
+}
+
+func (x *HeldBatch) GetSendTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SendTime
+	}
+	return nil
+}
+
 // How many of an erasure's records of one kind are in one status.
 type TargetCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -761,7 +893,7 @@ type TargetCount struct {
 
 func (x *TargetCount) Reset() {
 	*x = TargetCount{}
-	mi := &file_erasure_v1_erasure_proto_msgTypes[1]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +905,7 @@ func (x *TargetCount) String() string {
 func (*TargetCount) ProtoMessage() {}
 
 func (x *TargetCount) ProtoReflect() protoreflect.Message {
-	mi := &file_erasure_v1_erasure_proto_msgTypes[1]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +918,7 @@ func (x *TargetCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetCount.ProtoReflect.Descriptor instead.
 func (*TargetCount) Descriptor() ([]byte, []int) {
-	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{1}
+	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TargetCount) GetKind() TargetKind {
@@ -828,7 +960,7 @@ type LivePersonRequest struct {
 
 func (x *LivePersonRequest) Reset() {
 	*x = LivePersonRequest{}
-	mi := &file_erasure_v1_erasure_proto_msgTypes[2]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +972,7 @@ func (x *LivePersonRequest) String() string {
 func (*LivePersonRequest) ProtoMessage() {}
 
 func (x *LivePersonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_erasure_v1_erasure_proto_msgTypes[2]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +985,7 @@ func (x *LivePersonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LivePersonRequest.ProtoReflect.Descriptor instead.
 func (*LivePersonRequest) Descriptor() ([]byte, []int) {
-	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{2}
+	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LivePersonRequest) GetRequestId() int64 {
@@ -912,14 +1044,23 @@ type Receipt struct {
 	// Ed25519 signature over the signed content (base64).
 	Signature string `protobuf:"bytes,11,opt,name=signature,proto3" json:"signature,omitempty"`
 	// Identifies the public key that verifies the signature.
-	KeyId         string `protobuf:"bytes,12,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyId string `protobuf:"bytes,12,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Keyed fingerprints of the subject's further identifiers (aliases), in the order given.
+	AliasFingerprints []string `protobuf:"bytes,13,rep,name=alias_fingerprints,json=aliasFingerprints,proto3" json:"alias_fingerprints,omitempty"`
+	// Channels in which some identifier could not be searched; an approver accepted the plan
+	// without them. Empty when every identifier was searchable.
+	UnsearchedChannels []Channel `protobuf:"varint,14,rep,packed,name=unsearched_channels,json=unsearchedChannels,proto3,enum=erasure.v1.Channel" json:"unsearched_channels,omitempty"`
+	// Records LivePerson reports deleted that cannot be re-read to verify (consumer profiles).
+	UnverifiableCount int32 `protobuf:"varint,15,opt,name=unverifiable_count,json=unverifiableCount,proto3" json:"unverifiable_count,omitempty"`
+	// Records named explicitly that LivePerson does not have.
+	NotFoundCount int32 `protobuf:"varint,16,opt,name=not_found_count,json=notFoundCount,proto3" json:"not_found_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_erasure_v1_erasure_proto_msgTypes[3]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1072,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_erasure_v1_erasure_proto_msgTypes[3]
+	mi := &file_erasure_v1_erasure_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1085,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{3}
+	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Receipt) GetErasure() string {
@@ -1031,12 +1172,41 @@ func (x *Receipt) GetKeyId() string {
 	return ""
 }
 
+func (x *Receipt) GetAliasFingerprints() []string {
+	if x != nil {
+		return x.AliasFingerprints
+	}
+	return nil
+}
+
+func (x *Receipt) GetUnsearchedChannels() []Channel {
+	if x != nil {
+		return x.UnsearchedChannels
+	}
+	return nil
+}
+
+func (x *Receipt) GetUnverifiableCount() int32 {
+	if x != nil {
+		return x.UnverifiableCount
+	}
+	return 0
+}
+
+func (x *Receipt) GetNotFoundCount() int32 {
+	if x != nil {
+		return x.NotFoundCount
+	}
+	return 0
+}
+
 var File_erasure_v1_erasure_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\n" +
 	"\x18erasure/v1/erasure.proto\x12\n" +
-	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\t\n" +
+	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\n" +
+	"\n" +
 	"\aErasure\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1069,7 +1239,17 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\brevision\x18\x16 \x01(\x03R\brevision\x12!\n" +
 	"\fsubmitted_by\x18\x17 \x01(\tR\vsubmittedBy\x12\x16\n" +
 	"\x06reason\x18\x18 \x01(\tR\x06reason\x127\n" +
-	"\x17identifier_unsearchable\x18\x19 \x01(\bR\x16identifierUnsearchable\"\x81\x01\n" +
+	"\x17identifier_unsearchable\x18\x19 \x01(\bR\x16identifierUnsearchable\x12\x1f\n" +
+	"\valias_count\x18\x1a \x01(\x05R\n" +
+	"aliasCount\x123\n" +
+	"\x15unsearchable_accepted\x18\x1b \x01(\bR\x14unsearchableAccepted\x128\n" +
+	"\fheld_batches\x18\x1c \x03(\v2\x15.erasure.v1.HeldBatchR\vheldBatches\"\xe2\x01\n" +
+	"\tHeldBatch\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12*\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x12!\n" +
+	"\frecord_count\x18\x03 \x01(\x05R\vrecordCount\x122\n" +
+	"\x15candidate_request_ids\x18\x04 \x03(\x03R\x13candidateRequestIds\x127\n" +
+	"\tsend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsendTime\"\x81\x01\n" +
 	"\vTargetCount\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.erasure.v1.TargetStatusR\x06status\x12\x14\n" +
@@ -1079,7 +1259,7 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\x03R\trequestId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12!\n" +
-	"\frecord_count\x18\x04 \x01(\x05R\vrecordCount\"\xfd\x03\n" +
+	"\frecord_count\x18\x04 \x01(\x05R\vrecordCount\"\xc9\x05\n" +
 	"\aReceipt\x12\x18\n" +
 	"\aerasure\x18\x01 \x01(\tR\aerasure\x12\x1d\n" +
 	"\n" +
@@ -1094,7 +1274,11 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\x04hash\x18\n" +
 	" \x01(\tR\x04hash\x12\x1c\n" +
 	"\tsignature\x18\v \x01(\tR\tsignature\x12\x15\n" +
-	"\x06key_id\x18\f \x01(\tR\x05keyId*\x8b\x02\n" +
+	"\x06key_id\x18\f \x01(\tR\x05keyId\x12-\n" +
+	"\x12alias_fingerprints\x18\r \x03(\tR\x11aliasFingerprints\x12D\n" +
+	"\x13unsearched_channels\x18\x0e \x03(\x0e2\x13.erasure.v1.ChannelR\x12unsearchedChannels\x12-\n" +
+	"\x12unverifiable_count\x18\x0f \x01(\x05R\x11unverifiableCount\x12&\n" +
+	"\x0fnot_found_count\x18\x10 \x01(\x05R\rnotFoundCount*\x8b\x02\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATE_RECEIVED\x10\x01\x12\x13\n" +
@@ -1123,20 +1307,22 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\fConfirmation\x12\x1c\n" +
 	"\x18CONFIRMATION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CONFIRMATION_AUTOMATIC\x10\x01\x12\x17\n" +
-	"\x13CONFIRMATION_MANUAL\x10\x02*\xbf\x01\n" +
+	"\x13CONFIRMATION_MANUAL\x10\x02*\x90\x02\n" +
 	"\tBlockedOn\x12\x1a\n" +
 	"\x16BLOCKED_ON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BLOCKED_ON_QUOTA\x10\x01\x12!\n" +
 	"\x1dBLOCKED_ON_OPEN_CONVERSATIONS\x10\x02\x12\x19\n" +
 	"\x15BLOCKED_ON_SEARCH_LAG\x10\x03\x12%\n" +
 	"!BLOCKED_ON_LIVEPERSON_UNAVAILABLE\x10\x04\x12\x1b\n" +
-	"\x17BLOCKED_ON_CONFIRMATION\x10\x05*}\n" +
+	"\x17BLOCKED_ON_CONFIRMATION\x10\x05\x12&\n" +
+	"\"BLOCKED_ON_IDENTIFIER_UNSEARCHABLE\x10\x06\x12'\n" +
+	"#BLOCKED_ON_DELETION_OUTCOME_UNKNOWN\x10\a*}\n" +
 	"\n" +
 	"TargetKind\x12\x1b\n" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TARGET_KIND_ENGAGEMENT\x10\x01\x12\x1c\n" +
 	"\x18TARGET_KIND_CONVERSATION\x10\x02\x12\x18\n" +
-	"\x14TARGET_KIND_CONSUMER\x10\x03*\xd2\x01\n" +
+	"\x14TARGET_KIND_CONSUMER\x10\x03*\xef\x01\n" +
 	"\fTargetStatus\x12\x1d\n" +
 	"\x19TARGET_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TARGET_STATUS_FOUND\x10\x01\x12\x1f\n" +
@@ -1144,7 +1330,8 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\x14TARGET_STATUS_QUEUED\x10\x03\x12\x1b\n" +
 	"\x17TARGET_STATUS_SUBMITTED\x10\x04\x12\x16\n" +
 	"\x12TARGET_STATUS_DONE\x10\x05\x12\x1a\n" +
-	"\x16TARGET_STATUS_VERIFIED\x10\x06B\x9e\x01\n" +
+	"\x16TARGET_STATUS_VERIFIED\x10\x06\x12\x1b\n" +
+	"\x17TARGET_STATUS_NOT_FOUND\x10\aB\x9e\x01\n" +
 	"\x0ecom.erasure.v1B\fErasureProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
 	"Erasure\\V1\xe2\x02\x16Erasure\\V1\\GPBMetadata\xea\x02\vErasure::V1b\x06proto3"
@@ -1162,7 +1349,7 @@ func file_erasure_v1_erasure_proto_rawDescGZIP() []byte {
 }
 
 var file_erasure_v1_erasure_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_erasure_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_erasure_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_erasure_v1_erasure_proto_goTypes = []any{
 	(State)(0),                    // 0: erasure.v1.State
 	(SubjectKind)(0),              // 1: erasure.v1.SubjectKind
@@ -1172,36 +1359,41 @@ var file_erasure_v1_erasure_proto_goTypes = []any{
 	(TargetKind)(0),               // 5: erasure.v1.TargetKind
 	(TargetStatus)(0),             // 6: erasure.v1.TargetStatus
 	(*Erasure)(nil),               // 7: erasure.v1.Erasure
-	(*TargetCount)(nil),           // 8: erasure.v1.TargetCount
-	(*LivePersonRequest)(nil),     // 9: erasure.v1.LivePersonRequest
-	(*Receipt)(nil),               // 10: erasure.v1.Receipt
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*HeldBatch)(nil),             // 8: erasure.v1.HeldBatch
+	(*TargetCount)(nil),           // 9: erasure.v1.TargetCount
+	(*LivePersonRequest)(nil),     // 10: erasure.v1.LivePersonRequest
+	(*Receipt)(nil),               // 11: erasure.v1.Receipt
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_erasure_v1_erasure_proto_depIdxs = []int32{
 	1,  // 0: erasure.v1.Erasure.subject_kind:type_name -> erasure.v1.SubjectKind
 	2,  // 1: erasure.v1.Erasure.channels:type_name -> erasure.v1.Channel
 	3,  // 2: erasure.v1.Erasure.confirmation:type_name -> erasure.v1.Confirmation
 	0,  // 3: erasure.v1.Erasure.state:type_name -> erasure.v1.State
-	11, // 4: erasure.v1.Erasure.received_time:type_name -> google.protobuf.Timestamp
-	11, // 5: erasure.v1.Erasure.create_time:type_name -> google.protobuf.Timestamp
-	11, // 6: erasure.v1.Erasure.update_time:type_name -> google.protobuf.Timestamp
-	11, // 7: erasure.v1.Erasure.due_time:type_name -> google.protobuf.Timestamp
+	12, // 4: erasure.v1.Erasure.received_time:type_name -> google.protobuf.Timestamp
+	12, // 5: erasure.v1.Erasure.create_time:type_name -> google.protobuf.Timestamp
+	12, // 6: erasure.v1.Erasure.update_time:type_name -> google.protobuf.Timestamp
+	12, // 7: erasure.v1.Erasure.due_time:type_name -> google.protobuf.Timestamp
 	4,  // 8: erasure.v1.Erasure.blocked_on:type_name -> erasure.v1.BlockedOn
-	11, // 9: erasure.v1.Erasure.next_attempt_time:type_name -> google.protobuf.Timestamp
-	8,  // 10: erasure.v1.Erasure.target_counts:type_name -> erasure.v1.TargetCount
-	9,  // 11: erasure.v1.Erasure.liveperson_requests:type_name -> erasure.v1.LivePersonRequest
-	10, // 12: erasure.v1.Erasure.receipt:type_name -> erasure.v1.Receipt
-	5,  // 13: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
-	6,  // 14: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
-	5,  // 15: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
-	8,  // 16: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
-	11, // 17: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
-	11, // 18: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 9: erasure.v1.Erasure.next_attempt_time:type_name -> google.protobuf.Timestamp
+	9,  // 10: erasure.v1.Erasure.target_counts:type_name -> erasure.v1.TargetCount
+	10, // 11: erasure.v1.Erasure.liveperson_requests:type_name -> erasure.v1.LivePersonRequest
+	11, // 12: erasure.v1.Erasure.receipt:type_name -> erasure.v1.Receipt
+	8,  // 13: erasure.v1.Erasure.held_batches:type_name -> erasure.v1.HeldBatch
+	5,  // 14: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
+	12, // 15: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
+	5,  // 16: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
+	6,  // 17: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
+	5,  // 18: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
+	9,  // 19: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
+	12, // 20: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
+	12, // 21: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
+	2,  // 22: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_erasure_proto_init() }
@@ -1215,7 +1407,7 @@ func file_erasure_v1_erasure_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_erasure_proto_rawDesc), len(file_erasure_v1_erasure_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

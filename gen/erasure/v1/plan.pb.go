@@ -37,8 +37,10 @@ type Plan struct {
 	LivepersonRequestsNeeded int32 `protobuf:"varint,4,opt,name=liveperson_requests_needed,json=livepersonRequestsNeeded,proto3" json:"liveperson_requests_needed,omitempty"`
 	// True when the subject's identifier cannot be searched in Messaging Interactions.
 	IdentifierUnsearchable bool `protobuf:"varint,5,opt,name=identifier_unsearchable,json=identifierUnsearchable,proto3" json:"identifier_unsearchable,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// Each identifier of the subject (the subject first, then its aliases), by fingerprint.
+	Identifiers   []*PlanIdentifier `protobuf:"bytes,6,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -106,6 +108,78 @@ func (x *Plan) GetIdentifierUnsearchable() bool {
 	return false
 }
 
+func (x *Plan) GetIdentifiers() []*PlanIdentifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+// One identifier of the subject, never the identifier itself.
+type PlanIdentifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What kind of identifier it is.
+	Kind SubjectKind `protobuf:"varint,1,opt,name=kind,proto3,enum=erasure.v1.SubjectKind" json:"kind,omitempty"`
+	// Its keyed fingerprint.
+	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// True when Messaging Interactions may be unable to search it (a value made of numbers with
+	// more than three consecutive digits). It was searched anyway; finding nothing proves nothing.
+	PossiblyUnsearchable bool `protobuf:"varint,3,opt,name=possibly_unsearchable,json=possiblyUnsearchable,proto3" json:"possibly_unsearchable,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *PlanIdentifier) Reset() {
+	*x = PlanIdentifier{}
+	mi := &file_erasure_v1_plan_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanIdentifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanIdentifier) ProtoMessage() {}
+
+func (x *PlanIdentifier) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_plan_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanIdentifier.ProtoReflect.Descriptor instead.
+func (*PlanIdentifier) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_plan_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PlanIdentifier) GetKind() SubjectKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SubjectKind_SUBJECT_KIND_UNSPECIFIED
+}
+
+func (x *PlanIdentifier) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *PlanIdentifier) GetPossiblyUnsearchable() bool {
+	if x != nil {
+		return x.PossiblyUnsearchable
+	}
+	return false
+}
+
 // The records of one kind.
 type PlanGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -119,7 +193,7 @@ type PlanGroup struct {
 
 func (x *PlanGroup) Reset() {
 	*x = PlanGroup{}
-	mi := &file_erasure_v1_plan_proto_msgTypes[1]
+	mi := &file_erasure_v1_plan_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +205,7 @@ func (x *PlanGroup) String() string {
 func (*PlanGroup) ProtoMessage() {}
 
 func (x *PlanGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_erasure_v1_plan_proto_msgTypes[1]
+	mi := &file_erasure_v1_plan_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +218,7 @@ func (x *PlanGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanGroup.ProtoReflect.Descriptor instead.
 func (*PlanGroup) Descriptor() ([]byte, []int) {
-	return file_erasure_v1_plan_proto_rawDescGZIP(), []int{1}
+	return file_erasure_v1_plan_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PlanGroup) GetKind() TargetKind {
@@ -164,19 +238,23 @@ func (x *PlanGroup) GetRecords() []*PlanRecord {
 // One LivePerson record in a plan.
 type PlanRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// LivePerson's id of the record (engagement id, conversation id or consumer id).
+	// LivePerson's id of the record (engagement id, conversation id or consumer id). Empty when
+	// the id is the subject's own identifier (the consumer profile of a consumer_id subject): the
+	// record is then shown by fingerprint.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Where the record is in its deletion.
 	Status TargetStatus `protobuf:"varint,2,opt,name=status,proto3,enum=erasure.v1.TargetStatus" json:"status,omitempty"`
 	// The LivePerson deletion request holding it, once submitted; 0 before.
 	LivepersonRequestId int64 `protobuf:"varint,3,opt,name=liveperson_request_id,json=livepersonRequestId,proto3" json:"liveperson_request_id,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Set instead of id when the record's id is the subject's own identifier.
+	Fingerprint   string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanRecord) Reset() {
 	*x = PlanRecord{}
-	mi := &file_erasure_v1_plan_proto_msgTypes[2]
+	mi := &file_erasure_v1_plan_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -188,7 +266,7 @@ func (x *PlanRecord) String() string {
 func (*PlanRecord) ProtoMessage() {}
 
 func (x *PlanRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_erasure_v1_plan_proto_msgTypes[2]
+	mi := &file_erasure_v1_plan_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -201,7 +279,7 @@ func (x *PlanRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRecord.ProtoReflect.Descriptor instead.
 func (*PlanRecord) Descriptor() ([]byte, []int) {
-	return file_erasure_v1_plan_proto_rawDescGZIP(), []int{2}
+	return file_erasure_v1_plan_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PlanRecord) GetId() string {
@@ -225,26 +303,39 @@ func (x *PlanRecord) GetLivepersonRequestId() int64 {
 	return 0
 }
 
+func (x *PlanRecord) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
 var File_erasure_v1_plan_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_plan_proto_rawDesc = "" +
 	"\n" +
 	"\x15erasure/v1/plan.proto\x12\n" +
-	"erasure.v1\x1a\x18erasure/v1/erasure.proto\"\x81\x02\n" +
+	"erasure.v1\x1a\x18erasure/v1/erasure.proto\"\xbf\x02\n" +
 	"\x04Plan\x12\x1b\n" +
 	"\tplan_etag\x18\x01 \x01(\tR\bplanEtag\x12-\n" +
 	"\x06groups\x18\x02 \x03(\v2\x15.erasure.v1.PlanGroupR\x06groups\x126\n" +
 	"\x17open_conversations_held\x18\x03 \x01(\x05R\x15openConversationsHeld\x12<\n" +
 	"\x1aliveperson_requests_needed\x18\x04 \x01(\x05R\x18livepersonRequestsNeeded\x127\n" +
-	"\x17identifier_unsearchable\x18\x05 \x01(\bR\x16identifierUnsearchable\"i\n" +
+	"\x17identifier_unsearchable\x18\x05 \x01(\bR\x16identifierUnsearchable\x12<\n" +
+	"\videntifiers\x18\x06 \x03(\v2\x1a.erasure.v1.PlanIdentifierR\videntifiers\"\x94\x01\n" +
+	"\x0ePlanIdentifier\x12+\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.erasure.v1.SubjectKindR\x04kind\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x123\n" +
+	"\x15possibly_unsearchable\x18\x03 \x01(\bR\x14possiblyUnsearchable\"i\n" +
 	"\tPlanGroup\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x120\n" +
-	"\arecords\x18\x02 \x03(\v2\x16.erasure.v1.PlanRecordR\arecords\"\x82\x01\n" +
+	"\arecords\x18\x02 \x03(\v2\x16.erasure.v1.PlanRecordR\arecords\"\xa4\x01\n" +
 	"\n" +
 	"PlanRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.erasure.v1.TargetStatusR\x06status\x122\n" +
-	"\x15liveperson_request_id\x18\x03 \x01(\x03R\x13livepersonRequestIdB\x9b\x01\n" +
+	"\x15liveperson_request_id\x18\x03 \x01(\x03R\x13livepersonRequestId\x12 \n" +
+	"\vfingerprint\x18\x04 \x01(\tR\vfingerprintB\x9b\x01\n" +
 	"\x0ecom.erasure.v1B\tPlanProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
 	"Erasure\\V1\xe2\x02\x16Erasure\\V1\\GPBMetadata\xea\x02\vErasure::V1b\x06proto3"
@@ -261,24 +352,28 @@ func file_erasure_v1_plan_proto_rawDescGZIP() []byte {
 	return file_erasure_v1_plan_proto_rawDescData
 }
 
-var file_erasure_v1_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_erasure_v1_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_erasure_v1_plan_proto_goTypes = []any{
-	(*Plan)(nil),       // 0: erasure.v1.Plan
-	(*PlanGroup)(nil),  // 1: erasure.v1.PlanGroup
-	(*PlanRecord)(nil), // 2: erasure.v1.PlanRecord
-	(TargetKind)(0),    // 3: erasure.v1.TargetKind
-	(TargetStatus)(0),  // 4: erasure.v1.TargetStatus
+	(*Plan)(nil),           // 0: erasure.v1.Plan
+	(*PlanIdentifier)(nil), // 1: erasure.v1.PlanIdentifier
+	(*PlanGroup)(nil),      // 2: erasure.v1.PlanGroup
+	(*PlanRecord)(nil),     // 3: erasure.v1.PlanRecord
+	(SubjectKind)(0),       // 4: erasure.v1.SubjectKind
+	(TargetKind)(0),        // 5: erasure.v1.TargetKind
+	(TargetStatus)(0),      // 6: erasure.v1.TargetStatus
 }
 var file_erasure_v1_plan_proto_depIdxs = []int32{
-	1, // 0: erasure.v1.Plan.groups:type_name -> erasure.v1.PlanGroup
-	3, // 1: erasure.v1.PlanGroup.kind:type_name -> erasure.v1.TargetKind
-	2, // 2: erasure.v1.PlanGroup.records:type_name -> erasure.v1.PlanRecord
-	4, // 3: erasure.v1.PlanRecord.status:type_name -> erasure.v1.TargetStatus
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 0: erasure.v1.Plan.groups:type_name -> erasure.v1.PlanGroup
+	1, // 1: erasure.v1.Plan.identifiers:type_name -> erasure.v1.PlanIdentifier
+	4, // 2: erasure.v1.PlanIdentifier.kind:type_name -> erasure.v1.SubjectKind
+	5, // 3: erasure.v1.PlanGroup.kind:type_name -> erasure.v1.TargetKind
+	3, // 4: erasure.v1.PlanGroup.records:type_name -> erasure.v1.PlanRecord
+	6, // 5: erasure.v1.PlanRecord.status:type_name -> erasure.v1.TargetStatus
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_plan_proto_init() }
@@ -293,7 +388,7 @@ func file_erasure_v1_plan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_plan_proto_rawDesc), len(file_erasure_v1_plan_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

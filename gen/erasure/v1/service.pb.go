@@ -44,7 +44,14 @@ type SubmitRequest struct {
 	// How the plan is approved. Unset uses the server's configured default.
 	Confirmation Confirmation `protobuf:"varint,7,opt,name=confirmation,proto3,enum=erasure.v1.Confirmation" json:"confirmation,omitempty"`
 	// The caller's own reference (a ticket id). Must not contain personal data.
-	ExternalRef   string `protobuf:"bytes,8,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
+	ExternalRef string `protobuf:"bytes,8,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
+	// Further identifiers of the same person (at most 10, none of them explicit targets): for
+	// example the e-mail address and phone number of a customer id. Resolution searches every
+	// identifier and a record matching any of them exactly is a target. An open erasure that
+	// shares any identifier with this request is the same subject: the request joins it (its new
+	// aliases are added) and deduplicated is true. Aliases are personal data: stored encrypted,
+	// never returned, logged or signed. JSON: `"aliases": [{"email": "jane@example.com"}]`.
+	Aliases       []*Subject `protobuf:"bytes,9,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,6 +140,13 @@ func (x *SubmitRequest) GetExternalRef() string {
 		return x.ExternalRef
 	}
 	return ""
+}
+
+func (x *SubmitRequest) GetAliases() []*Subject {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
 }
 
 // The result of Submit.
@@ -296,7 +310,9 @@ type ResolvePreview struct {
 	// The data subject.
 	Subject *Subject `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	// Channels to search; empty means both.
-	Channels      []Channel `protobuf:"varint,3,rep,packed,name=channels,proto3,enum=erasure.v1.Channel" json:"channels,omitempty"`
+	Channels []Channel `protobuf:"varint,3,rep,packed,name=channels,proto3,enum=erasure.v1.Channel" json:"channels,omitempty"`
+	// Further identifiers of the same person, as in SubmitRequest.aliases.
+	Aliases       []*Subject `protobuf:"bytes,4,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,6 +364,13 @@ func (x *ResolvePreview) GetSubject() *Subject {
 func (x *ResolvePreview) GetChannels() []Channel {
 	if x != nil {
 		return x.Channels
+	}
+	return nil
+}
+
+func (x *ResolvePreview) GetAliases() []*Subject {
+	if x != nil {
+		return x.Aliases
 	}
 	return nil
 }
@@ -439,7 +462,9 @@ func (*Decision_Confirm) isDecision_Kind() {}
 
 func (*Decision_Reject) isDecision_Kind() {}
 
-// Confirm a plan.
+// Confirm a plan. Also accepted from an erasure waiting with BLOCKED_ON_IDENTIFIER_UNSEARCHABLE:
+// it then completes with the plan as it is, and its receipt names the channels that could not
+// be searched.
 type Confirm struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan_etag of the plan the approver reviewed. If the plan has changed since, the
@@ -1093,12 +1118,181 @@ func (x *WatchEvent) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Settle a batch whose LivePerson deletion request may or may not have been created.
+type SettleBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The LivePerson account (site id) of the batch.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The held batch, as listed in an erasure's held_batches.
+	BatchId uint64 `protobuf:"varint,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// What the operator found at LivePerson.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*SettleBatchRequest_LivepersonRequestId
+	//	*SettleBatchRequest_NotCreated
+	Outcome       isSettleBatchRequest_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleBatchRequest) Reset() {
+	*x = SettleBatchRequest{}
+	mi := &file_erasure_v1_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleBatchRequest) ProtoMessage() {}
+
+func (x *SettleBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleBatchRequest.ProtoReflect.Descriptor instead.
+func (*SettleBatchRequest) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SettleBatchRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SettleBatchRequest) GetBatchId() uint64 {
+	if x != nil {
+		return x.BatchId
+	}
+	return 0
+}
+
+func (x *SettleBatchRequest) GetOutcome() isSettleBatchRequest_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *SettleBatchRequest) GetLivepersonRequestId() int64 {
+	if x != nil {
+		if x, ok := x.Outcome.(*SettleBatchRequest_LivepersonRequestId); ok {
+			return x.LivepersonRequestId
+		}
+	}
+	return 0
+}
+
+func (x *SettleBatchRequest) GetNotCreated() bool {
+	if x != nil {
+		if x, ok := x.Outcome.(*SettleBatchRequest_NotCreated); ok {
+			return x.NotCreated
+		}
+	}
+	return false
+}
+
+type isSettleBatchRequest_Outcome interface {
+	isSettleBatchRequest_Outcome()
+}
+
+type SettleBatchRequest_LivepersonRequestId struct {
+	// The LivePerson deletion request that holds the batch's records.
+	LivepersonRequestId int64 `protobuf:"varint,3,opt,name=liveperson_request_id,json=livepersonRequestId,proto3,oneof"`
+}
+
+type SettleBatchRequest_NotCreated struct {
+	// LivePerson has no request for the batch: send it now.
+	NotCreated bool `protobuf:"varint,4,opt,name=not_created,json=notCreated,proto3,oneof"`
+}
+
+func (*SettleBatchRequest_LivepersonRequestId) isSettleBatchRequest_Outcome() {}
+
+func (*SettleBatchRequest_NotCreated) isSettleBatchRequest_Outcome() {}
+
+// The result of SettleBatch.
+type SettleBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The batch settled.
+	BatchId uint64 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// The LivePerson request the batch now follows; 0 when it is to be sent.
+	LivepersonRequestId int64 `protobuf:"varint,2,opt,name=liveperson_request_id,json=livepersonRequestId,proto3" json:"liveperson_request_id,omitempty"`
+	// The erasures holding records of the batch, after the change.
+	Erasures      []*Erasure `protobuf:"bytes,3,rep,name=erasures,proto3" json:"erasures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleBatchResponse) Reset() {
+	*x = SettleBatchResponse{}
+	mi := &file_erasure_v1_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleBatchResponse) ProtoMessage() {}
+
+func (x *SettleBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleBatchResponse.ProtoReflect.Descriptor instead.
+func (*SettleBatchResponse) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SettleBatchResponse) GetBatchId() uint64 {
+	if x != nil {
+		return x.BatchId
+	}
+	return 0
+}
+
+func (x *SettleBatchResponse) GetLivepersonRequestId() int64 {
+	if x != nil {
+		return x.LivepersonRequestId
+	}
+	return 0
+}
+
+func (x *SettleBatchResponse) GetErasures() []*Erasure {
+	if x != nil {
+		return x.Erasures
+	}
+	return nil
+}
+
 var File_erasure_v1_service_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_service_proto_rawDesc = "" +
 	"\n" +
 	"\x18erasure/v1/service.proto\x12\n" +
-	"erasure.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18erasure/v1/erasure.proto\x1a\x15erasure/v1/plan.proto\x1a\x18erasure/v1/subject.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x03\n" +
+	"erasure.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18erasure/v1/erasure.proto\x1a\x15erasure/v1/plan.proto\x1a\x18erasure/v1/subject.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x06\n" +
 	"\rSubmitRequest\x12'\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\trequestId\x128\n" +
@@ -1109,7 +1303,11 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x16erase_consumer_profile\x18\x05 \x01(\bR\x14eraseConsumerProfile\x12?\n" +
 	"\rreceived_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\freceivedTime\x12F\n" +
 	"\fconfirmation\x18\a \x01(\x0e2\x18.erasure.v1.ConfirmationB\b\xbaH\x05\x82\x01\x02\x10\x01R\fconfirmation\x12<\n" +
-	"\fexternal_ref\x18\b \x01(\tB\x19\xbaH\x16r\x14\x18\x80\x012\x0f^[\\x21-\\x7e ]*$R\vexternalRef\"c\n" +
+	"\fexternal_ref\x18\b \x01(\tB\x19\xbaH\x16r\x14\x18\x80\x012\x0f^[\\x21-\\x7e ]*$R\vexternalRef\x12\x95\x01\n" +
+	"\aaliases\x18\t \x03(\v2\x13.erasure.v1.SubjectBf\xbaHc\x92\x01`\x10\n" +
+	"\"\\\xba\x01Y\n" +
+	"\x12aliases.no_targets\x12/an alias is an identifier, not explicit targets\x1a\x12!has(this.targets)R\aaliases:\x9f\x01\xbaH\x9b\x01\x1a\x98\x01\n" +
+	"\x1esubmit.aliases_need_identifier\x12?aliases go with a subject identifier, not with explicit targets\x1a5size(this.aliases) == 0 || !has(this.subject.targets)\"c\n" +
 	"\x0eSubmitResponse\x12-\n" +
 	"\aerasure\x18\x01 \x01(\v2\x13.erasure.v1.ErasureR\aerasure\x12\"\n" +
 	"\fdeduplicated\x18\x02 \x01(\bR\fdeduplicated\"\xba\x02\n" +
@@ -1118,12 +1316,15 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\apreview\x18\x03 \x01(\v2\x1a.erasure.v1.ResolvePreviewH\x00R\apreview\x120\n" +
 	"\bdecision\x18\x02 \x01(\v2\x14.erasure.v1.DecisionR\bdecision:q\xbaHn\x1al\n" +
 	"\x1bresolve.decision_needs_name\x12&a decision needs a name, not a preview\x1a%!has(this.decision) || has(this.name)B\x0f\n" +
-	"\x06target\x12\x05\xbaH\x02\b\x01\"\xc7\x01\n" +
+	"\x06target\x12\x05\xbaH\x02\b\x01\"\xdf\x02\n" +
 	"\x0eResolvePreview\x128\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x14\x10\x01\x18 2\x0e^[A-Za-z0-9]+$R\taccountId\x125\n" +
 	"\asubject\x18\x02 \x01(\v2\x13.erasure.v1.SubjectB\x06\xbaH\x03\xc8\x01\x01R\asubject\x12D\n" +
-	"\bchannels\x18\x03 \x03(\x0e2\x13.erasure.v1.ChannelB\x13\xbaH\x10\x92\x01\r\x10\x02\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bchannels\"x\n" +
+	"\bchannels\x18\x03 \x03(\x0e2\x13.erasure.v1.ChannelB\x13\xbaH\x10\x92\x01\r\x10\x02\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bchannels\x12\x95\x01\n" +
+	"\aaliases\x18\x04 \x03(\v2\x13.erasure.v1.SubjectBf\xbaHc\x92\x01`\x10\n" +
+	"\"\\\xba\x01Y\n" +
+	"\x12aliases.no_targets\x12/an alias is an identifier, not explicit targets\x1a\x12!has(this.targets)R\aaliases\"x\n" +
 	"\bDecision\x12/\n" +
 	"\aconfirm\x18\x01 \x01(\v2\x13.erasure.v1.ConfirmH\x00R\aconfirm\x12,\n" +
 	"\x06reject\x18\x02 \x01(\v2\x12.erasure.v1.RejectH\x00R\x06rejectB\r\n" +
@@ -1168,13 +1369,26 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12-\n" +
 	"\aerasure\x18\x02 \x01(\v2\x13.erasure.v1.ErasureR\aerasure\x128\n" +
 	"\x0eprevious_state\x18\x03 \x01(\x0e2\x11.erasure.v1.StateR\rpreviousState\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xa1\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xef\x01\n" +
+	"\x12SettleBatchRequest\x128\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x14\x10\x01\x18 2\x0e^[A-Za-z0-9]+$R\taccountId\x12\"\n" +
+	"\bbatch_id\x18\x02 \x01(\x04B\a\xbaH\x042\x02 \x00R\abatchId\x12=\n" +
+	"\x15liveperson_request_id\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x00R\x13livepersonRequestId\x12*\n" +
+	"\vnot_created\x18\x04 \x01(\bB\a\xbaH\x04j\x02\b\x01H\x00R\n" +
+	"notCreatedB\x10\n" +
+	"\aoutcome\x12\x05\xbaH\x02\b\x01\"\x95\x01\n" +
+	"\x13SettleBatchResponse\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x122\n" +
+	"\x15liveperson_request_id\x18\x02 \x01(\x03R\x13livepersonRequestId\x12/\n" +
+	"\berasures\x18\x03 \x03(\v2\x13.erasure.v1.ErasureR\berasures2\xf1\x03\n" +
 	"\x0eErasureService\x12?\n" +
 	"\x06Submit\x12\x19.erasure.v1.SubmitRequest\x1a\x1a.erasure.v1.SubmitResponse\x12B\n" +
 	"\aResolve\x12\x1a.erasure.v1.ResolveRequest\x1a\x1b.erasure.v1.ResolveResponse\x12D\n" +
 	"\x06Status\x12\x19.erasure.v1.StatusRequest\x1a\x1a.erasure.v1.StatusResponse\"\x03\x90\x02\x01\x12>\n" +
 	"\x04List\x12\x17.erasure.v1.ListRequest\x1a\x18.erasure.v1.ListResponse\"\x03\x90\x02\x01\x12?\n" +
-	"\x06Cancel\x12\x19.erasure.v1.CancelRequest\x1a\x1a.erasure.v1.CancelResponse\x12C\n" +
+	"\x06Cancel\x12\x19.erasure.v1.CancelRequest\x1a\x1a.erasure.v1.CancelResponse\x12N\n" +
+	"\vSettleBatch\x12\x1e.erasure.v1.SettleBatchRequest\x1a\x1f.erasure.v1.SettleBatchResponse\x12C\n" +
 	"\x05Watch\x12\x18.erasure.v1.WatchRequest\x1a\x19.erasure.v1.WatchResponse\"\x03\x90\x02\x010\x01B\x9e\x01\n" +
 	"\x0ecom.erasure.v1B\fServiceProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
@@ -1192,7 +1406,7 @@ func file_erasure_v1_service_proto_rawDescGZIP() []byte {
 	return file_erasure_v1_service_proto_rawDescData
 }
 
-var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_erasure_v1_service_proto_goTypes = []any{
 	(*SubmitRequest)(nil),         // 0: erasure.v1.SubmitRequest
 	(*SubmitResponse)(nil),        // 1: erasure.v1.SubmitResponse
@@ -1211,53 +1425,60 @@ var file_erasure_v1_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),          // 14: erasure.v1.WatchRequest
 	(*WatchResponse)(nil),         // 15: erasure.v1.WatchResponse
 	(*WatchEvent)(nil),            // 16: erasure.v1.WatchEvent
-	(*Subject)(nil),               // 17: erasure.v1.Subject
-	(Channel)(0),                  // 18: erasure.v1.Channel
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(Confirmation)(0),             // 20: erasure.v1.Confirmation
-	(*Erasure)(nil),               // 21: erasure.v1.Erasure
-	(*Plan)(nil),                  // 22: erasure.v1.Plan
-	(State)(0),                    // 23: erasure.v1.State
+	(*SettleBatchRequest)(nil),    // 17: erasure.v1.SettleBatchRequest
+	(*SettleBatchResponse)(nil),   // 18: erasure.v1.SettleBatchResponse
+	(*Subject)(nil),               // 19: erasure.v1.Subject
+	(Channel)(0),                  // 20: erasure.v1.Channel
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(Confirmation)(0),             // 22: erasure.v1.Confirmation
+	(*Erasure)(nil),               // 23: erasure.v1.Erasure
+	(*Plan)(nil),                  // 24: erasure.v1.Plan
+	(State)(0),                    // 25: erasure.v1.State
 }
 var file_erasure_v1_service_proto_depIdxs = []int32{
-	17, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
-	18, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
-	19, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
-	20, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
-	21, // 4: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
-	3,  // 5: erasure.v1.ResolveRequest.preview:type_name -> erasure.v1.ResolvePreview
-	4,  // 6: erasure.v1.ResolveRequest.decision:type_name -> erasure.v1.Decision
-	17, // 7: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
-	18, // 8: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
-	5,  // 9: erasure.v1.Decision.confirm:type_name -> erasure.v1.Confirm
-	6,  // 10: erasure.v1.Decision.reject:type_name -> erasure.v1.Reject
-	21, // 11: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
-	22, // 12: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
-	21, // 13: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
-	23, // 14: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
-	21, // 15: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
-	21, // 16: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
-	16, // 17: erasure.v1.WatchResponse.events:type_name -> erasure.v1.WatchEvent
-	21, // 18: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
-	23, // 19: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
-	19, // 20: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	0,  // 21: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
-	2,  // 22: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
-	8,  // 23: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
-	10, // 24: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
-	12, // 25: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
-	14, // 26: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
-	1,  // 27: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
-	7,  // 28: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
-	9,  // 29: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
-	11, // 30: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
-	13, // 31: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
-	15, // 32: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	19, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
+	20, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
+	21, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
+	22, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
+	19, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
+	23, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
+	3,  // 6: erasure.v1.ResolveRequest.preview:type_name -> erasure.v1.ResolvePreview
+	4,  // 7: erasure.v1.ResolveRequest.decision:type_name -> erasure.v1.Decision
+	19, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
+	20, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
+	19, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
+	5,  // 11: erasure.v1.Decision.confirm:type_name -> erasure.v1.Confirm
+	6,  // 12: erasure.v1.Decision.reject:type_name -> erasure.v1.Reject
+	23, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
+	24, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
+	23, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
+	25, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
+	23, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
+	23, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
+	16, // 19: erasure.v1.WatchResponse.events:type_name -> erasure.v1.WatchEvent
+	23, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
+	25, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
+	21, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	23, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
+	0,  // 24: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
+	2,  // 25: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
+	8,  // 26: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
+	10, // 27: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
+	12, // 28: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
+	17, // 29: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
+	14, // 30: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
+	1,  // 31: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
+	7,  // 32: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
+	9,  // 33: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
+	11, // 34: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
+	13, // 35: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
+	18, // 36: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
+	15, // 37: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_service_proto_init() }
@@ -1276,13 +1497,17 @@ func file_erasure_v1_service_proto_init() {
 		(*Decision_Confirm)(nil),
 		(*Decision_Reject)(nil),
 	}
+	file_erasure_v1_service_proto_msgTypes[17].OneofWrappers = []any{
+		(*SettleBatchRequest_LivepersonRequestId)(nil),
+		(*SettleBatchRequest_NotCreated)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_service_proto_rawDesc), len(file_erasure_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

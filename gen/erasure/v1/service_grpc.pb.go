@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ErasureService_Submit_FullMethodName  = "/erasure.v1.ErasureService/Submit"
-	ErasureService_Resolve_FullMethodName = "/erasure.v1.ErasureService/Resolve"
-	ErasureService_Status_FullMethodName  = "/erasure.v1.ErasureService/Status"
-	ErasureService_List_FullMethodName    = "/erasure.v1.ErasureService/List"
-	ErasureService_Cancel_FullMethodName  = "/erasure.v1.ErasureService/Cancel"
-	ErasureService_Watch_FullMethodName   = "/erasure.v1.ErasureService/Watch"
+	ErasureService_Submit_FullMethodName      = "/erasure.v1.ErasureService/Submit"
+	ErasureService_Resolve_FullMethodName     = "/erasure.v1.ErasureService/Resolve"
+	ErasureService_Status_FullMethodName      = "/erasure.v1.ErasureService/Status"
+	ErasureService_List_FullMethodName        = "/erasure.v1.ErasureService/List"
+	ErasureService_Cancel_FullMethodName      = "/erasure.v1.ErasureService/Cancel"
+	ErasureService_SettleBatch_FullMethodName = "/erasure.v1.ErasureService/SettleBatch"
+	ErasureService_Watch_FullMethodName       = "/erasure.v1.ErasureService/Watch"
 )
 
 // ErasureServiceClient is the client API for ErasureService service.
@@ -56,9 +57,18 @@ type ErasureServiceClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// List returns erasures, oldest first, one page at a time.
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
-	// Cancel stops an erasure while nothing of it is final at LivePerson. Once a LivePerson deletion
-	// request holding its records is IN_PROGRESS it fails with FAILED_PRECONDITION.
+	// Cancel stops an erasure while nothing of it is final at LivePerson. Once any LivePerson
+	// deletion request holding its records is IN_PROGRESS or DONE, or any of its records is
+	// deleted, it fails with FAILED_PRECONDITION, whatever the erasure's state.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
+	// SettleBatch tells the service what became of a LivePerson deletion request whose creation
+	// outcome it could not determine by itself (the erasure shows
+	// BLOCKED_ON_DELETION_OUTCOME_UNKNOWN and lists the batch under held_batches). An operator
+	// checks LivePerson's list of deletion requests and answers either with the LivePerson request
+	// id that holds the batch, or that no request was created (the batch is then sent). The
+	// service never sends such a batch again on its own: a second request would cost quota and
+	// delete twice.
+	SettleBatch(ctx context.Context, in *SettleBatchRequest, opts ...grpc.CallOption) (*SettleBatchResponse, error)
 	// Watch streams changes of one erasure (name set) or of all erasures (name empty). It first
 	// replays every change from start_revision, then streams new ones live, in revision order, with
 	// no gap and no duplicate. When idle it sends heartbeats carrying progress_revision. To resume
@@ -126,6 +136,16 @@ func (c *erasureServiceClient) Cancel(ctx context.Context, in *CancelRequest, op
 	return out, nil
 }
 
+func (c *erasureServiceClient) SettleBatch(ctx context.Context, in *SettleBatchRequest, opts ...grpc.CallOption) (*SettleBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SettleBatchResponse)
+	err := c.cc.Invoke(ctx, ErasureService_SettleBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *erasureServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ErasureService_ServiceDesc.Streams[0], ErasureService_Watch_FullMethodName, cOpts...)
@@ -174,9 +194,18 @@ type ErasureServiceServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// List returns erasures, oldest first, one page at a time.
 	List(context.Context, *ListRequest) (*ListResponse, error)
-	// Cancel stops an erasure while nothing of it is final at LivePerson. Once a LivePerson deletion
-	// request holding its records is IN_PROGRESS it fails with FAILED_PRECONDITION.
+	// Cancel stops an erasure while nothing of it is final at LivePerson. Once any LivePerson
+	// deletion request holding its records is IN_PROGRESS or DONE, or any of its records is
+	// deleted, it fails with FAILED_PRECONDITION, whatever the erasure's state.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
+	// SettleBatch tells the service what became of a LivePerson deletion request whose creation
+	// outcome it could not determine by itself (the erasure shows
+	// BLOCKED_ON_DELETION_OUTCOME_UNKNOWN and lists the batch under held_batches). An operator
+	// checks LivePerson's list of deletion requests and answers either with the LivePerson request
+	// id that holds the batch, or that no request was created (the batch is then sent). The
+	// service never sends such a batch again on its own: a second request would cost quota and
+	// delete twice.
+	SettleBatch(context.Context, *SettleBatchRequest) (*SettleBatchResponse, error)
 	// Watch streams changes of one erasure (name set) or of all erasures (name empty). It first
 	// replays every change from start_revision, then streams new ones live, in revision order, with
 	// no gap and no duplicate. When idle it sends heartbeats carrying progress_revision. To resume
@@ -208,6 +237,9 @@ func (UnimplementedErasureServiceServer) List(context.Context, *ListRequest) (*L
 }
 func (UnimplementedErasureServiceServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedErasureServiceServer) SettleBatch(context.Context, *SettleBatchRequest) (*SettleBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SettleBatch not implemented")
 }
 func (UnimplementedErasureServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
@@ -323,6 +355,24 @@ func _ErasureService_Cancel_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ErasureService_SettleBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SettleBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ErasureServiceServer).SettleBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ErasureService_SettleBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ErasureServiceServer).SettleBatch(ctx, req.(*SettleBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ErasureService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -360,6 +410,10 @@ var ErasureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cancel",
 			Handler:    _ErasureService_Cancel_Handler,
+		},
+		{
+			MethodName: "SettleBatch",
+			Handler:    _ErasureService_SettleBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
