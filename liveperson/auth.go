@@ -18,6 +18,20 @@ type Authenticator interface {
 	Authorize(ctx context.Context, account string, req *http.Request) error
 }
 
+type serviceNameKey struct{}
+
+// WithServiceName tells an Authenticator which LivePerson service (e.g. ServiceMessaging) a
+// request is for, so that credentials can be chosen per service.
+func WithServiceName(ctx context.Context, service string) context.Context {
+	return context.WithValue(ctx, serviceNameKey{}, service)
+}
+
+// ServiceName is the LivePerson service a request being authorized is for ("" if unknown).
+func ServiceName(ctx context.Context) string {
+	s, _ := ctx.Value(serviceNameKey{}).(string)
+	return s
+}
+
 // Invalidator is implemented by authenticators that cache credentials. After a
 // 401 the client calls Invalidate with the rejected request and retries once.
 type Invalidator interface {

@@ -126,7 +126,7 @@ func (c *Client) attempt(ctx context.Context, rq request) (*Error, *http.Request
 	if rq.body != nil {
 		req.Header.Set("Content-Type", rq.contentType)
 	}
-	if err := c.auth.Authorize(actx, rq.account, req); err != nil {
+	if err := c.auth.Authorize(WithServiceName(actx, rq.service), rq.account, req); err != nil {
 		var le *Error
 		if errors.As(err, &le) {
 			return le, nil
