@@ -85,3 +85,15 @@ func (h *handler) Cancel(ctx context.Context, req *erasurev1.CancelRequest) (*er
 	}
 	return &erasurev1.CancelResponse{Erasure: toProto(e)}, nil
 }
+
+func (h *handler) SettleBatch(ctx context.Context, req *erasurev1.SettleBatchRequest) (*erasurev1.SettleBatchResponse, error) {
+	res, err := h.svc.SettleBatch(ctx, req.GetAccountId(), req.GetBatchId(), req.GetLivepersonRequestId(), req.GetNotCreated())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &erasurev1.SettleBatchResponse{BatchId: res.BatchID, LivepersonRequestId: res.LPRequestID}
+	for _, e := range res.Erasures {
+		out.Erasures = append(out.Erasures, toProto(e))
+	}
+	return out, nil
+}

@@ -16,7 +16,8 @@ import (
 // targets of several erasures of one account. Exactly-once: the batch's intent (its kind and
 // sorted ids) is committed before the request is sent; LivePerson's request id after. If a send
 // may have reached LivePerson but its answer was lost (timeout, crash), LivePerson's list of
-// requests is searched for the intent's body before anything is sent again.
+// requests is searched for it before anything is sent again (see reconcile); when the list
+// cannot tell, the batch is held for an operator (SettleBatch) and never sent by itself.
 type batch struct {
 	ID       uint64     `json:"id"`
 	Account  string     `json:"account"`
@@ -26,11 +27,21 @@ type batch struct {
 	Erasures []string   `json:"erasures"`
 	Created  time.Time  `json:"created"`
 	Sends    int        `json:"sends"` // POSTs that may have reached LivePerson
-	LPID     int64      `json:"lp_id,omitempty"`
-	Sent     time.Time  `json:"sent,omitzero"` // when LivePerson accepted it
-	AtRisk   bool       `json:"at_risk,omitempty"`
-	NextPoll time.Time  `json:"next_poll,omitzero"`
-	Failures int        `json:"failures,omitempty"`
+	// FirstSend is when the first POST was attempted (committed with Sends going to 1):
+	// LivePerson's requests stamped well before it cannot be this batch's.
+	FirstSend time.Time `json:"first_send,omitzero"`
+	LPID      int64     `json:"lp_id,omitempty"`
+	Sent      time.Time `json:"sent,omitzero"` // when LivePerson accepted it
+	AtRisk    bool      `json:"at_risk,omitempty"`
+	NextPoll  time.Time `json:"next_poll,omitzero"`
+	Failures  int       `json:"failures,omitempty"`
+	// Candidates are, while the batch is held, LivePerson's requests that might be its own.
+	Candidates []int64 `json:"candidates,omitempty"`
+	// Resend is set when an operator settled a held batch as not created: the next send goes
+	// out without reconciling first (the operator already looked). The send clears it.
+	Resend bool `json:"resend,omitempty"`
+	// SettledBy names the operator who settled the batch, when one did.
+	SettledBy string `json:"settled_by,omitempty"`
 }
 
 // Batch states of our own, besides LivePerson's statuses.
@@ -38,6 +49,9 @@ const (
 	batchIntent    = "INTENT"    // committed; maybe sent
 	batchRejected  = "REJECTED"  // LivePerson refused it (4xx): its targets went back to the queue
 	batchDissolved = "DISSOLVED" // quota was spent (429): nothing was created; targets requeued
+	// batchHeld: a send may have reached LivePerson and its list cannot tell whether it did;
+	// only an operator moves it on (SettleBatch).
+	batchHeld = "HELD"
 )
 
 var batchSeqKey = []byte("seq/batch")
@@ -264,6 +278,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 			if hasStatus(ts, TargetDeferredOpen) {
 				r.BlockedOn = BlockedOpenConversations // the rest still waits for its conversation to close
 			}
+			r.BlockedOn = heldFirst(r, r.BlockedOn)
 			if err := p.s.save(tx, r, ts, prev, now); err != nil {
 				return err
 			}
@@ -328,7 +343,9 @@ func queueOf(tx *store.Tx, account string, kind TargetKind) (*queueGroup, error)
 func (p *Pipeline) blockOnQuota(tx *store.Tx, g *queueGroup, now time.Time) error {
 	for _, id := range g.ids {
 		r, err := getRecord(tx, id)
-		if err != nil || r == nil || r.BlockedOn == BlockedQuota {
+		// A held erasure keeps showing its hold: only an operator moves it on, and marking it
+		// again on every flush would write an event each time.
+		if err != nil || r == nil || r.BlockedOn == BlockedQuota || len(r.HeldBatches) > 0 {
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -45,20 +44,29 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
 // have been sent (Sends > 0: an earlier attempt's outcome is unknown, or the process died
-// around the POST) is first looked for in LivePerson's list of requests.
+// around the POST) is first looked for in LivePerson's list of requests, unless an operator has
+// just settled it as not created. Only one batch of an account may have an unknown outcome at a
+// time, so that a request found in the list can be told to be this batch's: a batch whose turn
+// has not come waits.
 func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error {
-	if b.Sends > 0 && !bugNoReconcile {
-		found, ok, err := p.reconcile(ctx, b, ids)
+	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
+		found, err := p.reconcile(ctx, b, ids)
 		if err != nil {
 			return p.batchRetry(ctx, b.ID, err)
 		}
-		if ok {
-			return p.batchCreated(ctx, b.ID, found)
+		switch {
+		case found.claim:
+			return p.batchCreated(ctx, b.ID, found.request, "")
+		case found.hold:
+			return p.hold(ctx, b, found.candidates)
 		}
 	}
 	// Record that a send is about to happen before it happens: a crash after this commit
 	// makes the next attempt reconcile first.
+	now := p.s.now()
+	waiting := false
 	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		waiting = false
 		cur, err := getBatch(tx, b.ID)
 		if err != nil {
 			return err
@@ -66,19 +74,35 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		if cur == nil || cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
 		}
+		turn, err := takeSendTurn(tx, cur)
+		if err != nil {
+			return err
+		}
+		if !turn {
+			// Woken when the batch whose turn it is settles; the late poll is only a safety net.
+			waiting = true
+			if err := p.pollNext(tx, cur, now.Add(p.cfg.PollInterval)); err != nil {
+				return err
+			}
+			return putBatch(tx, cur)
+		}
+		if cur.Sends == 0 {
+			cur.FirstSend = now
+		}
 		cur.Sends++
+		cur.Resend = false
 		return putBatch(tx, cur)
 	})
 	if errors.Is(err, errStale) {
 		return nil // another step moved the batch on; the schedule brings it back if needed
 	}
-	if err != nil {
+	if err != nil || waiting {
 		return err
 	}
 	d, err := p.lp.CreateDeletion(ctx, b.Account, b.Kind, ids)
 	switch {
 	case err == nil:
-		return p.batchCreated(ctx, b.ID, d)
+		return p.batchCreated(ctx, b.ID, d, d.RequestedBy)
 	case errors.Is(err, ErrQuotaExhausted):
 		return p.dissolve(ctx, b.ID, batchDissolved, err)
 	case errors.Is(err, ErrRejected) || errors.Is(err, ErrResidency):
@@ -87,59 +111,40 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	return p.batchRetry(ctx, b.ID, err)
 }
 
-// reconcile looks for the batch's request among LivePerson's requests created since the batch's
-// intent: same kind, same ids, and not already claimed by another batch.
-func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (Deletion, bool, error) {
-	// Open-ended towards the future: LivePerson's clock, not ours, stamps request_time, and a
-	// request missed here would be created a second time.
-	from := b.Created.Add(-48 * time.Hour)
-	list, err := p.lp.ListDeletions(ctx, b.Account, from, time.Time{})
-	if err != nil {
-		return Deletion{}, false, err
-	}
-	claimed := map[int64]bool{}
-	err = p.s.db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
-			var other batch
-			if err := json.Unmarshal(v, &other); err != nil {
-				return false, err
-			}
-			if other.Account == b.Account && other.LPID != 0 && other.ID != b.ID {
-				claimed[other.LPID] = true
-			}
-			return true, nil
-		})
-	})
-	if err != nil {
-		return Deletion{}, false, err
-	}
-	for _, d := range list {
-		got := slices.Sorted(slices.Values(d.IDs))
-		if d.Kind == b.Kind && slices.Equal(got, ids) && !claimed[d.ID] {
-			return d, true, nil
-		}
-	}
-	return Deletion{}, false, nil
-}
-
 // batchCreated records LivePerson's request id and moves the batch's targets to SUBMITTED.
-func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion) error {
+// who is the requested_by of LivePerson's answer to our own create (empty otherwise): it is
+// remembered as who we are at LivePerson.
+func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who string) error {
 	now := p.s.now()
 	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
 		if b.State != batchIntent {
 			return errStale
 		}
-		b.LPID, b.Sent, b.Failures = d.ID, now, 0
-		status := d.Status
-		if status == "" {
-			status = LPNotStarted
+		if who != "" {
+			if err := putRequestedBy(tx, b.Account, who); err != nil {
+				return err
+			}
 		}
-		b.State = status
-		if err := p.applyBatchStatus(tx, b, now); err != nil {
-			return err
-		}
-		return p.pollNext(tx, b, p.nextPoll(b, now))
+		return p.follow(tx, b, d, now)
 	})
+}
+
+// follow makes batch b follow LivePerson request d: a create's answer, a request found in
+// LivePerson's list, or one an operator named. The account's turn to send passes on.
+func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, now time.Time) error {
+	if err := p.releaseSendTurn(tx, b, now); err != nil {
+		return err
+	}
+	b.LPID, b.Sent, b.Failures, b.Candidates = d.ID, now, 0, nil
+	status := d.Status
+	if status == "" {
+		status = LPNotStarted
+	}
+	b.State = status
+	if err := p.applyBatchStatus(tx, b, now); err != nil {
+		return err
+	}
+	return p.pollNext(tx, b, p.nextPoll(b, now))
 }
 
 // pollBatch asks LivePerson for the request's status and applies a change.
@@ -200,6 +205,9 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if b.State != batchIntent {
 			return errStale
 		}
+		if err := p.releaseSendTurn(tx, b, now); err != nil {
+			return err
+		}
 		b.State = state
 		if state == batchDissolved {
 			month := monthOf(now)
@@ -231,7 +239,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				r.State = StateFailed
 				r.LastError = "LivePerson rejected the deletion request twice"
 			case state == batchDissolved:
-				r.BlockedOn = BlockedQuota
+				r.BlockedOn = heldFirst(r, BlockedQuota)
 				r.NextAttemptTime = nextMonth(now)
 			}
 			if !failed {
@@ -274,6 +282,7 @@ func (p *Pipeline) forMembers(tx *store.Tx, b *batch, fn func(r *record, ts []Ta
 func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error {
 	return p.forMembers(tx, b, func(r *record, ts []Target) error {
 		prev := r.State
+		clearHeld(r, ts, b.ID) // a held batch that now follows a request is no longer held
 		n := int32(0)
 		for i := range ts {
 			t := &ts[i]

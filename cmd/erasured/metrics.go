@@ -66,6 +66,9 @@ var (
 	descAtRisk    = prometheus.NewDesc("erasured_erasures_at_risk", "Open erasures that may miss their legal deadline.", nil, nil)
 	descWatchers  = prometheus.NewDesc("erasured_watch_streams", "Open Watch streams.", nil, nil)
 	descQuotaLeft = prometheus.NewDesc("erasured_quota_left", "LivePerson deletion requests left this month, per account.", []string{"account"}, nil)
+	descHeld      = prometheus.NewDesc("erasured_deletion_batches_held",
+		"Deletion batches whose LivePerson create outcome is unknown, held until an operator settles them (SettleBatch), per account.",
+		[]string{"account"}, nil)
 )
 
 // stateCollector reads the counts from the store at scrape time.
@@ -80,6 +83,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAtRisk
 	ch <- descWatchers
 	ch <- descQuotaLeft
+	ch <- descHeld
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -92,5 +96,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWatchers, prometheus.GaugeValue, float64(c.watchers()))
 	for acct, left := range c.quotaLeft() {
 		ch <- prometheus.MustNewConstMetric(descQuotaLeft, prometheus.GaugeValue, float64(left), acct)
+	}
+	if held, err := c.svc.HeldBatchCounts(); err == nil {
+		for acct, n := range held {
+			ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(n), acct)
+		}
 	}
 }

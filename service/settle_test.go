@@ -1,0 +1,128 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestSettleBatchWithRequest: the operator names B's real request; the batch follows it as if
+// its create had answered, the erasure's hold is lifted, and it runs to a receipt.
+func TestSettleBatchWithRequest(t *testing.T) {
+	e, _, b, ours, _ := holdB(t)
+	res, err := e.svc.SettleBatch(WithPrincipal(context.Background(), "operator"), "1234", 2, ours, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BatchID != 2 || res.LPRequestID != ours || len(res.Erasures) != 1 || res.Erasures[0].Name() != b {
+		t.Fatalf("SettleBatch = %+v, want batch 2 following %d with erasure %s", res, ours, b)
+	}
+	if got := res.Erasures[0]; got.State != StateSubmitted || got.BlockedOn != BlockedNone || len(got.HeldBatches) != 0 || got.LastError != "" {
+		t.Errorf("settled erasure: %s, blocked %d, held %+v, last_error %q; want SUBMITTED and no hold",
+			got.State, got.BlockedOn, got.HeldBatches, got.LastError)
+	}
+	e.settle()
+	e.wantFollows(b, ours)
+	e.runLivePersonTimeline()
+	e.wantState(b, StateCompleted)
+	e.wantCreates(2)
+	if counts, err := e.svc.HeldBatchCounts(); err != nil || counts["1234"] != 0 {
+		t.Errorf("HeldBatchCounts() = %v, %v; want none held", counts, err)
+	}
+}
+
+// TestSettleBatchNotCreated: the operator found nothing at LivePerson; the batch is sent exactly
+// once more, without reconciling (which would hold it again: the candidates are still there).
+func TestSettleBatchNotCreated(t *testing.T) {
+	e, _, b, _, _ := holdB(t)
+	res, err := e.svc.SettleBatch(context.Background(), "1234", 2, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LPRequestID != 0 || len(res.Erasures) != 1 {
+		t.Fatalf("SettleBatch = %+v, want batch 2 to be sent, with its erasure", res)
+	}
+	if got := res.Erasures[0]; got.BlockedOn != BlockedNone || len(got.HeldBatches) != 0 {
+		t.Errorf("settled erasure: blocked %d, held %+v; want no hold", got.BlockedOn, got.HeldBatches)
+	}
+	e.settle()
+	e.wantCreates(3)
+	e.wantFollows(b, e.lastRequest())
+	e.advance(e.cfg.PollInterval)
+	e.wantCreates(3)
+}
+
+// TestSettleBatchNotCreatedLostAgain: skipping reconciliation holds for one send only. The
+// resend's answer is lost as well, and that send is reconciled like any other, not repeated.
+func TestSettleBatchNotCreatedLostAgain(t *testing.T) {
+	e, _, b, ours, other := holdB(t)
+	// So that the list can tell this time, the old candidates are stamped long before the
+	// batch's first send: only the resend's own request can be the batch's.
+	e.lp.mu.Lock()
+	e.lp.at[ours], e.lp.at[other] = e.clock.Now().Add(-time.Hour), e.clock.Now().Add(-time.Hour)
+	e.lp.loseAfter = true
+	e.lp.mu.Unlock()
+	e.clock.Advance(time.Hour)
+	if _, err := e.svc.SettleBatch(context.Background(), "1234", 2, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	e.wantCreates(3)
+	e.advance(time.Minute)
+	e.wantCreates(3)
+	e.wantFollows(b, e.lastRequest())
+}
+
+func TestSettleBatchRefusals(t *testing.T) {
+	e, _, _, ours, other := holdB(t)
+	e.lp.echo[other] = true // LivePerson echoes this one's body: not B's records
+	e.lp.fakeLivePerson.mu.Lock()
+	for i := range e.lp.fakeLivePerson.requests {
+		if e.lp.fakeLivePerson.requests[i].ID == other {
+			e.lp.fakeLivePerson.requests[i].Kind, e.lp.fakeLivePerson.requests[i].IDs = KindEngagement, []string{"99"}
+		}
+	}
+	e.lp.fakeLivePerson.mu.Unlock()
+	var idA int64 = 1001 // batch 1's request (A's)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		account    string
+		batch      uint64
+		lpID       int64
+		notCreated bool
+		getErr     error
+		kind       ErrorKind
+		reason     string
+	}{
+		{"no outcome given", "1234", 2, 0, false, nil, KindInvalid, "INVALID_OUTCOME"},
+		{"both outcomes given", "1234", 2, ours, true, nil, KindInvalid, "INVALID_OUTCOME"},
+		{"unknown batch", "1234", 99, ours, false, nil, KindNotFound, "BATCH_NOT_FOUND"},
+		{"another account's batch", "9999", 2, ours, false, nil, KindNotFound, "BATCH_NOT_FOUND"},
+		{"a batch that is not held", "1234", 1, idA, false, nil, KindFailedPrecondition, "BATCH_NOT_HELD"},
+		{"not held, not created", "1234", 1, 0, true, nil, KindFailedPrecondition, "BATCH_NOT_HELD"},
+		{"a request another batch follows", "1234", 2, idA, false, nil, KindFailedPrecondition, "LIVEPERSON_REQUEST_CLAIMED"},
+		{"a request LivePerson does not have", "1234", 2, 4242, false, nil, KindFailedPrecondition, "LIVEPERSON_REQUEST_NOT_FOUND"},
+		{"a request holding other records", "1234", 2, other, false, nil, KindFailedPrecondition, "LIVEPERSON_REQUEST_MISMATCH"},
+		{"LivePerson unavailable", "1234", 2, ours, false, fmt.Errorf("%w: 503", ErrUnavailable), KindUnavailable, "LIVEPERSON_UNAVAILABLE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.lp.mu.Lock()
+			e.lp.getErr = tc.getErr
+			e.lp.mu.Unlock()
+			_, err := e.svc.SettleBatch(ctx, tc.account, tc.batch, tc.lpID, tc.notCreated)
+			var se *Error
+			if !asError(err, &se) || se.Kind != tc.kind || se.Reason != tc.reason {
+				t.Fatalf("SettleBatch(%s, %d, %d, %v) = %v, want kind %d reason %s", tc.account, tc.batch, tc.lpID, tc.notCreated, err, tc.kind, tc.reason)
+			}
+		})
+	}
+	e.lp.getErr = nil
+	// Every refusal left the batch held.
+	var b *batch
+	if err := e.db.View(func(tx *storeTx) (err error) { b, err = getBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
+		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
+	}
+	e.wantCreates(2)
+}
