@@ -138,7 +138,9 @@ func defaultConfig() Config {
 }
 
 // loadConfig reads flags, then the config file they name (if any), then lets flags and ERASURED_*
-// environment variables override file values (flags win). getenv is injectable for tests.
+// environment variables override file values (flags win). Account secrets are read too, from their
+// files or ERASURED_ACCOUNT_* variables (see AccountAuth), so that every problem is reported at
+// once. getenv is injectable for tests.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("erasured", flag.ContinueOnError)
 	var (

@@ -237,3 +237,24 @@ func TestGuardOutsideTestMode(t *testing.T) {
 		t.Error("a region configured with no patterns accepted for an account in it")
 	}
 }
+
+// TestRouterOneLookupInFlight: concurrent callers of a slow Domain API share
+// one single-form lookup per service.
+func TestRouterOneLookupInFlight(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultLatency, Latency: 50 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 10 {
+		for _, svc := range []string{liveperson.ServiceDeletion, liveperson.ServiceMessaging} {
+			wg.Go(func() {
+				if _, err := f.router.Host(context.Background(), "1234", svc); err != nil {
+					t.Errorf("Host(%s) = %v", svc, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := f.calls(lpsim.OpBaseURI); n != 2 {
+		t.Errorf("%d single-form calls for 20 concurrent callers of two services, want 2", n)
+	}
+}
