@@ -55,6 +55,58 @@ func (s StaticBearer) Authorize(_ context.Context, account string, req *http.Req
 	return nil
 }
 
+// Authentication method names, as the configuration and the start-up
+// credential check spell them.
+const (
+	MethodOAuth2 = "oauth2"
+	MethodOAuth1 = "oauth1"
+	MethodStatic = "static"
+)
+
+// PerService authenticates each request with the method chosen for its
+// account and LivePerson service (ServiceName): LivePerson documents OAuth 2.0
+// for Engagement History but only app keys for Messaging Interactions and
+// Personal Data Deletion, so one account may need both.
+type PerService struct {
+	// Methods maps account → service → method name; the service "" holds the
+	// account's method for services not listed.
+	Methods map[string]map[string]string
+	// Authenticators are the authenticators by method name.
+	Authenticators map[string]Authenticator
+}
+
+var _ Invalidator = (*PerService)(nil)
+
+// Method is the method name used for the account's service ("" when the
+// account has none).
+func (p *PerService) Method(account, service string) string {
+	m := p.Methods[account]
+	if name, ok := m[service]; ok {
+		return name
+	}
+	return m[""]
+}
+
+// Authorize delegates to the authenticator of the request's account and service.
+func (p *PerService) Authorize(ctx context.Context, account string, req *http.Request) error {
+	service := ServiceName(ctx)
+	a, ok := p.Authenticators[p.Method(account, service)]
+	if !ok {
+		return &Error{Kind: KindUnauthorized, Service: service, Op: "auth", Reason: "no credentials for account and service"}
+	}
+	return a.Authorize(ctx, account, req)
+}
+
+// Invalidate passes a rejected request to every authenticator that caches
+// credentials; each drops only what the request carried (a token of its own).
+func (p *PerService) Invalidate(account string, rejected *http.Request) {
+	for _, a := range p.Authenticators {
+		if inv, ok := a.(Invalidator); ok {
+			inv.Invalidate(account, rejected)
+		}
+	}
+}
+
 // noAuth is for the calls that take none (Domain API, sentinel itself).
 type noAuth struct{}
 

@@ -198,3 +198,78 @@ func TestOAuth2RenewalFailureKeepsToken(t *testing.T) {
 		t.Errorf("%d token requests, want a renewal attempt", n)
 	}
 }
+
+// TestPerServiceAuth: one account uses OAuth 2.0 for Engagement History and
+// app keys for Messaging Interactions and deletion; each service receives its
+// own scheme, and the simulator accepts each.
+func TestPerServiceAuth(t *testing.T) {
+	e, o2 := oauth2Env(t, "lpsim-secret-"+acct)
+	a := lpsim.DefaultAccount(acct, "us")
+	o1 := &liveperson.OAuth1{Keys: map[string]liveperson.OAuth1Keys{acct: {ConsumerKey: a.OAuth1.ConsumerKey,
+		ConsumerSecret: a.OAuth1.ConsumerSecret, Token: a.OAuth1.Token, TokenSecret: a.OAuth1.TokenSecret}}}
+	auth := &liveperson.PerService{
+		Methods: map[string]map[string]string{acct: {"": liveperson.MethodOAuth1,
+			liveperson.ServiceEngagements: liveperson.MethodOAuth2}},
+		Authenticators: map[string]liveperson.Authenticator{liveperson.MethodOAuth2: o2, liveperson.MethodOAuth1: o1},
+	}
+	c, err := liveperson.New(liveperson.WithResolver(e.resolver()), liveperson.WithAuth(auth),
+		liveperson.WithSource("erasured-test"), liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.SearchEngagements(ctx, acct, liveperson.EngagementQuery{From: t0.Add(-time.Hour), To: t0}); err != nil {
+		t.Errorf("engagements: %v", err)
+	}
+	if _, err := c.SearchConversations(ctx, acct, liveperson.ConversationQuery{From: t0.Add(-time.Hour), To: t0}); err != nil {
+		t.Errorf("conversations: %v", err)
+	}
+	if _, err := c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Errorf("deletions: %v", err)
+	}
+	want := map[string]string{lpsim.ServiceEngHist: "bearer", lpsim.ServiceMsgHist: "oauth1",
+		lpsim.ServiceRTBF: "oauth1", lpsim.ServiceSentinel: "none"}
+	for _, call := range e.sim.Calls() {
+		if call.Service == lpsim.ServiceDomain {
+			continue
+		}
+		if call.Auth != want[call.Service] || call.Status != 200 {
+			t.Errorf("%s call: auth %s, status %d; want auth %s, status 200", call.Service, call.Auth, call.Status, want[call.Service])
+		}
+	}
+	if got := auth.Method(acct, liveperson.ServiceMessaging); got != liveperson.MethodOAuth1 {
+		t.Errorf("Method(msgHist) = %q, want the account's default oauth1", got)
+	}
+	// An account without methods is refused before anything is sent.
+	before := len(e.sim.Calls())
+	if _, err := c.ListDeletions(ctx, "9999", liveperson.DeletionFilter{}); !liveperson.IsUnauthorized(err) {
+		t.Errorf("unknown account: %v, want unauthorized", err)
+	}
+	if n := len(e.sim.Calls()); n != before {
+		t.Errorf("%d calls sent for an account without credentials", n-before)
+	}
+}
+
+// TestPerServiceInvalidate: a token LivePerson rejects is dropped through
+// PerService, so the retry carries a new one.
+func TestPerServiceInvalidate(t *testing.T) {
+	e, o2 := oauth2Env(t, "lpsim-secret-"+acct)
+	auth := &liveperson.PerService{Methods: map[string]map[string]string{acct: {"": liveperson.MethodOAuth2}},
+		Authenticators: map[string]liveperson.Authenticator{liveperson.MethodOAuth2: o2}}
+	c, err := liveperson.New(liveperson.WithResolver(e.resolver()), liveperson.WithAuth(auth),
+		liveperson.WithSource("erasured-test"), liveperson.WithClock(e.clk), liveperson.WithHTTPClient(e.srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	e.simClk.Advance(2 * time.Hour) // only LivePerson's clock: it rejects the cached token
+	if _, err := c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatalf("after server-side expiry: %v", err)
+	}
+	if n := tokenCalls(e); n != 2 {
+		t.Errorf("%d token requests, want 2 (the rejected token replaced)", n)
+	}
+}

@@ -1,18 +1,24 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/liveperson/region"
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the configuration file (YAML). The keys named in SPEC §7 are a contract.
+// Config is the configuration file (YAML). Its key names are a contract: deployments and test
+// setups outside the project write them.
 type Config struct {
 	Listen        string `yaml:"listen"`
 	MetricsListen string `yaml:"metrics_listen"`
@@ -22,6 +28,12 @@ type Config struct {
 		Source         string   `yaml:"source"`
 		CancelWindow   Duration `yaml:"cancel_window"`
 		DeletionWindow Duration `yaml:"deletion_window"`
+		// HostPatterns replace the residency guard's host patterns (path.Match syntax) of the
+		// regions given, e.g. {uk: ["lo.*.liveperson.net", "lo-*.liveperson.net"]}.
+		HostPatterns map[string][]string `yaml:"host_patterns"`
+		// DiscoveryListForm asks the Domain API for all of an account's services at once before
+		// asking for each alone. Off by default: LivePerson documents only the single form.
+		DiscoveryListForm bool `yaml:"discovery_list_form"`
 	} `yaml:"liveperson"`
 	Accounts []Account `yaml:"accounts"`
 	Pipeline struct {
@@ -46,28 +58,47 @@ type Config struct {
 		KeepRevisions uint64 `yaml:"keep_revisions"`
 	} `yaml:"history"`
 
-	sandbox       bool   // no config file: the sandbox
-	sandboxSecret string // the simulator's client secret, in the sandbox only
+	sandbox           bool                // no config file: the sandbox
+	sandboxSecret     string              // the simulator's client secret, in the sandbox only
+	noCredentialCheck bool                // --no-credential-check
+	getenv            func(string) string // where secrets in the environment are read; nil: none
 }
 
 // Account is one LivePerson account the service may act on.
 type Account struct {
-	ID           string `yaml:"id"`
-	Region       string `yaml:"region"`
-	MonthlyQuota int    `yaml:"monthly_quota"`
-	Auth         struct {
-		OAuth2 struct {
-			ClientID         string `yaml:"client_id"`
-			ClientSecretFile string `yaml:"client_secret_file"`
-		} `yaml:"oauth2"`
-		// OAuth1 is LivePerson's legacy app-key authentication (ended 2026-05-31).
-		OAuth1 *struct {
-			ConsumerKey        string `yaml:"consumer_key"`
-			ConsumerSecretFile string `yaml:"consumer_secret_file"`
-			Token              string `yaml:"token"`
-			TokenSecretFile    string `yaml:"token_secret_file"`
-		} `yaml:"oauth1"`
-	} `yaml:"auth"`
+	ID           string      `yaml:"id"`
+	Region       string      `yaml:"region"`
+	MonthlyQuota int         `yaml:"monthly_quota"`
+	Auth         AccountAuth `yaml:"auth"`
+}
+
+// AccountAuth holds an account's LivePerson credentials and the method each service uses. Each
+// secret is read from the file named, or from the environment, which wins:
+// ERASURED_ACCOUNT_<id>_OAUTH2_CLIENT_SECRET, ERASURED_ACCOUNT_<id>_OAUTH1_CONSUMER_SECRET,
+// ERASURED_ACCOUNT_<id>_OAUTH1_TOKEN_SECRET.
+type AccountAuth struct {
+	OAuth2 OAuth2Auth `yaml:"oauth2"`
+	// OAuth1 is LivePerson's legacy app-key authentication (ended 2026-05-31).
+	OAuth1 *OAuth1Auth `yaml:"oauth1"`
+	// Services maps a LivePerson service (rtbf, engHistDomain, msgHist) to the method it uses,
+	// oauth2 or oauth1. A service not listed uses oauth2 when it is configured, else oauth1:
+	// LivePerson documents OAuth 2.0 only for Engagement History, so another service may need
+	// the app keys.
+	Services map[string]string `yaml:"services"`
+}
+
+// OAuth2Auth are OAuth 2.0 client credentials, exchanged at sentinel for tokens.
+type OAuth2Auth struct {
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+}
+
+// OAuth1Auth are LivePerson's four app-key values.
+type OAuth1Auth struct {
+	ConsumerKey        string `yaml:"consumer_key"`
+	ConsumerSecretFile string `yaml:"consumer_secret_file"`
+	Token              string `yaml:"token"`
+	TokenSecretFile    string `yaml:"token_secret_file"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("2h", "90s").
@@ -107,7 +138,9 @@ func defaultConfig() Config {
 }
 
 // loadConfig reads flags, then the config file they name (if any), then lets flags and ERASURED_*
-// environment variables override file values (flags win). getenv is injectable for tests.
+// environment variables override file values (flags win). Account secrets are read too, from their
+// files or ERASURED_ACCOUNT_* variables (see AccountAuth), so that every problem is reported at
+// once. getenv is injectable for tests.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("erasured", flag.ContinueOnError)
 	var (
@@ -115,6 +148,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		listen        = fs.String("listen", "", "gRPC listen address (default 127.0.0.1:50051)")
 		db            = fs.String("db", "", "bbolt database file (default var/erasure.db)")
 		metricsListen = fs.String("metrics-listen", "", "Prometheus metrics listen address (default: off)")
+		noCheck       = fs.Bool("no-credential-check", false, "skip the start-up call that checks each account's LivePerson credentials")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -123,6 +157,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c := defaultConfig()
+	c.getenv, c.noCredentialCheck = getenv, *noCheck
 	path := firstNonEmpty(*configPath, getenv("ERASURED_CONFIG"))
 	if path == "" {
 		c.sandbox = true
@@ -192,16 +227,29 @@ func (c *Config) validate() error {
 			bad("accounts[%d].id %q is listed twice", i, a.ID)
 		}
 		seen[a.ID] = true
-		switch a.Region {
-		case "us", "uk", "apac":
-		default:
+		if !slices.Contains(region.Regions(), a.Region) {
 			bad("accounts[%d].region must be us, uk or apac, not %q", i, a.Region)
 		}
 		if a.MonthlyQuota < 0 {
 			bad("accounts[%d].monthly_quota must not be negative", i)
 		}
 	}
-	return errors.Join(errs...)
+	for _, reg := range slices.Sorted(maps.Keys(c.LivePerson.HostPatterns)) {
+		pats := c.LivePerson.HostPatterns[reg]
+		if !slices.Contains(region.Regions(), reg) {
+			bad("liveperson.host_patterns.%s: unknown region (us, uk or apac)", reg)
+		}
+		if len(pats) == 0 {
+			bad("liveperson.host_patterns.%s is empty", reg)
+		}
+		for i, p := range pats {
+			if err := region.CheckPattern(p); err != nil {
+				bad("liveperson.host_patterns.%s[%d]: %v", reg, i, err)
+			}
+		}
+	}
+	_, err := c.credentials()
+	return errors.Join(append(errs, err)...)
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -211,4 +259,140 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// authServices are the LivePerson services erasured calls with an account's credentials.
+var authServices = []string{liveperson.ServiceDeletion, liveperson.ServiceEngagements, liveperson.ServiceMessaging}
+
+// credentials are one account's secrets, read, and the method each service uses.
+type credentials struct {
+	oauth2 *liveperson.ClientCredentials // nil when not configured
+	oauth1 *liveperson.OAuth1Keys        // nil when not configured
+	// methods is the method of every one of authServices, and under "" the method of any
+	// other service.
+	methods map[string]string
+}
+
+// credentials checks every account's auth section and reads its secrets from files or the
+// environment. It reports every problem at once, naming the key, never a secret.
+func (c *Config) credentials() (map[string]credentials, error) {
+	out := make(map[string]credentials, len(c.Accounts))
+	var errs []error
+	for i, a := range c.Accounts {
+		cr, aerrs := c.accountCredentials(i, a)
+		out[a.ID] = cr
+		errs = append(errs, aerrs...)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (c *Config) accountCredentials(i int, a Account) (credentials, []error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("accounts[%d].auth%s", i, fmt.Sprintf(format, args...)))
+	}
+	// secret reads one secret: the environment variable wins over the file. ok is false when a
+	// problem was reported already.
+	secret := func(key, file, env string) (v string, ok bool) {
+		if v := strings.TrimSpace(c.env(env)); v != "" {
+			return v, true
+		}
+		if file == "" {
+			return "", true
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			bad(".%s: %v", key, err)
+			return "", false
+		}
+		if v = strings.TrimSpace(string(raw)); v == "" {
+			bad(".%s: %s is empty", key, file)
+			return "", false
+		}
+		return v, true
+	}
+	var cr credentials
+	if o2 := a.Auth.OAuth2; o2.ClientID != "" || o2.ClientSecretFile != "" {
+		if o2.ClientID == "" {
+			bad(".oauth2.client_id is required")
+		}
+		env := secretEnv(a.ID, "OAUTH2_CLIENT_SECRET")
+		v, ok := secret("oauth2.client_secret_file", o2.ClientSecretFile, env)
+		if ok && v == "" {
+			v = c.sandboxSecret
+		}
+		if ok && v == "" {
+			bad(".oauth2: a client secret is required (client_secret_file or %s)", env)
+		}
+		cr.oauth2 = &liveperson.ClientCredentials{ClientID: o2.ClientID, ClientSecret: v}
+	}
+	if o1 := a.Auth.OAuth1; o1 != nil {
+		if o1.ConsumerKey == "" {
+			bad(".oauth1.consumer_key is required")
+		}
+		if o1.Token == "" {
+			bad(".oauth1.token is required")
+		}
+		keys := liveperson.OAuth1Keys{ConsumerKey: o1.ConsumerKey, Token: o1.Token}
+		for _, s := range []struct {
+			key, file, env string
+			into           *string
+		}{
+			{"oauth1.consumer_secret_file", o1.ConsumerSecretFile, secretEnv(a.ID, "OAUTH1_CONSUMER_SECRET"), &keys.ConsumerSecret},
+			{"oauth1.token_secret_file", o1.TokenSecretFile, secretEnv(a.ID, "OAUTH1_TOKEN_SECRET"), &keys.TokenSecret},
+		} {
+			v, ok := secret(s.key, s.file, s.env)
+			if ok && v == "" {
+				bad(".%s or %s is required", s.key, s.env)
+			}
+			*s.into = v
+		}
+		cr.oauth1 = &keys
+	}
+	def := liveperson.MethodOAuth2
+	switch {
+	case cr.oauth2 != nil:
+	case cr.oauth1 != nil:
+		def = liveperson.MethodOAuth1
+	default:
+		bad(": oauth2 or oauth1 credentials are required")
+	}
+	for _, svc := range slices.Sorted(maps.Keys(a.Auth.Services)) {
+		m := a.Auth.Services[svc]
+		switch {
+		case !slices.Contains(authServices, svc):
+			bad(".services.%s: unknown service (rtbf, engHistDomain or msgHist)", svc)
+		case m == liveperson.MethodOAuth2 && cr.oauth2 == nil, m == liveperson.MethodOAuth1 && cr.oauth1 == nil:
+			bad(".services.%s: %s is not configured for the account", svc, m)
+		case m != liveperson.MethodOAuth2 && m != liveperson.MethodOAuth1:
+			bad(".services.%s: unknown method %q (oauth2 or oauth1)", svc, m)
+		}
+	}
+	cr.methods = map[string]string{"": def}
+	for _, svc := range authServices {
+		cr.methods[svc] = cmp.Or(a.Auth.Services[svc], def)
+	}
+	return cr, errs
+}
+
+// secretEnv names the environment variable of one of an account's secrets, e.g.
+// ERASURED_ACCOUNT_12345678_OAUTH2_CLIENT_SECRET.
+func secretEnv(account, name string) string {
+	id := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		}
+		return '_'
+	}, account)
+	return "ERASURED_ACCOUNT_" + id + "_" + name
+}
+
+func (c *Config) env(name string) string {
+	if c.getenv == nil {
+		return ""
+	}
+	return c.getenv(name)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func noEnv(string) string { return "" }
@@ -21,7 +23,10 @@ func TestSandboxDefaults(t *testing.T) {
 }
 
 func TestConfigFileAndOverrides(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "erasured.yaml")
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	path := filepath.Join(dir, "erasured.yaml")
 	os.WriteFile(path, []byte(`
 listen: 127.0.0.1:6000
 db: /tmp/x.db
@@ -30,6 +35,9 @@ liveperson:
   source: brandx
   cancel_window: 2s
   deletion_window: 3s
+  discovery_list_form: true
+  host_patterns:
+    uk: ["eu-*.liveperson.net"]
 accounts:
   - id: "1234"
     region: uk
@@ -37,7 +45,14 @@ accounts:
     auth:
       oauth2:
         client_id: abc
-        client_secret_file: /run/secret
+        client_secret_file: `+secret+`
+      oauth1:
+        consumer_key: ck
+        consumer_secret_file: `+secret+`
+        token: tk
+        token_secret_file: `+secret+`
+      services:
+        msgHist: oauth1
 pipeline:
   search_lag: 1s
   batch_max_wait: 500ms
@@ -47,7 +62,8 @@ privacy:
   retention: 1h
 `), 0o600)
 	env := map[string]string{"ERASURED_DB": "/tmp/from-env.db"}
-	c, err := loadConfig([]string{"--config", path, "--listen", "127.0.0.1:7000"}, func(k string) string { return env[k] })
+	c, err := loadConfig([]string{"--config", path, "--listen", "127.0.0.1:7000", "--no-credential-check"},
+		func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,31 +79,109 @@ privacy:
 	if c.LivePerson.CancelWindow.Duration != 2*time.Second || c.Pipeline.PollInterval.Duration != 100*time.Millisecond {
 		t.Errorf("durations = %v %v", c.LivePerson.CancelWindow, c.Pipeline.PollInterval)
 	}
-	if a := c.Accounts[0]; a.ID != "1234" || a.Region != "uk" || a.MonthlyQuota != 50 || a.Auth.OAuth2.ClientSecretFile != "/run/secret" {
+	if a := c.Accounts[0]; a.ID != "1234" || a.Region != "uk" || a.MonthlyQuota != 50 || a.Auth.OAuth2.ClientSecretFile != secret {
 		t.Errorf("account = %+v", a)
+	}
+	if lp := c.LivePerson; !lp.DiscoveryListForm || len(lp.HostPatterns) != 1 || lp.HostPatterns["uk"][0] != "eu-*.liveperson.net" {
+		t.Errorf("discovery_list_form = %v, host_patterns = %v", lp.DiscoveryListForm, lp.HostPatterns)
+	}
+	if !c.noCredentialCheck {
+		t.Error("--no-credential-check not taken")
+	}
+	creds, err := c.credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := creds["1234"]
+	if cr.oauth2 == nil || cr.oauth2.ClientSecret != "s3cret" || cr.oauth1 == nil || cr.oauth1.TokenSecret != "s3cret" {
+		t.Errorf("credentials = %+v", cr)
+	}
+	want := map[string]string{"": "oauth2", "rtbf": "oauth2", "engHistDomain": "oauth2", "msgHist": "oauth1"}
+	if diff := cmp.Diff(want, cr.methods); diff != "" {
+		t.Errorf("methods (-want +got):\n%s", diff)
 	}
 }
 
 func TestConfigReportsEveryProblem(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.yaml")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(path, []byte(`
 listen: nowhere
 liveperson:
   source: this-source-name-is-far-too-long
+  host_patterns:
+    us: ["va.[x"]
+    eu: ["eu.*"]
+    apac: []
 accounts:
   - id: "1"
     region: mars
   - id: "1"
     region: us
+    auth:
+      oauth2:
+        client_secret_file: `+filepath.Join(dir, "missing")+`
+      services:
+        msgHist: oauth1
+        chat: oauth2
+  - id: "3"
+    region: uk
+    auth:
+      oauth1:
+        consumer_key: ck
+      services:
+        rtbf: basic
 `), 0o600)
 	_, err := loadConfig([]string{"--config", path}, noEnv)
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, want := range []string{"listen", "master_key_file", "liveperson.source", "region must be", "listed twice"} {
+	for _, want := range []string{"listen", "master_key_file", "liveperson.source", "region must be", "listed twice",
+		"liveperson.host_patterns.us[0]", "liveperson.host_patterns.eu: unknown region", "liveperson.host_patterns.apac is empty",
+		"accounts[0].auth: oauth2 or oauth1 credentials are required",
+		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: open",
+		"accounts[1].auth.services.msgHist: oauth1 is not configured", "accounts[1].auth.services.chat: unknown service",
+		"accounts[2].auth.oauth1.token is required", "ERASURED_ACCOUNT_3_OAUTH1_CONSUMER_SECRET",
+		"accounts[2].auth.services.rtbf: unknown method"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestConfigSecretsFromEnv: a secret in ERASURED_ACCOUNT_<id>_… serves without a file and
+// wins over one; an account with only app keys uses them for every service.
+func TestConfigSecretsFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	os.WriteFile(file, []byte("from-file\n"), 0o600)
+	c := defaultConfig()
+	c.Accounts = []Account{{ID: "1111", Region: "us"}, {ID: "2222", Region: "us"}}
+	c.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: "id", ClientSecretFile: file}
+	c.Accounts[1].Auth.OAuth1 = &OAuth1Auth{ConsumerKey: "ck", Token: "tk", TokenSecretFile: file}
+	env := map[string]string{
+		"ERASURED_ACCOUNT_1111_OAUTH2_CLIENT_SECRET":   "from-env",
+		"ERASURED_ACCOUNT_2222_OAUTH1_CONSUMER_SECRET": "cs-env",
+	}
+	c.getenv = func(k string) string { return env[k] }
+	creds, err := c.credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := creds["1111"].oauth2.ClientSecret; got != "from-env" {
+		t.Errorf("client secret = %q, want the environment's", got)
+	}
+	if k := creds["2222"].oauth1; k.ConsumerSecret != "cs-env" || k.TokenSecret != "from-file" {
+		t.Errorf("app keys = %+v, want the consumer secret from env and the token secret from the file", k)
+	}
+	for _, svc := range authServices {
+		if m := creds["2222"].methods[svc]; m != "oauth1" {
+			t.Errorf("account with app keys only: %s uses %q, want oauth1", svc, m)
+		}
+	}
+	delete(env, "ERASURED_ACCOUNT_2222_OAUTH1_CONSUMER_SECRET")
+	if _, err := c.credentials(); err == nil || !strings.Contains(err.Error(), "ERASURED_ACCOUNT_2222_OAUTH1_CONSUMER_SECRET") {
+		t.Errorf("missing consumer secret: %v", err)
 	}
 }
 

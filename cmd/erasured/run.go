@@ -96,16 +96,15 @@ func realMain(ctx context.Context, args []string) error {
 		}
 		return left
 	})
-	lp, err := newLivePerson(&cfg, log, func(o liveperson.Observation) {
+	lp, err := wireLivePerson(&cfg, log, func(o liveperson.Observation) {
 		m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
 		m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
 	})
 	if err != nil {
 		return err
 	}
-	pipeline := svc.NewPipeline(port.New(lp), pipelineConfig(&cfg))
+	pipeline := svc.NewPipeline(port.New(lp.client), pipelineConfig(&cfg))
 	workCtx, stopWork := context.WithCancel(context.Background())
-	defer stopWork()
 	workDone := make(chan struct{})
 	go func() {
 		defer close(workDone)
@@ -113,6 +112,16 @@ func realMain(ctx context.Context, args []string) error {
 			log.Error("pipeline stopped", "err", err)
 		}
 	}()
+	// The credential check runs beside the service: it reports, it does not hold start-up.
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		if !cfg.noCredentialCheck {
+			checkCredentials(workCtx, lp, log, time.Now())
+		}
+	}()
+	// Whatever ends realMain, background work stops before the store closes.
+	defer func() { stopWork(); <-workDone; <-checkDone }()
 	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
 	if cfg.MetricsListen != "" {
 		go func() {
@@ -136,7 +145,7 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Shutdown order (SPEC §7): health NOT_SERVING, stop the workers, end Watch streams, drain
+	// Shutdown order: health NOT_SERVING, stop the workers, end Watch streams, drain
 	// RPCs, close the store.
 	srv.Drain()
 	stopWork()
@@ -156,7 +165,7 @@ func realMain(ctx context.Context, args []string) error {
 }
 
 // checkListen refuses a non-loopback address: caller authentication is not built yet, and
-// without it the server must never be reachable from other machines (SPEC §6).
+// without it the server must never be reachable from other machines.
 func checkListen(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -7,8 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/erasured/erasured/liveperson"
@@ -63,51 +62,59 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 	}, nil
 }
 
-// newLivePerson builds the LivePerson client for the configured accounts: the regional router
-// (discovery, residency guard), OAuth 2.0 client credentials read from files, the retry policy
-// and limits. observe receives every call for metrics.
+// newLivePerson builds the LivePerson client for the configured accounts (see wireLivePerson).
 func newLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observation)) (*liveperson.Client, error) {
-	accounts := map[string]string{}
-	creds := map[string]liveperson.ClientCredentials{}
-	legacy := &liveperson.OAuth1{Keys: map[string]liveperson.OAuth1Keys{}}
-	var errs []error
-	readSecret := func(account, path string) string {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("accounts %s: secret: %w", account, err))
-		}
-		return strings.TrimSpace(string(raw))
+	lp, err := wireLivePerson(cfg, log, observe)
+	if err != nil {
+		return nil, err
 	}
+	return lp.client, nil
+}
+
+// livePerson is the wired LivePerson client and what the start-up credential check needs.
+type livePerson struct {
+	client   *liveperson.Client
+	auth     *liveperson.PerService
+	accounts []string
+}
+
+// wireLivePerson builds the LivePerson client for the configured accounts: the regional router
+// (discovery, residency guard), each service's credentials (OAuth 2.0 client credentials or
+// OAuth 1.0 app keys, secrets from files or the environment), the retry policy and limits.
+// observe receives every call for metrics.
+func wireLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observation)) (*livePerson, error) {
+	creds, err := cfg.credentials()
+	if err != nil {
+		return nil, err
+	}
+	accounts := map[string]string{}
+	clientCreds := map[string]liveperson.ClientCredentials{}
+	legacy := &liveperson.OAuth1{Keys: map[string]liveperson.OAuth1Keys{}}
+	auth := &liveperson.PerService{Methods: map[string]map[string]string{}}
+	var ids []string
 	for _, a := range cfg.Accounts {
 		accounts[a.ID] = a.Region
-		if o1 := a.Auth.OAuth1; o1 != nil {
-			log.Warn("account uses OAuth 1.0 app keys, which LivePerson stopped supporting on 2026-05-31: move it to OAuth 2.0 client credentials",
-				"account", a.ID)
-			legacy.Keys[a.ID] = liveperson.OAuth1Keys{ConsumerKey: o1.ConsumerKey, Token: o1.Token,
-				ConsumerSecret: readSecret(a.ID, o1.ConsumerSecretFile), TokenSecret: readSecret(a.ID, o1.TokenSecretFile)}
-			continue
+		ids = append(ids, a.ID)
+		cr := creds[a.ID]
+		if cr.oauth2 != nil {
+			clientCreds[a.ID] = *cr.oauth2
 		}
-		secret := cfg.sandboxSecret
-		if f := a.Auth.OAuth2.ClientSecretFile; f != "" {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("accounts %s: client secret: %w", a.ID, err))
-				continue
+		if cr.oauth1 != nil {
+			legacy.Keys[a.ID] = *cr.oauth1
+		}
+		auth.Methods[a.ID] = cr.methods
+		for _, svc := range authServices {
+			if cr.methods[svc] == liveperson.MethodOAuth1 {
+				log.Warn("LivePerson service uses OAuth 1.0 app keys, which LivePerson stopped supporting on 2026-05-31: move it to OAuth 2.0 client credentials",
+					"account", a.ID, "service", svc)
 			}
-			secret = strings.TrimSpace(string(raw))
 		}
-		if a.Auth.OAuth2.ClientID == "" || secret == "" {
-			errs = append(errs, fmt.Errorf("accounts %s: auth.oauth2.client_id and client_secret_file are required", a.ID))
-			continue
-		}
-		creds[a.ID] = liveperson.ClientCredentials{ClientID: a.Auth.OAuth2.ClientID, ClientSecret: secret}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	router, err := region.New(region.Config{
 		DomainAPIURL: cfg.LivePerson.DomainAPIURL,
 		Accounts:     accounts,
+		Patterns:     cfg.LivePerson.HostPatterns,
+		UseListForm:  cfg.LivePerson.DiscoveryListForm,
 		OnViolation: func(v region.Violation) {
 			log.Error("RESIDENCY GUARD: refused a LivePerson host outside the account's region",
 				"account", v.Account, "region", v.Region, "service", v.Service, "host", v.Host)
@@ -119,13 +126,21 @@ func newLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observ
 	if router.TestMode() {
 		log.Warn("LivePerson Domain API is plain http on loopback: test mode, loopback hosts are allowed")
 	}
-	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: creds, Resolver: router})
+	// A token is fetched for a waiting call, which retries on its own: the fetch itself retries
+	// briefly, so that it never outlasts its callers by long (it is shared, not cancelled).
+	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: clientCreds, Resolver: router,
+		Options: []liveperson.Option{liveperson.WithCallTimeout(10 * time.Second),
+			liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}})}})
 	if err != nil {
 		return nil, err
 	}
-	auth := accountAuth{oauth2: oauth2, legacy: legacy}
-	return liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(auth),
+	auth.Authenticators = map[string]liveperson.Authenticator{liveperson.MethodOAuth2: oauth2, liveperson.MethodOAuth1: legacy}
+	client, err := liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(auth),
 		liveperson.WithSource(cfg.LivePerson.Source), liveperson.WithObserver(observe))
+	if err != nil {
+		return nil, err
+	}
+	return &livePerson{client: client, auth: auth, accounts: ids}, nil
 }
 
 // pipelineConfig turns the configuration into the pipeline's settings.
@@ -150,23 +165,72 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 	}
 }
 
-// accountAuth authenticates each account the way it is configured: OAuth 2.0 client
-// credentials, or legacy OAuth 1.0 app keys.
-type accountAuth struct {
-	oauth2 *liveperson.OAuth2
-	legacy *liveperson.OAuth1
+// credentialCheckTimeout bounds the start-up credential check: room for one retry of a
+// transient failure, short enough that an outage at LivePerson is reported soon.
+const credentialCheckTimeout = 15 * time.Second
+
+// checkCredentials makes one cheap read per configured account and service erasured calls, all
+// at once, and logs one line for each: the method used, and ok or how it failed (unauthorized,
+// forbidden, unreachable, residency, refused). It never stops erasured: LivePerson may be down
+// for a while, and the pipeline retries. No secret and no response body is logged.
+func checkCredentials(ctx context.Context, lp *livePerson, log *slog.Logger, now time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, credentialCheckTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, acct := range lp.accounts {
+		for _, svc := range authServices {
+			wg.Go(func() {
+				attrs := []any{"account", acct, "service", svc, "method", lp.auth.Method(acct, svc)}
+				err := probe(ctx, lp.client, acct, svc, now)
+				if err == nil {
+					log.Info("LivePerson credentials checked", append(attrs, "result", "ok")...)
+					return
+				}
+				log.Warn("LivePerson credential check failed: erasured runs on, and this service's calls fail until it is fixed or LivePerson is back",
+					append(attrs, checkFailure(err)...)...)
+			})
+		}
+	}
+	wg.Wait()
 }
 
-func (a accountAuth) Authorize(ctx context.Context, account string, req *http.Request) error {
-	if _, ok := a.legacy.Keys[account]; ok {
-		return a.legacy.Authorize(ctx, account, req)
+// probe is the cheapest read of each service: today's deletion requests, chats and
+// conversations of the last whole ten minutes (LivePerson rounds windows to ten minutes).
+func probe(ctx context.Context, c *liveperson.Client, account, service string, now time.Time) error {
+	to := now.Truncate(10 * time.Minute)
+	from := to.Add(-10 * time.Minute)
+	var err error
+	switch service {
+	case liveperson.ServiceDeletion:
+		_, err = c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: now, ToDate: now})
+	case liveperson.ServiceEngagements:
+		_, err = c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to})
+	case liveperson.ServiceMessaging:
+		_, err = c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to})
+	default:
+		err = fmt.Errorf("no credential check for service %s", service)
 	}
-	return a.oauth2.Authorize(ctx, account, req)
+	return err
 }
 
-// Invalidate drops a rejected OAuth 2.0 token so the next call fetches a new one.
-func (a accountAuth) Invalidate(account string, rejected *http.Request) {
-	if _, ok := a.legacy.Keys[account]; !ok {
-		a.oauth2.Invalidate(account, rejected)
+// checkFailure describes a failed check for the log: the kind of failure, the HTTP status, and
+// where it happened (e.g. at sentinel, fetching the token). Error texts are not logged: the kind
+// says what an operator must do.
+func checkFailure(err error) []any {
+	var le *liveperson.Error
+	if !errors.As(err, &le) {
+		return []any{"result", "unreachable"}
 	}
+	result := "refused"
+	switch {
+	case le.Kind == liveperson.KindUnauthorized:
+		result = "unauthorized"
+	case le.Status == http.StatusForbidden:
+		result = "forbidden"
+	case le.Kind == liveperson.KindResidency:
+		result = "residency"
+	case le.Kind == liveperson.KindRetryable, le.Kind == liveperson.KindRateLimited:
+		result = "unreachable"
+	}
+	return []any{"result", result, "status", le.Status, "at", le.Service + " " + le.Op}
 }

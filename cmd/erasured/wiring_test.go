@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -15,54 +17,242 @@ import (
 	"github.com/erasured/erasured/liveperson/lpsim"
 )
 
+// simEnv is a simulator on an httptest server and a configuration pointed at it (loopback test
+// mode), with a directory for secret files.
+type simEnv struct {
+	sim *lpsim.Sim
+	cfg Config
+	dir string
+	env map[string]string
+}
+
+func newSimEnv(t *testing.T, accounts ...lpsim.Account) *simEnv {
+	t.Helper()
+	sim := lpsim.New(lpsim.Config{Accounts: accounts})
+	ts := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() { sim.Close(); ts.Close() })
+	e := &simEnv{sim: sim, cfg: defaultConfig(), dir: t.TempDir(), env: map[string]string{}}
+	e.cfg.LivePerson.DomainAPIURL = ts.URL
+	e.cfg.getenv = func(k string) string { return e.env[k] }
+	return e
+}
+
+// file writes a secret file and returns its path.
+func (e *simEnv) file(name, v string) string {
+	p := filepath.Join(e.dir, name)
+	os.WriteFile(p, []byte(v+"\n"), 0o600)
+	return p
+}
+
+// wire builds the client as erasured does and returns it with everything it logged.
+func (e *simEnv) wire(t *testing.T) (*livePerson, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lp, &logs
+}
+
+func noSecrets(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret appears in the log")
+		}
+	}
+}
+
 // TestLivePersonAuthPerAccount: one account on OAuth 2.0 client credentials, one on legacy
 // OAuth 1.0 app keys (with a start-up warning); both reach the simulator, which checks the
 // credentials, and the secrets never appear in the log.
 func TestLivePersonAuthPerAccount(t *testing.T) {
 	a2, a1 := lpsim.DefaultAccount("1111", "us"), lpsim.DefaultAccount("2222", "us")
-	sim := lpsim.New(lpsim.Config{Accounts: []lpsim.Account{a2, a1}})
-	defer sim.Close()
-	ts := httptest.NewServer(sim.Handler())
-	defer ts.Close()
-
-	dir := t.TempDir()
-	file := func(name, v string) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(v+"\n"), 0o600)
-		return p
-	}
-	cfg := defaultConfig()
-	cfg.LivePerson.DomainAPIURL = ts.URL
-	cfg.Accounts = []Account{{ID: a2.ID, Region: "us"}, {ID: a1.ID, Region: "us"}}
-	cfg.Accounts[0].Auth.OAuth2.ClientID = a2.ClientID
-	cfg.Accounts[0].Auth.OAuth2.ClientSecretFile = file("s2", a2.ClientSecret)
-	cfg.Accounts[1].Auth.OAuth1 = &struct {
-		ConsumerKey        string `yaml:"consumer_key"`
-		ConsumerSecretFile string `yaml:"consumer_secret_file"`
-		Token              string `yaml:"token"`
-		TokenSecretFile    string `yaml:"token_secret_file"`
-	}{ConsumerKey: a1.OAuth1.ConsumerKey, ConsumerSecretFile: file("cs", a1.OAuth1.ConsumerSecret),
-		Token: a1.OAuth1.Token, TokenSecretFile: file("ts", a1.OAuth1.TokenSecret)}
-
-	var logs bytes.Buffer
-	c, err := newLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newSimEnv(t, a2, a1)
+	e.cfg.Accounts = []Account{{ID: a2.ID, Region: "us"}, {ID: a1.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a2.ClientID, ClientSecretFile: e.file("s2", a2.ClientSecret)}
+	e.cfg.Accounts[1].Auth.OAuth1 = &OAuth1Auth{ConsumerKey: a1.OAuth1.ConsumerKey,
+		ConsumerSecretFile: e.file("cs", a1.OAuth1.ConsumerSecret), Token: a1.OAuth1.Token,
+		TokenSecretFile: e.file("ts", a1.OAuth1.TokenSecret)}
+	lp, logs := e.wire(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, acct := range []string{a2.ID, a1.ID} {
 		q := liveperson.ConversationQuery{From: time.Now().Add(-24 * time.Hour), To: time.Now(), CustomerInfo: "X"}
-		if _, err := c.SearchConversations(ctx, acct, q); err != nil {
+		if _, err := lp.client.SearchConversations(ctx, acct, q); err != nil {
 			t.Errorf("account %s: %v", acct, err)
 		}
 	}
 	if !strings.Contains(logs.String(), "OAuth 1.0") {
 		t.Errorf("no start-up warning about OAuth 1.0; logs: %s", logs.String())
 	}
-	for _, secret := range []string{a2.ClientSecret, a1.OAuth1.ConsumerSecret, a1.OAuth1.TokenSecret} {
-		if strings.Contains(logs.String(), secret) {
-			t.Errorf("a secret appears in the log")
+	noSecrets(t, logs.String(), a2.ClientSecret, a1.OAuth1.ConsumerSecret, a1.OAuth1.TokenSecret)
+}
+
+// TestLivePersonAuthPerService: one account with both methods, Engagement History on OAuth 2.0
+// and Messaging Interactions and deletion on app keys whose secrets come from the environment.
+// Each service receives its own scheme, and the OAuth 1.0 warning names exactly those services.
+func TestLivePersonAuthPerService(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "uk")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "uk"}}
+	auth := &e.cfg.Accounts[0].Auth
+	auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	auth.OAuth1 = &OAuth1Auth{ConsumerKey: a.OAuth1.ConsumerKey, Token: a.OAuth1.Token}
+	e.env["ERASURED_ACCOUNT_1111_OAUTH1_CONSUMER_SECRET"] = a.OAuth1.ConsumerSecret
+	e.env["ERASURED_ACCOUNT_1111_OAUTH1_TOKEN_SECRET"] = a.OAuth1.TokenSecret
+	auth.Services = map[string]string{"engHistDomain": "oauth2", "msgHist": "oauth1", "rtbf": "oauth1"}
+	lp, logs := e.wire(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	if _, err := lp.client.SearchEngagements(ctx, a.ID, liveperson.EngagementQuery{From: now.Add(-time.Hour), To: now}); err != nil {
+		t.Errorf("engagements: %v", err)
+	}
+	if _, err := lp.client.SearchConversations(ctx, a.ID, liveperson.ConversationQuery{From: now.Add(-time.Hour), To: now}); err != nil {
+		t.Errorf("conversations: %v", err)
+	}
+	if _, err := lp.client.ListDeletions(ctx, a.ID, liveperson.DeletionFilter{}); err != nil {
+		t.Errorf("deletions: %v", err)
+	}
+	want := map[string]string{lpsim.ServiceEngHist: "bearer", lpsim.ServiceMsgHist: "oauth1", lpsim.ServiceRTBF: "oauth1"}
+	for svc, scheme := range want {
+		calls := e.sim.CallsTo(svc, "")
+		if len(calls) == 0 {
+			t.Errorf("no %s call", svc)
+		}
+		for _, c := range calls {
+			if c.Auth != scheme || c.Status != 200 {
+				t.Errorf("%s call: auth %s, status %d; want %s, 200", svc, c.Auth, c.Status, scheme)
+			}
+		}
+	}
+	warned := map[string]bool{}
+	for _, l := range logLines(t, logs) {
+		if strings.Contains(l.Msg, "OAuth 1.0") {
+			warned[l.Service] = true
+		}
+	}
+	if len(warned) != 2 || !warned["msgHist"] || !warned["rtbf"] {
+		t.Errorf("OAuth 1.0 warnings for %v, want msgHist and rtbf", warned)
+	}
+	noSecrets(t, logs.String(), a.ClientSecret, a.OAuth1.ConsumerSecret, a.OAuth1.TokenSecret)
+}
+
+type logLine struct {
+	Level, Msg, Account, Service, Method, Result, At string
+	Status                                           int
+}
+
+func logLines(t *testing.T, logs *bytes.Buffer) []logLine {
+	t.Helper()
+	var out []logLine
+	sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+	for sc.Scan() {
+		var l logLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// checkResults runs the start-up credential check and returns its result by account/service.
+func checkResults(t *testing.T, lp *livePerson, logs *bytes.Buffer) map[string]logLine {
+	t.Helper()
+	logs.Reset()
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	checkCredentials(context.Background(), lp, log, time.Now())
+	got := map[string]logLine{}
+	for _, l := range logLines(t, logs) {
+		if l.Result != "" {
+			got[l.Account+"/"+l.Service] = l
+		}
+	}
+	return got
+}
+
+// TestCredentialCheck: one account per method; Messaging Interactions answers 401 to every
+// call. The check logs one line per account and service: msgHist unauthorized, the others ok,
+// each with its method, and no secret.
+func TestCredentialCheck(t *testing.T) {
+	a2, a1 := lpsim.DefaultAccount("1111", "us"), lpsim.DefaultAccount("2222", "us")
+	e := newSimEnv(t, a2, a1)
+	e.cfg.Accounts = []Account{{ID: a2.ID, Region: "us"}, {ID: a1.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a2.ClientID}
+	e.env["ERASURED_ACCOUNT_1111_OAUTH2_CLIENT_SECRET"] = a2.ClientSecret
+	e.cfg.Accounts[1].Auth.OAuth1 = &OAuth1Auth{ConsumerKey: a1.OAuth1.ConsumerKey,
+		ConsumerSecretFile: e.file("cs", a1.OAuth1.ConsumerSecret), Token: a1.OAuth1.Token,
+		TokenSecretFile: e.file("ts", a1.OAuth1.TokenSecret)}
+	lp, logs := e.wire(t)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceMsgHist, Kind: lpsim.FaultStatus, Status: 401})
+
+	got := checkResults(t, lp, logs)
+	for _, acct := range []string{a2.ID, a1.ID} {
+		method := map[string]string{a2.ID: "oauth2", a1.ID: "oauth1"}[acct]
+		for svc, result := range map[string]string{"rtbf": "ok", "engHistDomain": "ok", "msgHist": "unauthorized"} {
+			l, ok := got[acct+"/"+svc]
+			if !ok {
+				t.Errorf("no check line for %s/%s", acct, svc)
+				continue
+			}
+			if l.Result != result || l.Method != method {
+				t.Errorf("check %s/%s: result %q, method %q; want %q, %q", acct, svc, l.Result, l.Method, result, method)
+			}
+			if result != "ok" && (l.Level != "WARN" || l.Status != 401) {
+				t.Errorf("check %s/%s: level %s, status %d; want WARN, 401", acct, svc, l.Level, l.Status)
+			}
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("%d check lines, want 6", len(got))
+	}
+	noSecrets(t, logs.String(), a2.ClientSecret, a1.OAuth1.ConsumerSecret, a1.OAuth1.TokenSecret, "oauth_problem")
+}
+
+// TestSandboxCredentialCheck: in the sandbox the check runs against the simulator and every
+// service is ok.
+func TestSandboxCredentialCheck(t *testing.T) {
+	cfg := defaultConfig()
+	log := slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil))
+	stop, err := startSandboxLivePerson(&cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var logs bytes.Buffer
+	lp, err := wireLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := checkResults(t, lp, &logs)
+	for _, svc := range authServices {
+		if l := got[lpsim.DemoAccount+"/"+svc]; l.Result != "ok" || l.Method != "oauth2" {
+			t.Errorf("sandbox check of %s: %+v, want ok with oauth2", svc, l)
+		}
+	}
+}
+
+// TestCheckFailure: how a failed check call is reported.
+func TestCheckFailure(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&liveperson.Error{Kind: liveperson.KindUnauthorized, Status: 401}, "unauthorized"},
+		{&liveperson.Error{Kind: liveperson.KindUnauthorized, Service: "sentinel"}, "unauthorized"},
+		{&liveperson.Error{Kind: liveperson.KindTerminal, Status: 403}, "forbidden"},
+		{&liveperson.Error{Kind: liveperson.KindTerminal, Status: 400}, "refused"},
+		{&liveperson.Error{Kind: liveperson.KindRetryable, Status: 503}, "unreachable"},
+		{&liveperson.Error{Kind: liveperson.KindRateLimited, Status: 429}, "unreachable"},
+		{&liveperson.Error{Kind: liveperson.KindResidency}, "residency"},
+		{context.DeadlineExceeded, "unreachable"},
+	} {
+		if got := checkFailure(tc.err); got[1] != tc.want {
+			t.Errorf("checkFailure(%v) = %v, want result %q", tc.err, got, tc.want)
 		}
 	}
 }

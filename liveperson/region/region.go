@@ -2,20 +2,19 @@
 // service hosts, and guards data residency: a host outside the account's
 // region is refused and reported, never called.
 //
-// Hosts come from the Domain API (list form, then the single form for a
-// service the list lacks), cached for a TTL; when discovery fails the last good
-// answer is kept, and for the deletion service (rtbf) the beta documentation's
-// static hosts are the final fallback.
+// Hosts come from the Domain API's single-service form, the one LivePerson
+// documents, one service at a time as each is first needed, each cached for a
+// TTL. The all-services list form, which only an SDK uses, is an optional
+// shortcut. When discovery fails the last good answer is kept, and for the
+// deletion service (rtbf) the beta documentation's static hosts are the final
+// fallback.
 package region
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +30,19 @@ const (
 	APAC = "apac"
 )
 
+// Regions lists the regions erasured knows.
+func Regions() []string { return []string{US, UK, APAC} }
+
 // DefaultPatterns are the host patterns (path.Match syntax, matched against the
-// host name without port) each region's hosts must match.
+// lowercased host name without port) each region's hosts must match. They
+// accept both naming styles LivePerson uses, "va.data-mng.liveperson.net" and
+// "va-a.msghist.liveperson.net", and nothing outside liveperson.net.
 func DefaultPatterns() map[string][]string {
-	return map[string][]string{US: {"va.*"}, UK: {"lo.*"}, APAC: {"sy.*"}}
+	return map[string][]string{
+		US:   {"va.*.liveperson.net", "va-*.liveperson.net"},
+		UK:   {"lo.*.liveperson.net", "lo-*.liveperson.net"},
+		APAC: {"sy.*.liveperson.net", "sy-*.liveperson.net"},
+	}
 }
 
 // StaticDeletionHosts are the rtbf hosts named by LivePerson's beta overview,
@@ -54,11 +62,20 @@ type Violation struct {
 type Config struct {
 	// DomainAPIURL defaults to liveperson.DefaultDomainAPI. An http:// URL on a
 	// loopback address switches on test mode: discovered hosts are called over
-	// http and loopback hosts pass the guard.
+	// http and loopback hosts pass the guard (named hosts are still checked
+	// against the patterns).
 	DomainAPIURL string
-	Accounts     map[string]string   // account id → region
-	Patterns     map[string][]string // default DefaultPatterns()
-	TTL          time.Duration       // discovery cache lifetime, default 1 h
+	Accounts     map[string]string // account id → region
+	// Patterns are host patterns by region; a region given here replaces its
+	// DefaultPatterns, the others keep theirs.
+	Patterns map[string][]string
+	TTL      time.Duration // discovery cache lifetime, default 1 h
+	// UseListForm asks the Domain API's list form for all of an account's
+	// services at once before the single form. Off by default: LivePerson
+	// documents only the single form. A 404 from the list form switches it
+	// off for ListFormRetry.
+	UseListForm   bool
+	ListFormRetry time.Duration // default 24 h
 	// OnViolation is called for every refused host (alerting).
 	OnViolation func(Violation)
 	Clock       liveperson.Clock
@@ -78,16 +95,14 @@ type Router struct {
 	testMode    bool
 	onViolation func(Violation)
 	violations  atomic.Int64
+	useList     bool
+	listRetry   time.Duration
 
-	mu      sync.Mutex
-	entries map[string]*entry // by account
-	flight  flight.Group[string, struct{}]
-}
-
-type entry struct {
-	fetched time.Time
-	hosts   map[string]string // guarded hosts by service: the last good answers
-	refused map[string]bool   // services whose latest discovered host was refused
+	mu        sync.Mutex
+	entries   map[serviceKey]*entry
+	listTried map[string]time.Time // by account: when the list form was last asked
+	listOff   time.Time            // the list form answered 404: not asked again before this
+	flight    flight.Group[serviceKey, struct{}]
 }
 
 var _ liveperson.HostResolver = (*Router)(nil)
@@ -97,25 +112,29 @@ func New(cfg Config) (*Router, error) {
 	if cfg.DomainAPIURL == "" {
 		cfg.DomainAPIURL = liveperson.DefaultDomainAPI
 	}
-	if cfg.Patterns == nil {
-		cfg.Patterns = DefaultPatterns()
-	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = time.Hour
+	}
+	if cfg.ListFormRetry <= 0 {
+		cfg.ListFormRetry = 24 * time.Hour
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = liveperson.SystemClock{}
 	}
+	patterns := DefaultPatterns()
+	for reg, pats := range cfg.Patterns {
+		patterns[reg] = pats
+	}
 	var errs []error
 	for acct, reg := range cfg.Accounts {
-		if len(cfg.Patterns[reg]) == 0 {
+		if len(patterns[reg]) == 0 {
 			errs = append(errs, fmt.Errorf("region: account %s: region %q has no host patterns", acct, reg))
 		}
 	}
-	for reg, pats := range cfg.Patterns {
+	for reg, pats := range patterns {
 		for _, p := range pats {
-			if _, err := path.Match(p, ""); err != nil {
-				errs = append(errs, fmt.Errorf("region: bad pattern %q for %s", p, reg))
+			if err := CheckPattern(p); err != nil {
+				errs = append(errs, fmt.Errorf("region %s: %w", reg, err))
 			}
 		}
 	}
@@ -133,9 +152,10 @@ func New(cfg Config) (*Router, error) {
 	}
 	u, _ := url.Parse(cfg.DomainAPIURL)
 	return &Router{
-		domain: d, accounts: cfg.Accounts, patterns: cfg.Patterns, ttl: cfg.TTL, clock: cfg.Clock,
+		domain: d, accounts: cfg.Accounts, patterns: patterns, ttl: cfg.TTL, clock: cfg.Clock,
 		testMode: u.Scheme == "http" && isLoopback(u.Hostname()), onViolation: cfg.OnViolation,
-		entries: map[string]*entry{},
+		useList: cfg.UseListForm, listRetry: cfg.ListFormRetry,
+		entries: map[serviceKey]*entry{}, listTried: map[string]time.Time{},
 	}, nil
 }
 
@@ -163,95 +183,26 @@ func (r *Router) Host(ctx context.Context, account, service string) (string, err
 		return "", &liveperson.Error{Kind: liveperson.KindInvalid, Service: service, Op: "route",
 			Reason: "account not configured"}
 	}
-	now := r.clock.Now()
-	r.mu.Lock()
-	e := r.entries[account]
-	fresh := e != nil && now.Sub(e.fetched) < r.ttl
-	r.mu.Unlock()
-	if !fresh {
-		_, derr := r.flight.Do(ctx, account, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, r.discover(ctx, account, reg)
-		})
-		if derr != nil && !liveperson.IsResidency(derr) {
-			return r.fallback(account, reg, service, derr)
+	k := serviceKey{account, service}
+	if !r.fresh(k) {
+		if err := r.discover(ctx, k, reg); err != nil {
+			return r.fallback(k, reg, err)
 		}
 	}
-	if h, ok, err := r.lookup(account, service); ok {
+	if h, ok, err := r.lookup(k); ok {
 		return h, err
 	}
-	// The list form lacked the service: ask for it alone.
-	h, err := r.domain.BaseURI(ctx, account, service)
-	if err != nil {
-		return r.fallback(account, reg, service, err)
-	}
-	r.store(account, reg, map[string]string{service: h}, false)
-	h, _, err = r.lookup(account, service)
-	return h, err
-}
-
-// discover refreshes the account's entry from the Domain API list form.
-func (r *Router) discover(ctx context.Context, account, reg string) error {
-	hosts, err := r.domain.BaseURIs(ctx, account)
-	if err != nil {
-		return err
-	}
-	r.store(account, reg, hosts, true)
-	return nil
-}
-
-// store guards and records discovered hosts; refreshed marks a full refresh.
-func (r *Router) store(account, reg string, hosts map[string]string, refreshed bool) {
-	r.mu.Lock()
-	e := r.entries[account]
-	if e == nil {
-		e = &entry{hosts: map[string]string{}, refused: map[string]bool{}}
-		r.entries[account] = e
-	}
-	if refreshed {
-		e.fetched = r.clock.Now()
-	}
-	var refused []Violation
-	for svc, h := range hosts {
-		if r.allowed(reg, h) {
-			e.hosts[svc] = h
-			delete(e.refused, svc)
-			continue
-		}
-		e.refused[svc] = true
-		refused = append(refused, Violation{Account: account, Region: reg, Service: svc, Host: h})
-	}
-	r.mu.Unlock()
-	for _, v := range refused {
-		r.violations.Add(1)
-		if r.onViolation != nil {
-			r.onViolation(v)
-		}
-	}
-}
-
-// lookup answers from the entry: a refused service is a residency error (the
-// last good host is not used silently: a region move needs an operator).
-func (r *Router) lookup(account, service string) (host string, found bool, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.entries[account]
-	if e == nil {
-		return "", false, nil
-	}
-	if e.refused[service] {
-		return "", true, residency(service)
-	}
-	h, ok := e.hosts[service]
-	return h, ok, nil
+	return r.fallback(k, reg, &liveperson.Error{Kind: liveperson.KindRetryable, Service: service, Op: "route",
+		Reason: "no host discovered"})
 }
 
 // fallback answers when discovery failed: the last good host, else the static
 // deletion host, else the discovery error.
-func (r *Router) fallback(account, reg, service string, cause error) (string, error) {
-	if h, ok, err := r.lookup(account, service); ok {
+func (r *Router) fallback(k serviceKey, reg string, cause error) (string, error) {
+	if h, ok, err := r.lookup(k); ok {
 		return h, err
 	}
-	if service == liveperson.ServiceDeletion {
+	if k.service == liveperson.ServiceDeletion {
 		if h, ok := StaticDeletionHosts()[reg]; ok && r.allowed(reg, h) {
 			return h, nil
 		}
@@ -262,43 +213,4 @@ func (r *Router) fallback(account, reg, service string, cause error) (string, er
 func residency(service string) error {
 	return &liveperson.Error{Kind: liveperson.KindResidency, Service: service, Op: "route",
 		Reason: "discovered host is outside the account's region"}
-}
-
-// allowed is the residency guard.
-func (r *Router) allowed(reg, host string) bool {
-	name, ok := hostName(host)
-	if !ok {
-		return false
-	}
-	if r.testMode && isLoopback(name) {
-		return true
-	}
-	for _, p := range r.patterns[reg] {
-		if m, _ := path.Match(strings.ToLower(p), name); m {
-			return true
-		}
-	}
-	return false
-}
-
-// hostName validates a bare host[:port] as the Domain API returns it and
-// returns the lowercased name. Anything with a scheme, path, user info or
-// query is refused: it is not what LivePerson sends.
-func hostName(host string) (string, bool) {
-	if host == "" || strings.ContainsAny(host, "/@?#\\ \t") {
-		return "", false
-	}
-	u, err := url.Parse("//" + host)
-	if err != nil || u.Host != host || u.Hostname() == "" {
-		return "", false
-	}
-	return strings.ToLower(u.Hostname()), true
-}
-
-func isLoopback(name string) bool {
-	if strings.EqualFold(name, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(name)
-	return ip != nil && ip.IsLoopback()
 }

@@ -27,7 +27,9 @@ type fixture struct {
 	mu     sync.Mutex
 }
 
-func newFixture(t *testing.T, accounts map[string]string) *fixture {
+// newFixture serves a simulator with the accounts (id → region) and routes them
+// through a Router; tune adjusts the router's configuration.
+func newFixture(t *testing.T, accounts map[string]string, tune func(*region.Config)) *fixture {
 	t.Helper()
 	f := &fixture{clk: liveperson.NewFakeClock(t0)}
 	var accts []lpsim.Account
@@ -38,12 +40,16 @@ func newFixture(t *testing.T, accounts map[string]string) *fixture {
 		StaticTokens: map[string]string{"tok": "*"}})
 	f.srv = httptest.NewServer(f.sim.Handler())
 	t.Cleanup(func() { f.sim.Close(); f.srv.Close() })
-	r, err := region.New(region.Config{
+	cfg := region.Config{
 		DomainAPIURL: f.srv.URL, Accounts: accounts, TTL: time.Hour, Clock: f.clk,
 		OnViolation: func(v region.Violation) { f.mu.Lock(); f.alerts = append(f.alerts, v); f.mu.Unlock() },
 		Options: []liveperson.Option{liveperson.WithHTTPClient(f.srv.Client()),
 			liveperson.WithRandom(func() float64 { return 0 })},
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	r, err := region.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,46 +57,95 @@ func newFixture(t *testing.T, accounts map[string]string) *fixture {
 	return f
 }
 
-func (f *fixture) domainCalls() int { return len(f.sim.CallsTo(lpsim.ServiceDomain, "")) }
+func (f *fixture) calls(op string) int { return len(f.sim.CallsTo(lpsim.ServiceDomain, op)) }
 
-func TestRouterDiscoversAndCaches(t *testing.T) {
-	f := newFixture(t, map[string]string{"1234": region.US})
-	ctx := context.Background()
+var threeServices = []string{liveperson.ServiceDeletion, liveperson.ServiceMessaging, liveperson.ServiceEngagements}
+
+// hosts asks the router for every service and fails on any error.
+func (f *fixture) hosts(t *testing.T, account string, services ...string) {
+	t.Helper()
+	want := strings.TrimPrefix(f.srv.URL, "http://")
+	for _, svc := range services {
+		if h, err := f.router.Host(context.Background(), account, svc); err != nil || h != want {
+			t.Fatalf("Host(%s, %s) = %q, %v; want %q", account, svc, h, err, want)
+		}
+	}
+}
+
+// TestRouterSingleFormByDefault: each service is discovered with the documented
+// single form, once per TTL; the list form is never asked.
+func TestRouterSingleFormByDefault(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
 	if !f.router.TestMode() || f.router.Scheme() != "http" || f.router.Region("1234") != region.US {
 		t.Fatalf("test mode = %v, scheme = %s", f.router.TestMode(), f.router.Scheme())
 	}
-	host := strings.TrimPrefix(f.srv.URL, "http://")
-	for _, svc := range []string{liveperson.ServiceDeletion, liveperson.ServiceMessaging, liveperson.ServiceEngagements} {
-		h, err := f.router.Host(ctx, "1234", svc)
-		if err != nil || h != host {
-			t.Fatalf("Host(%s) = %q, %v; want %q", svc, h, err, host)
+	f.hosts(t, "1234", threeServices...)
+	f.hosts(t, "1234", threeServices...)
+	if single, list := f.calls(lpsim.OpBaseURI), f.calls(lpsim.OpBaseURIs); single != 3 || list != 0 {
+		t.Errorf("%d single-form and %d list-form calls for three services asked twice, want 3 and 0", single, list)
+	}
+	for _, c := range f.sim.CallsTo(lpsim.ServiceDomain, lpsim.OpBaseURI) {
+		if c.Query != "version=1.0" {
+			t.Errorf("Domain API query %q, want version=1.0", c.Query)
 		}
 	}
-	if n := f.domainCalls(); n != 1 {
-		t.Errorf("%d Domain API calls for three services, want 1 (list form, cached)", n)
-	}
 	f.clk.Advance(61 * time.Minute)
-	if _, err := f.router.Host(ctx, "1234", liveperson.ServiceDeletion); err != nil {
-		t.Fatal(err)
+	f.hosts(t, "1234", liveperson.ServiceDeletion)
+	if n := f.calls(lpsim.OpBaseURI); n != 4 {
+		t.Errorf("%d single-form calls after the TTL, want 4 (only the service asked is refreshed)", n)
 	}
-	if n := f.domainCalls(); n != 2 {
-		t.Errorf("%d Domain API calls after the TTL, want 2", n)
-	}
-	// A service missing from the list form is asked for alone.
-	if _, err := f.router.Host(ctx, "1234", "someService"); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(f.sim.CallsTo(lpsim.ServiceDomain, lpsim.OpBaseURI)); n != 1 {
-		t.Errorf("%d single-form calls, want 1", n)
-	}
-	_, err := f.router.Host(ctx, "7777", liveperson.ServiceDeletion)
+	_, err := f.router.Host(context.Background(), "7777", liveperson.ServiceDeletion)
 	if liveperson.KindOf(err) != liveperson.KindInvalid {
 		t.Errorf("unconfigured account: %v", err)
 	}
 }
 
+// TestRouterListFormWhenAsked: with the shortcut on, one list-form call serves
+// every service it names; a service it lacks is asked for alone.
+func TestRouterListFormWhenAsked(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, func(c *region.Config) { c.UseListForm = true })
+	f.hosts(t, "1234", threeServices...)
+	if single, list := f.calls(lpsim.OpBaseURI), f.calls(lpsim.OpBaseURIs); single != 0 || list != 1 {
+		t.Errorf("%d single-form and %d list-form calls, want 0 and 1", single, list)
+	}
+	f.hosts(t, "1234", "someService")
+	if single, list := f.calls(lpsim.OpBaseURI), f.calls(lpsim.OpBaseURIs); single != 1 || list != 1 {
+		t.Errorf("for a service the list lacks: %d single-form and %d list-form calls, want 1 and 1", single, list)
+	}
+	f.clk.Advance(61 * time.Minute)
+	f.hosts(t, "1234", threeServices...)
+	if n := f.calls(lpsim.OpBaseURIs); n != 2 {
+		t.Errorf("%d list-form calls after the TTL, want 2", n)
+	}
+}
+
+// TestRouterListForm404: a Domain API without the list form answers 404; the
+// single form fills in, and the list form is left alone for ListFormRetry.
+func TestRouterListForm404(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US, "5678": region.UK}, func(c *region.Config) {
+		c.UseListForm, c.ListFormRetry = true, 6*time.Hour
+	})
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Op: lpsim.OpBaseURIs, Kind: lpsim.FaultStatus, Status: 404})
+	f.hosts(t, "1234", threeServices...)
+	f.hosts(t, "5678", threeServices...)
+	if single, list := f.calls(lpsim.OpBaseURI), f.calls(lpsim.OpBaseURIs); single != 6 || list != 1 {
+		t.Errorf("%d single-form and %d list-form calls, want 6 and 1 (a 404 is not asked again)", single, list)
+	}
+	f.clk.Advance(2 * time.Hour) // past the TTL, within ListFormRetry
+	f.hosts(t, "1234", liveperson.ServiceDeletion)
+	if list := f.calls(lpsim.OpBaseURIs); list != 1 {
+		t.Errorf("%d list-form calls within ListFormRetry, want 1", list)
+	}
+	f.sim.ClearFaults()
+	f.clk.Advance(5 * time.Hour)
+	f.hosts(t, "1234", liveperson.ServiceDeletion)
+	if single, list := f.calls(lpsim.OpBaseURI), f.calls(lpsim.OpBaseURIs); single != 7 || list != 2 {
+		t.Errorf("after ListFormRetry: %d single-form and %d list-form calls, want 7 and 2", single, list)
+	}
+}
+
 func TestRouterLastGoodAndStaticFallback(t *testing.T) {
-	f := newFixture(t, map[string]string{"1234": region.US, "5678": region.UK})
+	f := newFixture(t, map[string]string{"1234": region.US, "5678": region.UK}, nil)
 	ctx := context.Background()
 	good, err := f.router.Host(ctx, "1234", liveperson.ServiceMessaging)
 	if err != nil {
@@ -108,12 +163,16 @@ func TestRouterLastGoodAndStaticFallback(t *testing.T) {
 	if _, err := f.router.Host(ctx, "5678", liveperson.ServiceMessaging); !liveperson.IsRetryable(err) {
 		t.Errorf("msgHist without discovery: %v, want retryable", err)
 	}
+	// Discovered msgHist, never rtbf: the static host still serves rtbf.
+	if h, err := f.router.Host(ctx, "1234", liveperson.ServiceDeletion); err != nil || h != "va.data-mng.liveperson.net" {
+		t.Errorf("static fallback beside a discovered service = %q, %v", h, err)
+	}
 }
 
 // TestResidencyGuard: a UK account discovered on a US host is refused,
 // alerted, and never called.
 func TestResidencyGuard(t *testing.T) {
-	f := newFixture(t, map[string]string{"5678": region.UK})
+	f := newFixture(t, map[string]string{"5678": region.UK}, nil)
 	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultWrongHost,
 		Host: "va.msghist.liveperson.net", ForService: liveperson.ServiceMessaging})
 	ctx := context.Background()
@@ -122,7 +181,7 @@ func TestResidencyGuard(t *testing.T) {
 		t.Fatalf("Host = %v, want a residency error", err)
 	}
 	if _, err := f.router.Host(ctx, "5678", liveperson.ServiceDeletion); err != nil {
-		t.Errorf("rtbf of the same answer is in region: %v", err)
+		t.Errorf("rtbf is in region: %v", err)
 	}
 	if f.router.Violations() != 1 || len(f.alerts) != 1 || f.alerts[0].Host != "va.msghist.liveperson.net" ||
 		f.alerts[0].Region != region.UK {
@@ -139,6 +198,15 @@ func TestResidencyGuard(t *testing.T) {
 	}
 	if n := len(f.sim.CallsTo(lpsim.ServiceMsgHist, "")); n != 0 {
 		t.Errorf("%d msgHist calls made, want 0", n)
+	}
+	// The refusal stands for the TTL; then a right answer is used again.
+	f.sim.ClearFaults()
+	if _, err := f.router.Host(ctx, "5678", liveperson.ServiceMessaging); !liveperson.IsResidency(err) {
+		t.Errorf("within the TTL: %v, want the residency error still", err)
+	}
+	f.clk.Advance(61 * time.Minute)
+	if _, err := f.router.Host(ctx, "5678", liveperson.ServiceMessaging); err != nil {
+		t.Errorf("after the TTL with a right answer: %v", err)
 	}
 }
 
@@ -160,5 +228,33 @@ func TestGuardOutsideTestMode(t *testing.T) {
 	}
 	if _, err := region.New(region.Config{Accounts: map[string]string{"1": "mars"}}); err == nil {
 		t.Error("region without patterns accepted")
+	}
+	if _, err := region.New(region.Config{Patterns: map[string][]string{region.UK: {"lo.[x"}}}); err == nil {
+		t.Error("bad pattern accepted")
+	}
+	if _, err := region.New(region.Config{Accounts: map[string]string{"1": region.UK},
+		Patterns: map[string][]string{region.UK: {}}}); err == nil {
+		t.Error("a region configured with no patterns accepted for an account in it")
+	}
+}
+
+// TestRouterOneLookupInFlight: concurrent callers of a slow Domain API share
+// one single-form lookup per service.
+func TestRouterOneLookupInFlight(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultLatency, Latency: 50 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 10 {
+		for _, svc := range []string{liveperson.ServiceDeletion, liveperson.ServiceMessaging} {
+			wg.Go(func() {
+				if _, err := f.router.Host(context.Background(), "1234", svc); err != nil {
+					t.Errorf("Host(%s) = %v", svc, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := f.calls(lpsim.OpBaseURI); n != 2 {
+		t.Errorf("%d single-form calls for 20 concurrent callers of two services, want 2", n)
 	}
 }

@@ -1,0 +1,135 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/erasured/erasured/liveperson"
+)
+
+// serviceKey names one cached discovery answer, and one lookup in flight.
+type serviceKey struct{ account, service string }
+
+// listForm is the service of the flight key of an account's list-form lookup;
+// no LivePerson service has this name.
+const listForm = "(list form)"
+
+// entry is what discovery last said about one service of one account.
+type entry struct {
+	fetched time.Time // when the Domain API last answered for it
+	host    string    // the last good (guarded) host; "" if none yet
+	refused bool      // the latest answer was outside the region
+}
+
+// fresh reports whether the service's latest answer is younger than the TTL.
+func (r *Router) fresh(k serviceKey) bool {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[k]
+	return e != nil && now.Sub(e.fetched) < r.ttl
+}
+
+// discover asks the Domain API for one service: through the list form when
+// that is switched on and due for the account, else (or when the list lacks
+// the service or fails) through the single form. Concurrent callers share one
+// request per key.
+func (r *Router) discover(ctx context.Context, k serviceKey, reg string) error {
+	if r.listDue(k.account) {
+		_, err := r.flight.Do(ctx, serviceKey{k.account, listForm}, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.discoverList(ctx, k.account, reg)
+		})
+		if err == nil && r.fresh(k) {
+			return nil
+		}
+	}
+	_, err := r.flight.Do(ctx, k, func(ctx context.Context) (struct{}, error) {
+		h, err := r.domain.BaseURI(ctx, k.account, k.service)
+		if err != nil {
+			return struct{}{}, err
+		}
+		r.store(k.account, reg, map[string]string{k.service: h})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// listDue reports whether the list form should be asked for the account: it
+// is switched on, has not answered 404 lately, and was not asked within the
+// TTL (its answer, or its failure, stands for that long).
+func (r *Router) listDue(account string) bool {
+	if !r.useList {
+		return false
+	}
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, asked := r.listTried[account]
+	return now.After(r.listOff) && (!asked || now.Sub(t) >= r.ttl)
+}
+
+func (r *Router) discoverList(ctx context.Context, account, reg string) error {
+	r.mu.Lock()
+	r.listTried[account] = r.clock.Now()
+	r.mu.Unlock()
+	hosts, err := r.domain.BaseURIs(ctx, account)
+	if err != nil {
+		var le *liveperson.Error
+		if errors.As(err, &le) && le.Status == http.StatusNotFound {
+			r.mu.Lock()
+			r.listOff = r.clock.Now().Add(r.listRetry)
+			r.mu.Unlock()
+		}
+		return err
+	}
+	r.store(account, reg, hosts)
+	return nil
+}
+
+// store guards and records discovered hosts.
+func (r *Router) store(account, reg string, hosts map[string]string) {
+	now := r.clock.Now()
+	var refused []Violation
+	r.mu.Lock()
+	for svc, h := range hosts {
+		k := serviceKey{account, svc}
+		e := r.entries[k]
+		if e == nil {
+			e = &entry{}
+			r.entries[k] = e
+		}
+		e.fetched = now
+		if r.allowed(reg, h) {
+			e.host, e.refused = h, false
+			continue
+		}
+		e.refused = true
+		refused = append(refused, Violation{Account: account, Region: reg, Service: svc, Host: h})
+	}
+	r.mu.Unlock()
+	for _, v := range refused {
+		r.violations.Add(1)
+		if r.onViolation != nil {
+			r.onViolation(v)
+		}
+	}
+}
+
+// lookup answers from the cache: a refused service is a residency error (the
+// last good host is not used silently: a region move needs an operator).
+func (r *Router) lookup(k serviceKey) (host string, found bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[k]
+	switch {
+	case e == nil:
+		return "", false, nil
+	case e.refused:
+		return "", true, residency(k.service)
+	case e.host == "":
+		return "", false, nil
+	}
+	return e.host, true, nil
+}
