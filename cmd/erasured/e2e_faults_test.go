@@ -74,7 +74,7 @@ func TestE2EFaults(t *testing.T) {
 		{name: "sentinel token 503", chat: true, sleeps: []time.Duration{5 * s, 10 * s},
 			faults: []lpsim.Fault{fault(lpsim.ServiceSentinel, lpsim.OpToken, lpsim.Fault{Kind: lpsim.FaultStatus, Times: 2})}},
 		{name: "Domain API 503", chat: true, sleeps: []time.Duration{s, 2 * s},
-			faults: []lpsim.Fault{fault(lpsim.ServiceDomain, lpsim.OpBaseURIs, lpsim.Fault{Kind: lpsim.FaultStatus, Times: 2})}},
+			faults: []lpsim.Fault{fault(lpsim.ServiceDomain, lpsim.OpBaseURI, lpsim.Fault{Kind: lpsim.FaultStatus, Times: 2})}},
 		{name: "search down past the client's retries", chat: true, drive: searchDown,
 			sleeps: []time.Duration{5 * s, 10 * s, 15 * s, 30 * s, 60 * s},
 			faults: []lpsim.Fault{fault(eng, lpsim.OpSearch, lpsim.Fault{Kind: lpsim.FaultStatus, Status: 500, Times: 6})}},
