@@ -107,7 +107,7 @@ func messageRecordsJSON(c *Conversation) []any {
 		at := lineTime(c.Start, i)
 		recs[i] = map[string]any{"type": "TEXT_PLAIN", "sentBy": by, "participantId": participant, "seq": i,
 			"messageData": map[string]any{"msg": map[string]any{"text": l.Text}},
-			"time": at.Format(ehTime), "timeL": at.UnixMilli()}
+			"time":        at.Format(ehTime), "timeL": at.UnixMilli()}
 	}
 	return recs
 }
