@@ -105,9 +105,9 @@ func messageRecordsJSON(c *Conversation) []any {
 			by, participant = "System", "system"
 		}
 		at := lineTime(c.Start, i)
-		recs[i] = map[string]any{"type": "TEXT_PLAIN", "sentBy": by, "participantId": participant, "seq": i,
-			"messageData": map[string]any{"msg": map[string]any{"text": l.Text}},
-			"time":        at.Format(ehTime), "timeL": at.UnixMilli()}
+		msg := map[string]any{"msg": map[string]any{"text": l.Text}}
+		recs[i] = map[string]any{"type": "TEXT_PLAIN", "messageData": msg, "sentBy": by, "participantId": participant,
+			"seq": i, "time": at.Format(ehTime), "timeL": at.UnixMilli()}
 	}
 	return recs
 }
