@@ -32,7 +32,10 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.Accounts == nil {
 		cfg.Accounts = []Account{DefaultAccount(acct, "us")}
 	}
-	cfg.StaticTokens = map[string]string{"tok": acct}
+	if cfg.StaticTokens == nil {
+		cfg.StaticTokens = map[string]string{}
+	}
+	cfg.StaticTokens["tok"] = acct
 	cfg.Clock = h.clk
 	h.sim = New(cfg)
 	h.srv = httptest.NewServer(h.sim.Handler())
