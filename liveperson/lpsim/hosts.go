@@ -3,12 +3,10 @@ package lpsim
 import (
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 )
 
-// KnownServices are the service names the Domain API knows (case-sensitive);
-// the list form returns them all.
+// KnownServices are the service names the Domain API list form returns.
 var KnownServices = []string{ServiceRTBF, ServiceEngHist, ServiceMsgHist, ServiceSentinel, "agentVep"}
 
 // hostLabels name each service inside its LivePerson host names.
@@ -90,15 +88,11 @@ func (s *Sim) rightHost(r *http.Request, service string) bool {
 	return strings.EqualFold(name, want)
 }
 
-// baseURI answers the Domain API's single form. Newer pages show it
-// answering the list shape as well; the variant chooses.
+// baseURI answers the Domain API's single form, for any service name. Newer
+// pages show it answering the list shape as well; the variant chooses.
 func (s *Sim) baseURI(w http.ResponseWriter, r *http.Request) {
 	acct, svc := r.PathValue("acct"), r.PathValue("svc")
 	if !s.domainCheck(w, r, acct) {
-		return
-	}
-	if !slices.Contains(KnownServices, svc) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service"})
 		return
 	}
 	entry := map[string]string{"service": svc, "account": acct, "baseURI": s.host(r, acct, svc)}

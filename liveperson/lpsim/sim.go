@@ -1,13 +1,18 @@
-// Package lpsim simulates the LivePerson APIs erasured uses, as
-// shared/LIVEPERSON.md describes them, strictly: Domain API, sentinel OAuth
+// Package lpsim simulates the LivePerson APIs erasured uses, as LivePerson's
+// public documentation describes them, strictly: Domain API, sentinel OAuth
 // 2.0 (and OAuth 1.0 verification), Engagement History, Messaging
 // Interactions and Personal Data Deletion, with their validation, fuzzy
 // search, quota, deletion lifecycle and masking on an injectable clock. Faults
 // can be injected per endpoint and every call is logged.
 //
+// Where the documentation's pages disagree, Variants choose which reading is
+// served (VariantsFromSeed picks them all from one seed), so that a client
+// handling only one reading fails against some seed.
+//
 // One handler serves every service; the Domain API answers with the
 // simulator's own address, so a client in loopback test mode reaches
-// everything on one port.
+// everything on one port. Config.NamedHosts answers LivePerson's host names
+// instead, for tests that dial every name to the simulator.
 package lpsim
 
 import (
