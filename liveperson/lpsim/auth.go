@@ -15,53 +15,6 @@ import (
 	"github.com/erasured/erasured/liveperson/internal/oauth1"
 )
 
-// baseURI answers the Domain API's single form with the simulator's address
-// for every service.
-func (s *Sim) baseURI(w http.ResponseWriter, r *http.Request) {
-	acct, svc := r.PathValue("acct"), r.PathValue("svc")
-	if !s.domainCheck(w, r, acct) {
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"service": svc, "account": acct, "baseURI": s.host(r)})
-}
-
-// KnownServices are the service names the Domain API list form returns.
-var KnownServices = []string{ServiceRTBF, ServiceEngHist, ServiceMsgHist, ServiceSentinel, "agentVep"}
-
-func (s *Sim) baseURIs(w http.ResponseWriter, r *http.Request) {
-	acct := r.PathValue("acct")
-	if !s.domainCheck(w, r, acct) {
-		return
-	}
-	list := make([]map[string]string, 0, len(KnownServices))
-	for _, svc := range KnownServices {
-		list = append(list, map[string]string{"account": acct, "baseURI": s.host(r), "service": svc})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"baseURIs": list})
-}
-
-func (s *Sim) domainCheck(w http.ResponseWriter, r *http.Request, acct string) bool {
-	if r.URL.Query().Get("version") != "1.0" {
-		badRequest(w, "version=1.0 required")
-		return false
-	}
-	s.mu.Lock()
-	_, ok := s.accounts[acct]
-	s.mu.Unlock()
-	if !ok {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unknown account"})
-		return false
-	}
-	return true
-}
-
-func (s *Sim) host(r *http.Request) string {
-	if s.cfg.Host != "" {
-		return s.cfg.Host
-	}
-	return r.Host
-}
-
 // token is sentinel's client-credentials grant: it issues an HS256 JWT whose
 // exp is TokenTTL after the sim clock's now.
 func (s *Sim) token(w http.ResponseWriter, r *http.Request) {

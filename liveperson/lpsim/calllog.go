@@ -19,6 +19,7 @@ const StatusReset = -1
 type Call struct {
 	Time    time.Time `json:"time"` // sim clock
 	Method  string    `json:"method"`
+	Host    string    `json:"host"` // the Host header: which name the client called
 	Path    string    `json:"path"`
 	Query   string    `json:"query"`
 	Body    string    `json:"body"`

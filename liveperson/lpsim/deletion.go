@@ -51,12 +51,12 @@ func (s *Sim) advance() {
 			case "engagement":
 				if c, ok := s.chats[id]; ok && c.Account == d.Account {
 					maskAll(&c.CustomerID, &c.Name, &c.Surname, &c.Email, &c.Phone)
-					maskLines(c.Lines)
+					s.maskTranscript(c.Transcript)
 				}
 			case "conversation":
 				if c, ok := s.convs[id]; ok && c.Account == d.Account {
 					maskAll(&c.CustomerID, &c.Name, &c.Surname, &c.Email, &c.Phone)
-					maskLines(c.Messages)
+					s.maskTranscript(c.Transcript)
 				}
 			case "consumer":
 				// Consumer deletion masks the consumer's profile, not the
@@ -168,7 +168,7 @@ func (s *Sim) delCreate(w http.ResponseWriter, r *http.Request) {
 	s.nextReq++
 	s.deletions = append(s.deletions, d)
 	s.created[canonicalBody(kind, ids)]++
-	writeJSON(w, http.StatusCreated, s.deletionJSON(d, false))
+	writeJSON(w, http.StatusCreated, s.deletionJSON(d, answerCreate))
 }
 
 func (s *Sim) delList(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +204,7 @@ func (s *Sim) delList(w http.ResponseWriter, r *http.Request) {
 			(!from.IsZero() && d.Created.Before(from)) || (!to.IsZero() && !d.Created.Before(to)) {
 			continue
 		}
-		out = append(out, s.deletionJSON(d, true))
+		out = append(out, s.deletionJSON(d, answerRead))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -230,10 +230,10 @@ func (s *Sim) delGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Quirks.GetByIDObject {
-		writeJSON(w, http.StatusOK, s.deletionJSON(d, true))
+		writeJSON(w, http.StatusOK, s.deletionJSON(d, answerRead))
 		return
 	}
-	writeJSON(w, http.StatusOK, []any{s.deletionJSON(d, true)})
+	writeJSON(w, http.StatusOK, []any{s.deletionJSON(d, answerRead)})
 }
 
 // delCancel cancels a request still in its cancel window.
@@ -249,27 +249,43 @@ func (s *Sim) delCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Canceled, d.CanceledAt = true, s.clock.Now()
-	writeJSON(w, http.StatusOK, []any{s.deletionJSON(d, true)})
+	writeJSON(w, http.StatusOK, []any{s.deletionJSON(d, answerCancel)})
 }
 
-func (s *Sim) deletionJSON(d *Deletion, withStatus bool) map[string]any {
+// Which answer a deletion request is rendered for.
+const (
+	answerCreate = iota // 201 of create: everything, delete_json included, no status
+	answerRead          // get and list
+	answerCancel        // cancel
+)
+
+// deletionJSON renders a request. Get and list document only request_id,
+// siteId, request_time, requested_by and status: in the create-only reading
+// that is all they answer, and cancel adds only its own fields.
+func (s *Sim) deletionJSON(d *Deletion, answer int) map[string]any {
 	m := map[string]any{
 		"request_id": d.ID, s.cfg.Quirks.SiteIDKey: d.Account, "request_time": d.Created.Format("2006-01-02T15:04:05.000Z"),
-		"requested_by": d.RequestedBy, "delete_json": d.Body, "is_canceled": d.Canceled,
-		"cancelled_by": nil, "cancel_timestamp": nil,
+		"requested_by": d.RequestedBy,
 	}
 	if s.cfg.Quirks.RequestIDAsText {
 		m["request_id"] = strconv.FormatInt(d.ID, 10)
 	}
-	if s.cfg.Quirks.DeleteJSONObject {
-		m["delete_json"] = json.RawMessage(d.Body)
-	}
-	if d.Canceled {
-		m["cancelled_by"] = d.RequestedBy
-		m["cancel_timestamp"] = d.CanceledAt.Format("2006-01-02T15:04:05.000Z")
-	}
-	if withStatus {
+	if answer != answerCreate {
 		m["status"] = s.status(d, s.clock.Now())
+	}
+	full := answer == answerCreate || s.cfg.Variants.DeleteJSON != DeleteJSONCreateOnly
+	if full {
+		m["delete_json"] = d.Body
+		if s.cfg.Quirks.DeleteJSONObject {
+			m["delete_json"] = json.RawMessage(d.Body)
+		}
+	}
+	if full || answer == answerCancel {
+		m["is_canceled"], m["cancelled_by"], m["cancel_timestamp"] = d.Canceled, nil, nil
+		if d.Canceled {
+			m["cancelled_by"] = d.RequestedBy
+			m["cancel_timestamp"] = d.CanceledAt.Format("2006-01-02T15:04:05.000Z")
+		}
 	}
 	return m
 }

@@ -31,7 +31,7 @@ const (
 	// _metadata.shardsStatusResult.partialResult = true.
 	FaultPartialResult
 	// FaultPartialRecord serves the request with every record isPartial and
-	// without its sdes.
+	// without its sdes and unAuthSdes.
 	FaultPartialRecord
 	// FaultWrongHost makes the Domain API answer Host (for ForService, or for
 	// every service when empty).
@@ -243,6 +243,7 @@ func rewrite(body []byte, f *faultState) []byte {
 			for _, rec := range recs {
 				if rm, ok := rec.(map[string]any); ok {
 					delete(rm, "sdes")
+					delete(rm, "unAuthSdes")
 					if info, ok := rm["info"].(map[string]any); ok {
 						info["isPartial"] = true
 					}

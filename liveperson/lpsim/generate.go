@@ -9,7 +9,12 @@ import (
 // The demo subjects Generate adds (Options.Demo) for the sandbox: all their
 // chats and conversations are closed and searchable, except one open
 // conversation of the second subject. A near-miss neighbour shares the first
-// subject's surname and almost her ids, so that exact filtering shows.
+// subject's surname and almost her ids, so that exact filtering shows. The
+// hidden subject's records are found only by a client that reads every
+// documented shape: her chat's e-mail is in the flat personalInfo form, one
+// conversation carries only unauthenticated attributes and another none at
+// all (found through her consumer id). The numeric subject's customer id
+// cannot be searched in Messaging Interactions; her e-mail can.
 const (
 	DemoAccount = "1234"
 
@@ -24,6 +29,14 @@ const (
 	DemoNearMissCustomerID = "DEMO-CUST-10"
 	DemoNearMissEmail      = "jane.doe@example.org"
 	DemoNearMissConsumerID = "d3m0c0n5-0000-4000-8000-000000000010"
+
+	DemoHiddenCustomerID = "DEMO-CUST-3"
+	DemoHiddenEmail      = "ada.lovelace@example.com"
+	DemoHiddenConsumerID = "d3m0c0n5-0000-4000-8000-000000000003"
+
+	DemoNumericCustomerID = "20240117"
+	DemoNumericEmail      = "numeric.person@example.com"
+	DemoNumericConsumerID = "d3m0c0n5-0000-4000-8000-000000000004"
 )
 
 // GenOptions shape Generate's dataset.
@@ -32,6 +45,9 @@ type GenOptions struct {
 	Accounts  []string  // default [DemoAccount]
 	Consumers int       // per account; default 2000
 	Demo      bool      // add the demo subjects to the first account
+	// Unauthenticated is the share of conversations whose attributes are
+	// unauthenticated (Variants.UnauthShare); one in 25 is, whatever it says.
+	Unauthenticated float64
 }
 
 var (
@@ -47,7 +63,9 @@ var (
 // chats and conversations spread over 13 months (and a few older, beyond
 // retention), shared surnames, near-miss customer ids (ABC-123 / ABC-1234),
 // numeric ids Messaging Interactions cannot search, open conversations and
-// chats still running.
+// chats still running, chats whose personalInfo is flat, conversations with
+// unauthenticated attributes only, and later conversations of a consumer
+// that carry no attribute at all.
 func Generate(seed uint64, o GenOptions) Dataset {
 	if o.Now.IsZero() {
 		o.Now = time.Now().UTC()
@@ -58,7 +76,8 @@ func Generate(seed uint64, o GenOptions) Dataset {
 	if o.Consumers <= 0 {
 		o.Consumers = 2000
 	}
-	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0xda7a)), now: o.Now, used: map[string]bool{}}
+	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0xda7a)), now: o.Now, used: map[string]bool{},
+		unauth: o.Unauthenticated}
 	var d Dataset
 	for i, acct := range o.Accounts {
 		if o.Demo && i == 0 {
@@ -75,9 +94,10 @@ func Generate(seed uint64, o GenOptions) Dataset {
 }
 
 type gen struct {
-	rng  *rand.Rand
-	now  time.Time
-	used map[string]bool
+	rng    *rand.Rand
+	now    time.Time
+	used   map[string]bool
+	unauth float64 // share of unauthenticated conversations
 }
 
 type person struct {
@@ -120,13 +140,22 @@ func (g *gen) records(d *Dataset, p person, chats, convs int) {
 		if g.rng.IntN(7) == 0 { // some chats carry no personalInfo
 			c.Name, c.Surname, c.Email, c.Phone = "", "", "", ""
 		}
+		if g.rng.IntN(20) == 0 { // and some carry it flat, whatever the variant
+			c.PersonalInfoShape = ShapeFlat
+		}
 		d.Chats = append(d.Chats, c)
 	}
-	for range convs {
+	for i := range convs {
 		start := g.now.Add(-time.Duration(g.rng.Int64N(int64(span)))).Add(-10 * time.Minute).Truncate(time.Second)
 		cv := g.conversation(p, start, start.Add(time.Duration(5+g.rng.IntN(120))*time.Minute))
 		if g.rng.IntN(30) == 0 || cv.End.After(g.now) {
 			cv.Status, cv.End = "OPEN", time.Time{}
+		}
+		switch n := g.rng.IntN(25); {
+		case n == 0 && i > 0: // found only through the consumer of an earlier one
+			cv.CustomerID, cv.Name, cv.Surname, cv.Email, cv.Phone = "", "", "", "", ""
+		case n == 1 || g.rng.Float64() < g.unauth:
+			cv.Unauthenticated = true
 		}
 		d.Conversations = append(d.Conversations, cv)
 	}
@@ -137,21 +166,23 @@ func (g *gen) records(d *Dataset, p person, chats, convs int) {
 func (g *gen) chat(p person, start, end time.Time) Chat {
 	return Chat{EngagementID: g.engagementID(p.account), Account: p.account, VisitorID: p.visitor,
 		Start: start, End: end, Ended: true, CustomerID: p.customerID, Name: p.first, Surname: p.last,
-		Email: p.email, Phone: p.phone, Lines: []string{
-			"Hi, this is " + p.first + " " + p.last + ".",
-			"Hello, how can I help?",
-			"My customer number is " + p.customerID + " and my email " + p.email + ".",
-			"Thanks, all sorted.",
+		Email: p.email, Phone: p.phone, Transcript: []Line{
+			{AuthorSystem, "Thank you for contacting us. An agent will be with you shortly."},
+			{AuthorConsumer, "Hi, this is " + p.first + " " + p.last + "."},
+			{AuthorAgent, "Hello, how can I help?"},
+			{AuthorConsumer, "My customer number is " + p.customerID + " and my email " + p.email + "."},
+			{AuthorAgent, "Thanks, all sorted."},
 		}}
 }
 
 func (g *gen) conversation(p person, start, end time.Time) Conversation {
 	return Conversation{ID: g.uuid(), Account: p.account, ConsumerID: p.consumer, Status: "CLOSE",
 		Start: start, End: end, CustomerID: p.customerID, Name: p.first, Surname: p.last,
-		Email: p.email, Phone: p.phone, Messages: []string{
-			"Hello, I am " + p.first + " " + p.last,
-			"Hi! What can I do for you?",
-			"Please update the address of " + p.customerID,
+		Email: p.email, Phone: p.phone, Transcript: []Line{
+			{AuthorSystem, "Welcome! You are connected to our support team."},
+			{AuthorConsumer, "Hello, I am " + p.first + " " + p.last},
+			{AuthorAgent, "Hi! What can I do for you?"},
+			{AuthorConsumer, "Please update the address of " + p.customerID + ", my email is " + p.email},
 		}}
 }
 
@@ -182,6 +213,30 @@ func (g *gen) demo(d *Dataset, acct string) {
 	open := g.conversation(john, g.now.Add(-3*time.Hour), time.Time{})
 	open.Status = "OPEN"
 	d.Conversations = append(d.Conversations, open)
+	g.demoHidden(d, acct, ago)
+}
+
+// demoHidden adds the subjects whose records only a careful client finds.
+func (g *gen) demoHidden(d *Dataset, acct string, ago func(int) time.Time) {
+	ada := person{account: acct, customerID: DemoHiddenCustomerID, first: "Ada", last: "Lovelace",
+		email: DemoHiddenEmail, phone: "+44 7700 900003", visitor: "demovisitor03", consumer: DemoHiddenConsumerID}
+	flat := g.chat(ada, ago(8), ago(8).Add(12*time.Minute))
+	flat.PersonalInfoShape = ShapeFlat
+	unauth := g.conversation(ada, ago(12), ago(12).Add(30*time.Minute))
+	unauth.Unauthenticated = true
+	bare := g.conversation(ada, ago(30), ago(30).Add(30*time.Minute))
+	bare.CustomerID, bare.Name, bare.Surname, bare.Email, bare.Phone = "", "", "", "", ""
+
+	num := person{account: acct, customerID: DemoNumericCustomerID, first: "Noor", last: "Person",
+		email: DemoNumericEmail, phone: "+44 7700 900004", visitor: "demovisitor04", consumer: DemoNumericConsumerID}
+	d.Chats = append(d.Chats, flat, g.chat(num, ago(6), ago(6).Add(12*time.Minute)),
+		g.chat(num, ago(45), ago(45).Add(12*time.Minute)))
+	d.Conversations = append(d.Conversations, unauth, bare, g.conversation(num, ago(9), ago(9).Add(30*time.Minute)),
+		g.conversation(num, ago(60), ago(60).Add(30*time.Minute)))
+	for _, p := range []person{ada, num} {
+		d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.consumer, Account: acct, FirstName: p.first,
+			LastName: p.last, Email: p.email, Phone: p.phone})
+	}
 }
 
 func (g *gen) engagementID(acct string) string {

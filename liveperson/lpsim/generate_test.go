@@ -67,13 +67,95 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
+// TestGenerateReadings: the random and the demo data hold the records only a
+// client that reads every documented shape finds: flat personalInfo,
+// unauthenticated attributes, and conversations with no attribute at all,
+// whose consumer carries attributes elsewhere; the unauthenticated share
+// follows the option.
+func TestGenerateReadings(t *testing.T) {
+	count := func(d Dataset) (flat, unauth, bare, bareReachable int) {
+		withAttrs := map[string]bool{}
+		for _, c := range d.Conversations {
+			if c.CustomerID != "" || c.Email != "" {
+				withAttrs[c.ConsumerID] = true
+			}
+		}
+		for _, c := range d.Chats {
+			if c.PersonalInfoShape == ShapeFlat {
+				flat++
+			}
+		}
+		for _, c := range d.Conversations {
+			if c.Unauthenticated {
+				unauth++
+			}
+			if c.CustomerID == "" && c.Name == "" && c.Email == "" && c.Phone == "" {
+				bare++
+				if withAttrs[c.ConsumerID] {
+					bareReachable++
+				}
+			}
+		}
+		return
+	}
+	d := Generate(5, GenOptions{Now: t0, Consumers: 1000})
+	flat, unauth, bare, reachable := count(d)
+	if flat == 0 || bare == 0 || reachable != bare || unauth == 0 || unauth > len(d.Conversations)/10 {
+		t.Errorf("share 0: %d flat chats, %d of %d conversations unauthenticated, %d bare (%d reachable by consumer)",
+			flat, unauth, len(d.Conversations), bare, reachable)
+	}
+	d = Generate(5, GenOptions{Now: t0, Consumers: 1000, Unauthenticated: 0.3})
+	_, many, _, _ := count(d)
+	if share := float64(many) / float64(len(d.Conversations)); share < 0.25 || share > 0.4 {
+		t.Errorf("share 0.3: %d of %d conversations unauthenticated", many, len(d.Conversations))
+	}
+
+	demo := Generate(5, GenOptions{Now: t0, Consumers: 1, Demo: true})
+	var hiddenChat, hiddenUnauth, hiddenBare, numChats, numConvs int
+	for _, c := range demo.Chats {
+		switch c.CustomerID {
+		case DemoHiddenCustomerID:
+			if c.PersonalInfoShape == ShapeFlat && c.Email == DemoHiddenEmail {
+				hiddenChat++
+			}
+		case DemoNumericCustomerID:
+			numChats++
+		}
+	}
+	for _, c := range demo.Conversations {
+		switch {
+		case c.ConsumerID == DemoHiddenConsumerID && c.Unauthenticated && c.CustomerID == DemoHiddenCustomerID:
+			hiddenUnauth++
+		case c.ConsumerID == DemoHiddenConsumerID && c.CustomerID == "" && c.Email == "":
+			hiddenBare++
+		case c.CustomerID == DemoNumericCustomerID && c.Email == DemoNumericEmail && c.Status == "CLOSE":
+			numConvs++
+		}
+	}
+	if hiddenChat != 1 || hiddenUnauth != 1 || hiddenBare != 1 || numChats == 0 || numConvs == 0 {
+		t.Errorf("demo: hidden chat %d, unauthenticated %d, bare %d; numeric chats %d, conversations %d",
+			hiddenChat, hiddenUnauth, hiddenBare, numChats, numConvs)
+	}
+	for _, c := range demo.Chats {
+		authors := map[string]bool{}
+		for _, l := range c.Transcript {
+			authors[l.Author] = true
+		}
+		if len(authors) != 3 {
+			t.Fatalf("chat %s transcript authors %v, want consumer, agent and system", c.EngagementID, authors)
+		}
+	}
+}
+
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	variants := VariantsFromSeed(3)
+	variants.Discovery = DiscoverySingleOnly
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, ServeOptions{Listen: "127.0.0.1:0", Seed: 1, Speed: 1000, Consumers: 50,
-			Accounts: []Account{DefaultAccount("1234", "us"), DefaultAccount("5678", "uk")}}, pw)
+			Accounts: []Account{DefaultAccount("1234", "us"), DefaultAccount("5678", "uk")}, Variants: variants}, pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -81,6 +163,15 @@ func TestServe(t *testing.T) {
 		t.Fatalf("first line %q", sc.Text())
 	}
 	base := strings.TrimPrefix(sc.Text(), "lpsim listening on ")
+	var line string
+	for sc.Scan() {
+		if line = sc.Text(); !strings.HasPrefix(line, "lpsim account ") {
+			break
+		}
+	}
+	if got, want := line, "lpsim variants: "+variants.String(); got != want {
+		t.Errorf("variants line %q, want %q", got, want)
+	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	resp, err := http.Get(base + "/api/account/5678/service/rtbf/baseURI.json?version=1.0")
 	if err != nil {
@@ -90,6 +181,14 @@ func TestServe(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), strings.TrimPrefix(base, "http://")) {
 		t.Errorf("domain API: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/api/account/5678/service/baseURI.json?version=1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("list form in the single-only reading: %d, want 404", resp.StatusCode)
 	}
 	http.DefaultClient.CloseIdleConnections()
 	cancel()

@@ -33,10 +33,14 @@ type ServeOptions struct {
 	// LoseCreateAnswers is the share of deletion creates whose answer is lost (503) after
 	// LivePerson created the request.
 	LoseCreateAnswers float64
+	// Variants choose the documented readings served (VariantsFromSeed picks
+	// them from a seed); their UnauthShare also shapes the generated data.
+	Variants Variants
 }
 
 // Serve runs the simulator as a standalone server until ctx ends. It prints
-// "lpsim listening on http://ADDR" and each account's test credentials.
+// "lpsim listening on http://ADDR", each account's test credentials and the
+// readings it serves.
 func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
 	if opts.Speed <= 0 {
 		return errors.New("lpsim: the speed must be positive")
@@ -54,13 +58,13 @@ func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
 	// Tokens live an hour of real time whatever the speed, so a fast clock
 	// does not make every call refresh its token.
 	sim := New(Config{Accounts: opts.Accounts, StaticTokens: tokens, Clock: clock, Seed: opts.Seed,
-		TokenTTL: time.Duration(float64(time.Hour) * max(1, opts.Speed))})
+		TokenTTL: time.Duration(float64(time.Hour) * max(1, opts.Speed)), Variants: opts.Variants})
 	defer sim.Close()
 	if opts.LoseCreateAnswers > 0 {
 		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: opts.LoseCreateAnswers})
 	}
 	if err := sim.Load(Generate(opts.Seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: opts.Consumers,
-		Demo: opts.Demo})); err != nil {
+		Demo: opts.Demo, Unauthenticated: opts.Variants.UnauthShare})); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
@@ -73,6 +77,7 @@ func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "lpsim account %s region %s client_id=%s client_secret=%s token=%s\n",
 			a.ID, a.Region, a.ClientID, a.ClientSecret, StaticToken(a.ID))
 	}
+	fmt.Fprintf(stdout, "lpsim variants: %s\n", opts.Variants)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -9,6 +9,33 @@ import (
 // DeletedMarker replaces deleted content, as LivePerson writes it.
 const DeletedMarker = "*** LP deleted data ***"
 
+// Authors of transcript lines and messages.
+const (
+	AuthorConsumer = "consumer"
+	AuthorAgent    = "agent"
+	AuthorSystem   = "system"
+)
+
+// Line is one line of a chat transcript or one message of a conversation,
+// with who wrote it: a partial masking keeps agent and system lines.
+type Line struct {
+	Author string // AuthorConsumer, AuthorAgent or AuthorSystem
+	Text   string
+}
+
+// Alternating returns lines written in turn by the consumer and the agent,
+// the consumer first: the short way to build a transcript.
+func Alternating(texts ...string) []Line {
+	out := make([]Line, len(texts))
+	for i, t := range texts {
+		out[i] = Line{Author: AuthorConsumer, Text: t}
+		if i%2 == 1 {
+			out[i].Author = AuthorAgent
+		}
+	}
+	return out
+}
+
 // Chat is a chat engagement (Engagement History).
 type Chat struct {
 	EngagementID string // account id followed by the chat session id
@@ -20,7 +47,15 @@ type Chat struct {
 	CustomerID    string
 	Name, Surname string
 	Email, Phone  string
-	Lines         []string // transcript
+	// PersonalInfoShape serves this chat's personalInfo in one shape
+	// (ShapeNested, ShapeFlat, ShapeDirect) whatever the variant says; ""
+	// follows the variant.
+	PersonalInfoShape string
+	Transcript        []Line
+	// Lines are transcript texts written in turn by the consumer and the
+	// agent (see Alternating). Adding the chat appends them to Transcript and
+	// empties Lines, so a stored chat has one transcript.
+	Lines []string
 }
 
 // Conversation is a messaging conversation (Messaging Interactions).
@@ -33,7 +68,15 @@ type Conversation struct {
 	CustomerID    string
 	Name, Surname string
 	Email, Phone  string
-	Messages      []string
+	// Unauthenticated attributes are served in unAuthSdes (only to v=2
+	// requests) instead of sdes.
+	Unauthenticated   bool
+	PersonalInfoShape string // as Chat.PersonalInfoShape
+	Transcript        []Line
+	// Messages are message texts written in turn by the consumer and the
+	// agent; adding the conversation appends them to Transcript, as
+	// Chat.Lines.
+	Messages []string
 }
 
 // ConsumerProfile is the consumer-level personal data a consumer deletion masks.
@@ -88,7 +131,8 @@ func (s *Sim) addChat(c Chat) error {
 	if _, ok := s.chats[c.EngagementID]; ok || c.EngagementID == "" {
 		return ErrExists
 	}
-	c.Lines = slices.Clone(c.Lines)
+	c.Transcript = append(slices.Clone(c.Transcript), Alternating(c.Lines...)...)
+	c.Lines = nil
 	s.chats[c.EngagementID] = &c
 	s.chatOrder = append(s.chatOrder, &c)
 	s.chatsSorted = false
@@ -109,7 +153,8 @@ func (s *Sim) addConversation(c Conversation) error {
 	if c.Status == "" {
 		c.Status = "CLOSE"
 	}
-	c.Messages = slices.Clone(c.Messages)
+	c.Transcript = append(slices.Clone(c.Transcript), Alternating(c.Messages...)...)
+	c.Messages = nil
 	s.convs[c.ID] = &c
 	s.convOrder = append(s.convOrder, &c)
 	s.convsSorted = false
@@ -143,6 +188,7 @@ func (s *Sim) UpdateChat(id string, fn func(*Chat)) error {
 		return ErrNotFound
 	}
 	fn(c)
+	c.Transcript, c.Lines = append(c.Transcript, Alternating(c.Lines...)...), nil
 	s.chatsSorted = false
 	return nil
 }
@@ -156,6 +202,7 @@ func (s *Sim) UpdateConversation(id string, fn func(*Conversation)) error {
 		return ErrNotFound
 	}
 	fn(c)
+	c.Transcript, c.Messages = append(c.Transcript, Alternating(c.Messages...)...), nil
 	s.convsSorted = false
 	return nil
 }
@@ -170,7 +217,7 @@ func (s *Sim) Chat(id string) (Chat, bool) {
 		return Chat{}, false
 	}
 	out := *c
-	out.Lines = slices.Clone(c.Lines)
+	out.Transcript = slices.Clone(c.Transcript)
 	return out, true
 }
 
@@ -185,7 +232,7 @@ func (s *Sim) Conversation(id string) (Conversation, bool) {
 		return Conversation{}, false
 	}
 	out := *c
-	out.Messages = slices.Clone(c.Messages)
+	out.Transcript = slices.Clone(c.Transcript)
 	return out, true
 }
 
@@ -216,8 +263,13 @@ func maskAll(vals ...*string) {
 	}
 }
 
-func maskLines(lines []string) {
+// maskTranscript masks what a DONE deletion masks of a transcript: every
+// line, or in the partial reading only the consumer's lines.
+func (s *Sim) maskTranscript(lines []Line) {
 	for i := range lines {
-		lines[i] = DeletedMarker
+		if s.cfg.Variants.Masking == MaskPartial && lines[i].Author != AuthorConsumer {
+			continue
+		}
+		lines[i].Text = DeletedMarker
 	}
 }

@@ -6,14 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 )
 
-// Search windows: a month is 30 days, three months 90 (the client's reading).
+// Limits every search method shares.
 const (
-	maxEngWindow = 30 * 24 * time.Hour
-	maxMsgWindow = 90 * 24 * time.Hour
 	maxLimit     = 100
 	maxSourceLen = 20
 )
@@ -25,18 +22,20 @@ func tokens(s string) []string {
 	})
 }
 
-func longDigitRun(s string) bool {
-	run := 0
+// unsearchableNumber reports a purely numeric value with more than three
+// consecutive digits: Messaging Interactions can neither index nor search
+// such attribute values.
+func unsearchableNumber(s string) bool {
+	s = strings.TrimSpace(strings.Trim(strings.TrimSpace(s), `"`))
+	if len(s) <= 3 {
+		return false
+	}
 	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			if run++; run > 3 {
-				return true
-			}
-		} else {
-			run = 0
+		if r < '0' || r > '9' {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // fuzzyMatch imitates LivePerson's keyword search: tokenised, case
@@ -92,24 +91,6 @@ func pageParams(w http.ResponseWriter, r *http.Request) (offset, limit int, ok b
 	return offset, limit, true
 }
 
-// checkStart validates the required start window.
-func checkStart(w http.ResponseWriter, st *window, max time.Duration) (from, to time.Time, ok bool) {
-	if st == nil || st.From == 0 || st.To == 0 {
-		badRequest(w, "start is required")
-		return from, to, false
-	}
-	from, to = time.UnixMilli(st.From), time.UnixMilli(st.To)
-	if !to.After(from) {
-		badRequest(w, "start.to must be after start.from")
-		return from, to, false
-	}
-	if to.Sub(from) > max {
-		badRequest(w, "time range too long")
-		return from, to, false
-	}
-	return from, to, true
-}
-
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
@@ -139,19 +120,4 @@ func page[T any](all []T, offset, limit int) []T {
 		return []T{}
 	}
 	return all[offset:min(len(all), offset+limit)]
-}
-
-func sdeEvents(customerID, name, surname, email, phone string, at time.Time) []any {
-	var ev []any
-	ts := strconv.FormatInt(at.UnixMilli(), 10)
-	if customerID != "" {
-		ev = append(ev, map[string]any{"sdeType": "CUSTOMER_INFO", "customerInfo": map[string]any{
-			"serverTimeStamp": ts, "customerInfo": map[string]any{"customerId": customerID, "customerStatus": "active"}}})
-	}
-	if name != "" || surname != "" || email != "" || phone != "" {
-		ev = append(ev, map[string]any{"sdeType": "PERSONAL_INFO", "personalInfo": map[string]any{
-			"serverTimeStamp": ts, "personalInfo": map[string]any{"name": name, "surname": surname,
-				"contacts": []any{map[string]any{"personalContact": map[string]any{"email": email, "phone": phone}}}}}})
-	}
-	return ev
 }

@@ -1,13 +1,18 @@
-// Package lpsim simulates the LivePerson APIs erasured uses, as
-// shared/LIVEPERSON.md describes them, strictly: Domain API, sentinel OAuth
+// Package lpsim simulates the LivePerson APIs erasured uses, as LivePerson's
+// public documentation describes them, strictly: Domain API, sentinel OAuth
 // 2.0 (and OAuth 1.0 verification), Engagement History, Messaging
 // Interactions and Personal Data Deletion, with their validation, fuzzy
 // search, quota, deletion lifecycle and masking on an injectable clock. Faults
 // can be injected per endpoint and every call is logged.
 //
+// Where the documentation's pages disagree, Variants choose which reading is
+// served (VariantsFromSeed picks them all from one seed), so that a client
+// handling only one reading fails against some seed.
+//
 // One handler serves every service; the Domain API answers with the
 // simulator's own address, so a client in loopback test mode reaches
-// everything on one port.
+// everything on one port. Config.NamedHosts answers LivePerson's host names
+// instead, for tests that dial every name to the simulator.
 package lpsim
 
 import (
@@ -28,7 +33,7 @@ import (
 // Account is a simulated LivePerson account with its credentials.
 type Account struct {
 	ID           string
-	Region       string // informational: the Domain API answers the simulator's host
+	Region       string // "us", "uk" or "apac": the prefix of named hosts (Config.NamedHosts)
 	ClientID     string // OAuth 2.0 client credentials
 	ClientSecret string
 	OAuth1       *OAuth1Keys
@@ -61,7 +66,7 @@ type Config struct {
 	CancelWindow time.Duration // NOT_STARTED period, default 5 days
 	DeletionTime time.Duration // IN_PROGRESS → DONE, default 20 days
 	SearchLag    time.Duration // attributes searchable after the end, default 2 h
-	Retention    time.Duration // default 13 months (395 days)
+	Retention    time.Duration // default 13 calendar months before now
 	TokenTTL     time.Duration // sentinel token lifetime in sim time, default 1 h
 	// RateLimits are optional requests per second per service name (e.g.
 	// "msgHist"), per account, measured in real time; over the limit → 429.
@@ -69,8 +74,18 @@ type Config struct {
 	RateBurst  int // bucket size of RateLimits, default a tenth of the rate
 	// Host overrides the host:port the Domain API answers (default: the
 	// request's Host header, i.e. the simulator itself).
-	Host   string
-	Quirks Quirks
+	Host string
+	// NamedHosts makes the Domain API answer LivePerson's names instead,
+	// "<region prefix>.<service>.liveperson.net" or the dash style of the
+	// variant, followed by ":"+HostPort when HostPort is set; a test whose
+	// HTTP client dials every name to the simulator then exercises the
+	// residency guard with real names. A request that reaches a LivePerson
+	// name other than the one answered for its account and service gets 404.
+	NamedHosts bool
+	HostPort   string
+	// Quirks choose spellings; when zero, Variants.Quirks apply.
+	Quirks   Quirks
+	Variants Variants
 }
 
 // Sim is the simulator. Create it with New; it is safe for concurrent use.
@@ -113,14 +128,13 @@ func New(cfg Config) *Sim {
 	def(&cfg.CancelWindow, 5*24*time.Hour)
 	def(&cfg.DeletionTime, 20*24*time.Hour)
 	def(&cfg.SearchLag, 2*time.Hour)
-	def(&cfg.Retention, 395*24*time.Hour)
 	def(&cfg.TokenTTL, time.Hour)
-	if cfg.Quirks.ParticipantsKey == "" {
-		cfg.Quirks.ParticipantsKey = "consumerParticipants"
+	if cfg.Quirks == (Quirks{}) {
+		cfg.Quirks = cfg.Variants.Quirks
 	}
-	if cfg.Quirks.SiteIDKey == "" {
-		cfg.Quirks.SiteIDKey = "siteid"
-	}
+	cfg.Variants.Quirks = cfg.Quirks
+	cfg.Variants = cfg.Variants.withDefaults()
+	cfg.Quirks = cfg.Variants.Quirks
 	s := &Sim{
 		cfg: cfg, clock: cfg.Clock, closing: make(chan struct{}),
 		accounts: map[string]*Account{}, chats: map[string]*Chat{}, convs: map[string]*Conversation{},
@@ -205,7 +219,7 @@ func (s *Sim) Handler() http.Handler {
 		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		c := &Call{Time: s.clock.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		c := &Call{Time: s.clock.Now(), Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery,
 			Body: string(body), Auth: authKind(r.Header.Get("Authorization"))}
 		// Logged on arrival, so a test sees a call whose answer is still held
 		// back (hang faults); the status is filled in when it is known.
@@ -245,6 +259,10 @@ func (s *Sim) endpoint(service, op string, auth bool, fn http.HandlerFunc) http.
 			if s.injectBefore(w, r, f) {
 				return
 			}
+		}
+		if !s.rightHost(r, service) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "account not served by this host"})
+			return
 		}
 		if !s.allow(r.PathValue("acct"), service) {
 			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "Too Many Requests"})

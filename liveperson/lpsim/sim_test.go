@@ -32,7 +32,10 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.Accounts == nil {
 		cfg.Accounts = []Account{DefaultAccount(acct, "us")}
 	}
-	cfg.StaticTokens = map[string]string{"tok": acct}
+	if cfg.StaticTokens == nil {
+		cfg.StaticTokens = map[string]string{}
+	}
+	cfg.StaticTokens["tok"] = acct
 	cfg.Clock = h.clk
 	h.sim = New(cfg)
 	h.srv = httptest.NewServer(h.sim.Handler())
@@ -221,13 +224,16 @@ func TestSearchRules(t *testing.T) {
 		t.Errorf("NUM-9: %d, want 1 (the running chat excluded)", n)
 	}
 
-	// Messaging: values with a run of more than three digits are unsearchable.
+	// Messaging: purely numeric values of more than three digits are
+	// unsearchable, as phrase or as attribute; mixed values are not.
 	_ = h.sim.AddConversation(Conversation{ID: "c1", Account: acct, ConsumerID: "p1", Status: "CLOSE",
 		Start: t0.Add(-3 * day), End: t0.Add(-3*day + time.Hour), CustomerID: "48213377"})
+	_ = h.sim.AddConversation(Conversation{ID: "c2", Account: acct, ConsumerID: "p2", Status: "CLOSE",
+		Start: t0.Add(-3 * day), End: t0.Add(-3*day + time.Hour), CustomerID: "XK-5521"})
 	for _, tc := range []struct {
 		phrase string
 		want   int
-	}{{`"48213377"`, 0}, {`"482"`, 1}} {
+	}{{`"48213377"`, 0}, {`"482"`, 0}, {`"XK-5521"`, 1}, {`"5521"`, 0}} {
 		st, b := h.do(t, "POST", msgPath, "source=t", "{"+startJSON(t0.Add(-day*10), t0)+`,"sdeSearch":{"customerInfo":"`+
 			strings.ReplaceAll(tc.phrase, `"`, `\"`)+`"}}`)
 		var r struct {
@@ -253,7 +259,8 @@ func TestDeletionMasking(t *testing.T) {
 	}
 	h.clk.Advance(5*24*time.Hour + 20*24*time.Hour)
 	c, _ := h.sim.Chat("e1")
-	if c.CustomerID != DeletedMarker || c.Email != DeletedMarker || c.Lines[1] != DeletedMarker {
+	if c.CustomerID != DeletedMarker || c.Email != DeletedMarker || len(c.Transcript) != 2 ||
+		c.Transcript[0].Text != DeletedMarker || c.Transcript[1].Text != DeletedMarker {
 		t.Errorf("chat after DONE = %+v", c)
 	}
 	p, _ := h.sim.Consumer(acct, "p1")
@@ -261,7 +268,7 @@ func TestDeletionMasking(t *testing.T) {
 		t.Errorf("consumer after DONE = %+v", p)
 	}
 	cv, _ := h.sim.Conversation("c1")
-	if cv.CustomerID != "C-1" || cv.Messages[0] != "yo" {
+	if cv.CustomerID != "C-1" || cv.Transcript[0] != (Line{AuthorConsumer, "yo"}) {
 		t.Errorf("consumer deletion masked the conversation: %+v", cv)
 	}
 	for _, d := range h.sim.Deletions(acct) {

@@ -3,112 +3,10 @@ package lpsim
 import (
 	"net/http"
 	"slices"
-	"strings"
-	"time"
 )
 
-// engSearch is Engagement History's interactions search.
-func (s *Sim) engSearch(w http.ResponseWriter, r *http.Request) {
-	acct := r.PathValue("acct")
-	offset, limit, ok := pageParams(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		Start   *window `json:"start"`
-		Keyword string  `json:"keyword"`
-		Area    *struct {
-			Types []string `json:"types"`
-		} `json:"keyword_search_area"`
-		EngagementID string `json:"engagementId"`
-		Visitor      string `json:"visitor"`
-	}
-	if !decodeBody(w, r, &body) {
-		return
-	}
-	from, to, ok := checkStart(w, body.Start, maxEngWindow)
-	if !ok {
-		return
-	}
-	var areas []string
-	if body.Area != nil {
-		areas = body.Area.Types
-		for _, a := range areas {
-			if !strings.HasPrefix(a, "ea.") && a != "transcript" {
-				badRequest(w, "unknown keyword_search_area type")
-				return
-			}
-		}
-	}
-	s.mu.Lock()
-	now := s.clock.Now()
-	var hits []map[string]any
-	for _, c := range s.sortedChats() {
-		if c.Account != acct || !c.Ended || c.Start.Before(from) || c.Start.After(to) ||
-			c.Start.Before(now.Add(-s.cfg.Retention)) ||
-			(body.EngagementID != "" && c.EngagementID != body.EngagementID) ||
-			(body.Visitor != "" && c.VisitorID != body.Visitor) {
-			continue
-		}
-		if body.Keyword != "" && (c.End.Add(s.cfg.SearchLag).After(now) || !chatMatches(c, body.Keyword, areas)) {
-			continue
-		}
-		hits = append(hits, chatJSON(c))
-	}
-	s.mu.Unlock()
-	if r.URL.Query().Get("sort") == "start:desc" {
-		slices.Reverse(hits)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"_metadata":                 metadata(len(hits), offset, limit, r.URL.String()),
-		"interactionHistoryRecords": page(hits, offset, limit),
-	})
-}
-
-func chatMatches(c *Chat, keyword string, areas []string) bool {
-	if len(areas) == 0 {
-		fields := append([]string{c.CustomerID, c.Name, c.Surname, c.Email, c.Phone}, c.Lines...)
-		return fuzzyMatch(keyword, fields...)
-	}
-	for _, a := range areas {
-		switch a {
-		case "ea.customerInfo":
-			if fuzzyMatch(keyword, c.CustomerID) {
-				return true
-			}
-		case "ea.personalInfo":
-			if fuzzyMatch(keyword, c.Name, c.Surname, c.Email, c.Phone) {
-				return true
-			}
-		case "transcript":
-			if fuzzyMatch(keyword, c.Lines...) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func chatJSON(c *Chat) map[string]any {
-	lines := make([]any, len(c.Lines))
-	for i, l := range c.Lines {
-		by := "visitor"
-		if i%2 == 1 {
-			by = "agent"
-		}
-		at := c.Start.Add(time.Duration(i) * time.Minute)
-		lines[i] = map[string]any{"timeL": at.UnixMilli(), "by": by, "source": by, "text": l}
-	}
-	return map[string]any{
-		"info": map[string]any{"engagementId": c.EngagementID, "accountId": c.Account, "visitorId": c.VisitorID,
-			"startTimeL": c.Start.UnixMilli(), "endTimeL": c.End.UnixMilli(), "startTime": c.Start.Format(time.RFC3339),
-			"isPartial": false, "ended": c.Ended},
-		"sdes":       map[string]any{"events": sdeEvents(c.CustomerID, c.Name, c.Surname, c.Email, c.Phone, c.Start)},
-		"transcript": map[string]any{"lines": lines},
-	}
-}
-
-// msgCommon checks what every Messaging Interactions method requires.
+// msgSource checks the source parameter every Messaging Interactions
+// method requires.
 func msgSource(w http.ResponseWriter, r *http.Request) bool {
 	src := r.URL.Query().Get("source")
 	if src == "" || len(src) > maxSourceLen {
@@ -148,7 +46,7 @@ func (s *Sim) msgSearch(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body) {
 		return
 	}
-	from, to, ok := checkStart(w, body.Start, maxMsgWindow)
+	from, to, ok := checkStart(w, body.Start, s.cfg.Variants.msgWindow())
 	if !ok {
 		return
 	}
@@ -162,9 +60,10 @@ func (s *Sim) msgSearch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	v2 := r.URL.Query().Get("v") == "2"
 	s.mu.Lock()
 	now := s.clock.Now()
-	hits := s.conversations(r.PathValue("acct"), status, body.Content, func(c *Conversation) bool {
+	hits := s.conversations(r, status, body.Content, func(c *Conversation) bool {
 		if c.Start.Before(from) || c.Start.After(to) {
 			return false
 		}
@@ -178,7 +77,7 @@ func (s *Sim) msgSearch(w http.ResponseWriter, r *http.Request) {
 		if indexed.Add(s.cfg.SearchLag).After(now) {
 			return false
 		}
-		return sdeMatches(c, body.SdeSearch)
+		return sdeMatches(c, body.SdeSearch, v2)
 	})
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -187,20 +86,34 @@ func (s *Sim) msgSearch(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// sdeMatches ORs the sdeSearch keys. A phrase with a run of more than three
-// digits never matches: LivePerson cannot search such values.
-func sdeMatches(c *Conversation, q map[string]string) bool {
+// sdeMatches ORs the sdeSearch keys. Unauthenticated attributes are
+// searched only by v=2 requests. A purely numeric value of more than three
+// digits is never found, whether it is the phrase or the attribute: the
+// limitation LivePerson documents.
+func sdeMatches(c *Conversation, q map[string]string, v2 bool) bool {
+	if c.Unauthenticated && !v2 {
+		return false
+	}
+	searchable := func(vals ...string) []string {
+		var out []string
+		for _, v := range vals {
+			if !unsearchableNumber(v) {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	for k, phrase := range q {
-		if longDigitRun(phrase) {
+		if unsearchableNumber(phrase) {
 			continue
 		}
 		switch k {
 		case "customerInfo":
-			if fuzzyMatch(phrase, c.CustomerID) {
+			if fuzzyMatch(phrase, searchable(c.CustomerID)...) {
 				return true
 			}
 		case "personalInfo":
-			if fuzzyMatch(phrase, c.Name, c.Surname, c.Email, c.Phone) {
+			if fuzzyMatch(phrase, searchable(c.Name, c.Surname, c.Email, c.Phone)...) {
 				return true
 			}
 		}
@@ -234,7 +147,7 @@ func (s *Sim) msgByConsumer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	hits := s.conversations(r.PathValue("acct"), status, body.Content, func(c *Conversation) bool {
+	hits := s.conversations(r, status, body.Content, func(c *Conversation) bool {
 		return c.ConsumerID == body.Consumer
 	})
 	s.mu.Unlock()
@@ -270,7 +183,7 @@ func (s *Sim) msgByID(w http.ResponseWriter, r *http.Request) {
 		want[id] = true
 	}
 	s.mu.Lock()
-	hits := s.conversations(r.PathValue("acct"), nil, body.Content, func(c *Conversation) bool { return want[c.ID] })
+	hits := s.conversations(r, nil, body.Content, func(c *Conversation) bool { return want[c.ID] })
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"_metadata":                  metadata(len(hits), 0, len(hits), r.URL.String()),
@@ -280,19 +193,22 @@ func (s *Sim) msgByID(w http.ResponseWriter, r *http.Request) {
 
 // conversations renders the account's retained conversations that pass the
 // status set (empty = any) and keep. Caller holds s.mu.
-func (s *Sim) conversations(acct string, status map[string]bool, content []string, keep func(*Conversation) bool) []map[string]any {
-	now := s.clock.Now()
+func (s *Sim) conversations(r *http.Request, status map[string]bool, content []string, keep func(*Conversation) bool) []map[string]any {
+	acct, v2 := r.PathValue("acct"), r.URL.Query().Get("v") == "2"
+	oldest := s.retainedFrom(s.clock.Now())
 	var out []map[string]any
 	for _, c := range s.sortedConversations() {
-		if c.Account != acct || (len(status) > 0 && !status[c.Status]) || c.Start.Before(now.Add(-s.cfg.Retention)) || !keep(c) {
+		if c.Account != acct || (len(status) > 0 && !status[c.Status]) || c.Start.Before(oldest) || !keep(c) {
 			continue
 		}
-		out = append(out, s.conversationJSON(c, content))
+		out = append(out, s.conversationJSON(c, content, v2))
 	}
 	return out
 }
 
-func (s *Sim) conversationJSON(c *Conversation, content []string) map[string]any {
+// conversationJSON renders a conversation with the parts contentToRetrieve
+// names (all of them when it names none). unAuthSdes exist only for v=2.
+func (s *Sim) conversationJSON(c *Conversation, content []string, v2 bool) map[string]any {
 	want := func(k string) bool { return len(content) == 0 || slices.Contains(content, k) }
 	info := map[string]any{"conversationId": c.ID, "brandId": c.Account, "status": c.Status,
 		"startTimeL": c.Start.UnixMilli(), "isPartial": false}
@@ -309,20 +225,18 @@ func (s *Sim) conversationJSON(c *Conversation, content []string) map[string]any
 		}
 		m[s.cfg.Quirks.ParticipantsKey] = []any{p}
 	}
+	auth, unauth := s.sdeEvents(c.attributes(), c.Start), []any{}
+	if c.Unauthenticated {
+		auth, unauth = unauth, auth
+	}
 	if want("sdes") {
-		m["sdes"] = map[string]any{"events": sdeEvents(c.CustomerID, c.Name, c.Surname, c.Email, c.Phone, c.Start)}
+		m["sdes"] = map[string]any{"events": auth}
+	}
+	if v2 && want("unAuthSdes") {
+		m["unAuthSdes"] = map[string]any{"events": unauth}
 	}
 	if want("messageRecords") {
-		recs := make([]any, len(c.Messages))
-		for i, msg := range c.Messages {
-			by := "Consumer"
-			if i%2 == 1 {
-				by = "Agent"
-			}
-			recs[i] = map[string]any{"type": "TEXT_PLAIN", "sentBy": by,
-				"messageData": map[string]any{"msg": map[string]any{"text": msg}}}
-		}
-		m["messageRecords"] = recs
+		m["messageRecords"] = messageRecordsJSON(c)
 	}
 	return m
 }
