@@ -23,8 +23,12 @@ func lpsimMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&opts.Consumers, "consumers", 2000, "generated consumers per account")
 	fs.BoolVar(&opts.Demo, "demo", true, "add the documented demo subjects to the first account")
 	fs.Float64Var(&opts.LoseCreateAnswers, "lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
+	variants := fs.Uint64("variants-seed", 0, "seed choosing which of the readings LivePerson's documentation allows the simulator serves (0: the defaults)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *variants != 0 {
+		opts.Variants = lpsim.VariantsFromSeed(*variants)
 	}
 	for _, spec := range strings.Split(*accounts, ",") {
 		id, region, _ := strings.Cut(strings.TrimSpace(spec), ":")
