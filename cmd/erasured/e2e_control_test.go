@@ -253,10 +253,11 @@ func TestE2EAtRiskAndQuotaReserve(t *testing.T) {
 	e.wantCompleted(a)
 }
 
-// TestE2EVerificationFailsWithEvidence: LivePerson reports DONE but one chat keeps its data.
-// It is queued once more (a second request for it alone); when it survives that too the
-// erasure FAILS with evidence (the LivePerson requests) and without any identifier. The
-// pipeline is stopped and started again around each DONE, so it also resumes from the store.
+// TestE2EVerificationFailsWithEvidence: LivePerson reports DONE and masks one chat's attributes,
+// but a line the person wrote survives in its transcript. It is queued once more (a second
+// request for it alone); when it survives that too the erasure FAILS with evidence (the
+// LivePerson requests) and without any identifier. The pipeline is stopped and started again
+// around each DONE, so it also resumes from the store.
 func TestE2EVerificationFailsWithEvidence(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
 	chats := e.chatsOf(lpsim.DemoCustomerID)
@@ -267,7 +268,7 @@ func TestE2EVerificationFailsWithEvidence(t *testing.T) {
 	e.waitState(name, service.StateSubmitted)
 	e.advance(e2eCancelWindow + time.Hour)
 	e.waitState(name, service.StateDeleting)
-	e.doneWithoutMasking(stubborn)
+	e.doneLeavingConsumerLine(stubborn)
 	e.waitFor(name, "the surviving chat sent again", func(x service.Erasure) bool {
 		return len(x.LPRequests) == 2 && x.State == service.StateSubmitted
 	})
@@ -276,7 +277,7 @@ func TestE2EVerificationFailsWithEvidence(t *testing.T) {
 	}
 	e.advance(e2eCancelWindow + time.Hour)
 	e.waitState(name, service.StateDeleting)
-	e.doneWithoutMasking(stubborn)
+	e.doneLeavingConsumerLine(stubborn)
 	got := e.waitState(name, service.StateFailed)
 	ds := e.sim.Deletions(e2eAcct)
 	if !strings.Contains(got.LastError, "1 record(s) still hold data") || !strings.Contains(got.LastError, fmt.Sprint(ds[0].ID)) ||
@@ -289,24 +290,65 @@ func TestE2EVerificationFailsWithEvidence(t *testing.T) {
 	e.wantMasked(chats[1:], nil, true)
 }
 
-// doneWithoutMasking lets LivePerson's requests reach DONE while one chat keeps its data (as if
-// LivePerson failed to erase it): with the pipeline stopped, the chat is moved out of the
-// account while the simulator applies the deletions due, then moved back; the pipeline, started
-// again, polls and verifies.
-func (e *e2eEnv) doneWithoutMasking(chat string) {
+// doneLeavingConsumerLine lets LivePerson's requests reach DONE while one chat keeps a line
+// its consumer wrote (as if LivePerson masked the attributes and missed the transcript): with
+// the pipeline stopped, the deletions due are applied and the chat's first consumer line is put
+// back as it was; the pipeline, started again, polls and verifies.
+func (e *e2eEnv) doneLeavingConsumerLine(chat string) {
 	e.t.Helper()
 	e.stopPipeline()
-	move := func(acct string) {
-		if err := e.sim.UpdateChat(chat, func(c *lpsim.Chat) { c.Account = acct }); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	move("elsewhere")
 	e.clock.Advance(e2eDeletionTime)
 	e.sim.Deletions(e2eAcct) // applies the masking now due
-	move(e2eAcct)
-	if c, _ := e.sim.Chat(chat); c.CustomerID == lpsim.DeletedMarker {
-		e.t.Fatal("the chat was masked anyway")
+	e.mu.Lock()
+	loaded := e.chats[chat].Transcript
+	e.mu.Unlock()
+	i := slices.IndexFunc(loaded, func(l lpsim.Line) bool { return l.Author == lpsim.AuthorConsumer })
+	if i < 0 {
+		e.t.Fatal("demo data: the chat has no consumer line")
+	}
+	if err := e.sim.UpdateChat(chat, func(c *lpsim.Chat) { c.Transcript[i] = loaded[i] }); err != nil {
+		e.t.Fatal(err)
+	}
+	if c, _ := e.sim.Chat(chat); c.CustomerID != lpsim.DeletedMarker || c.Email != lpsim.DeletedMarker ||
+		c.Transcript[i].Text == lpsim.DeletedMarker {
+		e.t.Fatal("the chat is not as the test needs it: attributes masked, one consumer line not")
 	}
 	e.startPipeline()
+}
+
+// TestE2ECancelRefusedOnceRecordsDeleted: DEMO-CUST-2's closed records are deleted at LivePerson
+// (DONE) while her open conversation is held, so the erasure is still SCHEDULED; LivePerson has
+// made part of it final, so Cancel is refused with FAILED_PRECONDITION and nothing changes.
+// Once the conversation closes, it is deleted too and the erasure completes.
+func TestE2ECancelRefusedOnceRecordsDeleted(t *testing.T) {
+	e := newE2E(t, e2eOptions{consumers: 60})
+	open := e.convsOf(lpsim.DemoOpenCustomerID, "OPEN")
+	name := e.submit(customerID(lpsim.DemoOpenCustomerID))
+	e.waitState(name, service.StateScheduled)
+	e.flushWhileHeld(name, 2)
+	e.advance(e2eCancelWindow + e2eDeletionTime)
+	got := e.waitFor(name, "its LivePerson requests DONE", func(x service.Erasure) bool {
+		return len(x.LPRequests) == 2 && !slices.ContainsFunc(x.LPRequests, func(q service.LPRequest) bool { return q.Status != service.LPDone })
+	})
+	if got.State != service.StateScheduled || got.BlockedOn != service.BlockedOpenConversations {
+		t.Errorf("with its closed records deleted: %s, blocked_on %s; want SCHEDULED, OPEN_CONVERSATIONS", got.State, blockedName(got.BlockedOn))
+	}
+	if _, err := e.svc.Cancel(context.Background(), name, "withdrawn"); service.KindOf(err) != service.KindFailedPrecondition {
+		t.Errorf("Cancel after records were deleted = %v, want FAILED_PRECONDITION", err)
+	}
+	if got := e.status(name); got.State != service.StateScheduled || got.Reason != "" {
+		t.Errorf("after the refused cancel: %s (reason %q), want SCHEDULED unchanged", got.State, got.Reason)
+	}
+	if err := e.sim.CloseConversation(open[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(e2ePoll)
+	e.waitFor(name, "the closed conversation queued or sent", func(x service.Erasure) bool { return x.BlockedOn == service.BlockedNone })
+	e.advance(e2eBatchMaxWait)
+	e.waitFor(name, "3 LivePerson requests", func(x service.Erasure) bool { return len(x.LPRequests) == 3 })
+	if bodies := e.bodies(); len(bodies) != 3 || bodies[2] != body("conversation", open) {
+		t.Errorf("LivePerson deletion requests = %v, want a third for the conversation that closed", bodies)
+	}
+	e.deleteAtLivePerson(name)
+	e.wantMasked(e.chatsOf(lpsim.DemoOpenCustomerID), e.convsOf(lpsim.DemoOpenCustomerID, ""), true)
 }

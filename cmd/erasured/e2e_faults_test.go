@@ -21,7 +21,11 @@ type e2eFaultCase struct {
 	drive   func(e *e2eEnv, name string) // default: runToCompletion
 	sleeps  []time.Duration              // retry waits the client must have made, in this order
 	creates int                          // deletion creates LivePerson must have received (0: 1)
+	force   func(*lpsim.Variants)        // readings the case needs, whatever the seed chose
 }
+
+// createOnly serves delete_json only in the create answer, as the get and list pages document.
+func createOnly(v *lpsim.Variants) { v.DeleteJSON = lpsim.DeleteJSONCreateOnly }
 
 func fault(service, op string, f lpsim.Fault) lpsim.Fault {
 	f.Service, f.Op = service, op
@@ -78,7 +82,7 @@ func TestE2EFaults(t *testing.T) {
 		{name: "search down past the client's retries", chat: true, drive: searchDown,
 			sleeps: []time.Duration{5 * s, 10 * s, 15 * s, 30 * s, 60 * s},
 			faults: []lpsim.Fault{fault(eng, lpsim.OpSearch, lpsim.Fault{Kind: lpsim.FaultStatus, Status: 500, Times: 6})}},
-		{name: "discovered host in the wrong region", chat: true, drive: wrongRegion,
+		{name: "discovered host in the wrong region", chat: true, drive: wrongRegion(eng, "lo."),
 			faults: []lpsim.Fault{fault(lpsim.ServiceDomain, "", lpsim.Fault{Kind: lpsim.FaultWrongHost,
 				Host: "lo.enghist.liveperson.net", ForService: lpsim.ServiceEngHist})}},
 
@@ -91,6 +95,10 @@ func TestE2EFaults(t *testing.T) {
 			faults: []lpsim.Fault{fault(rtbf, lpsim.OpCreate, lpsim.Fault{Kind: lpsim.FaultHang, After: true, Times: 1})}},
 		{name: "create malformed JSON after creating", drive: createLost,
 			faults: []lpsim.Fault{fault(rtbf, lpsim.OpCreate, lpsim.Fault{Kind: lpsim.FaultMalformed, After: true, Times: 1})}},
+		{name: "create 503 after creating, delete_json in the create answer only", chat: true, drive: createLost, force: createOnly,
+			faults: []lpsim.Fault{fault(rtbf, lpsim.OpCreate, lpsim.Fault{Kind: lpsim.FaultStatus, After: true, Times: 1})}},
+		{name: "create times out after creating, delete_json in the create answer only", drive: createLost, force: createOnly,
+			faults: []lpsim.Fault{fault(rtbf, lpsim.OpCreate, lpsim.Fault{Kind: lpsim.FaultHang, After: true, Times: 1})}},
 		{name: "create truncated JSON", chat: true, drive: createLost,
 			faults: []lpsim.Fault{fault(rtbf, lpsim.OpCreate, lpsim.Fault{Kind: lpsim.FaultTruncated, Times: 1})}},
 		{name: "create 503 before creating", chat: true, drive: createLost, creates: 2,
@@ -113,7 +121,7 @@ func TestE2EFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newE2E(t, e2eOptions{fast: true, consumers: 60})
+			e := newE2E(t, e2eOptions{fast: true, consumers: 60, force: tc.force})
 			for _, f := range tc.faults {
 				e.sim.AddFault(f)
 			}
@@ -200,35 +208,37 @@ func searchDown(e *e2eEnv, name string) {
 	runToCompletion(e, name)
 }
 
-// wrongRegion: the Domain API names a UK host for a US account's Engagement History. The host is
-// refused and never called; the erasure is blocked with the residency error until discovery
-// answers a host in the region again.
-func wrongRegion(e *e2eEnv, name string) {
-	e.t.Helper()
-	got := e.waitFor(name, "blocked on LIVEPERSON_UNAVAILABLE", func(x service.Erasure) bool {
-		return x.BlockedOn == service.BlockedLivePersonUnavailable
-	})
-	if want := "refused: LivePerson host outside the account's region"; got.State != service.StateResolving || got.LastError != want {
-		e.t.Errorf("with a wrong-region host: %s, last_error %q; want RESOLVING, %q", got.State, got.LastError, want)
-	}
-	for h := range e.hosts.Seen() {
-		if strings.HasPrefix(h, "lo.") {
-			e.t.Errorf("the client called %s, a host outside the account's region", h)
+// wrongRegion: the Domain API names, for the account's svc, a host of another region (its name
+// begins with prefix). The host is refused and never called; the erasure is blocked with the
+// residency error until discovery answers a host in the region again.
+func wrongRegion(svc, prefix string) func(e *e2eEnv, name string) {
+	return func(e *e2eEnv, name string) {
+		e.t.Helper()
+		got := e.waitFor(name, "blocked on LIVEPERSON_UNAVAILABLE", func(x service.Erasure) bool {
+			return x.BlockedOn == service.BlockedLivePersonUnavailable
+		})
+		if want := "refused: LivePerson host outside the account's region"; got.State != service.StateResolving || got.LastError != want {
+			e.t.Errorf("with a wrong-region host: %s, last_error %q; want RESOLVING, %q", got.State, got.LastError, want)
 		}
+		for h := range e.hosts.Seen() {
+			if strings.HasPrefix(h, prefix) {
+				e.t.Errorf("the client called %s, a host outside the account's region", h)
+			}
+		}
+		if n := len(e.calls(svc, "")); n != 0 {
+			e.t.Errorf("%d %s calls reached LivePerson while its host was refused", n, svc)
+		}
+		if e.violations.Load() == 0 {
+			e.t.Error("the residency guard reported no violation")
+		}
+		if !strings.Contains(e.log.String(), "RESIDENCY GUARD") {
+			e.t.Error("the refused host was not logged for alerting")
+		}
+		// LivePerson's Domain API is right again; the next discovery (after the cache's TTL) is used.
+		e.sim.ClearFaults()
+		e.advance(time.Hour + time.Minute)
+		runToCompletion(e, name)
 	}
-	if n := len(e.calls(lpsim.ServiceEngHist, "")); n != 0 {
-		e.t.Errorf("%d Engagement History calls reached LivePerson while its host was refused", n)
-	}
-	if e.violations.Load() == 0 {
-		e.t.Error("the residency guard reported no violation")
-	}
-	if !strings.Contains(e.log.String(), "RESIDENCY GUARD") {
-		e.t.Error("the refused host was not logged for alerting")
-	}
-	// LivePerson's Domain API is right again; the next discovery (after the cache's TTL) is used.
-	e.sim.ClearFaults()
-	e.advance(time.Hour + time.Minute)
-	runToCompletion(e, name)
 }
 
 // createLost: the create's outcome is unknown; the batch keeps its intent and is reconciled

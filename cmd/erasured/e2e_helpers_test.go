@@ -167,23 +167,38 @@ func email(v string) service.Subject { return service.Subject{Kind: service.Subj
 // submit submits an erasure of subject as principal "alice" and returns its name.
 func (e *e2eEnv) submit(s service.Subject, opts ...func(*service.SubmitRequest)) string {
 	e.t.Helper()
+	res := e.submitRequest(s, opts...)
+	if res.Deduplicated {
+		e.t.Fatalf("Submit was deduplicated into %s", res.Erasure.Name())
+	}
+	return res.Erasure.Name()
+}
+
+// submitRequest submits as principal "alice" and returns what Submit answered; every
+// identifier submitted (subject and aliases) is remembered for the ownership check.
+func (e *e2eEnv) submitRequest(s service.Subject, opts ...func(*service.SubmitRequest)) service.SubmitResult {
+	e.t.Helper()
 	e.mu.Lock()
 	e.seq++
 	req := service.SubmitRequest{RequestID: fmt.Sprintf("00000000-0000-4000-8000-%012d", e.seq), AccountID: e2eAcct,
 		Subject: s, ExternalRef: fmt.Sprintf("TICKET-%d", e.seq)}
-	e.subjects = append(e.subjects, s)
 	e.mu.Unlock()
 	for _, o := range opts {
 		o(&req)
 	}
+	e.mu.Lock()
+	e.subjects = append(append(e.subjects, s), req.Aliases...)
+	e.mu.Unlock()
 	res, err := e.svc.Submit(service.WithPrincipal(context.Background(), "alice"), req)
 	if err != nil {
 		e.t.Fatalf("Submit(%s) = %v", req.RequestID, err)
 	}
-	if res.Deduplicated {
-		e.t.Fatalf("Submit(%s) was deduplicated into %s", req.RequestID, res.Erasure.Name())
-	}
-	return res.Erasure.Name()
+	return res
+}
+
+// withAliases adds further identifiers of the same person to a Submit.
+func withAliases(aliases ...service.Subject) func(*service.SubmitRequest) {
+	return func(r *service.SubmitRequest) { r.Aliases = append(r.Aliases, aliases...) }
 }
 
 // advance moves simulated time (LivePerson's and erasured's) and wakes the pipeline.
@@ -247,7 +262,9 @@ func (e *e2eEnv) waitLogged(msg string, n int) {
 func blockedName(b service.BlockedOn) string {
 	names := map[service.BlockedOn]string{service.BlockedNone: "NONE", service.BlockedQuota: "QUOTA",
 		service.BlockedOpenConversations: "OPEN_CONVERSATIONS", service.BlockedSearchLag: "SEARCH_LAG",
-		service.BlockedLivePersonUnavailable: "LIVEPERSON_UNAVAILABLE", service.BlockedConfirmation: "CONFIRMATION"}
+		service.BlockedLivePersonUnavailable: "LIVEPERSON_UNAVAILABLE", service.BlockedConfirmation: "CONFIRMATION",
+		service.BlockedIdentifierUnsearchable: "IDENTIFIER_UNSEARCHABLE",
+		service.BlockedDeletionOutcomeUnknown: "DELETION_OUTCOME_UNKNOWN"}
 	if n, ok := names[b]; ok {
 		return n
 	}
@@ -336,7 +353,8 @@ func (e *e2eEnv) fuzzyChatHits(keyword string, from, to time.Time) []string {
 	return out
 }
 
-// wantMasked checks that LivePerson masked every listed record (chats and conversations).
+// wantMasked checks whether LivePerson masked each listed record (chats and conversations):
+// its attributes and every line the consumer wrote.
 func (e *e2eEnv) wantMasked(chats, convs []string, masked bool) {
 	e.t.Helper()
 	for _, id := range chats {
@@ -345,7 +363,7 @@ func (e *e2eEnv) wantMasked(chats, convs []string, masked bool) {
 			e.t.Errorf("chat %s is gone", id)
 			continue
 		}
-		if got := c.CustomerID == lpsim.DeletedMarker; got != masked {
+		if got := isMasked(c.Transcript, c.CustomerID, c.Email); got != masked {
 			e.t.Errorf("chat %s masked = %v, want %v", id, got, masked)
 		}
 	}
@@ -355,10 +373,25 @@ func (e *e2eEnv) wantMasked(chats, convs []string, masked bool) {
 			e.t.Errorf("conversation %s is gone", id)
 			continue
 		}
-		if got := c.CustomerID == lpsim.DeletedMarker; got != masked {
+		if got := isMasked(c.Transcript, c.CustomerID, c.Email); got != masked {
 			e.t.Errorf("conversation %s masked = %v, want %v", id, got, masked)
 		}
 	}
+}
+
+// isMasked: every consumer line and every attribute shows LivePerson's mask (a record without
+// attributes is judged on its lines alone).
+func isMasked(lines []lpsim.Line, attrs ...string) bool {
+	consumer := 0
+	for _, l := range lines {
+		if l.Author == lpsim.AuthorConsumer {
+			consumer++
+			if l.Text != lpsim.DeletedMarker {
+				return false
+			}
+		}
+	}
+	return consumer > 0 && !slices.ContainsFunc(attrs, func(a string) bool { return a != "" && a != lpsim.DeletedMarker })
 }
 
 // The demo subjects' records, as Generate lays them out.
@@ -392,7 +425,7 @@ func (e *e2eEnv) planOf(name string) (service.Plan, []string) {
 func statusName(s service.TargetStatus) string {
 	return map[service.TargetStatus]string{service.TargetFound: "FOUND", service.TargetDeferredOpen: "DEFERRED_OPEN",
 		service.TargetQueued: "QUEUED", service.TargetSubmitted: "SUBMITTED", service.TargetDone: "DONE",
-		service.TargetVerified: "VERIFIED"}[s]
+		service.TargetVerified: "VERIFIED", service.TargetNotFound: "NOT_FOUND"}[s]
 }
 
 func planEntries(kind, status string, ids ...string) []string {

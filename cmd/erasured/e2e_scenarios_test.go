@@ -38,7 +38,7 @@ func TestE2EChatOnly(t *testing.T) {
 	}
 	e.deleteAtLivePerson(name)
 	done := e.status(name)
-	if !strings.HasPrefix(done.Receipt.VerificationSummary, "3 of 3 records verified") {
+	if !strings.HasPrefix(done.Receipt.VerificationSummary, "3 of 3 re-read records verified") {
 		t.Errorf("verification summary = %q, want 3 of 3", done.Receipt.VerificationSummary)
 	}
 	e.wantMasked(jane, nil, true)
@@ -85,8 +85,9 @@ func TestE2EBothChannelsWithConsumerProfile(t *testing.T) {
 	}
 	e.deleteAtLivePerson(name)
 	done := e.status(name)
-	if !strings.HasPrefix(done.Receipt.VerificationSummary, "6 of 6") {
-		t.Errorf("verification summary = %q, want 6 of 6", done.Receipt.VerificationSummary)
+	if want := "5 of 5 re-read records verified erased (content masked or record gone); " +
+		"1 consumer profile reported deleted by LivePerson, which offers no read to verify it"; done.Receipt.VerificationSummary != want {
+		t.Errorf("verification summary = %q, want %q", done.Receipt.VerificationSummary, want)
 	}
 	e.wantMasked(chats, convs, true)
 	if p, ok := e.sim.Consumer(e2eAcct, lpsim.DemoConsumerID); !ok || p.FirstName != lpsim.DeletedMarker || p.Email != lpsim.DeletedMarker {
@@ -99,8 +100,15 @@ func TestE2EBothChannelsWithConsumerProfile(t *testing.T) {
 	e.wantMasked(e.chatsOf(lpsim.DemoOpenCustomerID), e.convsOf(lpsim.DemoOpenCustomerID, "CLOSE"), false)
 }
 
+// Named records that LivePerson does not have.
+const (
+	missingConv = "00000000-0000-4000-8000-00000000dead"
+	missingChat = e2eAcct + "0000000000"
+)
+
 // TestE2EExplicitTargets: named records skip the search but are checked: one that does not
-// exist is dropped, an open conversation is held until it closes.
+// exist is reported NOT_FOUND (in the plan and the receipt, never as erased), an open
+// conversation is held until it closes.
 func TestE2EExplicitTargets(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
 	chat := e.chatsOf(lpsim.DemoCustomerID)[0]
@@ -110,17 +118,18 @@ func TestE2EExplicitTargets(t *testing.T) {
 		t.Fatalf("demo data: %d open conversations of %s, want 1", len(open), lpsim.DemoOpenCustomerID)
 	}
 	name := e.submit(service.Subject{Kind: service.SubjectTargets,
-		ConversationIDs: []string{conv, open[0], "00000000-0000-4000-8000-00000000dead"},
-		EngagementIDs:   []string{chat, e2eAcct + "0000000000"}})
+		ConversationIDs: []string{conv, open[0], missingConv},
+		EngagementIDs:   []string{chat, missingChat}})
 	got := e.waitState(name, service.StateScheduled)
 	if got.BlockedOn != service.BlockedOpenConversations {
 		t.Errorf("blocked_on = %s, want OPEN_CONVERSATIONS", blockedName(got.BlockedOn))
 	}
 	plan, records := e.planOf(name)
+	notFound := sorted(planEntries("engagement", "NOT_FOUND", missingChat), planEntries("conversation", "NOT_FOUND", missingConv))
 	want := sorted(planEntries("engagement", "QUEUED", chat), planEntries("conversation", "QUEUED", conv),
-		planEntries("conversation", "DEFERRED_OPEN", open[0]))
+		planEntries("conversation", "DEFERRED_OPEN", open[0]), notFound)
 	if !slices.Equal(records, want) || plan.OpenConversationsHeld != 1 {
-		t.Errorf("plan = %v (%d held), want %v (1 held, missing ids dropped)", records, plan.OpenConversationsHeld, want)
+		t.Errorf("plan = %v (%d held), want %v (1 held, missing ids not found)", records, plan.OpenConversationsHeld, want)
 	}
 	// Named records are read by id: no keyword or attribute search at all.
 	for _, c := range append(e.calls(lpsim.ServiceEngHist, lpsim.OpSearch), e.calls(lpsim.ServiceMsgHist, lpsim.OpSearch)...) {
@@ -137,8 +146,42 @@ func TestE2EExplicitTargets(t *testing.T) {
 		t.Errorf("third LivePerson request = %s, want the conversation closed meanwhile", bodies[2])
 	}
 	e.deleteAtLivePerson(name)
+	rc := e.status(name).Receipt
+	if rc.NotFoundCount != 2 || rc.VerificationSummary != "3 of 3 re-read records verified erased (content masked or record gone); 2 named records not found" {
+		t.Errorf("receipt: not_found_count %d, summary %q; want 2 not found beside 3 of 3 verified", rc.NotFoundCount, rc.VerificationSummary)
+	}
+	if _, records := e.planOf(name); !slices.Equal(records, sorted(planEntries("engagement", "VERIFIED", chat),
+		planEntries("conversation", "VERIFIED", conv, open[0]), notFound)) {
+		t.Errorf("plan when completed = %v, want the missing ids still NOT_FOUND", records)
+	}
 	e.wantMasked([]string{chat}, []string{conv, open[0]}, true)
 	e.wantMasked(e.chatsOf(lpsim.DemoCustomerID)[1:], nil, false)
+}
+
+// TestE2EExplicitTargetsNoneExist: an erasure naming only records LivePerson does not have
+// completes without any LivePerson request, its receipt counting them not found and verifying
+// nothing.
+func TestE2EExplicitTargetsNoneExist(t *testing.T) {
+	e := newE2E(t, e2eOptions{consumers: 60})
+	name := e.submit(service.Subject{Kind: service.SubjectTargets, ConversationIDs: []string{missingConv},
+		EngagementIDs: []string{missingChat}})
+	e.waitFor(name, "looked up", func(x service.Erasure) bool {
+		return x.BlockedOn == service.BlockedSearchLag || x.State == service.StateCompleted
+	})
+	e.advance(e2eSearchLag)
+	done := e.wantCompleted(name)
+	rc := done.Receipt
+	if rc.NotFoundCount != 2 || strings.Contains(rc.VerificationSummary, "verified") || len(done.LPRequests) != 0 {
+		t.Errorf("receipt: not_found_count %d, summary %q, %d LivePerson requests; want 2 not found, nothing verified, no request",
+			rc.NotFoundCount, rc.VerificationSummary, len(done.LPRequests))
+	}
+	if _, records := e.planOf(name); !slices.Equal(records, sorted(planEntries("engagement", "NOT_FOUND", missingChat),
+		planEntries("conversation", "NOT_FOUND", missingConv))) {
+		t.Errorf("plan = %v, want both named records NOT_FOUND", records)
+	}
+	if n := len(e.calls(lpsim.ServiceRTBF, "")); n != 0 {
+		t.Errorf("%d deletion API calls for records that do not exist", n)
+	}
 }
 
 // flushWhileHeld takes an erasure holding an open conversation (SCHEDULED since e2eT0,
@@ -266,7 +309,7 @@ func TestE2ELateAttributesFoundByFinalSweep(t *testing.T) {
 	}
 	e.deleteAtLivePerson(name)
 	done := e.status(name)
-	if len(done.LPRequests) != 2 || !strings.HasPrefix(done.Receipt.VerificationSummary, "4 of 4") {
+	if len(done.LPRequests) != 2 || !strings.HasPrefix(done.Receipt.VerificationSummary, "4 of 4 re-read") {
 		t.Errorf("completed with %d requests, summary %q; want 2 requests, 4 of 4", len(done.LPRequests), done.Receipt.VerificationSummary)
 	}
 	e.wantMasked(append(chats, late.EngagementID), nil, true)
@@ -335,39 +378,6 @@ func TestE2ENearMissesNeverTargeted(t *testing.T) {
 		t.Errorf("none of %s's chats %v was deleted", x, xChats)
 	}
 	e.wantMasked(e.chatsOf(lpsim.DemoNearMissCustomerID), e.convsOf(lpsim.DemoNearMissCustomerID, ""), false)
-}
-
-// TestE2EUnsearchableIdentifier: a customer id with a run of digits cannot be searched in
-// Messaging Interactions; the erasure says so instead of pretending nothing is there, and its
-// chats are still erased.
-func TestE2EUnsearchableIdentifier(t *testing.T) {
-	e := newE2E(t, e2eOptions{})
-	var id string
-	e.mu.Lock()
-	for _, c := range e.chats {
-		if c.Ended && c.CustomerID != "" && strings.Trim(c.CustomerID, "0123456789") == "" &&
-			c.Start.After(e2eT0.Add(-300*24*time.Hour)) && c.End.Before(e2eT0.Add(-e2eSearchLag)) && (id == "" || c.CustomerID < id) {
-			id = c.CustomerID
-		}
-	}
-	e.mu.Unlock()
-	if id == "" {
-		t.Fatal("the generated data has no numeric customer id with chats")
-	}
-	name := e.submit(customerID(id))
-	got := e.waitState(name, service.StateScheduled)
-	if !got.IdentifierUnsearchable {
-		t.Errorf("identifier_unsearchable = false for the numeric customer id %s", id)
-	}
-	if plan, _ := e.planOf(name); !plan.IdentifierUnsearchable {
-		t.Error("plan does not report the identifier as unsearchable")
-	}
-	e.advance(e2eBatchMaxWait)
-	e.waitState(name, service.StateSubmitted)
-	e.deleteAtLivePerson(name)
-	if done := e.status(name); !done.IdentifierUnsearchable {
-		t.Error("identifier_unsearchable lost on completion")
-	}
 }
 
 // TestE2EPreview: a preview searches LivePerson now and returns the plan, storing nothing.

@@ -57,18 +57,27 @@ type e2eOptions struct {
 	simQuota  int  // LivePerson's monthly deletion quota for the account (0: 100)
 	consumers int  // generated people besides the demo subjects (0: 150)
 	fast      bool // a client like newLivePerson's whose retries do not sleep (fault tests)
+	// force changes readings the seed chose (see e2eVariants), for a test about one of them.
+	force func(*lpsim.Variants)
+	// region is the account's region, "us" by default.
+	region string
+	// namedHosts: the Domain API answers LivePerson's host names (lo-a.msghist.liveperson.net…)
+	// and the client dials every one of them to the simulator. Implies fast.
+	namedHosts bool
 }
 
 // e2eEnv is one erasured (service + running pipeline) against one simulator.
 type e2eEnv struct {
-	t     *testing.T
-	clock *lpsim.ManualClock
-	sim   *lpsim.Sim
-	srv   *httptest.Server
-	keys  *service.Keyring
-	svc   *service.Service
-	pipe  *service.Pipeline
-	log   *e2eLog
+	t        *testing.T
+	clock    *lpsim.ManualClock
+	variants lpsim.Variants // the readings the simulator serves
+	region   string
+	sim      *lpsim.Sim
+	srv      *httptest.Server
+	keys     *service.Keyring
+	svc      *service.Service
+	pipe     *service.Pipeline
+	log      *e2eLog
 
 	stopRun func() // stops the running pipeline; nil when stopped
 
@@ -89,17 +98,33 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	if o.consumers == 0 {
 		o.consumers = 150
 	}
-	e := &e2eEnv{t: t, clock: lpsim.NewManualClock(e2eT0), log: &e2eLog{},
+	if o.region == "" {
+		o.region = "us"
+	}
+	o.fast = o.fast || o.namedHosts
+	e := &e2eEnv{t: t, clock: lpsim.NewManualClock(e2eT0), log: &e2eLog{}, region: o.region,
 		chats: map[string]lpsim.Chat{}, convs: map[string]lpsim.Conversation{}}
-	acct := lpsim.DefaultAccount(e2eAcct, "us")
+	e.variants = e2eVariants(t, o.force)
+	acct := lpsim.DefaultAccount(e2eAcct, o.region)
 	acct.MonthlyQuota = o.simQuota
+	// The simulator's port is known before it is built: named hosts carry it.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simPort := ""
+	if o.namedHosts {
+		_, simPort, _ = net.SplitHostPort(lis.Addr().String())
+	}
 	// Tokens outlive the test: simulated time jumps by days while the client (in real time) keeps
 	// its token, and a token expiring while a call is in flight across a jump would fail a step
 	// whose retry, 5 simulated seconds later, never comes under a stopped clock. The refresh
 	// after a 401 is the liveperson package's to test.
 	e.sim = lpsim.New(lpsim.Config{Accounts: []lpsim.Account{acct}, Clock: e.clock, Seed: 1,
-		TokenTTL: 400 * 24 * time.Hour, StaticTokens: map[string]string{e2eInspectToken: "*"}})
-	data := lpsim.Generate(1, lpsim.GenOptions{Now: e2eT0, Accounts: []string{e2eAcct}, Consumers: o.consumers, Demo: true})
+		TokenTTL: 400 * 24 * time.Hour, StaticTokens: map[string]string{e2eInspectToken: "*"},
+		Variants: e.variants, NamedHosts: o.namedHosts, HostPort: simPort})
+	data := lpsim.Generate(1, lpsim.GenOptions{Now: e2eT0, Accounts: []string{e2eAcct}, Consumers: o.consumers, Demo: true,
+		Unauthenticated: e.variants.UnauthShare})
 	if err := e.sim.Load(data); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +134,10 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	for _, c := range data.Conversations {
 		e.convs[c.ID] = c
 	}
-	e.srv = httptest.NewServer(e.sim.Handler())
+	e.srv = httptest.NewUnstartedServer(e.sim.Handler())
+	e.srv.Listener.Close()
+	e.srv.Listener = lis
+	e.srv.Start()
 	t.Cleanup(func() {
 		e.sim.Close() // releases requests held by hang faults
 		e.srv.CloseClientConnections()
@@ -121,7 +149,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	// loopback: test mode), the client secret read from a file.
 	cfg := defaultConfig()
 	cfg.LivePerson.DomainAPIURL = e.srv.URL
-	cfg.Accounts = []Account{{ID: e2eAcct, Region: "us", MonthlyQuota: o.quota}}
+	cfg.Accounts = []Account{{ID: e2eAcct, Region: o.region, MonthlyQuota: o.quota}}
 	cfg.Accounts[0].Auth.OAuth2.ClientID = acct.ClientID
 	secret := filepath.Join(t.TempDir(), "client_secret")
 	if err := os.WriteFile(secret, []byte(acct.ClientSecret+"\n"), 0o600); err != nil {
@@ -136,7 +164,6 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	var client *liveperson.Client
-	var err error
 	if o.fast {
 		client = e.fastClient(&cfg, acct, logger)
 	} else if client, err = newLivePerson(&cfg, logger, func(liveperson.Observation) {}); err != nil {
@@ -200,13 +227,21 @@ func (e *e2eEnv) stopPipeline() {
 // through sentinel, the configured source), with options newLivePerson does not take: a clock
 // reading simulated time whose sleeps return at once (so LivePerson's 5/10/15 s retry waits and
 // Retry-After cost nothing and are recorded), attempts that time out after 2 s, no jitter,
-// and a transport that records every host called and refuses any that is not loopback.
+// and a transport that records every host called and refuses any that is not loopback (with
+// named hosts, it dials every LivePerson name to the simulator).
 func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger) *liveperson.Client {
 	e.t.Helper()
 	e.lpClock = &e2eClock{m: e.clock}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	e.t.Cleanup(base.CloseIdleConnections)
 	e.hosts = &e2eHosts{base: base, seen: map[string]int{}}
+	if e.sim.HostFor(e2eAcct, lpsim.ServiceMsgHist) != "" {
+		sim := e.srv.Listener.Addr().String()
+		base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, sim)
+		}
+		e.hosts.named = true
+	}
 	opts := []liveperson.Option{
 		liveperson.WithClock(e.lpClock),
 		liveperson.WithHTTPClient(&http.Client{Transport: e.hosts}),
@@ -215,7 +250,7 @@ func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger) *
 	}
 	router, err := region.New(region.Config{
 		DomainAPIURL: cfg.LivePerson.DomainAPIURL,
-		Accounts:     map[string]string{e2eAcct: "us"},
+		Accounts:     map[string]string{e2eAcct: e.region},
 		Clock:        e.lpClock,
 		Options:      opts,
 		OnViolation: func(v region.Violation) {
@@ -272,20 +307,24 @@ func (c *e2eClock) Sleeps() []time.Duration {
 	return slices.Clone(c.sleeps)
 }
 
-// e2eHosts records the host of every request and refuses anything but loopback, so that a test
+// e2eHosts records the host of every request and refuses anything but loopback (and, with
+// named hosts, LivePerson's names, which its transport dials to the simulator), so that a test
 // can show a host was never called and nothing leaves the machine.
 type e2eHosts struct {
-	base *http.Transport
-	mu   sync.Mutex
-	seen map[string]int
+	base  *http.Transport
+	named bool
+	mu    sync.Mutex
+	seen  map[string]int
 }
 
 func (h *e2eHosts) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.mu.Lock()
 	h.seen[r.URL.Host]++
 	h.mu.Unlock()
-	if ip := net.ParseIP(r.URL.Hostname()); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("e2e: refusing to call %s", r.URL.Hostname())
+	name := r.URL.Hostname()
+	lpName := h.named && strings.HasSuffix(name, ".liveperson.net")
+	if ip := net.ParseIP(name); !lpName && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("e2e: refusing to call %s", name)
 	}
 	return h.base.RoundTrip(r)
 }

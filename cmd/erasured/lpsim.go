@@ -13,6 +13,15 @@ import (
 // lpsimMain is `erasured lpsim`: the LivePerson simulator as a standalone server, for running
 // erasured with a config file against it.
 func lpsimMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := lpsimOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	return lpsim.Serve(ctx, opts, stdout)
+}
+
+// lpsimOptions reads the flags of `erasured lpsim`.
+func lpsimOptions(args []string, stderr io.Writer) (lpsim.ServeOptions, error) {
 	fs := flag.NewFlagSet("lpsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts lpsim.ServeOptions
@@ -24,16 +33,25 @@ func lpsimMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&opts.Demo, "demo", true, "add the documented demo subjects to the first account")
 	fs.Float64Var(&opts.LoseCreateAnswers, "lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
 	variants := fs.Uint64("variants-seed", 0, "seed choosing which of the readings LivePerson's documentation allows the simulator serves (0: the defaults)")
+	deleteJSON := fs.String("delete-json", "", "where deletion requests carry delete_json, whatever --variants-seed chose: "+
+		lpsim.DeleteJSONEcho+" (create, get and list) or "+lpsim.DeleteJSONCreateOnly+" (the create answer only)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return opts, err
 	}
 	if *variants != 0 {
 		opts.Variants = lpsim.VariantsFromSeed(*variants)
 	}
+	switch *deleteJSON {
+	case "":
+	case lpsim.DeleteJSONEcho, lpsim.DeleteJSONCreateOnly:
+		opts.Variants.DeleteJSON = *deleteJSON
+	default:
+		return opts, fmt.Errorf("lpsim: --delete-json must be %s or %s, not %q", lpsim.DeleteJSONEcho, lpsim.DeleteJSONCreateOnly, *deleteJSON)
+	}
 	for _, spec := range strings.Split(*accounts, ",") {
 		id, region, _ := strings.Cut(strings.TrimSpace(spec), ":")
 		if id == "" {
-			return fmt.Errorf("lpsim: bad --accounts entry %q", spec)
+			return opts, fmt.Errorf("lpsim: bad --accounts entry %q", spec)
 		}
 		if region == "" {
 			region = "us"
@@ -41,7 +59,7 @@ func lpsimMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Accounts = append(opts.Accounts, lpsim.DefaultAccount(id, region))
 	}
 	if opts.Speed <= 0 {
-		return fmt.Errorf("lpsim: --speed must be positive")
+		return opts, fmt.Errorf("lpsim: --speed must be positive")
 	}
-	return lpsim.Serve(ctx, opts, stdout)
+	return opts, nil
 }
