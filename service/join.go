@@ -37,7 +37,7 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 	}
 	if n := len(r.Aliases) + len(added); n > maxAliases {
 		return &Error{Kind: KindFailedPrecondition, Reason: "TOO_MANY_ALIASES",
-			Message: fmt.Sprintf("the open erasure of this subject would hold %d aliases; at most %d are allowed", n, maxAliases),
+			Message:  fmt.Sprintf("the open erasure of this subject would hold %d aliases; at most %d are allowed", n, maxAliases),
 			Metadata: map[string]string{"erasure": r.Name(), "alias_count": strconv.Itoa(int(r.AliasCount))}}
 	}
 	key, err := s.dataKeyOf(tx, r)
