@@ -40,6 +40,9 @@ type fakeLivePerson struct {
 	// kept lists record ids whose content deletion leaves as it was (LivePerson said DONE but
 	// the person's words are still there).
 	kept map[string]bool
+	// digitBlind makes Messaging Interactions find nothing for a phrase made of numbers with
+	// more than three consecutive digits, as LivePerson documents it may.
+	digitBlind bool
 	// calls logs every search and read: "chat:<keyword>", "sde:<customerInfo>|<personalInfo>",
 	// "consumer:<id>", "convs:<ids>".
 	calls []string
@@ -152,8 +155,11 @@ func (f *fakeLivePerson) ChatByID(_ context.Context, _ string, id string, from, 
 
 func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error) {
 	f.logCall("sde:%s|%s", sde.CustomerInfo, sde.PersonalInfo)
+	f.mu.Lock()
+	blind := f.digitBlind
+	f.mu.Unlock()
 	return f.convsWhere(func(c ConversationRecord) bool {
-		if c.Start.Before(from) || !c.Start.Before(to) {
+		if c.Start.Before(from) || !c.Start.Before(to) || blind && possiblyUnsearchable(sde.CustomerInfo+sde.PersonalInfo) {
 			return false
 		}
 		return (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
