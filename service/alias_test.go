@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +309,63 @@ func TestPreviewWithAliases(t *testing.T) {
 	}
 	if _, err := e.svc.Preview(ctx, "1234", customer("P-1"), nil, customer("P-1")); KindOf(err) != KindInvalid {
 		t.Errorf("preview with an alias repeating the subject = %v, want Invalid", err)
+	}
+}
+
+// TestAliasBridgesTwoErasures: a Submit whose identifiers belong to two open erasures joins the
+// first (the one its subject names) and brings it the other's identifier; that identifier then
+// names both, and still names the first after the second ends.
+func TestAliasBridgesTwoErasures(t *testing.T) {
+	e := newEnv(t)
+	a := e.submit(submitReq(rid(1), "1234", email("lee@example.com")))
+	b := e.submit(submitReq(rid(2), "1234", phone("+1 202 555 0123")))
+	bridge := submitReq(rid(3), "1234", email("lee@example.com"))
+	bridge.Aliases = []Subject{phone("+1 202 555 0123")}
+	if got := e.submit(bridge); got.Erasure.ID != a.Erasure.ID || got.Erasure.AliasCount != 1 {
+		t.Fatalf("bridging Submit = %s aliases %d, want %s with the phone added", got.Erasure.ID, got.Erasure.AliasCount, a.Erasure.ID)
+	}
+	if _, err := e.svc.Cancel(context.Background(), b.Erasure.Name(), "duplicate"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.submit(submitReq(rid(4), "1234", phone("12025550123"))); !got.Deduplicated || got.Erasure.ID != a.Erasure.ID {
+		t.Errorf("Submit by the phone after the other erasure ended = %s dedup=%v, want %s", got.Erasure.ID, got.Deduplicated, a.Erasure.ID)
+	}
+}
+
+// TestConcurrentJoins: Submits that share one identifier and each bring another, all at once,
+// make one erasure holding every identifier.
+func TestConcurrentJoins(t *testing.T) {
+	e := newEnv(t)
+	const n = 8
+	res := make([]SubmitResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req := submitReq(rid(i+1), "1234", customer(fmt.Sprint("J-", i)))
+			req.Aliases = []Subject{email("shared@example.com")}
+			r, err := e.svc.Submit(context.Background(), req)
+			if err != nil {
+				t.Errorf("Submit #%d: %v", i, err)
+			}
+			res[i] = r
+		})
+	}
+	wg.Wait()
+	created := 0
+	for _, r := range res {
+		if !r.Deduplicated {
+			created++
+		}
+		if r.Erasure.ID != res[0].Erasure.ID {
+			t.Errorf("Submits ended on different erasures: %s and %s", r.Erasure.ID, res[0].Erasure.ID)
+		}
+	}
+	ids, err := e.svc.identities(res[0].Erasure.ID)
+	if created != 1 || err != nil || len(ids) != n+1 {
+		t.Errorf("%d erasures created, %d identifiers (%v); want 1 erasure with %d", created, len(ids), err, n+1)
+	}
+	got, _ := e.svc.Status(context.Background(), res[0].Erasure.Name())
+	if got.AliasCount != n {
+		t.Errorf("alias_count = %d, want %d", got.AliasCount, n)
 	}
 }

@@ -2,6 +2,11 @@ package service
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -155,5 +160,92 @@ func TestResolveHidesConsumerIDSubject(t *testing.T) {
 	}
 	if len(consumers) != 1 || consumers[0].ID != "" || consumers[0].Fingerprint != res.Erasure.Fingerprint {
 		t.Errorf("consumer records = %+v, want one without id, with the subject's fingerprint", consumers)
+	}
+}
+
+// TestReceiptSummary: the summary says what was verified and no more.
+func TestReceiptSummary(t *testing.T) {
+	ts := func(specs ...any) []Target {
+		var out []Target
+		for i := 0; i < len(specs); i += 3 {
+			for range specs[i+2].(int) {
+				out = append(out, Target{Kind: specs[i].(TargetKind), Status: specs[i+1].(TargetStatus)})
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		targets    []Target
+		unsearched bool
+		want       string
+	}{
+		{"all kinds", ts(KindEngagement, TargetVerified, 3, KindConversation, TargetVerified, 4, KindConsumer, TargetDone, 1,
+			KindConversation, TargetNotFound, 1, KindEngagement, TargetNotFound, 1), false,
+			"7 of 7 re-read records verified erased (content masked or record gone); " +
+				"1 consumer profile reported deleted by LivePerson, which offers no read to verify it; 2 named records not found"},
+		{"nothing", nil, false, "nothing found: no LivePerson record carries any of the subject's identifiers"},
+		{"only not found", ts(KindConsumer, TargetNotFound, 1), false, "nothing found: 1 named record not found at LivePerson"},
+		{"profiles only", ts(KindConsumer, TargetDone, 2), false,
+			"2 consumer profiles reported deleted by LivePerson, which offers no read to verify them"},
+		{"unsearched", nil, true, "nothing found: no LivePerson record carries any of the subject's identifiers; " +
+			"messaging not searched for certain: Messaging Interactions may be unable to search the subject's identifiers, " +
+			"and an approver accepted the plan without it"},
+	}
+	for _, tt := range tests {
+		o, err := outcomeOf(tt.targets)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := o.summary(tt.unsearched); got != tt.want {
+			t.Errorf("%s: summary\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+	for _, st := range []TargetStatus{TargetFound, TargetQueued, TargetSubmitted, TargetDone, TargetDeferredOpen} {
+		if _, err := outcomeOf([]Target{{Kind: KindConversation, Status: st}}); err == nil {
+			t.Errorf("a conversation in status %s was accepted as complete", statusName(st))
+		}
+	}
+}
+
+// TestOldReceiptsStillVerify signs a receipt the way it was signed before receipts had alias
+// fingerprints, unsearched channels and the not-found and unverifiable counts: it still verifies.
+func TestOldReceiptsStillVerify(t *testing.T) {
+	keys, err := NewKeyring("test", testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	old := struct {
+		Erasure             string        `json:"erasure"`
+		AccountID           string        `json:"account_id"`
+		SubjectFingerprint  string        `json:"subject_fingerprint"`
+		Counts              []TargetCount `json:"counts,omitempty"`
+		LPRequestIDs        []int64       `json:"lp_request_ids,omitempty"`
+		ReceivedTime        time.Time     `json:"received_time"`
+		CompleteTime        time.Time     `json:"complete_time"`
+		VerificationSummary string        `json:"verification_summary"`
+		PreviousHash        string        `json:"previous_hash,omitempty"`
+		Hash                string        `json:"hash"`
+		Signature           string        `json:"signature"`
+		KeyID               string        `json:"key_id"`
+	}{Erasure: "erasures/x", AccountID: "1234", SubjectFingerprint: "fp", Counts: []TargetCount{{Kind: KindEngagement, Status: TargetVerified, Count: 1}},
+		LPRequestIDs: []int64{7}, ReceivedTime: at, CompleteTime: at.Add(time.Hour), VerificationSummary: "1 of 1 records verified erased (masked or gone)",
+		KeyID: keys.SigningKeyID()}
+	content, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	rc := Receipt{Erasure: old.Erasure, AccountID: old.AccountID, SubjectFingerprint: old.SubjectFingerprint, Counts: old.Counts,
+		LPRequestIDs: old.LPRequestIDs, ReceivedTime: old.ReceivedTime, CompleteTime: old.CompleteTime,
+		VerificationSummary: old.VerificationSummary, KeyID: old.KeyID, Hash: hex.EncodeToString(sum[:]),
+		Signature: base64.StdEncoding.EncodeToString(ed25519.Sign(keys.signing, content))}
+	if err := VerifyReceipt(rc, keys.PublicKey()); err != nil {
+		t.Errorf("a receipt signed before the new fields: %v", err)
+	}
+	rc.NotFoundCount = 1
+	if VerifyReceipt(rc, keys.PublicKey()) == nil {
+		t.Error("a receipt with a not-found count added after signing verified")
 	}
 }

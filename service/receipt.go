@@ -53,7 +53,7 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 		LPRequestIDs:        lpRequestIDs(r),
 		ReceivedTime:        r.ReceivedTime.UTC(),
 		CompleteTime:        now.UTC(),
-		VerificationSummary: o.summary(),
+		VerificationSummary: o.summary(r.IdentifierUnsearchable),
 		PreviousHash:        head.Hash,
 		KeyID:               s.keys.SigningKeyID(),
 		UnverifiableCount:   int32(o.unverifiable),
@@ -121,8 +121,9 @@ func outcomeOf(ts []Target) (outcome, error) {
 	return o, nil
 }
 
-// summary says in words what was verified, and no more.
-func (o outcome) summary() string {
+// summary says in words what was verified, and no more. unsearched: an approver accepted that
+// Messaging Interactions may have been unable to search any of the subject's identifiers.
+func (o outcome) summary(unsearched bool) string {
 	plural := func(n int, one, many string) string {
 		if n == 1 {
 			return fmt.Sprintf("%d %s", n, one)
@@ -143,9 +144,12 @@ func (o outcome) summary() string {
 	case len(parts) > 0 && o.notFound > 0:
 		parts = append(parts, notFound)
 	case len(parts) == 0 && o.notFound > 0:
-		return "nothing found: " + notFound + " at LivePerson"
+		parts = append(parts, "nothing found: "+notFound+" at LivePerson")
 	case len(parts) == 0:
-		return "nothing found: no LivePerson record carries any of the subject's identifiers"
+		parts = append(parts, "nothing found: no LivePerson record carries any of the subject's identifiers")
+	}
+	if unsearched {
+		parts = append(parts, "messaging not searched for certain: Messaging Interactions may be unable to search the subject's identifiers, and an approver accepted the plan without it")
 	}
 	return strings.Join(parts, "; ")
 }
