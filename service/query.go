@@ -140,8 +140,9 @@ func decodePageToken(tok, filter string) (string, error) {
 }
 
 // Cancel ends an erasure as CANCELLED while nothing of it is final at LivePerson (see
-// finalAtLivePerson), whatever its state. Records still queued are simply dropped; if some are in LivePerson requests that are still NOT_STARTED, those
-// requests are cancelled and the other erasures' records in them go back to the queue.
+// finalAtLivePerson), whatever its state. Records still queued are simply dropped; if some are
+// in LivePerson requests that are still NOT_STARTED, those requests are cancelled and the other
+// erasures' records in them go back to the queue.
 // Cancelling an already cancelled erasure returns it unchanged.
 func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, error) {
 	id, err := ParseName(name)

@@ -253,11 +253,12 @@ func (p *Pipeline) reread(ctx context.Context, account string, ts []Target, now 
 		}
 		for _, id := range chunk {
 			i := slices.IndexFunc(recs, func(c ConversationRecord) bool { return c.ConversationID == id })
+			key := targetKey(Target{Kind: KindConversation, ID: id})
 			if i < 0 {
-				out[KindConversation.String()+"/"+id] = readErased
+				out[key] = readErased
 				continue
 			}
-			out[KindConversation.String()+"/"+id] = readOf(true, recs[i].ContentRead, recs[i].Masked)
+			out[key] = readOf(true, recs[i].ContentRead, recs[i].Masked)
 		}
 	}
 	return out, nil
