@@ -244,6 +244,8 @@ func describe(err error) string {
 		return "LivePerson unavailable"
 	case errors.Is(err, errShredded):
 		return "the erasure's data key is destroyed"
+	case errors.Is(err, errContentUnread):
+		return "LivePerson returned a record without its content"
 	}
 	return "internal error"
 }
