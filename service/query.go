@@ -183,6 +183,10 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 				Message:  fmt.Sprintf("LivePerson has made part of this erasure final (%s): it can no longer be cancelled", what),
 				Metadata: map[string]string{"state": r.State.String()}}
 		}
+		if len(r.HeldBatches) > 0 {
+			return &Error{Kind: KindFailedPrecondition, Reason: "DELETION_OUTCOME_UNKNOWN",
+				Message: "a LivePerson deletion request holding this erasure may have been created; settle its held batch (SettleBatch) first"}
+		}
 		for _, t := range ts {
 			if t.Batch != 0 && t.LPRequest == 0 {
 				return &Error{Kind: KindUnavailable, Reason: "SUBMISSION_IN_FLIGHT",

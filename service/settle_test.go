@@ -2,11 +2,14 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/store"
 )
 
 // TestSettleBatchWithRequest: the operator names B's real request; the batch follows it as if
@@ -199,4 +202,32 @@ func TestSettleBatchRefusals(t *testing.T) {
 		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
 	}
 	e.wantCreates(2)
+}
+
+// TestHeldErasureRefusesCancelAndKeepsItsBlock: an erasure whose batch is held cannot be
+// cancelled (the request may exist at LivePerson), and a later step that finds something else to
+// wait on does not hide the hold from Status.
+func TestHeldErasureRefusesCancelAndKeepsItsBlock(t *testing.T) {
+	e, _, b, _, _ := holdB(t)
+	_, err := e.svc.Cancel(context.Background(), b, "changed our mind")
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != KindFailedPrecondition || se.Reason != "DELETION_OUTCOME_UNKNOWN" {
+		t.Fatalf("Cancel of a held erasure = %v, want FAILED_PRECONDITION DELETION_OUTCOME_UNKNOWN", err)
+	}
+	id, _ := ParseName(b)
+	err = e.svc.db.Update(context.Background(), func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		prev := r.State
+		r.BlockedOn = BlockedLivePersonUnavailable
+		return e.svc.save(tx, r, nil, prev, e.clock.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Status(context.Background(), b); got.BlockedOn != BlockedDeletionOutcomeUnknown || len(got.HeldBatches) != 1 {
+		t.Errorf("after another block: blocked %d, held %+v; want the hold shown", got.BlockedOn, got.HeldBatches)
+	}
 }
