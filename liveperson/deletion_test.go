@@ -57,8 +57,8 @@ func TestDeletionLifecycle(t *testing.T) {
 		t.Errorf("status after 25 days = %s, want DONE", s)
 	}
 	got, err := e.c.SearchEngagements(ctx, acct, liveperson.EngagementQuery{
-		From: t0.Add(-29 * 24 * time.Hour), To: t0, EngagementID: c.EngagementID})
-	if err != nil || len(got) != 1 || !got[0].Masked() {
+		From: t0.Add(-28 * 24 * time.Hour), To: t0, VisitorID: c.VisitorID})
+	if err != nil || len(got) != 1 || !got[0].ContentRead || !got[0].Masked() {
 		t.Errorf("after DONE: %+v, %v; want one masked record", got, err)
 	}
 
