@@ -142,13 +142,15 @@ func (r PipelineResult) SearchTime() (time.Duration, string) {
 	return best, name
 }
 
-// The fewest searches one resolution sweep of a subject takes under LivePerson's window limits:
-// Engagement History searches at most a month (30 days) and Messaging Interactions three months
-// (90 days) at a time, over 13 months (395 days) of retention — as erasured reads them.
+// The fewest searches one resolution sweep of one identifier takes under LivePerson's window
+// limits, as erasured reads them: Engagement History searches at most 28 days and Messaging
+// Interactions 89 days at a time (the shortest readings of "one month" and "three months", after
+// LivePerson rounds from and to to 10 minutes), over 13 calendar months plus a day of retention
+// (at most 397 days).
 const (
-	lpRetention    = 395 * 24 * time.Hour
-	sweepEngHist   = int((lpRetention + 30*24*time.Hour - 1) / (30 * 24 * time.Hour)) // 14
-	sweepMessaging = int((lpRetention + 90*24*time.Hour - 1) / (90 * 24 * time.Hour)) // 5
+	lpRetention    = 397 * 24 * time.Hour
+	sweepEngHist   = int((lpRetention + 28*24*time.Hour - 1) / (28 * 24 * time.Hour)) // 15
+	sweepMessaging = int((lpRetention + 89*24*time.Hour - 1) / (89 * 24 * time.Hour)) // 5
 )
 
 // MinSearchTime is the least time the limits allow for one resolution sweep of every subject:

@@ -17,37 +17,78 @@ const DeletedMarker = "*** LP deleted data ***"
 func IsDeleted(s string) bool { return strings.Contains(s, "LP deleted data") }
 
 // Attributes are the engagement attributes (SDEs) that identify a person: the
-// values the pipeline matches exactly against a subject.
+// values the pipeline matches exactly against a subject, and the values that
+// must show the deletion mask once the record is erased.
 type Attributes struct {
 	CustomerIDs []string // customerInfo.customerId
-	Emails      []string // personalInfo contacts email
-	Phones      []string // personalInfo contacts phone
+	Emails      []string // personalInfo email, direct or in contacts
+	Phones      []string // personalInfo phone, direct or in contacts
 	Names       []string // personalInfo name and surname
 }
 
-// sdes is the shared shape of `sdes.events[]` in both history APIs.
+// merge returns a's values followed by b's.
+func (a Attributes) merge(b Attributes) Attributes {
+	cat := func(x, y []string) []string {
+		if len(y) == 0 {
+			return x
+		}
+		return append(append([]string(nil), x...), y...)
+	}
+	return Attributes{CustomerIDs: cat(a.CustomerIDs, b.CustomerIDs), Emails: cat(a.Emails, b.Emails),
+		Phones: cat(a.Phones, b.Phones), Names: cat(a.Names, b.Names)}
+}
+
+// masked reports whether every attribute value shows the deletion mask.
+func (a Attributes) masked() bool {
+	for _, group := range [][]string{a.CustomerIDs, a.Emails, a.Phones, a.Names} {
+		for _, s := range group {
+			if !IsDeleted(s) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sdes is the shared shape of `sdes.events[]` and `unAuthSdes.events[]` in
+// both history APIs.
 type sdes struct {
 	Events []sdeEvent `json:"events"`
 }
 
 type sdeEvent struct {
-	CustomerInfo *struct {
-		CustomerInfo *struct {
-			CustomerID flexString `json:"customerId"`
-		} `json:"customerInfo"`
-	} `json:"customerInfo"`
-	PersonalInfo *struct {
-		PersonalInfo *struct {
-			Name     flexString `json:"name"`
-			Surname  flexString `json:"surname"`
-			Contacts []struct {
-				PersonalContact *struct {
-					Email flexString `json:"email"`
-					Phone flexString `json:"phone"`
-				} `json:"personalContact"`
-			} `json:"contacts"`
-		} `json:"personalInfo"`
-	} `json:"personalInfo"`
+	CustomerInfo *customerInfoJSON `json:"customerInfo"`
+	PersonalInfo *personalInfoJSON `json:"personalInfo"`
+}
+
+// customerInfoJSON is customerInfo flat (`customerInfo.customerId`) or nested
+// (`customerInfo.customerInfo.customerId`); each level is read.
+type customerInfoJSON struct {
+	CustomerID   flexString        `json:"customerId"`
+	CustomerInfo *customerInfoJSON `json:"customerInfo"`
+}
+
+// personalInfoJSON is personalInfo in its documented forms: flat, nested
+// (`personalInfo.personalInfo`), with email and phone as direct fields or in
+// contacts; each level is read.
+type personalInfoJSON struct {
+	Name         flexString        `json:"name"`
+	Surname      flexString        `json:"surname"`
+	Email        flexString        `json:"email"`
+	Phone        flexString        `json:"phone"`
+	Contacts     []contactJSON     `json:"contacts"`
+	PersonalInfo *personalInfoJSON `json:"personalInfo"`
+}
+
+// contactJSON is a contacts item: `{"personalContact":{"email","phone"}}` or
+// the values directly.
+type contactJSON struct {
+	Email           flexString `json:"email"`
+	Phone           flexString `json:"phone"`
+	PersonalContact *struct {
+		Email flexString `json:"email"`
+		Phone flexString `json:"phone"`
+	} `json:"personalContact"`
 }
 
 func (s *sdes) attributes() Attributes {
@@ -61,16 +102,20 @@ func (s *sdes) attributes() Attributes {
 		}
 	}
 	for _, ev := range s.Events {
-		if ci := ev.CustomerInfo; ci != nil && ci.CustomerInfo != nil {
-			add(&a.CustomerIDs, ci.CustomerInfo.CustomerID)
+		for ci := ev.CustomerInfo; ci != nil; ci = ci.CustomerInfo {
+			add(&a.CustomerIDs, ci.CustomerID)
 		}
-		if pi := ev.PersonalInfo; pi != nil && pi.PersonalInfo != nil {
-			add(&a.Names, pi.PersonalInfo.Name)
-			add(&a.Names, pi.PersonalInfo.Surname)
-			for _, c := range pi.PersonalInfo.Contacts {
-				if c.PersonalContact != nil {
-					add(&a.Emails, c.PersonalContact.Email)
-					add(&a.Phones, c.PersonalContact.Phone)
+		for pi := ev.PersonalInfo; pi != nil; pi = pi.PersonalInfo {
+			add(&a.Names, pi.Name)
+			add(&a.Names, pi.Surname)
+			add(&a.Emails, pi.Email)
+			add(&a.Phones, pi.Phone)
+			for _, c := range pi.Contacts {
+				add(&a.Emails, c.Email)
+				add(&a.Phones, c.Phone)
+				if pc := c.PersonalContact; pc != nil {
+					add(&a.Emails, pc.Email)
+					add(&a.Phones, pc.Phone)
 				}
 			}
 		}
@@ -150,39 +195,6 @@ type metadata struct {
 
 func (m metadata) partial() bool {
 	return m.ShardsStatusResult != nil && m.ShardsStatusResult.PartialResult
-}
-
-// transcriptText gathers strings from a JSON subtree whose shape differs by
-// API and version (chat `transcript.lines[].text`, messaging
-// `messageRecords[].messageData.msg.text`): every string under a "text" key.
-func transcriptText(raw json.RawMessage) []string {
-	if len(raw) == 0 {
-		return nil
-	}
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nil
-	}
-	var out []string
-	var walk func(any, string)
-	walk = func(v any, key string) {
-		switch t := v.(type) {
-		case map[string]any:
-			for k, c := range t {
-				walk(c, k)
-			}
-		case []any:
-			for _, c := range t {
-				walk(c, key)
-			}
-		case string:
-			if key == "text" {
-				out = append(out, t)
-			}
-		}
-	}
-	walk(v, "")
-	return out
 }
 
 var errMissingID = errors.New("record without id")

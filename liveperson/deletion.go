@@ -41,21 +41,36 @@ const (
 )
 
 // DeletionRequest is a Personal Data Deletion request as LivePerson reports it.
+// Get and list answers document only request_id, siteId, request_time,
+// requested_by and status; the other fields may be empty.
 type DeletionRequest struct {
 	ID              string // request_id (a number at LivePerson, kept as its decimal text)
 	SiteID          string
 	RequestTime     time.Time
-	RequestedBy     string
+	RequestedBy     string // requested_by: the user or application that created it
 	Status          string // empty on the create response
-	DeleteJSON      string // the body LivePerson recorded, for reconciliation
+	DeleteJSON      string // the body LivePerson recorded, when it echoes it
 	IsCanceled      bool
 	CancelledBy     string
 	CancelTimestamp time.Time
 }
 
+// ErrNotEchoed: LivePerson's answer did not echo the request's body
+// (delete_json), so its kind and ids are unknown.
+var ErrNotEchoed = errors.New("liveperson: delete_json not returned")
+
+// Echoed reports whether LivePerson echoed the request's body (delete_json).
+// Without it a request cannot be matched against an intent by its ids.
+func (r DeletionRequest) Echoed() bool { return r.DeleteJSON != "" }
+
 // Targets decodes DeleteJSON into its kind and sorted ids, so that a request
-// whose creation outcome was unknown can be matched against the intent.
+// whose creation outcome was unknown can be matched against the intent. It
+// returns ErrNotEchoed when LivePerson did not return the body, and another
+// error when the body is not one kind of ids.
 func (r DeletionRequest) Targets() (DeletionKind, []string, error) {
+	if !r.Echoed() {
+		return "", nil, ErrNotEchoed
+	}
 	var m map[string][]string
 	if err := json.Unmarshal([]byte(r.DeleteJSON), &m); err != nil || len(m) != 1 {
 		return "", nil, errors.New("liveperson: delete_json is not one kind of ids")

@@ -2,6 +2,7 @@ package liveperson_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDeletionLifecycle(t *testing.T) {
@@ -57,8 +59,8 @@ func TestDeletionLifecycle(t *testing.T) {
 		t.Errorf("status after 25 days = %s, want DONE", s)
 	}
 	got, err := e.c.SearchEngagements(ctx, acct, liveperson.EngagementQuery{
-		From: t0.Add(-29 * 24 * time.Hour), To: t0, EngagementID: c.EngagementID})
-	if err != nil || len(got) != 1 || !got[0].Masked() {
+		From: t0.Add(-28 * 24 * time.Hour), To: t0, VisitorID: c.VisitorID})
+	if err != nil || len(got) != 1 || !got[0].ContentRead || !got[0].Masked() {
 		t.Errorf("after DONE: %+v, %v; want one masked record", got, err)
 	}
 
@@ -169,5 +171,59 @@ func TestCreateNeverRetried(t *testing.T) {
 				t.Errorf("listed %d requests, want created=%v", len(list), want)
 			}
 		})
+	}
+}
+
+// TestDeletionAnswersWithoutEcho: get and list answers document no
+// delete_json; they decode all the same, keep requested_by, and say that
+// the body was not echoed.
+func TestDeletionAnswersWithoutEcho(t *testing.T) {
+	const one = `{"request_id":127223,"siteId":"20762324","request_time":"2018-01-04T14:07:32.000Z",` +
+		`"requested_by":"erasured-app","status":"IN_PROGRESS"}`
+	answers := map[string]string{
+		"/api/account/" + acct + "/personal-data-deletion/127223": one, // by id as an object
+		"/api/account/" + acct + "/personal-data-deletion": `[` + one + `,{"request_id":"127224","siteid":"20762324",` +
+			`"request_time":"2018-01-05T09:00:00.000Z","requested_by":"Mike","status":"DONE","delete_json":null}]`,
+	}
+	_, c := newRecorder(t, func(r recorded) string { return answers[r.Path] })
+	ctx := context.Background()
+	g, err := c.GetDeletion(ctx, acct, "127223")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListDeletions(ctx, acct, liveperson.DeletionFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Fatalf("list = %+v, want 2 requests", list)
+	}
+	want := time.Date(2018, 1, 4, 14, 7, 32, 0, time.UTC)
+	for _, r := range []liveperson.DeletionRequest{g, list[0], list[1]} {
+		if r.SiteID != "20762324" || r.RequestedBy == "" || r.Status == "" || r.RequestTime.IsZero() {
+			t.Errorf("request %+v lost a documented field", r)
+		}
+		if r.Echoed() {
+			t.Errorf("request %s: Echoed() = true without delete_json", r.ID)
+		}
+		if _, _, err := r.Targets(); !errors.Is(err, liveperson.ErrNotEchoed) {
+			t.Errorf("request %s: Targets() error = %v, want ErrNotEchoed", r.ID, err)
+		}
+	}
+	if g.ID != "127223" || g.RequestedBy != "erasured-app" || g.Status != liveperson.StatusInProgress || !g.RequestTime.Equal(want) {
+		t.Errorf("get = %+v", g)
+	}
+	if list[1].ID != "127224" || list[1].RequestedBy != "Mike" || list[1].Status != liveperson.StatusDone {
+		t.Errorf("list[1] = %+v", list[1])
+	}
+
+	echoed := liveperson.DeletionRequest{DeleteJSON: `{"engagement":["2","1"]}`}
+	kind, ids, err := echoed.Targets()
+	if !echoed.Echoed() || err != nil || kind != liveperson.KindEngagement || !cmp.Equal(ids, []string{"1", "2"}) {
+		t.Errorf("echoed Targets() = %v, %v, %v", kind, ids, err)
+	}
+	bad := liveperson.DeletionRequest{DeleteJSON: `{"engagement":["1"],"consumer":["p"]}`}
+	if _, _, err := bad.Targets(); err == nil || errors.Is(err, liveperson.ErrNotEchoed) {
+		t.Errorf("two kinds: Targets() error = %v, want a malformed echo", err)
 	}
 }

@@ -38,7 +38,9 @@ func NewDomainAPI(baseURL string, opts ...Option) (*DomainAPI, error) {
 	return &DomainAPI{c: c}, nil
 }
 
-// BaseURI returns the host of one service for the account (single form).
+// BaseURI returns the host of one service for the account (single form). It
+// accepts the answer as one entry (`{"service","account","baseURI"}`) and as a
+// list (`{"baseURIs":[…]}`), taking the entry of the service asked for.
 func (d *DomainAPI) BaseURI(ctx context.Context, account, service string) (string, error) {
 	var host string
 	err := d.c.do(ctx, request{
@@ -47,7 +49,7 @@ func (d *DomainAPI) BaseURI(ctx context.Context, account, service string) (strin
 		query: url.Values{"version": {"1.0"}},
 		decode: func(_ int, b []byte) error {
 			var err error
-			host, err = decodeBaseURI(b)
+			host, err = decodeBaseURI(b, service)
 			return err
 		},
 	})
@@ -55,7 +57,8 @@ func (d *DomainAPI) BaseURI(ctx context.Context, account, service string) (strin
 }
 
 // BaseURIs returns the hosts of every service of the account, by service
-// name (list form).
+// name (list form). It is an optional shortcut; BaseURI is the documented
+// call.
 func (d *DomainAPI) BaseURIs(ctx context.Context, account string) (map[string]string, error) {
 	var hosts map[string]string
 	err := d.c.do(ctx, request{
@@ -77,13 +80,28 @@ type baseURIJSON struct {
 	BaseURI flexString `json:"baseURI"`
 }
 
-func decodeBaseURI(b []byte) (string, error) {
-	var r baseURIJSON
+// errNoService: the Domain API answered without the service asked for.
+var errNoService = errors.New("domain API answer names no host for the service")
+
+// decodeBaseURI reads a single-form answer for service. An answer that names
+// another service is refused: its host is not where the calls belong.
+func decodeBaseURI(b []byte, service string) (string, error) {
+	var r struct {
+		baseURIJSON
+		BaseURIs []baseURIJSON `json:"baseURIs"`
+	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return "", err
 	}
-	if r.BaseURI == "" {
-		return "", errMissingID
+	for _, e := range r.BaseURIs {
+		if string(e.Service) == service && e.BaseURI != "" {
+			return string(e.BaseURI), nil
+		}
+	}
+	// The older one-entry answer may omit the service, not name another one.
+	named := string(r.Service) == service || (r.Service == "" && r.BaseURIs == nil)
+	if r.BaseURI == "" || !named {
+		return "", errNoService
 	}
 	return string(r.BaseURI), nil
 }

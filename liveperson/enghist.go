@@ -10,15 +10,8 @@ import (
 	"time"
 )
 
-// Limits of the history APIs. A "month" is taken as 30 days and "three
-// months" as 90 so that no reading of the documentation rejects our windows.
-const (
-	MaxEngagementWindow   = 30 * 24 * time.Hour
-	MaxConversationWindow = 90 * 24 * time.Hour
-	MaxPageSize           = 100
-	// Retention is how far back LivePerson keeps history (13 months).
-	Retention = 395 * 24 * time.Hour
-)
+// MaxPageSize is the largest page both history APIs serve.
+const MaxPageSize = 100
 
 const (
 	opEngSearch       = "engagements.search"
@@ -32,11 +25,12 @@ var DefaultKeywordAreas = []string{"ea.customerInfo", "ea.personalInfo"}
 
 // EngagementQuery is one Engagement History search.
 type EngagementQuery struct {
-	From, To     time.Time // required; at most MaxEngagementWindow apart
-	Keyword      string    // optional; sent as one phrase in double quotes
-	Areas        []string  // keyword_search_area types; default DefaultKeywordAreas
-	EngagementID string    // optional filter
-	VisitorID    string    // optional filter ("visitor")
+	From, To time.Time // required; at most MaxEngagementWindow apart once rounded
+	Keyword  string    // optional; sent as one phrase in double quotes
+	Areas    []string  // keyword_search_area types; default DefaultKeywordAreas
+	// EngagementID is an optional filter: decimal digits, sent as a number.
+	EngagementID string
+	VisitorID    string // optional filter ("visitor")
 }
 
 // Engagement is a chat as Engagement History returns it.
@@ -47,24 +41,20 @@ type Engagement struct {
 	Start, End   time.Time
 	Ended        bool
 	Partial      bool // LivePerson returned a partial record
+	// Attributes holds the values of both sdes and unAuthSdes; Unauth those
+	// of unAuthSdes alone.
 	Attributes
-	Transcript []string // text of the transcript lines
+	Unauth Attributes
+	// ContentRead is true when the answer carried the transcript.
+	ContentRead bool
+	Transcript  []Line
 }
 
-// Masked reports whether LivePerson has masked the chat's content: every
-// transcript line and attribute value is the deletion marker (or absent).
-func (e Engagement) Masked() bool { return allMasked(e.Transcript, e.Attributes) }
-
-func allMasked(lines []string, a Attributes) bool {
-	for _, group := range [][]string{lines, a.CustomerIDs, a.Emails, a.Phones, a.Names} {
-		for _, s := range group {
-			if !IsDeleted(s) {
-				return false
-			}
-		}
-	}
-	return true
-}
+// Masked reports whether LivePerson has masked the chat: its transcript was
+// read, and every consumer-authored line and every attribute value shows the
+// deletion mask. Agent and system lines may stay; a chat read without its
+// transcript is never Masked.
+func (e Engagement) Masked() bool { return contentMasked(e.ContentRead, e.Transcript, e.Attributes) }
 
 // SearchEngagements returns every chat matching q, all pages read. Records
 // LivePerson marks partial are re-read by engagement id; a result flagged
@@ -146,20 +136,26 @@ func engagementBody(q EngagementQuery) ([]byte, error) {
 		return nil, err
 	}
 	m := map[string]any{"start": window(q.From, q.To)}
+	areas := q.Areas
+	if len(areas) == 0 {
+		areas = DefaultKeywordAreas
+	}
 	if q.Keyword != "" {
 		phrase, err := quote(ServiceEngagements, opEngSearch, q.Keyword)
 		if err != nil {
 			return nil, err
 		}
-		areas := q.Areas
-		if len(areas) == 0 {
-			areas = DefaultKeywordAreas
-		}
 		m["keyword"] = phrase
 		m["keyword_search_area"] = map[string]any{"types": areas}
 	}
 	if q.EngagementID != "" {
-		m["engagementId"] = q.EngagementID
+		// The id is typed numeric, and the search area is marked required
+		// even without a keyword.
+		if !decimal(q.EngagementID) {
+			return nil, invalid(ServiceEngagements, opEngSearch, "engagement id is not a decimal number")
+		}
+		m["engagementId"] = json.Number(q.EngagementID)
+		m["keyword_search_area"] = map[string]any{"types": areas}
 	}
 	if q.VisitorID != "" {
 		m["visitor"] = q.VisitorID
@@ -167,20 +163,18 @@ func engagementBody(q EngagementQuery) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func window(from, to time.Time) map[string]int64 {
-	return map[string]int64{"from": from.UnixMilli(), "to": to.UnixMilli()}
-}
-
-func checkWindow(service, op string, from, to time.Time, limit time.Duration) error {
-	switch {
-	case from.IsZero() || to.IsZero():
-		return invalid(service, op, "start window required")
-	case !to.After(from):
-		return invalid(service, op, "window ends before it starts")
-	case to.Sub(from) > limit:
-		return invalid(service, op, "window too long")
+// decimal reports whether s is a JSON integer literal: digits, no sign, no
+// leading zero. Engagement ids are sent as numbers with all their digits.
+func decimal(s string) bool {
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return false
 	}
-	return nil
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // quote makes a value one search phrase. A value holding a double quote cannot
@@ -209,6 +203,7 @@ type ehRecord struct {
 		Ended        *bool      `json:"ended"`
 	} `json:"info"`
 	SDEs       *sdes           `json:"sdes"`
+	UnAuthSDEs *sdes           `json:"unAuthSdes"`
 	Transcript json.RawMessage `json:"transcript"`
 }
 
@@ -227,11 +222,14 @@ func decodeEngagements(b []byte) ([]Engagement, int, error) {
 		if rec.Info == nil || rec.Info.EngagementID == "" {
 			return nil, 0, errMissingID
 		}
+		unauth := rec.UnAuthSDEs.attributes()
+		lines, read := chatLines(rec.Transcript)
 		e := Engagement{
 			EngagementID: string(rec.Info.EngagementID), AccountID: string(rec.Info.AccountID),
 			VisitorID: string(rec.Info.VisitorID), Start: rec.Info.StartTimeL.time(), End: rec.Info.EndTimeL.time(),
 			Ended: rec.Info.Ended == nil || *rec.Info.Ended, Partial: rec.Info.IsPartial,
-			Attributes: rec.SDEs.attributes(), Transcript: transcriptText(rec.Transcript),
+			Attributes: rec.SDEs.attributes().merge(unauth), Unauth: unauth,
+			ContentRead: read, Transcript: lines,
 		}
 		out = append(out, e)
 	}

@@ -41,7 +41,8 @@ func TestSearchEngagements(t *testing.T) {
 	}
 	first := got[1]
 	if first.VisitorID != "v-"+acct+"0000000001" || !first.Ended || first.Emails[0] != "jane.doe@example.com" ||
-		first.Phones[0] != "+44 7700 900001" || !first.Start.Equal(t0.Add(-3*day)) || len(first.Transcript) != 1 {
+		first.Phones[0] != "+44 7700 900001" || !first.Start.Equal(t0.Add(-3*day)) || len(first.Transcript) != 1 ||
+		!first.ContentRead || !first.Transcript[0].Consumer || first.Masked() {
 		t.Errorf("decoded engagement = %+v", first)
 	}
 
@@ -94,6 +95,8 @@ func TestSearchEngagementsPaging(t *testing.T) {
 	}
 }
 
+// TestSearchEngagementsPartial: a result LivePerson flags partial is asked
+// again. (Partial records: TestEngagementPartialRecordReread.)
 func TestSearchEngagementsPartial(t *testing.T) {
 	e := newEnv(t, lpsim.Config{})
 	for i := range 4 {
@@ -103,32 +106,6 @@ func TestSearchEngagementsPartial(t *testing.T) {
 		}
 	}
 	q := liveperson.EngagementQuery{From: t0.Add(-24 * time.Hour), To: t0, Keyword: "PART-1"}
-
-	t.Run("partialRecord", func(t *testing.T) {
-		e.sim.ResetCalls()
-		e.sim.ClearFaults()
-		e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceEngHist, Kind: lpsim.FaultPartialRecord, Times: 1})
-		got, err := e.c.SearchEngagements(context.Background(), acct, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range got {
-			if g.Partial || len(g.CustomerIDs) != 1 {
-				t.Errorf("record %s still partial: %+v", g.EngagementID, g)
-			}
-		}
-		calls := e.sim.CallsTo(lpsim.ServiceEngHist, lpsim.OpSearch)
-		if len(calls) != 5 { // the search, then one re-read per record
-			t.Fatalf("%d calls, want 5", len(calls))
-		}
-		var reread struct {
-			EngagementID string `json:"engagementId"`
-		}
-		_ = json.Unmarshal([]byte(calls[1].Body), &reread)
-		if reread.EngagementID == "" {
-			t.Errorf("re-read body %s has no engagementId filter", calls[1].Body)
-		}
-	})
 
 	t.Run("partialResult", func(t *testing.T) {
 		e.sim.ClearFaults()
@@ -150,10 +127,12 @@ func TestSearchEngagementsPartial(t *testing.T) {
 func TestSearchEngagementsValidation(t *testing.T) {
 	e := newEnv(t, lpsim.Config{})
 	for name, q := range map[string]liveperson.EngagementQuery{
-		"no window":    {Keyword: "x"},
-		"too long":     {From: t0.Add(-31 * 24 * time.Hour), To: t0},
-		"reversed":     {From: t0, To: t0.Add(-time.Hour)},
-		"quote inside": {From: t0.Add(-time.Hour), To: t0, Keyword: `a"b`},
+		"no window":       {Keyword: "x"},
+		"too long":        {From: t0.Add(-29 * 24 * time.Hour), To: t0},
+		"rounded past":    {From: t0.Add(-28*24*time.Hour + 3*time.Minute), To: t0.Add(3 * time.Minute)},
+		"id not a number": {From: t0.Add(-time.Hour), To: t0, EngagementID: "eng-1"},
+		"reversed":        {From: t0, To: t0.Add(-time.Hour)},
+		"quote inside":    {From: t0.Add(-time.Hour), To: t0, Keyword: `a"b`},
 	} {
 		_, err := e.c.SearchEngagements(context.Background(), acct, q)
 		if liveperson.KindOf(err) != liveperson.KindInvalid {

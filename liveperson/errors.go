@@ -33,10 +33,6 @@ const (
 	// KindInvalid: the request was refused before sending because it breaks the
 	// contract (window too long, more than 100 ids, duplicates, ...).
 	KindInvalid
-	// KindUnsearchable: Messaging Interactions cannot search the value (it holds
-	// a run of more than three digits). Nothing was sent; report it instead of
-	// pretending nothing was found.
-	KindUnsearchable
 )
 
 var kindNames = map[Kind]string{
@@ -48,7 +44,6 @@ var kindNames = map[Kind]string{
 	KindOutcomeUnknown: "outcome unknown",
 	KindResidency:      "residency",
 	KindInvalid:        "invalid request",
-	KindUnsearchable:   "unsearchable",
 }
 
 func (k Kind) String() string {

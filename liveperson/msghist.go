@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode"
 )
 
 const (
@@ -18,20 +19,25 @@ const (
 	MaxConversationIDs = 100
 )
 
-// DefaultContent is the contentToRetrieve of searches: what the pipeline needs
-// to match and delete, not whole transcripts.
-var DefaultContent = []string{"consumerParticipants", "sdes"}
+// SearchContent is the contentToRetrieve of searches and by-consumer reads:
+// what the pipeline needs to match and delete, not whole transcripts.
+// Unauthenticated attributes are named apart from sdes and come only with v=2.
+var SearchContent = []string{"consumerParticipants", "sdes", "unAuthSdes"}
+
+// ContentByID is the contentToRetrieve of by-id reads, which verify deletions
+// and read explicit targets: the messages as well.
+var ContentByID = []string{"consumerParticipants", "sdes", "unAuthSdes", "messageRecords"}
 
 // ConversationQuery is one Messaging Interactions search.
 type ConversationQuery struct {
-	From, To time.Time // required; at most MaxConversationWindow apart
+	From, To time.Time // required; at most MaxConversationWindow apart once rounded
 	// Status defaults to ["CLOSE"]; ["OPEN"] finds conversations not yet
 	// deletable.
 	Status []string
 	// CustomerInfo and PersonalInfo are searched as phrases (sdeSearch, OR'ed).
 	CustomerInfo string
 	PersonalInfo string
-	Content      []string // contentToRetrieve; default DefaultContent
+	Content      []string // contentToRetrieve; default SearchContent
 }
 
 // Consumer is a consumer participant of a conversation.
@@ -47,8 +53,13 @@ type Conversation struct {
 	Start, End     time.Time
 	Partial        bool
 	Consumers      []Consumer
+	// Attributes holds the values of both sdes and unAuthSdes; Unauth those
+	// of unAuthSdes alone.
 	Attributes
-	Messages []string // message texts, when messageRecords were retrieved
+	Unauth Attributes
+	// ContentRead is true when the answer carried messageRecords, even empty.
+	ContentRead bool
+	Messages    []Line
 }
 
 // ConsumerIDs returns the participant ids of the conversation's consumers.
@@ -60,42 +71,48 @@ func (c Conversation) ConsumerIDs() []string {
 	return ids
 }
 
-// Masked reports whether LivePerson has masked the conversation's content.
-func (c Conversation) Masked() bool { return allMasked(c.Messages, c.Attributes) }
+// Masked reports whether LivePerson has masked the conversation: its messages
+// were read, and every consumer-authored message and every attribute value
+// shows the deletion mask. A conversation read without its messages is never
+// Masked.
+func (c Conversation) Masked() bool { return contentMasked(c.ContentRead, c.Messages, c.Attributes) }
 
-// Searchable reports whether Messaging Interactions can find v with sdeSearch:
-// values with a run of more than three digits cannot be searched.
-func Searchable(v string) bool {
-	run := 0
-	for i := 0; i < len(v); i++ {
-		if v[i] >= '0' && v[i] <= '9' {
+// PossiblyUnsearchable reports whether Messaging Interactions may fail to
+// find v: attribute values "comprised of numbers" (no letter) with more than
+// three consecutive digits cannot currently be searched. The search is sent
+// anyway; the caller reports the identifier instead of trusting an empty
+// answer.
+func PossiblyUnsearchable(v string) bool {
+	run, longRun := 0, false
+	for _, r := range v {
+		switch {
+		case unicode.IsLetter(r):
+			return false
+		case unicode.IsDigit(r):
 			if run++; run > 3 {
-				return false
+				longRun = true
 			}
-		} else {
+		default:
 			run = 0
 		}
 	}
-	return true
+	return longRun
 }
 
 // SearchConversations returns every conversation matching q, all pages read.
-// A phrase Messaging Interactions cannot search fails with KindUnsearchable
-// before anything is sent. Matching is fuzzy: callers filter exactly.
+// Matching is fuzzy: callers filter exactly. A value PossiblyUnsearchable is
+// searched all the same.
 func (c *Client) SearchConversations(ctx context.Context, account string, q ConversationQuery) ([]Conversation, error) {
 	if err := checkWindow(ServiceMessaging, opMsgSearch, q.From, q.To, MaxConversationWindow); err != nil {
 		return nil, err
 	}
+	content := orDefault(q.Content, SearchContent)
 	m := map[string]any{"start": window(q.From, q.To), "status": orDefault(q.Status, []string{"CLOSE"}),
-		"contentToRetrieve": orDefault(q.Content, DefaultContent)}
+		"contentToRetrieve": content}
 	sde := map[string]string{}
 	for key, v := range map[string]string{"customerInfo": q.CustomerInfo, "personalInfo": q.PersonalInfo} {
 		if v == "" {
 			continue
-		}
-		if !Searchable(v) {
-			return nil, &Error{Kind: KindUnsearchable, Service: ServiceMessaging, Op: opMsgSearch,
-				Reason: "value has more than three consecutive digits"}
 		}
 		p, err := quote(ServiceMessaging, opMsgSearch, v)
 		if err != nil {
@@ -107,34 +124,37 @@ func (c *Client) SearchConversations(ctx context.Context, account string, q Conv
 		m["sdeSearch"] = sde
 	}
 	body, _ := json.Marshal(m)
-	return c.conversationPages(ctx, account, opMsgSearch, "/conversations/search", body, true)
+	return c.conversationPages(ctx, account, opMsgSearch, "/conversations/search", body, content)
 }
 
 // ConversationsByConsumer returns the conversations of one consumer
-// (participant id), no time window. Status defaults to ["CLOSE"].
+// (participant id), no time window. Status defaults to ["CLOSE"], content to
+// SearchContent.
 func (c *Client) ConversationsByConsumer(ctx context.Context, account, consumerID string, status, content []string) ([]Conversation, error) {
 	if consumerID == "" {
 		return nil, invalid(ServiceMessaging, opMsgByConsumer, "consumer id required")
 	}
+	content = orDefault(content, SearchContent)
 	body, _ := json.Marshal(map[string]any{"consumer": consumerID, "status": orDefault(status, []string{"CLOSE"}),
-		"contentToRetrieve": orDefault(content, DefaultContent)})
-	return c.conversationPages(ctx, account, opMsgByConsumer, "/conversations/consumer/search", body, false)
+		"contentToRetrieve": content})
+	return c.conversationPages(ctx, account, opMsgByConsumer, "/conversations/consumer/search", body, content)
 }
 
 // ConversationsByID reads up to 100 conversations by id, e.g. to verify a
-// deletion. Unknown ids are simply absent from the result.
+// deletion; content defaults to ContentByID, messages included. Unknown ids
+// are simply absent from the result.
 func (c *Client) ConversationsByID(ctx context.Context, account string, ids []string, content []string) ([]Conversation, error) {
 	uniq, err := uniqueIDs(ServiceMessaging, opMsgByID, ids, true)
 	if err != nil {
 		return nil, err
 	}
 	body, _ := json.Marshal(map[string]any{"conversationIds": uniq,
-		"contentToRetrieve": orDefault(content, DefaultContent)})
+		"contentToRetrieve": orDefault(content, ContentByID)})
 	var out []Conversation
 	err = c.do(ctx, request{
 		service: ServiceMessaging, op: opMsgByID, account: account, method: http.MethodPost,
 		path:  "/messaging_history/api/account/" + url.PathEscape(account) + "/conversations/conversation/search",
-		query: url.Values{"source": {c.source}}, body: body, contentType: "application/json",
+		query: url.Values{"source": {c.source}, "v": {"2"}}, body: body, contentType: "application/json",
 		decode: func(_ int, b []byte) error {
 			var err error
 			out, _, err = decodeConversations(b)
@@ -144,13 +164,14 @@ func (c *Client) ConversationsByID(ctx context.Context, account string, ids []st
 	return out, err
 }
 
-func (c *Client) conversationPages(ctx context.Context, account, op, path string, body []byte, v2 bool) ([]Conversation, error) {
+// conversationPages reads every page of a search; records LivePerson marks
+// partial are re-read by id with the same content.
+func (c *Client) conversationPages(ctx context.Context, account, op, path string, body []byte, content []string) ([]Conversation, error) {
 	var out []Conversation
 	for offset := 0; ; {
-		q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)}, "source": {c.source}}
-		if v2 {
-			q.Set("v", "2")
-		}
+		// v=2 is what returns unauthenticated attributes.
+		q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)}, "source": {c.source},
+			"v": {"2"}}
 		var page []Conversation
 		var count int
 		err := c.do(ctx, request{
@@ -186,7 +207,7 @@ func (c *Client) conversationPages(ctx context.Context, account, op, path string
 	}
 	for len(partial) > 0 {
 		n := min(len(partial), MaxConversationIDs)
-		full, err := c.rereadConversations(ctx, account, partial[:n])
+		full, err := c.rereadConversations(ctx, account, partial[:n], content)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +219,14 @@ func (c *Client) conversationPages(ctx context.Context, account, op, path string
 	return out, nil
 }
 
-func (c *Client) rereadConversations(ctx context.Context, account string, ids []string) ([]Conversation, error) {
+func (c *Client) rereadConversations(ctx context.Context, account string, ids, content []string) ([]Conversation, error) {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
 	var got []Conversation
 	for range partialRereads {
-		recs, err := c.ConversationsByID(ctx, account, ids, nil)
+		recs, err := c.ConversationsByID(ctx, account, ids, content)
 		if err != nil {
 			return nil, err
 		}
@@ -249,6 +270,7 @@ type mhRecord struct {
 	ConsumerParticipants participants    `json:"consumerParticipants"`
 	ConsumerParticipant  participants    `json:"consumerParticipant"`
 	SDEs                 *sdes           `json:"sdes"`
+	UnAuthSDEs           *sdes           `json:"unAuthSdes"`
 	MessageRecords       json.RawMessage `json:"messageRecords"`
 }
 
@@ -295,10 +317,11 @@ func decodeConversations(b []byte) ([]Conversation, int, error) {
 		if rec.Info == nil || rec.Info.ConversationID == "" {
 			return nil, 0, errMissingID
 		}
+		unauth := rec.UnAuthSDEs.attributes()
 		cv := Conversation{
 			ConversationID: string(rec.Info.ConversationID), Status: string(rec.Info.Status),
 			Start: rec.Info.StartTimeL.time(), End: rec.Info.EndTimeL.time(), Partial: rec.Info.IsPartial,
-			Attributes: rec.SDEs.attributes(), Messages: transcriptText(rec.MessageRecords),
+			Attributes: rec.SDEs.attributes().merge(unauth), Unauth: unauth,
 		}
 		for _, p := range append(rec.ConsumerParticipants, rec.ConsumerParticipant...) {
 			if p.ParticipantID == "" {
@@ -307,6 +330,7 @@ func decodeConversations(b []byte) ([]Conversation, int, error) {
 			cv.Consumers = append(cv.Consumers, Consumer{ID: string(p.ParticipantID), FirstName: string(p.FirstName),
 				LastName: string(p.LastName), Email: string(p.Email), Phone: string(p.Phone)})
 		}
+		cv.Messages, cv.ContentRead = messageLines(rec.MessageRecords, cv.ConsumerIDs())
 		out = append(out, cv)
 	}
 	return out, max(r.Metadata.Count, len(out)), nil

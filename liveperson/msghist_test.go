@@ -52,7 +52,8 @@ func TestSearchConversations(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(call.Body), &body)
 	want := map[string]string{"customerInfo": `"ABC-123"`, "personalInfo": `"jane.doe@example.com"`}
-	if diff := cmp.Diff(want, body.SdeSearch); diff != "" || body.Status[0] != "CLOSE" || len(body.Content) != 2 {
+	if diff := cmp.Diff(want, body.SdeSearch); diff != "" || body.Status[0] != "CLOSE" ||
+		!cmp.Equal(body.Content, liveperson.SearchContent) {
 		t.Errorf("body = %s (sdeSearch diff %s)", call.Body, diff)
 	}
 
@@ -63,13 +64,10 @@ func TestSearchConversations(t *testing.T) {
 	}
 }
 
-func TestSearchConversationsUnsearchable(t *testing.T) {
+func TestSearchConversationsWindow(t *testing.T) {
 	e := newEnv(t, lpsim.Config{})
 	_, err := e.c.SearchConversations(context.Background(), acct, liveperson.ConversationQuery{
-		From: t0.Add(-time.Hour), To: t0, CustomerInfo: "48213377"})
-	wantKind(t, err, liveperson.KindUnsearchable)
-	_, err = e.c.SearchConversations(context.Background(), acct, liveperson.ConversationQuery{
-		From: t0.Add(-91 * 24 * time.Hour), To: t0, CustomerInfo: "x"})
+		From: t0.Add(-90 * 24 * time.Hour), To: t0, CustomerInfo: "x"})
 	wantKind(t, err, liveperson.KindInvalid)
 	if n := len(e.sim.Calls()); n != 0 {
 		t.Errorf("%d calls sent, want 0", n)
@@ -87,8 +85,8 @@ func TestConversationsByConsumerAndID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 130 {
-		t.Errorf("by consumer: %d conversations, want 130", len(got))
+	if len(got) != 130 || got[0].ContentRead || got[0].Masked() {
+		t.Errorf("by consumer: %d conversations (first %+v), want 130 read without messages", len(got), got[0])
 	}
 	calls := e.sim.CallsTo(lpsim.ServiceMsgHist, lpsim.OpByConsumer)
 	if len(calls) != 2 {
@@ -103,7 +101,7 @@ func TestConversationsByConsumerAndID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(byID) != 2 || len(byID[0].Messages) != 1 {
+	if len(byID) != 2 || len(byID[0].Messages) != 1 || !byID[0].ContentRead || !byID[0].Messages[0].Consumer {
 		t.Errorf("by id = %+v, want c-000 and c-001 with messages", byID)
 	}
 	many := make([]string, 101)

@@ -95,28 +95,53 @@ func TestErrorsCarryNoBody(t *testing.T) {
 	}
 }
 
-func TestSplitWindows(t *testing.T) {
-	to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	from := to.Add(-Retention)
-	if n := len(SplitWindows(from, to, MaxEngagementWindow)); n != 14 {
-		t.Errorf("engagement windows over 13 months = %d, want 14", n)
-	}
-	ws := SplitWindows(from, to, MaxConversationWindow)
-	if len(ws) != 5 || !ws[0].From.Equal(from) || !ws[4].To.Equal(to) {
-		t.Errorf("conversation windows = %d (%v..%v), want 5 covering the range", len(ws), ws[0].From, ws[len(ws)-1].To)
-	}
-	for i := 1; i < len(ws); i++ {
-		if !ws[i].From.Equal(ws[i-1].To) {
-			t.Errorf("gap between windows %d and %d", i-1, i)
+// TestCheckWindowRounded: LivePerson rounds from down and to up to 10
+// minutes, and the limit holds for the rounded window.
+func TestCheckWindowRounded(t *testing.T) {
+	aligned := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		limit    time.Duration
+		ok       bool
+	}{
+		{"28 days aligned", aligned, aligned.Add(28 * day), MaxEngagementWindow, true},
+		{"28 days from 10:03", aligned.Add(3 * time.Minute), aligned.Add(28*day + 3*time.Minute), MaxEngagementWindow, false},
+		{"28 days less a ms from 10:03", aligned.Add(3 * time.Minute), aligned.Add(28 * day), MaxEngagementWindow, true},
+		{"to a ms past a boundary", aligned, aligned.Add(28*day + time.Millisecond), MaxEngagementWindow, false},
+		{"29 days", aligned, aligned.Add(29 * day), MaxEngagementWindow, false},
+		{"89 days aligned", aligned, aligned.Add(89 * day), MaxConversationWindow, true},
+		{"89 days from 10:03", aligned.Add(3 * time.Minute), aligned.Add(89*day + 3*time.Minute), MaxConversationWindow, false},
+		{"90 days", aligned, aligned.Add(90 * day), MaxConversationWindow, false},
+		{"before 1970", time.Unix(-3*60-1, 0), time.Unix(-3*60-1, 0).Add(28 * day), MaxEngagementWindow, false},
+	} {
+		err := checkWindow(ServiceEngagements, opEngSearch, tc.from, tc.to, tc.limit)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: checkWindow = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && KindOf(err) != KindInvalid {
+			t.Errorf("%s: kind %v, want invalid", tc.name, KindOf(err))
 		}
 	}
 }
 
-func TestSearchable(t *testing.T) {
-	for in, want := range map[string]bool{"ABC-123": true, "ABC-1234": false, "jane.doe@example.com": true,
-		"+44 7700 900123": false, "12-34-56": true, "": true} {
-		if got := Searchable(in); got != want {
-			t.Errorf("Searchable(%q) = %v, want %v", in, got, want)
+func TestPossiblyUnsearchable(t *testing.T) {
+	for in, want := range map[string]bool{
+		"12345678":             true,
+		"+44 7700 900123":      true,
+		"0044-7700":            true,
+		"(020) 7946 0958":      true,
+		"jane1984@example.com": false,
+		"CUST-12345":           false,
+		"ABC-123":              false,
+		"123":                  false,
+		"12-34-56":             false,
+		"":                     false,
+		"١٢٣٤٥":                true, // digits of any script: reporting is the safe side
+	} {
+		if got := PossiblyUnsearchable(in); got != want {
+			t.Errorf("PossiblyUnsearchable(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

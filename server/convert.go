@@ -43,6 +43,8 @@ func toProto(e service.Erasure) *erasurev1.Erasure {
 		Reason:                 e.Reason,
 		IdentifierUnsearchable: e.IdentifierUnsearchable,
 		TargetCounts:           countsToProto(e.TargetCounts),
+		AliasCount:             e.AliasCount,
+		UnsearchableAccepted:   e.UnsearchableAccepted,
 	}
 	for _, c := range e.Channels {
 		out.Channels = append(out.Channels, erasurev1.Channel(c))
@@ -52,23 +54,75 @@ func toProto(e service.Erasure) *erasurev1.Erasure {
 			RequestId: r.ID, Kind: erasurev1.TargetKind(r.Kind), Status: r.Status, RecordCount: r.RecordCount,
 		})
 	}
+	for _, b := range e.HeldBatches {
+		out.HeldBatches = append(out.HeldBatches, &erasurev1.HeldBatch{
+			BatchId: b.BatchID, Kind: erasurev1.TargetKind(b.Kind), RecordCount: b.RecordCount,
+			CandidateRequestIds: b.Candidates, SendTime: ts(b.SendTime),
+		})
+	}
 	if r := e.Receipt; r != nil {
-		out.Receipt = &erasurev1.Receipt{
-			Erasure:              r.Erasure,
-			AccountId:            r.AccountID,
-			SubjectFingerprint:   r.SubjectFingerprint,
-			Counts:               countsToProto(r.Counts),
-			LivepersonRequestIds: r.LPRequestIDs,
-			ReceivedTime:         ts(r.ReceivedTime),
-			CompleteTime:         ts(r.CompleteTime),
-			VerificationSummary:  r.VerificationSummary,
-			PreviousHash:         r.PreviousHash,
-			Hash:                 r.Hash,
-			Signature:            r.Signature,
-			KeyId:                r.KeyID,
-		}
+		out.Receipt = receiptToProto(*r)
 	}
 	return out
+}
+
+func receiptToProto(r service.Receipt) *erasurev1.Receipt {
+	out := &erasurev1.Receipt{
+		Erasure:              r.Erasure,
+		AccountId:            r.AccountID,
+		SubjectFingerprint:   r.SubjectFingerprint,
+		Counts:               countsToProto(r.Counts),
+		LivepersonRequestIds: r.LPRequestIDs,
+		ReceivedTime:         ts(r.ReceivedTime),
+		CompleteTime:         ts(r.CompleteTime),
+		VerificationSummary:  r.VerificationSummary,
+		PreviousHash:         r.PreviousHash,
+		Hash:                 r.Hash,
+		Signature:            r.Signature,
+		KeyId:                r.KeyID,
+		AliasFingerprints:    r.AliasFingerprints,
+		UnverifiableCount:    r.UnverifiableCount,
+		NotFoundCount:        r.NotFoundCount,
+	}
+	for _, c := range r.UnsearchedChannels {
+		out.UnsearchedChannels = append(out.UnsearchedChannels, erasurev1.Channel(c))
+	}
+	return out
+}
+
+// ReceiptFromProto is a receipt as the API carries it, in the form service.VerifyReceipt checks:
+// every signed field, so that a receipt read back from Status (or grpcurl's JSON of it)
+// verifies offline.
+func ReceiptFromProto(pr *erasurev1.Receipt) service.Receipt {
+	t := func(p *timestamppb.Timestamp) time.Time {
+		if p == nil {
+			return time.Time{}
+		}
+		return p.AsTime()
+	}
+	rc := service.Receipt{
+		Erasure:             pr.GetErasure(),
+		AccountID:           pr.GetAccountId(),
+		SubjectFingerprint:  pr.GetSubjectFingerprint(),
+		LPRequestIDs:        pr.GetLivepersonRequestIds(),
+		ReceivedTime:        t(pr.GetReceivedTime()),
+		CompleteTime:        t(pr.GetCompleteTime()),
+		VerificationSummary: pr.GetVerificationSummary(),
+		PreviousHash:        pr.GetPreviousHash(),
+		Hash:                pr.GetHash(),
+		Signature:           pr.GetSignature(),
+		KeyID:               pr.GetKeyId(),
+		AliasFingerprints:   pr.GetAliasFingerprints(),
+		UnverifiableCount:   pr.GetUnverifiableCount(),
+		NotFoundCount:       pr.GetNotFoundCount(),
+	}
+	for _, c := range pr.GetCounts() {
+		rc.Counts = append(rc.Counts, service.TargetCount{Kind: service.TargetKind(c.GetKind()), Status: service.TargetStatus(c.GetStatus()), Count: c.GetCount()})
+	}
+	for _, c := range pr.GetUnsearchedChannels() {
+		rc.UnsearchedChannels = append(rc.UnsearchedChannels, service.Channel(c))
+	}
+	return rc
 }
 
 func countsToProto(in []service.TargetCount) []*erasurev1.TargetCount {
@@ -96,6 +150,15 @@ func subjectFromProto(s *erasurev1.Subject) service.Subject {
 	return service.Subject{}
 }
 
+// aliasesFromProto converts the aliases of a SubmitRequest or a ResolvePreview.
+func aliasesFromProto(in []*erasurev1.Subject) []service.Subject {
+	var out []service.Subject
+	for _, a := range in {
+		out = append(out, subjectFromProto(a))
+	}
+	return out
+}
+
 func submitFromProto(r *erasurev1.SubmitRequest) service.SubmitRequest {
 	out := service.SubmitRequest{
 		RequestID:            r.GetRequestId(),
@@ -104,6 +167,7 @@ func submitFromProto(r *erasurev1.SubmitRequest) service.SubmitRequest {
 		EraseConsumerProfile: r.GetEraseConsumerProfile(),
 		Confirmation:         service.Confirmation(r.GetConfirmation()),
 		ExternalRef:          r.GetExternalRef(),
+		Aliases:              aliasesFromProto(r.GetAliases()),
 	}
 	for _, c := range r.GetChannels() {
 		out.Channels = append(out.Channels, service.Channel(c))
@@ -132,10 +196,16 @@ func planToProto(p service.Plan) *erasurev1.Plan {
 		LivepersonRequestsNeeded: int32(p.LivePersonRequestsNeeded),
 		IdentifierUnsearchable:   p.IdentifierUnsearchable,
 	}
+	for _, id := range p.Identifiers {
+		out.Identifiers = append(out.Identifiers, &erasurev1.PlanIdentifier{
+			Kind: erasurev1.SubjectKind(id.Kind), Fingerprint: id.Fingerprint, PossiblyUnsearchable: id.PossiblyUnsearchable,
+		})
+	}
 	for _, g := range p.Groups {
 		pg := &erasurev1.PlanGroup{Kind: erasurev1.TargetKind(g.Kind)}
 		for _, r := range g.Records {
-			pg.Records = append(pg.Records, &erasurev1.PlanRecord{Id: r.ID, Status: erasurev1.TargetStatus(r.Status), LivepersonRequestId: r.LPRequest})
+			pg.Records = append(pg.Records, &erasurev1.PlanRecord{Id: r.ID, Fingerprint: r.Fingerprint,
+				Status: erasurev1.TargetStatus(r.Status), LivepersonRequestId: r.LPRequest})
 		}
 		out.Groups = append(out.Groups, pg)
 	}

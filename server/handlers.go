@@ -30,7 +30,8 @@ func (h *handler) Resolve(ctx context.Context, req *erasurev1.ResolveRequest) (*
 		for _, c := range pv.GetChannels() {
 			channels = append(channels, service.Channel(c))
 		}
-		plan, err := h.svc.Preview(ctx, pv.GetAccountId(), subjectFromProto(pv.GetSubject()), channels)
+		plan, err := h.svc.Preview(ctx, pv.GetAccountId(), subjectFromProto(pv.GetSubject()), channels,
+			aliasesFromProto(pv.GetAliases())...)
 		if err != nil {
 			return nil, toStatus(err)
 		}

@@ -7,12 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
@@ -242,4 +247,134 @@ func TestEnumsMatchProto(t *testing.T) {
 		}
 	}
 	check("State", erasurev1.State(0).Descriptor().Values(), func(n int32) string { return service.State(n).String() })
+}
+
+// TestNewEnumValuesMatchProto checks, by number, the enum values that the plain casts in
+// convert.go carry and that have no name in the service to compare.
+func TestNewEnumValuesMatchProto(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		ours, theirs int32
+	}{
+		{"BLOCKED_ON_IDENTIFIER_UNSEARCHABLE", int32(service.BlockedIdentifierUnsearchable), int32(erasurev1.BlockedOn_BLOCKED_ON_IDENTIFIER_UNSEARCHABLE)},
+		{"BLOCKED_ON_DELETION_OUTCOME_UNKNOWN", int32(service.BlockedDeletionOutcomeUnknown), int32(erasurev1.BlockedOn_BLOCKED_ON_DELETION_OUTCOME_UNKNOWN)},
+		{"BLOCKED_ON_CONFIRMATION", int32(service.BlockedConfirmation), int32(erasurev1.BlockedOn_BLOCKED_ON_CONFIRMATION)},
+		{"TARGET_STATUS_NOT_FOUND", int32(service.TargetNotFound), int32(erasurev1.TargetStatus_TARGET_STATUS_NOT_FOUND)},
+		{"TARGET_STATUS_VERIFIED", int32(service.TargetVerified), int32(erasurev1.TargetStatus_TARGET_STATUS_VERIFIED)},
+		{"SUBJECT_KIND_CONSUMER_ID", int32(service.SubjectConsumerID), int32(erasurev1.SubjectKind_SUBJECT_KIND_CONSUMER_ID)},
+		{"CHANNEL_MESSAGING", int32(service.ChannelMessaging), int32(erasurev1.Channel_CHANNEL_MESSAGING)},
+		{"TARGET_KIND_CONSUMER", int32(service.KindConsumer), int32(erasurev1.TargetKind_TARGET_KIND_CONSUMER)},
+	} {
+		if tt.ours != tt.theirs {
+			t.Errorf("%s: service %d, proto %d", tt.name, tt.ours, tt.theirs)
+		}
+	}
+}
+
+func TestConvertNewFields(t *testing.T) {
+	send := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	e := service.Erasure{ID: "x", AliasCount: 3, UnsearchableAccepted: true, BlockedOn: service.BlockedIdentifierUnsearchable,
+		HeldBatches: []service.HeldBatch{{BatchID: 7, Kind: service.KindConversation, RecordCount: 2, Candidates: []int64{11, 12}, SendTime: send}}}
+	got := toProto(e)
+	want := &erasurev1.Erasure{Name: "erasures/x", AliasCount: 3, UnsearchableAccepted: true,
+		BlockedOn: erasurev1.BlockedOn_BLOCKED_ON_IDENTIFIER_UNSEARCHABLE,
+		HeldBatches: []*erasurev1.HeldBatch{{BatchId: 7, Kind: erasurev1.TargetKind_TARGET_KIND_CONVERSATION, RecordCount: 2,
+			CandidateRequestIds: []int64{11, 12}, SendTime: timestamppb.New(send)}}}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("toProto (-want +got):\n%s", diff)
+	}
+
+	plan := planToProto(service.Plan{Etag: "e", IdentifierUnsearchable: true,
+		Identifiers: []service.PlanIdentifier{{Kind: service.SubjectCustomerID, Fingerprint: "f1", PossiblyUnsearchable: true},
+			{Kind: service.SubjectConsumerID, Fingerprint: "f2"}},
+		Groups: []service.PlanGroup{{Kind: service.KindConsumer, Records: []service.PlanRecord{{Fingerprint: "f2", Status: service.TargetNotFound}}}}})
+	wantPlan := &erasurev1.Plan{PlanEtag: "e", IdentifierUnsearchable: true,
+		Identifiers: []*erasurev1.PlanIdentifier{
+			{Kind: erasurev1.SubjectKind_SUBJECT_KIND_CUSTOMER_ID, Fingerprint: "f1", PossiblyUnsearchable: true},
+			{Kind: erasurev1.SubjectKind_SUBJECT_KIND_CONSUMER_ID, Fingerprint: "f2"}},
+		Groups: []*erasurev1.PlanGroup{{Kind: erasurev1.TargetKind_TARGET_KIND_CONSUMER,
+			Records: []*erasurev1.PlanRecord{{Fingerprint: "f2", Status: erasurev1.TargetStatus_TARGET_STATUS_NOT_FOUND}}}}}
+	if diff := cmp.Diff(wantPlan, plan, protocmp.Transform()); diff != "" {
+		t.Errorf("planToProto (-want +got):\n%s", diff)
+	}
+
+	req := submitFromProto(&erasurev1.SubmitRequest{RequestId: rid1, AccountId: "1234", Subject: customerID("A"),
+		Aliases: []*erasurev1.Subject{{Id: &erasurev1.Subject_Email{Email: "a@example.com"}}, {Id: &erasurev1.Subject_ConsumerId{ConsumerId: "k"}}}})
+	wantAliases := []service.Subject{{Kind: service.SubjectEmail, Value: "a@example.com"}, {Kind: service.SubjectConsumerID, Value: "k"}}
+	if diff := cmp.Diff(wantAliases, req.Aliases); diff != "" {
+		t.Errorf("submitFromProto aliases (-want +got):\n%s", diff)
+	}
+	if got := aliasesFromProto(nil); got != nil {
+		t.Errorf("aliasesFromProto(nil) = %v", got)
+	}
+}
+
+// TestReceiptRoundTrip: a receipt carried by the API (and printed as JSON by grpcurl) comes back
+// with every signed field, old receipts without the newer fields included, so that it verifies
+// offline.
+func TestReceiptRoundTrip(t *testing.T) {
+	base := service.Receipt{Erasure: "erasures/x", AccountID: "1234", SubjectFingerprint: "fp",
+		Counts:       []service.TargetCount{{Kind: service.KindEngagement, Status: service.TargetVerified, Count: 2}},
+		LPRequestIDs: []int64{5}, ReceivedTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), CompleteTime: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC),
+		VerificationSummary: "2 of 2", PreviousHash: "ph", Hash: "h", Signature: "s", KeyID: "k"}
+	full := base
+	full.AliasFingerprints = []string{"a1", "a2"}
+	full.UnsearchedChannels = []service.Channel{service.ChannelMessaging}
+	full.UnverifiableCount, full.NotFoundCount = 1, 2
+	for name, rc := range map[string]service.Receipt{"old": base, "full": full} {
+		js, err := protojson.Marshal(receiptToProto(rc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back erasurev1.Receipt
+		if err := protojson.Unmarshal(js, &back); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(rc, ReceiptFromProto(&back)); diff != "" {
+			t.Errorf("%s receipt round trip (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+// TestAliasesOverTheWire: aliases reach the service, only their count comes back, and the
+// schema's rules on aliases are enforced before any work.
+func TestAliasesOverTheWire(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx := context.Background()
+	res, err := h.client.Submit(ctx, &erasurev1.SubmitRequest{RequestId: rid1, AccountId: "1234", Subject: customerID("ALIAS-1"),
+		Aliases: []*erasurev1.Subject{{Id: &erasurev1.Subject_Email{Email: "canary.wire@example.com"}}, {Id: &erasurev1.Subject_Phone{Phone: "+44 7700 900777"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetErasure().GetAliasCount() != 2 {
+		t.Errorf("alias_count = %d, want 2", res.GetErasure().GetAliasCount())
+	}
+	plan, err := h.client.Resolve(ctx, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Name{Name: res.GetErasure().GetName()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := plan.GetPlan().GetIdentifiers()
+	if len(ids) != 3 || ids[0].GetFingerprint() != res.GetErasure().GetSubjectFingerprint() || !ids[2].GetPossiblyUnsearchable() || ids[1].GetPossiblyUnsearchable() {
+		t.Errorf("plan identifiers = %v, want the subject then both aliases, the phone possibly unsearchable", ids)
+	}
+	for _, m := range []proto.Message{res, plan} {
+		if js, _ := protojson.Marshal(m); strings.Contains(string(js), "canary.wire") || strings.Contains(string(js), "900777") {
+			t.Errorf("a response echoes an alias: %s", js)
+		}
+	}
+	dup, err := h.client.Submit(ctx, &erasurev1.SubmitRequest{RequestId: "4a7c1f62-0d5e-4f3b-9b7e-000000000001", AccountId: "1234",
+		Subject: &erasurev1.Subject{Id: &erasurev1.Subject_Email{Email: "canary.wire@example.com"}}})
+	if err != nil || !dup.GetDeduplicated() || dup.GetErasure().GetName() != res.GetErasure().GetName() {
+		t.Errorf("Submit by an alias = %v, %v; want deduplicated onto %s", dup, err, res.GetErasure().GetName())
+	}
+	_, err = h.client.Submit(ctx, &erasurev1.SubmitRequest{RequestId: "4a7c1f62-0d5e-4f3b-9b7e-000000000002", AccountId: "1234",
+		Subject: customerID("B"), Aliases: []*erasurev1.Subject{{Id: &erasurev1.Subject_Targets{Targets: &erasurev1.Targets{ConversationIds: []string{"c"}}}}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an alias of explicit targets = %v, want INVALID_ARGUMENT", err)
+	}
+	_, err = h.client.Submit(ctx, &erasurev1.SubmitRequest{RequestId: "4a7c1f62-0d5e-4f3b-9b7e-000000000003", AccountId: "1234",
+		Subject: customerID("C"), Aliases: []*erasurev1.Subject{customerID("C")}})
+	if status.Code(err) != codes.InvalidArgument || reasonOf(err) != "INVALID_REQUEST" {
+		t.Errorf("an alias repeating the subject = %v, want INVALID_ARGUMENT INVALID_REQUEST", err)
+	}
 }

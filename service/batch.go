@@ -17,7 +17,8 @@ import (
 // sorted ids) is committed before the request is sent; LivePerson's request id after. If a send
 // may have reached LivePerson but its answer was lost (timeout, crash), LivePerson's list of
 // requests is searched for it before anything is sent again (see reconcile); when the list
-// cannot tell, the batch is held for an operator (SettleBatch) and never sent by itself.
+// cannot tell, the batch is held for an operator (SettleBatch) and never sent by itself; the
+// account's later batches go on meanwhile.
 type batch struct {
 	ID       uint64     `json:"id"`
 	Account  string     `json:"account"`
@@ -35,8 +36,14 @@ type batch struct {
 	AtRisk    bool      `json:"at_risk,omitempty"`
 	NextPoll  time.Time `json:"next_poll,omitzero"`
 	Failures  int       `json:"failures,omitempty"`
-	// Candidates are, while the batch is held, LivePerson's requests that might be its own.
+	// Candidates are, while the batch is held, LivePerson's requests that might be its own: no
+	// other batch's reconciliation takes them until it is settled.
 	Candidates []int64 `json:"candidates,omitempty"`
+	// Rivals are, while the batch is held, the batches of its account that were in flight when
+	// it was held (none since sends take turns): any of its candidates may be theirs.
+	Rivals []uint64 `json:"rivals,omitempty"`
+	// Waited is set while the batch waits for its account's send turn and its erasures say so.
+	Waited bool `json:"waited,omitempty"`
 	// Resend is set when an operator settled a held batch as not created: the next send goes
 	// out without reconciling first (the operator already looked). The send clears it.
 	Resend bool `json:"resend,omitempty"`

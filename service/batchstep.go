@@ -45,9 +45,9 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
 // have been sent (Sends > 0: an earlier attempt's outcome is unknown, or the process died
 // around the POST) is first looked for in LivePerson's list of requests, unless an operator has
-// just settled it as not created. Only one batch of an account may have an unknown outcome at a
-// time, so that a request found in the list can be told to be this batch's: a batch whose turn
-// has not come waits.
+// just settled it as not created. Only one batch of an account may be in flight (sent, outcome
+// unknown, not held) at a time, so that a request found in the list can be told to be this
+// batch's: a batch whose turn has not come waits, and its erasures say so.
 func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error {
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
@@ -56,7 +56,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		}
 		switch {
 		case found.claim:
-			return p.batchCreated(ctx, b.ID, found.request, "")
+			return p.claimFound(ctx, b.ID, found.request)
 		case found.hold:
 			return p.hold(ctx, b, found.candidates)
 		}
@@ -76,6 +76,9 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		}
 		turn, err := takeSendTurn(tx, cur)
 		if err != nil {
+			return err
+		}
+		if err := p.showWaiting(tx, cur, !turn, now); err != nil {
 			return err
 		}
 		if !turn {
@@ -135,7 +138,7 @@ func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, now time.Time) err
 	if err := p.releaseSendTurn(tx, b, now); err != nil {
 		return err
 	}
-	b.LPID, b.Sent, b.Failures, b.Candidates = d.ID, now, 0, nil
+	b.LPID, b.Sent, b.Failures, b.Candidates, b.Rivals = d.ID, now, 0, nil, nil
 	status := d.Status
 	if status == "" {
 		status = LPNotStarted

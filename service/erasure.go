@@ -10,7 +10,7 @@ import (
 // State is the lifecycle state of an erasure. The numbering matches erasure.v1.State.
 type State int32
 
-// The lifecycle states (SPEC §3).
+// The lifecycle states.
 const (
 	StateUnspecified State = iota
 	StateReceived

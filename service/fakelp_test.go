@@ -12,6 +12,11 @@ import (
 // fakeLivePerson is an in-memory LivePerson with deletion requests whose status tests set, and
 // switches that make calls fail the ways LivePerson can. Its keyword search is deliberately
 // fuzzy (substring, case-insensitive), like LivePerson's, so exact matching is on us.
+//
+// Records are returned as stored: a test that stores a record with Masked but without
+// ContentRead gets exactly that back. Deletion (advance to DONE) masks a record the way
+// LivePerson does: the record stays, with its start and consumer participants, its content read
+// and masked.
 type fakeLivePerson struct {
 	mu        sync.Mutex
 	chats     []ChatRecord
@@ -24,9 +29,48 @@ type fakeLivePerson struct {
 	createErr error    // returned by the next CreateDeletion (after creating, for ErrOutcomeUnknown)
 	searchErr error    // returned by every search while set
 	rejectIDs map[string]bool
+	// unauth holds unauthenticated engagement attributes by conversation id; they are searched
+	// and returned merged with the authenticated ones, as the port promises.
+	unauth map[string]ConversationRecord
+	// Reads by id return a record with its content (ContentRead) unless its id is in unread:
+	// then without (as a client that did not ask for transcripts or messages would), or in
+	// flaggedUnread: without, yet flagged Masked (as an adapter that took "no unmasked line
+	// seen" for masked would).
+	unread, flaggedUnread map[string]bool
+	// kept lists record ids whose content deletion leaves as it was (LivePerson said DONE but
+	// the person's words are still there).
+	kept map[string]bool
+	// digitBlind makes Messaging Interactions find nothing for a phrase made of numbers with
+	// more than three consecutive digits, as LivePerson documents it may.
+	digitBlind bool
+	// calls logs every search and read: "chat:<keyword>", "sde:<customerInfo>|<personalInfo>",
+	// "consumer:<id>", "convs:<ids>".
+	calls []string
 }
 
-func newFakeLP() *fakeLivePerson { return &fakeLivePerson{nextID: 1000, rejectIDs: map[string]bool{}} }
+func newFakeLP() *fakeLivePerson {
+	return &fakeLivePerson{nextID: 1000, rejectIDs: map[string]bool{}, unauth: map[string]ConversationRecord{},
+		unread: map[string]bool{}, flaggedUnread: map[string]bool{}, kept: map[string]bool{}}
+}
+
+func (f *fakeLivePerson) logCall(format string, args ...any) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+// searchCalls returns the logged calls that start with prefix, in order.
+func (f *fakeLivePerson) searchCalls(prefix string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func fuzzy(hay []string, needle string) bool {
 	n := strings.ToLower(strings.Trim(needle, `"`))
@@ -64,6 +108,11 @@ func (f *fakeLivePerson) convsWhere(keep func(ConversationRecord) bool) ([]Conve
 	}
 	var out []ConversationRecord
 	for _, c := range f.convs {
+		if u, ok := f.unauth[c.ConversationID]; ok {
+			c.CustomerIDs = append(slices.Clone(c.CustomerIDs), u.CustomerIDs...)
+			c.Emails = append(slices.Clone(c.Emails), u.Emails...)
+			c.Phones = append(slices.Clone(c.Phones), u.Phones...)
+		}
 		if keep(c) {
 			out = append(out, c)
 		}
@@ -71,7 +120,22 @@ func (f *fakeLivePerson) convsWhere(keep func(ConversationRecord) bool) ([]Conve
 	return out, nil
 }
 
+// readByID sets what a read by id of record id knows of its content.
+func (f *fakeLivePerson) readByID(id string, contentRead, masked *bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.unread[id]:
+		*contentRead, *masked = false, false
+	case f.flaggedUnread[id]:
+		*contentRead, *masked = false, true
+	default:
+		*contentRead = true
+	}
+}
+
 func (f *fakeLivePerson) SearchChats(_ context.Context, _ string, from, to time.Time, kw string) ([]ChatRecord, error) {
+	f.logCall("chat:%s", kw)
 	return f.chatsWhere(func(c ChatRecord) bool {
 		return !c.Start.Before(from) && c.Start.Before(to) && (fuzzy(c.CustomerIDs, kw) || fuzzy(c.Emails, kw) || fuzzy(c.Phones, kw))
 	})
@@ -84,12 +148,18 @@ func (f *fakeLivePerson) ChatByID(_ context.Context, _ string, id string, from, 
 	if err != nil || len(found) == 0 {
 		return ChatRecord{}, false, err
 	}
-	return found[0], true, nil
+	rec := found[0]
+	f.readByID(id, &rec.ContentRead, &rec.Masked)
+	return rec, true, nil
 }
 
 func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, to time.Time, sde SDESearch) ([]ConversationRecord, error) {
+	f.logCall("sde:%s|%s", sde.CustomerInfo, sde.PersonalInfo)
+	f.mu.Lock()
+	blind := f.digitBlind
+	f.mu.Unlock()
 	return f.convsWhere(func(c ConversationRecord) bool {
-		if c.Start.Before(from) || !c.Start.Before(to) {
+		if c.Start.Before(from) || !c.Start.Before(to) || blind && possiblyUnsearchable(sde.CustomerInfo+sde.PersonalInfo) {
 			return false
 		}
 		return (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
@@ -98,11 +168,17 @@ func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, 
 }
 
 func (f *fakeLivePerson) ConversationsByConsumer(_ context.Context, _ string, consumer string) ([]ConversationRecord, error) {
+	f.logCall("consumer:%s", consumer)
 	return f.convsWhere(func(c ConversationRecord) bool { return slices.Contains(c.ConsumerIDs, consumer) })
 }
 
 func (f *fakeLivePerson) ConversationsByID(_ context.Context, _ string, ids []string) ([]ConversationRecord, error) {
-	return f.convsWhere(func(c ConversationRecord) bool { return slices.Contains(ids, c.ConversationID) })
+	f.logCall("convs:%s", strings.Join(ids, ","))
+	recs, err := f.convsWhere(func(c ConversationRecord) bool { return slices.Contains(ids, c.ConversationID) })
+	for i := range recs {
+		f.readByID(recs[i].ConversationID, &recs[i].ContentRead, &recs[i].Masked)
+	}
+	return recs, err
 }
 
 func (f *fakeLivePerson) CreateDeletion(_ context.Context, _ string, kind TargetKind, ids []string) (Deletion, error) {
@@ -176,14 +252,15 @@ func (f *fakeLivePerson) advance(from, to string) {
 			continue
 		}
 		for j := range f.chats {
-			if d.Kind == KindEngagement && slices.Contains(d.IDs, f.chats[j].EngagementID) {
-				f.chats[j] = ChatRecord{EngagementID: f.chats[j].EngagementID, Start: f.chats[j].Start, Masked: true}
+			if c := f.chats[j]; d.Kind == KindEngagement && slices.Contains(d.IDs, c.EngagementID) && !f.kept[c.EngagementID] {
+				f.chats[j] = ChatRecord{EngagementID: c.EngagementID, Start: c.Start, ContentRead: true, Masked: true}
 			}
 		}
 		for j := range f.convs {
-			if d.Kind == KindConversation && slices.Contains(d.IDs, f.convs[j].ConversationID) {
-				c := f.convs[j]
-				f.convs[j] = ConversationRecord{ConversationID: c.ConversationID, Start: c.Start, ConsumerIDs: c.ConsumerIDs, Masked: true}
+			if c := f.convs[j]; d.Kind == KindConversation && slices.Contains(d.IDs, c.ConversationID) && !f.kept[c.ConversationID] {
+				f.convs[j] = ConversationRecord{ConversationID: c.ConversationID, Start: c.Start, ConsumerIDs: c.ConsumerIDs,
+					ContentRead: true, Masked: true}
+				delete(f.unauth, c.ConversationID)
 			}
 		}
 	}

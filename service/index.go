@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -16,7 +17,8 @@ import (
 // The Submit index.
 //
 // Before it writes, Submit asks two questions: was this request_id seen before (idempotency), and
-// has this account an open erasure for this subject (dedup). Both are answered from memory, so a
+// has this account an open erasure that shares any identifier (subject or alias) with this
+// request (dedup). Both are answered from memory, so a
 // Submit writes only entries under ascending keys — its erasure record (UUIDv7), its event
 // (revision), its data key (UUIDv7), its schedule entry (time) — each appended at the end of its
 // B+tree. Kept on disk by request_id and by fingerprint, as they were at first, the two indexes
@@ -25,7 +27,7 @@ import (
 //
 // What the index holds is derived from the store when New reads it back:
 //   - an erasure record carries the request_id and payload hash of the Submit that created it,
-//     and its state says whether it is open;
+//     the fingerprints of its subject and aliases, and its state says whether it is open;
 //   - a Submit answered with an existing erasure (deduplicated) stores a requestEntry in Requests
 //     under a fresh UUIDv7 (so, ascending too).
 //
@@ -33,9 +35,9 @@ import (
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
 // checks against the erasure's stored state inside its transaction; the request map is exact.
 //
-// Cost (BenchmarkLoadIndex): about 330 bytes of heap per open erasure (its request and its subject),
-// half that once it has ended; New decodes every erasure record once, about 6 µs each (0.6 s for
-// 100,000 erasures).
+// Cost (BenchmarkLoadIndex): about 360 bytes of heap per open erasure without aliases (its request
+// and its subject), half that once it has ended; New decodes every erasure record once, about
+// 7 µs each (0.7 s for 100,000 erasures).
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
@@ -68,44 +70,68 @@ func (e requestEntry) ref() (requestRef, error) {
 type submitIndex struct {
 	mu       sync.Mutex
 	requests map[string]requestRef // by request_id
-	subjects map[string]string     // subjectKey → id of the open erasure
+	// subjects maps the subjectKey of every identifier (subject and aliases) of every open
+	// erasure to the erasures holding it: one, unless a Submit that joined one erasure brought
+	// an identifier another open erasure already had.
+	subjects map[string][]string
 	// busy holds the request ids and subject keys of Submits between their lookup and their
-	// commit; a second Submit for either waits for the channel to close, then looks again.
+	// commit; a second Submit for any of them waits for the channel to close, then looks again.
 	busyRequests map[string]chan struct{}
 	busySubjects map[string]chan struct{}
 }
 
 func newSubmitIndex() *submitIndex {
-	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string]string{},
+	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string][]string{},
 		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
 }
 
 // subjectKey identifies a subject within an account, as the index keeps it.
 func subjectKey(account, fingerprint string) string { return account + "\x00" + fingerprint }
 
-// claim waits until no other Submit is writing requestID or subject, then either returns what
-// requestID produced before (known), or reserves both for the caller and returns the id of the
-// subject's open erasure ("" when none) and the function that ends the reservation.
-func (ix *submitIndex) claim(ctx context.Context, requestID, subject string) (prior requestRef, known bool, open string, release func(), err error) {
+// subjectKeys are the index keys of an erasure's identifiers.
+func subjectKeys(account string, refs []identRef) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = subjectKey(account, r.Fingerprint)
+	}
+	return out
+}
+
+// claim waits until no other Submit is writing requestID or any of subjects, then either returns
+// what requestID produced before (known), or reserves them all for the caller and returns the
+// ids of the open erasures holding any of the subjects (those of the first subject first, none
+// twice) and the function that ends the reservation.
+func (ix *submitIndex) claim(ctx context.Context, requestID string, subjects []string) (prior requestRef, known bool, open []string, release func(), err error) {
 	for {
 		ix.mu.Lock()
 		if ref, ok := ix.requests[requestID]; ok {
 			ix.mu.Unlock()
-			return ref, true, "", nil, nil
+			return ref, true, nil, nil, nil
 		}
 		wait := ix.busyRequests[requestID]
-		if wait == nil {
-			wait = ix.busySubjects[subject]
+		for _, sk := range subjects {
+			if wait == nil {
+				wait = ix.busySubjects[sk]
+			}
 		}
 		if wait == nil {
 			ch := make(chan struct{})
-			ix.busyRequests[requestID], ix.busySubjects[subject] = ch, ch
-			open = ix.subjects[subject]
+			ix.busyRequests[requestID] = ch
+			for _, sk := range subjects {
+				ix.busySubjects[sk] = ch
+				for _, id := range ix.subjects[sk] {
+					if !slices.Contains(open, id) {
+						open = append(open, id)
+					}
+				}
+			}
 			ix.mu.Unlock()
 			return requestRef{}, false, open, func() {
 				ix.mu.Lock()
 				delete(ix.busyRequests, requestID)
-				delete(ix.busySubjects, subject)
+				for _, sk := range subjects {
+					delete(ix.busySubjects, sk)
+				}
 				ix.mu.Unlock()
 				close(ch)
 			}, nil
@@ -114,7 +140,7 @@ func (ix *submitIndex) claim(ctx context.Context, requestID, subject string) (pr
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return requestRef{}, false, "", nil, ctx.Err()
+			return requestRef{}, false, nil, nil, ctx.Err()
 		}
 	}
 }
@@ -126,18 +152,27 @@ func (ix *submitIndex) addRequest(requestID string, ref requestRef) {
 	ix.mu.Unlock()
 }
 
-// openSubject records the open erasure of a subject (a commit hook).
-func (ix *submitIndex) openSubject(subject, erasure string) {
+// openSubject records erasure as open for each of the subject keys (a commit hook).
+func (ix *submitIndex) openSubject(erasure string, subjects ...string) {
 	ix.mu.Lock()
-	ix.subjects[subject] = erasure
+	for _, sk := range subjects {
+		if ids := ix.subjects[sk]; !slices.Contains(ids, erasure) {
+			ix.subjects[sk] = append(ids, erasure)
+		}
+	}
 	ix.mu.Unlock()
 }
 
-// closeSubject forgets the subject's open erasure if it is still erasure (a commit hook).
-func (ix *submitIndex) closeSubject(subject, erasure string) {
+// closeSubject forgets erasure as open for each of the subject keys (a commit hook).
+func (ix *submitIndex) closeSubject(erasure string, subjects ...string) {
 	ix.mu.Lock()
-	if ix.subjects[subject] == erasure {
-		delete(ix.subjects, subject)
+	for _, sk := range subjects {
+		ids := slices.DeleteFunc(ix.subjects[sk], func(id string) bool { return id == erasure })
+		if len(ids) == 0 {
+			delete(ix.subjects, sk)
+		} else {
+			ix.subjects[sk] = ids
+		}
 	}
 	ix.mu.Unlock()
 }
@@ -165,18 +200,24 @@ func (s *Service) indexCreated(tx *store.Tx, r *record) error {
 	if err != nil {
 		return err
 	}
-	rid, sk, id := r.RequestID, subjectKey(r.AccountID, r.Fingerprint), r.ID
+	rid, sks, id := r.RequestID, subjectKeys(r.AccountID, identRefs(r)), r.ID
 	return tx.OnCommit(func() {
 		s.index.addRequest(rid, ref)
-		s.index.openSubject(sk, id)
+		s.index.openSubject(id, sks...)
 	})
 }
 
-// indexClosed has the index forget, on commit, r as its subject's open erasure: r has reached a
-// final state.
+// indexJoined has the index learn, on commit, identifiers a Submit has added to r.
+func (s *Service) indexJoined(tx *store.Tx, r *record, added []identRef) error {
+	sks, id := subjectKeys(r.AccountID, added), r.ID
+	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
+}
+
+// indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
+// reached a final state.
 func (s *Service) indexClosed(tx *store.Tx, r *record) error {
-	sk, id := subjectKey(r.AccountID, r.Fingerprint), r.ID
-	return tx.OnCommit(func() { s.index.closeSubject(sk, id) })
+	sks, id := subjectKeys(r.AccountID, identRefs(r)), r.ID
+	return tx.OnCommit(func() { s.index.closeSubject(id, sks...) })
 }
 
 // loadIndex converts the first layout of the index buckets if it finds it, then reads both
@@ -212,7 +253,10 @@ func (s *Service) loadIndex(ctx context.Context) error {
 				ix.requests[r.RequestID] = ref
 			}
 			if !r.State.Final() {
-				ix.subjects[subjectKey(r.AccountID, r.Fingerprint)] = r.ID
+				refs := append([]identRef{{Fingerprint: r.Fingerprint}}, r.Aliases...)
+				for _, sk := range subjectKeys(r.AccountID, refs) {
+					ix.subjects[sk] = append(ix.subjects[sk], r.ID)
+				}
 			}
 			return true, nil
 		})
@@ -247,6 +291,8 @@ type indexFields struct {
 	Fingerprint string `json:"fingerprint"`
 	State       State  `json:"state"`
 	PayloadHash string `json:"payload_hash"`
+	// Aliases as the record holds them; only their fingerprints are used.
+	Aliases []identRef `json:"aliases"`
 }
 
 // In the first layout (store schema 1), Requests was keyed by request_id (its entries had no

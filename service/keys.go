@@ -8,14 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"sort"
 	"strings"
 	"unicode"
-
-	"github.com/erasured/erasured/store"
 )
 
 // Keyring holds the master key and the keys derived from it. Subject identifiers are sealed with
@@ -86,6 +84,14 @@ func (k *Keyring) Fingerprint(account string, s Subject) string {
 	fmt.Fprintf(m, "%s\x00%d\x00", account, s.Kind)
 	m.Write([]byte(normalizeSubject(s)))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// planMAC is a keyed hash for plan etags: a plan's records are personal data, and an unkeyed
+// hash of a short list of ids could be matched against guesses.
+func (k *Keyring) planMAC() hash.Hash {
+	m := hmac.New(sha256.New, k.hashKey)
+	m.Write([]byte("plan\x00"))
+	return m
 }
 
 // requestHash is a keyed hash of a Submit payload, stored with the erasure it created (or with the
@@ -181,32 +187,3 @@ func openWith(g cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 
 // errShredded means the erasure's data key was destroyed: its subject is gone for good.
 var errShredded = errors.New("subject data key destroyed")
-
-// subject unseals an erasure's subject, for the work that needs it (searching LivePerson). It is
-// never returned to callers, logged or put in events.
-func (s *Service) subject(id string) (Subject, error) {
-	var sealed, wrapped []byte
-	err := s.viewRecord(id, func(tx *store.Tx, r *record) error {
-		sealed, wrapped = r.Sealed, wrappedKey(tx, r)
-		return nil
-	})
-	if err != nil {
-		return Subject{}, err
-	}
-	if wrapped == nil {
-		return Subject{}, errShredded
-	}
-	key, err := s.keys.unwrap(id, wrapped)
-	if err != nil {
-		return Subject{}, fmt.Errorf("unwrap data key: %w", err)
-	}
-	plain, err := open(key, sealed, []byte(id))
-	if err != nil {
-		return Subject{}, fmt.Errorf("unseal subject: %w", err)
-	}
-	var subj Subject
-	if err := json.Unmarshal(plain, &subj); err != nil {
-		return Subject{}, err
-	}
-	return subj, nil
-}

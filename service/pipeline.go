@@ -12,7 +12,7 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// PipelineConfig holds the pipeline's timings and limits (SPEC §3, §4, §7).
+// PipelineConfig holds the pipeline's timings and limits.
 type PipelineConfig struct {
 	// SearchLag: how long after a conversation its attributes become searchable (default 2h).
 	SearchLag time.Duration

@@ -3,7 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -39,8 +38,8 @@ type PlanGroup struct {
 type PlanRecord struct {
 	ID          string // empty when the id is the subject's own identifier
 	Fingerprint string // set instead of ID then
-	Status    TargetStatus
-	LPRequest int64
+	Status      TargetStatus
+	LPRequest   int64
 }
 
 // Decision is an approver's decision on a MANUAL erasure's plan.
@@ -57,20 +56,39 @@ type ResolveResult struct {
 	Plan    Plan
 }
 
-// buildPlan groups targets by kind. The etag covers every record and status, so any change to
-// the plan changes it.
-func buildPlan(ts []Target, unsearchable bool) Plan {
+// buildPlan groups targets by kind and lists the subject's identifiers (refs: the subject
+// first) by fingerprint. A consumer record whose id is one of the subject's own consumer ids is
+// shown by its fingerprint instead: a plan never returns the subject's identifiers. The etag is
+// a keyed hash of every record, status and identifier, so any change to the plan changes it.
+func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channels []Channel, unsearchable bool) Plan {
 	sorted := slices.Clone(ts)
 	slices.SortFunc(sorted, func(a, b Target) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID)) })
 	p := Plan{IdentifierUnsearchable: unsearchable}
-	h := sha256.New()
+	h := s.keys.planMAC()
+	messaging := slices.Contains(channels, ChannelMessaging)
+	var consumerFPs []string
+	for _, ref := range refs {
+		pi := PlanIdentifier{Kind: ref.Kind, Fingerprint: ref.Fingerprint, PossiblyUnsearchable: messaging && ref.Digits}
+		p.Identifiers = append(p.Identifiers, pi)
+		fmt.Fprintf(h, "id|%d|%s|%t\n", pi.Kind, pi.Fingerprint, pi.PossiblyUnsearchable)
+		if ref.Kind == SubjectConsumerID {
+			consumerFPs = append(consumerFPs, ref.Fingerprint)
+		}
+	}
+	fmt.Fprintf(h, "unsearchable|%t\n", unsearchable)
 	needed := map[TargetKind]int{}
 	for _, t := range sorted {
 		if n := len(p.Groups); n == 0 || p.Groups[n-1].Kind != t.Kind {
 			p.Groups = append(p.Groups, PlanGroup{Kind: t.Kind})
 		}
 		g := &p.Groups[len(p.Groups)-1]
-		g.Records = append(g.Records, PlanRecord{ID: t.ID, Status: t.Status, LPRequest: t.LPRequest})
+		rec := PlanRecord{ID: t.ID, Status: t.Status, LPRequest: t.LPRequest}
+		if t.Kind == KindConsumer && len(consumerFPs) > 0 {
+			if fp := s.keys.Fingerprint(account, Subject{Kind: SubjectConsumerID, Value: t.ID}); slices.Contains(consumerFPs, fp) {
+				rec.ID, rec.Fingerprint = "", fp
+			}
+		}
+		g.Records = append(g.Records, rec)
 		fmt.Fprintf(h, "%d|%s|%d\n", t.Kind, t.ID, t.Status)
 		switch t.Status {
 		case TargetDeferredOpen:
@@ -85,6 +103,11 @@ func buildPlan(ts []Target, unsearchable bool) Plan {
 	}
 	p.Etag = hex.EncodeToString(h.Sum(nil))[:20]
 	return p
+}
+
+// planOf is the plan of a stored erasure.
+func (s *Service) planOf(r *record, ts []Target) Plan {
+	return s.buildPlan(r.AccountID, ts, identRefs(r), r.Channels, r.IdentifierUnsearchable)
 }
 
 // Resolve returns an erasure's plan and applies an approver's decision, if any.
@@ -108,7 +131,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 				return err
 			}
 			e := r.Erasure
-			res = ResolveResult{Erasure: &e, Plan: buildPlan(ts, r.IdentifierUnsearchable)}
+			res = ResolveResult{Erasure: &e, Plan: s.planOf(r, ts)}
 			return nil
 		})
 		return res, s.storeError(err)
@@ -124,7 +147,10 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 		if r == nil {
 			return notFound(id)
 		}
-		if r.State != StateAwaitingConfirmation {
+		// An erasure waiting because its identifiers may be unsearchable takes a confirmation
+		// too: the approver accepts the plan as it is.
+		unsearchable := d.Confirm && r.BlockedOn == BlockedIdentifierUnsearchable && !r.State.Final()
+		if r.State != StateAwaitingConfirmation && !unsearchable {
 			return &Error{Kind: KindFailedPrecondition, Reason: "NOT_AWAITING_CONFIRMATION",
 				Message:  fmt.Sprintf("erasure is %s: only an erasure awaiting confirmation takes a decision", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
@@ -137,15 +163,23 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 		if err != nil {
 			return err
 		}
-		plan := buildPlan(ts, r.IdentifierUnsearchable)
+		plan := s.planOf(r, ts)
 		prev := r.State
 		switch {
-		case d.Confirm:
-			if d.PlanEtag != plan.Etag {
-				return &Error{Kind: KindAborted, Reason: "PLAN_CHANGED",
-					Message:  "the plan changed since it was reviewed: review the new plan and confirm again",
-					Metadata: map[string]string{"plan_etag": plan.Etag}}
+		case d.Confirm && d.PlanEtag != plan.Etag:
+			return &Error{Kind: KindAborted, Reason: "PLAN_CHANGED",
+				Message:  "the plan changed since it was reviewed: review the new plan and confirm again",
+				Metadata: map[string]string{"plan_etag": plan.Etag}}
+		case unsearchable:
+			// The final sweep has run and found nothing new: the erasure completes with the
+			// plan as it is, and its receipt names the channel it could not search.
+			r.UnsearchableAccepted = true
+			r.Swept = true
+			r.State = StateCompleted
+			if err := s.complete(tx, r, ts, now); err != nil {
+				return err
 			}
+		case d.Confirm:
 			p := s.currentPipeline()
 			if p == nil {
 				return &Error{Kind: KindUnavailable, Reason: "NO_PIPELINE", Message: "the pipeline is not running"}
@@ -162,7 +196,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 			return err
 		}
 		e := r.Erasure
-		res = ResolveResult{Erasure: &e, Plan: buildPlan(ts, r.IdentifierUnsearchable)}
+		res = ResolveResult{Erasure: &e, Plan: s.planOf(r, ts)}
 		return nil
 	})
 	if err == nil {
@@ -171,27 +205,26 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 	return res, s.storeError(err)
 }
 
-// Preview searches LivePerson for a subject now and returns the plan, storing nothing.
-func (s *Service) Preview(ctx context.Context, account string, subj Subject, channels []Channel) (Plan, error) {
+// Preview searches LivePerson for a subject (and its aliases) now and returns the plan, storing
+// nothing.
+func (s *Service) Preview(ctx context.Context, account string, subj Subject, channels []Channel, aliases ...Subject) (Plan, error) {
 	if err := s.checkAccount(account); err != nil {
+		return Plan{}, err
+	}
+	if err := checkAliases(subj, aliases); err != nil {
 		return Plan{}, err
 	}
 	p := s.currentPipeline()
 	if p == nil {
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "NO_LIVEPERSON", Message: "no LivePerson connection is configured"}
 	}
-	res, err := resolver{lp: p.lp, now: s.now()}.resolve(ctx, account, subj, normalizeChannels(channels), false)
+	ids := append([]Subject{subj}, aliases...)
+	chans := normalizeChannels(channels)
+	res, err := resolver{lp: p.lp, now: s.now()}.resolve(ctx, account, ids, chans, false)
 	if err != nil {
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE", Message: describe(err)}
 	}
-	return buildPlan(res.targets, res.unsearchable), nil
-}
-
-// isCanceled reports whether LivePerson shows the request CANCELED: a cancel whose answer was
-// lost, or retried after one, has done its work.
-func (p *Pipeline) isCanceled(ctx context.Context, account string, id int64) bool {
-	d, err := p.lp.GetDeletion(ctx, account, id)
-	return err == nil && d.Status == LPCanceled
+	return s.buildPlan(account, res.targets, s.refsOf(account, ids), chans, res.unsearchable), nil
 }
 
 func (s *Service) currentPipeline() *Pipeline {
@@ -248,11 +281,24 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	}
 	// LivePerson is called outside any transaction, under the RPC's context.
 	for _, lpID := range lpIDs {
-		if _, err := p.lp.CancelDeletion(ctx, account, lpID); err != nil && !p.isCanceled(ctx, account, lpID) {
-			s.update(context.WithoutCancel(ctx), id, func(r *record) error { r.CancelRequested = false; return nil })
-			return Erasure{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE",
-				Message: "could not cancel at LivePerson (" + describe(err) + "); nothing changed here, try again"}
+		_, err := p.lp.CancelDeletion(ctx, account, lpID)
+		if err == nil {
+			continue
 		}
+		// A cancel whose answer was lost, or retried after one, has done its work; a request that
+		// became final meanwhile cannot be cancelled any more. (A request this loop did cancel
+		// before failing shows CANCELED at its next poll, and its records are queued again.)
+		d, gerr := p.lp.GetDeletion(ctx, account, lpID)
+		if gerr == nil && d.Status == LPCanceled {
+			continue
+		}
+		s.update(context.WithoutCancel(ctx), id, func(r *record) error { r.CancelRequested = false; return nil })
+		if gerr == nil && (d.Status == LPInProgress || d.Status == LPDone) {
+			return Erasure{}, &Error{Kind: KindFailedPrecondition, Reason: "DELETION_FINAL_AT_LIVEPERSON",
+				Message: fmt.Sprintf("a LivePerson request holding this erasure is %s: it can no longer be cancelled", d.Status)}
+		}
+		return Erasure{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE",
+			Message: "could not cancel at LivePerson (" + describe(err) + "); nothing changed here, try again"}
 	}
 	now := s.now().UTC()
 	var e Erasure

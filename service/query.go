@@ -139,9 +139,10 @@ func decodePageToken(tok, filter string) (string, error) {
 	return id, nil
 }
 
-// Cancel ends an erasure as CANCELLED while nothing of it is final at LivePerson. Records still
-// queued are simply dropped; if some are in LivePerson requests that are still NOT_STARTED, those
-// requests are cancelled and the other erasures' records in them go back to the queue.
+// Cancel ends an erasure as CANCELLED while nothing of it is final at LivePerson (see
+// finalAtLivePerson), whatever its state. Records still queued are simply dropped; if some are
+// in LivePerson requests that are still NOT_STARTED, those requests are cancelled and the other
+// erasures' records in them go back to the queue.
 // Cancelling an already cancelled erasure returns it unchanged.
 func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, error) {
 	id, err := ParseName(name)
@@ -177,6 +178,15 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 		if err != nil {
 			return err
 		}
+		if what := finalAtLivePerson(r, ts); what != "" {
+			return &Error{Kind: KindFailedPrecondition, Reason: "DELETION_FINAL_AT_LIVEPERSON",
+				Message:  fmt.Sprintf("LivePerson has made part of this erasure final (%s): it can no longer be cancelled", what),
+				Metadata: map[string]string{"state": r.State.String()}}
+		}
+		if len(r.HeldBatches) > 0 {
+			return &Error{Kind: KindFailedPrecondition, Reason: "DELETION_OUTCOME_UNKNOWN",
+				Message: "a LivePerson deletion request holding this erasure may have been created; settle its held batch (SettleBatch) first"}
+		}
 		for _, t := range ts {
 			if t.Batch != 0 && t.LPRequest == 0 {
 				return &Error{Kind: KindUnavailable, Reason: "SUBMISSION_IN_FLIGHT",
@@ -205,6 +215,21 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 		return s.cancelRemote(ctx, id, reason)
 	}
 	return e, nil
+}
+
+// finalAtLivePerson says what of an erasure LivePerson has made final, "" when nothing: a
+// deletion request holding its records IN_PROGRESS or DONE, or a record deleted. An erasure
+// still SCHEDULED for an open conversation may have its closed records deleted already.
+func finalAtLivePerson(r *record, ts []Target) string {
+	for _, q := range r.LPRequests {
+		if q.Status == LPInProgress || q.Status == LPDone {
+			return "a deletion request is " + q.Status
+		}
+	}
+	if hasStatus(ts, TargetDone, TargetVerified) {
+		return "records are deleted"
+	}
+	return ""
 }
 
 // ParseName returns the id in an erasure resource name, erasures/{id}.

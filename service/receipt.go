@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/erasured/erasured/store"
@@ -40,15 +41,9 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 			return err
 		}
 	}
-	verified := 0
-	for _, t := range ts {
-		if t.Status == TargetVerified {
-			verified++
-		}
-	}
-	summary := fmt.Sprintf("%d of %d records verified erased (masked or gone)", verified, len(ts))
-	if len(ts) == 0 {
-		summary = "nothing found: no LivePerson record carries the subject's identifier"
+	o, err := outcomeOf(ts)
+	if err != nil {
+		return err
 	}
 	rc := Receipt{
 		Erasure:             r.Name(),
@@ -58,9 +53,18 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 		LPRequestIDs:        lpRequestIDs(r),
 		ReceivedTime:        r.ReceivedTime.UTC(),
 		CompleteTime:        now.UTC(),
-		VerificationSummary: summary,
+		VerificationSummary: o.summary(r.IdentifierUnsearchable),
 		PreviousHash:        head.Hash,
 		KeyID:               s.keys.SigningKeyID(),
+		UnverifiableCount:   int32(o.unverifiable),
+		NotFoundCount:       int32(o.notFound),
+	}
+	for _, a := range r.Aliases {
+		rc.AliasFingerprints = append(rc.AliasFingerprints, a.Fingerprint)
+	}
+	if r.IdentifierUnsearchable {
+		// Only an approver's acceptance lets such an erasure complete.
+		rc.UnsearchedChannels = []Channel{ChannelMessaging}
 	}
 	content, err := signedContent(rc)
 	if err != nil {
@@ -87,6 +91,67 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 	r.Receipt = &rc
 	r.BlockedOn = BlockedNone
 	return nil
+}
+
+// outcome counts what a completed erasure's records came to.
+type outcome struct {
+	verified     int // re-read after deletion: masked with the content read, or gone
+	reread       int // records that can be re-read (chats and conversations), not counting not-found ones
+	unverifiable int // consumer profiles LivePerson reports deleted: no read can check them
+	notFound     int // named records LivePerson does not have
+}
+
+// outcomeOf counts ts, and refuses to call an erasure complete while any of its records is
+// neither verified, nor a consumer profile reported deleted, nor not found.
+func outcomeOf(ts []Target) (outcome, error) {
+	var o outcome
+	for _, t := range ts {
+		switch {
+		case t.Status == TargetNotFound:
+			o.notFound++
+		case t.Kind == KindConsumer && (t.Status == TargetDone || t.Status == TargetVerified):
+			o.unverifiable++
+		case t.Kind != KindConsumer && t.Status == TargetVerified:
+			o.verified++
+			o.reread++
+		default:
+			return outcome{}, fmt.Errorf("complete: a record of kind %s is still in status %d", t.Kind, t.Status)
+		}
+	}
+	return o, nil
+}
+
+// summary says in words what was verified, and no more. unsearched: an approver accepted that
+// Messaging Interactions may have been unable to search any of the subject's identifiers.
+func (o outcome) summary(unsearched bool) string {
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return fmt.Sprintf("%d %s", n, one)
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	var parts []string
+	if o.reread > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d re-read records verified erased (content masked or record gone)", o.verified, o.reread))
+	}
+	if o.unverifiable > 0 {
+		parts = append(parts, plural(o.unverifiable,
+			"consumer profile reported deleted by LivePerson, which offers no read to verify it",
+			"consumer profiles reported deleted by LivePerson, which offers no read to verify them"))
+	}
+	notFound := plural(o.notFound, "named record not found", "named records not found")
+	switch {
+	case len(parts) > 0 && o.notFound > 0:
+		parts = append(parts, notFound)
+	case len(parts) == 0 && o.notFound > 0:
+		parts = append(parts, "nothing found: "+notFound+" at LivePerson")
+	case len(parts) == 0:
+		parts = append(parts, "nothing found: no LivePerson record carries any of the subject's identifiers")
+	}
+	if unsearched {
+		parts = append(parts, "messaging not searched for certain: Messaging Interactions may be unable to search the subject's identifiers, and an approver accepted the plan without it")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // VerifyReceipt checks a receipt's hash and its signature against pub.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -16,12 +17,29 @@ import (
 //
 //   - who we are at LivePerson: every create answer carries requested_by, remembered per account;
 //   - when the batch's first POST was attempted, committed before the POST;
-//   - at most one batch per account with an unknown outcome at a time (its "send turn"), so a
-//     request of ours created after that POST and claimed by no other batch can only be its own.
+//   - at most one batch per account in flight (sent, outcome unknown, not held) at a time: it
+//     holds the account's "send turn", so a request of ours created after that POST, claimed by
+//     no other batch and reserved by no held batch, can only be its own.
 //
 // When the list still cannot tell (two requests could be it, or two batches could own one), the
 // batch is held: never sent by itself, its erasures blocked on DELETION_OUTCOME_UNKNOWN, until
-// an operator settles it.
+// an operator settles it. Its candidates are reserved meanwhile: no other batch's
+// reconciliation takes them.
+//
+// A held batch gives up the send turn, so one undecidable answer does not stop every later
+// deletion of the account (and with them their deadlines). That is sound because a held batch
+// never sends again by itself: whatever request it may have created was created before its
+// hold, and so was listed among its candidates, which stay reserved until it is settled. A batch
+// that sends after the hold can therefore neither mistake the held batch's request for its own
+// nor miss its own request for being reserved (every reserved request existed before it sent).
+// What remains is a request LivePerson had not listed yet when the batch was held: a later batch
+// could claim it as the only candidate. That batch then follows a request that deletes other
+// records than its own; verification re-reads every one of its records after LivePerson reports
+// DONE, finds them still there and queues them again (failing the erasure with the evidence if
+// they survive that too), so this can never end in a false receipt; and since no batch's own
+// request is ever reserved against it, it cannot make a batch be created twice either. A batch that was in flight at the same time as the held one
+// (only data written before the send turn existed) is its rival: the reservation does not hold
+// against it, and the held batch counts as a sibling whose outcome is unknown.
 
 // requestTimeSkew is how much earlier than our first POST LivePerson's clock may stamp the
 // request that POST created.
@@ -37,9 +55,10 @@ type reconciled struct {
 }
 
 // reconcile looks for the batch's request among LivePerson's requests. A candidate is a
-// request no other batch of ours has claimed, stamped no earlier than the batch's first POST
-// (less requestTimeSkew), created by us when we know who we are, and, if LivePerson echoes its
-// body, with the batch's kind and ids; a request whose echoed body differs is never one.
+// request no other batch of ours has claimed, or reserved while held, stamped no earlier than
+// the batch's first POST (less requestTimeSkew), created by us when we know who we are, and, if
+// LivePerson echoes its body, with the batch's kind and ids; a request whose echoed body
+// differs is never one.
 func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (reconciled, error) {
 	sent := b.FirstSend
 	if sent.IsZero() {
@@ -51,11 +70,10 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	if err != nil {
 		return reconciled{}, err
 	}
-	var claimed map[int64]bool
-	var others int
+	var sib siblings
 	var ours string
 	err = p.s.db.View(func(tx *store.Tx) error {
-		if claimed, others, err = scanBatches(tx, b.Account, b.ID); err != nil {
+		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
 		ours = string(tx.Get(store.Ledger, requestedByKey(b.Account)))
@@ -67,7 +85,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	var candidates []Deletion
 	seen := map[int64]bool{}
 	for _, d := range list {
-		if claimed[d.ID] || seen[d.ID] {
+		if sib.taken(d.ID) || seen[d.ID] {
 			continue
 		}
 		seen[d.ID] = true
@@ -90,7 +108,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	switch {
 	case len(candidates) == 0:
 		return reconciled{}, nil
-	case len(candidates) == 1 && others == 0:
+	case len(candidates) == 1 && sib.unknown == 0:
 		// The only request that can be this batch's, and no other batch of the account might
 		// have created it. Should it still be someone else's, verification re-reads every
 		// record after LivePerson reports DONE, so a wrong claim cannot end in a false receipt.
@@ -112,11 +130,23 @@ func sameIntent(d Deletion, kind TargetKind, ids []string) bool {
 	return d.Kind == kind && slices.Equal(slices.Sorted(slices.Values(d.IDs)), ids)
 }
 
-// scanBatches reads every batch once: the LivePerson requests claimed by batches of account
-// other than self, and how many of those others have an unknown outcome.
-func scanBatches(tx *store.Tx, account string, self uint64) (claimed map[int64]bool, unknown int, err error) {
-	claimed = map[int64]bool{}
-	err = tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
+// siblings is what the other batches of an account tell about one batch's reconciliation.
+type siblings struct {
+	claimed  map[int64]bool // LivePerson requests other batches follow
+	reserved map[int64]bool // candidates of other held batches (not this batch's rivals)
+	unknown  int            // other batches that could own the same request
+	inFlight []uint64       // other batches in flight: sent, outcome unknown, not held
+}
+
+// taken reports whether LivePerson request id belongs to, or may belong to, another batch.
+func (s siblings) taken(id int64) bool { return s.claimed[id] || s.reserved[id] }
+
+// scanSiblings reads every batch once and gathers what the batches of account other than self
+// tell about self's reconciliation. A held batch that had self as a rival counts as unknown and
+// reserves nothing against self; any other held batch reserves its candidates.
+func scanSiblings(tx *store.Tx, account string, self uint64) (siblings, error) {
+	sib := siblings{claimed: map[int64]bool{}, reserved: map[int64]bool{}}
+	err := tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
 		var other batch
 		if err := json.Unmarshal(v, &other); err != nil {
 			return false, err
@@ -125,23 +155,33 @@ func scanBatches(tx *store.Tx, account string, self uint64) (claimed map[int64]b
 			return true, nil
 		}
 		if other.LPID != 0 {
-			claimed[other.LPID] = true
+			sib.claimed[other.LPID] = true
 		}
-		if outcomeUnknown(&other) {
-			unknown++
+		switch {
+		case inFlight(&other):
+			sib.unknown++
+			sib.inFlight = append(sib.inFlight, other.ID)
+		case other.State == batchHeld && slices.Contains(other.Rivals, self):
+			sib.unknown++
+		case other.State == batchHeld:
+			for _, id := range other.Candidates {
+				sib.reserved[id] = true
+			}
 		}
 		return true, nil
 	})
-	return claimed, unknown, err
+	return sib, err
 }
 
-// outcomeUnknown reports whether b may exist at LivePerson without our knowing its request.
-func outcomeUnknown(b *batch) bool {
-	return b.State == batchHeld || (b.State == batchIntent && b.Sends > 0)
+// inFlight reports whether b may exist at LivePerson without our knowing its request and is
+// not held: such a batch holds its account's send turn. A batch an operator settled as not
+// created (Resend) is not in flight until it is sent again.
+func inFlight(b *batch) bool {
+	return b.State == batchIntent && b.Sends > 0 && !b.Resend
 }
 
-// sendTurn is an account's turn to send, persisted: the batch whose outcome may be unknown (in
-// flight or held), and the batches waiting for it to settle.
+// sendTurn is an account's turn to send, persisted: the batch in flight, and the batches waiting
+// for its outcome to be known (it is created, refused, or held).
 type sendTurn struct {
 	Batch   uint64   `json:"batch"`
 	Waiting []uint64 `json:"waiting,omitempty"`
@@ -149,8 +189,9 @@ type sendTurn struct {
 
 func sendTurnKey(account string) []byte { return []byte("send_turn/" + account) }
 
-// takeSendTurn gives b its account's send turn, unless another batch holds it with an unknown
-// outcome: then b joins the waiters, woken when that batch settles.
+// takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
+// joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
+// turn.
 func takeSendTurn(tx *store.Tx, b *batch) (bool, error) {
 	var t sendTurn
 	if v := tx.Get(store.Ledger, sendTurnKey(b.Account)); v != nil {
@@ -164,7 +205,7 @@ func takeSendTurn(tx *store.Tx, b *batch) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		ok = holder == nil || !outcomeUnknown(holder)
+		ok = holder == nil || !inFlight(holder)
 	}
 	if ok {
 		t.Batch = b.ID
@@ -179,8 +220,8 @@ func takeSendTurn(tx *store.Tx, b *batch) (bool, error) {
 	return ok, tx.Put(store.Ledger, sendTurnKey(b.Account), v)
 }
 
-// releaseSendTurn ends b's send turn (its outcome is known now) and schedules the batches that
-// waited for it at once.
+// releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
+// batches that waited for it at once.
 func (p *Pipeline) releaseSendTurn(tx *store.Tx, b *batch, now time.Time) error {
 	v := tx.Get(store.Ledger, sendTurnKey(b.Account))
 	if v == nil {
@@ -216,4 +257,57 @@ func requestedByKey(account string) []byte { return []byte("requested_by/" + acc
 // putRequestedBy remembers who we are at LivePerson for account, as its create answers say.
 func putRequestedBy(tx *store.Tx, account, who string) error {
 	return tx.Put(store.Ledger, requestedByKey(account), []byte(who))
+}
+
+// errTaken: the request reconciliation found was claimed or reserved by another batch in the
+// meantime (an operator settled a held batch with it).
+var errTaken = errors.New("the LivePerson request found for the batch now belongs to another batch")
+
+// claimFound makes batch id follow request d, which reconciliation found to be its own, unless
+// another batch took d since the list was read: then it reconciles again later.
+func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error {
+	now := p.s.now()
+	taken := false
+	err := p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+		taken = false
+		if b.State != batchIntent {
+			return errStale
+		}
+		sib, err := scanSiblings(tx, b.Account, b.ID)
+		if err != nil {
+			return err
+		}
+		if taken = sib.taken(d.ID); taken {
+			return errStale
+		}
+		return p.follow(tx, b, d, now)
+	})
+	if err == nil && taken {
+		return p.batchRetry(ctx, id, errTaken)
+	}
+	return err
+}
+
+// turnWaitError is the last_error of an erasure whose batch waits for its account's send turn.
+const turnWaitError = "waiting for an earlier LivePerson deletion request of this account to be confirmed"
+
+// showWaiting makes b's erasures show, or stop showing, that b waits for its account's send
+// turn. Each change is written once: a batch that keeps waiting writes nothing more. A hold
+// shown by an erasure outranks the wait.
+func (p *Pipeline) showWaiting(tx *store.Tx, b *batch, wait bool, now time.Time) error {
+	if b.Waited == wait {
+		return nil
+	}
+	b.Waited = wait
+	return p.forMembers(tx, b, func(r *record, _ []Target) error {
+		switch {
+		case wait && len(r.HeldBatches) == 0 && r.LastError != turnWaitError:
+			r.LastError = turnWaitError
+		case !wait && r.LastError == turnWaitError:
+			r.LastError = ""
+		default:
+			return nil
+		}
+		return p.s.save(tx, r, nil, r.State, now)
+	})
 }

@@ -299,25 +299,43 @@ func sameHeld(a, b HeldBatch) bool {
 		slices.Equal(a.Candidates, b.Candidates) && a.SendTime.Equal(b.SendTime)
 }
 
-// TestBatchWaitsForUnknownSibling: while one batch of an account has an unknown outcome, the
-// account's next batch is not sent; it goes as soon as the first is settled, without waiting
-// for a poll.
-func TestBatchWaitsForUnknownSibling(t *testing.T) {
-	e := newDocEnv(t)
+// twoBatches submits one erasure of customer B over chat and messaging: its engagements and its
+// conversation make two batches of one account.
+func (e *docEnv) twoBatches() string {
+	e.t.Helper()
 	e.lp.convs = []ConversationRecord{{ConversationID: "c-1", Start: e.ago(30 * time.Hour), ConsumerIDs: []string{"k"}, CustomerIDs: []string{"B"}}}
-	e.lp.loseAfter = true
 	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("B"))
 	req.Channels = []Channel{ChannelChat, ChannelMessaging}
 	name := e.submit(req).Erasure.Name()
 	e.settle()
+	return name
+}
+
+// batchOf reads one batch.
+func (e *docEnv) batchOf(id uint64) *batch {
+	e.t.Helper()
+	var b *batch
+	if err := e.db.View(func(tx *storeTx) (err error) { b, err = getBatch(tx, id); return err }); err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+// TestBatchWaitsForUnknownSibling: while one batch of an account has an unknown outcome, the
+// account's next batch is not sent, and its erasure says why; it goes as soon as the first is
+// settled, without waiting for a poll.
+func TestBatchWaitsForUnknownSibling(t *testing.T) {
+	e := newDocEnv(t)
+	e.lp.loseAfter = true
+	name := e.twoBatches()
 	e.advance(e.cfg.BatchMaxWait) // two batches formed: engagements and conversations
 	e.wantCreates(1)
-	var waiting *batch
-	if err := e.db.View(func(tx *storeTx) (err error) { waiting, err = getBatch(tx, 2); return err }); err != nil {
-		t.Fatal(err)
-	}
+	waiting := e.batchOf(2)
 	if waiting == nil || waiting.State != batchIntent || waiting.Sends != 0 || !waiting.NextPoll.After(e.clock.Now()) {
 		t.Fatalf("second batch = %+v, want INTENT, never sent, scheduled later (not busy)", waiting)
+	}
+	if got := e.status(name); got.LastError != turnWaitError {
+		t.Errorf("waiting erasure: last_error %q, want %q", got.LastError, turnWaitError)
 	}
 	e.advance(time.Minute) // the first reconciles and claims its request; the second goes
 	e.wantCreates(2)
@@ -325,24 +343,60 @@ func TestBatchWaitsForUnknownSibling(t *testing.T) {
 	if len(got.LPRequests) != 2 || got.LPRequests[0].ID == got.LPRequests[1].ID {
 		t.Errorf("LivePerson requests = %+v, want two distinct", got.LPRequests)
 	}
+	if got.LastError != "" {
+		t.Errorf("sent erasure: last_error %q, want none", got.LastError)
+	}
 }
 
-// TestBatchWaitsWhileSiblingHeld: a held batch keeps its account's send turn: the account's next
-// batch waits for the operator too, and goes once the held one is settled.
-func TestBatchWaitsWhileSiblingHeld(t *testing.T) {
-	e, _, b, ours, _ := holdB(t)
+// TestBatchGoesOnWhileSiblingHeld: a held batch gives up its account's send turn: the account's
+// next batch is created and completes while the held one waits for the operator.
+func TestBatchGoesOnWhileSiblingHeld(t *testing.T) {
+	e, _, b, _, _ := holdB(t)
 	e.lp.chats = append(e.lp.chats, ChatRecord{EngagementID: "31", Start: e.ago(30 * time.Hour), CustomerIDs: []string{"C"}})
 	c := e.sendChat(3, "C")
-	e.advance(e.cfg.PollInterval)
-	e.wantCreates(2)
-	e.wantState(c, StateScheduled)
-	if _, err := e.svc.SettleBatch(context.Background(), "1234", 2, ours, false); err != nil {
-		t.Fatal(err)
-	}
-	e.settle()
 	e.wantCreates(3)
-	e.wantFollows(b, ours)
 	e.wantFollows(c, e.lastRequest())
+	e.runLivePersonTimeline()
+	e.wantState(c, StateCompleted)
+	e.wantCreates(3)
+	if got := e.wantState(b, StateScheduled); got.BlockedOn != BlockedDeletionOutcomeUnknown || len(got.HeldBatches) != 1 {
+		t.Errorf("held erasure: blocked %d, held %+v; want still held", got.BlockedOn, got.HeldBatches)
+	}
+	if held := e.batchOf(2); held.State != batchHeld {
+		t.Errorf("batch 2 is %s, want still HELD", held.State)
+	}
+}
+
+// TestReconcileSkipsHeldCandidates: the engagement batch is held with two candidates; the
+// conversation batch of the same erasure goes at once, and its answer is lost too. The held
+// batch's candidates are in LivePerson's list within the second batch's window, but they are
+// reserved: its only candidate is its own request, which it claims; nothing is created twice.
+func TestReconcileSkipsHeldCandidates(t *testing.T) {
+	e := newDocEnv(t)
+	e.lp.loseAfter = true
+	name := e.twoBatches()
+	e.advance(e.cfg.BatchMaxWait)
+	first := e.lastRequest()
+	other := e.lp.addForeign(e.lp.who, e.clock.Now(), 0)
+	e.lp.mu.Lock()
+	e.lp.loseAfter = true
+	e.lp.mu.Unlock()
+	e.advance(time.Minute) // batch 1 is held; batch 2 is sent at once, and its answer lost
+	e.wantCreates(2)
+	if held := e.batchOf(1); held.State != batchHeld || !slices.Equal(held.Candidates, []int64{first, other}) {
+		t.Fatalf("batch 1 = %+v, want HELD with candidates [%d %d]", held, first, other)
+	}
+	second := e.lastRequest()
+	e.advance(time.Minute) // batch 2 reconciles
+	e.wantCreates(2)
+	if b := e.batchOf(2); b.LPID != second {
+		t.Fatalf("batch 2 = %+v, want it to follow its own request %d (not %d or %d)", b, second, first, other)
+	}
+	got := e.status(name)
+	if len(got.LPRequests) != 1 || got.LPRequests[0].ID != second || got.BlockedOn != BlockedDeletionOutcomeUnknown || len(got.HeldBatches) != 1 {
+		t.Errorf("erasure: requests %+v, blocked %d, held %+v; want following %d and batch 1 still held",
+			got.LPRequests, got.BlockedOn, got.HeldBatches, second)
+	}
 }
 
 // TestReconcileTwoUnknownBatchesHold: two batches of one account whose sends may both have

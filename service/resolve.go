@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -23,17 +24,22 @@ type Target struct {
 
 // resolution is the outcome of one search for a subject's records.
 type resolution struct {
-	targets      []Target
-	unsearchable bool // the identifier cannot be searched in Messaging Interactions
+	targets []Target
+	// unsearchable: messaging was searched and every identifier may be unsearchable there
+	// (see everyIdentifierUnsearchable).
+	unsearchable bool
 }
 
-// LivePerson keeps chats and conversations for 13 months; Engagement History searches span at
-// most one month and Messaging Interactions at most three. Windows are fixed lengths (30 and 90
-// days over 395) so that no reading of "month" makes LivePerson refuse one.
+// LivePerson keeps chats and conversations for 13 months. Engagement History searches span at
+// most "one month" and Messaging Interactions at most "three months", and LivePerson rounds a
+// window's from down and its to up to 10 minutes. Windows are therefore aligned to 10 minutes
+// (rounding leaves them as they are) and as long as the shortest reading of each limit allows:
+// 28 and 89 days. Together they cover 13 calendar months and a day of margin.
 const (
-	retention       = 395 * 24 * time.Hour
-	chatWindow      = 30 * 24 * time.Hour
-	messagingWindow = 90 * 24 * time.Hour
+	retentionMonths = 13
+	windowAlign     = 10 * time.Minute
+	chatWindow      = 28 * 24 * time.Hour
+	messagingWindow = 89 * 24 * time.Hour
 )
 
 // resolver finds a subject's records in one account.
@@ -42,47 +48,58 @@ type resolver struct {
 	now time.Time
 }
 
-// resolve searches every channel asked for and keeps only records whose attributes carry the
-// subject's identifier exactly. LivePerson's keyword search is fuzzy: a hit that does not match
-// exactly is never a target — deleting another person's data is the worst failure there is.
-func (rv resolver) resolve(ctx context.Context, account string, s Subject, channels []Channel, consumerProfile bool) (resolution, error) {
+// resolve searches every channel asked for with every identifier of the subject (ids: the
+// subject first, then its aliases) and keeps only records whose attributes carry one of them
+// exactly. LivePerson's keyword search is fuzzy: a hit that does not match exactly is never a
+// target — deleting another person's data is the worst failure there is. Every conversation of
+// a consumer found that way, or named by a consumer id, is the person's.
+func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, channels []Channel, consumerProfile bool) (resolution, error) {
+	if len(ids) > 0 && ids[0].Kind == SubjectTargets {
+		return rv.resolveExplicit(ctx, account, ids[0])
+	}
 	var res resolution
+	seen := map[string]bool{}
 	add := func(t Target) {
-		for _, have := range res.targets {
-			if have.Kind == t.Kind && have.ID == t.ID {
-				return
-			}
+		if k := t.Kind.String() + "/" + t.ID; !seen[k] {
+			seen[k] = true
+			res.targets = append(res.targets, t)
 		}
-		res.targets = append(res.targets, t)
 	}
-	if s.Kind == SubjectTargets {
-		return rv.resolveExplicit(ctx, account, s)
+	matches := func(customerIDs, emails, phones []string) bool {
+		return slices.ContainsFunc(ids, func(s Subject) bool { return attributesMatch(s, customerIDs, emails, phones) })
 	}
-	if slices.Contains(channels, ChannelChat) && s.Kind != SubjectConsumerID {
-		for from, to := range windows(rv.now, chatWindow) {
-			recs, err := rv.lp.SearchChats(ctx, account, from, to, s.Value)
-			if err != nil {
-				return resolution{}, fmt.Errorf("chat search: %w", err)
+	if slices.Contains(channels, ChannelChat) {
+		for _, s := range ids {
+			if s.Kind == SubjectConsumerID {
+				continue // messaging participants do not appear in chat attributes
 			}
-			for _, r := range recs {
-				if chatMatches(s, r) && !r.Masked {
-					add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound, Start: r.Start})
+			for from, to := range windows(rv.now, chatWindow) {
+				recs, err := rv.lp.SearchChats(ctx, account, from, to, s.Value)
+				if err != nil {
+					return resolution{}, fmt.Errorf("chat search: %w", err)
+				}
+				for _, r := range recs {
+					if matches(r.CustomerIDs, r.Emails, r.Phones) && !r.erased() {
+						add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound, Start: r.Start})
+					}
 				}
 			}
 		}
 	}
 	if slices.Contains(channels, ChannelMessaging) {
+		digits := make([]identRef, len(ids))
 		consumers := map[string]bool{}
-		if s.Kind == SubjectConsumerID {
-			consumers[s.Value] = true
-		} else if res.unsearchable = unsearchableInMessaging(s); !res.unsearchable {
-			// (An unsearchable identifier would find nothing in Messaging Interactions: it is
-			// reported on the erasure instead of searched.)
-			sde := SDESearch{}
+		for i, s := range ids {
+			digits[i] = identRef{Kind: s.Kind, Digits: digitsOnly(s)}
+			if s.Kind == SubjectConsumerID {
+				consumers[s.Value] = true
+				continue
+			}
+			// Searched even when the value may be unsearchable: LivePerson's limitation is
+			// described loosely, and a search that finds something is never wasted.
+			sde := SDESearch{PersonalInfo: s.Value}
 			if s.Kind == SubjectCustomerID {
-				sde.CustomerInfo = s.Value
-			} else {
-				sde.PersonalInfo = s.Value
+				sde = SDESearch{CustomerInfo: s.Value}
 			}
 			for from, to := range windows(rv.now, messagingWindow) {
 				recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde)
@@ -90,37 +107,47 @@ func (rv resolver) resolve(ctx context.Context, account string, s Subject, chann
 					return resolution{}, fmt.Errorf("messaging search: %w", err)
 				}
 				for _, r := range recs {
-					if !conversationMatches(s, r) {
+					if !matches(r.CustomerIDs, r.Emails, r.Phones) {
 						continue
 					}
-					add(conversationTarget(r))
+					if !r.erased() {
+						add(conversationTarget(r))
+					}
 					for _, c := range r.ConsumerIDs {
 						consumers[c] = true
 					}
 				}
 			}
 		}
+		res.unsearchable = everyIdentifierUnsearchable(digits, channels)
 		for _, c := range sortedKeys(consumers) {
 			recs, err := rv.lp.ConversationsByConsumer(ctx, account, c)
 			if err != nil {
 				return resolution{}, fmt.Errorf("conversations by consumer: %w", err)
 			}
 			for _, r := range recs {
-				// The by-consumer search is exact by construction, but check anyway.
-				if slices.Contains(r.ConsumerIDs, c) && !r.Masked {
+				// The by-consumer search is exact by construction, but check anyway. Whether the
+				// conversation carries attributes does not matter: it is the consumer's.
+				if slices.Contains(r.ConsumerIDs, c) && !r.erased() {
 					add(conversationTarget(r))
 				}
 			}
 			if consumerProfile {
-				add(Target{Kind: KindConsumer, ID: c, Status: TargetFound})
+				// A consumer with no conversation at all is one LivePerson does not know (a
+				// consumer id given by the caller): there is nothing to delete.
+				st := TargetFound
+				if len(recs) == 0 {
+					st = TargetNotFound
+				}
+				add(Target{Kind: KindConsumer, ID: c, Status: st})
 			}
 		}
 	}
 	return res, nil
 }
 
-// resolveExplicit checks records named by id: each must exist; open conversations are held.
-// Engagements that cannot be found are not targets (there is nothing to erase).
+// resolveExplicit checks records named by id. Each that LivePerson has is a target (open
+// conversations are held); each it does not have is reported as not found.
 func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subject) (resolution, error) {
 	var res resolution
 	for chunk := range slices.Chunk(s.ConversationIDs, 100) {
@@ -128,28 +155,50 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 		if err != nil {
 			return resolution{}, fmt.Errorf("conversations by id: %w", err)
 		}
-		for _, r := range recs {
-			if slices.Contains(chunk, r.ConversationID) && !r.Masked {
-				res.targets = append(res.targets, conversationTarget(r))
+		for _, id := range chunk {
+			i := slices.IndexFunc(recs, func(r ConversationRecord) bool { return r.ConversationID == id })
+			switch {
+			case i < 0:
+				res.targets = append(res.targets, Target{Kind: KindConversation, ID: id, Status: TargetNotFound})
+			case !recs[i].erased():
+				res.targets = append(res.targets, conversationTarget(recs[i]))
 			}
 		}
 	}
 	for _, id := range s.EngagementIDs {
-		for from, to := range windows(rv.now, chatWindow) {
-			r, found, err := rv.lp.ChatByID(ctx, account, id, from, to)
-			if err != nil {
-				return resolution{}, fmt.Errorf("chat by id: %w", err)
-			}
-			if found && r.EngagementID == id {
-				if !r.Masked {
-					res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound, Start: r.Start})
-				}
-				break
-			}
+		r, found, err := rv.chatByID(ctx, account, id)
+		switch {
+		case err != nil:
+			return resolution{}, err
+		case !found:
+			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetNotFound})
+		case !r.erased():
+			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound, Start: r.Start})
 		}
 	}
 	return res, nil
 }
+
+// chatByID looks for one engagement in every window of the retention.
+func (rv resolver) chatByID(ctx context.Context, account, id string) (ChatRecord, bool, error) {
+	for from, to := range windows(rv.now, chatWindow) {
+		r, found, err := rv.lp.ChatByID(ctx, account, id, from, to)
+		if err != nil {
+			return ChatRecord{}, false, fmt.Errorf("chat by id: %w", err)
+		}
+		if found && r.EngagementID == id {
+			return r, true, nil
+		}
+	}
+	return ChatRecord{}, false, nil
+}
+
+// erased reports whether a chat is known to be erased already: read with its content, masked.
+// Masked without the content read would prove nothing.
+func (r ChatRecord) erased() bool { return r.ContentRead && r.Masked }
+
+// erased reports whether a conversation is known to be erased already, likewise.
+func (r ConversationRecord) erased() bool { return r.ContentRead && r.Masked }
 
 func conversationTarget(r ConversationRecord) Target {
 	st := TargetFound
@@ -157,15 +206,6 @@ func conversationTarget(r ConversationRecord) Target {
 		st = TargetDeferredOpen
 	}
 	return Target{Kind: KindConversation, ID: r.ConversationID, Status: st}
-}
-
-// chatMatches reports whether a chat's attributes carry the subject's identifier exactly.
-func chatMatches(s Subject, r ChatRecord) bool {
-	return attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
-}
-
-func conversationMatches(s Subject, r ConversationRecord) bool {
-	return attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
 }
 
 func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
@@ -184,29 +224,16 @@ func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
 	return false
 }
 
-// unsearchableInMessaging: Messaging Interactions cannot search values holding a run of more
-// than three digits, so such an identifier finds nothing there — reported, never silently empty.
-func unsearchableInMessaging(s Subject) bool {
-	run := 0
-	for _, r := range s.Value {
-		if r >= '0' && r <= '9' {
-			run++
-			if run > 3 {
-				return true
-			}
-		} else {
-			run = 0
-		}
-	}
-	return false
-}
-
-// windows yields consecutive [from, to) windows of at most span covering LivePerson's retention
-// up to now, oldest first.
-func windows(now time.Time, span time.Duration) func(yield func(time.Time, time.Time) bool) {
+// windows yields consecutive [from, to) windows of at most span, aligned to 10 minutes, from 13
+// calendar months and a day before now (rounded down) to now (rounded up), oldest first.
+func windows(now time.Time, span time.Duration) iter.Seq2[time.Time, time.Time] {
 	return func(yield func(time.Time, time.Time) bool) {
-		end := now.Add(time.Minute)
-		for from := end.Add(-retention); from.Before(end); from = from.Add(span) {
+		start := now.AddDate(0, -retentionMonths, -1).Truncate(windowAlign)
+		end := now.Truncate(windowAlign)
+		if end.Before(now) {
+			end = end.Add(windowAlign)
+		}
+		for from := start; from.Before(end); from = from.Add(span) {
 			to := from.Add(span)
 			if to.After(end) {
 				to = end

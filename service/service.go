@@ -116,6 +116,11 @@ type private struct {
 	Failures int `json:"failures,omitempty"`
 	// CancelRequested is set before LivePerson requests holding the erasure are cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Aliases are the subject's further identifiers by kind and fingerprint, in the order
+	// given (their values are sealed with the subject). The Submit index is rebuilt from them.
+	Aliases []identRef `json:"aliases,omitempty"`
+	// SubjectDigits: the subject's identifier may be unsearchable in Messaging Interactions.
+	SubjectDigits bool `json:"subject_digits,omitempty"`
 }
 
 // principalKey carries the calling principal in a context.

@@ -18,8 +18,10 @@ import (
 // heldError is the last_error of an erasure holding records of a held batch.
 const heldError = "LivePerson may or may not have created a deletion request for these records; held until an operator settles it"
 
-// hold stops batch b for an operator: it will not be sent again by itself. Its erasures show
-// the hold; it is logged once, with the candidate requests (LivePerson ids, not personal data).
+// hold stops batch b for an operator: it will not be sent again by itself. Its candidates stay
+// reserved for it, and it gives up its account's send turn, so the account's next batch goes
+// on (see reconcile.go for why that is sound). Its erasures show the hold; it is logged once,
+// with the candidate requests (LivePerson ids, not personal data).
 func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error {
 	now := p.s.now()
 	held := false
@@ -28,11 +30,18 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error
 		if cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
 		}
-		cur.State, cur.Candidates, cur.Failures = batchHeld, candidates, 0
+		sib, err := scanSiblings(tx, cur.Account, cur.ID)
+		if err != nil {
+			return err
+		}
+		if err := p.releaseSendTurn(tx, cur, now); err != nil {
+			return err
+		}
+		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
 		if err := tx.Put(store.Ledger, heldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}
-		err := p.forMembers(tx, cur, func(r *record, ts []Target) error {
+		err = p.forMembers(tx, cur, func(r *record, ts []Target) error {
 			h := HeldBatch{BatchID: cur.ID, Kind: cur.Kind, Candidates: candidates, SendTime: cur.FirstSend}
 			for _, t := range ts {
 				if t.Batch == cur.ID {
@@ -182,7 +191,8 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 }
 
 // unhold sends a held batch back to INTENT to be sent once, without reconciling: the operator
-// found nothing at LivePerson. It keeps the account's send turn, so it goes before any other.
+// found nothing at LivePerson. Its candidates are no longer reserved. It takes the account's
+// send turn like any other batch, waiting if another batch is in flight.
 func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 	err := p.forMembers(tx, b, func(r *record, ts []Target) error {
 		clearHeld(r, ts, b.ID)
@@ -191,10 +201,7 @@ func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	b.State, b.Resend, b.Candidates, b.Failures = batchIntent, true, nil, 0
-	if _, err := takeSendTurn(tx, b); err != nil {
-		return err
-	}
+	b.State, b.Resend, b.Candidates, b.Rivals, b.Failures = batchIntent, true, nil, nil, 0
 	return p.pollNext(tx, b, now)
 }
 
@@ -219,8 +226,8 @@ func heldBatch(tx *store.Tx, account string, id uint64) (*batch, error) {
 
 // notClaimed fails if another batch of b's account already follows LivePerson request lpID.
 func notClaimed(tx *store.Tx, b *batch, lpID int64) error {
-	claimed, _, err := scanBatches(tx, b.Account, b.ID)
-	if err != nil || !claimed[lpID] {
+	sib, err := scanSiblings(tx, b.Account, b.ID)
+	if err != nil || !sib.claimed[lpID] {
 		return err
 	}
 	return &Error{Kind: KindFailedPrecondition, Reason: "LIVEPERSON_REQUEST_CLAIMED",

@@ -2,9 +2,14 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/store"
 )
 
 // TestSettleBatchWithRequest: the operator names B's real request; the batch follows it as if
@@ -74,6 +79,78 @@ func TestSettleBatchNotCreatedLostAgain(t *testing.T) {
 	e.wantFollows(b, e.lastRequest())
 }
 
+// reserved lists the LivePerson requests held batches reserve against a batch of account 1234
+// that is none of theirs.
+func (e *docEnv) reserved() []int64 {
+	e.t.Helper()
+	var sib siblings
+	if err := e.db.View(func(tx *storeTx) (err error) { sib, err = scanSiblings(tx, "1234", 999); return err }); err != nil {
+		e.t.Fatal(err)
+	}
+	return slices.Sorted(maps.Keys(sib.reserved))
+}
+
+// TestSettleBatchNotCreatedReleasesReservations: while B is held its candidates are reserved;
+// settled as not created, they are not: the account's next batch whose answer is lost sees them
+// as candidates again (here stamped within its window, so it cannot tell and is held).
+func TestSettleBatchNotCreatedReleasesReservations(t *testing.T) {
+	e, _, _, ours, other := holdB(t)
+	if got := e.reserved(); !slices.Equal(got, []int64{ours, other}) {
+		t.Fatalf("reserved while held = %v, want [%d %d]", got, ours, other)
+	}
+	if _, err := e.svc.SettleBatch(context.Background(), "1234", 2, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.reserved(); len(got) != 0 {
+		t.Fatalf("reserved after not_created = %v, want none", got)
+	}
+	e.settle()
+	e.wantCreates(3)
+	e.lp.chats = append(e.lp.chats, ChatRecord{EngagementID: "31", Start: e.ago(30 * time.Hour), CustomerIDs: []string{"C"}})
+	e.lp.mu.Lock()
+	e.lp.loseAfter = true
+	e.lp.mu.Unlock()
+	c := e.sendChat(3, "C")
+	mine := e.lastRequest()
+	e.lp.mu.Lock()
+	e.lp.at[ours], e.lp.at[other] = e.clock.Now(), e.clock.Now()
+	e.lp.mu.Unlock()
+	e.advance(time.Minute)
+	e.wantCreates(4)
+	got := e.status(c)
+	want := slices.Sorted(slices.Values([]int64{ours, other, mine}))
+	if len(got.HeldBatches) != 1 || got.HeldBatches[0].BatchID != 3 || !slices.Equal(got.HeldBatches[0].Candidates, want) {
+		t.Fatalf("C's erasure holds %+v, want batch 3 held with candidates %v", got.HeldBatches, want)
+	}
+}
+
+// TestSettleBatchNotCreatedWaitsForTurn: a batch settled as not created takes its account's send
+// turn like any other: while another batch is in flight it waits, then it is sent exactly once.
+func TestSettleBatchNotCreatedWaitsForTurn(t *testing.T) {
+	e, _, b, _, _ := holdB(t)
+	e.lp.chats = append(e.lp.chats, ChatRecord{EngagementID: "31", Start: e.ago(30 * time.Hour), CustomerIDs: []string{"C"}})
+	e.lp.mu.Lock()
+	e.lp.loseAfter = true
+	e.lp.mu.Unlock()
+	c := e.sendChat(3, "C") // in flight: its answer is lost
+	mine := e.lastRequest()
+	e.wantCreates(3)
+	if _, err := e.svc.SettleBatch(context.Background(), "1234", 2, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	e.wantCreates(3)
+	if got := e.status(b); got.LastError != turnWaitError {
+		t.Errorf("settled erasure waiting: last_error %q, want %q", got.LastError, turnWaitError)
+	}
+	e.advance(time.Minute) // C claims its request; B goes
+	e.wantCreates(4)
+	e.wantFollows(c, mine)
+	e.wantFollows(b, e.lastRequest())
+	e.advance(e.cfg.PollInterval)
+	e.wantCreates(4)
+}
+
 func TestSettleBatchRefusals(t *testing.T) {
 	e, _, _, ours, other := holdB(t)
 	e.lp.echo[other] = true // LivePerson echoes this one's body: not B's records
@@ -125,4 +202,32 @@ func TestSettleBatchRefusals(t *testing.T) {
 		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
 	}
 	e.wantCreates(2)
+}
+
+// TestHeldErasureRefusesCancelAndKeepsItsBlock: an erasure whose batch is held cannot be
+// cancelled (the request may exist at LivePerson), and a later step that finds something else to
+// wait on does not hide the hold from Status.
+func TestHeldErasureRefusesCancelAndKeepsItsBlock(t *testing.T) {
+	e, _, b, _, _ := holdB(t)
+	_, err := e.svc.Cancel(context.Background(), b, "changed our mind")
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != KindFailedPrecondition || se.Reason != "DELETION_OUTCOME_UNKNOWN" {
+		t.Fatalf("Cancel of a held erasure = %v, want FAILED_PRECONDITION DELETION_OUTCOME_UNKNOWN", err)
+	}
+	id, _ := ParseName(b)
+	err = e.svc.db.Update(context.Background(), func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		prev := r.State
+		r.BlockedOn = BlockedLivePersonUnavailable
+		return e.svc.save(tx, r, nil, prev, e.clock.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Status(context.Background(), b); got.BlockedOn != BlockedDeletionOutcomeUnknown || len(got.HeldBatches) != 1 {
+		t.Errorf("after another block: blocked %d, held %+v; want the hold shown", got.BlockedOn, got.HeldBatches)
+	}
 }

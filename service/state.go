@@ -1,6 +1,6 @@
 package service
 
-// transitions lists, for each state, the states it may move to (SPEC §3). Final states have none.
+// transitions lists, for each state, the states it may move to. Final states have none.
 //
 //   - RESOLVING → COMPLETED when nothing at all was found.
 //   - SCHEDULED → RESOLVING and VERIFYING → RESOLVING for the final re-resolution sweep after the

@@ -90,6 +90,10 @@ func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now tim
 		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
 			return err
 		}
+	} else {
+		// A held batch outranks whatever else the step found to wait on: only an operator can
+		// move it on, and Status must say so.
+		r.BlockedOn = heldFirst(r, r.BlockedOn)
 	}
 	if len(path) == 0 {
 		return putChange(tx, r, prev, now)
@@ -244,6 +248,8 @@ func describe(err error) string {
 		return "LivePerson unavailable"
 	case errors.Is(err, errShredded):
 		return "the erasure's data key is destroyed"
+	case errors.Is(err, errContentUnread):
+		return "LivePerson returned a record without its content"
 	}
 	return "internal error"
 }

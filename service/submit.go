@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -54,7 +55,13 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		return SubmitResult{}, err
 	}
 	fp := s.keys.Fingerprint(req.AccountID, req.Subject)
-	prior, known, open, release, err := s.index.claim(ctx, req.RequestID, subjectKey(req.AccountID, fp))
+	sks := []string{subjectKey(req.AccountID, fp)}
+	var refs []identRef // the aliases'
+	if len(req.Aliases) > 0 {
+		refs = s.refsOf(req.AccountID, req.Aliases)
+		sks = append(sks, subjectKeys(req.AccountID, refs)...)
+	}
+	prior, known, open, release, err := s.index.claim(ctx, req.RequestID, sks)
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
@@ -75,15 +82,14 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	subj, err := json.Marshal(req.Subject)
-	if err != nil {
-		return SubmitResult{}, err
-	}
-	sealed, err := seal(dk.plain, subj, []byte(eid))
+	sealed, err := sealSubject(dk.plain, eid, sealedSubject{Subject: req.Subject, Aliases: req.Aliases})
 	if err != nil {
 		return SubmitResult{}, err
 	}
 	fresh := s.newRecord(ctx, eid, req, fp, now)
+	fresh.Aliases = refs
+	fresh.AliasCount = int32(len(refs))
+	fresh.IdentifierUnsearchable = everyIdentifierUnsearchable(identRefs(fresh), fresh.Channels)
 	fresh.Sealed = sealed
 	fresh.DataKey = dk.wrapped
 	fresh.PayloadHash = hash
@@ -93,7 +99,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		return SubmitResult{}, err
 	}
 	var dupKey string
-	if open != "" {
+	if len(open) > 0 {
 		dup, err := uuid.NewV7()
 		if err != nil {
 			return SubmitResult{}, err
@@ -103,18 +109,22 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 
 	var res SubmitResult
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
-		if open != "" {
+		for _, id := range open {
 			// The index's answer is a hint: the erasure may have ended since. Its stored state
 			// decides, in this transaction.
-			r, err := getRecord(tx, open)
+			r, err := getRecord(tx, id)
 			if err != nil {
 				return err
 			}
-			if r != nil && !r.State.Final() {
-				res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
-				return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
-					PayloadHash: hash, Deduplicated: true})
+			if r == nil || r.State.Final() {
+				continue
 			}
+			if err := s.join(tx, r, req, refs, now); err != nil {
+				return err
+			}
+			res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
+			return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
+				PayloadHash: hash, Deduplicated: true})
 		}
 		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
@@ -174,7 +184,7 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 		conf = s.cfg.DefaultConfirmation
 	}
 	due := AddMonth(received)
-	return &record{Erasure: Erasure{
+	return &record{private: private{SubjectDigits: digitsOnly(req.Subject)}, Erasure: Erasure{
 		ID:                   id,
 		RequestID:            req.RequestID,
 		AccountID:            req.AccountID,
@@ -199,6 +209,10 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 func (s *Service) payloadHash(req SubmitRequest) (string, error) {
 	channels := slices.Clone(req.Channels)
 	slices.Sort(channels)
+	// Aliases in any order are the same request. Without aliases the encoding is the one used
+	// before they existed, so that requests accepted then still match their retries.
+	aliases := slices.Clone(req.Aliases)
+	slices.SortFunc(aliases, func(a, b Subject) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Value, b.Value)) })
 	canonical, err := json.Marshal(struct {
 		Account  string
 		Subject  Subject
@@ -207,7 +221,8 @@ func (s *Service) payloadHash(req SubmitRequest) (string, error) {
 		Received int64
 		Conf     Confirmation
 		Ref      string
-	}{req.AccountID, req.Subject, channels, req.EraseConsumerProfile, req.ReceivedTime.UnixNano(), req.Confirmation, req.ExternalRef})
+		Aliases  []Subject `json:",omitempty"`
+	}{req.AccountID, req.Subject, channels, req.EraseConsumerProfile, req.ReceivedTime.UnixNano(), req.Confirmation, req.ExternalRef, aliases})
 	if err != nil {
 		return "", err
 	}
@@ -234,7 +249,7 @@ func checkSubmit(req SubmitRequest, now time.Time) error {
 	case req.ReceivedTime.After(now.Add(clockSkew)):
 		return newError(KindInvalid, "RECEIVED_TIME_IN_FUTURE", "received_time is in the future")
 	}
-	return nil
+	return checkAliases(req.Subject, req.Aliases)
 }
 
 // normalizeChannels returns the channels sorted and without repeats; none means both.

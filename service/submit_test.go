@@ -171,10 +171,11 @@ func TestSealedSubjectRoundTrip(t *testing.T) {
 	e := newEnv(t)
 	s := Subject{Kind: SubjectTargets, ConversationIDs: []string{"c1"}, EngagementIDs: []string{"123"}}
 	res := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1", s))
-	got, err := e.svc.subject(res.Erasure.ID)
-	if err != nil {
-		t.Fatalf("subject: %v", err)
+	ids, err := e.svc.identities(res.Erasure.ID)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("identities = %+v, %v; want the subject alone", ids, err)
 	}
+	got := ids[0]
 	if got.Kind != s.Kind || got.ConversationIDs[0] != "c1" || got.EngagementIDs[0] != "123" {
 		t.Errorf("subject = %+v, want %+v", got, s)
 	}
@@ -246,7 +247,7 @@ func TestSubjectDedupChecksStoredState(t *testing.T) {
 	if _, err := e.svc.Cancel(context.Background(), first.Erasure.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	e.svc.index.openSubject(subjectKey("1234", first.Erasure.Fingerprint), first.Erasure.ID) // a stale hint
+	e.svc.index.openSubject(first.Erasure.ID, subjectKey("1234", first.Erasure.Fingerprint)) // a stale hint
 	next := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", customer("ABC-123")))
 	if next.Deduplicated || next.Erasure.ID == first.Erasure.ID {
 		t.Fatalf("Submit after the erasure was cancelled = %s dedup=%v, want a new erasure", next.Erasure.ID, next.Deduplicated)
@@ -347,8 +348,8 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 	ctx := context.Background()
 	res := e.submit(submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123")))
 	id := res.Erasure.ID
-	if got, err := e.svc.subject(id); err != nil || got.Value != "ABC-123" {
-		t.Fatalf("subject() = %+v, %v; want ABC-123", got, err)
+	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
+		t.Fatalf("identities() = %+v, %v; want ABC-123", got, err)
 	}
 	rewrite := func(f func(tx *store.Tx, r *record) error) {
 		t.Helper()
@@ -375,12 +376,12 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 		r.DataKey = nil
 		return tx.Put(store.Keys, []byte(id), k)
 	})
-	if got, err := e.svc.subject(id); err != nil || got.Value != "ABC-123" {
-		t.Errorf("subject() with the key in the Keys bucket = %+v, %v; want ABC-123", got, err)
+	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
+		t.Errorf("identities() with the key in the Keys bucket = %+v, %v; want ABC-123", got, err)
 	}
 	rewrite(func(tx *store.Tx, _ *record) error { return tx.Delete(store.Keys, []byte(id)) })
-	if _, err := e.svc.subject(id); !errors.Is(err, errShredded) {
-		t.Errorf("subject() with no key = %v, want %v", err, errShredded)
+	if _, err := e.svc.identities(id); !errors.Is(err, errShredded) {
+		t.Errorf("identities() with no key = %v, want %v", err, errShredded)
 	}
 }
 

@@ -86,7 +86,8 @@ func countTargets(ts []Target) []TargetCount {
 }
 
 // mergeTargets adds newly found targets to known ones; known targets keep their progress.
-// It returns the merged list and how many were new.
+// It returns the merged list and how many were new (a record not found before and found now
+// counts as new).
 func mergeTargets(known, found []Target) ([]Target, int) {
 	out := slices.Clone(known)
 	added := 0
@@ -98,6 +99,9 @@ func mergeTargets(known, found []Target) ([]Target, int) {
 			added++
 		case out[i].Status == TargetDeferredOpen && f.Status == TargetFound:
 			out[i].Status = TargetFound // the held conversation has closed
+		case out[i].Status == TargetNotFound && f.Status != TargetNotFound:
+			out[i].Status, out[i].Start = f.Status, f.Start // LivePerson has it now
+			added++
 		}
 	}
 	return out, added
@@ -106,4 +110,10 @@ func mergeTargets(known, found []Target) ([]Target, int) {
 // hasStatus reports whether any target is in one of the statuses.
 func hasStatus(ts []Target, statuses ...TargetStatus) bool {
 	return slices.ContainsFunc(ts, func(t Target) bool { return slices.Contains(statuses, t.Status) })
+}
+
+// hasLive reports whether any target is a record LivePerson has: anything but NOT_FOUND, which
+// the pipeline never queues, sends or waits for.
+func hasLive(ts []Target) bool {
+	return slices.ContainsFunc(ts, func(t Target) bool { return t.Status != TargetNotFound })
 }

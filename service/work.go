@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,25 +12,23 @@ import (
 
 // resolveStep searches LivePerson for the subject's records and plans their deletion.
 func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
-	subj, err := p.s.subject(snap.r.ID)
+	ids, err := p.s.identities(snap.r.ID)
 	if err != nil {
 		return err
 	}
 	now := p.s.now()
-	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, subj, snap.r.Channels, snap.r.EraseConsumerProfile)
+	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 	if err != nil {
 		return err
 	}
 	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
 	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
-		r.IdentifierUnsearchable = res.unsearchable
+		r.IdentifierUnsearchable, r.SubjectDigits = res.unsearchable, digitsOnly(ids[0])
 		r.Failures, r.LastError = 0, ""
 		merged, _ := mergeTargets(ts, res.targets)
-		if len(merged) == 0 {
+		if !hasLive(merged) { // nothing, or only named records LivePerson does not have
 			if lagPassed {
-				r.Swept = true
-				r.State = StateCompleted
-				return merged, p.s.complete(tx, r, merged, now)
+				return merged, p.finish(tx, r, merged, now)
 			}
 			// Nothing yet, but records of the last two hours are not searchable: look again
 			// once the search lag has passed before declaring that nothing exists.
@@ -77,7 +76,7 @@ func deriveState(r *record, ts []Target) State {
 		status[q.ID] = q.Status
 	}
 	switch {
-	case len(ts) == 0:
+	case !hasLive(ts):
 		return r.State
 	case hasStatus(ts, TargetFound, TargetQueued, TargetDeferredOpen):
 		return StateScheduled
@@ -122,23 +121,35 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 	})
 }
 
-// verifyStep re-reads every deleted record. Masked content or absence counts as erased; a record
-// still holding data is queued once more, and if it survives that too the erasure fails with
-// the evidence. Once all are verified, a final sweep (at least search_lag after received_time)
-// must find nothing new before the erasure completes.
+// verifyStep re-reads every deleted record. A record gone, or read with its content and masked,
+// is verified; one read with its content and not masked is queued once more, and if it survives
+// that too the erasure fails with the evidence. A record returned without its content proves
+// nothing either way: the step fails for now and is retried. Consumer profiles cannot be read
+// back at all: LivePerson's DONE is all there is, and they stay DONE. Once all are verified, a
+// final sweep (at least search_lag after received_time) must find nothing new before the
+// erasure completes.
 func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 	now := p.s.now()
-	survivors, err := p.survivors(ctx, snap.r.AccountID, snap.targets, now)
+	reads, err := p.reread(ctx, snap.r.AccountID, snap.targets, now)
 	if err != nil {
 		return err
 	}
+	survivors := 0
+	for _, rb := range reads {
+		switch rb {
+		case readUnread:
+			return errContentUnread
+		case readKept:
+			survivors++
+		}
+	}
 	var sweep *resolution
-	if len(survivors) == 0 && !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag)) {
-		subj, err := p.s.subject(snap.r.ID)
-		if err != nil {
+	var ids []Subject
+	if survivors == 0 && !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag)) {
+		if ids, err = p.s.identities(snap.r.ID); err != nil {
 			return err
 		}
-		res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, subj, snap.r.Channels, snap.r.EraseConsumerProfile)
+		res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 		if err != nil {
 			return err
 		}
@@ -148,10 +159,10 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 		r.Failures, r.LastError = 0, ""
 		failed := 0
 		for i := range ts {
-			if ts[i].Status != TargetDone {
+			if ts[i].Status != TargetDone || ts[i].Kind == KindConsumer {
 				continue
 			}
-			if !survivors[ts[i].Kind.String()+"/"+ts[i].ID] {
+			if reads[targetKey(ts[i])] != readKept {
 				ts[i].Status = TargetVerified
 				continue
 			}
@@ -175,19 +186,48 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			r.BlockedOn = BlockedSearchLag
 			return ts, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
 		}
+		r.IdentifierUnsearchable, r.SubjectDigits = sweep.unsearchable, digitsOnly(ids[0])
 		merged, added := mergeTargets(ts, sweep.targets)
 		if added > 0 {
 			return merged, p.scheduleTargets(tx, r, merged, now)
 		}
-		r.Swept = true
-		r.State = StateCompleted
-		return merged, p.s.complete(tx, r, merged, now)
+		return merged, p.finish(tx, r, merged, now)
 	})
 }
 
-// survivors re-reads DONE targets and returns those still holding data, keyed kind/id.
-func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, now time.Time) (map[string]bool, error) {
-	out := map[string]bool{}
+// finish completes an erasure whose final sweep found nothing new, unless every identifier may
+// be unsearchable in Messaging Interactions and no approver has accepted that: then the sweep
+// may have missed the person's conversations, and the erasure waits, with nothing scheduled,
+// for an alias that can be searched (a Submit joining it wakes it) or for an approver's
+// confirmation (Resolve).
+func (p *Pipeline) finish(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+	if r.IdentifierUnsearchable && !r.UnsearchableAccepted {
+		r.BlockedOn = BlockedIdentifierUnsearchable
+		return setNext(tx, r, time.Time{})
+	}
+	r.Swept = true
+	r.State = StateCompleted
+	return p.s.complete(tx, r, ts, now)
+}
+
+// errContentUnread: LivePerson answered a verification read without the record's content.
+var errContentUnread = errors.New("a record was read back without its content")
+
+// readBack is what re-reading a deleted record showed.
+type readBack int
+
+const (
+	readErased readBack = iota // gone, or read with its content and masked
+	readKept                   // read with its content, and not masked: still holds data
+	readUnread                 // returned without its content: proves nothing
+)
+
+func targetKey(t Target) string { return t.Kind.String() + "/" + t.ID }
+
+// reread re-reads DONE targets that can be read (chats and conversations) and says, by
+// targetKey, what each showed.
+func (p *Pipeline) reread(ctx context.Context, account string, ts []Target, now time.Time) (map[string]readBack, error) {
+	out := map[string]readBack{}
 	var convs []string
 	for _, t := range ts {
 		if t.Status != TargetDone {
@@ -201,11 +241,9 @@ func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, n
 			if err != nil {
 				return nil, err
 			}
-			if found && !rec.Masked {
-				out[t.Kind.String()+"/"+t.ID] = true
-			}
+			out[targetKey(t)] = readOf(found, rec.ContentRead, rec.Masked)
 		case KindConsumer:
-			// LivePerson offers no read of a consumer profile: DONE is the evidence.
+			// LivePerson offers no read of a consumer profile.
 		}
 	}
 	for chunk := range slices.Chunk(convs, 100) {
@@ -213,35 +251,42 @@ func (p *Pipeline) survivors(ctx context.Context, account string, ts []Target, n
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range recs {
-			if slices.Contains(chunk, c.ConversationID) && !c.Masked {
-				out[KindConversation.String()+"/"+c.ConversationID] = true
+		for _, id := range chunk {
+			i := slices.IndexFunc(recs, func(c ConversationRecord) bool { return c.ConversationID == id })
+			key := targetKey(Target{Kind: KindConversation, ID: id})
+			if i < 0 {
+				out[key] = readErased
+				continue
 			}
+			out[key] = readOf(true, recs[i].ContentRead, recs[i].Masked)
 		}
 	}
 	return out, nil
+}
+
+func readOf(found, contentRead, masked bool) readBack {
+	switch {
+	case !found:
+		return readErased
+	case !contentRead:
+		return readUnread
+	case masked:
+		return readErased
+	}
+	return readKept
 }
 
 // readChat re-reads one chat: first in the one window that holds its start, then, if it is not
 // there, across the whole retention (absence counts as erased, so a miss must be a real one).
 func (p *Pipeline) readChat(ctx context.Context, account string, t Target, now time.Time) (ChatRecord, bool, error) {
 	if !t.Start.IsZero() {
-		from := t.Start.Add(-time.Hour)
+		from := t.Start.Add(-time.Hour).Truncate(windowAlign)
 		rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, from.Add(chatWindow))
 		if err != nil || (found && rec.EngagementID == t.ID) {
 			return rec, found, err
 		}
 	}
-	for from, to := range windows(now, chatWindow) {
-		rec, found, err := p.lp.ChatByID(ctx, account, t.ID, from, to)
-		if err != nil {
-			return ChatRecord{}, false, err
-		}
-		if found && rec.EngagementID == t.ID {
-			return rec, true, nil
-		}
-	}
-	return ChatRecord{}, false, nil
+	return resolver{lp: p.lp, now: now}.chatByID(ctx, account, t.ID)
 }
 
 func lpRequestIDs(r *record) []int64 {

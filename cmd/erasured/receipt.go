@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
+	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 )
 
@@ -107,22 +108,7 @@ func parseReceipt(raw []byte) (service.Receipt, error) {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, &pr); err != nil {
 		return service.Receipt{}, fmt.Errorf("decode receipt: %w", err)
 	}
-	rc := service.Receipt{
-		Erasure:             pr.GetErasure(),
-		AccountID:           pr.GetAccountId(),
-		SubjectFingerprint:  pr.GetSubjectFingerprint(),
-		LPRequestIDs:        pr.GetLivepersonRequestIds(),
-		ReceivedTime:        pr.GetReceivedTime().AsTime(),
-		CompleteTime:        pr.GetCompleteTime().AsTime(),
-		VerificationSummary: pr.GetVerificationSummary(),
-		PreviousHash:        pr.GetPreviousHash(),
-		Hash:                pr.GetHash(),
-		Signature:           pr.GetSignature(),
-		KeyID:               pr.GetKeyId(),
-	}
-	for _, c := range pr.GetCounts() {
-		rc.Counts = append(rc.Counts, service.TargetCount{Kind: service.TargetKind(c.GetKind()), Status: service.TargetStatus(c.GetStatus()), Count: c.GetCount()})
-	}
+	rc := server.ReceiptFromProto(&pr)
 	if rc.Erasure == "" || rc.Hash == "" {
 		return service.Receipt{}, errors.New("no receipt found in the input")
 	}

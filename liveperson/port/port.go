@@ -33,6 +33,8 @@ func (p Port) SearchChats(ctx context.Context, account string, from, to time.Tim
 	return out, nil
 }
 
+// ChatByID reads one chat by engagement id. Engagement History always answers
+// with the transcript, so the record says whether its content is masked.
 func (p Port) ChatByID(ctx context.Context, account, id string, from, to time.Time) (service.ChatRecord, bool, error) {
 	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, EngagementID: id})
 	if err != nil {
@@ -46,9 +48,11 @@ func (p Port) ChatByID(ctx context.Context, account, id string, from, to time.Ti
 	return service.ChatRecord{}, false, nil
 }
 
+// chatRecord converts an engagement; its attributes are those of sdes and
+// unAuthSdes together.
 func chatRecord(e liveperson.Engagement) service.ChatRecord {
 	return service.ChatRecord{EngagementID: e.EngagementID, Start: e.Start, CustomerIDs: e.CustomerIDs,
-		Emails: e.Emails, Phones: e.Phones, Masked: e.Masked()}
+		Emails: e.Emails, Phones: e.Phones, ContentRead: e.ContentRead, Masked: e.Masked()}
 }
 
 func (p Port) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch) ([]service.ConversationRecord, error) {
@@ -68,20 +72,24 @@ func (p Port) ConversationsByConsumer(ctx context.Context, account, consumer str
 	return conversationRecords(cs), nil
 }
 
+// ConversationsByID reads conversations with their messages
+// (liveperson.ContentByID), so that the records say whether they are masked.
 func (p Port) ConversationsByID(ctx context.Context, account string, ids []string) ([]service.ConversationRecord, error) {
-	cs, err := p.c.ConversationsByID(ctx, account, ids, nil)
+	cs, err := p.c.ConversationsByID(ctx, account, ids, liveperson.ContentByID)
 	if err != nil {
 		return nil, portErr(err)
 	}
 	return conversationRecords(cs), nil
 }
 
+// conversationRecords converts conversations; their attributes are those of
+// sdes and unAuthSdes together.
 func conversationRecords(cs []liveperson.Conversation) []service.ConversationRecord {
 	out := make([]service.ConversationRecord, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, service.ConversationRecord{ConversationID: c.ConversationID, Open: c.Status == "OPEN",
 			Start: c.Start, ConsumerIDs: c.ConsumerIDs(), CustomerIDs: c.CustomerIDs, Emails: c.Emails,
-			Phones: c.Phones, Masked: c.Masked()})
+			Phones: c.Phones, ContentRead: c.ContentRead, Masked: c.Masked()})
 	}
 	return out
 }
@@ -126,28 +134,27 @@ func (p Port) CancelDeletion(ctx context.Context, account string, id int64) (ser
 	return deletion(r)
 }
 
-// deletion converts LivePerson's request; its delete_json, when present, gives the kind and ids
-// that reconciliation compares with a batch's intent.
+// deletion converts LivePerson's request. Its delete_json, when echoed, gives
+// the kind and ids that reconciliation compares with a batch's intent; when
+// it is absent (get and list answers document none) Kind and IDs stay empty
+// and RequestedBy is what is left to go by.
 func deletion(r liveperson.DeletionRequest) (service.Deletion, error) {
 	id, err := strconv.ParseInt(r.ID, 10, 64)
 	if err != nil {
 		return service.Deletion{}, fmt.Errorf("%w: LivePerson request id is not a number", service.ErrUnavailable)
 	}
-	d := service.Deletion{ID: id, Status: r.Status, Created: r.RequestTime}
+	d := service.Deletion{ID: id, Status: r.Status, Created: r.RequestTime, RequestedBy: r.RequestedBy}
 	if r.IsCanceled && d.Status == "" {
 		d.Status = service.LPCanceled
 	}
-	if r.DeleteJSON != "" {
-		if kind, ids, err := r.Targets(); err == nil {
-			d.IDs = ids
-			switch kind {
-			case liveperson.KindEngagement:
-				d.Kind = service.KindEngagement
-			case liveperson.KindConversation:
-				d.Kind = service.KindConversation
-			case liveperson.KindConsumer:
-				d.Kind = service.KindConsumer
-			}
+	if kind, ids, err := r.Targets(); err == nil {
+		switch kind {
+		case liveperson.KindEngagement:
+			d.Kind, d.IDs = service.KindEngagement, ids
+		case liveperson.KindConversation:
+			d.Kind, d.IDs = service.KindConversation, ids
+		case liveperson.KindConsumer:
+			d.Kind, d.IDs = service.KindConsumer, ids
 		}
 	}
 	return d, nil
@@ -166,7 +173,7 @@ func portErr(err error) error {
 		kind = service.ErrOutcomeUnknown
 	case liveperson.KindResidency:
 		kind = service.ErrResidency
-	case liveperson.KindTerminal, liveperson.KindInvalid, liveperson.KindUnsearchable:
+	case liveperson.KindTerminal, liveperson.KindInvalid:
 		kind = service.ErrRejected
 	default: // retryable, rate limited, unauthorized (credentials may be fixed), unknown
 		kind = service.ErrUnavailable

@@ -19,7 +19,6 @@ func TestPortErrClassifies(t *testing.T) {
 		{liveperson.KindResidency, service.ErrResidency},
 		{liveperson.KindTerminal, service.ErrRejected},
 		{liveperson.KindInvalid, service.ErrRejected},
-		{liveperson.KindUnsearchable, service.ErrRejected},
 		{liveperson.KindRetryable, service.ErrUnavailable},
 		{liveperson.KindRateLimited, service.ErrUnavailable},
 		{liveperson.KindUnauthorized, service.ErrUnavailable},

@@ -1,0 +1,173 @@
+package port
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/service"
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	acct = "1234"
+	mask = liveperson.DeletedMarker
+)
+
+var t0 = time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)
+
+// fakeLP answers each request path with a fixed body and keeps the bodies
+// it was sent.
+type fakeLP struct {
+	mu     sync.Mutex
+	bodies map[string][]string // by path
+}
+
+func newPort(t *testing.T, answers map[string]string) (Port, *fakeLP) {
+	t.Helper()
+	f := &fakeLP{bodies: map[string][]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.bodies[r.URL.Path] = append(f.bodies[r.URL.Path], r.URL.RawQuery+" "+string(b))
+		f.mu.Unlock()
+		a, ok := answers[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, a)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := liveperson.New(
+		liveperson.WithResolver(liveperson.FixedHost{Addr: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}),
+		liveperson.WithAuth(liveperson.StaticBearer{"*": "t"}), liveperson.WithSource("erasured-test"),
+		liveperson.WithClock(liveperson.NewFakeClock(t0)), liveperson.WithHTTPClient(srv.Client()),
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(c), f
+}
+
+func (f *fakeLP) sent(path string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bodies[path]
+}
+
+const (
+	msgBase = "/messaging_history/api/account/" + acct + "/conversations"
+	ehPath  = "/interaction_history/api/account/" + acct + "/interactions/search"
+	// maskedSdes has every identifying value masked.
+	maskedSdes = `"sdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"` + mask + `"}}}]}`
+)
+
+// conversations is a Messaging Interactions answer: c-1 fully masked, c-2
+// with an unmasked unauthenticated e-mail.
+const conversations = `{"_metadata":{"count":2},"conversationHistoryRecords":[` +
+	`{"info":{"conversationId":"c-1","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-1"}],` + maskedSdes + `,` +
+	`"messageRecords":[{"sentBy":"Consumer","messageData":{"msg":{"text":"` + mask + `"}}},{"sentBy":"Agent","messageData":{"msg":{"text":"Hi"}}}]},` +
+	`{"info":{"conversationId":"c-2","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-2"}],` + maskedSdes + `,` +
+	`"unAuthSdes":{"events":[{"personalInfo":{"personalInfo":{"contacts":[{"personalContact":{"email":"jane@example.com"}}]}}}]},` +
+	`"messageRecords":[]}]}`
+
+// searchAnswer is what a search returns: attributes, no messages.
+const searchAnswer = `{"_metadata":{"count":1},"conversationHistoryRecords":[` +
+	`{"info":{"conversationId":"c-1","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-1"}],` + maskedSdes + `}]}`
+
+// TestConversationsContent: by-id reads ask for the messages and report
+// content read and masking; searches do not read content, so nothing they
+// return is masked; unauthenticated attributes are among the values.
+func TestConversationsContent(t *testing.T) {
+	p, f := newPort(t, map[string]string{
+		msgBase + "/conversation/search": conversations,
+		msgBase + "/search":              searchAnswer,
+	})
+	ctx := context.Background()
+	byID, err := p.ConversationsByID(ctx, acct, []string{"c-1", "c-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []service.ConversationRecord{
+		{ConversationID: "c-1", ConsumerIDs: []string{"p-1"}, CustomerIDs: []string{mask}, ContentRead: true, Masked: true},
+		{ConversationID: "c-2", ConsumerIDs: []string{"p-2"}, CustomerIDs: []string{mask}, Emails: []string{"jane@example.com"},
+			ContentRead: true, Masked: false},
+	}
+	if diff := cmp.Diff(want, byID); diff != "" {
+		t.Errorf("by id (-want +got):\n%s", diff)
+	}
+	if s := f.sent(msgBase + "/conversation/search"); len(s) != 1 || !strings.Contains(s[0], `"messageRecords"`) ||
+		!strings.Contains(s[0], "v=2") {
+		t.Errorf("by-id request = %q, want messageRecords and v=2", s)
+	}
+
+	found, err := p.SearchConversations(ctx, acct, t0.Add(-time.Hour), t0, service.SDESearch{PersonalInfo: "jane@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("search = %+v, want c-1", found)
+	}
+	for _, r := range found {
+		if r.ContentRead || r.Masked {
+			t.Errorf("search record %s: ContentRead %v, Masked %v; want neither", r.ConversationID, r.ContentRead, r.Masked)
+		}
+	}
+	if s := f.sent(msgBase + "/search"); len(s) != 1 || strings.Contains(s[0], "messageRecords") || !strings.Contains(s[0], "unAuthSdes") {
+		t.Errorf("search request = %q", s)
+	}
+}
+
+// TestChatByID: the by-id read sends the id as a number and reports the
+// transcript read; a visitor line left unmasked keeps the chat unmasked.
+func TestChatByID(t *testing.T) {
+	const id = "207623244295067780"
+	chat := func(visitorText string) string {
+		return `{"interactionHistoryRecords":[{"info":{"engagementId":"` + id + `","startTimeL":1773576000000},` + maskedSdes +
+			`,"transcript":{"lines":[{"text":"` + visitorText + `","source":"visitor"},{"text":"Welcome","source":"agent"}]}}]}`
+	}
+	for _, tc := range []struct {
+		text   string
+		masked bool
+	}{{mask, true}, {"I am Jane", false}} {
+		p, f := newPort(t, map[string]string{ehPath: chat(tc.text)})
+		rec, found, err := p.ChatByID(context.Background(), acct, id, t0.Add(-24*time.Hour), t0)
+		if err != nil || !found {
+			t.Fatalf("ChatByID = %v, %v", found, err)
+		}
+		if !rec.ContentRead || rec.Masked != tc.masked || !cmp.Equal(rec.CustomerIDs, []string{mask}) {
+			t.Errorf("visitor line %q: record %+v, want content read, masked %v", tc.text, rec, tc.masked)
+		}
+		s := f.sent(ehPath)
+		var body map[string]json.RawMessage
+		if len(s) != 1 || json.Unmarshal([]byte(s[0][strings.Index(s[0], " ")+1:]), &body) != nil ||
+			string(body["engagementId"]) != id || body["keyword_search_area"] == nil {
+			t.Errorf("by-id request = %q", s)
+		}
+	}
+}
+
+// TestDeletionWithoutEcho: a request read without delete_json converts with
+// its requester kept and kind and ids unknown.
+func TestDeletionWithoutEcho(t *testing.T) {
+	p, _ := newPort(t, map[string]string{
+		"/api/account/" + acct + "/personal-data-deletion/127223": `[{"request_id":127223,"siteId":"` + acct +
+			`","request_time":"2026-03-15T12:00:00.000Z","requested_by":"erasured-app","status":"NOT_STARTED"}]`,
+	})
+	d, err := p.GetDeletion(context.Background(), acct, 127223)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := service.Deletion{ID: 127223, Status: service.LPNotStarted, Created: t0, RequestedBy: "erasured-app"}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("deletion (-want +got):\n%s", diff)
+	}
+}

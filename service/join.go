@@ -1,0 +1,70 @@
+package service
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// join adds to r, an open erasure that req was deduplicated onto, the identifiers of req that r
+// does not hold yet: they are sealed with r's subject, fingerprinted, and indexed on commit, and
+// the change is saved with its event like any other. An erasure that has still to search, or
+// that waits because its identifiers may be unsearchable, is woken so that the new identifiers
+// are searched now; later states search them in their final sweep, which searches every
+// identifier. Nothing changes when req brings nothing new.
+//
+// It runs inside Submit's transaction, so it may run more than once: it only changes r.
+func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) error {
+	have := identRefs(r)
+	held := func(ref identRef) bool {
+		return slices.ContainsFunc(have, func(h identRef) bool { return h.Fingerprint == ref.Fingerprint })
+	}
+	reqRefs := append(s.refsOf(req.AccountID, []Subject{req.Subject}), aliasRefs...)
+	reqIDs := append([]Subject{req.Subject}, req.Aliases...)
+	var added []identRef
+	var values []Subject
+	for i, ref := range reqRefs {
+		if !held(ref) {
+			added = append(added, ref)
+			values = append(values, reqIDs[i])
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	if n := len(r.Aliases) + len(added); n > maxAliases {
+		return &Error{Kind: KindFailedPrecondition, Reason: "TOO_MANY_ALIASES",
+			Message:  fmt.Sprintf("the open erasure of this subject would hold %d aliases; at most %d are allowed", n, maxAliases),
+			Metadata: map[string]string{"erasure": r.Name(), "alias_count": strconv.Itoa(int(r.AliasCount))}}
+	}
+	key, err := s.dataKeyOf(tx, r)
+	if err != nil {
+		return err
+	}
+	sub, err := s.unsealSubject(tx, r)
+	if err != nil {
+		return err
+	}
+	sub.Aliases = append(sub.Aliases, values...)
+	if r.Sealed, err = sealSubject(key, r.ID, sub); err != nil {
+		return err
+	}
+	r.Aliases = append(slices.Clone(r.Aliases), added...)
+	r.AliasCount = int32(len(r.Aliases))
+	r.IdentifierUnsearchable = everyIdentifierUnsearchable(identRefs(r), r.Channels)
+	if r.State == StateReceived || r.State == StateResolving || r.BlockedOn == BlockedIdentifierUnsearchable {
+		if r.BlockedOn == BlockedIdentifierUnsearchable || r.BlockedOn == BlockedSearchLag {
+			r.BlockedOn = BlockedNone
+		}
+		if err := setNext(tx, r, now); err != nil {
+			return err
+		}
+	}
+	if err := s.save(tx, r, nil, r.State, now); err != nil {
+		return err
+	}
+	return s.indexJoined(tx, r, added)
+}
