@@ -133,7 +133,7 @@ func TestE2EExplicitTargets(t *testing.T) {
 	}
 	// Named records are read by id: no keyword or attribute search at all.
 	for _, c := range append(e.calls(lpsim.ServiceEngHist, lpsim.OpSearch), e.calls(lpsim.ServiceMsgHist, lpsim.OpSearch)...) {
-		if strings.Contains(c.Body, "keyword") || strings.Contains(c.Body, "sdeSearch") {
+		if strings.Contains(c.Body, `"keyword":`) || strings.Contains(c.Body, `"sdeSearch":`) {
 			t.Errorf("explicit targets made a search: %s %s", c.Path, c.Body)
 		}
 	}
