@@ -55,7 +55,7 @@ $(BIN)/buf:
 	$(MAKE) tools
 
 .PHONY: crash
-crash: ## Crash harnesses: 50 SIGKILLs under Submit load, then 500 with the pipeline running against the simulator.
+crash: ## Crash harnesses: 50 SIGKILLs under Submit load, then 500 with the pipeline against the simulator (readings: ERASURED_LPSIM_SEED, else random).
 	ERASURED_CRASH_CYCLES=$${ERASURED_CRASH_CYCLES:-50} $(GO) test -count=1 -v -run 'TestCrashKeeps' -timeout 60m ./cmd/erasured
 	ERASURED_CRASH_PIPELINE_CYCLES=$${ERASURED_CRASH_PIPELINE_CYCLES:-500} $(GO) test -count=1 -v -run 'TestCrashPipeline' -timeout 120m ./cmd/erasured
 

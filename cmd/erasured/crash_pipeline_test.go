@@ -198,8 +198,10 @@ func TestCrashPipeline(t *testing.T) {
 			t.Errorf("the database file contains subject identifier %q in plaintext", id)
 		}
 	}
-	t.Logf("%d kills in %v; %d subjects acknowledged; final states %v; %d LivePerson requests, %d duplicated; lpsim seed=%d",
-		cycles, time.Since(start).Round(time.Second), len(acked), states, stats.DeletionsCreated, len(stats.Duplicates), variantsSeed)
+	t.Logf("%d kills in %v; %d subjects acknowledged; final states %v; %d LivePerson requests (%d create answers lost), "+
+		"%d duplicated; %d batches held for an operator; lpsim seed=%d",
+		cycles, time.Since(start).Round(time.Second), len(acked), states, stats.DeletionsCreated, lostCreates(t, simAddr),
+		len(stats.Duplicates), strings.Count(string(logs), "deletion batch held"), variantsSeed)
 }
 
 func listAll(ctx context.Context, client erasurev1.ErasureServiceClient) ([]*erasurev1.Erasure, error) {
@@ -367,6 +369,27 @@ func cheapSubject(n int) *erasurev1.SubmitRequest {
 		Subject: &erasurev1.Subject{Id: &erasurev1.Subject_Targets{Targets: &erasurev1.Targets{
 			ConversationIds: []string{fmt.Sprintf("00000000-0000-4000-b000-%012d", n)}}}},
 	}
+}
+
+// lostCreates counts the deletion creates whose answer the simulator lost after creating.
+func lostCreates(t *testing.T, addr string) int {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/_lpsim/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var calls []lpsim.Call
+	if err := json.NewDecoder(res.Body).Decode(&calls); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range calls {
+		if c.Service == lpsim.ServiceRTBF && c.Op == lpsim.OpCreate && c.Fault != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func simStats(t *testing.T, addr string) lpsim.Stats {
