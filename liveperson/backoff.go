@@ -3,7 +3,7 @@ package liveperson
 import "time"
 
 // RetryPolicy bounds automatic retries of calls that are safe to repeat.
-// The zero value takes the defaults of LIVEPERSON.md.
+// The zero value takes LivePerson's documented policy (see the fields).
 type RetryPolicy struct {
 	// Steps are the waits before the first retries after a 5xx or transport
 	// failure; LivePerson documents 5, 10 and 15 s.

@@ -52,7 +52,7 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 	cfg.Pipeline.BatchMaxWait = Duration{2 * time.Second}
 	cfg.Pipeline.PollInterval = Duration{2 * time.Second}
 	log.Warn("sandbox: in-process LivePerson simulator with demo data (account "+acct.ID+
-		"; subjects DEMO-CUST-1, jane.doe@example.com, DEMO-CUST-2 with an open conversation); its clock runs 50,000× fast",
+		"; subjects DEMO-CUST-1, jane.doe@example.com, DEMO-CUST-2 with an open conversation, DEMO-CUST-3 with records only its consumer id or unauthenticated attributes lead to, 20240117 a numeric id messaging cannot search); its clock runs 50,000× fast",
 		"liveperson", cfg.LivePerson.DomainAPIURL)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
