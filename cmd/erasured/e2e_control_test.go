@@ -253,65 +253,94 @@ func TestE2EAtRiskAndQuotaReserve(t *testing.T) {
 	e.wantCompleted(a)
 }
 
-// TestE2EVerificationFailsWithEvidence: LivePerson reports DONE and masks one chat's attributes,
-// but a line the person wrote survives in its transcript. It is queued once more (a second
-// request for it alone); when it survives that too the erasure FAILS with evidence (the
-// LivePerson requests) and without any identifier. The pipeline is stopped and started again
-// around each DONE, so it also resumes from the store.
+// TestE2EVerificationFailsWithEvidence: LivePerson reports DONE and masks a record's attributes,
+// but a line the person wrote survives in its content (a chat's transcript, a conversation's
+// messages). It is queued once more (a second request for it alone); when it survives that too
+// the erasure FAILS with evidence (the LivePerson requests) and without any identifier. The
+// pipeline is stopped and started again around each DONE, so it also resumes from the store.
 func TestE2EVerificationFailsWithEvidence(t *testing.T) {
-	e := newE2E(t, e2eOptions{})
-	chats := e.chatsOf(lpsim.DemoCustomerID)
-	stubborn := chats[0]
-	name := e.submit(customerID(lpsim.DemoCustomerID), chatOnly)
-	e.waitState(name, service.StateScheduled)
-	e.advance(e2eBatchMaxWait)
-	e.waitState(name, service.StateSubmitted)
-	e.advance(e2eCancelWindow + time.Hour)
-	e.waitState(name, service.StateDeleting)
-	e.doneLeavingConsumerLine(stubborn)
-	e.waitFor(name, "the surviving chat sent again", func(x service.Erasure) bool {
-		return len(x.LPRequests) == 2 && x.State == service.StateSubmitted
-	})
-	if bodies := e.bodies(); len(bodies) != 2 || bodies[1] != body("engagement", []string{stubborn}) {
-		t.Errorf("LivePerson deletion requests = %v, want a second one for the surviving chat only", bodies)
+	for _, chat := range []bool{true, false} {
+		what, kind := "a conversation's messages", "conversation"
+		if chat {
+			what, kind = "a chat's transcript", "engagement"
+		}
+		t.Run(what, func(t *testing.T) {
+			e := newE2E(t, e2eOptions{})
+			opt, records := messagingOnly, e.convsOf(lpsim.DemoCustomerID, "")
+			if chat {
+				opt, records = chatOnly, e.chatsOf(lpsim.DemoCustomerID)
+			}
+			stubborn := records[0]
+			name := e.submit(customerID(lpsim.DemoCustomerID), opt)
+			e.waitState(name, service.StateScheduled)
+			e.advance(e2eBatchMaxWait)
+			e.waitState(name, service.StateSubmitted)
+			e.advance(e2eCancelWindow + time.Hour)
+			e.waitState(name, service.StateDeleting)
+			e.doneLeavingConsumerLine(stubborn, chat)
+			e.waitFor(name, "the surviving record sent again", func(x service.Erasure) bool {
+				return len(x.LPRequests) == 2 && x.State == service.StateSubmitted
+			})
+			if bodies := e.bodies(); len(bodies) != 2 || bodies[1] != body(kind, []string{stubborn}) {
+				t.Errorf("LivePerson deletion requests = %v, want a second one for the surviving record only", bodies)
+			}
+			e.advance(e2eCancelWindow + time.Hour)
+			e.waitState(name, service.StateDeleting)
+			e.doneLeavingConsumerLine(stubborn, chat)
+			got := e.waitState(name, service.StateFailed)
+			ds := e.sim.Deletions(e2eAcct)
+			if !strings.Contains(got.LastError, "1 record(s) still hold data") || !strings.Contains(got.LastError, fmt.Sprint(ds[0].ID)) ||
+				!strings.Contains(got.LastError, fmt.Sprint(ds[1].ID)) {
+				t.Errorf("last_error = %q, want the surviving record counted and LivePerson requests %d and %d named", got.LastError, ds[0].ID, ds[1].ID)
+			}
+			if strings.Contains(got.LastError, stubborn) || strings.Contains(got.LastError, lpsim.DemoCustomerID) || got.Receipt != nil {
+				t.Errorf("FAILED erasure: last_error %q, receipt %v; want no identifier and no receipt", got.LastError, got.Receipt)
+			}
+			if chat {
+				e.wantMasked(records[1:], nil, true)
+			} else {
+				e.wantMasked(nil, records[1:], true)
+			}
+		})
 	}
-	e.advance(e2eCancelWindow + time.Hour)
-	e.waitState(name, service.StateDeleting)
-	e.doneLeavingConsumerLine(stubborn)
-	got := e.waitState(name, service.StateFailed)
-	ds := e.sim.Deletions(e2eAcct)
-	if !strings.Contains(got.LastError, "1 record(s) still hold data") || !strings.Contains(got.LastError, fmt.Sprint(ds[0].ID)) ||
-		!strings.Contains(got.LastError, fmt.Sprint(ds[1].ID)) {
-		t.Errorf("last_error = %q, want the surviving record counted and LivePerson requests %d and %d named", got.LastError, ds[0].ID, ds[1].ID)
-	}
-	if strings.Contains(got.LastError, stubborn) || strings.Contains(got.LastError, lpsim.DemoCustomerID) || got.Receipt != nil {
-		t.Errorf("FAILED erasure: last_error %q, receipt %v; want no identifier and no receipt", got.LastError, got.Receipt)
-	}
-	e.wantMasked(chats[1:], nil, true)
 }
 
-// doneLeavingConsumerLine lets LivePerson's requests reach DONE while one chat keeps a line
-// its consumer wrote (as if LivePerson masked the attributes and missed the transcript): with
-// the pipeline stopped, the deletions due are applied and the chat's first consumer line is put
-// back as it was; the pipeline, started again, polls and verifies.
-func (e *e2eEnv) doneLeavingConsumerLine(chat string) {
+// doneLeavingConsumerLine lets LivePerson's requests reach DONE while one record (a chat, or a
+// conversation) keeps a line its consumer wrote, as if LivePerson masked the attributes and
+// missed the content: with the pipeline stopped, the deletions due are applied and the record's
+// first consumer line is put back as it was; the pipeline, started again, polls and verifies.
+func (e *e2eEnv) doneLeavingConsumerLine(id string, chat bool) {
 	e.t.Helper()
 	e.stopPipeline()
 	e.clock.Advance(e2eDeletionTime)
 	e.sim.Deletions(e2eAcct) // applies the masking now due
 	e.mu.Lock()
-	loaded := e.chats[chat].Transcript
+	loaded := e.convs[id].Transcript
+	if chat {
+		loaded = e.chats[id].Transcript
+	}
 	e.mu.Unlock()
 	i := slices.IndexFunc(loaded, func(l lpsim.Line) bool { return l.Author == lpsim.AuthorConsumer })
 	if i < 0 {
-		e.t.Fatal("demo data: the chat has no consumer line")
+		e.t.Fatal("demo data: the record has no consumer line")
 	}
-	if err := e.sim.UpdateChat(chat, func(c *lpsim.Chat) { c.Transcript[i] = loaded[i] }); err != nil {
+	var err error
+	var now []lpsim.Line
+	var attrs []string
+	if chat {
+		err = e.sim.UpdateChat(id, func(c *lpsim.Chat) { c.Transcript[i] = loaded[i] })
+		c, _ := e.sim.Chat(id)
+		now, attrs = c.Transcript, []string{c.CustomerID, c.Email}
+	} else {
+		err = e.sim.UpdateConversation(id, func(c *lpsim.Conversation) { c.Transcript[i] = loaded[i] })
+		c, _ := e.sim.Conversation(id)
+		now, attrs = c.Transcript, []string{c.CustomerID, c.Email}
+	}
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	if c, _ := e.sim.Chat(chat); c.CustomerID != lpsim.DeletedMarker || c.Email != lpsim.DeletedMarker ||
-		c.Transcript[i].Text == lpsim.DeletedMarker {
-		e.t.Fatal("the chat is not as the test needs it: attributes masked, one consumer line not")
+	if slices.ContainsFunc(attrs, func(a string) bool { return a != lpsim.DeletedMarker }) || now[i].Text == lpsim.DeletedMarker {
+		e.t.Fatal("the record is not as the test needs it: attributes masked, one consumer line not")
 	}
 	e.startPipeline()
 }

@@ -165,7 +165,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 
 	var client *liveperson.Client
 	if o.fast {
-		client = e.fastClient(&cfg, acct, logger)
+		client = e.fastClient(&cfg, acct, logger, o.namedHosts)
 	} else if client, err = newLivePerson(&cfg, logger, func(liveperson.Observation) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -229,13 +229,13 @@ func (e *e2eEnv) stopPipeline() {
 // Retry-After cost nothing and are recorded), attempts that time out after 2 s, no jitter,
 // and a transport that records every host called and refuses any that is not loopback (with
 // named hosts, it dials every LivePerson name to the simulator).
-func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger) *liveperson.Client {
+func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger, named bool) *liveperson.Client {
 	e.t.Helper()
 	e.lpClock = &e2eClock{m: e.clock}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	e.t.Cleanup(base.CloseIdleConnections)
 	e.hosts = &e2eHosts{base: base, seen: map[string]int{}}
-	if e.sim.HostFor(e2eAcct, lpsim.ServiceMsgHist) != "" {
+	if named {
 		sim := e.srv.Listener.Addr().String()
 		base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, sim)
@@ -251,6 +251,8 @@ func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger) *
 	router, err := region.New(region.Config{
 		DomainAPIURL: cfg.LivePerson.DomainAPIURL,
 		Accounts:     map[string]string{e2eAcct: e.region},
+		Patterns:     cfg.LivePerson.HostPatterns,
+		UseListForm:  cfg.LivePerson.DiscoveryListForm,
 		Clock:        e.lpClock,
 		Options:      opts,
 		OnViolation: func(v region.Violation) {
