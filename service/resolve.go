@@ -228,7 +228,7 @@ func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
 // calendar months and a day before now (rounded down) to now (rounded up), oldest first.
 func windows(now time.Time, span time.Duration) iter.Seq2[time.Time, time.Time] {
 	return func(yield func(time.Time, time.Time) bool) {
-		start := now.AddDate(0, -retentionMonths, -1).Truncate(windowAlign)
+		start := retentionStart(now).Truncate(windowAlign)
 		end := now.Truncate(windowAlign)
 		if end.Before(now) {
 			end = end.Add(windowAlign)
@@ -243,6 +243,18 @@ func windows(now time.Time, span time.Duration) iter.Seq2[time.Time, time.Time] 
 			}
 		}
 	}
+}
+
+// retentionStart is 13 calendar months and a day before now. The month step clamps to the end of
+// a shorter month (31 March less 13 months is 28 February, not 3 March as time.AddDate would
+// have it), so that the search never starts after a day LivePerson may still keep.
+func retentionStart(now time.Time) time.Time {
+	y, m, d := now.Date()
+	first := time.Date(y, m-retentionMonths, 1, 0, 0, 0, 0, now.Location())
+	last := first.AddDate(0, 1, -1).Day()
+	back := time.Date(first.Year(), first.Month(), min(d, last), now.Hour(), now.Minute(), now.Second(),
+		now.Nanosecond(), now.Location())
+	return back.AddDate(0, 0, -1)
 }
 
 func sortedKeys(m map[string]bool) []string {

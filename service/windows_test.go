@@ -28,12 +28,18 @@ func TestSearchWindows(t *testing.T) {
 		max  time.Duration
 	}{{"chat", chatWindow, 28 * 24 * time.Hour}, {"messaging", messagingWindow, 89 * 24 * time.Hour}} {
 		for _, now := range nows {
-			wantFrom := now.AddDate(0, -13, -1).Truncate(align)
+			// Thirteen months back, read either way a shorter month allows (Go's overflow or a
+			// clamp to the month's last day), and a day more: the windows start at the earlier.
+			latest := now.AddDate(0, -13, 0)
+			if c := clampedMonthsBack(now, 13); c.Before(latest) {
+				latest = c
+			}
+			latest = latest.AddDate(0, 0, -1)
 			var prev time.Time
 			n := 0
 			for from, to := range windows(now, span.d) {
-				if n == 0 && !from.Equal(wantFrom) {
-					t.Fatalf("%s windows at %v start at %v, want %v", span.name, now, from, wantFrom)
+				if n == 0 && (from.After(latest) || from.Before(latest.Add(-align))) {
+					t.Fatalf("%s windows at %v start at %v, want %v rounded down to 10 minutes", span.name, now, from, latest)
 				}
 				if n > 0 && !from.Equal(prev) {
 					t.Fatalf("%s windows at %v: gap or overlap between %v and %v", span.name, now, prev, from)
@@ -60,5 +66,27 @@ func ceil(t time.Time, d time.Duration) time.Time {
 		return t
 	} else {
 		return f.Add(d)
+	}
+}
+
+// clampedMonthsBack is now less n calendar months, the day clamped to the target month's length.
+func clampedMonthsBack(now time.Time, n int) time.Time {
+	first := time.Date(now.Year(), now.Month()-time.Month(n), 1, now.Hour(), now.Minute(), now.Second(), now.Nanosecond(), now.Location())
+	days := time.Date(first.Year(), first.Month()+1, 0, 0, 0, 0, 0, now.Location()).Day()
+	return first.AddDate(0, 0, min(now.Day(), days)-1)
+}
+
+// TestRetentionStartAtMonthEnds: the month step clamps, so the search reaches back to the last
+// days of a shorter month instead of skipping them.
+func TestRetentionStartAtMonthEnds(t *testing.T) {
+	for _, c := range []struct{ now, want time.Time }{
+		{time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC), time.Date(2025, 2, 27, 10, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 5, 31, 10, 0, 0, 0, time.UTC), time.Date(2025, 4, 29, 10, 0, 0, 0, time.UTC)},
+		{time.Date(2025, 3, 29, 10, 0, 0, 0, time.UTC), time.Date(2024, 2, 28, 10, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), time.Date(2025, 11, 2, 10, 0, 0, 0, time.UTC)},
+	} {
+		if got := retentionStart(c.now); !got.Equal(c.want) {
+			t.Errorf("retentionStart(%v) = %v, want %v", c.now, got, c.want)
+		}
 	}
 }

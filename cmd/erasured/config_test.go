@@ -111,6 +111,7 @@ liveperson:
   source: this-source-name-is-far-too-long
   host_patterns:
     us: ["va.[x"]
+    uk: ["lo.*.liveperson.net", "lo.*"]
     eu: ["eu.*"]
     apac: []
 accounts:
@@ -137,7 +138,8 @@ accounts:
 		t.Fatal("want an error")
 	}
 	for _, want := range []string{"listen", "master_key_file", "liveperson.source", "region must be", "listed twice",
-		"liveperson.host_patterns.us[0]", "liveperson.host_patterns.eu: unknown region", "liveperson.host_patterns.apac is empty",
+		"liveperson.host_patterns.us[0]", "liveperson.host_patterns.uk[1]: host pattern \"lo.*\" must end in a literal domain",
+		"liveperson.host_patterns.eu: unknown region", "liveperson.host_patterns.apac is empty",
 		"accounts[0].auth: oauth2 or oauth1 credentials are required",
 		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: open",
 		"accounts[1].auth.services.msgHist: oauth1 is not configured", "accounts[1].auth.services.chat: unknown service",

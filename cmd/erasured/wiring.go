@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,15 +117,15 @@ func wireLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Obser
 		Patterns:     cfg.LivePerson.HostPatterns,
 		UseListForm:  cfg.LivePerson.DiscoveryListForm,
 		OnViolation: func(v region.Violation) {
-			log.Error("RESIDENCY GUARD: refused a LivePerson host outside the account's region",
-				"account", v.Account, "region", v.Region, "service", v.Service, "host", v.Host)
+			log.Error("RESIDENCY GUARD: refused a LivePerson host",
+				"account", v.Account, "region", v.Region, "service", v.Service, "host", v.Host, "reason", v.Reason)
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	if router.TestMode() {
-		log.Warn("LivePerson Domain API is plain http on loopback: test mode, loopback hosts are allowed")
+		log.Warn("LivePerson Domain API is plain http on loopback: test mode, only loopback hosts are called")
 	}
 	// A token is fetched for a waiting call, which retries on its own: the fetch itself retries
 	// briefly, so that it never outlasts its callers by long (it is shared, not cancelled).
@@ -194,8 +195,11 @@ func checkCredentials(ctx context.Context, lp *livePerson, log *slog.Logger, now
 	wg.Wait()
 }
 
-// probe is the cheapest read of each service: today's deletion requests, chats and
-// conversations of the last whole ten minutes (LivePerson rounds windows to ten minutes).
+// probe is the cheapest read of each service that reads no personal data: today's deletion
+// requests (erasured's own), and a chat and a conversation by ids no record has, the chat
+// within the last whole ten minutes (LivePerson rounds windows to ten minutes). An empty answer
+// proves the credentials as well as a full one, and a busy account's records are not paged
+// through for nothing. Whatever comes back is dropped unread.
 func probe(ctx context.Context, c *liveperson.Client, account, service string, now time.Time) error {
 	to := now.Truncate(10 * time.Minute)
 	from := to.Add(-10 * time.Minute)
@@ -204,13 +208,27 @@ func probe(ctx context.Context, c *liveperson.Client, account, service string, n
 	case liveperson.ServiceDeletion:
 		_, err = c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: now, ToDate: now})
 	case liveperson.ServiceEngagements:
-		_, err = c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to})
+		_, err = c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to,
+			EngagementID: probeEngagementID(account)})
 	case liveperson.ServiceMessaging:
-		_, err = c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to})
+		_, err = c.ConversationsByID(ctx, account, []string{probeConversationID}, liveperson.SearchContent)
 	default:
 		err = fmt.Errorf("no credential check for service %s", service)
 	}
 	return err
+}
+
+// probeConversationID is the nil UUID: LivePerson's conversation ids are random UUIDs, never it.
+const probeConversationID = "00000000-0000-0000-0000-000000000000"
+
+// probeEngagementID is a chat id the account cannot have: chat ids are the account id followed
+// by the chat's session number, which is never a lone 0. An account id that is not a plain
+// number (which LivePerson does not issue) gets a fixed id no account's chat has.
+func probeEngagementID(account string) string {
+	if account == "" || account[0] == '0' || strings.Trim(account, "0123456789") != "" {
+		return "1"
+	}
+	return account + "0"
 }
 
 // checkFailure describes a failed check for the log: the kind of failure, the HTTP status, and

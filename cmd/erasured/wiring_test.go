@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -211,6 +212,59 @@ func TestCredentialCheck(t *testing.T) {
 		t.Errorf("%d check lines, want 6", len(got))
 	}
 	noSecrets(t, logs.String(), a2.ClientSecret, a1.OAuth1.ConsumerSecret, a1.OAuth1.TokenSecret, "oauth_problem")
+}
+
+// TestCredentialCheckReadsNoRecords: on a busy account, with more chats and conversations in
+// the last ten minutes than one page holds, the check reads none of them: one Engagement
+// History call filtered on a chat id the account cannot have, one Messaging Interactions read
+// of the nil conversation id, no search at all, and every service is ok.
+func TestCredentialCheckReadsNoRecords(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	lp, logs := e.wire(t)
+	now := time.Now()
+	at := now.Truncate(10 * time.Minute).Add(-5 * time.Minute)
+	for i := range liveperson.MaxPageSize + 50 {
+		if err := e.sim.AddChat(lpsim.Chat{EngagementID: fmt.Sprintf("%s%010d", a.ID, i+1), Account: a.ID,
+			Start: at, End: at.Add(time.Minute), Ended: true, Email: "busy@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.sim.AddConversation(lpsim.Conversation{ID: fmt.Sprintf("c0ffee00-0000-4000-8000-%012d", i+1),
+			Account: a.ID, ConsumerID: "consumer", Status: "CLOSE", Start: at, End: at.Add(time.Minute),
+			Email: "busy@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs.Reset()
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	checkCredentials(context.Background(), lp, log, now)
+	for _, l := range logLines(t, logs) {
+		if l.Result != "" && l.Result != "ok" {
+			t.Errorf("check %s: %s, want ok", l.Service, l.Result)
+		}
+	}
+	if strings.Contains(logs.String(), "busy@example.com") || strings.Contains(logs.String(), "c0ffee00") {
+		t.Error("a record appears in the log")
+	}
+	eng := e.sim.CallsTo(lpsim.ServiceEngHist, "")
+	if len(eng) != 1 || !strings.Contains(eng[0].Body, `"engagementId":11110`) || strings.Contains(eng[0].Body, "keyword\"") {
+		t.Errorf("Engagement History calls %+v, want one, filtered on engagement id 11110 with no keyword", eng)
+	}
+	msg := e.sim.CallsTo(lpsim.ServiceMsgHist, "")
+	if len(msg) != 1 || msg[0].Op != lpsim.OpByID || !strings.Contains(msg[0].Body, probeConversationID) ||
+		strings.Contains(msg[0].Body, "messageRecords") {
+		t.Errorf("Messaging Interactions calls %+v, want one read of the nil conversation id, without messages", msg)
+	}
+}
+
+func TestProbeEngagementID(t *testing.T) {
+	for acct, want := range map[string]string{"12345678": "123456780", "1": "10", "0123": "1", "le-test": "1", "": "1"} {
+		if got := probeEngagementID(acct); got != want {
+			t.Errorf("probeEngagementID(%q) = %q, want %q", acct, got, want)
+		}
+	}
 }
 
 // TestSandboxCredentialCheck: in the sandbox the check runs against the simulator and every

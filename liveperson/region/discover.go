@@ -20,7 +20,7 @@ const listForm = "(list form)"
 type entry struct {
 	fetched time.Time // when the Domain API last answered for it
 	host    string    // the last good (guarded) host; "" if none yet
-	refused bool      // the latest answer was outside the region
+	refusal string    // why the latest answer was refused; "" if it was not
 }
 
 // fresh reports whether the service's latest answer is younger than the TTL.
@@ -101,12 +101,11 @@ func (r *Router) store(account, reg string, hosts map[string]string) {
 			r.entries[k] = e
 		}
 		e.fetched = now
-		if r.allowed(reg, h) {
-			e.host, e.refused = h, false
+		if e.refusal = r.refusal(reg, h); e.refusal == "" {
+			e.host = h
 			continue
 		}
-		e.refused = true
-		refused = append(refused, Violation{Account: account, Region: reg, Service: svc, Host: h})
+		refused = append(refused, Violation{Account: account, Region: reg, Service: svc, Host: h, Reason: e.refusal})
 	}
 	r.mu.Unlock()
 	for _, v := range refused {
@@ -126,8 +125,8 @@ func (r *Router) lookup(k serviceKey) (host string, found bool, err error) {
 	switch {
 	case e == nil:
 		return "", false, nil
-	case e.refused:
-		return "", true, residency(k.service)
+	case e.refusal != "":
+		return "", true, residency(k.service, e.refusal)
 	case e.host == "":
 		return "", false, nil
 	}

@@ -14,16 +14,22 @@ import (
 )
 
 // TestNamedHostsInTestMode: in loopback test mode the simulator answers
-// LivePerson-style host names, and a dialer sends every name to it. A UK
-// account is served on its UK-named host; a US-named host is refused for it
-// and never called, although loopback hosts pass in test mode.
+// LivePerson-style host names, and a dialer sends every name to it. With named
+// hosts allowed, a UK account is served on its UK-named host; a US-named host
+// is refused for it and never called, although loopback hosts pass in test
+// mode. Without them allowed even the UK name is refused as a test-mode
+// violation: it would be the real LivePerson over plain http.
 func TestNamedHostsInTestMode(t *testing.T) {
 	for _, tc := range []struct {
 		name, host string
+		named      bool
 		wantOK     bool
+		wantReason string
 	}{
-		{"UK host for a UK account", "lo-a.msghist.liveperson.net", true},
-		{"US host for a UK account", "va-a.msghist.liveperson.net", false},
+		{"UK host for a UK account", "lo-a.msghist.liveperson.net", true, true, ""},
+		{"US host for a UK account", "va-a.msghist.liveperson.net", true, false, region.ReasonRegion},
+		{"UK host, named hosts not allowed", "lo-a.msghist.liveperson.net", false, false, region.ReasonTestMode},
+		{"UK data-mng name, named hosts not allowed", "lo.data-mng.liveperson.net", false, false, region.ReasonTestMode},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,7 +54,8 @@ func TestNamedHostsInTestMode(t *testing.T) {
 			var alerts []region.Violation
 			r, err := region.New(region.Config{DomainAPIURL: srv.URL, Accounts: map[string]string{"5678": region.UK},
 				Clock: liveperson.NewFakeClock(t0), Options: []liveperson.Option{liveperson.WithHTTPClient(hc)},
-				OnViolation: func(v region.Violation) { alerts = append(alerts, v) }})
+				NamedHostsInTestMode: tc.named,
+				OnViolation:          func(v region.Violation) { alerts = append(alerts, v) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,8 +79,9 @@ func TestNamedHostsInTestMode(t *testing.T) {
 			if !liveperson.IsResidency(err) || calls != 0 {
 				t.Errorf("search = %v with %d msgHist calls; want a residency error and no call", err, calls)
 			}
-			if len(alerts) != 1 || alerts[0].Host != tc.host+":"+port || alerts[0].Service != liveperson.ServiceMessaging {
-				t.Errorf("alerts = %+v, want one for the msgHist host", alerts)
+			if len(alerts) != 1 || alerts[0].Host != tc.host+":"+port || alerts[0].Service != liveperson.ServiceMessaging ||
+				alerts[0].Reason != tc.wantReason {
+				t.Errorf("alerts = %+v, want one for the msgHist host, reason %q", alerts, tc.wantReason)
 			}
 		})
 	}

@@ -7,7 +7,8 @@
 // TTL. The all-services list form, which only an SDK uses, is an optional
 // shortcut. When discovery fails the last good answer is kept, and for the
 // deletion service (rtbf) the beta documentation's static hosts are the final
-// fallback.
+// fallback (not in loopback test mode, where they would be called over plain
+// http).
 package region
 
 import (
@@ -56,16 +57,35 @@ func StaticDeletionHosts() map[string]string {
 // personal data, so it can be logged and alerted on.
 type Violation struct {
 	Account, Region, Service, Host string
+	// Reason says why the host was refused: ReasonRegion or ReasonTestMode.
+	Reason string
 }
+
+// Why a host is refused.
+const (
+	// ReasonRegion: the host is outside the account's region (or not a bare
+	// host name at all).
+	ReasonRegion = "outside the account's region"
+	// ReasonTestMode: in loopback test mode, where hosts are called over plain
+	// http, a host name that is not loopback, which Config.NamedHostsInTestMode
+	// does not allow.
+	ReasonTestMode = "a named host in loopback test mode"
+)
 
 // Config configures New.
 type Config struct {
 	// DomainAPIURL defaults to liveperson.DefaultDomainAPI. An http:// URL on a
 	// loopback address switches on test mode: discovered hosts are called over
-	// http and loopback hosts pass the guard (named hosts are still checked
-	// against the patterns).
+	// http, loopback hosts pass the guard, any other name is refused (unless
+	// NamedHostsInTestMode), and rtbf has no static fallback.
 	DomainAPIURL string
 	Accounts     map[string]string // account id → region
+	// NamedHostsInTestMode lets test mode call discovered host names that are
+	// not loopback, held to the region's patterns as in production. Only for
+	// tests whose transport sends every name to a simulator: without it, a
+	// name such as lo.data-mng.liveperson.net would reach the real LivePerson
+	// over plain http.
+	NamedHostsInTestMode bool
 	// Patterns are host patterns by region; a region given here replaces its
 	// DefaultPatterns, the others keep theirs.
 	Patterns map[string][]string
@@ -93,6 +113,7 @@ type Router struct {
 	ttl         time.Duration
 	clock       liveperson.Clock
 	testMode    bool
+	namedHosts  bool // NamedHostsInTestMode
 	onViolation func(Violation)
 	violations  atomic.Int64
 	useList     bool
@@ -153,8 +174,8 @@ func New(cfg Config) (*Router, error) {
 	u, _ := url.Parse(cfg.DomainAPIURL)
 	return &Router{
 		domain: d, accounts: cfg.Accounts, patterns: patterns, ttl: cfg.TTL, clock: cfg.Clock,
-		testMode: u.Scheme == "http" && isLoopback(u.Hostname()), onViolation: cfg.OnViolation,
-		useList: cfg.UseListForm, listRetry: cfg.ListFormRetry,
+		testMode: u.Scheme == "http" && isLoopback(u.Hostname()), namedHosts: cfg.NamedHostsInTestMode,
+		onViolation: cfg.OnViolation, useList: cfg.UseListForm, listRetry: cfg.ListFormRetry,
 		entries: map[serviceKey]*entry{}, listTried: map[string]time.Time{},
 	}, nil
 }
@@ -197,20 +218,21 @@ func (r *Router) Host(ctx context.Context, account, service string) (string, err
 }
 
 // fallback answers when discovery failed: the last good host, else the static
-// deletion host, else the discovery error.
+// deletion host, else the discovery error. Test mode has no static host: it
+// would be the real LivePerson, called over plain http.
 func (r *Router) fallback(k serviceKey, reg string, cause error) (string, error) {
 	if h, ok, err := r.lookup(k); ok {
 		return h, err
 	}
-	if k.service == liveperson.ServiceDeletion {
-		if h, ok := StaticDeletionHosts()[reg]; ok && r.allowed(reg, h) {
+	if k.service == liveperson.ServiceDeletion && !r.testMode {
+		if h, ok := StaticDeletionHosts()[reg]; ok && r.refusal(reg, h) == "" {
 			return h, nil
 		}
 	}
 	return "", cause
 }
 
-func residency(service string) error {
+func residency(service, reason string) error {
 	return &liveperson.Error{Kind: liveperson.KindResidency, Service: service, Op: "route",
-		Reason: "discovered host is outside the account's region"}
+		Reason: "discovered host refused: " + reason}
 }

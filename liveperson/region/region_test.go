@@ -144,7 +144,10 @@ func TestRouterListForm404(t *testing.T) {
 	}
 }
 
-func TestRouterLastGoodAndStaticFallback(t *testing.T) {
+// TestRouterLastGoodAndNoStaticFallbackInTestMode: with discovery down the last
+// good host serves. A service never discovered fails as unavailable, rtbf too:
+// in test mode its static host would be the real LivePerson over plain http.
+func TestRouterLastGoodAndNoStaticFallbackInTestMode(t *testing.T) {
 	f := newFixture(t, map[string]string{"1234": region.US, "5678": region.UK}, nil)
 	ctx := context.Background()
 	good, err := f.router.Host(ctx, "1234", liveperson.ServiceMessaging)
@@ -156,16 +159,24 @@ func TestRouterLastGoodAndStaticFallback(t *testing.T) {
 	if h, err := f.router.Host(ctx, "1234", liveperson.ServiceMessaging); err != nil || h != good {
 		t.Errorf("with discovery down: %q, %v; want the last good %q", h, err, good)
 	}
-	// Never discovered: rtbf falls back to the region's static host, others fail.
-	if h, err := f.router.Host(ctx, "5678", liveperson.ServiceDeletion); err != nil || h != "lo.data-mng.liveperson.net" {
-		t.Errorf("static fallback = %q, %v", h, err)
+	for _, k := range [][2]string{{"5678", liveperson.ServiceDeletion}, {"5678", liveperson.ServiceMessaging},
+		{"1234", liveperson.ServiceDeletion}} {
+		if h, err := f.router.Host(ctx, k[0], k[1]); !liveperson.IsRetryable(err) || h != "" {
+			t.Errorf("Host(%s, %s) never discovered = %q, %v; want no host, a retryable error", k[0], k[1], h, err)
+		}
 	}
-	if _, err := f.router.Host(ctx, "5678", liveperson.ServiceMessaging); !liveperson.IsRetryable(err) {
-		t.Errorf("msgHist without discovery: %v, want retryable", err)
+	// The client makes no call at all: nothing goes to a static host.
+	c, err := liveperson.New(liveperson.WithResolver(f.router), liveperson.WithSource("erasured-test"),
+		liveperson.WithAuth(liveperson.StaticBearer{"*": "tok"}), liveperson.WithHTTPClient(f.srv.Client()),
+		liveperson.WithClock(f.clk), liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Discovered msgHist, never rtbf: the static host still serves rtbf.
-	if h, err := f.router.Host(ctx, "1234", liveperson.ServiceDeletion); err != nil || h != "va.data-mng.liveperson.net" {
-		t.Errorf("static fallback beside a discovered service = %q, %v", h, err)
+	if _, err := c.ListDeletions(ctx, "5678", liveperson.DeletionFilter{}); !liveperson.IsRetryable(err) {
+		t.Errorf("ListDeletions without discovery = %v, want retryable", err)
+	}
+	if n := len(f.sim.CallsTo(lpsim.ServiceRTBF, "")); n != 0 {
+		t.Errorf("%d rtbf calls, want 0", n)
 	}
 }
 
