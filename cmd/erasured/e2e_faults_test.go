@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/liveperson/region"
 	"github.com/erasured/erasured/service"
 )
 
@@ -228,8 +229,9 @@ func wrongRegion(svc, prefix string) func(e *e2eEnv, name string) {
 		if n := len(e.calls(svc, "")); n != 0 {
 			e.t.Errorf("%d %s calls reached LivePerson while its host was refused", n, svc)
 		}
-		if e.violations.Load() == 0 {
-			e.t.Error("the residency guard reported no violation")
+		reasons := e.residencyViolations()
+		if len(reasons) == 0 || slices.ContainsFunc(reasons, func(r string) bool { return r != region.ReasonRegion }) {
+			e.t.Errorf("residency guard violations %q, want some, each %q", reasons, region.ReasonRegion)
 		}
 		if !strings.Contains(e.log.String(), "RESIDENCY GUARD") {
 			e.t.Error("the refused host was not logged for alerting")

@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +83,7 @@ type e2eEnv struct {
 	// fast mode only
 	lpClock    *e2eClock
 	hosts      *e2eHosts
-	violations atomic.Int64
+	violations []string // the residency guard's reason for each host it refused (under mu)
 
 	mu       sync.Mutex
 	chats    map[string]lpsim.Chat // every record as loaded, before LivePerson masked anything
@@ -253,10 +252,15 @@ func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger, n
 		Accounts:     map[string]string{e2eAcct: e.region},
 		Patterns:     cfg.LivePerson.HostPatterns,
 		UseListForm:  cfg.LivePerson.DiscoveryListForm,
-		Clock:        e.lpClock,
-		Options:      opts,
+		// Names are held to the region's patterns as in production; the transport dials them to
+		// the simulator (named hosts) or refuses them, so nothing reaches LivePerson over http.
+		NamedHostsInTestMode: true,
+		Clock:                e.lpClock,
+		Options:              opts,
 		OnViolation: func(v region.Violation) {
-			e.violations.Add(1)
+			e.mu.Lock()
+			e.violations = append(e.violations, v.Reason)
+			e.mu.Unlock()
 			log.Error("RESIDENCY GUARD: refused a LivePerson host outside the account's region",
 				"account", v.Account, "region", v.Region, "service", v.Service, "host", v.Host)
 		},
@@ -281,6 +285,13 @@ func (e *e2eEnv) fastClient(cfg *Config, acct lpsim.Account, log *slog.Logger, n
 		e.t.Fatal(err)
 	}
 	return c
+}
+
+// residencyViolations returns the residency guard's reason for each host it refused.
+func (e *e2eEnv) residencyViolations() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.violations)
 }
 
 // e2eClock is the LivePerson client's clock in fast mode: simulated time; Sleep returns at once

@@ -177,8 +177,8 @@ func TestE2EUKNamedHosts(t *testing.T) {
 		if !strings.HasPrefix(want[lpsim.ServiceMsgHist], "lo-a.") {
 			t.Fatalf("the UK messaging host is %s: the test shows nothing of the dash style", want[lpsim.ServiceMsgHist])
 		}
-		if n := e.violations.Load(); n != 0 {
-			t.Errorf("the residency guard refused %d UK hosts of a UK account", n)
+		if v := e.residencyViolations(); len(v) != 0 {
+			t.Errorf("the residency guard refused hosts of a UK account: %q", v)
 		}
 		e.wantMasked(chats, convs, true)
 	})
