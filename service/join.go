@@ -54,7 +54,9 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 	}
 	r.Aliases = append(slices.Clone(r.Aliases), added...)
 	r.AliasCount = int32(len(r.Aliases))
-	r.IdentifierUnsearchable = everyIdentifierUnsearchable(identRefs(r), r.Channels)
+	// The new identifiers are not searched yet: one that can be searched may yet lead to the
+	// person's consumer, which the next search tells.
+	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, r.ConsumerFound || searchable(added))
 	if r.State == StateReceived || r.State == StateResolving || r.BlockedOn == BlockedIdentifierUnsearchable {
 		if r.BlockedOn == BlockedIdentifierUnsearchable || r.BlockedOn == BlockedSearchLag {
 			r.BlockedOn = BlockedNone
