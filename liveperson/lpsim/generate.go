@@ -265,12 +265,17 @@ func (g *gen) demoHidden(d *Dataset, acct string, ago func(int) time.Time) {
 	unauth.Unauthenticated = true
 	bare := g.conversation(ada, ago(30), ago(30).Add(30*time.Minute))
 	bare.CustomerID, bare.Name, bare.Surname, bare.Email, bare.Phone = "", "", "", "", ""
+	// Her consumer is known from a conversation with her customer id in authenticated
+	// attributes; the bare one is reached only through that consumer. (Unauthenticated
+	// attributes alone are not enough to follow a consumer: anyone can type an e-mail.)
+	authed := g.conversation(ada, ago(20), ago(20).Add(30*time.Minute))
+	authed.Name, authed.Surname, authed.Email, authed.Phone = "", "", "", ""
 
 	num := person{account: acct, customerID: DemoNumericCustomerID, first: "Noor", last: "Person",
 		email: DemoNumericEmail, phone: "+44 7700 900004", visitor: "demovisitor04", consumer: DemoNumericConsumerID}
 	d.Chats = append(d.Chats, flat, g.chat(num, ago(6), ago(6).Add(12*time.Minute)),
 		g.chat(num, ago(45), ago(45).Add(12*time.Minute)))
-	d.Conversations = append(d.Conversations, unauth, bare, g.conversation(num, ago(9), ago(9).Add(30*time.Minute)),
+	d.Conversations = append(d.Conversations, unauth, bare, authed, g.conversation(num, ago(9), ago(9).Add(30*time.Minute)),
 		g.conversation(num, ago(60), ago(60).Add(30*time.Minute)))
 	for _, p := range []person{ada, num} {
 		d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.consumer, Account: acct, FirstName: p.first,
