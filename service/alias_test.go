@@ -35,12 +35,11 @@ func TestAliasesSearchedPerIdentifier(t *testing.T) {
 		{EngagementID: "3", Start: e.ago(20 * 24 * time.Hour), Emails: []string{"jane@example.co"}}, // near miss
 	}
 	f.convs = []ConversationRecord{
-		{ConversationID: "c-1", Start: e.ago(100 * 24 * time.Hour), ConsumerIDs: []string{"k-5"}},
+		{ConversationID: "c-1", Start: e.ago(100 * 24 * time.Hour), ConsumerIDs: []string{"k-5"}, Phones: []string{"202 555 0199"}},
 		{ConversationID: "c-2", Start: e.ago(300 * 24 * time.Hour), ConsumerIDs: []string{"k-5"}}, // no attribute
 		{ConversationID: "c-3", Start: e.ago(10 * 24 * time.Hour), ConsumerIDs: []string{"k-77"}},
 		{ConversationID: "c-4", Start: e.ago(15 * 24 * time.Hour), ConsumerIDs: []string{"k-8"}, CustomerIDs: []string{"ABC-1234"}}, // near miss
 	}
-	f.unauth["c-1"] = ConversationRecord{Phones: []string{"202 555 0199"}} // only in an unauthenticated attribute
 	req := submitReq(rid(1), "1234", customer("ABC-123"))
 	req.Aliases = []Subject{email("jane@example.com"), phone("202 555 0199"), consumer("k-77")}
 	name := e.submit(req).Erasure.Name()

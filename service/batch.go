@@ -42,6 +42,15 @@ type batch struct {
 	// Rivals are, while the batch is held, the batches of its account that were in flight when
 	// it was held (none since sends take turns): any of its candidates may be theirs.
 	Rivals []uint64 `json:"rivals,omitempty"`
+	// Dismissed are LivePerson requests an operator found not to be this batch's, when settling
+	// it as not created: the batch's later reconciliations pass over them.
+	Dismissed []int64 `json:"dismissed,omitempty"`
+	// Unlisted is set while the batch is held because LivePerson's list of requests could not be
+	// read: it has no candidates to reserve, and any later batch's candidate may be its request.
+	Unlisted bool `json:"unlisted,omitempty"`
+	// ListFailures counts the reads of LivePerson's list that failed in a row while the batch's
+	// outcome was unknown; at maxListFailures the batch is held.
+	ListFailures int `json:"list_failures,omitempty"`
 	// Waited is set while the batch waits for its account's send turn and its erasures say so.
 	Waited bool `json:"waited,omitempty"`
 	// Resend is set when an operator settled a held batch as not created: the next send goes

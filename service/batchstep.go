@@ -51,14 +51,15 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error {
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
-		if err != nil {
-			return p.batchRetry(ctx, b.ID, err)
-		}
 		switch {
+		case errors.Is(err, errListUnread):
+			return p.listFailed(ctx, b, err)
+		case err != nil:
+			return p.batchRetry(ctx, b.ID, err)
 		case found.claim:
 			return p.claimFound(ctx, b.ID, found.request)
 		case found.hold:
-			return p.hold(ctx, b, found.candidates)
+			return p.hold(ctx, b, found.candidates, nil)
 		}
 	}
 	// Record that a send is about to happen before it happens: a crash after this commit
@@ -93,7 +94,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 			cur.FirstSend = now
 		}
 		cur.Sends++
-		cur.Resend = false
+		cur.Resend, cur.ListFailures = false, 0
 		return putBatch(tx, cur)
 	})
 	if errors.Is(err, errStale) {
@@ -139,6 +140,7 @@ func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, now time.Time) err
 		return err
 	}
 	b.LPID, b.Sent, b.Failures, b.Candidates, b.Rivals = d.ID, now, 0, nil, nil
+	b.Unlisted, b.ListFailures = false, 0
 	status := d.Status
 	if status == "" {
 		status = LPNotStarted
@@ -192,6 +194,34 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, cause error) error
 	err := p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
 		b.Failures++
 		return p.pollNext(tx, b, now.Add(retryDelay(b.Failures, p.cfg.PollInterval)))
+	})
+	if err != nil {
+		return err
+	}
+	return cause
+}
+
+// listFailed handles a reconciliation that could not read LivePerson's list. Retrying for
+// ever would keep the account's send turn and leave the batch's erasures looking merely
+// delayed: a refusal (permanent, such as credentials without list rights) holds the batch at
+// once, and so does the maxListFailures-th failure in a row. A held batch shows why, is logged
+// and counted, and waits for an operator, who can read the list by other means. A failure
+// while the pipeline stops is not LivePerson's answer and is not counted.
+func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error {
+	if ctx.Err() != nil {
+		return cause
+	}
+	if errors.Is(cause, ErrRejected) || b.ListFailures+1 >= maxListFailures {
+		return p.hold(ctx, b, nil, cause)
+	}
+	now := p.s.now()
+	err := p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
+		if cur.State != batchIntent || cur.Sends != b.Sends {
+			return errStale
+		}
+		cur.ListFailures++
+		cur.Failures++
+		return p.pollNext(tx, cur, now.Add(retryDelay(cur.Failures, p.cfg.PollInterval)))
 	})
 	if err != nil {
 		return err

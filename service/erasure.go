@@ -83,8 +83,9 @@ const (
 	BlockedSearchLag
 	BlockedLivePersonUnavailable
 	BlockedConfirmation
-	// BlockedIdentifierUnsearchable: every identifier may be unsearchable in Messaging
-	// Interactions; the erasure waits for an alias or an approver before it completes.
+	// BlockedIdentifierUnsearchable: an identifier may be unsearchable in Messaging
+	// Interactions and no searchable one led to the person's consumer; the erasure waits for an
+	// alias or an approver before it completes.
 	BlockedIdentifierUnsearchable
 	// BlockedDeletionOutcomeUnknown: a batch's create may or may not have reached LivePerson and
 	// reconciliation cannot tell; it is held for an operator (SettleBatch).

@@ -29,8 +29,10 @@ type fakeLivePerson struct {
 	createErr error    // returned by the next CreateDeletion (after creating, for ErrOutcomeUnknown)
 	searchErr error    // returned by every search while set
 	rejectIDs map[string]bool
-	// unauth holds unauthenticated engagement attributes by conversation id; they are searched
-	// and returned merged with the authenticated ones, as the port promises.
+	// unauth holds unauthenticated engagement attributes by conversation id (in the record's
+	// CustomerIDs, Emails and Phones); they are searched like the authenticated ones and
+	// returned apart from them (UnauthCustomerIDs, UnauthEmails, UnauthPhones), as the port
+	// promises.
 	unauth map[string]ConversationRecord
 	// Reads by id return a record with its content (ContentRead) unless its id is in unread:
 	// then without (as a client that did not ask for transcripts or messages would), or in
@@ -109,9 +111,7 @@ func (f *fakeLivePerson) convsWhere(keep func(ConversationRecord) bool) ([]Conve
 	var out []ConversationRecord
 	for _, c := range f.convs {
 		if u, ok := f.unauth[c.ConversationID]; ok {
-			c.CustomerIDs = append(slices.Clone(c.CustomerIDs), u.CustomerIDs...)
-			c.Emails = append(slices.Clone(c.Emails), u.Emails...)
-			c.Phones = append(slices.Clone(c.Phones), u.Phones...)
+			c.UnauthCustomerIDs, c.UnauthEmails, c.UnauthPhones = u.CustomerIDs, u.Emails, u.Phones
 		}
 		if keep(c) {
 			out = append(out, c)
@@ -162,8 +162,10 @@ func (f *fakeLivePerson) SearchConversations(_ context.Context, _ string, from, 
 		if c.Start.Before(from) || !c.Start.Before(to) || blind && possiblyUnsearchable(sde.CustomerInfo+sde.PersonalInfo) {
 			return false
 		}
-		return (sde.CustomerInfo != "" && fuzzy(c.CustomerIDs, sde.CustomerInfo)) ||
-			(sde.PersonalInfo != "" && (fuzzy(c.Emails, sde.PersonalInfo) || fuzzy(c.Phones, sde.PersonalInfo)))
+		customerIDs := append(slices.Clone(c.CustomerIDs), c.UnauthCustomerIDs...)
+		contacts := slices.Concat(c.Emails, c.Phones, c.UnauthEmails, c.UnauthPhones)
+		return (sde.CustomerInfo != "" && fuzzy(customerIDs, sde.CustomerInfo)) ||
+			(sde.PersonalInfo != "" && fuzzy(contacts, sde.PersonalInfo))
 	})
 }
 

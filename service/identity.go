@@ -80,16 +80,46 @@ func digitsOnly(s Subject) bool {
 	return false
 }
 
-// everyIdentifierUnsearchable reports whether Messaging Interactions may find nothing of the
-// subject at all: messaging is searched, no identifier is a consumer id, and every identifier
-// may be unsearchable. One searchable identifier is enough: a conversation it finds names the
-// person's consumer, and every conversation of that consumer is then found by consumer, which
-// needs no attribute search. A consumer id is such a consumer from the start.
-func everyIdentifierUnsearchable(refs []identRef, channels []Channel) bool {
-	if !slices.Contains(channels, ChannelMessaging) || len(refs) == 0 {
+// identifierUnsearchable reports whether Messaging Interactions may have missed the person's
+// conversations: messaging is searched, some identifier may be unsearchable there, and the
+// person's consumer is not known — no identifier is a consumer id, and covered is false.
+//
+// Only the person's consumer makes up for an identifier that may be unsearchable: every
+// conversation of that consumer is found by consumer, which needs no attribute search. So a
+// searchable identifier (an e-mail alias, say) stands in for a numeric one only when a
+// conversation it matched led to the consumer; when it found nothing in messaging, the
+// numeric identifier's conversations may still be there, unfound. covered says whether a
+// search did find the consumer that way (see resolution.consumerFound), or, before any
+// search, whether a searchable identifier has yet to be searched (see searchable).
+func identifierUnsearchable(refs []identRef, channels []Channel, covered bool) bool {
+	if covered || !slices.Contains(channels, ChannelMessaging) {
 		return false
 	}
-	return !slices.ContainsFunc(refs, func(r identRef) bool { return !r.Digits })
+	if slices.ContainsFunc(refs, func(r identRef) bool { return r.Kind == SubjectConsumerID }) {
+		return false
+	}
+	return slices.ContainsFunc(refs, func(r identRef) bool { return r.Digits })
+}
+
+// searchable reports whether any of refs is an attribute identifier Messaging Interactions can
+// search. Until it has been searched it may yet lead to the person's consumer.
+func searchable(refs []identRef) bool {
+	return slices.ContainsFunc(refs, func(r identRef) bool {
+		switch r.Kind {
+		case SubjectCustomerID, SubjectEmail, SubjectPhone:
+			return !r.Digits
+		}
+		return false
+	})
+}
+
+// searched records what a search with ids (the subject first) showed of the identifiers. The
+// person's consumer, once found, stays found: the records that led to it may be erased since,
+// and a later search then no longer sees them, but the consumer was the person's.
+func (r *record) searched(res resolution, ids []Subject) {
+	r.SubjectDigits = digitsOnly(ids[0])
+	r.ConsumerFound = r.ConsumerFound || res.consumerFound
+	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, r.ConsumerFound)
 }
 
 // identities unseals an erasure's subject and aliases (the subject first), for the work that

@@ -16,6 +16,12 @@ import (
 // are searched now; later states search them in their final sweep, which searches every
 // identifier. Nothing changes when req brings nothing new.
 //
+// A MANUAL erasure deletes only what an approver reviewed, and new identifiers may find new
+// records. Before its plan is confirmed, a join sends it back to RESOLVING with any
+// confirmation cleared, so the approver reviews the plan the new identifiers make (its etag
+// changes). Once its plan is confirmed, a join is refused: the new identifiers belong in an
+// erasure of their own, submitted once this one has ended.
+//
 // It runs inside Submit's transaction, so it may run more than once: it only changes r.
 func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) error {
 	have := identRefs(r)
@@ -34,6 +40,14 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 	}
 	if len(added) == 0 {
 		return nil
+	}
+	manual := r.Confirmation == ConfirmationManual
+	review := manual && (r.State == StateReceived || r.State == StateResolving || r.State == StateAwaitingConfirmation)
+	if manual && !review {
+		return &Error{Kind: KindFailedPrecondition, Reason: "PLAN_ALREADY_APPROVED",
+			Message: "the open erasure of this subject has an approved plan that the new identifiers are not part of: " +
+				"submit the new identifiers once this erasure has ended",
+			Metadata: map[string]string{"erasure": r.Name(), "state": r.State.String()}}
 	}
 	if n := len(r.Aliases) + len(added); n > maxAliases {
 		return &Error{Kind: KindFailedPrecondition, Reason: "TOO_MANY_ALIASES",
@@ -54,16 +68,26 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 	}
 	r.Aliases = append(slices.Clone(r.Aliases), added...)
 	r.AliasCount = int32(len(r.Aliases))
-	r.IdentifierUnsearchable = everyIdentifierUnsearchable(identRefs(r), r.Channels)
+	// The new identifiers are not searched yet: one that can be searched may yet lead to the
+	// person's consumer, which the next search tells.
+	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, r.ConsumerFound || searchable(added))
+	prev := r.State
+	if review {
+		r.Confirmed = false
+		if r.State == StateAwaitingConfirmation {
+			r.State = StateResolving
+		}
+	}
 	if r.State == StateReceived || r.State == StateResolving || r.BlockedOn == BlockedIdentifierUnsearchable {
-		if r.BlockedOn == BlockedIdentifierUnsearchable || r.BlockedOn == BlockedSearchLag {
+		switch r.BlockedOn {
+		case BlockedIdentifierUnsearchable, BlockedSearchLag, BlockedConfirmation:
 			r.BlockedOn = BlockedNone
 		}
 		if err := setNext(tx, r, now); err != nil {
 			return err
 		}
 	}
-	if err := s.save(tx, r, nil, r.State, now); err != nil {
+	if err := s.save(tx, r, nil, prev, now); err != nil {
 		return err
 	}
 	return s.indexJoined(tx, r, added)

@@ -189,8 +189,8 @@ func TestReceiptSummary(t *testing.T) {
 		{"profiles only", ts(KindConsumer, TargetDone, 2), false,
 			"2 consumer profiles reported deleted by LivePerson, which offers no read to verify them"},
 		{"unsearched", nil, true, "nothing found: no LivePerson record carries any of the subject's identifiers; " +
-			"messaging not searched for certain: Messaging Interactions may be unable to search the subject's identifiers, " +
-			"and an approver accepted the plan without it"},
+			"messaging not searched for certain: Messaging Interactions may be unable to search some of the subject's identifiers " +
+			"and no searchable one led to the person's consumer, and an approver accepted the plan without it"},
 	}
 	for _, tt := range tests {
 		o, err := outcomeOf(tt.targets)

@@ -17,8 +17,11 @@ type Plan struct {
 	Groups                   []PlanGroup
 	OpenConversationsHeld    int
 	LivePersonRequestsNeeded int
-	IdentifierUnsearchable   bool
-	Identifiers              []PlanIdentifier // the subject first, then its aliases
+	// IdentifierUnsearchable: messaging is searched, some identifier may be unsearchable there,
+	// and no searchable identifier led to the person's consumer, so conversations that carry
+	// only the unsearchable ones may not be in the plan.
+	IdentifierUnsearchable bool
+	Identifiers            []PlanIdentifier // the subject first, then its aliases
 }
 
 // PlanIdentifier is one identifier of the subject, by fingerprint only.

@@ -67,11 +67,16 @@ type ConversationRecord struct {
 	Open           bool
 	Start          time.Time
 	ConsumerIDs    []string // consumer participant ids
-	// Attribute values from both authenticated (sdes) and unauthenticated (unAuthSdes)
-	// engagement attributes.
+	// Attribute values from authenticated engagement attributes (sdes): the brand vouches for
+	// them, so a match on them makes the conversation's consumer the person's.
 	CustomerIDs []string
 	Emails      []string
 	Phones      []string
+	// Attribute values from unauthenticated engagement attributes (unAuthSdes): whatever the
+	// visitor typed. A match on them makes the conversation a target, never its consumer.
+	UnauthCustomerIDs []string
+	UnauthEmails      []string
+	UnauthPhones      []string
 	// ContentRead is true when the answer carried the conversation's messageRecords (and its
 	// attributes). Searches do not ask for messages; verification reads do.
 	ContentRead bool

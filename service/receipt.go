@@ -122,7 +122,8 @@ func outcomeOf(ts []Target) (outcome, error) {
 }
 
 // summary says in words what was verified, and no more. unsearched: an approver accepted that
-// Messaging Interactions may have been unable to search any of the subject's identifiers.
+// Messaging Interactions may have been unable to search some of the subject's identifiers while
+// no searchable one led to the person's consumer.
 func (o outcome) summary(unsearched bool) string {
 	plural := func(n int, one, many string) string {
 		if n == 1 {
@@ -149,7 +150,7 @@ func (o outcome) summary(unsearched bool) string {
 		parts = append(parts, "nothing found: no LivePerson record carries any of the subject's identifiers")
 	}
 	if unsearched {
-		parts = append(parts, "messaging not searched for certain: Messaging Interactions may be unable to search the subject's identifiers, and an approver accepted the plan without it")
+		parts = append(parts, "messaging not searched for certain: Messaging Interactions may be unable to search some of the subject's identifiers and no searchable one led to the person's consumer, and an approver accepted the plan without it")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -18,13 +19,31 @@ import (
 //   - who we are at LivePerson: every create answer carries requested_by, remembered per account;
 //   - when the batch's first POST was attempted, committed before the POST;
 //   - at most one batch per account in flight (sent, outcome unknown, not held) at a time: it
-//     holds the account's "send turn", so a request of ours created after that POST, claimed by
-//     no other batch and reserved by no held batch, can only be its own.
+//     holds the account's "send turn", so a request created after that POST, claimed by no
+//     other batch and reserved by no held batch, can only be its own.
 //
-// When the list still cannot tell (two requests could be it, or two batches could own one), the
+// Neither who nor when may ever make the batch's own request look like someone else's: that
+// would send the batch a second time. So both are used only as far as they are certain:
+//
+//   - request_time rules a request out only when it is plausible (after 2000) and more than
+//     requestTimeMargin before the first POST. LivePerson's timestamps are read leniently: a
+//     time without a zone is read as UTC (a local US time is then hours off), a date alone as
+//     midnight, unix seconds may read as milliseconds (1970). A missing or implausible time
+//     rules nothing out.
+//   - requested_by never rules a request out: credentials rotate (a new OAuth client, another
+//     authentication scheme), and the first create under the new name is the one whose answer
+//     may be lost. It only chooses among candidates: when exactly one of them may carry our
+//     remembered name (it does, or it carries none), that one is claimed.
+//
+// A request whose echoed body differs from the batch's is never its own; one whose body matches
+// is certainly its own. Otherwise, with no candidate the create did not happen and the batch is
+// sent; with one candidate (or one of ours among several) and no other batch of the account
+// whose outcome is unknown, that request is claimed; anything else cannot be told, and the
 // batch is held: never sent by itself, its erasures blocked on DELETION_OUTCOME_UNKNOWN, until
 // an operator settles it. Its candidates are reserved meanwhile: no other batch's
-// reconciliation takes them.
+// reconciliation takes them. A batch is held too, with no candidates, when LivePerson's list
+// cannot be read (refused, or failing maxListFailures times in a row): it would otherwise keep
+// its account's send turn for ever.
 //
 // A held batch gives up the send turn, so one undecidable answer does not stop every later
 // deletion of the account (and with them their deadlines). That is sound because a held batch
@@ -37,13 +56,36 @@ import (
 // records than its own; verification re-reads every one of its records after LivePerson reports
 // DONE, finds them still there and queues them again (failing the erasure with the evidence if
 // they survive that too), so this can never end in a false receipt; and since no batch's own
-// request is ever reserved against it, it cannot make a batch be created twice either. A batch that was in flight at the same time as the held one
-// (only data written before the send turn existed) is its rival: the reservation does not hold
-// against it, and the held batch counts as a sibling whose outcome is unknown.
+// request is ever reserved against it, it cannot make a batch be created twice either. The same
+// holds for another party's request claimed as the only candidate. A batch that was in flight
+// at the same time as the held one (only data written before the send turn existed) is its
+// rival: the reservation does not hold against it, and the held batch counts as a sibling whose
+// outcome is unknown. So does a batch held because the list could not be read: it reserves
+// nothing, since it never saw its candidates, and any later batch's candidate may be its
+// request.
 
-// requestTimeSkew is how much earlier than our first POST LivePerson's clock may stamp the
-// request that POST created.
-const requestTimeSkew = 10 * time.Minute
+// requestTimeMargin is how much earlier than our first POST a request may be stamped and still
+// be the one that POST created. It allows for LivePerson's clock, its zone (a time without one
+// is read as UTC) and a date stamped without its time (read as midnight). The list is read from
+// as far back.
+const requestTimeMargin = 48 * time.Hour
+
+// plausibleSince: a request_time before it is not a time at all (a missing value, or seconds
+// read as milliseconds), and rules nothing out.
+var plausibleSince = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// maxListFailures is how many times in a row LivePerson's list may fail for a batch whose
+// outcome is unknown before the batch is held (about two minutes with the retry backoff).
+const maxListFailures = 5
+
+// errListUnread marks a reconciliation that could not read LivePerson's list.
+var errListUnread = errors.New("LivePerson's list of deletion requests could not be read")
+
+// ruledOutByTime reports whether request d cannot have been created by a POST first attempted
+// at sent: only a plausible request_time, well before sent, says so.
+func ruledOutByTime(d Deletion, sent time.Time) bool {
+	return !d.Created.Before(plausibleSince) && d.Created.Before(sent.Add(-requestTimeMargin))
+}
 
 // reconciled is what LivePerson's list says about a batch whose create outcome is unknown:
 // claim request, hold with candidates, or neither (nothing was created: send).
@@ -55,10 +97,10 @@ type reconciled struct {
 }
 
 // reconcile looks for the batch's request among LivePerson's requests. A candidate is a
-// request no other batch of ours has claimed, or reserved while held, stamped no earlier than
-// the batch's first POST (less requestTimeSkew), created by us when we know who we are, and, if
-// LivePerson echoes its body, with the batch's kind and ids; a request whose echoed body
-// differs is never one.
+// request no other batch of ours has claimed, or reserved while held, not ruled out by its time,
+// not dismissed by an operator for this batch, and, if LivePerson echoes its body, with the batch's kind and ids; a request whose echoed body
+// differs is never one. requested_by only chooses among candidates. An error wrapping
+// errListUnread means LivePerson's list could not be read.
 func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (reconciled, error) {
 	sent := b.FirstSend
 	if sent.IsZero() {
@@ -66,9 +108,9 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	}
 	// Open-ended towards the future: LivePerson's clock, not ours, stamps request_time, and a
 	// request missed here would be created a second time.
-	list, err := p.lp.ListDeletions(ctx, b.Account, sent.Add(-24*time.Hour), time.Time{})
+	list, err := p.lp.ListDeletions(ctx, b.Account, sent.Add(-requestTimeMargin), time.Time{})
 	if err != nil {
-		return reconciled{}, err
+		return reconciled{}, fmt.Errorf("%w: %w", errListUnread, err)
 	}
 	var sib siblings
 	var ours string
@@ -82,21 +124,13 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	if err != nil {
 		return reconciled{}, err
 	}
-	var candidates []Deletion
+	var candidates, mine []Deletion
 	seen := map[int64]bool{}
 	for _, d := range list {
-		if sib.taken(d.ID) || seen[d.ID] {
+		if sib.taken(d.ID) || seen[d.ID] || ruledOutByTime(d, sent) || slices.Contains(b.Dismissed, d.ID) {
 			continue
 		}
 		seen[d.ID] = true
-		if !d.Created.IsZero() && d.Created.Before(sent.Add(-requestTimeSkew)) {
-			continue
-		}
-		// An answer without requested_by cannot rule a request out: excluding it could
-		// create the batch a second time.
-		if ours != "" && d.RequestedBy != "" && d.RequestedBy != ours {
-			continue
-		}
 		if echoed(d) {
 			if sameIntent(d, b.Kind, ids) {
 				return reconciled{claim: true, request: d}, nil
@@ -104,15 +138,25 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 			continue
 		}
 		candidates = append(candidates, d)
+		// A request without requested_by, or any when we do not know who we are, may be ours.
+		if ours == "" || d.RequestedBy == "" || d.RequestedBy == ours {
+			mine = append(mine, d)
+		}
 	}
 	switch {
 	case len(candidates) == 0:
 		return reconciled{}, nil
-	case len(candidates) == 1 && sib.unknown == 0:
+	case sib.unknown > 0:
+		// Another batch of the account might have created any of them.
+	case len(candidates) == 1:
 		// The only request that can be this batch's, and no other batch of the account might
 		// have created it. Should it still be someone else's, verification re-reads every
 		// record after LivePerson reports DONE, so a wrong claim cannot end in a false receipt.
 		return reconciled{claim: true, request: candidates[0]}, nil
+	case len(mine) == 1:
+		// The only one that may have been created under our name; the others carry another
+		// party's.
+		return reconciled{claim: true, request: mine[0]}, nil
 	}
 	out := reconciled{hold: true}
 	for _, d := range candidates {
@@ -161,7 +205,7 @@ func scanSiblings(tx *store.Tx, account string, self uint64) (siblings, error) {
 		case inFlight(&other):
 			sib.unknown++
 			sib.inFlight = append(sib.inFlight, other.ID)
-		case other.State == batchHeld && slices.Contains(other.Rivals, self):
+		case other.State == batchHeld && (other.Unlisted || slices.Contains(other.Rivals, self)):
 			sib.unknown++
 		case other.State == batchHeld:
 			for _, id := range other.Candidates {

@@ -24,9 +24,12 @@ type documentedLP struct {
 	loseAfter  bool // the next create is made, and its answer lost
 	loseBefore bool // the next create never reaches LivePerson, and its answer is lost
 	getErr     error
-	by         map[int64]string    // requested_by per request
-	at         map[int64]time.Time // request_time per request
-	echo       map[int64]bool      // requests whose answers carry delete_json
+	listErr    error                     // returned by every list while set
+	lists      int                       // lists answered or failed
+	stampAs    func(time.Time) time.Time // how request_time reads in answers (nil: as is)
+	by         map[int64]string          // requested_by per request
+	at         map[int64]time.Time       // request_time per request
+	echo       map[int64]bool            // requests whose answers carry delete_json
 }
 
 func newDocumentedLP(f *fakeLivePerson, clock *fakeClock) *documentedLP {
@@ -46,6 +49,9 @@ func (d *documentedLP) CreateDeletion(ctx context.Context, account string, kind 
 		return Deletion{}, err
 	}
 	d.by[req.ID], d.at[req.ID] = d.who, d.clock.Now()
+	if d.stampAs != nil {
+		d.at[req.ID] = d.stampAs(d.clock.Now())
+	}
 	if d.loseAfter {
 		d.loseAfter = false
 		return Deletion{}, fmt.Errorf("%w: timeout", ErrOutcomeUnknown)
@@ -68,6 +74,10 @@ func (d *documentedLP) ListDeletions(ctx context.Context, account string, from, 
 	list, err := d.fakeLivePerson.ListDeletions(ctx, account, from, to)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.lists++
+	if d.listErr != nil {
+		return nil, d.listErr
+	}
 	for i := range list {
 		list[i] = d.documented(list[i])
 	}
@@ -206,17 +216,15 @@ func TestReconcileLostBeforeReachingLivePerson(t *testing.T) {
 
 // TestReconcileNotACandidate: requests that cannot be the batch's are never claimed: its POST
 // never reached LivePerson, so it is sent again and follows its own request. Batch A's earlier
-// create teaches the service who it is at LivePerson.
+// create teaches the service who it is at LivePerson. (Another party's request is a candidate:
+// see TestReconcileForeignRequestAloneIsClaimed.)
 func TestReconcileNotACandidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		add  func(e *docEnv) int64
 	}{
-		{"another party's request", func(e *docEnv) int64 {
-			return e.lp.addForeign("console-user", e.clock.Now(), 0)
-		}},
 		{"ours, stamped well before the first send", func(e *docEnv) int64 {
-			return e.lp.addForeign(e.lp.who, e.clock.Now().Add(-time.Hour), 0)
+			return e.lp.addForeign(e.lp.who, e.clock.Now().Add(-requestTimeMargin-time.Hour), 0)
 		}},
 		{"ours, echoing another body", func(e *docEnv) int64 {
 			return e.lp.addForeign(e.lp.who, e.clock.Now(), KindEngagement, "21")

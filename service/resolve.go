@@ -25,9 +25,12 @@ type Target struct {
 // resolution is the outcome of one search for a subject's records.
 type resolution struct {
 	targets []Target
-	// unsearchable: messaging was searched and every identifier may be unsearchable there
-	// (see everyIdentifierUnsearchable).
+	// unsearchable: messaging was searched, some identifier may be unsearchable there, and
+	// the person's consumer was not found (see identifierUnsearchable).
 	unsearchable bool
+	// consumerFound: a conversation whose authenticated attributes carry a searchable
+	// identifier named the person's consumer, whose conversations were then all read.
+	consumerFound bool
 }
 
 // LivePerson keeps chats and conversations for 13 months. Engagement History searches span at
@@ -87,12 +90,24 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 		}
 	}
 	if slices.Contains(channels, ChannelMessaging) {
-		digits := make([]identRef, len(ids))
+		refs := make([]identRef, len(ids))
 		consumers := map[string]bool{}
 		for i, s := range ids {
-			digits[i] = identRef{Kind: s.Kind, Digits: digitsOnly(s)}
+			refs[i] = identRef{Kind: s.Kind, Digits: digitsOnly(s)}
 			if s.Kind == SubjectConsumerID {
 				consumers[s.Value] = true
+			}
+		}
+		// findsConsumer: the authenticated attributes carry an identifier that can be searched,
+		// so the consumer they lead to is the person's, found without relying on a search that
+		// may be unable to see numbers.
+		findsConsumer := func(r ConversationRecord) bool {
+			return len(r.ConsumerIDs) > 0 && slices.ContainsFunc(ids, func(s Subject) bool {
+				return !digitsOnly(s) && attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
+			})
+		}
+		for _, s := range ids {
+			if s.Kind == SubjectConsumerID {
 				continue
 			}
 			// Searched even when the value may be unsearchable: LivePerson's limitation is
@@ -107,19 +122,28 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 					return resolution{}, fmt.Errorf("messaging search: %w", err)
 				}
 				for _, r := range recs {
-					if !matches(r.CustomerIDs, r.Emails, r.Phones) {
+					authenticated := matches(r.CustomerIDs, r.Emails, r.Phones)
+					if !authenticated && !matches(r.UnauthCustomerIDs, r.UnauthEmails, r.UnauthPhones) {
 						continue
 					}
 					if !r.erased() {
 						add(conversationTarget(r))
 					}
+					if !authenticated {
+						// Anyone can type the person's e-mail into an unauthenticated form: the
+						// conversation holds the person's identifier and is erased, but its
+						// consumer may be someone else, whose other conversations and profile
+						// are not the person's.
+						continue
+					}
+					res.consumerFound = res.consumerFound || findsConsumer(r)
 					for _, c := range r.ConsumerIDs {
 						consumers[c] = true
 					}
 				}
 			}
 		}
-		res.unsearchable = everyIdentifierUnsearchable(digits, channels)
+		res.unsearchable = identifierUnsearchable(refs, channels, res.consumerFound)
 		for _, c := range sortedKeys(consumers) {
 			recs, err := rv.lp.ConversationsByConsumer(ctx, account, c)
 			if err != nil {

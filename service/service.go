@@ -121,6 +121,10 @@ type private struct {
 	Aliases []identRef `json:"aliases,omitempty"`
 	// SubjectDigits: the subject's identifier may be unsearchable in Messaging Interactions.
 	SubjectDigits bool `json:"subject_digits,omitempty"`
+	// ConsumerFound: the last search found the person's consumer through a searchable
+	// identifier (see resolution.consumerFound). A join needs it to tell whether the erasure's
+	// identifiers, with the new ones, may leave messaging unsearched.
+	ConsumerFound bool `json:"consumer_found,omitempty"`
 }
 
 // principalKey carries the calling principal in a context.

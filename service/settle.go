@@ -18,11 +18,16 @@ import (
 // heldError is the last_error of an erasure holding records of a held batch.
 const heldError = "LivePerson may or may not have created a deletion request for these records; held until an operator settles it"
 
+// heldUnlistedError is the last_error of an erasure holding records of a batch held because
+// LivePerson's list of deletion requests could not be read.
+const heldUnlistedError = "LivePerson's list of deletion requests could not be read, so whether a deletion request was created for these records is unknown; held until an operator settles it"
+
 // hold stops batch b for an operator: it will not be sent again by itself. Its candidates stay
 // reserved for it, and it gives up its account's send turn, so the account's next batch goes
 // on (see reconcile.go for why that is sound). Its erasures show the hold; it is logged once,
-// with the candidate requests (LivePerson ids, not personal data).
-func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error {
+// with the candidate requests (LivePerson ids, not personal data). unlisted, when set, is why
+// LivePerson's list could not be read: the batch has no candidates.
+func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlisted error) error {
 	now := p.s.now()
 	held := false
 	err := p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
@@ -38,6 +43,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error
 			return err
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
+		cur.Unlisted, cur.ListFailures = unlisted != nil, 0
 		if err := tx.Put(store.Ledger, heldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}
@@ -50,6 +56,9 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error
 			}
 			r.HeldBatches = append(slices.DeleteFunc(r.HeldBatches, func(x HeldBatch) bool { return x.BatchID == cur.ID }), h)
 			r.BlockedOn, r.LastError = BlockedDeletionOutcomeUnknown, heldError
+			if unlisted != nil {
+				r.LastError = heldUnlistedError
+			}
 			return p.s.save(tx, r, nil, r.State, now)
 		})
 		if err != nil {
@@ -59,8 +68,11 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64) error
 		return p.pollNext(tx, cur, time.Time{})
 	})
 	if err == nil && held {
-		p.s.log.Error("deletion batch held: LivePerson may or may not have created its request; settle it with SettleBatch",
-			"account", b.Account, "batch", b.ID, "candidates", candidates)
+		attrs := []any{"account", b.Account, "batch", b.ID, "candidates", candidates}
+		if unlisted != nil {
+			attrs = append(attrs, "list_error", describe(unlisted))
+		}
+		p.s.log.Error("deletion batch held: LivePerson may or may not have created its request; settle it with SettleBatch", attrs...)
 	}
 	return err
 }
@@ -80,7 +92,7 @@ func clearHeld(r *record, ts []Target, id uint64) {
 			r.BlockedOn = BlockedOpenConversations
 		}
 	}
-	if r.LastError == heldError {
+	if r.LastError == heldError || r.LastError == heldUnlistedError {
 		r.LastError = ""
 	}
 }
@@ -191,7 +203,8 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 }
 
 // unhold sends a held batch back to INTENT to be sent once, without reconciling: the operator
-// found nothing at LivePerson. Its candidates are no longer reserved. It takes the account's
+// found nothing at LivePerson. Its candidates are no longer reserved, and no longer its own
+// candidates either, should its next answer be lost too. It takes the account's
 // send turn like any other batch, waiting if another batch is in flight.
 func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 	err := p.forMembers(tx, b, func(r *record, ts []Target) error {
@@ -201,7 +214,9 @@ func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	b.Dismissed = append(b.Dismissed, b.Candidates...)
 	b.State, b.Resend, b.Candidates, b.Rivals, b.Failures = batchIntent, true, nil, nil, 0
+	b.Unlisted, b.ListFailures = false, 0
 	return p.pollNext(tx, b, now)
 }
 

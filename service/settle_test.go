@@ -61,11 +61,10 @@ func TestSettleBatchNotCreated(t *testing.T) {
 // TestSettleBatchNotCreatedLostAgain: skipping reconciliation holds for one send only. The
 // resend's answer is lost as well, and that send is reconciled like any other, not repeated.
 func TestSettleBatchNotCreatedLostAgain(t *testing.T) {
-	e, _, b, ours, other := holdB(t)
-	// So that the list can tell this time, the old candidates are stamped long before the
-	// batch's first send: only the resend's own request can be the batch's.
+	e, _, b, _, _ := holdB(t)
+	// The operator found that neither old candidate is the batch's: its next reconciliation
+	// passes over them, and only the resend's own request can be the batch's.
 	e.lp.mu.Lock()
-	e.lp.at[ours], e.lp.at[other] = e.clock.Now().Add(-time.Hour), e.clock.Now().Add(-time.Hour)
 	e.lp.loseAfter = true
 	e.lp.mu.Unlock()
 	e.clock.Advance(time.Hour)
@@ -127,7 +126,7 @@ func TestSettleBatchNotCreatedReleasesReservations(t *testing.T) {
 // TestSettleBatchNotCreatedWaitsForTurn: a batch settled as not created takes its account's send
 // turn like any other: while another batch is in flight it waits, then it is sent exactly once.
 func TestSettleBatchNotCreatedWaitsForTurn(t *testing.T) {
-	e, _, b, _, _ := holdB(t)
+	e, _, b, ours, other := holdB(t)
 	e.lp.chats = append(e.lp.chats, ChatRecord{EngagementID: "31", Start: e.ago(30 * time.Hour), CustomerIDs: []string{"C"}})
 	e.lp.mu.Lock()
 	e.lp.loseAfter = true
@@ -135,6 +134,11 @@ func TestSettleBatchNotCreatedWaitsForTurn(t *testing.T) {
 	c := e.sendChat(3, "C") // in flight: its answer is lost
 	mine := e.lastRequest()
 	e.wantCreates(3)
+	// So that C's list can tell, B's old candidates are stamped long before C's first send.
+	e.lp.mu.Lock()
+	long := e.clock.Now().Add(-requestTimeMargin - time.Hour)
+	e.lp.at[ours], e.lp.at[other] = long, long
+	e.lp.mu.Unlock()
 	if _, err := e.svc.SettleBatch(context.Background(), "1234", 2, 0, true); err != nil {
 		t.Fatal(err)
 	}

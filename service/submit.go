@@ -89,7 +89,9 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	fresh := s.newRecord(ctx, eid, req, fp, now)
 	fresh.Aliases = refs
 	fresh.AliasCount = int32(len(refs))
-	fresh.IdentifierUnsearchable = everyIdentifierUnsearchable(identRefs(fresh), fresh.Channels)
+	// Before any search, a searchable identifier may yet lead to the person's consumer: only
+	// the search says whether it did.
+	fresh.IdentifierUnsearchable = identifierUnsearchable(identRefs(fresh), fresh.Channels, searchable(identRefs(fresh)))
 	fresh.Sealed = sealed
 	fresh.DataKey = dk.wrapped
 	fresh.PayloadHash = hash

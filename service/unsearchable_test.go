@@ -26,29 +26,35 @@ func TestPossiblyUnsearchable(t *testing.T) {
 	}
 }
 
-func TestEveryIdentifierUnsearchable(t *testing.T) {
+// TestIdentifierUnsearchable: only the person's consumer makes up for an identifier that may be
+// unsearchable: one named by a consumer id, or one a searchable identifier led to (covered). A
+// searchable identifier that led nowhere does not.
+func TestIdentifierUnsearchable(t *testing.T) {
 	both := []Channel{ChannelChat, ChannelMessaging}
 	ref := func(s Subject) identRef { return identRef{Kind: s.Kind, Digits: digitsOnly(s)} }
 	tests := []struct {
 		name     string
 		ids      []Subject
 		channels []Channel
+		covered  bool
 		want     bool
 	}{
-		{"numeric customer id", []Subject{customer("98765432")}, both, true},
-		{"numeric customer id and phone", []Subject{customer("98765432"), phone("+44 7700 900123")}, both, true},
-		{"an e-mail alias stands in", []Subject{customer("98765432"), email("kim@example.com")}, both, false},
-		{"a consumer id alias stands in", []Subject{customer("98765432"), consumer("k-1")}, both, false},
-		{"chat only", []Subject{customer("98765432")}, []Channel{ChannelChat}, false},
-		{"explicit targets", []Subject{{Kind: SubjectTargets, ConversationIDs: []string{"1234567"}}}, both, false},
+		{"numeric customer id", []Subject{customer("98765432")}, both, false, true},
+		{"numeric customer id and phone", []Subject{customer("98765432"), phone("+44 7700 900123")}, both, false, true},
+		{"an e-mail alias that led nowhere", []Subject{customer("98765432"), email("kim@example.com")}, both, false, true},
+		{"an e-mail alias that led to the consumer", []Subject{customer("98765432"), email("kim@example.com")}, both, true, false},
+		{"a consumer id alias stands in", []Subject{customer("98765432"), consumer("k-1")}, both, false, false},
+		{"no identifier with digits", []Subject{email("kim@example.com"), customer("CUST-12345")}, both, false, false},
+		{"chat only", []Subject{customer("98765432")}, []Channel{ChannelChat}, false, false},
+		{"explicit targets", []Subject{{Kind: SubjectTargets, ConversationIDs: []string{"1234567"}}}, both, false, false},
 	}
 	for _, tt := range tests {
 		var refs []identRef
 		for _, s := range tt.ids {
 			refs = append(refs, ref(s))
 		}
-		if got := everyIdentifierUnsearchable(refs, tt.channels); got != tt.want {
-			t.Errorf("%s: everyIdentifierUnsearchable = %v, want %v", tt.name, got, tt.want)
+		if got := identifierUnsearchable(refs, tt.channels, tt.covered); got != tt.want {
+			t.Errorf("%s: identifierUnsearchable = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
@@ -146,5 +152,85 @@ func TestUnsearchableConfirmedAsIs(t *testing.T) {
 	}
 	if st := e.status(name); st.State != StateCompleted || st.Revision != done.Revision {
 		t.Errorf("Status after confirm = %s rev %d", st.State, st.Revision)
+	}
+}
+
+// TestUnsearchableAliasThatFindsNothing: a numeric customer id with an e-mail alias. The
+// person's conversation carries only the customer id, which Messaging Interactions cannot see,
+// and the e-mail finds nothing in messaging. The e-mail led to no consumer, so it makes up for
+// nothing: the erasure does not complete as "nothing found", it waits; an approver's
+// confirmation completes it with messaging named as not searched.
+func TestUnsearchableAliasThatFindsNothing(t *testing.T) {
+	e := newPipeEnv(t)
+	e.lp.digitBlind = true
+	e.lp.convs = []ConversationRecord{
+		{ConversationID: "c-1", Start: e.ago(40 * 24 * time.Hour), ConsumerIDs: []string{"k-9"}, CustomerIDs: []string{"98765432"}},
+	}
+	req := submitReq(rid(1), "1234", customer("98765432"))
+	req.Aliases = []Subject{email("kim@example.com")}
+	req.Channels = []Channel{ChannelMessaging}
+	name := e.submit(req).Erasure.Name()
+	e.settle()
+	e.advance(e.cfg.SearchLag)
+	got := e.wantState(name, StateResolving)
+	if got.BlockedOn != BlockedIdentifierUnsearchable || !got.NextAttemptTime.IsZero() || !got.IdentifierUnsearchable {
+		t.Fatalf("blocked %d, next %v, unsearchable %v: want BLOCKED_ON_IDENTIFIER_UNSEARCHABLE with nothing scheduled",
+			got.BlockedOn, got.NextAttemptTime, got.IdentifierUnsearchable)
+	}
+	plan := e.plan(name)
+	if !plan.IdentifierUnsearchable || len(plan.Identifiers) != 2 || !plan.Identifiers[0].PossiblyUnsearchable || plan.Identifiers[1].PossiblyUnsearchable {
+		t.Errorf("plan unsearchable %v identifiers %+v, want the plan unsearchable, the customer id possibly unsearchable, the e-mail not",
+			plan.IdentifierUnsearchable, plan.Identifiers)
+	}
+	e.advance(30 * 24 * time.Hour)
+	e.wantState(name, StateResolving)
+
+	res, err := e.svc.Resolve(WithPrincipal(context.Background(), "approver"), name, &Decision{Confirm: true, PlanEtag: plan.Etag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := res.Erasure.Receipt
+	if res.Erasure.State != StateCompleted || rc == nil || !slices.Equal(rc.UnsearchedChannels, []Channel{ChannelMessaging}) ||
+		!strings.Contains(rc.VerificationSummary, "messaging not searched for certain") {
+		t.Fatalf("confirmed: %s receipt %+v, want COMPLETED with messaging unsearched", res.Erasure.State, rc)
+	}
+}
+
+// TestUnsearchableCoveredOnlyByTheConsumer: whether a numeric customer id is made up for by an
+// e-mail alias depends on what the e-mail's search found: the person's consumer through an
+// authenticated attribute, or nothing, or only a conversation whose unauthenticated attributes
+// carry the e-mail (whose consumer is not followed).
+func TestUnsearchableCoveredOnlyByTheConsumer(t *testing.T) {
+	tests := []struct {
+		name  string
+		conv  ConversationRecord
+		want  bool
+		calls []string
+	}{
+		{"the e-mail finds nothing", ConversationRecord{Emails: []string{"someone.else@example.com"}}, true, nil},
+		{"the e-mail leads to the consumer", ConversationRecord{Emails: []string{"kim@example.com"}}, false, []string{"consumer:k-9"}},
+		{"the e-mail is only unauthenticated", ConversationRecord{UnauthEmails: []string{"kim@example.com"}}, true, nil},
+	}
+	for _, tt := range tests {
+		f := newFakeLP()
+		f.digitBlind = true
+		now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+		found := tt.conv
+		found.ConversationID, found.Start, found.ConsumerIDs = "c-2", now.Add(-60*24*time.Hour), []string{"k-9"}
+		f.convs = []ConversationRecord{
+			{ConversationID: "c-1", Start: now.Add(-40 * 24 * time.Hour), ConsumerIDs: []string{"k-9"}, CustomerIDs: []string{"98765432"}},
+			found,
+		}
+		res, err := resolver{lp: f, now: now}.resolve(context.Background(), "1234",
+			[]Subject{customer("98765432"), email("kim@example.com")}, []Channel{ChannelMessaging}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.unsearchable != tt.want || res.consumerFound == tt.want {
+			t.Errorf("%s: unsearchable %v consumer found %v, want unsearchable %v", tt.name, res.unsearchable, res.consumerFound, tt.want)
+		}
+		if got := f.searchCalls("consumer:"); !slices.Equal(got, tt.calls) {
+			t.Errorf("%s: by-consumer searches %v, want %v", tt.name, got, tt.calls)
+		}
 	}
 }

@@ -23,7 +23,7 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 	}
 	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
 	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
-		r.IdentifierUnsearchable, r.SubjectDigits = res.unsearchable, digitsOnly(ids[0])
+		r.searched(res, ids)
 		r.Failures, r.LastError = 0, ""
 		merged, _ := mergeTargets(ts, res.targets)
 		if !hasLive(merged) { // nothing, or only named records LivePerson does not have
@@ -186,7 +186,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			r.BlockedOn = BlockedSearchLag
 			return ts, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
 		}
-		r.IdentifierUnsearchable, r.SubjectDigits = sweep.unsearchable, digitsOnly(ids[0])
+		r.searched(*sweep, ids)
 		merged, added := mergeTargets(ts, sweep.targets)
 		if added > 0 {
 			return merged, p.scheduleTargets(tx, r, merged, now)
@@ -195,11 +195,11 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 	})
 }
 
-// finish completes an erasure whose final sweep found nothing new, unless every identifier may
-// be unsearchable in Messaging Interactions and no approver has accepted that: then the sweep
-// may have missed the person's conversations, and the erasure waits, with nothing scheduled,
-// for an alias that can be searched (a Submit joining it wakes it) or for an approver's
-// confirmation (Resolve).
+// finish completes an erasure whose final sweep found nothing new, unless Messaging
+// Interactions may have missed the person's conversations (some identifier may be unsearchable
+// there and no searchable one led to the person's consumer) and no approver has accepted that:
+// then the erasure waits, with nothing scheduled, for an alias that leads to the consumer (a
+// Submit joining it wakes it) or for an approver's confirmation (Resolve).
 func (p *Pipeline) finish(tx *store.Tx, r *record, ts []Target, now time.Time) error {
 	if r.IdentifierUnsearchable && !r.UnsearchableAccepted {
 		r.BlockedOn = BlockedIdentifierUnsearchable

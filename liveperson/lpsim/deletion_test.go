@@ -95,7 +95,7 @@ func TestRequestedByPerCredential(t *testing.T) {
 // partial one masks consumer lines and every attribute but leaves system and
 // agent lines as they were, in the model and on the wire.
 func TestMaskingReadings(t *testing.T) {
-	lines := []Line{{AuthorSystem, "welcome"}, {AuthorConsumer, "I am Ann, ann@example.com"}, {AuthorAgent, "hello"}}
+	lines := []Line{{Author: AuthorSystem, Text: "welcome"}, {Author: AuthorConsumer, Text: "I am Ann, ann@example.com"}, {Author: AuthorAgent, Text: "hello"}}
 	for _, mode := range []string{MaskFull, MaskPartial} {
 		h := newHarness(t, Config{Variants: Variants{Masking: mode}})
 		c := shapedChat("e1")

@@ -12,6 +12,9 @@ import (
 // engSearch is Engagement History's interactions search.
 func (s *Sim) engSearch(w http.ResponseWriter, r *http.Request) {
 	acct := r.PathValue("acct")
+	if s.cfg.Variants.EngSourceRequired && !msgSource(w, r) {
+		return
+	}
 	offset, limit, ok := pageParams(w, r)
 	if !ok {
 		return
@@ -108,7 +111,18 @@ func (s *Sim) retainedFrom(now time.Time) time.Time {
 	if s.cfg.Retention > 0 {
 		return now.Add(-s.cfg.Retention)
 	}
-	return now.AddDate(0, -13, 0)
+	return monthsBack(now, 13)
+}
+
+// monthsBack steps n calendar months back from t, keeping the day of the
+// month but clamping it to the last day of a shorter month: 31 March
+// steps 13 months back to 28 (or 29) February, not to 3 March as AddDate
+// overflows. The simulator so keeps every record a clamping backend keeps.
+func monthsBack(t time.Time, n int) time.Time {
+	y, m, d := t.Date()
+	first := time.Date(y, m-time.Month(n), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(d, last)-1)
 }
 
 func chatMatches(c *Chat, keyword string, areas []string) bool {

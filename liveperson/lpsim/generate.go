@@ -14,7 +14,9 @@ import (
 // documented shape: her chat's e-mail is in the flat personalInfo form, one
 // conversation carries only unauthenticated attributes and another none at
 // all (found through her consumer id). The numeric subject's customer id
-// cannot be searched in Messaging Interactions; her e-mail can.
+// cannot be searched in Messaging Interactions; her e-mail can. The first
+// subject's conversations each hold one message that is not plain text: her
+// e-mail in rich content, and a hosted file.
 const (
 	DemoAccount = "1234"
 
@@ -64,8 +66,9 @@ var (
 // retention), shared surnames, near-miss customer ids (ABC-123 / ABC-1234),
 // numeric ids Messaging Interactions cannot search, open conversations and
 // chats still running, chats whose personalInfo is flat, conversations with
-// unauthenticated attributes only, and later conversations of a consumer
-// that carry no attribute at all.
+// unauthenticated attributes only, later conversations of a consumer that
+// carry no attribute at all, and consumer messages in rich content or hosted
+// files.
 func Generate(seed uint64, o GenOptions) Dataset {
 	if o.Now.IsZero() {
 		o.Now = time.Now().UTC()
@@ -76,8 +79,8 @@ func Generate(seed uint64, o GenOptions) Dataset {
 	if o.Consumers <= 0 {
 		o.Consumers = 2000
 	}
-	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0xda7a)), now: o.Now, used: map[string]bool{},
-		unauth: o.Unauthenticated}
+	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0xda7a)), content: rand.New(rand.NewPCG(seed, seed^0xc047e47)),
+		now: o.Now, used: map[string]bool{}, unauth: o.Unauthenticated}
 	var d Dataset
 	for i, acct := range o.Accounts {
 		if o.Demo && i == 0 {
@@ -94,10 +97,13 @@ func Generate(seed uint64, o GenOptions) Dataset {
 }
 
 type gen struct {
-	rng    *rand.Rand
-	now    time.Time
-	used   map[string]bool
-	unauth float64 // share of unauthenticated conversations
+	rng *rand.Rand
+	// content draws the rich and file messages apart from rng, so that a
+	// seed's records stay what they were before those messages existed.
+	content *rand.Rand
+	now     time.Time
+	used    map[string]bool
+	unauth  float64 // share of unauthenticated conversations
 }
 
 type person struct {
@@ -157,6 +163,16 @@ func (g *gen) records(d *Dataset, p person, chats, convs int) {
 		case n == 1 || g.rng.Float64() < g.unauth:
 			cv.Unauthenticated = true
 		}
+		switch g.content.IntN(10) {
+		case 0:
+			cv.Transcript = append(cv.Transcript, richLine(p.email))
+		case 1:
+			caption := ""
+			if g.content.IntN(2) == 0 {
+				caption = "My ID card, " + p.first + " " + p.last
+			}
+			cv.Transcript = append(cv.Transcript, fileLine(p, cv.ID, caption))
+		}
 		d.Conversations = append(d.Conversations, cv)
 	}
 	d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.consumer, Account: p.account, FirstName: p.first,
@@ -167,11 +183,11 @@ func (g *gen) chat(p person, start, end time.Time) Chat {
 	return Chat{EngagementID: g.engagementID(p.account), Account: p.account, VisitorID: p.visitor,
 		Start: start, End: end, Ended: true, CustomerID: p.customerID, Name: p.first, Surname: p.last,
 		Email: p.email, Phone: p.phone, Transcript: []Line{
-			{AuthorSystem, "Thank you for contacting us. An agent will be with you shortly."},
-			{AuthorConsumer, "Hi, this is " + p.first + " " + p.last + "."},
-			{AuthorAgent, "Hello, how can I help?"},
-			{AuthorConsumer, "My customer number is " + p.customerID + " and my email " + p.email + "."},
-			{AuthorAgent, "Thanks, all sorted."},
+			{Author: AuthorSystem, Text: "Thank you for contacting us. An agent will be with you shortly."},
+			{Author: AuthorConsumer, Text: "Hi, this is " + p.first + " " + p.last + "."},
+			{Author: AuthorAgent, Text: "Hello, how can I help?"},
+			{Author: AuthorConsumer, Text: "My customer number is " + p.customerID + " and my email " + p.email + "."},
+			{Author: AuthorAgent, Text: "Thanks, all sorted."},
 		}}
 }
 
@@ -179,11 +195,23 @@ func (g *gen) conversation(p person, start, end time.Time) Conversation {
 	return Conversation{ID: g.uuid(), Account: p.account, ConsumerID: p.consumer, Status: "CLOSE",
 		Start: start, End: end, CustomerID: p.customerID, Name: p.first, Surname: p.last,
 		Email: p.email, Phone: p.phone, Transcript: []Line{
-			{AuthorSystem, "Welcome! You are connected to our support team."},
-			{AuthorConsumer, "Hello, I am " + p.first + " " + p.last},
-			{AuthorAgent, "Hi! What can I do for you?"},
-			{AuthorConsumer, "Please update the address of " + p.customerID + ", my email is " + p.email},
+			{Author: AuthorSystem, Text: "Welcome! You are connected to our support team."},
+			{Author: AuthorConsumer, Text: "Hello, I am " + p.first + " " + p.last},
+			{Author: AuthorAgent, Text: "Hi! What can I do for you?"},
+			{Author: AuthorConsumer, Text: "Please update the address of " + p.customerID + ", my email is " + p.email},
 		}}
+}
+
+// richLine is a consumer's structured-content message showing value.
+func richLine(value string) Line {
+	return Line{Author: AuthorConsumer, Kind: KindRich, Text: value}
+}
+
+// fileLine is a file the consumer sent in a conversation, with an optional
+// caption.
+func fileLine(p person, conversation, caption string) Line {
+	return Line{Author: AuthorConsumer, Kind: KindFile, Text: caption,
+		Path: "/v1/AUTH_async-images/" + p.account + "/" + conversation + "/id-card.jpg"}
 }
 
 // demo adds the documented demo subjects: closed records ended a day or more
@@ -204,8 +232,19 @@ func (g *gen) demo(d *Dataset, acct string) {
 		for _, n := range p.chats {
 			d.Chats = append(d.Chats, g.chat(p.who, ago(n), ago(n).Add(12*time.Minute)))
 		}
-		for _, n := range p.convs {
-			d.Conversations = append(d.Conversations, g.conversation(p.who, ago(n), ago(n).Add(30*time.Minute)))
+		for i, n := range p.convs {
+			cv := g.conversation(p.who, ago(n), ago(n).Add(30*time.Minute))
+			if p.who.customerID == DemoCustomerID {
+				// The first subject also wrote her e-mail in rich content and
+				// sent a file without caption: erased only when those show
+				// the mask too.
+				if i == 0 {
+					cv.Transcript = append(cv.Transcript, richLine(p.who.email))
+				} else {
+					cv.Transcript = append(cv.Transcript, fileLine(p.who, cv.ID, ""))
+				}
+			}
+			d.Conversations = append(d.Conversations, cv)
 		}
 		d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.who.consumer, Account: acct, FirstName: p.who.first,
 			LastName: p.who.last, Email: p.who.email, Phone: p.who.phone})
@@ -226,12 +265,17 @@ func (g *gen) demoHidden(d *Dataset, acct string, ago func(int) time.Time) {
 	unauth.Unauthenticated = true
 	bare := g.conversation(ada, ago(30), ago(30).Add(30*time.Minute))
 	bare.CustomerID, bare.Name, bare.Surname, bare.Email, bare.Phone = "", "", "", "", ""
+	// Her consumer is known from a conversation with her customer id in authenticated
+	// attributes; the bare one is reached only through that consumer. (Unauthenticated
+	// attributes alone are not enough to follow a consumer: anyone can type an e-mail.)
+	authed := g.conversation(ada, ago(20), ago(20).Add(30*time.Minute))
+	authed.Name, authed.Surname, authed.Email, authed.Phone = "", "", "", ""
 
 	num := person{account: acct, customerID: DemoNumericCustomerID, first: "Noor", last: "Person",
 		email: DemoNumericEmail, phone: "+44 7700 900004", visitor: "demovisitor04", consumer: DemoNumericConsumerID}
 	d.Chats = append(d.Chats, flat, g.chat(num, ago(6), ago(6).Add(12*time.Minute)),
 		g.chat(num, ago(45), ago(45).Add(12*time.Minute)))
-	d.Conversations = append(d.Conversations, unauth, bare, g.conversation(num, ago(9), ago(9).Add(30*time.Minute)),
+	d.Conversations = append(d.Conversations, unauth, bare, authed, g.conversation(num, ago(9), ago(9).Add(30*time.Minute)),
 		g.conversation(num, ago(60), ago(60).Add(30*time.Minute)))
 	for _, p := range []person{ada, num} {
 		d.Consumers = append(d.Consumers, ConsumerProfile{ID: p.consumer, Account: acct, FirstName: p.first,

@@ -16,11 +16,28 @@ const (
 	AuthorSystem   = "system"
 )
 
+// Kinds of a conversation's message (Line.Kind). A chat transcript line is
+// always text: Engagement History sends its Text whatever the kind.
+const (
+	// KindText is a plain message: messageData.msg.text.
+	KindText = ""
+	// KindRich is structured content, messageData.richContent: Text is shown
+	// as a button's title and link (no text field anywhere).
+	KindRich = "rich"
+	// KindFile is a hosted file, messageData.file: Path is its relativePath
+	// and Text its caption, sent only when not empty.
+	KindFile = "file"
+)
+
 // Line is one line of a chat transcript or one message of a conversation,
-// with who wrote it: a partial masking keeps agent and system lines.
+// with who wrote it: a partial masking keeps agent and system lines. Masking
+// replaces the whole content of a line, rich content and files included,
+// by the mask text: a masked line is a text line.
 type Line struct {
 	Author string // AuthorConsumer, AuthorAgent or AuthorSystem
 	Text   string
+	Kind   string // KindText (default), KindRich or KindFile
+	Path   string // KindFile: the file's relativePath
 }
 
 // Alternating returns lines written in turn by the consumer and the agent,
@@ -270,6 +287,6 @@ func (s *Sim) maskTranscript(lines []Line) {
 		if s.cfg.Variants.Masking == MaskPartial && lines[i].Author != AuthorConsumer {
 			continue
 		}
-		lines[i].Text = DeletedMarker
+		lines[i] = Line{Author: lines[i].Author, Text: DeletedMarker}
 	}
 }

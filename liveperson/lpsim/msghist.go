@@ -236,7 +236,7 @@ func (s *Sim) conversationJSON(c *Conversation, content []string, v2 bool) map[s
 		m["unAuthSdes"] = map[string]any{"events": unauth}
 	}
 	if want("messageRecords") {
-		m["messageRecords"] = messageRecordsJSON(c)
+		m["messageRecords"] = s.messageRecordsJSON(c)
 	}
 	return m
 }

@@ -55,6 +55,22 @@ type Quirks struct {
 	DeleteJSONObject bool   // delete_json as an embedded object instead of a string
 }
 
+// over returns q with every field q leaves unset taken from base: a
+// spelling q names, or a choice q turns on, wins; the rest stay base's. So a
+// test can pin one spelling and keep a seed's other choices.
+func (q Quirks) over(base Quirks) Quirks {
+	if q.ParticipantsKey == "" {
+		q.ParticipantsKey = base.ParticipantsKey
+	}
+	if q.SiteIDKey == "" {
+		q.SiteIDKey = base.SiteIDKey
+	}
+	q.GetByIDObject = q.GetByIDObject || base.GetByIDObject
+	q.RequestIDAsText = q.RequestIDAsText || base.RequestIDAsText
+	q.DeleteJSONObject = q.DeleteJSONObject || base.DeleteJSONObject
+	return q
+}
+
 // Config configures New. Zero durations take LivePerson's documented values.
 type Config struct {
 	Accounts []Account
@@ -83,7 +99,10 @@ type Config struct {
 	// name other than the one answered for its account and service gets 404.
 	NamedHosts bool
 	HostPort   string
-	// Quirks choose spellings; when zero, Variants.Quirks apply.
+	// Quirks choose spellings field by field: what a field sets (a key
+	// spelling, a choice turned on) wins over Variants.Quirks, the other
+	// fields keep the variant's choice. To turn a choice off that a seed
+	// turned on, set Variants.Quirks.
 	Quirks   Quirks
 	Variants Variants
 }
@@ -129,10 +148,7 @@ func New(cfg Config) *Sim {
 	def(&cfg.DeletionTime, 20*24*time.Hour)
 	def(&cfg.SearchLag, 2*time.Hour)
 	def(&cfg.TokenTTL, time.Hour)
-	if cfg.Quirks == (Quirks{}) {
-		cfg.Quirks = cfg.Variants.Quirks
-	}
-	cfg.Variants.Quirks = cfg.Quirks
+	cfg.Variants.Quirks = cfg.Quirks.over(cfg.Variants.Quirks)
 	cfg.Variants = cfg.Variants.withDefaults()
 	cfg.Quirks = cfg.Variants.Quirks
 	s := &Sim{

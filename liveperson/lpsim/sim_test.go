@@ -268,7 +268,7 @@ func TestDeletionMasking(t *testing.T) {
 		t.Errorf("consumer after DONE = %+v", p)
 	}
 	cv, _ := h.sim.Conversation("c1")
-	if cv.CustomerID != "C-1" || cv.Transcript[0] != (Line{AuthorConsumer, "yo"}) {
+	if cv.CustomerID != "C-1" || cv.Transcript[0] != (Line{Author: AuthorConsumer, Text: "yo"}) {
 		t.Errorf("consumer deletion masked the conversation: %+v", cv)
 	}
 	for _, d := range h.sim.Deletions(acct) {

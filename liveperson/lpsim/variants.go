@@ -15,6 +15,9 @@ const (
 	ShapeNested = "nested" // personalInfo.personalInfo.{name,surname,contacts:[{personalContact:{email,phone}}]}
 	ShapeFlat   = "flat"   // personalInfo.{name,surname,contacts:[…]}; customerInfo.customerId
 	ShapeDirect = "direct" // personalInfo.personalInfo.{name,surname,email,phone}, no contacts
+	// ShapeDirectFlat is the direct form without the nesting:
+	// personalInfo.{name,surname,email,phone}, no contacts.
+	ShapeDirectFlat = "direct-flat"
 
 	// What get and list of deletion requests answer.
 	DeleteJSONEcho       = "echo"        // delete_json in create, get and list
@@ -30,6 +33,10 @@ const (
 	HostDot  = "dot"  // va.msghist.liveperson.net
 	HostDash = "dash" // va-a.msghist.liveperson.net
 
+	// Who wrote a message of messageRecords, as the wire tells it.
+	SentByPresent = "present" // sentBy "Consumer", "Agent" or "System", and participantId
+	SentByAbsent  = "absent"  // no sentBy: the participantId alone names the author
+
 	// What a deletion masks when it is DONE.
 	MaskFull    = "full"    // every transcript line and message
 	MaskPartial = "partial" // consumer lines and attributes; agent and system lines stay
@@ -38,11 +45,12 @@ const (
 // Variants choose among the readings LivePerson's documentation allows. The
 // zero value serves the readings the simulator has always served: nested
 // attributes, delete_json everywhere, both discovery forms with object
-// answers, dot hosts, full masking, lenient by-id search, and windows of 30
-// and 90 days checked without rounding. VariantsFromSeed picks every reading
-// from a seed, so a failure can be replayed from the seed alone.
+// answers, dot hosts, sentBy in every message, full masking, lenient by-id
+// search, Engagement History searches without source accepted, and windows
+// of 30 and 90 days checked without rounding. VariantsFromSeed picks every
+// reading from a seed, so a failure can be replayed from the seed alone.
 type Variants struct {
-	PersonalInfo string // ShapeNested (default), ShapeFlat or ShapeDirect
+	PersonalInfo string // ShapeNested (default), ShapeFlat, ShapeDirect or ShapeDirectFlat
 	CustomerInfo string // ShapeNested (default) or ShapeFlat
 	// UnauthShare is the share of generated conversations whose attributes
 	// are unauthenticated (GenOptions.Unauthenticated). The simulator serves
@@ -52,7 +60,11 @@ type Variants struct {
 	Discovery       string // DiscoveryBothForms (default) or DiscoverySingleOnly
 	DiscoveryAnswer string // AnswerObject (default) or AnswerList
 	HostStyle       string // HostDot (default) or HostDash
-	Masking         string // MaskFull (default) or MaskPartial
+	// SentBy is SentByPresent (default) or SentByAbsent: then a client tells
+	// the consumer's messages by comparing each participantId with the
+	// conversation's consumerParticipants.
+	SentBy  string
+	Masking string // MaskFull (default) or MaskPartial
 	// EngWindowDays is Engagement History's "one month": 28, 30 or 31 days,
 	// checked after rounding from down and to up to 10 minutes. 0 means 30
 	// days, not rounded.
@@ -63,8 +75,12 @@ type Variants struct {
 	// ByIDStrict refuses an Engagement History body whose engagementId lacks
 	// keyword_search_area or is a JSON string rather than a number.
 	ByIDStrict bool
-	// Quirks are the spellings the pages disagree on; they apply when
-	// Config.Quirks is zero.
+	// EngSourceRequired refuses an Engagement History search whose URL has
+	// no source parameter (the documentation hints it may be required there
+	// too, as in Messaging Interactions).
+	EngSourceRequired bool
+	// Quirks are the spellings the pages disagree on; a field Config.Quirks
+	// sets wins over the same field here.
 	Quirks Quirks
 }
 
@@ -81,7 +97,7 @@ func VariantsFromSeed(seed uint64) Variants {
 	pick := func(opts ...string) string { return opts[r.IntN(len(opts))] }
 	days := func(opts []int) int { return opts[r.IntN(len(opts))] }
 	v := Variants{
-		PersonalInfo:    pick(ShapeNested, ShapeFlat, ShapeDirect),
+		PersonalInfo:    pick(ShapeNested, ShapeFlat, ShapeDirect, ShapeDirectFlat),
 		CustomerInfo:    pick(ShapeNested, ShapeFlat),
 		DeleteJSON:      pick(DeleteJSONEcho, DeleteJSONCreateOnly),
 		Discovery:       pick(DiscoveryBothForms, DiscoverySingleOnly),
@@ -100,6 +116,12 @@ func VariantsFromSeed(seed uint64) Variants {
 	if r.IntN(2) == 1 {
 		v.UnauthShare = 0.3
 	}
+	// Later choices are drawn last, so that a seed keeps the readings it
+	// picked before they existed.
+	v.Quirks.RequestIDAsText = r.IntN(2) == 1
+	v.Quirks.DeleteJSONObject = r.IntN(2) == 1
+	v.SentBy = pick(SentByPresent, SentByAbsent)
+	v.EngSourceRequired = r.IntN(2) == 1
 	return v
 }
 
@@ -116,6 +138,7 @@ func (v Variants) withDefaults() Variants {
 	def(&v.Discovery, DiscoveryBothForms)
 	def(&v.DiscoveryAnswer, AnswerObject)
 	def(&v.HostStyle, HostDot)
+	def(&v.SentBy, SentByPresent)
 	def(&v.Masking, MaskFull)
 	def(&v.Quirks.ParticipantsKey, "consumerParticipants")
 	def(&v.Quirks.SiteIDKey, "siteid")
@@ -132,19 +155,22 @@ func (v Variants) String() string {
 		}
 		return fmt.Sprintf("%dd", days)
 	}
-	byID, getByID := "lenient", "array"
+	byID, getByID, engSource := "lenient", "array", "optional"
 	if v.ByIDStrict {
 		byID = "strict"
+	}
+	if v.EngSourceRequired {
+		engSource = "required"
 	}
 	if v.Quirks.GetByIDObject {
 		getByID = "object"
 	}
 	return fmt.Sprintf("personalInfo=%s customerInfo=%s unauthShare=%g deleteJSON=%s discovery=%s/%s hosts=%s "+
-		"masking=%s engWindow=%s msgWindow=%s byID=%s participants=%s siteId=%s getByID=%s requestIdText=%v "+
-		"deleteJSONObject=%v",
+		"sentBy=%s masking=%s engWindow=%s msgWindow=%s byID=%s engSource=%s participants=%s siteId=%s getByID=%s "+
+		"requestIdText=%v deleteJSONObject=%v",
 		v.PersonalInfo, v.CustomerInfo, v.UnauthShare, v.DeleteJSON, v.Discovery, v.DiscoveryAnswer, v.HostStyle,
-		v.Masking, win(v.EngWindowDays, 30), win(v.MsgWindowDays, 90), byID, v.Quirks.ParticipantsKey,
-		v.Quirks.SiteIDKey, getByID, v.Quirks.RequestIDAsText, v.Quirks.DeleteJSONObject)
+		v.SentBy, v.Masking, win(v.EngWindowDays, 30), win(v.MsgWindowDays, 90), byID, engSource,
+		v.Quirks.ParticipantsKey, v.Quirks.SiteIDKey, getByID, v.Quirks.RequestIDAsText, v.Quirks.DeleteJSONObject)
 }
 
 // searchWindow is a search method's limit on start.to - start.from.

@@ -14,7 +14,7 @@ var variantChoices = []struct {
 	values int
 	get    func(Variants) string
 }{
-	{"personalInfo", 3, func(v Variants) string { return v.PersonalInfo }},
+	{"personalInfo", 4, func(v Variants) string { return v.PersonalInfo }},
 	{"customerInfo", 2, func(v Variants) string { return v.CustomerInfo }},
 	{"unauthShare", 2, func(v Variants) string { return fmt.Sprint(v.UnauthShare) }},
 	{"deleteJSON", 2, func(v Variants) string { return v.DeleteJSON }},
@@ -28,6 +28,10 @@ var variantChoices = []struct {
 	{"participantsKey", 2, func(v Variants) string { return v.Quirks.ParticipantsKey }},
 	{"siteIdKey", 2, func(v Variants) string { return v.Quirks.SiteIDKey }},
 	{"getByIDObject", 2, func(v Variants) string { return fmt.Sprint(v.Quirks.GetByIDObject) }},
+	{"requestIDAsText", 2, func(v Variants) string { return fmt.Sprint(v.Quirks.RequestIDAsText) }},
+	{"deleteJSONObject", 2, func(v Variants) string { return fmt.Sprint(v.Quirks.DeleteJSONObject) }},
+	{"sentBy", 2, func(v Variants) string { return v.SentBy }},
+	{"engSourceRequired", 2, func(v Variants) string { return fmt.Sprint(v.EngSourceRequired) }},
 }
 
 // TestVariantsFromSeed: a seed always gives the same readings, seeds 1..64
@@ -42,6 +46,10 @@ func TestVariantsFromSeed(t *testing.T) {
 		}
 		s := v.String()
 		combos[s] = true
+		engSource := "engSource=optional"
+		if v.EngSourceRequired {
+			engSource = "engSource=required"
+		}
 		for _, c := range variantChoices {
 			if seen[c.name] == nil {
 				seen[c.name] = map[string]bool{}
@@ -56,7 +64,9 @@ func TestVariantsFromSeed(t *testing.T) {
 			"deleteJSON=" + v.DeleteJSON, "discovery=" + v.Discovery + "/" + v.DiscoveryAnswer, "hosts=" + v.HostStyle,
 			"masking=" + v.Masking, fmt.Sprintf("engWindow=%dd", v.EngWindowDays), fmt.Sprintf("msgWindow=%dd", v.MsgWindowDays),
 			fmt.Sprintf("unauthShare=%g", v.UnauthShare), "participants=" + v.Quirks.ParticipantsKey,
-			"siteId=" + v.Quirks.SiteIDKey} {
+			"siteId=" + v.Quirks.SiteIDKey, "sentBy=" + v.SentBy,
+			fmt.Sprintf("requestIdText=%v", v.Quirks.RequestIDAsText),
+			fmt.Sprintf("deleteJSONObject=%v", v.Quirks.DeleteJSONObject), engSource} {
 			if !strings.Contains(s, want) {
 				t.Errorf("seed %d: String() = %q lacks %q", seed, s, want)
 			}
@@ -70,8 +80,11 @@ func TestVariantsFromSeed(t *testing.T) {
 	if len(combos) < 60 {
 		t.Errorf("seeds 1..64 give only %d different combinations: the choices are not independent", len(combos))
 	}
-	if s := (Variants{}).String(); !strings.Contains(s, "engWindow=30d-unrounded") || !strings.Contains(s, "personalInfo=nested") {
-		t.Errorf("zero Variants = %q", s)
+	zero := (Variants{}).String()
+	for _, want := range []string{"engWindow=30d-unrounded", "personalInfo=nested", "sentBy=present", "engSource=optional"} {
+		if !strings.Contains(zero, want) {
+			t.Errorf("zero Variants = %q lacks %q", zero, want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package lpsim
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,11 @@ func (s *Sim) sdeEvents(a attributes, at time.Time) []any {
 		case ShapeDirect:
 			person["email"], person["phone"] = a.email, a.phone
 			info["personalInfo"] = person
+		case ShapeDirectFlat:
+			person["email"], person["phone"] = a.email, a.phone
+			for k, v := range person {
+				info[k] = v
+			}
 		default:
 			person["contacts"] = contacts
 			info["personalInfo"] = person
@@ -93,8 +99,9 @@ func transcriptJSON(c *Chat) map[string]any {
 }
 
 // messageRecordsJSON renders a conversation's messages as Messaging
-// Interactions' messageRecords.
-func messageRecordsJSON(c *Conversation) []any {
+// Interactions' messageRecords. Each names its author in sentBy and
+// participantId, or in the participantId alone (Variants.SentBy).
+func (s *Sim) messageRecordsJSON(c *Conversation) []any {
 	recs := make([]any, len(c.Transcript))
 	for i, l := range c.Transcript {
 		by, participant := "Consumer", c.ConsumerID
@@ -105,9 +112,42 @@ func messageRecordsJSON(c *Conversation) []any {
 			by, participant = "System", "system"
 		}
 		at := lineTime(c.Start, i)
-		msg := map[string]any{"msg": map[string]any{"text": l.Text}}
-		recs[i] = map[string]any{"type": "TEXT_PLAIN", "messageData": msg, "sentBy": by, "participantId": participant,
+		kind, data := messageData(l)
+		rec := map[string]any{"type": kind, "messageData": data, "participantId": participant,
 			"seq": i, "time": at.Format(ehTime), "timeL": at.UnixMilli()}
+		if s.cfg.Variants.SentBy != SentByAbsent {
+			rec["sentBy"] = by
+		}
+		recs[i] = rec
 	}
 	return recs
+}
+
+// messageData renders a message's content with its messageRecords type.
+func messageData(l Line) (kind string, data map[string]any) {
+	switch l.Kind {
+	case KindRich:
+		// Structured content: the value is a button's title and the address
+		// of its link, never a text field.
+		button := map[string]any{"type": "button", "title": l.Text,
+			"click": map[string]any{"actions": []any{map[string]any{"type": "link", "name": "Open", "uri": "mailto:" + l.Text}}}}
+		content := map[string]any{"type": "vertical", "elements": []any{button}}
+		return "RICH_CONTENT", map[string]any{"richContent": map[string]any{"content": content}}
+	case KindFile:
+		file := map[string]any{"relativePath": l.Path, "fileType": fileType(l.Path)}
+		if l.Text != "" {
+			file["caption"] = l.Text
+		}
+		return "HOSTED_FILE", map[string]any{"file": file}
+	}
+	return "TEXT_PLAIN", map[string]any{"msg": map[string]any{"text": l.Text}}
+}
+
+// fileType is a hosted file's type as LivePerson names it: the upper-case
+// extension of its path.
+func fileType(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 && i < len(path)-1 {
+		return strings.ToUpper(path[i+1:])
+	}
+	return "FILE"
 }

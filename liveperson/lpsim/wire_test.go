@@ -99,7 +99,7 @@ func shapedChat(id string) Chat {
 // attributes exactly where that reading says, and only there, in both APIs;
 // a record's own shape wins over the variant.
 func TestAttributeShapes(t *testing.T) {
-	for _, pi := range []string{ShapeNested, ShapeFlat, ShapeDirect} {
+	for _, pi := range []string{ShapeNested, ShapeFlat, ShapeDirect, ShapeDirectFlat} {
 		for _, ci := range []string{ShapeNested, ShapeFlat} {
 			t.Run(pi+"/"+ci, func(t *testing.T) {
 				h := newHarness(t, Config{Variants: Variants{PersonalInfo: pi, CustomerInfo: ci}})
@@ -145,6 +145,11 @@ func checkShapes(t *testing.T, name string, events any, pi, ci string) {
 		if dig(p, "personalInfo", "contacts") != nil || dig(p, "contacts") != nil {
 			t.Errorf("%s: direct personalInfo has contacts: %v", name, p)
 		}
+	case ShapeDirectFlat:
+		email, first = dig(p, "email"), dig(p, "name")
+		if dig(p, "personalInfo") != nil || dig(p, "contacts") != nil || dig(p, "phone") != "+44 1" {
+			t.Errorf("%s: flat direct personalInfo is nested or has contacts: %v", name, p)
+		}
 	}
 	if email != "ann.lee@example.com" || first != "Ann" {
 		t.Errorf("%s: %s personalInfo = %v; e-mail %v, name %v", name, pi, p, email, first)
@@ -168,7 +173,7 @@ func checkShapes(t *testing.T, name string, events any, pi, ci string) {
 // every other part only when contentToRetrieve names it.
 func TestTranscriptWire(t *testing.T) {
 	h := newHarness(t, Config{})
-	lines := []Line{{AuthorSystem, "welcome"}, {AuthorConsumer, "I am Ann"}, {AuthorAgent, "hello"}}
+	lines := []Line{{Author: AuthorSystem, Text: "welcome"}, {Author: AuthorConsumer, Text: "I am Ann"}, {Author: AuthorAgent, Text: "hello"}}
 	c := shapedChat("1")
 	c.Transcript = lines
 	_ = h.sim.AddChat(c)

@@ -82,14 +82,48 @@ func (p Port) ConversationsByID(ctx context.Context, account string, ids []strin
 	return conversationRecords(cs), nil
 }
 
-// conversationRecords converts conversations; their attributes are those of
-// sdes and unAuthSdes together.
+// conversationRecords converts conversations, with the values of sdes
+// (authenticated) apart from those of unAuthSdes (unauthenticated): only an
+// authenticated match makes a conversation's consumer the person's. The
+// client's Attributes hold the authenticated values followed by Unauth's.
+// Should they not end with Unauth's, every value Unauth holds counts as
+// unauthenticated: better to follow a consumer too few than one too many.
 func conversationRecords(cs []liveperson.Conversation) []service.ConversationRecord {
+	authenticated := func(all, unauth []string) []string {
+		in := func(vs []string, v string) bool {
+			for _, x := range vs {
+				if x == v {
+					return true
+				}
+			}
+			return false
+		}
+		n := len(all) - len(unauth)
+		tail := n >= 0
+		for i := 0; tail && i < len(unauth); i++ {
+			tail = all[n+i] == unauth[i]
+		}
+		if tail && n == 0 {
+			return nil
+		}
+		if tail {
+			return all[:n:n]
+		}
+		var out []string
+		for _, v := range all {
+			if !in(unauth, v) {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	out := make([]service.ConversationRecord, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, service.ConversationRecord{ConversationID: c.ConversationID, Open: c.Status == "OPEN",
-			Start: c.Start, ConsumerIDs: c.ConsumerIDs(), CustomerIDs: c.CustomerIDs, Emails: c.Emails,
-			Phones: c.Phones, ContentRead: c.ContentRead, Masked: c.Masked()})
+			Start: c.Start, ConsumerIDs: c.ConsumerIDs(), CustomerIDs: authenticated(c.CustomerIDs, c.Unauth.CustomerIDs),
+			Emails: authenticated(c.Emails, c.Unauth.Emails), Phones: authenticated(c.Phones, c.Unauth.Phones),
+			UnauthCustomerIDs: c.Unauth.CustomerIDs, UnauthEmails: c.Unauth.Emails, UnauthPhones: c.Unauth.Phones,
+			ContentRead: c.ContentRead, Masked: c.Masked()})
 	}
 	return out
 }

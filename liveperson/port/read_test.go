@@ -71,12 +71,16 @@ const (
 )
 
 // conversations is a Messaging Interactions answer: c-1 fully masked, c-2
-// with an unmasked unauthenticated e-mail.
+// with an authenticated e-mail and an unmasked unauthenticated e-mail and
+// customer id.
 const conversations = `{"_metadata":{"count":2},"conversationHistoryRecords":[` +
 	`{"info":{"conversationId":"c-1","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-1"}],` + maskedSdes + `,` +
 	`"messageRecords":[{"sentBy":"Consumer","messageData":{"msg":{"text":"` + mask + `"}}},{"sentBy":"Agent","messageData":{"msg":{"text":"Hi"}}}]},` +
-	`{"info":{"conversationId":"c-2","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-2"}],` + maskedSdes + `,` +
-	`"unAuthSdes":{"events":[{"personalInfo":{"personalInfo":{"contacts":[{"personalContact":{"email":"jane@example.com"}}]}}}]},` +
+	`{"info":{"conversationId":"c-2","status":"CLOSE"},"consumerParticipants":[{"participantId":"p-2"}],` +
+	`"sdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"` + mask + `"}}},` +
+	`{"personalInfo":{"personalInfo":{"contacts":[{"personalContact":{"email":"pat@example.com"}}]}}}]},` +
+	`"unAuthSdes":{"events":[{"personalInfo":{"personalInfo":{"contacts":[{"personalContact":{"email":"jane@example.com"}}]}}},` +
+	`{"customerInfo":{"customerInfo":{"customerId":"JANE-1"}}}]},` +
 	`"messageRecords":[]}]}`
 
 // searchAnswer is what a search returns: attributes, no messages.
@@ -85,7 +89,8 @@ const searchAnswer = `{"_metadata":{"count":1},"conversationHistoryRecords":[` +
 
 // TestConversationsContent: by-id reads ask for the messages and report
 // content read and masking; searches do not read content, so nothing they
-// return is masked; unauthenticated attributes are among the values.
+// return is masked; unauthenticated attribute values are reported apart from
+// the authenticated ones.
 func TestConversationsContent(t *testing.T) {
 	p, f := newPort(t, map[string]string{
 		msgBase + "/conversation/search": conversations,
@@ -98,8 +103,8 @@ func TestConversationsContent(t *testing.T) {
 	}
 	want := []service.ConversationRecord{
 		{ConversationID: "c-1", ConsumerIDs: []string{"p-1"}, CustomerIDs: []string{mask}, ContentRead: true, Masked: true},
-		{ConversationID: "c-2", ConsumerIDs: []string{"p-2"}, CustomerIDs: []string{mask}, Emails: []string{"jane@example.com"},
-			ContentRead: true, Masked: false},
+		{ConversationID: "c-2", ConsumerIDs: []string{"p-2"}, CustomerIDs: []string{mask}, Emails: []string{"pat@example.com"},
+			UnauthCustomerIDs: []string{"JANE-1"}, UnauthEmails: []string{"jane@example.com"}, ContentRead: true, Masked: false},
 	}
 	if diff := cmp.Diff(want, byID); diff != "" {
 		t.Errorf("by id (-want +got):\n%s", diff)
@@ -123,6 +128,32 @@ func TestConversationsContent(t *testing.T) {
 	}
 	if s := f.sent(msgBase + "/search"); len(s) != 1 || strings.Contains(s[0], "messageRecords") || !strings.Contains(s[0], "unAuthSdes") {
 		t.Errorf("search request = %q", s)
+	}
+}
+
+// TestConversationRecordsSplitAttributes: authenticated values are those the
+// client's merged attributes hold before the unauthenticated ones, even when a
+// value is in both; if the merged list does not end with the unauthenticated
+// values, every value they hold counts as unauthenticated.
+func TestConversationRecordsSplitAttributes(t *testing.T) {
+	conv := func(merged, unauth []string) liveperson.Conversation {
+		return liveperson.Conversation{ConversationID: "c-1", Attributes: liveperson.Attributes{Emails: merged},
+			Unauth: liveperson.Attributes{Emails: unauth}}
+	}
+	for _, tc := range []struct {
+		name                 string
+		merged, unauth, want []string
+	}{
+		{"both", []string{"a@example.com", "b@example.com"}, []string{"b@example.com"}, []string{"a@example.com"}},
+		{"in both", []string{"a@example.com", "a@example.com"}, []string{"a@example.com"}, []string{"a@example.com"}},
+		{"authenticated only", []string{"a@example.com"}, nil, []string{"a@example.com"}},
+		{"unauthenticated only", []string{"b@example.com"}, []string{"b@example.com"}, nil},
+		{"not at the tail", []string{"b@example.com", "a@example.com"}, []string{"b@example.com"}, []string{"a@example.com"}},
+	} {
+		got := conversationRecords([]liveperson.Conversation{conv(tc.merged, tc.unauth)})[0]
+		if !cmp.Equal(got.Emails, tc.want) || !cmp.Equal(got.UnauthEmails, tc.unauth) {
+			t.Errorf("%s: authenticated %q unauthenticated %q, want %q and %q", tc.name, got.Emails, got.UnauthEmails, tc.want, tc.unauth)
+		}
 	}
 }
 

@@ -552,9 +552,10 @@ type Erasure struct {
 	SubmittedBy string `protobuf:"bytes,23,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	// Why the erasure was cancelled or rejected, as given by the caller.
 	Reason string `protobuf:"bytes,24,opt,name=reason,proto3" json:"reason,omitempty"`
-	// True when the subject's identifier cannot be searched in LivePerson Messaging Interactions
-	// (a value with more than three consecutive digits), so messaging records can only be found
-	// through other identifiers or explicit targets.
+	// True when some identifier may be unsearchable in LivePerson Messaging Interactions (a value
+	// made of numbers with more than three consecutive digits) and no searchable identifier has
+	// led to the person's messaging consumer, so messaging records may have been missed. Such an
+	// erasure does not complete by itself (see BLOCKED_ON_IDENTIFIER_UNSEARCHABLE).
 	IdentifierUnsearchable bool `protobuf:"varint,25,opt,name=identifier_unsearchable,json=identifierUnsearchable,proto3" json:"identifier_unsearchable,omitempty"`
 	// How many further identifiers (aliases) of the subject the erasure holds. The aliases
 	// themselves are never returned.

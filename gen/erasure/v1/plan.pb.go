@@ -35,7 +35,8 @@ type Plan struct {
 	// LivePerson deletion requests this plan still needs if its records were sent alone. Records
 	// are packed together with other erasures' records, so the real cost is usually lower.
 	LivepersonRequestsNeeded int32 `protobuf:"varint,4,opt,name=liveperson_requests_needed,json=livepersonRequestsNeeded,proto3" json:"liveperson_requests_needed,omitempty"`
-	// True when the subject's identifier cannot be searched in Messaging Interactions.
+	// True when some identifier may be unsearchable in Messaging Interactions and no searchable
+	// identifier has led to the person's messaging consumer (see Erasure.identifier_unsearchable).
 	IdentifierUnsearchable bool `protobuf:"varint,5,opt,name=identifier_unsearchable,json=identifierUnsearchable,proto3" json:"identifier_unsearchable,omitempty"`
 	// Each identifier of the subject (the subject first, then its aliases), by fingerprint.
 	Identifiers   []*PlanIdentifier `protobuf:"bytes,6,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
