@@ -58,24 +58,28 @@ func e2eVariants(t *testing.T, force func(*lpsim.Variants)) lpsim.Variants {
 // TestE2EHiddenRecordsEveryShape: Ada Lovelace's records are found only by a client that reads
 // every documented form: a chat whose e-mail sits in the flat personalInfo, a conversation
 // whose attributes are all unauthenticated (unAuthSdes, served only to v=2), and a conversation
-// with no attribute at all, found through her consumer id. Each is erased, whichever shape the
-// simulator serves the attributes in, found by her e-mail (personalInfo shapes) or by her
-// customer id (customerInfo shapes).
+// with no attribute at all, reached through her consumer, which a conversation with her
+// customer id in authenticated attributes names. Each is erased, whichever shape the simulator
+// serves the attributes in, found by her customer id (customerInfo shapes) or by her e-mail
+// (personalInfo shapes). The e-mail is only in the chat and in the unauthenticated attributes,
+// which anyone can type: that conversation is erased, but its consumer is not followed, so
+// the e-mail alone reaches neither her authenticated nor her bare conversation.
 func TestE2EHiddenRecordsEveryShape(t *testing.T) {
 	type shape struct {
 		subject                    service.Subject
 		personalInfo, customerInfo string
 	}
 	var shapes []shape
-	for _, pi := range []string{lpsim.ShapeNested, lpsim.ShapeFlat, lpsim.ShapeDirect} {
-		shapes = append(shapes, shape{email(lpsim.DemoHiddenEmail), pi, lpsim.ShapeNested})
-	}
 	for _, ci := range []string{lpsim.ShapeNested, lpsim.ShapeFlat} {
 		shapes = append(shapes, shape{customerID(lpsim.DemoHiddenCustomerID), lpsim.ShapeNested, ci})
 	}
+	for _, pi := range []string{lpsim.ShapeNested, lpsim.ShapeFlat, lpsim.ShapeDirect} {
+		shapes = append(shapes, shape{email(lpsim.DemoHiddenEmail), pi, lpsim.ShapeNested})
+	}
 	for _, sh := range shapes {
+		byCustomer := sh.subject.Kind == service.SubjectCustomerID
 		kind := "email"
-		if sh.subject.Kind == service.SubjectCustomerID {
+		if byCustomer {
 			kind = "customerId"
 		}
 		t.Run(fmt.Sprintf("%s personalInfo=%s customerInfo=%s", kind, sh.personalInfo, sh.customerInfo), func(t *testing.T) {
@@ -83,25 +87,26 @@ func TestE2EHiddenRecordsEveryShape(t *testing.T) {
 				v.PersonalInfo, v.CustomerInfo = sh.personalInfo, sh.customerInfo
 			}})
 			chats := e.chatsOf(lpsim.DemoHiddenCustomerID)
-			unauth := e.convIDs(func(c lpsim.Conversation) bool {
-				return c.ConsumerID == lpsim.DemoHiddenConsumerID && c.Unauthenticated && c.CustomerID != ""
-			})
-			bare := e.convIDs(func(c lpsim.Conversation) bool {
-				return c.ConsumerID == lpsim.DemoHiddenConsumerID && c.CustomerID == "" && c.Email == ""
-			})
-			if len(chats) != 1 || len(unauth) != 1 || len(bare) != 1 {
-				t.Fatalf("demo data: Ada has %d chats, %d unauthenticated and %d bare conversations; want 1 each",
-					len(chats), len(unauth), len(bare))
+			ada := func(keep func(lpsim.Conversation) bool) []string {
+				return e.convIDs(func(c lpsim.Conversation) bool { return c.ConsumerID == lpsim.DemoHiddenConsumerID && keep(c) })
 			}
-			if shape := e.chatIDs(func(c lpsim.Chat) bool { return c.PersonalInfoShape == lpsim.ShapeFlat }); !slices.Contains(shape, chats[0]) {
-				t.Fatal("demo data: Ada's chat does not carry its personalInfo flat")
+			unauth := ada(func(c lpsim.Conversation) bool { return c.Unauthenticated && c.Email != "" })
+			authed := ada(func(c lpsim.Conversation) bool { return !c.Unauthenticated && c.CustomerID != "" && c.Email == "" })
+			bare := ada(func(c lpsim.Conversation) bool { return c.CustomerID == "" && c.Email == "" })
+			flat := e.chatIDs(func(c lpsim.Chat) bool { return c.PersonalInfoShape == lpsim.ShapeFlat })
+			if len(chats) != 1 || !slices.Contains(flat, chats[0]) || len(unauth) != 1 || len(authed) != 1 || len(bare) != 1 {
+				t.Fatalf("demo data: Ada has chats %v (flat: %v), unauthenticated %v, authenticated %v and bare %v "+
+					"conversations; want one flat chat and one conversation of each", chats, flat, unauth, authed, bare)
 			}
-			convs := sorted(unauth, bare)
+			convs, untouched := sorted(unauth, authed, bare), []string(nil)
+			if !byCustomer {
+				convs, untouched = unauth, sorted(authed, bare)
+			}
 			name := e.submit(sh.subject)
 			e.waitState(name, service.StateScheduled)
 			want := sorted(planEntries("engagement", "QUEUED", chats...), planEntries("conversation", "QUEUED", convs...))
 			if _, records := e.planOf(name); !slices.Equal(records, want) {
-				t.Errorf("plan = %v, want %v (the flat chat, the unauthenticated and the bare conversation)", records, want)
+				t.Errorf("plan = %v, want %v", records, want)
 			}
 			e.advance(e2eBatchMaxWait)
 			e.waitState(name, service.StateSubmitted)
@@ -109,10 +114,12 @@ func TestE2EHiddenRecordsEveryShape(t *testing.T) {
 				t.Errorf("LivePerson deletion requests = %v, want %v", got, want)
 			}
 			e.deleteAtLivePerson(name)
-			if done := e.status(name); !strings.HasPrefix(done.Receipt.VerificationSummary, "3 of 3 re-read records verified") {
-				t.Errorf("verification summary = %q, want 3 of 3 re-read records verified", done.Receipt.VerificationSummary)
+			n := len(chats) + len(convs)
+			if done := e.status(name); !strings.HasPrefix(done.Receipt.VerificationSummary, fmt.Sprintf("%d of %d re-read records verified", n, n)) {
+				t.Errorf("verification summary = %q, want %d of %d re-read records verified", done.Receipt.VerificationSummary, n, n)
 			}
 			e.wantMasked(chats, convs, true)
+			e.wantMasked(nil, untouched, false)
 		})
 	}
 }
