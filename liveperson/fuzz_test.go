@@ -22,6 +22,7 @@ var (
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"unAuthSdes":{"events":[{"personalInfo":{"personalInfo":{"phone":"3","personalInfo":{"email":"x@y.z"}}}}]},"transcript":null}]}`,
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":{"lines":["bare",{"text":["a","b"]},{"source":7,"text":"x"}],"summary":{"text":"s"}}}]}`,
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":"plain"}]}`,
+		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":{"lines":[{"source":"visitor","textType":"html","text":"<p>*** LP deleted data ***</p>"},{"source":"visitor","url":"/f"}]}}]}`,
 	}
 	convSeeds = []string{
 		`{"_metadata":{"count":1},"conversationHistoryRecords":[{"info":{"conversationId":"c1","status":"CLOSE","startTimeL":1,"endTimeL":2,"isPartial":false},"consumerParticipants":[{"participantId":"p1","firstName":"J"}],"sdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"X"}},"sdeType":"CUSTOMER_INFO"}]},"messageRecords":[{"messageData":{"msg":{"text":"hello"}}}]}]}`,
@@ -30,6 +31,7 @@ var (
 		`{"_metadata":{"shardsStatusResult":{"partialResult":true}}}`, `{"conversationHistoryRecords":[{}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"consumerParticipants":[{"participantId":"p1"}],"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U1"}}]},"messageRecords":[{"sentBy":"Consumer","messageData":{"msg":{"text":"*** LP deleted data ***"}}},{"participantId":"a1","messageData":{"richContent":{"elements":[{"type":"text","text":"t"}]}}},{"participantId":"p1","messageData":{"file":{"caption":"c"}}}]}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":[]}]}`,
+		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":[{"sentBy":"Consumer","type":"RICH_CONTENT","messageData":{"richContent":{"content":"{\"elements\":[{\"text\":\"*** LP deleted data ***\"}]}"}}},{"sentBy":"Consumer","type":"HOSTED_FILE","messageData":{"file":{"relativePath":"/f"}}}]}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":{"text":"odd"}}]}`,
 	}
 	delSeeds = []string{
@@ -110,8 +112,11 @@ func checkMasked(t *testing.T, masked, read bool, lines []Line, all, unauth Attr
 		t.Fatal("masked without content read")
 	}
 	for _, l := range lines {
-		if masked && l.Consumer && !IsDeleted(l.Text) {
+		if masked && l.Consumer && !l.Masked {
 			t.Fatalf("masked with an unmasked consumer line")
+		}
+		if l.Masked && !allDeleted(l.Texts) {
+			t.Fatalf("line masked with unmasked text")
 		}
 	}
 	for _, v := range unauth.CustomerIDs {
