@@ -62,7 +62,7 @@ func TestDecodeAttributeShapes(t *testing.T) {
 		if diff := cmp.Diff(tc.want, es[0].Attributes); diff != "" {
 			t.Errorf("%s: engagement attributes (-want +got):\n%s", tc.name, diff)
 		}
-		cs, _, err := decodeConversations(mhBody(tc.fields))
+		cs, _, err := decodeConversations(mhBody(tc.fields), true)
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("%s: conversation %v, %v", tc.name, cs, err)
 		}
@@ -70,7 +70,7 @@ func TestDecodeAttributeShapes(t *testing.T) {
 			t.Errorf("%s: conversation attributes (-want +got):\n%s", tc.name, diff)
 		}
 	}
-	cs, _, _ := decodeConversations(mhBody(`,"sdes":{"events":[{"customerInfo":{"customerId":"A-1"}}]},"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U-1"}}]}`))
+	cs, _, _ := decodeConversations(mhBody(`,"sdes":{"events":[{"customerInfo":{"customerId":"A-1"}}]},"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U-1"}}]}`), true)
 	if diff := cmp.Diff(Attributes{CustomerIDs: []string{"U-1"}}, cs[0].Unauth); diff != "" {
 		t.Errorf("unauthenticated attributes kept apart (-want +got):\n%s", diff)
 	}
@@ -198,7 +198,7 @@ func TestConversationMasked(t *testing.T) {
 			consumers + maskedAttrs + `,"unAuthSdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"U-1"}}}]},"messageRecords":[]`,
 			true, false},
 	} {
-		cs, _, err := decodeConversations(mhBody(tc.fields))
+		cs, _, err := decodeConversations(mhBody(tc.fields), true)
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("%s: %v, %v", tc.name, cs, err)
 		}

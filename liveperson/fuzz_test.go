@@ -72,7 +72,13 @@ func FuzzDecodeConversations(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, count, err := decodeConversations(b)
+		unasked, _, _ := decodeConversations(b, false)
+		for _, r := range unasked {
+			if r.ContentRead || r.Masked() {
+				t.Fatal("content read without messages asked for")
+			}
+		}
+		recs, count, err := decodeConversations(b, true)
 		if err == nil && count < len(recs) {
 			t.Fatalf("count %d < %d records", count, len(recs))
 		}
