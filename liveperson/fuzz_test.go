@@ -40,6 +40,7 @@ var (
 		`[]`, `[{"is_canceled":true,"cancel_timestamp":"2018-01-04 14:07:32"}]`, `{"request_id":{"x":1}}`,
 		`[{"request_id":127223,"siteId":"20762324","request_time":"2018-01-04T14:07:32.000Z","requested_by":"Mike","status":"IN_PROGRESS"}]`,
 		`{"request_id":1,"delete_json":null}`, `{"request_id":1,"delete_json":""}`,
+		`[{"request_id":1,"request_time":{"x":1},"delete_json":7},"s",5,null,{"request_id":[2]}]`,
 	}
 	domainSeeds = []string{
 		`{"service":"rtbf","account":"1234","baseURI":"va.data-mng.liveperson.net"}`,
