@@ -3,6 +3,7 @@ package port
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -200,5 +201,52 @@ func TestDeletionWithoutEcho(t *testing.T) {
 	want := service.Deletion{ID: 127223, Status: service.LPNotStarted, Created: t0, RequestedBy: "erasured-app"}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("deletion (-want +got):\n%s", diff)
+	}
+}
+
+const deletionPath = "/api/account/" + acct + "/personal-data-deletion"
+
+// TestCreateUnreadableID: a create answered with an id that is not a number
+// may still have created the request: its outcome is unknown, to be
+// reconciled, not a plain failure to retry.
+func TestCreateUnreadableID(t *testing.T) {
+	for _, answer := range []string{
+		`{"request_id":"REQ-1","siteid":"` + acct + `","requested_by":"erasured-app"}`,
+		`{"request_id":0,"siteid":"` + acct + `"}`,
+	} {
+		p, _ := newPort(t, map[string]string{deletionPath: answer})
+		_, err := p.CreateDeletion(context.Background(), acct, service.KindConversation, []string{"c-1"})
+		if !errors.Is(err, service.ErrOutcomeUnknown) || errors.Is(err, service.ErrUnavailable) {
+			t.Errorf("create answered %s: %v, want ErrOutcomeUnknown", answer, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "REQ-1") {
+			t.Errorf("error %q repeats LivePerson's answer", err)
+		}
+	}
+}
+
+// TestListSkipsUnreadable: entries whose id cannot be read are skipped and
+// counted; the others still come back, so that a batch can be reconciled.
+func TestListSkipsUnreadable(t *testing.T) {
+	p, _ := newPort(t, map[string]string{deletionPath: `[` +
+		`{"request_id":127223,"siteId":"` + acct + `","requested_by":"erasured-app","status":"DONE"},` +
+		`{"request_id":"jane@example.com","status":"DONE"},` +
+		`{"request_id":null,"status":"IN_PROGRESS"},` +
+		`{"request_id":{"odd":1}},` +
+		`"not a request",` +
+		`{"request_id":"127224","request_time":{"odd":1},"requested_by":"erasured-app","status":"NOT_STARTED"}]`})
+	got, err := p.ListDeletions(context.Background(), acct, t0.Add(-24*time.Hour), time.Time{})
+	if err != nil {
+		t.Fatalf("list: %v, want the readable entries", err)
+	}
+	want := []service.Deletion{
+		{ID: 127223, Status: service.LPDone, RequestedBy: "erasured-app"},
+		{ID: 127224, Status: service.LPNotStarted, RequestedBy: "erasured-app"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("list (-want +got):\n%s", diff)
+	}
+	if n := p.UnreadableDeletions(); n != 4 {
+		t.Errorf("%d entries counted unreadable, want 4", n)
 	}
 }
