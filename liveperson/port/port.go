@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/erasured/erasured/liveperson"
@@ -17,22 +16,10 @@ import (
 // Port implements service.LivePerson over a liveperson.Client.
 type Port struct {
 	c *liveperson.Client
-	// unreadable counts deletion list entries skipped for want of a usable id.
-	unreadable *atomic.Int64
 }
 
 // New returns the adapter over c.
-func New(c *liveperson.Client) Port { return Port{c: c, unreadable: new(atomic.Int64)} }
-
-// UnreadableDeletions returns how many entries of LivePerson's deletion lists
-// were skipped so far because their request id is not a positive number; a
-// metric can report it. Nothing else of those entries is kept.
-func (p Port) UnreadableDeletions() int64 {
-	if p.unreadable == nil {
-		return 0
-	}
-	return p.unreadable.Load()
-}
+func New(c *liveperson.Client) Port { return Port{c: c} }
 
 var _ service.LivePerson = Port{}
 
@@ -157,10 +144,11 @@ func (p Port) CreateDeletion(ctx context.Context, account string, kind service.T
 	return d, nil
 }
 
-// ListDeletions lists requests. An entry whose id cannot be read is skipped
-// and counted (UnreadableDeletions): it cannot be one of ours, whose ids were
-// all numbers when they were created, and it must not keep every other
-// request from being seen.
+// ListDeletions lists requests. An entry whose id cannot be read fails the
+// whole list as unavailable rather than being skipped: the list serves
+// reconciliation, and a request it cannot see might be the one a lost create
+// made, which would then be sent again. A list that keeps failing ends with the
+// batch held for an operator, never resent.
 func (p Port) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
 	rs, err := p.c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: from, ToDate: to})
 	if err != nil {
@@ -170,10 +158,7 @@ func (p Port) ListDeletions(ctx context.Context, account string, from, to time.T
 	for _, r := range rs {
 		d, ok := deletion(r)
 		if !ok {
-			if p.unreadable != nil {
-				p.unreadable.Add(1)
-			}
-			continue
+			return nil, fmt.Errorf("%w: %s", service.ErrUnavailable, errUnreadableID)
 		}
 		out = append(out, d)
 	}

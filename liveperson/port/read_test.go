@@ -227,26 +227,26 @@ func TestCreateUnreadableID(t *testing.T) {
 
 // TestListSkipsUnreadable: entries whose id cannot be read are skipped and
 // counted; the others still come back, so that a batch can be reconciled.
-func TestListSkipsUnreadable(t *testing.T) {
+// TestListRefusesUnreadable: an entry whose request id cannot be read fails the list as
+// unavailable, whatever else it holds, so that reconciliation never decides on a list in which
+// its own request may be hidden.
+func TestListRefusesUnreadable(t *testing.T) {
+	for _, bad := range []string{`{"request_id":"jane@example.com","status":"DONE"}`, `{"request_id":null,"status":"IN_PROGRESS"}`,
+		`{"request_id":{"odd":1}}`, `"not a request"`} {
+		p, _ := newPort(t, map[string]string{deletionPath: `[` +
+			`{"request_id":127223,"siteId":"` + acct + `","requested_by":"erasured-app","status":"DONE"},` + bad + `]`})
+		got, err := p.ListDeletions(context.Background(), acct, t0.Add(-24*time.Hour), time.Time{})
+		if !errors.Is(err, service.ErrUnavailable) || got != nil {
+			t.Errorf("list with %s = %v, %v; want ErrUnavailable and nothing", bad, got, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "jane") {
+			t.Errorf("error %q carries the entry's content", err)
+		}
+	}
 	p, _ := newPort(t, map[string]string{deletionPath: `[` +
-		`{"request_id":127223,"siteId":"` + acct + `","requested_by":"erasured-app","status":"DONE"},` +
-		`{"request_id":"jane@example.com","status":"DONE"},` +
-		`{"request_id":null,"status":"IN_PROGRESS"},` +
-		`{"request_id":{"odd":1}},` +
-		`"not a request",` +
 		`{"request_id":"127224","request_time":{"odd":1},"requested_by":"erasured-app","status":"NOT_STARTED"}]`})
 	got, err := p.ListDeletions(context.Background(), acct, t0.Add(-24*time.Hour), time.Time{})
-	if err != nil {
-		t.Fatalf("list: %v, want the readable entries", err)
-	}
-	want := []service.Deletion{
-		{ID: 127223, Status: service.LPDone, RequestedBy: "erasured-app"},
-		{ID: 127224, Status: service.LPNotStarted, RequestedBy: "erasured-app"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("list (-want +got):\n%s", diff)
-	}
-	if n := p.UnreadableDeletions(); n != 4 {
-		t.Errorf("%d entries counted unreadable, want 4", n)
+	if want := []service.Deletion{{ID: 127224, Status: service.LPNotStarted, RequestedBy: "erasured-app"}}; err != nil || !cmp.Equal(want, got) {
+		t.Errorf("list with an unreadable time = %v, %v; want %v", got, err, want)
 	}
 }
