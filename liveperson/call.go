@@ -32,7 +32,8 @@ var errPartial = errors.New("partial result")
 // do runs rq with the retry policy: 429 waits at least a second (or
 // Retry-After) and teaches the rate controller; 5xx, transport failures and
 // partial results on safe calls wait 5, 10, 15 s then longer; a 401 refreshes
-// cached credentials once; anything else is final.
+// cached credentials once; anything else, and an answer over the size limit,
+// is returned at once.
 func (c *Client) do(ctx context.Context, rq request) error {
 	start := c.clock.Now()
 	var n5xx, n429 int
@@ -60,7 +61,7 @@ func (c *Client) do(ctx context.Context, rq request) error {
 			n429++
 			wait = c.policy.rateLimitWait(n429, e.RetryAfter, c.random)
 		case KindRetryable:
-			if rq.unsafe {
+			if rq.unsafe || e.notNow {
 				return e
 			}
 			n5xx++
@@ -167,10 +168,17 @@ func (c *Client) exchange(req *http.Request, rq request, wrote *atomic.Bool, g *
 		return lost(resp.StatusCode, "reading response failed", stripURL(err))
 	}
 	if int64(len(data)) > c.maxBody {
-		if rq.unsafe && resp.StatusCode < 300 {
+		switch {
+		case rq.unsafe && resp.StatusCode < 300:
 			return fail(KindOutcomeUnknown, resp.StatusCode, "response too large", nil)
+		case rq.unsafe:
+			return fail(KindTerminal, resp.StatusCode, "response too large", nil)
 		}
-		return fail(KindTerminal, resp.StatusCode, "response too large", nil)
+		// A safe read may succeed later (smaller, or with a raised limit);
+		// repeating it now would fetch the same answer again.
+		e := fail(KindRetryable, resp.StatusCode, "response too large", nil)
+		e.notNow = true
+		return e
 	}
 	st := resp.StatusCode
 	switch {

@@ -7,25 +7,32 @@ import (
 	"strings"
 )
 
-// Line is one piece of text of a chat transcript or a conversation's
-// messages, with whether the consumer wrote it.
+// Line is one entry of a chat transcript or one message of a conversation:
+// what it says, who wrote it, and whether it shows the deletion mask.
 type Line struct {
-	Text string
-	// Consumer is true when the consumer wrote the text, and also when the
-	// author cannot be told: such text must show the deletion mask before the
-	// record counts as erased.
+	// Texts are the strings under the entry's text keys ("text", "caption"),
+	// at any depth, in a stable order.
+	Texts []string
+	// Consumer is true when the consumer wrote the entry, and also when the
+	// author cannot be told: such an entry must be masked before the record
+	// counts as erased.
 	Consumer bool
+	// Masked is true when every text shows the deletion mask and the mask
+	// appears in the entry's content. An entry whose content holds no mask at
+	// all (rich content, a file link, a shape not understood) is not masked,
+	// however little plain text it has.
+	Masked bool
 }
 
 // contentMasked reports whether read content and attributes show LivePerson's
-// deletion mask: every consumer-authored line and every attribute value.
-// System and agent lines may stay. Content that was not read proves nothing.
+// deletion mask: every consumer-authored entry and every attribute value.
+// System and agent entries may stay. Content that was not read proves nothing.
 func contentMasked(read bool, lines []Line, a Attributes) bool {
 	if !read {
 		return false
 	}
 	for _, l := range lines {
-		if l.Consumer && !IsDeleted(l.Text) {
+		if l.Consumer && !l.Masked {
 			return false
 		}
 	}
@@ -40,8 +47,10 @@ func carried(raw json.RawMessage) bool {
 
 // chatLines reads a chat's `transcript`; read is false when the answer did
 // not carry it. Each entry of `transcript.lines` is the consumer's when its
-// `source` is "visitor", or when it has no source; text anywhere else in the
-// transcript has no known author.
+// `source` is "visitor", or when it has no source, and is masked when it has
+// text and all of it shows the mask (whatever its textType: plain or html).
+// Text anywhere else in the transcript has no known author and must show the
+// mask too.
 func chatLines(raw json.RawMessage) (lines []Line, read bool) {
 	v, ok := parseContent(raw)
 	if !ok {
@@ -50,13 +59,13 @@ func chatLines(raw json.RawMessage) (lines []Line, read bool) {
 	var out []Line
 	top, isMap := v.(map[string]any)
 	if !isMap {
-		collectText(v, "text", true, &out)
+		out = appendUnattributed(out, v)
 		return out, true
 	}
 	for _, k := range sortedKeys(top) {
 		entries, isList := top[k].([]any)
 		if k != "lines" || !isList {
-			collectText(top[k], k, true, &out)
+			out = appendUnattributed(out, map[string]any{k: top[k]})
 			continue
 		}
 		for _, e := range entries {
@@ -66,17 +75,31 @@ func chatLines(raw json.RawMessage) (lines []Line, read bool) {
 					consumer = strings.EqualFold(src, "visitor")
 				}
 			}
-			// A bare string entry is a line's text.
-			collectText(e, "text", consumer, &out)
+			// A bare string entry is a line's text. A line is masked only
+			// when the mask is in its text: a line without text is not.
+			texts := textsOf(e)
+			out = append(out, Line{Texts: texts, Consumer: consumer, Masked: len(texts) > 0 && allDeleted(texts)})
 		}
 	}
 	return out, true
 }
 
+// appendUnattributed adds content outside the transcript's lines as one entry
+// of unknown author, when it holds any text.
+func appendUnattributed(out []Line, v any) []Line {
+	if texts := textsOf(v); len(texts) > 0 {
+		out = append(out, Line{Texts: texts, Consumer: true, Masked: allDeleted(texts)})
+	}
+	return out
+}
+
 // messageLines reads a conversation's `messageRecords`; read is false when
 // the answer did not carry them. A record is the consumer's when `sentBy` is
 // "Consumer"; without sentBy, when its participantId is one of consumers, or
-// cannot be compared with them.
+// cannot be compared with them. A record is masked when all its text shows the
+// mask and the mask appears in its messageData (the record itself when it has
+// none): a rich content card or a hosted file link that was left as it was
+// holds no mask, even when it has no plain text at all.
 func messageLines(raw json.RawMessage, consumers []string) (lines []Line, read bool) {
 	v, ok := parseContent(raw)
 	if !ok {
@@ -89,14 +112,19 @@ func messageLines(raw json.RawMessage, consumers []string) (lines []Line, read b
 	var out []Line
 	for _, r := range records {
 		consumer := true
+		content := r
 		if m, ok := r.(map[string]any); ok {
 			if by, ok := m["sentBy"].(string); ok && by != "" {
 				consumer = strings.EqualFold(by, "consumer")
 			} else if pid, ok := m["participantId"].(string); ok && pid != "" && len(consumers) > 0 {
 				consumer = slices.Contains(consumers, pid)
 			}
+			if d, ok := m["messageData"]; ok && d != nil {
+				content = d
+			}
 		}
-		collectText(r, "text", consumer, &out)
+		texts := textsOf(r)
+		out = append(out, Line{Texts: texts, Consumer: consumer, Masked: allDeleted(texts) && holdsMask(content)})
 	}
 	return out, true
 }
@@ -116,20 +144,57 @@ func parseContent(raw json.RawMessage) (any, bool) {
 // around them (plain messages, rich content, hosted file captions).
 var textKeys = map[string]bool{"text": true, "caption": true}
 
-// collectText appends every string under a text key of v, in a stable order.
-func collectText(v any, key string, consumer bool, out *[]Line) {
+// textsOf returns every string under a text key of v, in a stable order. A
+// bare string counts as text.
+func textsOf(v any) []string {
+	var out []string
+	walkStrings(v, "text", 0, func(key, s string) {
+		if textKeys[strings.ToLower(key)] {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+// holdsMask reports whether any string in v shows the deletion mask.
+func holdsMask(v any) bool {
+	found := false
+	walkStrings(v, "", 0, func(_, s string) { found = found || IsDeleted(s) })
+	return found
+}
+
+func allDeleted(texts []string) bool {
+	for _, t := range texts {
+		if !IsDeleted(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxEmbedded bounds how deep JSON held in strings is unpacked.
+const maxEmbedded = 4
+
+// walkStrings calls f for every string in v with the key it sits under, in a
+// stable order. A string that holds a JSON object or array (rich content is
+// sent that way) is walked as well, so that text inside it counts.
+func walkStrings(v any, key string, depth int, f func(key, s string)) {
 	switch t := v.(type) {
 	case map[string]any:
 		for _, k := range sortedKeys(t) {
-			collectText(t[k], k, consumer, out)
+			walkStrings(t[k], k, depth, f)
 		}
 	case []any:
 		for _, c := range t {
-			collectText(c, key, consumer, out)
+			walkStrings(c, key, depth, f)
 		}
 	case string:
-		if textKeys[strings.ToLower(key)] {
-			*out = append(*out, Line{Text: t, Consumer: consumer})
+		f(key, t)
+		if s := strings.TrimSpace(t); depth < maxEmbedded && s != "" && (s[0] == '{' || s[0] == '[') {
+			var inner any
+			if json.Unmarshal([]byte(s), &inner) == nil {
+				walkStrings(inner, key, depth+1, f)
+			}
 		}
 	}
 }

@@ -62,7 +62,7 @@ func TestDecodeAttributeShapes(t *testing.T) {
 		if diff := cmp.Diff(tc.want, es[0].Attributes); diff != "" {
 			t.Errorf("%s: engagement attributes (-want +got):\n%s", tc.name, diff)
 		}
-		cs, _, err := decodeConversations(mhBody(tc.fields))
+		cs, _, err := decodeConversations(mhBody(tc.fields), true)
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("%s: conversation %v, %v", tc.name, cs, err)
 		}
@@ -70,7 +70,7 @@ func TestDecodeAttributeShapes(t *testing.T) {
 			t.Errorf("%s: conversation attributes (-want +got):\n%s", tc.name, diff)
 		}
 	}
-	cs, _, _ := decodeConversations(mhBody(`,"sdes":{"events":[{"customerInfo":{"customerId":"A-1"}}]},"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U-1"}}]}`))
+	cs, _, _ := decodeConversations(mhBody(`,"sdes":{"events":[{"customerInfo":{"customerId":"A-1"}}]},"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U-1"}}]}`), true)
 	if diff := cmp.Diff(Attributes{CustomerIDs: []string{"U-1"}}, cs[0].Unauth); diff != "" {
 		t.Errorf("unauthenticated attributes kept apart (-want +got):\n%s", diff)
 	}
@@ -100,6 +100,20 @@ func TestEngagementMasked(t *testing.T) {
 			maskedAttrs + `,"transcript":{"lines":[{"text":"who wrote me?"}]}`, true, false},
 		{"text outside lines unmasked",
 			maskedAttrs + `,"transcript":{"lines":[],"notes":[{"text":"jane@example.com"}]}`, true, false},
+		{"visitor line without text (a file link)",
+			maskedAttrs + `,"transcript":{"lines":[{"source":"visitor","type":"FILE","url":"https://files.example/jane.pdf"}]}`,
+			true, false},
+		{"visitor line with empty text",
+			maskedAttrs + `,"transcript":{"lines":[{"source":"visitor","text":""}]}`, true, false},
+		{"html visitor line unmasked",
+			maskedAttrs + `,"transcript":{"lines":[{"source":"visitor","textType":"html","text":"<a href=\"mailto:jane@example.com\">mail</a>"}]}`,
+			true, false},
+		{"html visitor line masked",
+			maskedAttrs + `,"transcript":{"lines":[{"source":"visitor","textType":"html","text":"<p>` + mask + `</p>"}]}`,
+			true, true},
+		{"agent line without text kept",
+			maskedAttrs + `,"transcript":{"lines":[{"source":"agent","type":"FILE","url":"https://files.example/form.pdf"}]}`,
+			true, true},
 		{"empty transcript, attributes masked", maskedAttrs + `,"transcript":{"lines":[]}`, true, true},
 		{"no transcript, attributes masked", maskedAttrs, false, false},
 		{"null transcript, attributes masked", maskedAttrs + `,"transcript":null`, false, false},
@@ -152,13 +166,39 @@ func TestConversationMasked(t *testing.T) {
 		{"file caption unmasked",
 			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","messageData":{"file":{"relativePath":"/x","caption":"my passport"}}}]`,
 			true, false},
+		{"rich content without text keys, unmasked",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"RICH_CONTENT","messageData":{"richContent":{"content":{"type":"vertical","elements":[{"type":"button","title":"jane@example.com"}]}}}}]`,
+			true, false},
+		{"rich content sent as a JSON string, unmasked",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"RICH_CONTENT","messageData":{"richContent":{"content":"{\"type\":\"vertical\",\"elements\":[{\"type\":\"text\",\"text\":\"jane@example.com\"}]}"}}}]`,
+			true, false},
+		{"rich content JSON string, one text masked and one not",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","messageData":{"richContent":{"content":"[{\"text\":\"` + mask + `\"},{\"text\":\"jane@example.com\"}]"}}}]`,
+			true, false},
+		{"rich content replaced by the mask",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"RICH_CONTENT","messageData":{"richContent":{"content":"` + mask + `"}}}]`,
+			true, true},
+		{"hosted file link, no caption",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"HOSTED_FILE","messageData":{"file":{"relativePath":"/files/jane-passport.pdf","fileType":"PDF"}}}]`,
+			true, false},
+		{"hosted file masked",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"HOSTED_FILE","messageData":{"file":{"relativePath":"` + mask + `","caption":"` + mask + `"}}}]`,
+			true, true},
+		{"consumer record without any content",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","type":"TEXT_PLAIN"}]`, true, false},
+		{"mask outside messageData does not count",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Consumer","note":"` + mask + `","messageData":{"file":{"relativePath":"/jane.pdf"}}}]`,
+			true, false},
+		{"agent rich content kept",
+			consumers + maskedAttrs + `,"messageRecords":[{"sentBy":"Agent","messageData":{"richContent":{"content":{"title":"Hello Jane"}}}}]`,
+			true, true},
 		{"empty messageRecords", consumers + maskedAttrs + `,"messageRecords":[]`, true, true},
 		{"no messageRecords, attributes masked", consumers + maskedAttrs, false, false},
 		{"an unauthenticated attribute unmasked",
 			consumers + maskedAttrs + `,"unAuthSdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"U-1"}}}]},"messageRecords":[]`,
 			true, false},
 	} {
-		cs, _, err := decodeConversations(mhBody(tc.fields))
+		cs, _, err := decodeConversations(mhBody(tc.fields), true)
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("%s: %v, %v", tc.name, cs, err)
 		}
@@ -175,7 +215,8 @@ func TestTranscriptLinesKeepAuthor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Line{{"hi", true}, {"hello", false}, {"bare", true}, {"bye", false}}
+	want := []Line{{[]string{"hi"}, true, false}, {[]string{"hello"}, false, false}, {[]string{"bare"}, true, false},
+		{[]string{"bye"}, false, false}}
 	if diff := cmp.Diff(want, es[0].Transcript); diff != "" {
 		t.Errorf("transcript (-want +got):\n%s", diff)
 	}

@@ -267,21 +267,21 @@ func (r *rawOrString) UnmarshalJSON(b []byte) error {
 }
 
 // decodeDeletions decodes a create, get, list or cancel answer: an array of
-// requests or a single object.
+// requests or a single object. One odd entry does not make the whole answer
+// unreadable: a field that cannot be read is left empty (an entry that is not
+// an object at all is kept with every field empty), so that a list still
+// shows every request whose id it can tell.
 func decodeDeletions(b []byte) ([]DeletionRequest, error) {
 	b = bytes.TrimSpace(b)
-	var raw []deletionJSON
+	var entries []json.RawMessage
 	if len(b) > 0 && b[0] == '{' {
-		var one deletionJSON
-		if err := json.Unmarshal(b, &one); err != nil {
-			return nil, err
-		}
-		raw = []deletionJSON{one}
-	} else if err := json.Unmarshal(b, &raw); err != nil {
+		entries = []json.RawMessage{b}
+	} else if err := json.Unmarshal(b, &entries); err != nil {
 		return nil, err
 	}
-	out := make([]DeletionRequest, 0, len(raw))
-	for _, d := range raw {
+	out := make([]DeletionRequest, 0, len(entries))
+	for _, e := range entries {
+		d := decodeDeletionEntry(e)
 		site := d.SiteIDLower
 		if site == "" {
 			site = d.SiteIDCamel
@@ -294,6 +294,49 @@ func decodeDeletions(b []byte) ([]DeletionRequest, error) {
 		})
 	}
 	return out, nil
+}
+
+// decodeDeletionEntry reads one request, field by field when the entry as a
+// whole does not decode.
+func decodeDeletionEntry(e json.RawMessage) deletionJSON {
+	var d deletionJSON
+	if json.Unmarshal(e, &d) == nil {
+		return d
+	}
+	var raw struct {
+		RequestID       json.RawMessage `json:"request_id"`
+		SiteIDLower     json.RawMessage `json:"siteid"`
+		SiteIDCamel     json.RawMessage `json:"siteId"`
+		RequestTime     json.RawMessage `json:"request_time"`
+		RequestedBy     json.RawMessage `json:"requested_by"`
+		Status          json.RawMessage `json:"status"`
+		DeleteJSON      json.RawMessage `json:"delete_json"`
+		IsCanceled      json.RawMessage `json:"is_canceled"`
+		CancelledBy     json.RawMessage `json:"cancelled_by"`
+		CancelTimestamp json.RawMessage `json:"cancel_timestamp"`
+	}
+	d = deletionJSON{}
+	if json.Unmarshal(e, &raw) != nil {
+		return d
+	}
+	field := func(dst *flexString, b json.RawMessage) {
+		if len(b) > 0 && dst.UnmarshalJSON(b) != nil {
+			*dst = ""
+		}
+	}
+	field(&d.RequestID, raw.RequestID)
+	field(&d.SiteIDLower, raw.SiteIDLower)
+	field(&d.SiteIDCamel, raw.SiteIDCamel)
+	field(&d.RequestTime, raw.RequestTime)
+	field(&d.RequestedBy, raw.RequestedBy)
+	field(&d.Status, raw.Status)
+	field(&d.IsCanceled, raw.IsCanceled)
+	field(&d.CancelledBy, raw.CancelledBy)
+	field(&d.CancelTimestamp, raw.CancelTimestamp)
+	if len(raw.DeleteJSON) > 0 && d.DeleteJSON.UnmarshalJSON(raw.DeleteJSON) != nil {
+		d.DeleteJSON = ""
+	}
+	return d
 }
 
 // parseTime reads LivePerson's timestamps: RFC 3339 text, or epoch millis

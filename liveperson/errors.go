@@ -11,7 +11,8 @@ type Kind int
 
 const (
 	// KindRetryable: a transient failure (5xx, transport, timeout, partial
-	// result) on a call that is safe to repeat; retries were exhausted.
+	// result, an answer over the size limit or holding fewer records than it
+	// counts) on a call that is safe to repeat later; retries were exhausted.
 	KindRetryable Kind = iota + 1
 	// KindTerminal: LivePerson refused the request (a 4xx other than 401/429),
 	// or the response cannot be used. Repeating it will not help.
@@ -63,6 +64,9 @@ type Error struct {
 	RetryAfter time.Duration // for KindRateLimited / KindQuotaExhausted, when known
 	Reason     string        // fixed text chosen by this package, free of personal data
 	Err        error         // underlying cause (transport or context), if any
+	// notNow marks a retryable failure that repeating at once cannot cure
+	// (an answer over the size limit): it is returned without in-place retries.
+	notNow bool
 }
 
 func (e *Error) Error() string {

@@ -22,6 +22,7 @@ var (
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"unAuthSdes":{"events":[{"personalInfo":{"personalInfo":{"phone":"3","personalInfo":{"email":"x@y.z"}}}}]},"transcript":null}]}`,
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":{"lines":["bare",{"text":["a","b"]},{"source":7,"text":"x"}],"summary":{"text":"s"}}}]}`,
 		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":"plain"}]}`,
+		`{"interactionHistoryRecords":[{"info":{"engagementId":"1"},"transcript":{"lines":[{"source":"visitor","textType":"html","text":"<p>*** LP deleted data ***</p>"},{"source":"visitor","url":"/f"}]}}]}`,
 	}
 	convSeeds = []string{
 		`{"_metadata":{"count":1},"conversationHistoryRecords":[{"info":{"conversationId":"c1","status":"CLOSE","startTimeL":1,"endTimeL":2,"isPartial":false},"consumerParticipants":[{"participantId":"p1","firstName":"J"}],"sdes":{"events":[{"customerInfo":{"customerInfo":{"customerId":"X"}},"sdeType":"CUSTOMER_INFO"}]},"messageRecords":[{"messageData":{"msg":{"text":"hello"}}}]}]}`,
@@ -30,6 +31,7 @@ var (
 		`{"_metadata":{"shardsStatusResult":{"partialResult":true}}}`, `{"conversationHistoryRecords":[{}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"consumerParticipants":[{"participantId":"p1"}],"unAuthSdes":{"events":[{"customerInfo":{"customerId":"U1"}}]},"messageRecords":[{"sentBy":"Consumer","messageData":{"msg":{"text":"*** LP deleted data ***"}}},{"participantId":"a1","messageData":{"richContent":{"elements":[{"type":"text","text":"t"}]}}},{"participantId":"p1","messageData":{"file":{"caption":"c"}}}]}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":[]}]}`,
+		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":[{"sentBy":"Consumer","type":"RICH_CONTENT","messageData":{"richContent":{"content":"{\"elements\":[{\"text\":\"*** LP deleted data ***\"}]}"}}},{"sentBy":"Consumer","type":"HOSTED_FILE","messageData":{"file":{"relativePath":"/f"}}}]}]}`,
 		`{"conversationHistoryRecords":[{"info":{"conversationId":"c1"},"messageRecords":{"text":"odd"}}]}`,
 	}
 	delSeeds = []string{
@@ -38,6 +40,7 @@ var (
 		`[]`, `[{"is_canceled":true,"cancel_timestamp":"2018-01-04 14:07:32"}]`, `{"request_id":{"x":1}}`,
 		`[{"request_id":127223,"siteId":"20762324","request_time":"2018-01-04T14:07:32.000Z","requested_by":"Mike","status":"IN_PROGRESS"}]`,
 		`{"request_id":1,"delete_json":null}`, `{"request_id":1,"delete_json":""}`,
+		`[{"request_id":1,"request_time":{"x":1},"delete_json":7},"s",5,null,{"request_id":[2]}]`,
 	}
 	domainSeeds = []string{
 		`{"service":"rtbf","account":"1234","baseURI":"va.data-mng.liveperson.net"}`,
@@ -70,7 +73,13 @@ func FuzzDecodeConversations(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, count, err := decodeConversations(b)
+		unasked, _, _ := decodeConversations(b, false)
+		for _, r := range unasked {
+			if r.ContentRead || r.Masked() {
+				t.Fatal("content read without messages asked for")
+			}
+		}
+		recs, count, err := decodeConversations(b, true)
 		if err == nil && count < len(recs) {
 			t.Fatalf("count %d < %d records", count, len(recs))
 		}
@@ -110,8 +119,11 @@ func checkMasked(t *testing.T, masked, read bool, lines []Line, all, unauth Attr
 		t.Fatal("masked without content read")
 	}
 	for _, l := range lines {
-		if masked && l.Consumer && !IsDeleted(l.Text) {
+		if masked && l.Consumer && !l.Masked {
 			t.Fatalf("masked with an unmasked consumer line")
+		}
+		if l.Masked && !allDeleted(l.Texts) {
+			t.Fatalf("line masked with unmasked text")
 		}
 	}
 	for _, v := range unauth.CustomerIDs {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -17,6 +18,11 @@ const (
 	opMsgByID       = "conversations.byId"
 	// MaxConversationIDs bounds one by-id lookup.
 	MaxConversationIDs = 100
+	// MaxConversationIDsWithMessages is how many conversations one by-id
+	// request asks for when it reads their messages: a hundred long
+	// conversations could outgrow the response size limit.
+	MaxConversationIDsWithMessages = 20
+	contentMessages                = "messageRecords"
 )
 
 // SearchContent is the contentToRetrieve of searches and by-consumer reads:
@@ -57,7 +63,8 @@ type Conversation struct {
 	// of unAuthSdes alone.
 	Attributes
 	Unauth Attributes
-	// ContentRead is true when the answer carried messageRecords, even empty.
+	// ContentRead is true when messageRecords were asked for and the answer
+	// carried them, even empty.
 	ContentRead bool
 	Messages    []Line
 }
@@ -142,31 +149,93 @@ func (c *Client) ConversationsByConsumer(ctx context.Context, account, consumerI
 
 // ConversationsByID reads up to 100 conversations by id, e.g. to verify a
 // deletion; content defaults to ContentByID, messages included. Unknown ids
-// are simply absent from the result.
+// are simply absent from the result. With messages, the ids are read
+// MaxConversationIDsWithMessages at a time, so that an answer stays well
+// under the response size limit.
 func (c *Client) ConversationsByID(ctx context.Context, account string, ids []string, content []string) ([]Conversation, error) {
 	uniq, err := uniqueIDs(ServiceMessaging, opMsgByID, ids, true)
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(map[string]any{"conversationIds": uniq,
-		"contentToRetrieve": orDefault(content, ContentByID)})
+	content = orDefault(content, ContentByID)
+	messages := slices.Contains(content, contentMessages)
+	chunk := MaxConversationIDs
+	if messages {
+		chunk = MaxConversationIDsWithMessages
+	}
 	var out []Conversation
-	err = c.do(ctx, request{
-		service: ServiceMessaging, op: opMsgByID, account: account, method: http.MethodPost,
-		path:  "/messaging_history/api/account/" + url.PathEscape(account) + "/conversations/conversation/search",
-		query: url.Values{"source": {c.source}, "v": {"2"}}, body: body, contentType: "application/json",
-		decode: func(_ int, b []byte) error {
-			var err error
-			out, _, err = decodeConversations(b)
-			return err
-		},
-	})
-	return out, err
+	for part := range slices.Chunk(uniq, chunk) {
+		got, err := c.conversationsByID(ctx, account, part, content, messages)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// conversationsByID reads one chunk of ids. The caller counts an id missing
+// from the answer as gone, so an answer that says it holds more records than
+// it returned is paged through by offset; if that brings nothing new (the
+// by-id read does not page), the read fails as retryable rather than let
+// missing conversations pass for erased.
+func (c *Client) conversationsByID(ctx context.Context, account string, ids, content []string, messages bool) ([]Conversation, error) {
+	body, _ := json.Marshal(map[string]any{"conversationIds": ids, "contentToRetrieve": content})
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	seen := map[string]bool{}
+	var out []Conversation
+	found := 0
+	for offset := 0; ; {
+		var page []Conversation
+		var count int
+		err := c.do(ctx, request{
+			service: ServiceMessaging, op: opMsgByID, account: account, method: http.MethodPost,
+			path: "/messaging_history/api/account/" + url.PathEscape(account) + "/conversations/conversation/search",
+			query: url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)},
+				"source": {c.source}, "v": {"2"}},
+			body: body, contentType: "application/json",
+			decode: func(_ int, b []byte) error {
+				var err error
+				page, count, err = decodeConversations(b, messages)
+				return err
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		fresh := 0
+		for _, cv := range page {
+			if seen[cv.ConversationID] {
+				continue
+			}
+			seen[cv.ConversationID] = true
+			out = append(out, cv)
+			fresh++
+			if want[cv.ConversationID] {
+				found++
+			}
+		}
+		offset += len(page)
+		if len(out) > c.maxResults {
+			return nil, &Error{Kind: KindTerminal, Service: ServiceMessaging, Op: opMsgByID, Reason: "too many results"}
+		}
+		if len(out) >= count || found == len(want) {
+			return out, nil
+		}
+		if fresh == 0 {
+			return nil, &Error{Kind: KindRetryable, Service: ServiceMessaging, Op: opMsgByID,
+				Reason: "answer holds fewer records than it counts"}
+		}
+	}
 }
 
 // conversationPages reads every page of a search; records LivePerson marks
 // partial are re-read by id with the same content.
 func (c *Client) conversationPages(ctx context.Context, account, op, path string, body []byte, content []string) ([]Conversation, error) {
+	messages := slices.Contains(content, contentMessages)
 	var out []Conversation
 	for offset := 0; ; {
 		// v=2 is what returns unauthenticated attributes.
@@ -180,7 +249,7 @@ func (c *Client) conversationPages(ctx context.Context, account, op, path string
 			query: q, body: body, contentType: "application/json",
 			decode: func(_ int, b []byte) error {
 				var err error
-				page, count, err = decodeConversations(b)
+				page, count, err = decodeConversations(b, messages)
 				return err
 			},
 		})
@@ -303,8 +372,11 @@ func (p *participants) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decodeConversations decodes one Messaging Interactions page.
-func decodeConversations(b []byte) ([]Conversation, int, error) {
+// decodeConversations decodes one Messaging Interactions page. messages says
+// whether messageRecords were asked for: only then does a record's
+// messageRecords count as its content read (an answer carrying more than was
+// asked for is not trusted to be complete).
+func decodeConversations(b []byte, messages bool) ([]Conversation, int, error) {
 	var r mhResponse
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, 0, err
@@ -331,6 +403,7 @@ func decodeConversations(b []byte) ([]Conversation, int, error) {
 				LastName: string(p.LastName), Email: string(p.Email), Phone: string(p.Phone)})
 		}
 		cv.Messages, cv.ContentRead = messageLines(rec.MessageRecords, cv.ConsumerIDs())
+		cv.ContentRead = cv.ContentRead && messages
 		out = append(out, cv)
 	}
 	return out, max(r.Metadata.Count, len(out)), nil

@@ -224,6 +224,10 @@ const (
 
 func targetKey(t Target) string { return t.Kind.String() + "/" + t.ID }
 
+// verifyReadChunk is how many conversations one verification read asks for: those reads carry
+// every message, and a hundred long conversations could outgrow the largest answer accepted.
+const verifyReadChunk = 20
+
 // reread re-reads DONE targets that can be read (chats and conversations) and says, by
 // targetKey, what each showed.
 func (p *Pipeline) reread(ctx context.Context, account string, ts []Target, now time.Time) (map[string]readBack, error) {
@@ -246,7 +250,7 @@ func (p *Pipeline) reread(ctx context.Context, account string, ts []Target, now 
 			// LivePerson offers no read of a consumer profile.
 		}
 	}
-	for chunk := range slices.Chunk(convs, 100) {
+	for chunk := range slices.Chunk(convs, verifyReadChunk) {
 		recs, err := p.lp.ConversationsByID(ctx, account, chunk)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,9 @@ import (
 )
 
 // Port implements service.LivePerson over a liveperson.Client.
-type Port struct{ c *liveperson.Client }
+type Port struct {
+	c *liveperson.Client
+}
 
 // New returns the adapter over c.
 func New(c *liveperson.Client) Port { return Port{c: c} }
@@ -128,14 +130,25 @@ func conversationRecords(cs []liveperson.Conversation) []service.ConversationRec
 	return out
 }
 
+// CreateDeletion creates a request. An answer whose request id cannot be read
+// leaves the outcome unknown: the request may well exist at LivePerson.
 func (p Port) CreateDeletion(ctx context.Context, account string, kind service.TargetKind, ids []string) (service.Deletion, error) {
 	r, err := p.c.CreateDeletion(ctx, account, liveperson.DeletionKind(kind.String()), ids)
 	if err != nil {
 		return service.Deletion{}, portErr(err)
 	}
-	return deletion(r)
+	d, ok := deletion(r)
+	if !ok {
+		return service.Deletion{}, fmt.Errorf("%w: %s", service.ErrOutcomeUnknown, errUnreadableID)
+	}
+	return d, nil
 }
 
+// ListDeletions lists requests. An entry whose id cannot be read fails the
+// whole list as unavailable rather than being skipped: the list serves
+// reconciliation, and a request it cannot see might be the one a lost create
+// made, which would then be sent again. A list that keeps failing ends with the
+// batch held for an operator, never resent.
 func (p Port) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
 	rs, err := p.c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: from, ToDate: to})
 	if err != nil {
@@ -143,9 +156,9 @@ func (p Port) ListDeletions(ctx context.Context, account string, from, to time.T
 	}
 	out := make([]service.Deletion, 0, len(rs))
 	for _, r := range rs {
-		d, err := deletion(r)
-		if err != nil {
-			return nil, err
+		d, ok := deletion(r)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", service.ErrUnavailable, errUnreadableID)
 		}
 		out = append(out, d)
 	}
@@ -157,7 +170,7 @@ func (p Port) GetDeletion(ctx context.Context, account string, id int64) (servic
 	if err != nil {
 		return service.Deletion{}, portErr(err)
 	}
-	return deletion(r)
+	return readable(r)
 }
 
 func (p Port) CancelDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
@@ -165,19 +178,34 @@ func (p Port) CancelDeletion(ctx context.Context, account string, id int64) (ser
 	if err != nil {
 		return service.Deletion{}, portErr(err)
 	}
-	return deletion(r)
+	return readable(r)
 }
 
-// deletion converts LivePerson's request. Its delete_json, when echoed, gives
-// the kind and ids that reconciliation compares with a batch's intent; when
-// it is absent (get and list answers document none) Kind and IDs stay empty
-// and RequestedBy is what is left to go by.
-func deletion(r liveperson.DeletionRequest) (service.Deletion, error) {
-	id, err := strconv.ParseInt(r.ID, 10, 64)
-	if err != nil {
-		return service.Deletion{}, fmt.Errorf("%w: LivePerson request id is not a number", service.ErrUnavailable)
+// errUnreadableID is the fixed text of an answer whose request id is not a
+// positive number.
+const errUnreadableID = "LivePerson request id is not a number"
+
+// readable converts a get or cancel answer; one whose id cannot be read
+// leaves the request unavailable, to be read again later.
+func readable(r liveperson.DeletionRequest) (service.Deletion, error) {
+	d, ok := deletion(r)
+	if !ok {
+		return service.Deletion{}, fmt.Errorf("%w: %s", service.ErrUnavailable, errUnreadableID)
 	}
-	d := service.Deletion{ID: id, Status: r.Status, Created: r.RequestTime, RequestedBy: r.RequestedBy}
+	return d, nil
+}
+
+// deletion converts LivePerson's request; ok is false when its id is not a
+// positive number. Its delete_json, when echoed, gives the kind and ids that
+// reconciliation compares with a batch's intent; when it is absent (get and
+// list answers document none) Kind and IDs stay empty and RequestedBy is what
+// is left to go by.
+func deletion(r liveperson.DeletionRequest) (d service.Deletion, ok bool) {
+	id, err := strconv.ParseInt(r.ID, 10, 64)
+	if err != nil || id <= 0 {
+		return service.Deletion{}, false
+	}
+	d = service.Deletion{ID: id, Status: r.Status, Created: r.RequestTime, RequestedBy: r.RequestedBy}
 	if r.IsCanceled && d.Status == "" {
 		d.Status = service.LPCanceled
 	}
@@ -191,7 +219,7 @@ func deletion(r liveperson.DeletionRequest) (service.Deletion, error) {
 			d.Kind, d.IDs = service.KindConsumer, ids
 		}
 	}
-	return d, nil
+	return d, true
 }
 
 // portErr classifies a LivePerson error for the pipeline, keeping the original wrapped.

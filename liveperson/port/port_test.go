@@ -39,16 +39,18 @@ func TestPortErrClassifies(t *testing.T) {
 }
 
 func TestDeletionDecodesIntent(t *testing.T) {
-	d, err := deletion(liveperson.DeletionRequest{ID: "127223", Status: "NOT_STARTED",
+	d, ok := deletion(liveperson.DeletionRequest{ID: "127223", Status: "NOT_STARTED",
 		DeleteJSON: `{"conversation":["b","a"]}`})
-	if err != nil {
-		t.Fatal(err)
+	if !ok {
+		t.Fatal("numeric id refused")
 	}
 	if d.ID != 127223 || d.Kind != service.KindConversation || len(d.IDs) != 2 || d.IDs[0] != "a" {
 		t.Errorf("deletion = %+v, want id 127223, kind conversation, ids [a b]", d)
 	}
-	if _, err := deletion(liveperson.DeletionRequest{ID: "x"}); !errors.Is(err, service.ErrUnavailable) {
-		t.Errorf("non-numeric id: %v, want ErrUnavailable", err)
+	for _, id := range []string{"x", "", "0", "-5", "12.5", "99999999999999999999"} {
+		if _, ok := deletion(liveperson.DeletionRequest{ID: id}); ok {
+			t.Errorf("id %q accepted, want it unreadable", id)
+		}
 	}
 	if d, _ := deletion(liveperson.DeletionRequest{ID: "1", IsCanceled: true}); d.Status != service.LPCanceled {
 		t.Errorf("is_canceled without status: %q, want CANCELED", d.Status)

@@ -3,6 +3,7 @@ package port
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -200,5 +201,52 @@ func TestDeletionWithoutEcho(t *testing.T) {
 	want := service.Deletion{ID: 127223, Status: service.LPNotStarted, Created: t0, RequestedBy: "erasured-app"}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("deletion (-want +got):\n%s", diff)
+	}
+}
+
+const deletionPath = "/api/account/" + acct + "/personal-data-deletion"
+
+// TestCreateUnreadableID: a create answered with an id that is not a number
+// may still have created the request: its outcome is unknown, to be
+// reconciled, not a plain failure to retry.
+func TestCreateUnreadableID(t *testing.T) {
+	for _, answer := range []string{
+		`{"request_id":"REQ-1","siteid":"` + acct + `","requested_by":"erasured-app"}`,
+		`{"request_id":0,"siteid":"` + acct + `"}`,
+	} {
+		p, _ := newPort(t, map[string]string{deletionPath: answer})
+		_, err := p.CreateDeletion(context.Background(), acct, service.KindConversation, []string{"c-1"})
+		if !errors.Is(err, service.ErrOutcomeUnknown) || errors.Is(err, service.ErrUnavailable) {
+			t.Errorf("create answered %s: %v, want ErrOutcomeUnknown", answer, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "REQ-1") {
+			t.Errorf("error %q repeats LivePerson's answer", err)
+		}
+	}
+}
+
+// TestListSkipsUnreadable: entries whose id cannot be read are skipped and
+// counted; the others still come back, so that a batch can be reconciled.
+// TestListRefusesUnreadable: an entry whose request id cannot be read fails the list as
+// unavailable, whatever else it holds, so that reconciliation never decides on a list in which
+// its own request may be hidden.
+func TestListRefusesUnreadable(t *testing.T) {
+	for _, bad := range []string{`{"request_id":"jane@example.com","status":"DONE"}`, `{"request_id":null,"status":"IN_PROGRESS"}`,
+		`{"request_id":{"odd":1}}`, `"not a request"`} {
+		p, _ := newPort(t, map[string]string{deletionPath: `[` +
+			`{"request_id":127223,"siteId":"` + acct + `","requested_by":"erasured-app","status":"DONE"},` + bad + `]`})
+		got, err := p.ListDeletions(context.Background(), acct, t0.Add(-24*time.Hour), time.Time{})
+		if !errors.Is(err, service.ErrUnavailable) || got != nil {
+			t.Errorf("list with %s = %v, %v; want ErrUnavailable and nothing", bad, got, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "jane") {
+			t.Errorf("error %q carries the entry's content", err)
+		}
+	}
+	p, _ := newPort(t, map[string]string{deletionPath: `[` +
+		`{"request_id":"127224","request_time":{"odd":1},"requested_by":"erasured-app","status":"NOT_STARTED"}]`})
+	got, err := p.ListDeletions(context.Background(), acct, t0.Add(-24*time.Hour), time.Time{})
+	if want := []service.Deletion{{ID: 127224, Status: service.LPNotStarted, RequestedBy: "erasured-app"}}; err != nil || !cmp.Equal(want, got) {
+		t.Errorf("list with an unreadable time = %v, %v; want %v", got, err, want)
 	}
 }
