@@ -73,7 +73,7 @@ func TestE2EHiddenRecordsEveryShape(t *testing.T) {
 	for _, ci := range []string{lpsim.ShapeNested, lpsim.ShapeFlat} {
 		shapes = append(shapes, shape{customerID(lpsim.DemoHiddenCustomerID), lpsim.ShapeNested, ci})
 	}
-	for _, pi := range []string{lpsim.ShapeNested, lpsim.ShapeFlat, lpsim.ShapeDirect} {
+	for _, pi := range []string{lpsim.ShapeNested, lpsim.ShapeFlat, lpsim.ShapeDirect, lpsim.ShapeDirectFlat} {
 		shapes = append(shapes, shape{email(lpsim.DemoHiddenEmail), pi, lpsim.ShapeNested})
 	}
 	for _, sh := range shapes {
