@@ -189,20 +189,7 @@ func (c *Client) conversationsByID(ctx context.Context, account string, ids, con
 	var out []Conversation
 	found := 0
 	for offset := 0; ; {
-		var page []Conversation
-		var count int
-		err := c.do(ctx, request{
-			service: ServiceMessaging, op: opMsgByID, account: account, method: http.MethodPost,
-			path: "/messaging_history/api/account/" + url.PathEscape(account) + "/conversations/conversation/search",
-			query: url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)},
-				"source": {c.source}, "v": {"2"}},
-			body: body, contentType: "application/json",
-			decode: func(_ int, b []byte) error {
-				var err error
-				page, count, err = decodeConversations(b, messages)
-				return err
-			},
-		})
+		page, count, err := c.conversationPage(ctx, account, opMsgByID, "/conversations/conversation/search", body, offset, messages)
 		if err != nil {
 			return nil, err
 		}
@@ -232,27 +219,33 @@ func (c *Client) conversationsByID(ctx context.Context, account string, ids, con
 	}
 }
 
+// conversationPage reads one page of a Messaging Interactions method at offset. v=2 is what
+// returns unauthenticated attributes; messages says whether messageRecords were asked for.
+func (c *Client) conversationPage(ctx context.Context, account, op, path string, body []byte, offset int, messages bool) ([]Conversation, int, error) {
+	var page []Conversation
+	var count int
+	err := c.do(ctx, request{
+		service: ServiceMessaging, op: op, account: account, method: http.MethodPost,
+		path: "/messaging_history/api/account/" + url.PathEscape(account) + path,
+		query: url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)},
+			"source": {c.source}, "v": {"2"}},
+		body: body, contentType: "application/json",
+		decode: func(_ int, b []byte) error {
+			var err error
+			page, count, err = decodeConversations(b, messages)
+			return err
+		},
+	})
+	return page, count, err
+}
+
 // conversationPages reads every page of a search; records LivePerson marks
 // partial are re-read by id with the same content.
 func (c *Client) conversationPages(ctx context.Context, account, op, path string, body []byte, content []string) ([]Conversation, error) {
 	messages := slices.Contains(content, contentMessages)
 	var out []Conversation
 	for offset := 0; ; {
-		// v=2 is what returns unauthenticated attributes.
-		q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(MaxPageSize)}, "source": {c.source},
-			"v": {"2"}}
-		var page []Conversation
-		var count int
-		err := c.do(ctx, request{
-			service: ServiceMessaging, op: op, account: account, method: http.MethodPost,
-			path:  "/messaging_history/api/account/" + url.PathEscape(account) + path,
-			query: q, body: body, contentType: "application/json",
-			decode: func(_ int, b []byte) error {
-				var err error
-				page, count, err = decodeConversations(b, messages)
-				return err
-			},
-		})
+		page, count, err := c.conversationPage(ctx, account, op, path, body, offset, messages)
 		if err != nil {
 			return nil, err
 		}
