@@ -194,3 +194,34 @@ func TestUnmaskedContentFailsAfterOneRequeue(t *testing.T) {
 		t.Errorf("last_error = %q", got.LastError)
 	}
 }
+
+// TestFinalSweepFollowsConsumersFoundEarlier: the consumer an e-mail led to stays the person's.
+// Once the conversation that carried the e-mail is erased no attribute search leads to the
+// consumer any more, yet a conversation of that consumer that appeared since is still found by
+// the final sweep.
+func TestFinalSweepFollowsConsumersFoundEarlier(t *testing.T) {
+	e := newPipeEnv(t)
+	e.lp.convs = []ConversationRecord{
+		{ConversationID: "c-1", Start: e.ago(30 * time.Hour), ConsumerIDs: []string{"k-1"}, Emails: []string{"cy@example.com"}},
+	}
+	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", Subject{Kind: SubjectEmail, Value: "cy@example.com"})
+	req.Channels = []Channel{ChannelMessaging}
+	name := e.submit(req).Erasure.Name()
+	e.settle()
+	if got := planEntries(e.plan(name)); !slices.Equal(got, []string{"conversation:c-1:QUEUED"}) {
+		t.Fatalf("first plan = %v", got)
+	}
+	e.lp.mu.Lock()
+	e.lp.convs = append(e.lp.convs, ConversationRecord{ConversationID: "c-9", Start: e.ago(time.Hour), ConsumerIDs: []string{"k-1"}})
+	e.lp.mu.Unlock()
+	e.advance(e.cfg.BatchMaxWait)
+	e.runLivePersonTimeline()
+	e.settle()
+	got := planEntries(e.plan(name))
+	if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "conversation:c-9:") }) {
+		t.Errorf("plan after the final sweep = %v, want the consumer's later conversation c-9 in it", got)
+	}
+	if st := e.status(name); st.State == StateCompleted {
+		t.Errorf("completed with the consumer's later conversation left behind")
+	}
+}

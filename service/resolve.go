@@ -31,6 +31,9 @@ type resolution struct {
 	// consumerFound: a conversation whose authenticated attributes carry a searchable
 	// identifier named the person's consumer, whose conversations were then all read.
 	consumerFound bool
+	// consumers are the messaging consumers followed (sorted): named, found through
+	// authenticated attributes, or followed by an earlier search.
+	consumers []string
 }
 
 // LivePerson keeps chats and conversations for 13 months. Engagement History searches span at
@@ -49,6 +52,9 @@ const (
 type resolver struct {
 	lp  LivePerson
 	now time.Time
+	// followed are consumers earlier searches found to be the person's; they are followed
+	// again whether or not an attribute search still leads to them.
+	followed []string
 }
 
 // resolve searches every channel asked for with every identifier of the subject (ids: the
@@ -92,6 +98,9 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 	if slices.Contains(channels, ChannelMessaging) {
 		refs := make([]identRef, len(ids))
 		consumers := map[string]bool{}
+		for _, c := range rv.followed {
+			consumers[c] = true
+		}
 		for i, s := range ids {
 			refs[i] = identRef{Kind: s.Kind, Digits: digitsOnly(s)}
 			if s.Kind == SubjectConsumerID {
@@ -144,7 +153,8 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 			}
 		}
 		res.unsearchable = identifierUnsearchable(refs, channels, res.consumerFound)
-		for _, c := range sortedKeys(consumers) {
+		res.consumers = sortedKeys(consumers)
+		for _, c := range res.consumers {
 			recs, err := rv.lp.ConversationsByConsumer(ctx, account, c)
 			if err != nil {
 				return resolution{}, fmt.Errorf("conversations by consumer: %w", err)

@@ -125,6 +125,11 @@ type private struct {
 	// identifier (see resolution.consumerFound). A join needs it to tell whether the erasure's
 	// identifiers, with the new ones, may leave messaging unsearched.
 	ConsumerFound bool `json:"consumer_found,omitempty"`
+	// SealedConsumers are the messaging consumers a search followed as the person's (sealed
+	// like the targets). Later searches follow them again: once the conversations that led to
+	// a consumer are erased, no attribute search finds it any more, and a late conversation of
+	// that consumer would otherwise be missed by the final sweep.
+	SealedConsumers []byte `json:"consumers,omitempty"`
 }
 
 // principalKey carries the calling principal in a context.

@@ -14,6 +14,8 @@ import (
 
 func targetsAAD(id string) []byte { return []byte(id + "\x00targets") }
 
+func consumersAAD(id string) []byte { return []byte(id + "\x00consumers") }
+
 // dataKeyOf unwraps an erasure's data key inside a transaction.
 func (s *Service) dataKeyOf(tx *store.Tx, r *record) ([]byte, error) {
 	wrapped := wrappedKey(tx, r)
@@ -116,4 +118,53 @@ func hasStatus(ts []Target, statuses ...TargetStatus) bool {
 // the pipeline never queues, sends or waits for.
 func hasLive(ts []Target) bool {
 	return slices.ContainsFunc(ts, func(t Target) bool { return t.Status != TargetNotFound })
+}
+
+// consumersOf unseals the consumers earlier searches of r followed, inside a transaction.
+func (s *Service) consumersOf(tx *store.Tx, r *record) ([]string, error) {
+	if len(r.SealedConsumers) == 0 {
+		return nil, nil
+	}
+	key, err := s.dataKeyOf(tx, r)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := open(key, r.SealedConsumers, consumersAAD(r.ID))
+	if err != nil {
+		return nil, fmt.Errorf("unseal consumers: %w", err)
+	}
+	var ids []string
+	return ids, json.Unmarshal(plain, &ids)
+}
+
+// addConsumers seals into r the union of the consumers it has followed and found.
+func (s *Service) addConsumers(tx *store.Tx, r *record, found []string) error {
+	known, err := s.consumersOf(tx, r)
+	if err != nil {
+		return err
+	}
+	all := slices.Compact(slices.Sorted(slices.Values(append(known, found...))))
+	if len(all) == len(known) {
+		return nil // nothing new (known is kept sorted)
+	}
+	key, err := s.dataKeyOf(tx, r)
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(all)
+	if err != nil {
+		return err
+	}
+	r.SealedConsumers, err = seal(key, plain, consumersAAD(r.ID))
+	return err
+}
+
+// followedConsumers reads the consumers earlier searches of an erasure followed.
+func (s *Service) followedConsumers(id string) ([]string, error) {
+	var ids []string
+	err := s.viewRecord(id, func(tx *store.Tx, r *record) (err error) {
+		ids, err = s.consumersOf(tx, r)
+		return err
+	})
+	return ids, err
 }

@@ -16,14 +16,21 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 	if err != nil {
 		return err
 	}
+	followed, err := p.s.followedConsumers(snap.r.ID)
+	if err != nil {
+		return err
+	}
 	now := p.s.now()
-	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
+	res, err := resolver{lp: p.lp, now: now, followed: followed}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 	if err != nil {
 		return err
 	}
 	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
 	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.searched(res, ids)
+		if err := p.s.addConsumers(tx, r, res.consumers); err != nil {
+			return nil, err
+		}
 		r.Failures, r.LastError = 0, ""
 		merged, _ := mergeTargets(ts, res.targets)
 		if !hasLive(merged) { // nothing, or only named records LivePerson does not have
@@ -149,7 +156,11 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 		if ids, err = p.s.identities(snap.r.ID); err != nil {
 			return err
 		}
-		res, err := resolver{lp: p.lp, now: now}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
+		followed, err := p.s.followedConsumers(snap.r.ID)
+		if err != nil {
+			return err
+		}
+		res, err := resolver{lp: p.lp, now: now, followed: followed}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 		if err != nil {
 			return err
 		}
@@ -187,6 +198,9 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			return ts, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
 		}
 		r.searched(*sweep, ids)
+		if err := p.s.addConsumers(tx, r, sweep.consumers); err != nil {
+			return nil, err
+		}
 		merged, added := mergeTargets(ts, sweep.targets)
 		if added > 0 {
 			return merged, p.scheduleTargets(tx, r, merged, now)
