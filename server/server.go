@@ -143,7 +143,7 @@ func (s *Server) Drain() {
 	s.setHealth()
 }
 
-// Shutdown stops the server in the order SPEC §7 gives: health turns NOT_SERVING, Watch streams
+// Shutdown stops the server in this order: health turns NOT_SERVING, Watch streams
 // end with UNAVAILABLE, then in-flight RPCs finish (GracefulStop) until ctx ends, after which the
 // rest are cut off. The caller stops workers before and closes the store after.
 func (s *Server) Shutdown(ctx context.Context) {

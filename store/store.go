@@ -3,7 +3,7 @@
 // a revision.
 //
 // The store does not interpret values: callers put their own encoded bytes. It never imports gRPC or the
-// service; the service sees revisions, transactions and watch as the store's primitives (SPEC §8), so that a
+// service; the service sees revisions, transactions and watch as the store's primitives, so that a
 // later etcd-backed implementation can offer the same shape.
 //
 // Durability comes from the bbolt commit itself: Update returns only after the transaction holding the
