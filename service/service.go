@@ -43,6 +43,9 @@ type Config struct {
 	// Accounts are the LivePerson accounts this server acts for; Submit refuses others. Empty
 	// accepts any (tests).
 	Accounts []string
+	// OnIncident, when set, is called for each failure an operator must see (see Incident),
+	// after it is logged. It must not block.
+	OnIncident func(Incident)
 }
 
 // Service is the erasure domain over a Store.

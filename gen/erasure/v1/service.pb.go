@@ -39,11 +39,14 @@ type SubmitRequest struct {
 	// deletion does not delete the consumer's conversations; those are erased on their own.
 	EraseConsumerProfile bool `protobuf:"varint,5,opt,name=erase_consumer_profile,json=eraseConsumerProfile,proto3" json:"erase_consumer_profile,omitempty"`
 	// When the brand received the subject's request; the legal deadline counts from here.
-	// Defaults to now. Must not be in the future.
+	// Defaults to now. Must not be more than five minutes in the future, nor before 2018-05-25,
+	// when the GDPR came into force.
 	ReceivedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_time,json=receivedTime,proto3" json:"received_time,omitempty"`
 	// How the plan is approved. Unset uses the server's configured default.
 	Confirmation Confirmation `protobuf:"varint,7,opt,name=confirmation,proto3,enum=erasure.v1.Confirmation" json:"confirmation,omitempty"`
-	// The caller's own reference (a ticket id). Must not contain personal data.
+	// The caller's own reference (a ticket id). Must not contain personal data: a reference equal
+	// to, or containing, one of the request's identifiers is refused, because the reference is
+	// stored and returned in the clear.
 	ExternalRef string `protobuf:"bytes,8,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
 	// Further identifiers of the same person (at most 10, none of them explicit targets): for
 	// example the e-mail address and phone number of a customer id. Resolution searches every
@@ -1287,6 +1290,266 @@ func (x *SettleBatchResponse) GetErasures() []*Erasure {
 	return nil
 }
 
+// Read the audit trail.
+type ListAuditRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the records of this erasure, `erasures/{id}`; empty for every record.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Only records made at or after this time; unset for the whole trail.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Most records to return; 0 means 100. At most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. A token is only valid
+	// with the same filters.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRecordsRequest) Reset() {
+	*x = ListAuditRecordsRequest{}
+	mi := &file_erasure_v1_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRecordsRequest) ProtoMessage() {}
+
+func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListAuditRecordsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListAuditRecordsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditRecordsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditRecordsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// A page of the audit trail.
+type ListAuditRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records of this page, oldest first.
+	Records []*AuditRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRecordsResponse) Reset() {
+	*x = ListAuditRecordsResponse{}
+	mi := &file_erasure_v1_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRecordsResponse) ProtoMessage() {}
+
+func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ListAuditRecordsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One entry of the audit trail: an authenticated caller's call of an audited method. It holds
+// no personal data: free-text reasons given by callers are not kept.
+type AuditRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position in the trail: ascending, starting at 1, without gaps.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// When the call was answered.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The authenticated caller (from its bearer token or client certificate); "anonymous" only on
+	// a server without caller authentication.
+	Principal string `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The RPC, e.g. `Submit`, `Resolve`, `Cancel`, `SettleBatch`.
+	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	// What the call asked for: `submit`, `preview`, `confirm`, `reject`, `cancel`, `settle`.
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// The erasure acted on, `erasures/{id}`; empty when there is none (a preview, or a call refused
+	// before an erasure was known).
+	Erasure string `protobuf:"bytes,6,opt,name=erasure,proto3" json:"erasure,omitempty"`
+	// The LivePerson account (site id) of the call, when known.
+	AccountId string `protobuf:"bytes,7,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// `OK`, or the canonical gRPC code the call failed with (e.g. `PERMISSION_DENIED`).
+	Outcome string `protobuf:"bytes,8,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The ErrorInfo reason of a failure, or a short note on a success (`deduplicated`); no
+	// personal data.
+	Detail string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The LivePerson deletion batch of a SettleBatch call.
+	BatchId       uint64 `protobuf:"varint,10,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_erasure_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AuditRecord) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetErasure() string {
+	if x != nil {
+		return x.Erasure
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetBatchId() uint64 {
+	if x != nil {
+		return x.BatchId
+	}
+	return 0
+}
+
 var File_erasure_v1_service_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_service_proto_rawDesc = "" +
@@ -1381,7 +1644,31 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x13SettleBatchResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x122\n" +
 	"\x15liveperson_request_id\x18\x02 \x01(\x03R\x13livepersonRequestId\x12/\n" +
-	"\berasures\x18\x03 \x03(\v2\x13.erasure.v1.ErasureR\berasures2\xf1\x03\n" +
+	"\berasures\x18\x03 \x03(\v2\x13.erasure.v1.ErasureR\berasures\"\xe3\x01\n" +
+	"\x17ListAuditRecordsRequest\x12;\n" +
+	"\x04name\x18\x01 \x01(\tB'\xbaH$r\"2 ^(erasures/[A-Za-z0-9-]{1,64})?$R\x04name\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"u\n" +
+	"\x18ListAuditRecordsResponse\x121\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.erasure.v1.AuditRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x02\n" +
+	"\vAuditRecord\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\aerasure\x18\x06 \x01(\tR\aerasure\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\a \x01(\tR\taccountId\x12\x18\n" +
+	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\x12\x19\n" +
+	"\bbatch_id\x18\n" +
+	" \x01(\x04R\abatchId2\xd5\x04\n" +
 	"\x0eErasureService\x12?\n" +
 	"\x06Submit\x12\x19.erasure.v1.SubmitRequest\x1a\x1a.erasure.v1.SubmitResponse\x12B\n" +
 	"\aResolve\x12\x1a.erasure.v1.ResolveRequest\x1a\x1b.erasure.v1.ResolveResponse\x12D\n" +
@@ -1389,7 +1676,8 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x04List\x12\x17.erasure.v1.ListRequest\x1a\x18.erasure.v1.ListResponse\"\x03\x90\x02\x01\x12?\n" +
 	"\x06Cancel\x12\x19.erasure.v1.CancelRequest\x1a\x1a.erasure.v1.CancelResponse\x12N\n" +
 	"\vSettleBatch\x12\x1e.erasure.v1.SettleBatchRequest\x1a\x1f.erasure.v1.SettleBatchResponse\x12C\n" +
-	"\x05Watch\x12\x18.erasure.v1.WatchRequest\x1a\x19.erasure.v1.WatchResponse\"\x03\x90\x02\x010\x01B\x9e\x01\n" +
+	"\x05Watch\x12\x18.erasure.v1.WatchRequest\x1a\x19.erasure.v1.WatchResponse\"\x03\x90\x02\x010\x01\x12b\n" +
+	"\x10ListAuditRecords\x12#.erasure.v1.ListAuditRecordsRequest\x1a$.erasure.v1.ListAuditRecordsResponse\"\x03\x90\x02\x01B\x9e\x01\n" +
 	"\x0ecom.erasure.v1B\fServiceProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
 	"Erasure\\V1\xe2\x02\x16Erasure\\V1\\GPBMetadata\xea\x02\vErasure::V1b\x06proto3"
@@ -1406,79 +1694,87 @@ func file_erasure_v1_service_proto_rawDescGZIP() []byte {
 	return file_erasure_v1_service_proto_rawDescData
 }
 
-var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_erasure_v1_service_proto_goTypes = []any{
-	(*SubmitRequest)(nil),         // 0: erasure.v1.SubmitRequest
-	(*SubmitResponse)(nil),        // 1: erasure.v1.SubmitResponse
-	(*ResolveRequest)(nil),        // 2: erasure.v1.ResolveRequest
-	(*ResolvePreview)(nil),        // 3: erasure.v1.ResolvePreview
-	(*Decision)(nil),              // 4: erasure.v1.Decision
-	(*Confirm)(nil),               // 5: erasure.v1.Confirm
-	(*Reject)(nil),                // 6: erasure.v1.Reject
-	(*ResolveResponse)(nil),       // 7: erasure.v1.ResolveResponse
-	(*StatusRequest)(nil),         // 8: erasure.v1.StatusRequest
-	(*StatusResponse)(nil),        // 9: erasure.v1.StatusResponse
-	(*ListRequest)(nil),           // 10: erasure.v1.ListRequest
-	(*ListResponse)(nil),          // 11: erasure.v1.ListResponse
-	(*CancelRequest)(nil),         // 12: erasure.v1.CancelRequest
-	(*CancelResponse)(nil),        // 13: erasure.v1.CancelResponse
-	(*WatchRequest)(nil),          // 14: erasure.v1.WatchRequest
-	(*WatchResponse)(nil),         // 15: erasure.v1.WatchResponse
-	(*WatchEvent)(nil),            // 16: erasure.v1.WatchEvent
-	(*SettleBatchRequest)(nil),    // 17: erasure.v1.SettleBatchRequest
-	(*SettleBatchResponse)(nil),   // 18: erasure.v1.SettleBatchResponse
-	(*Subject)(nil),               // 19: erasure.v1.Subject
-	(Channel)(0),                  // 20: erasure.v1.Channel
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(Confirmation)(0),             // 22: erasure.v1.Confirmation
-	(*Erasure)(nil),               // 23: erasure.v1.Erasure
-	(*Plan)(nil),                  // 24: erasure.v1.Plan
-	(State)(0),                    // 25: erasure.v1.State
+	(*SubmitRequest)(nil),            // 0: erasure.v1.SubmitRequest
+	(*SubmitResponse)(nil),           // 1: erasure.v1.SubmitResponse
+	(*ResolveRequest)(nil),           // 2: erasure.v1.ResolveRequest
+	(*ResolvePreview)(nil),           // 3: erasure.v1.ResolvePreview
+	(*Decision)(nil),                 // 4: erasure.v1.Decision
+	(*Confirm)(nil),                  // 5: erasure.v1.Confirm
+	(*Reject)(nil),                   // 6: erasure.v1.Reject
+	(*ResolveResponse)(nil),          // 7: erasure.v1.ResolveResponse
+	(*StatusRequest)(nil),            // 8: erasure.v1.StatusRequest
+	(*StatusResponse)(nil),           // 9: erasure.v1.StatusResponse
+	(*ListRequest)(nil),              // 10: erasure.v1.ListRequest
+	(*ListResponse)(nil),             // 11: erasure.v1.ListResponse
+	(*CancelRequest)(nil),            // 12: erasure.v1.CancelRequest
+	(*CancelResponse)(nil),           // 13: erasure.v1.CancelResponse
+	(*WatchRequest)(nil),             // 14: erasure.v1.WatchRequest
+	(*WatchResponse)(nil),            // 15: erasure.v1.WatchResponse
+	(*WatchEvent)(nil),               // 16: erasure.v1.WatchEvent
+	(*SettleBatchRequest)(nil),       // 17: erasure.v1.SettleBatchRequest
+	(*SettleBatchResponse)(nil),      // 18: erasure.v1.SettleBatchResponse
+	(*ListAuditRecordsRequest)(nil),  // 19: erasure.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil), // 20: erasure.v1.ListAuditRecordsResponse
+	(*AuditRecord)(nil),              // 21: erasure.v1.AuditRecord
+	(*Subject)(nil),                  // 22: erasure.v1.Subject
+	(Channel)(0),                     // 23: erasure.v1.Channel
+	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
+	(Confirmation)(0),                // 25: erasure.v1.Confirmation
+	(*Erasure)(nil),                  // 26: erasure.v1.Erasure
+	(*Plan)(nil),                     // 27: erasure.v1.Plan
+	(State)(0),                       // 28: erasure.v1.State
 }
 var file_erasure_v1_service_proto_depIdxs = []int32{
-	19, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
-	20, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
-	21, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
-	22, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
-	19, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
-	23, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
+	22, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
+	23, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
+	24, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
+	25, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
+	22, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
+	26, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
 	3,  // 6: erasure.v1.ResolveRequest.preview:type_name -> erasure.v1.ResolvePreview
 	4,  // 7: erasure.v1.ResolveRequest.decision:type_name -> erasure.v1.Decision
-	19, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
-	20, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
-	19, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
+	22, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
+	23, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
+	22, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
 	5,  // 11: erasure.v1.Decision.confirm:type_name -> erasure.v1.Confirm
 	6,  // 12: erasure.v1.Decision.reject:type_name -> erasure.v1.Reject
-	23, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
-	24, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
-	23, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
-	25, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
-	23, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
-	23, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
+	26, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
+	27, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
+	26, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
+	28, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
+	26, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
+	26, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
 	16, // 19: erasure.v1.WatchResponse.events:type_name -> erasure.v1.WatchEvent
-	23, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
-	25, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
-	21, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	23, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
-	0,  // 24: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
-	2,  // 25: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
-	8,  // 26: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
-	10, // 27: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
-	12, // 28: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
-	17, // 29: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
-	14, // 30: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
-	1,  // 31: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
-	7,  // 32: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
-	9,  // 33: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
-	11, // 34: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
-	13, // 35: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
-	18, // 36: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
-	15, // 37: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	26, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
+	28, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
+	24, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
+	24, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 25: erasure.v1.ListAuditRecordsResponse.records:type_name -> erasure.v1.AuditRecord
+	24, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	0,  // 27: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
+	2,  // 28: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
+	8,  // 29: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
+	10, // 30: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
+	12, // 31: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
+	17, // 32: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
+	14, // 33: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
+	19, // 34: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
+	1,  // 35: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
+	7,  // 36: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
+	9,  // 37: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
+	11, // 38: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
+	13, // 39: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
+	18, // 40: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
+	15, // 41: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
+	20, // 42: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_service_proto_init() }
@@ -1507,7 +1803,7 @@ func file_erasure_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_service_proto_rawDesc), len(file_erasure_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ErasureService_Submit_FullMethodName      = "/erasure.v1.ErasureService/Submit"
-	ErasureService_Resolve_FullMethodName     = "/erasure.v1.ErasureService/Resolve"
-	ErasureService_Status_FullMethodName      = "/erasure.v1.ErasureService/Status"
-	ErasureService_List_FullMethodName        = "/erasure.v1.ErasureService/List"
-	ErasureService_Cancel_FullMethodName      = "/erasure.v1.ErasureService/Cancel"
-	ErasureService_SettleBatch_FullMethodName = "/erasure.v1.ErasureService/SettleBatch"
-	ErasureService_Watch_FullMethodName       = "/erasure.v1.ErasureService/Watch"
+	ErasureService_Submit_FullMethodName           = "/erasure.v1.ErasureService/Submit"
+	ErasureService_Resolve_FullMethodName          = "/erasure.v1.ErasureService/Resolve"
+	ErasureService_Status_FullMethodName           = "/erasure.v1.ErasureService/Status"
+	ErasureService_List_FullMethodName             = "/erasure.v1.ErasureService/List"
+	ErasureService_Cancel_FullMethodName           = "/erasure.v1.ErasureService/Cancel"
+	ErasureService_SettleBatch_FullMethodName      = "/erasure.v1.ErasureService/SettleBatch"
+	ErasureService_Watch_FullMethodName            = "/erasure.v1.ErasureService/Watch"
+	ErasureService_ListAuditRecords_FullMethodName = "/erasure.v1.ErasureService/ListAuditRecords"
 )
 
 // ErasureServiceClient is the client API for ErasureService service.
@@ -76,6 +77,12 @@ type ErasureServiceClient interface {
 	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available);
 	// a watcher that falls too far behind is ended with UNAVAILABLE and should resume.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// ListAuditRecords reads the audit trail, oldest first, one page at a time. The trail holds
+	// one record for every Submit, Cancel, Resolve preview, plan decision and SettleBatch made by
+	// an authenticated caller, whatever its outcome: who, what, on which erasure, with what
+	// result, and when. It holds no personal data, and it is kept when erasures are compacted or
+	// their data is destroyed after retention. Callers need the auditor role.
+	ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error)
 }
 
 type erasureServiceClient struct {
@@ -165,6 +172,16 @@ func (c *erasureServiceClient) Watch(ctx context.Context, in *WatchRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ErasureService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *erasureServiceClient) ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditRecordsResponse)
+	err := c.cc.Invoke(ctx, ErasureService_ListAuditRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ErasureServiceServer is the server API for ErasureService service.
 // All implementations must embed UnimplementedErasureServiceServer
 // for forward compatibility.
@@ -213,6 +230,12 @@ type ErasureServiceServer interface {
 	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available);
 	// a watcher that falls too far behind is ended with UNAVAILABLE and should resume.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// ListAuditRecords reads the audit trail, oldest first, one page at a time. The trail holds
+	// one record for every Submit, Cancel, Resolve preview, plan decision and SettleBatch made by
+	// an authenticated caller, whatever its outcome: who, what, on which erasure, with what
+	// result, and when. It holds no personal data, and it is kept when erasures are compacted or
+	// their data is destroyed after retention. Callers need the auditor role.
+	ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error)
 	mustEmbedUnimplementedErasureServiceServer()
 }
 
@@ -243,6 +266,9 @@ func (UnimplementedErasureServiceServer) SettleBatch(context.Context, *SettleBat
 }
 func (UnimplementedErasureServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedErasureServiceServer) ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditRecords not implemented")
 }
 func (UnimplementedErasureServiceServer) mustEmbedUnimplementedErasureServiceServer() {}
 func (UnimplementedErasureServiceServer) testEmbeddedByValue()                        {}
@@ -384,6 +410,24 @@ func _ErasureService_Watch_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ErasureService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _ErasureService_ListAuditRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ErasureServiceServer).ListAuditRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ErasureService_ListAuditRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ErasureServiceServer).ListAuditRecords(ctx, req.(*ListAuditRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ErasureService_ServiceDesc is the grpc.ServiceDesc for ErasureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -414,6 +458,10 @@ var ErasureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SettleBatch",
 			Handler:    _ErasureService_SettleBatch_Handler,
+		},
+		{
+			MethodName: "ListAuditRecords",
+			Handler:    _ErasureService_ListAuditRecords_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -129,7 +129,9 @@ type isSubject_Id interface {
 
 type Subject_CustomerId struct {
 	// The brand's customer id, exactly as sent in the customerInfo engagement attribute
-	// (`customerId`). Matched exactly (case-sensitive) against each record found.
+	// (`customerId`). Matched exactly (case-sensitive) against each record found. It must not
+	// start or end with white space, and holds no control, format or line-separator characters
+	// (an id like that would match nothing, and the erasure would find nothing).
 	CustomerId string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3,oneof"`
 }
 
@@ -227,9 +229,9 @@ var File_erasure_v1_subject_proto protoreflect.FileDescriptor
 const file_erasure_v1_subject_proto_rawDesc = "" +
 	"\n" +
 	"\x18erasure/v1/subject.proto\x12\n" +
-	"erasure.v1\x1a\x1bbuf/validate/validate.proto\"\xb3\x02\n" +
-	"\aSubject\x12?\n" +
-	"\vcustomer_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x022\x10^[^\\x00-\\x1f\"]+$H\x00R\n" +
+	"erasure.v1\x1a\x1bbuf/validate/validate.proto\"\xde\x02\n" +
+	"\aSubject\x12j\n" +
+	"\vcustomer_id\x18\x01 \x01(\tBG\xbaHDrB\x10\x01\x18\x80\x022;^[^\\s\\p{Z}\\p{C}\"]([^\\p{Zl}\\p{Zp}\\p{C}\"]*[^\\s\\p{Z}\\p{C}\"])?$H\x00R\n" +
 	"customerId\x12\"\n" +
 	"\x05email\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01H\x00R\x05email\x12B\n" +
