@@ -43,7 +43,9 @@ type rpcCase struct {
 func erasureName() string { return "erasures/" + uuid.NewString() }
 
 func rpcCases() []rpcCase {
-	svc := func(conn *grpc.ClientConn) erasurev1.ErasureServiceClient { return erasurev1.NewErasureServiceClient(conn) }
+	svc := func(conn *grpc.ClientConn) erasurev1.ErasureServiceClient {
+		return erasurev1.NewErasureServiceClient(conn)
+	}
 	return []rpcCase{
 		{"Submit", erasurev1.ErasureService_Submit_FullMethodName, false, RoleSubmitter, func(ctx context.Context, c *grpc.ClientConn) error {
 			_, err := svc(c).Submit(ctx, &erasurev1.SubmitRequest{RequestId: uuid.NewString(), AccountId: "1234", Subject: customerID("ABC-123")})
