@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +378,23 @@ func TestNewAuthRefuses(t *testing.T) {
 	}
 	if _, _, ok := a.Token(""); ok {
 		t.Error("the empty token is accepted")
+	}
+}
+
+// TestCertificateLookup: only a verified chain names a caller.
+func TestCertificateLookup(t *testing.T) {
+	a, err := NewAuth(testCallers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "cn-metrics"}}
+	if p, roles, ok := a.Certificate(&tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert}}}); !ok || p != "c-metrics" || len(roles) != 1 || roles[0] != RoleMetrics {
+		t.Errorf("verified certificate: %q %v %v", p, roles, ok)
+	}
+	if _, _, ok := a.Certificate(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}); ok {
+		t.Error("an unverified certificate names a caller")
+	}
+	if _, _, ok := a.Certificate(nil); ok {
+		t.Error("no connection state names a caller")
 	}
 }
