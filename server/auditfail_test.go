@@ -15,10 +15,10 @@ import (
 )
 
 // auditRecords reads the whole audit trail from the store.
-func auditRecords(t *testing.T, e *tlsEnv) []service.AuditEntry {
+func auditRecords(t *testing.T, db *store.DB) []service.AuditEntry {
 	t.Helper()
 	var out []service.AuditEntry
-	err := e.db.View(func(tx *store.Tx) error {
+	err := db.View(func(tx *store.Tx) error {
 		return tx.Scan(store.Audit, nil, func(_, v []byte) (bool, error) {
 			var a service.AuditEntry
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -62,7 +62,7 @@ func TestFailedCallsAreAudited(t *testing.T) {
 		t.Fatal("cancel of a bad name succeeded")
 	}
 
-	got := auditRecords(t, e)
+	got := auditRecords(t, e.db)
 	want := []service.AuditEntry{
 		{Principal: "t-viewer", Method: "Submit", Action: service.AuditSubmit, Account: "1234", Outcome: "PERMISSION_DENIED", Detail: "PERMISSION_DENIED"},
 		{Principal: "t-submitter", Method: "Cancel", Action: service.AuditCancel, Erasure: id, Outcome: "NOT_FOUND", Detail: "ERASURE_NOT_FOUND"},
@@ -92,5 +92,19 @@ func TestCodeNames(t *testing.T) {
 	}
 	if codeName(codes.Canceled) != "CANCELLED" || codeName(codes.PermissionDenied) != "PERMISSION_DENIED" {
 		t.Error("canonical names misspelt")
+	}
+}
+
+// TestFailedCallsAuditedWithoutAuth: on the auth-less server the caller is "anonymous", and its
+// failed audited calls are recorded like anyone's (the service records its successes).
+func TestFailedCallsAuditedWithoutAuth(t *testing.T) {
+	h := newHarness(t, Options{})
+	id := uuid.NewString()
+	if _, err := h.client.Cancel(context.Background(), &erasurev1.CancelRequest{Name: "erasures/" + id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("cancel of a missing erasure: %v", err)
+	}
+	got := auditRecords(t, h.db)
+	if len(got) != 1 || got[0].Principal != anonymous || got[0].Erasure != id || got[0].Outcome != "NOT_FOUND" {
+		t.Errorf("audit trail %+v, want one NOT_FOUND record of anonymous", got)
 	}
 }

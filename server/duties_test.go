@@ -101,7 +101,7 @@ func TestSeparationOfDutiesThroughTheServer(t *testing.T) {
 		t.Errorf("another approver's confirmation: %v", err)
 	}
 	// Alice's refused confirmation is in the audit trail, recorded by the server.
-	got := auditRecords(t, e)
+	got := auditRecords(t, e.db)
 	if !slices.ContainsFunc(got, func(a service.AuditEntry) bool {
 		return a.Principal == "alice" && "erasures/"+a.Erasure == name && a.Action == service.AuditConfirm && a.Outcome == "PERMISSION_DENIED" && a.Detail == "SELF_APPROVAL"
 	}) {
