@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -228,6 +229,12 @@ func portErr(err error) error {
 		return err
 	}
 	var kind error
+	if liveperson.IsUnauthorized(err) || statusOf(err) == http.StatusForbidden {
+		// LivePerson refused the account's credentials (401), or they lack the rights (403).
+		// Neither is the records' fault and both may be fixed by an operator: retry later, and
+		// say why, so the service reports the refusal.
+		return fmt.Errorf("%w: %w: %w", service.ErrUnavailable, service.ErrUnauthorized, err)
+	}
 	switch liveperson.KindOf(err) {
 	case liveperson.KindQuotaExhausted:
 		kind = service.ErrQuotaExhausted
@@ -237,8 +244,17 @@ func portErr(err error) error {
 		kind = service.ErrResidency
 	case liveperson.KindTerminal, liveperson.KindInvalid:
 		kind = service.ErrRejected
-	default: // retryable, rate limited, unauthorized (credentials may be fixed), unknown
+	default: // retryable, rate limited, unknown
 		kind = service.ErrUnavailable
 	}
 	return fmt.Errorf("%w: %w", kind, err)
+}
+
+// statusOf is the HTTP status of a LivePerson error, 0 when none was received.
+func statusOf(err error) int {
+	var e *liveperson.Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
 }

@@ -11,23 +11,34 @@ import (
 
 func TestPortErrClassifies(t *testing.T) {
 	tests := []struct {
-		kind liveperson.Kind
-		want error
+		kind   liveperson.Kind
+		status int
+		want   error
+		auth   bool // the error must also say the credentials were refused
 	}{
-		{liveperson.KindQuotaExhausted, service.ErrQuotaExhausted},
-		{liveperson.KindOutcomeUnknown, service.ErrOutcomeUnknown},
-		{liveperson.KindResidency, service.ErrResidency},
-		{liveperson.KindTerminal, service.ErrRejected},
-		{liveperson.KindInvalid, service.ErrRejected},
-		{liveperson.KindRetryable, service.ErrUnavailable},
-		{liveperson.KindRateLimited, service.ErrUnavailable},
-		{liveperson.KindUnauthorized, service.ErrUnavailable},
+		{kind: liveperson.KindQuotaExhausted, want: service.ErrQuotaExhausted},
+		{kind: liveperson.KindOutcomeUnknown, want: service.ErrOutcomeUnknown},
+		{kind: liveperson.KindResidency, want: service.ErrResidency},
+		{kind: liveperson.KindTerminal, status: 400, want: service.ErrRejected},
+		{kind: liveperson.KindInvalid, want: service.ErrRejected},
+		{kind: liveperson.KindRetryable, want: service.ErrUnavailable},
+		{kind: liveperson.KindRateLimited, want: service.ErrUnavailable},
+		// Refused credentials, or credentials without the rights, are no fault of the records:
+		// retried later, never counted as a rejection of the batch.
+		{kind: liveperson.KindUnauthorized, status: 401, want: service.ErrUnavailable, auth: true},
+		{kind: liveperson.KindTerminal, status: 403, want: service.ErrUnavailable, auth: true},
 	}
 	for _, tt := range tests {
-		in := &liveperson.Error{Kind: tt.kind, Service: "rtbf"}
+		in := &liveperson.Error{Kind: tt.kind, Service: "rtbf", Status: tt.status}
 		got := portErr(in)
 		if !errors.Is(got, tt.want) {
 			t.Errorf("portErr(kind %v) = %v, want it to wrap %v", tt.kind, got, tt.want)
+		}
+		if errors.Is(got, service.ErrUnauthorized) != tt.auth {
+			t.Errorf("portErr(kind %v, %d) wraps ErrUnauthorized = %v, want %v", tt.kind, tt.status, !tt.auth, tt.auth)
+		}
+		if tt.auth && errors.Is(got, service.ErrRejected) {
+			t.Errorf("portErr(kind %v, %d) = %v: refused credentials must not reject the records", tt.kind, tt.status, got)
 		}
 		if !errors.Is(got, in) {
 			t.Errorf("portErr(kind %v) lost the original error", tt.kind)
