@@ -362,7 +362,7 @@ type periodInfo struct {
 }
 
 // pastPeriods lists the period keys that are no longer current, oldest first, with when each
-// stopped being current (the start of the next one).
+// stopped being current.
 func (k *Keyring) pastPeriods() []periodInfo {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -371,7 +371,13 @@ func (k *Keyring) pastPeriods() []periodInfo {
 		if k.periods[i] == k.current {
 			break
 		}
-		out = append(out, periodInfo{name: k.periods[i].name, end: k.periods[i+1].start})
+		// A period ends when its successor begins, or at its nominal end if the service was not
+		// running to make the successor then.
+		end := k.periods[i].start.Add(k.period)
+		if next := k.periods[i+1].start; next.Before(end) {
+			end = next
+		}
+		out = append(out, periodInfo{name: k.periods[i].name, end: end})
 	}
 	return out
 }
