@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/erasured/erasured/store"
 )
 
 // The key directory holds the keys that must live outside the database so that they can be
@@ -56,6 +58,10 @@ type keyFile struct {
 func keyFileAAD(name, masterID string) []byte {
 	return []byte("erasured-key-file\x00" + name + "\x00" + masterID)
 }
+
+// ErrOtherMasterKey is wrapped by the error for a key file sealed by another master key id than
+// the keyring's (after a rotation, the old key's).
+var ErrOtherMasterKey = errors.New("key file sealed by another master key")
 
 // periodKeyName names the period key of the period starting at start.
 func periodKeyName(start time.Time) string { return periodPrefix + start.UTC().Format(periodLayout) }
@@ -114,7 +120,7 @@ func (d *keyDir) read(name string, wrap cipher.AEAD, masterID string) (keyFile, 
 		return keyFile{}, nil, fmt.Errorf("key file %s names itself %q", path, kf.Name)
 	}
 	if kf.MasterKeyID != masterID {
-		return keyFile{}, nil, fmt.Errorf("key file %s is sealed by master key %q, not by the configured %q", path, kf.MasterKeyID, masterID)
+		return keyFile{}, nil, fmt.Errorf("key file %s is sealed by master key %q, not by the configured %q: %w", path, kf.MasterKeyID, masterID, ErrOtherMasterKey)
 	}
 	plain, err := openWith(wrap, kf.Sealed, keyFileAAD(name, masterID))
 	if err != nil {
@@ -326,4 +332,48 @@ func checkMasterKey(key []byte) error {
 		return fmt.Errorf("master key is weak: only %d distinct byte values; generate one with `head -c 32 /dev/urandom | base64`", len(seen))
 	}
 	return nil
+}
+
+// KeyCheck counts the wrapped data keys of a database by whether the keyring opens them.
+type KeyCheck struct {
+	Open       int // data keys the keyring unwraps
+	Unreadable int // data keys it does not (destroyed period keys, another master key)
+	Master     int // of the open ones, keys the master key wraps directly
+}
+
+// CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
+func (s *Service) CheckKeys() (KeyCheck, error) {
+	var c KeyCheck
+	try := func(purpose string, w []byte) {
+		if _, err := s.keys.unwrap(purpose, w); err != nil {
+			c.Unreadable++
+			return
+		}
+		c.Open++
+		if wrappedBy(w) == "" {
+			c.Master++
+		}
+	}
+	err := s.db.View(func(tx *store.Tx) error {
+		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+			var r struct {
+				DataKey []byte `json:"data_key"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, fmt.Errorf("decode erasure %s: %w", k, err)
+			}
+			if r.DataKey != nil {
+				try(string(k), r.DataKey)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Scan(store.Keys, nil, func(k, v []byte) (bool, error) {
+			try(string(k), v)
+			return true, nil
+		})
+	})
+	return c, err
 }
