@@ -565,7 +565,14 @@ type Erasure struct {
 	UnsearchableAccepted bool `protobuf:"varint,27,opt,name=unsearchable_accepted,json=unsearchableAccepted,proto3" json:"unsearchable_accepted,omitempty"`
 	// Batches of this erasure's records whose LivePerson deletion request may or may not have been
 	// created, held until an operator settles them with SettleBatch.
-	HeldBatches   []*HeldBatch `protobuf:"bytes,28,rep,name=held_batches,json=heldBatches,proto3" json:"held_batches,omitempty"`
+	HeldBatches []*HeldBatch `protobuf:"bytes,28,rep,name=held_batches,json=heldBatches,proto3" json:"held_batches,omitempty"`
+	// When the erasure's own copy of the subject's data (its identifiers, the LivePerson record
+	// ids found, and the keys that seal them) is destroyed: the time it reached a final state
+	// plus the configured retention. Unset while the erasure is open.
+	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// True once that data has been destroyed. The erasure's public record, its receipt and the
+	// audit trail are kept; its fingerprints are emptied.
+	Purged        bool `protobuf:"varint,30,opt,name=purged,proto3" json:"purged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -794,6 +801,20 @@ func (x *Erasure) GetHeldBatches() []*HeldBatch {
 		return x.HeldBatches
 	}
 	return nil
+}
+
+func (x *Erasure) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
+func (x *Erasure) GetPurged() bool {
+	if x != nil {
+		return x.Purged
+	}
+	return false
 }
 
 // A batch whose creation at LivePerson could not be confirmed or ruled out. The service never
@@ -1206,8 +1227,7 @@ var File_erasure_v1_erasure_proto protoreflect.FileDescriptor
 const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\n" +
 	"\x18erasure/v1/erasure.proto\x12\n" +
-	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\n" +
-	"\n" +
+	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\v\n" +
 	"\aErasure\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1244,7 +1264,10 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\valias_count\x18\x1a \x01(\x05R\n" +
 	"aliasCount\x123\n" +
 	"\x15unsearchable_accepted\x18\x1b \x01(\bR\x14unsearchableAccepted\x128\n" +
-	"\fheld_batches\x18\x1c \x03(\v2\x15.erasure.v1.HeldBatchR\vheldBatches\"\xe2\x01\n" +
+	"\fheld_batches\x18\x1c \x03(\v2\x15.erasure.v1.HeldBatchR\vheldBatches\x129\n" +
+	"\n" +
+	"purge_time\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12\x16\n" +
+	"\x06purged\x18\x1e \x01(\bR\x06purged\"\xe2\x01\n" +
 	"\tHeldBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x12!\n" +
@@ -1381,20 +1404,21 @@ var file_erasure_v1_erasure_proto_depIdxs = []int32{
 	10, // 11: erasure.v1.Erasure.liveperson_requests:type_name -> erasure.v1.LivePersonRequest
 	11, // 12: erasure.v1.Erasure.receipt:type_name -> erasure.v1.Receipt
 	8,  // 13: erasure.v1.Erasure.held_batches:type_name -> erasure.v1.HeldBatch
-	5,  // 14: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
-	12, // 15: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
-	5,  // 16: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
-	6,  // 17: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
-	5,  // 18: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
-	9,  // 19: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
-	12, // 20: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
-	12, // 21: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
-	2,  // 22: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	12, // 14: erasure.v1.Erasure.purge_time:type_name -> google.protobuf.Timestamp
+	5,  // 15: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
+	12, // 16: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
+	5,  // 17: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
+	6,  // 18: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
+	5,  // 19: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
+	9,  // 20: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
+	12, // 21: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
+	12, // 22: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
+	2,  // 23: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_erasure_proto_init() }
