@@ -86,7 +86,10 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		root = bytes.Clone(master)
-		err = k.dir.write(keyFile{Name: rootKeyName, MasterKeyID: id, Created: now.UTC()}, root, k.wrap)
+		err = k.dir.create(keyFile{Name: rootKeyName, MasterKeyID: id, Created: now.UTC()}, root, k.wrap)
+		if errors.Is(err, fs.ErrExist) { // made by another process meanwhile: use that one
+			_, root, err = k.dir.read(rootKeyName, k.wrap, id)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -314,7 +317,12 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 		return "", err
 	}
 	name := periodKeyName(start)
-	if err := k.dir.write(keyFile{Name: name, MasterKeyID: k.id, Created: now.UTC(), Start: start}, secret, k.wrap); err != nil {
+	err = k.dir.create(keyFile{Name: name, MasterKeyID: k.id, Created: now.UTC(), Start: start}, secret, k.wrap)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process made this period's key first: share it rather than replace it.
+		_, secret, err = k.dir.read(name, k.wrap, k.id)
+	}
+	if err != nil {
 		return "", fmt.Errorf("new period key: %w", err)
 	}
 	aead, err := newGCM(secret)

@@ -129,18 +129,39 @@ func (d *keyDir) read(name string, wrap cipher.AEAD, masterID string) (keyFile, 
 	return kf, plain, nil
 }
 
-// write seals secret under the master wrap key and stores it atomically as the file kf.Name.
+// write seals secret under the master wrap key and stores it atomically as the file kf.Name,
+// replacing the file if it exists (rotation re-seals files in place).
 func (d *keyDir) write(kf keyFile, secret []byte, wrap cipher.AEAD) error {
-	sealed, err := sealWith(wrap, secret, keyFileAAD(kf.Name, kf.MasterKeyID))
+	raw, err := sealKeyFile(kf, secret, wrap)
 	if err != nil {
 		return err
+	}
+	return writeFileAtomic(d.file(kf.Name), raw, true)
+}
+
+// create is write for a new key: it never replaces a file. If the file exists it returns an
+// error wrapping fs.ErrExist, and the caller reads the key there instead. Another process using
+// the same directory (a second server started by mistake, a command) may have made the key for
+// the same period a moment before; replacing it would orphan every data key wrapped by it.
+func (d *keyDir) create(kf keyFile, secret []byte, wrap cipher.AEAD) error {
+	raw, err := sealKeyFile(kf, secret, wrap)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(d.file(kf.Name), raw, false)
+}
+
+func sealKeyFile(kf keyFile, secret []byte, wrap cipher.AEAD) ([]byte, error) {
+	sealed, err := sealWith(wrap, secret, keyFileAAD(kf.Name, kf.MasterKeyID))
+	if err != nil {
+		return nil, err
 	}
 	kf.Sealed = sealed
 	raw, err := json.Marshal(kf)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return writeFileAtomic(d.file(kf.Name), append(raw, '\n'))
+	return append(raw, '\n'), nil
 }
 
 // names lists the period keys of the directory, oldest first.
@@ -187,8 +208,9 @@ func (d *keyDir) destroy(name string) error {
 }
 
 // writeFileAtomic writes data to path (mode 0600) so that path holds either its old content or
-// all of data, even across a crash.
-func writeFileAtomic(path string, data []byte) error {
+// all of data, even across a crash. Without replace, an existing path is left as it is and the
+// error wraps fs.ErrExist (the new file is linked into place, which fails if the name is taken).
+func writeFileAtomic(path string, data []byte, replace bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
@@ -216,10 +238,14 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(name, path); err != nil {
-		return err
+	if replace {
+		if err := os.Rename(name, path); err != nil {
+			return err
+		}
+		ok = true
+	} else if err := os.Link(name, path); err != nil {
+		return err // ok stays false: the temporary file is removed
 	}
-	ok = true
 	return syncDir(dir)
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -108,5 +109,41 @@ func TestOpenKeyringRefusesOpenPermissions(t *testing.T) {
 	}
 	if _, err := OpenKeyring("other", testKey, dir, testPeriod, testNow); !errors.Is(err, ErrOtherMasterKey) {
 		t.Error("a key directory sealed under another master key id was accepted")
+	}
+}
+
+// TestTwoKeyringsShareAPeriodKey: two processes on one key directory (a command beside the
+// server, or a second server started by mistake) that both need the key of a new period end up
+// with the same key. Replacing the file would leave every data key the first one wrapped with no
+// key to open it after a restart.
+func TestTwoKeyringsShareAPeriodKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	a, err := OpenKeyring("test", testKey, dir, testPeriod, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenKeyring("test", testKey, dir, testPeriod, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := testNow.Add(testPeriod)
+	if _, err := a.roll(next); err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := a.wrapKey("erasure-1", bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.roll(next); err != nil { // the file is there already: b must not replace it
+		t.Fatal(err)
+	}
+	restarted, err := OpenKeyring("test", testKey, dir, testPeriod, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*Keyring{"the other keyring": b, "a restarted keyring": restarted} {
+		if got, err := k.unwrap("erasure-1", wrapped); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{7}, 32)) {
+			t.Errorf("%s cannot open a data key wrapped by the first one under the same period: %v", name, err)
+		}
 	}
 }

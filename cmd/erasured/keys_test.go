@@ -216,6 +216,22 @@ func TestKeysRotate(t *testing.T) {
 		t.Errorf("with the old master key: %+v, %v; want nothing open", c, err)
 	}
 
+	// `erasured receipt public-key` prints the same key with the new configuration: it reads the
+	// root secret of the key directory, not a key derived from the master key.
+	rotated := filepath.Join(dir, "erasured-rotated.yaml")
+	body0, _ := os.ReadFile(cfgPath)
+	body0 = append(bytes.Replace(body0, []byte(oldFile), []byte(newFile), 1), []byte("  master_key_id: mk-new\n")...)
+	if err := os.WriteFile(rotated, body0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pk bytes.Buffer
+	if err := receiptMain([]string{"public-key", "--config", rotated}, &pk); err != nil {
+		t.Fatalf("receipt public-key after rotation: %v", err)
+	}
+	if got := strings.TrimSpace(pk.String()); got != base64.StdEncoding.EncodeToString(pub) {
+		t.Errorf("receipt public-key after rotation = %s, want the key receipts were signed with, %s", got, base64.StdEncoding.EncodeToString(pub))
+	}
+
 	// Rotating again from the new key's configuration to the same key is refused.
 	newPath := filepath.Join(dir, "erasured-new.yaml")
 	body, _ := os.ReadFile(cfgPath)

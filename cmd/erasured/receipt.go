@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -64,7 +65,9 @@ func receiptMain(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		keys, err := loadKeyring(cfg.Privacy.MasterKeyFile, cfg.Privacy.MasterKeyID, false)
+		// The signing key comes from the key directory's root secret, which rotation keeps: a
+		// key derived from the master key alone would change with each rotation.
+		keys, err := openKeyring(&cfg, time.Now())
 		if err != nil {
 			return err
 		}
