@@ -300,7 +300,7 @@ func (c *Config) accountCredentials(i int, a Account) (credentials, []error) {
 		if file == "" {
 			return "", true
 		}
-		raw, err := os.ReadFile(file)
+		raw, err := readSecretFile(file)
 		if err != nil {
 			bad(".%s: %v", key, err)
 			return "", false

@@ -228,3 +228,24 @@ func TestLoadKeyringCreatesSandboxKey(t *testing.T) {
 		t.Error("a missing key outside the sandbox must be an error")
 	}
 }
+
+// TestSecretFileReadableByOthersRefused: an account secret file that group or others can read
+// stops the start, naming the key and the file.
+func TestSecretFileReadableByOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := defaultConfig()
+	c.Accounts = []Account{{ID: "1234", Region: "us"}}
+	c.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: "abc", ClientSecretFile: secret}
+	_, err := c.credentials()
+	if err == nil || !strings.Contains(err.Error(), "accounts[0].auth.oauth2.client_secret_file") || !strings.Contains(err.Error(), secret) {
+		t.Fatalf("credentials() with a 0644 secret file = %v, want an error naming the key and the file", err)
+	}
+	os.Chmod(secret, 0o600)
+	if _, err := c.credentials(); err != nil {
+		t.Errorf("credentials() with a 0600 secret file = %v", err)
+	}
+}

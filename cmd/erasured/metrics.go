@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,15 +14,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/service"
 )
 
 // metrics are erasured's Prometheus metrics. Labels carry states, services, codes and account
 // ids — never a subject's identifier or a LivePerson record id.
 type metrics struct {
-	reg       *prometheus.Registry
-	lpCalls   *prometheus.CounterVec
-	lpLatency *prometheus.HistogramVec
+	reg            *prometheus.Registry
+	lpCalls        *prometheus.CounterVec
+	lpLatency      *prometheus.HistogramVec
+	lpAuthFailures *prometheus.CounterVec
+	incidents      *prometheus.CounterVec
 }
 
 func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() map[string]int) *metrics {
@@ -33,7 +37,15 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 		Name: "erasured_liveperson_call_seconds", Help: "LivePerson API call latency.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 	}, []string{"service", "op"})
-	m.reg.MustRegister(m.lpCalls, m.lpLatency,
+	m.lpAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_liveperson_auth_failures_total",
+		Help: "LivePerson refusals of an account's credentials (no token from sentinel, or 401/403), by account and LivePerson service.",
+	}, []string{"account", "service"})
+	m.incidents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_incidents_total",
+		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed), by kind and pipeline step.",
+	}, []string{"kind", "step"})
+	m.reg.MustRegister(m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{svc: svc, watchers: watchers, quotaLeft: quotaLeft})
 	return m
@@ -59,6 +71,22 @@ func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) erro
 		return err
 	}
 	return nil
+}
+
+// observeCall counts a LivePerson call.
+func (m *metrics) observeCall(o liveperson.Observation) {
+	m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
+	m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
+}
+
+// authFailed counts a refusal of an account's credentials.
+func (m *metrics) authFailed(account, service string) {
+	m.lpAuthFailures.WithLabelValues(account, service).Inc()
+}
+
+// incident counts a failure the service reported.
+func (m *metrics) incident(i service.Incident) {
+	m.incidents.WithLabelValues(i.Kind, i.Step).Inc()
 }
 
 var (

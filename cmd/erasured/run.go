@@ -13,11 +13,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
@@ -64,6 +62,13 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 
+	// Incidents are counted once the metrics exist; none comes before the pipeline runs.
+	var m *metrics
+	onIncident := func(i service.Incident) {
+		if m != nil {
+			m.incident(i)
+		}
+	}
 	conf := service.ConfirmationAutomatic
 	if cfg.Pipeline.Confirmation == "manual" {
 		conf = service.ConfirmationManual
@@ -74,6 +79,7 @@ func realMain(ctx context.Context, args []string) error {
 		CancelWindow:        cfg.LivePerson.CancelWindow.Duration,
 		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
 		Accounts:            accountIDs(cfg.Accounts),
+		OnIncident:          onIncident,
 	})
 	if err != nil {
 		return err
@@ -82,7 +88,6 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m *metrics
 	m = newMetrics(svc, srv.Watchers, func() map[string]int {
 		left := map[string]int{}
 		for _, a := range cfg.Accounts {
@@ -96,10 +101,7 @@ func realMain(ctx context.Context, args []string) error {
 		}
 		return left
 	})
-	lp, err := wireLivePerson(&cfg, log, func(o liveperson.Observation) {
-		m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
-		m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
-	})
+	lp, err := wireLivePerson(&cfg, log, lpReports{call: m.observeCall, authFailed: m.authFailed})
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (e *simEnv) file(name, v string) string {
 func (e *simEnv) wire(t *testing.T) (*livePerson, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +203,8 @@ func TestCredentialCheck(t *testing.T) {
 			if l.Result != result || l.Method != method {
 				t.Errorf("check %s/%s: result %q, method %q; want %q, %q", acct, svc, l.Result, l.Method, result, method)
 			}
-			if result != "ok" && (l.Level != "WARN" || l.Status != 401) {
-				t.Errorf("check %s/%s: level %s, status %d; want WARN, 401", acct, svc, l.Level, l.Status)
+			if result != "ok" && (l.Level != "ERROR" || l.Status != 401) {
+				t.Errorf("check %s/%s: level %s, status %d; want ERROR, 401", acct, svc, l.Level, l.Status)
 			}
 		}
 	}
@@ -278,7 +278,7 @@ func TestSandboxCredentialCheck(t *testing.T) {
 	}
 	defer stop()
 	var logs bytes.Buffer
-	lp, err := wireLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	lp, err := wireLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{})
 	if err != nil {
 		t.Fatal(err)
 	}
