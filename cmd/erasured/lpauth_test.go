@@ -124,4 +124,3 @@ func TestForbiddenServiceIsReported(t *testing.T) {
 		t.Errorf("refusals after recovery: %v", r.counts())
 	}
 }
-
