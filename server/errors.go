@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -59,4 +61,27 @@ func toStatus(err error) error {
 		st = withInfo
 	}
 	return st.Err()
+}
+
+// statusError is a gRPC status error with an ErrorInfo detail in this server's domain.
+func statusError(code codes.Code, msg, reason string, md map[string]string) error {
+	st := status.New(code, msg)
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// permissionDenied refuses a call whose caller lacks role; the error names the role needed.
+func permissionDenied(method string, role Role) error {
+	return statusError(codes.PermissionDenied, fmt.Sprintf("%s needs role %s", shortMethod(method), role),
+		"PERMISSION_DENIED", map[string]string{"role": string(role), "method": shortMethod(method)})
+}
+
+// shortMethod is the RPC name of a full method name: "/erasure.v1.ErasureService/Submit" → "Submit".
+func shortMethod(full string) string {
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[i+1:]
+	}
+	return full
 }

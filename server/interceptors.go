@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"buf.build/go/protovalidate"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -16,10 +17,18 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// interceptors returns the unary and stream chains, outermost first: logging (sees the final code
-// of everything below), validation (a bad request is refused before any work), recovery
-// (innermost, so a panic in a handler becomes INTERNAL and is still logged above it).
-func interceptors(log *slog.Logger, v protovalidate.Validator) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// interceptors returns the unary and stream chains, outermost first:
+//   - the malformed-request note is taken off each decoded unary request (so none outlives its call);
+//   - logging sees the final code of everything below;
+//   - authentication names the caller (UNAUTHENTICATED, logged, otherwise);
+//   - failed audited calls are recorded (unary), including those refused below;
+//   - a request that did not parse answers INVALID_ARGUMENT, once the caller is known;
+//   - authorization checks the role the method needs (for Resolve, the request);
+//   - limits cap the calls and streams held open;
+//   - validation refuses a bad request before any work;
+//   - recovery, innermost, turns a panic in a handler into INTERNAL, still logged above it.
+func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	log := s.opts.Logger
 	// Only the call's outcome is logged, never payloads: requests carry subject identifiers.
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	l := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -30,8 +39,27 @@ func interceptors(log *slog.Logger, v protovalidate.Validator) ([]grpc.UnaryServ
 		return status.Error(codes.Internal, "internal error")
 	})}
 	unary := []grpc.UnaryServerInterceptor{
-		logging.UnaryServerInterceptor(l, logOpts...),
 		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			if err := s.codec.takeMalformed(req); err != nil {
+				ctx = context.WithValue(ctx, malformedKey{}, err)
+			}
+			return next(ctx, req)
+		},
+		logging.UnaryServerInterceptor(l, logOpts...),
+		grpcauth.UnaryServerInterceptor(s.authFunc),
+		s.auditFailures,
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			if err, _ := ctx.Value(malformedKey{}).(error); err != nil {
+				return nil, s.malformed(ctx, info.FullMethod, err)
+			}
+			if err := s.authorize(ctx, info.FullMethod, req); err != nil {
+				return nil, err
+			}
+			release, err := s.limit(ctx, s.calls, info.FullMethod)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
 			if err := validate(v, req); err != nil {
 				return nil, err
 			}
@@ -41,22 +69,78 @@ func interceptors(log *slog.Logger, v protovalidate.Validator) ([]grpc.UnaryServ
 	}
 	stream := []grpc.StreamServerInterceptor{
 		logging.StreamServerInterceptor(l, logOpts...),
-		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-			return next(srv, &validatingStream{ServerStream: ss, v: v})
+		grpcauth.StreamServerInterceptor(s.authFunc),
+		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			if err := s.authorize(ss.Context(), info.FullMethod, nil); err != nil {
+				return err
+			}
+			release, err := s.limit(ss.Context(), s.streams, info.FullMethod)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return next(srv, &validatingStream{ServerStream: ss, v: v, srv: s, method: info.FullMethod})
 		},
 		recovery.StreamServerInterceptor(rec...),
 	}
 	return unary, stream
 }
 
-type validatingStream struct {
-	grpc.ServerStream
-	v protovalidate.Validator
+// malformedKey carries, in a unary call's context, the decoding failure of its request.
+type malformedKey struct{}
+
+// malformed answers a request that did not parse: INVALID_ARGUMENT, and one warning naming the
+// method and the caller. Neither holds the bytes received.
+func (s *Server) malformed(ctx context.Context, method string, err error) error {
+	principal := ""
+	if c := callerOf(ctx); c != nil {
+		principal = c.principal
+	}
+	s.opts.Logger.WarnContext(ctx, "malformed request", "grpc.method", method, "principal", principal, "error", err.Error())
+	return statusError(codes.InvalidArgument, "the request is not a valid protobuf message of its type", "MALFORMED_REQUEST", nil)
 }
 
+// authorize checks the call's caller against the method's entry in methodRoles; req is the
+// decoded request of a unary call (nil for a stream). A method not in the table is refused.
+func (s *Server) authorize(ctx context.Context, method string, req any) error {
+	acc, listed := methodRoles[method]
+	if !listed {
+		return statusError(codes.PermissionDenied, shortMethod(method)+" is open to no caller", "PERMISSION_DENIED",
+			map[string]string{"method": shortMethod(method)})
+	}
+	if acc.open {
+		return nil
+	}
+	c := callerOf(ctx)
+	if c == nil {
+		// Authentication runs first and lets only open methods through without a caller.
+		return statusError(codes.Unauthenticated, "authentication required", "UNAUTHENTICATED", nil)
+	}
+	need := acc.roles
+	if acc.byRequest {
+		if req == nil {
+			return statusError(codes.PermissionDenied, shortMethod(method)+" is open to no caller", "PERMISSION_DENIED", nil)
+		}
+		need = requestRoles(req)
+	}
+	return authorizeRoles(c, method, need)
+}
+
+type validatingStream struct {
+	grpc.ServerStream
+	v      protovalidate.Validator
+	srv    *Server
+	method string
+}
+
+// RecvMsg receives, then refuses a message that did not parse or breaks its rules. Every
+// message of a stream passes here, so the codec's note on it is always taken.
 func (s *validatingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
+	}
+	if err := s.srv.codec.takeMalformed(m); err != nil {
+		return s.srv.malformed(s.Context(), s.method, err)
 	}
 	return validate(s.v, m)
 }

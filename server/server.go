@@ -12,6 +12,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -29,7 +30,16 @@ type Options struct {
 	HealthPoll time.Duration
 	// MaxRecvMsgSize bounds a request (default 1 MiB); MaxSendMsgSize a response (default 16 MiB).
 	MaxRecvMsgSize, MaxSendMsgSize int
-	// ExtraOptions are appended to the grpc.Server options (for example TLS credentials).
+	// Auth authenticates callers by bearer token or client certificate. Nil: no caller
+	// authentication, every caller is "anonymous" with every role; only for a server on
+	// loopback (the command refuses any other address without it).
+	Auth *Auth
+	// TLS serves the connections over TLS (with client certificates when it has a client CA).
+	// Nil: plaintext.
+	TLS *TLSFiles
+	// Limits cap the streams and unary calls held open, per server and per principal.
+	Limits Limits
+	// ExtraOptions are appended to the grpc.Server options.
 	ExtraOptions []grpc.ServerOption
 }
 
@@ -49,6 +59,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxSendMsgSize <= 0 {
 		o.MaxSendMsgSize = 16 << 20
 	}
+	o.Limits = o.Limits.withDefaults()
 	return o
 }
 
@@ -66,27 +77,34 @@ type Server struct {
 	watchers atomic.Int64
 	draining atomic.Bool
 	monitor  chan struct{} // closed when the health monitor has exited
+	codec    *malformedCodec
+	calls    *gate // unary calls in flight
+	streams  *gate // open streams
 }
 
 // New builds the server around svc.
 func New(svc *service.Service, opts Options) (*Server, error) {
-	opts = opts.withDefaults()
+	s := newServer(svc, opts)
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, err
 	}
-	unary, stream := interceptors(opts.Logger, v)
-	gopts := append([]grpc.ServerOption{
+	unary, stream := s.interceptors(v)
+	gopts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.MaxSendMsgSize(opts.MaxSendMsgSize),
+		grpc.MaxRecvMsgSize(s.opts.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(s.opts.MaxSendMsgSize),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		// Keepalive: detect dead peers of long Watch streams; tolerate clients that ping every 10s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 60 * time.Second, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}, opts.ExtraOptions...)
-	s := &Server{opts: opts, grpc: grpc.NewServer(gopts...), health: health.NewServer(), svc: svc, monitor: make(chan struct{})}
-	s.closing, s.close = context.WithCancel(context.Background())
+	}
+	if s.opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.opts.TLS.Config())))
+	}
+	s.grpc = grpc.NewServer(append(gopts, s.opts.ExtraOptions...)...)
 	erasurev1.RegisterErasureServiceServer(s.grpc, &handler{svc: svc, srv: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if err := registerReflection(s.grpc); err != nil {
@@ -95,6 +113,18 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 	s.setHealth()
 	go s.watchHealth()
 	return s, nil
+}
+
+// newServer is the server without its grpc.Server: the state the interceptors use.
+func newServer(svc *service.Service, opts Options) *Server {
+	opts = opts.withDefaults()
+	s := &Server{opts: opts, health: health.NewServer(), svc: svc, monitor: make(chan struct{}),
+		codec:   newMalformedCodec(),
+		calls:   newGate("calls", "TOO_MANY_CALLS", opts.Limits.MaxCalls, opts.Limits.MaxCallsPerPrincipal),
+		streams: newGate("streams", "TOO_MANY_STREAMS", opts.Limits.MaxStreams, opts.Limits.MaxStreamsPerPrincipal),
+	}
+	s.closing, s.close = context.WithCancel(context.Background())
+	return s
 }
 
 // GRPC exposes the underlying server (for tests that serve it on a bufconn listener).

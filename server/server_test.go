@@ -189,7 +189,7 @@ func TestSubmitIdempotentOverTheWire(t *testing.T) {
 // TestPanicBecomesInternal runs the real chain around a handler that panics.
 func TestPanicBecomesInternal(t *testing.T) {
 	logs := &lockedBuffer{}
-	unary, _ := interceptors(slogTo(logs), mustValidator(t))
+	unary, _ := newServer(nil, Options{Logger: slogTo(logs)}).interceptors(mustValidator(t))
 	var call grpc.UnaryHandler = func(ctx context.Context, req any) (any, error) { panic("boom") }
 	for i := len(unary) - 1; i >= 0; i-- {
 		ic, next := unary[i], call
