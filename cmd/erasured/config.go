@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -50,6 +49,12 @@ type Config struct {
 		MasterKeyID   string   `yaml:"master_key_id"`
 		Retention     Duration `yaml:"retention"`
 	} `yaml:"privacy"`
+	// TLS serves the gRPC listener, and a metrics listener beyond loopback, over TLS.
+	TLS TLSConfig `yaml:"tls"`
+	// Auth names the callers and their roles; see AuthConfig.
+	Auth AuthConfig `yaml:"auth"`
+	// Limits cap Watch streams and in-flight calls.
+	Limits   LimitsConfig `yaml:"limits"`
 	Shutdown struct {
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
@@ -58,6 +63,7 @@ type Config struct {
 		KeepRevisions uint64 `yaml:"keep_revisions"`
 	} `yaml:"history"`
 
+	path              string              // the configuration file; "" in the sandbox
 	sandbox           bool                // no config file: the sandbox
 	sandboxSecret     string              // the simulator's client secret, in the sandbox only
 	noCredentialCheck bool                // --no-credential-check
@@ -159,6 +165,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	c := defaultConfig()
 	c.getenv, c.noCredentialCheck = getenv, *noCheck
 	path := firstNonEmpty(*configPath, getenv("ERASURED_CONFIG"))
+	c.path = path
 	if path == "" {
 		c.sandbox = true
 	} else {
@@ -185,9 +192,6 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen %q: %v", c.Listen, err)
-	}
 	if c.DB == "" {
 		bad("db is empty")
 	}
@@ -248,8 +252,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	_, err := c.credentials()
-	return errors.Join(append(errs, err)...)
+	_, cerr := c.credentials()
+	_, aerr := c.callers()
+	return errors.Join(append(errs, cerr, aerr, c.checkListeners())...)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -200,17 +200,6 @@ func TestConfigUnknownKeyAndBadDuration(t *testing.T) {
 	}
 }
 
-func TestCheckListen(t *testing.T) {
-	for addr, ok := range map[string]bool{
-		"127.0.0.1:50051": true, "localhost:1": true, "[::1]:1": true,
-		"0.0.0.0:50051": false, ":50051": false, "10.0.0.1:1": false,
-	} {
-		if err := checkListen(addr); (err == nil) != ok {
-			t.Errorf("checkListen(%q) = %v, want ok=%v", addr, err, ok)
-		}
-	}
-}
-
 func TestLoadKeyringCreatesSandboxKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "var", "master.key")
 	k1, err := loadKeyring(path, "", true)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 )
 
@@ -51,26 +55,67 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 	return m
 }
 
-// serve exposes /metrics on addr until ctx ends.
-func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) error {
+// serve exposes /metrics on addr until ctx ends. On loopback it is open. Beyond loopback
+// (allowed only with callers and TLS, see checkListeners) it is served over erasured's TLS and
+// a scrape needs a bearer token whose principal holds the metrics role.
+func (m *metrics) serve(ctx context.Context, addr string, acc *access, log *slog.Logger) error {
+	loop, err := loopback(addr)
+	if err != nil {
+		return err
+	}
+	var h http.Handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	guarded := !loop
+	if guarded {
+		if acc.auth == nil || acc.tls == nil {
+			return fmt.Errorf("metrics listener %q beyond loopback needs callers and TLS", addr)
+		}
+		h = metricsGuard(acc.auth, h, log)
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	if guarded {
+		lis = tls.NewListener(lis, acc.tls.Config())
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("metrics serving", "listen", lis.Addr().String())
+	log.Info("metrics serving", "listen", lis.Addr().String(), "tls", guarded, "token_required", guarded)
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// metricsGuard admits a scrape with a bearer token whose principal holds the metrics role:
+// 401 without a known token, 403 for a principal without the role. A refusal is logged with
+// the principal, never the token.
+func metricsGuard(auth *server.Auth, next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		principal, roles, ok := "", []server.Role(nil), false
+		if strings.EqualFold(scheme, "bearer") && bearer != "" {
+			principal, roles, ok = auth.Token(strings.TrimSpace(bearer))
+		}
+		switch {
+		case !ok:
+			log.Warn("metrics scrape refused: no known bearer token", "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="erasured metrics"`)
+			http.Error(w, "a bearer token with the metrics role is required", http.StatusUnauthorized)
+		case !slices.Contains(roles, server.RoleMetrics):
+			log.Warn("metrics scrape refused: the principal lacks the metrics role", "principal", principal, "remote", r.RemoteAddr)
+			http.Error(w, "the metrics role is required", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // observeCall counts a LivePerson call.

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/erasured/erasured/liveperson/port"
@@ -38,9 +40,6 @@ func realMain(ctx context.Context, args []string) error {
 
 	cfg, err := loadConfig(args, os.Getenv)
 	if err != nil {
-		return err
-	}
-	if err := checkListen(cfg.Listen); err != nil {
 		return err
 	}
 	if cfg.sandbox {
@@ -84,7 +83,11 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(svc, server.Options{Logger: log})
+	acc, err := newAccess(&cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits()})
 	if err != nil {
 		return err
 	}
@@ -125,9 +128,14 @@ func realMain(ctx context.Context, args []string) error {
 	// Whatever ends realMain, background work stops before the store closes.
 	defer func() { stopWork(); <-workDone; <-checkDone }()
 	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
+	// SIGHUP reloads the callers and TLS files; caught from here on, so it never ends erasured.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go acc.watchSIGHUP(workCtx, hup, log)
 	if cfg.MetricsListen != "" {
 		go func() {
-			if err := m.serve(workCtx, cfg.MetricsListen, log); err != nil {
+			if err := m.serve(workCtx, cfg.MetricsListen, acc, log); err != nil {
 				log.Error("metrics listener", "err", err)
 			}
 		}()
@@ -138,7 +146,8 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID(),
-		"receipt_key_id", keys.SigningKeyID())
+		"receipt_key_id", keys.SigningKeyID(), "tls", acc.tls != nil, "mtls", cfg.TLS.ClientCAFile != "",
+		"authentication", acc.auth != nil, "tokens", len(acc.cur.Tokens), "certificates", len(acc.cur.Certificates))
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -164,22 +173,6 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// checkListen refuses a non-loopback address: caller authentication is not built yet, and
-// without it the server must never be reachable from other machines.
-func checkListen(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("refusing to listen on %q without caller authentication: use a loopback address", addr)
 }
 
 // loadKeyring reads the master key (32 random bytes, base64) from path. In the sandbox a missing
