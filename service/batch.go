@@ -314,7 +314,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 		if b.Sealed, err = seal(key, plain, batchAAD(b.ID)); err != nil {
 			return err
 		}
-		wrapped, err := sealWith(p.s.keys.wrap, key, []byte(p.s.keys.id+"\x00"+string(batchKeyName(b.ID))))
+		wrapped, err := p.s.keys.wrapKey(string(batchKeyName(b.ID)), key)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -11,25 +12,44 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io/fs"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 )
 
 // Keyring holds the master key and the keys derived from it. Subject identifiers are sealed with
-// a random per-erasure data key (AES-256-GCM); the data key is stored wrapped by the master key,
-// so destroying it later makes the identifiers unrecoverable (crypto-shredding). Subjects are
-// compared through a keyed HMAC fingerprint, never in the clear.
+// a random per-erasure data key (AES-256-GCM). With a key directory (OpenKeyring) the data key is
+// wrapped by the key of the current period, itself stored sealed by the master key in the
+// directory, so destroying the period key later makes every copy of the wrapped data key, in
+// any old copy of the database, unreadable (crypto-shredding; see shred.go). Without one
+// (NewKeyring) data keys are wrapped by the master key itself, as databases written before the
+// key directory existed have them. Subjects are compared through a keyed HMAC fingerprint,
+// never in the clear.
 type Keyring struct {
 	id      string
-	wrap    cipher.AEAD
+	wrap    cipher.AEAD // from the master key: seals the key files, and opens data keys it wrapped directly
 	fpKey   []byte
 	hashKey []byte
 	signing ed25519.PrivateKey
+
+	dir    *keyDir // nil: no key directory
+	period time.Duration
+
+	mu      sync.RWMutex
+	periods []*periodKey // oldest first
+	current *periodKey   // nil without a key directory
 }
 
-// NewKeyring derives the working keys from a 32-byte master key. id names the master key so that
-// wrapped data keys record which master key wraps them (for rotation).
+// wrapLabel derives the master wrap key from the master key.
+const wrapLabel = "erasured/wrap/v1"
+
+// NewKeyring derives the working keys from a 32-byte master key, with no key directory: data keys
+// are wrapped by the master key and no period key is ever destroyed (tests, tools). id names the
+// master key so that wrapped keys record which master key wraps them (for rotation).
 func NewKeyring(id string, master []byte) (*Keyring, error) {
 	if len(master) != 32 {
 		return nil, fmt.Errorf("master key must be 32 bytes, got %d", len(master))
@@ -37,17 +57,67 @@ func NewKeyring(id string, master []byte) (*Keyring, error) {
 	if id == "" {
 		return nil, errors.New("master key id is empty")
 	}
-	wrap, err := newGCM(derive(master, "erasured/wrap/v1"))
+	wrap, err := newGCM(derive(master, wrapLabel))
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{
-		id:      id,
-		wrap:    wrap,
-		fpKey:   derive(master, "erasured/fingerprint/v1"),
-		hashKey: derive(master, "erasured/request-hash/v1"),
-		signing: ed25519.NewKeyFromSeed(derive(master, "erasured/receipt-signing/v1")),
-	}, nil
+	k := &Keyring{id: id, wrap: wrap}
+	k.setRoot(master)
+	return k, nil
+}
+
+// OpenKeyring is NewKeyring with the key directory dir (created 0700 if missing): the root secret
+// and the period keys live there, sealed by the master key. A new directory gets a root secret
+// equal to master, so that the fingerprints, request hashes and receipt-signing key of a
+// database written before stay the same. period is how long one period key is current; now
+// decides which period is current and makes its key if it does not exist yet.
+func OpenKeyring(id string, master []byte, dir string, period time.Duration, now time.Time) (*Keyring, error) {
+	k, err := NewKeyring(id, master)
+	if err != nil {
+		return nil, err
+	}
+	if period <= 0 {
+		return nil, errors.New("key period must be positive")
+	}
+	if k.dir, err = openKeyDir(dir); err != nil {
+		return nil, err
+	}
+	k.period = period
+	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
+	if errors.Is(err, fs.ErrNotExist) {
+		root = bytes.Clone(master)
+		err = k.dir.write(keyFile{Name: rootKeyName, MasterKeyID: id, Created: now.UTC()}, root, k.wrap)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	k.setRoot(root)
+	names, err := k.dir.periodNames()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		kf, secret, err := k.dir.read(name, k.wrap, id)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := newGCM(secret)
+		if err != nil {
+			return nil, err
+		}
+		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, aead: aead})
+	}
+	if _, err := k.roll(now); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// setRoot derives the fingerprint, request-hash and receipt-signing keys from the root secret.
+func (k *Keyring) setRoot(root []byte) {
+	k.fpKey = derive(root, "erasured/fingerprint/v1")
+	k.hashKey = derive(root, "erasured/request-hash/v1")
+	k.signing = ed25519.NewKeyFromSeed(derive(root, "erasured/receipt-signing/v1"))
 }
 
 // PublicKey is the key that verifies receipts.
@@ -127,7 +197,7 @@ func normalizeSubject(s Subject) string {
 	}
 }
 
-// dataKey is a fresh per-erasure key, in the clear and wrapped by the master key.
+// dataKey is a fresh per-erasure key, in the clear and wrapped.
 type dataKey struct {
 	plain   []byte
 	wrapped []byte
@@ -136,20 +206,205 @@ type dataKey struct {
 // newDataKey makes a random data key and wraps it for the erasure id (the id is bound in as
 // associated data, so a wrapped key cannot be moved to another erasure).
 func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
-	plain := make([]byte, 32)
-	if _, err := rand.Read(plain); err != nil {
+	plain, err := newSecret()
+	if err != nil {
 		return dataKey{}, err
 	}
-	wrapped, err := sealWith(k.wrap, plain, []byte(k.id+"\x00"+erasureID))
+	wrapped, err := k.wrapKey(erasureID, plain)
 	if err != nil {
 		return dataKey{}, err
 	}
 	return dataKey{plain: plain, wrapped: wrapped}, nil
 }
 
-// unwrap recovers an erasure's data key.
-func (k *Keyring) unwrap(erasureID string, wrapped []byte) ([]byte, error) {
-	return openWith(k.wrap, wrapped, []byte(k.id+"\x00"+erasureID))
+// unwrap recovers a data key wrapped for purpose (an erasure id, or a batch's key name). A key
+// whose period key was destroyed is errShredded.
+func (k *Keyring) unwrap(purpose string, wrapped []byte) ([]byte, error) {
+	if name, sealed, ok := parseWrapped(wrapped); ok {
+		if pk := k.periodKey(name); pk != nil {
+			if plain, err := openWith(pk.aead, sealed, periodAAD(name, purpose)); err == nil {
+				return plain, nil
+			}
+		} else if _, err := k.unwrapMaster(purpose, wrapped); err != nil {
+			return nil, fmt.Errorf("%w: its period key %s is destroyed", errShredded, name)
+		}
+	}
+	return k.unwrapMaster(purpose, wrapped)
+}
+
+func (k *Keyring) unwrapMaster(purpose string, wrapped []byte) ([]byte, error) {
+	return openWith(k.wrap, wrapped, []byte(k.id+"\x00"+purpose))
+}
+
+// wrapKey wraps a data key for purpose: by the current period key, or without a key directory
+// by the master key.
+func (k *Keyring) wrapKey(purpose string, plain []byte) ([]byte, error) {
+	k.mu.RLock()
+	cur := k.current
+	k.mu.RUnlock()
+	if cur == nil {
+		return sealWith(k.wrap, plain, []byte(k.id+"\x00"+purpose))
+	}
+	return wrapWith(cur, purpose, plain)
+}
+
+// Wrapped data keys in a period key have the form wrappedMagic, the period key's name (one byte
+// of length, then the name), then the sealed key. Keys the master key wraps are the sealed key
+// alone, beginning with a random nonce; unwrap tries them as such when the first form fails.
+const wrappedMagic = "\x00ek2"
+
+func wrapWith(pk *periodKey, purpose string, plain []byte) ([]byte, error) {
+	sealed, err := sealWith(pk.aead, plain, periodAAD(pk.name, purpose))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(wrappedMagic)+1+len(pk.name)+len(sealed))
+	out = append(out, wrappedMagic...)
+	out = append(out, byte(len(pk.name)))
+	out = append(out, pk.name...)
+	return append(out, sealed...), nil
+}
+
+func periodAAD(name, purpose string) []byte { return []byte("period\x00" + name + "\x00" + purpose) }
+
+func parseWrapped(w []byte) (name string, sealed []byte, ok bool) {
+	if !bytes.HasPrefix(w, []byte(wrappedMagic)) || len(w) < len(wrappedMagic)+1 {
+		return "", nil, false
+	}
+	n := int(w[len(wrappedMagic)])
+	rest := w[len(wrappedMagic)+1:]
+	if len(rest) < n {
+		return "", nil, false
+	}
+	return string(rest[:n]), rest[n:], true
+}
+
+// wrappedBy names the period key a wrapped data key says it is wrapped by; "" for the master key.
+func wrappedBy(w []byte) string {
+	name, _, _ := parseWrapped(w)
+	return name
+}
+
+func (k *Keyring) periodKey(name string) *periodKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, pk := range k.periods {
+		if pk.name == name {
+			return pk
+		}
+	}
+	return nil
+}
+
+// roll makes the period key of now's period current, creating it if needed, and returns its
+// name ("" without a key directory). A clock that went back keeps the newest key current.
+func (k *Keyring) roll(now time.Time) (string, error) {
+	if k.dir == nil {
+		return "", nil
+	}
+	start := now.UTC().Truncate(k.period)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := len(k.periods); n > 0 && !k.periods[n-1].start.Before(start) {
+		k.current = k.periods[n-1]
+		return k.current.name, nil
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	name := periodKeyName(start)
+	if err := k.dir.write(keyFile{Name: name, MasterKeyID: k.id, Created: now.UTC(), Start: start}, secret, k.wrap); err != nil {
+		return "", fmt.Errorf("new period key: %w", err)
+	}
+	aead, err := newGCM(secret)
+	if err != nil {
+		return "", err
+	}
+	k.current = &periodKey{name: name, start: start, aead: aead}
+	k.periods = append(k.periods, k.current)
+	return name, nil
+}
+
+// keyFor names the period key a data key that must stay readable until t plus retention should
+// be wrapped by: the newest key whose period began by t, or the current key if there is none.
+func (k *Keyring) keyFor(t time.Time) string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.current == nil {
+		return ""
+	}
+	for i := len(k.periods) - 1; i >= 0; i-- {
+		if !k.periods[i].start.After(t) {
+			return k.periods[i].name
+		}
+	}
+	return k.current.name
+}
+
+// rewrap wraps the data key w (for purpose) again, by the period key named target.
+func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error) {
+	plain, err := k.unwrap(purpose, w)
+	if err != nil {
+		return nil, err
+	}
+	pk := k.periodKey(target)
+	if pk == nil {
+		return nil, fmt.Errorf("period key %s is not loaded", target)
+	}
+	return wrapWith(pk, purpose, plain)
+}
+
+// periodInfo is a period key's name and when it stopped being current (zero: it still is).
+type periodInfo struct {
+	name string
+	end  time.Time
+}
+
+// pastPeriods lists the period keys that are no longer current, oldest first, with when each
+// stopped being current.
+func (k *Keyring) pastPeriods() []periodInfo {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	var out []periodInfo
+	for i := 0; i+1 < len(k.periods); i++ {
+		if k.periods[i] == k.current {
+			break
+		}
+		// A period ends when its successor begins, or at its nominal end if the service was not
+		// running to make the successor then.
+		end := k.periods[i].start.Add(k.period)
+		if next := k.periods[i+1].start; next.Before(end) {
+			end = next
+		}
+		out = append(out, periodInfo{name: k.periods[i].name, end: end})
+	}
+	return out
+}
+
+// destroyPeriod destroys the period key name: its file and the copy in memory.
+func (k *Keyring) destroyPeriod(name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.current != nil && k.current.name == name {
+		return fmt.Errorf("period key %s is current", name)
+	}
+	if err := k.dir.destroy(name); err != nil {
+		return err
+	}
+	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
+	return nil
+}
+
+// PeriodKeys lists the names of the period keys the keyring holds, oldest first.
+func (k *Keyring) PeriodKeys() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([]string, len(k.periods))
+	for i, pk := range k.periods {
+		out[i] = pk.name
+	}
+	return out
 }
 
 // seal encrypts plaintext with a data key; aad binds it to its erasure.

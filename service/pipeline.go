@@ -127,6 +127,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if err := p.flushQueues(ctx, now); err != nil && ctx.Err() == nil {
 			p.s.log.Error("pipeline: batching", "err", err)
 		}
+		if p.s.keepDue(now) {
+			wg.Go(func() { p.s.runKeeper(ctx) })
+		}
 		wait := maxIdle
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(p.s.now()), time.Millisecond))

@@ -46,6 +46,12 @@ type Config struct {
 	// OnIncident, when set, is called for each failure an operator must see (see Incident),
 	// after it is logged. It must not block.
 	OnIncident func(Incident)
+	// Retention is how long an erasure's sealed data is kept after it reaches a final state
+	// (default 720h); then it is destroyed (see shred.go).
+	Retention time.Duration
+	// KeepInterval is how often the pipeline runs the key keeper (default: a quarter of the
+	// key period, at most an hour; an hour without a key directory).
+	KeepInterval time.Duration
 }
 
 // Service is the erasure domain over a Store.
@@ -59,6 +65,8 @@ type Service struct {
 	cfg   Config
 	now   func() time.Time
 	log   *slog.Logger
+
+	keeper keeperState // when the key keeper last ran (shred.go)
 }
 
 // New returns a Service over db that seals subjects with keys.
@@ -74,6 +82,18 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	}
 	if cfg.DeletionWindow == 0 {
 		cfg.DeletionWindow = 480 * time.Hour
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 720 * time.Hour
+	}
+	if cfg.KeepInterval <= 0 {
+		cfg.KeepInterval = time.Hour
+		if keys.period > 0 {
+			cfg.KeepInterval = min(keys.period/4, time.Hour)
+		}
+	}
+	if keys.period > cfg.Retention {
+		return nil, fmt.Errorf("service: the key period (%s) must not be longer than the retention (%s)", keys.period, cfg.Retention)
 	}
 	s := &Service{db: db, keys: keys, cfg: cfg, now: cfg.Now, log: cfg.Logger}
 	if s.now == nil {
@@ -102,8 +122,9 @@ type record struct {
 // private is what a record holds beyond the public view. Both are stored as one JSON object
 // (encoding/json promotes the fields of embedded structs); encodeChange relies on that.
 type private struct {
-	// DataKey is the erasure's data key wrapped by the master key; nil for erasures stored before
-	// it moved here from the Keys bucket, where theirs still is.
+	// DataKey is the erasure's data key wrapped by a period key (or, as older erasures have it,
+	// by the master key; the wrapped form says which); nil for erasures stored before it moved
+	// here from the Keys bucket, where theirs still is, and for shredded erasures.
 	DataKey       []byte `json:"data_key,omitempty"`
 	Sealed        []byte `json:"sealed,omitempty"`
 	SealedTargets []byte `json:"targets,omitempty"`
@@ -133,6 +154,11 @@ type private struct {
 	// a consumer are erased, no attribute search finds it any more, and a late conversation of
 	// that consumer would otherwise be missed by the final sweep.
 	SealedConsumers []byte `json:"consumers,omitempty"`
+	// FinalTime is when the erasure reached its final state; retention counts from it. Records
+	// that became final before it was kept use their update time.
+	FinalTime time.Time `json:"final_time,omitzero"`
+	// ShredTime is when the erasure's data key and sealed data were destroyed.
+	ShredTime time.Time `json:"shred_time,omitzero"`
 }
 
 // principalKey carries the calling principal in a context.
@@ -168,6 +194,9 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 // the state change, its event and its revision commit together or not at all.
 func putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
 	r.UpdateTime = now
+	if r.State.Final() && r.FinalTime.IsZero() {
+		r.FinalTime = now
+	}
 	c, err := encodeChange(r, prev, now)
 	if err != nil {
 		return err

@@ -45,9 +45,17 @@ type Config struct {
 		Workers int `yaml:"workers"`
 	} `yaml:"pipeline"`
 	Privacy struct {
-		MasterKeyFile string   `yaml:"master_key_file"`
-		MasterKeyID   string   `yaml:"master_key_id"`
-		Retention     Duration `yaml:"retention"`
+		// MasterKeyFile holds the master key (32 random bytes, base64); ERASURED_MASTER_KEY
+		// (base64), when set, wins over it.
+		MasterKeyFile string `yaml:"master_key_file"`
+		MasterKeyID   string `yaml:"master_key_id"`
+		// Retention is how long an erasure's sealed data is kept after its final state.
+		Retention Duration `yaml:"retention"`
+		// KeyDir holds the period keys and the root secret, sealed by the master key (default:
+		// a "keys" directory beside the db file). KeyPeriod is how long one period key wraps new
+		// data keys (default 24h, or the retention if shorter; at most the retention).
+		KeyDir    string   `yaml:"key_dir"`
+		KeyPeriod Duration `yaml:"key_period"`
 	} `yaml:"privacy"`
 	// TLS serves the gRPC listener, and a metrics listener beyond loopback, over TLS.
 	TLS TLSConfig `yaml:"tls"`
@@ -201,8 +209,16 @@ func (c *Config) validate() error {
 	if c.History.KeepRevisions == 0 {
 		bad("history.keep_revisions must be positive")
 	}
-	if c.Privacy.MasterKeyFile == "" {
+	if c.Privacy.MasterKeyFile == "" && c.env("ERASURED_MASTER_KEY") == "" {
 		bad("privacy.master_key_file is required")
+	}
+	if c.Privacy.KeyPeriod.Duration == 0 { // unset: a day, or the retention if shorter
+		c.Privacy.KeyPeriod.Duration = min(24*time.Hour, c.Privacy.Retention.Duration)
+	}
+	if c.Privacy.Retention.Duration <= 0 || c.Privacy.KeyPeriod.Duration <= 0 {
+		bad("privacy.retention and privacy.key_period must be positive")
+	} else if c.Privacy.KeyPeriod.Duration > c.Privacy.Retention.Duration {
+		bad("privacy.key_period (%s) must not be longer than privacy.retention (%s)", c.Privacy.KeyPeriod.Duration, c.Privacy.Retention.Duration)
 	}
 	if n := len(c.LivePerson.Source); n == 0 || n > 20 {
 		bad("liveperson.source must be 1 to 20 characters")

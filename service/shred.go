@@ -1,0 +1,491 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/erasured/erasured/store"
+)
+
+// Crypto-shredding and the key keeper.
+//
+// An erasure's personal data (subject, aliases, LivePerson record ids, followed consumers) is
+// sealed with its data key, and a deletion batch's record ids with the batch's data key. Data
+// keys are wrapped by period keys, which live outside the database in the key directory
+// (keystore.go). A copy of the database (a backup, or freed pages bbolt has not overwritten)
+// keeps every wrapped data key it ever held; it becomes unreadable once the period keys that
+// wrapped them are destroyed. The keeper, run by the pipeline every KeepInterval, does three
+// things:
+//
+//  1. Re-wrap. Every data key still needed is wrapped by the key it must stay under: the key of
+//     the current period while its erasure (or, for a batch, any of its erasures, or the batch
+//     itself, while it is being sent or held) is open; once final, the key of the period the
+//     erasure became final in (for a batch, the period its last erasure became final in), or
+//     the current key if that one was never made. Keys wrapped directly by the master key
+//     (databases written before the key directory) and erasure keys still in the Keys bucket
+//     are moved the same way.
+//  2. Shred. An erasure final for longer than the retention loses its data key and everything
+//     sealed with it, and its fingerprints and request hash (which, with the fingerprint key,
+//     could be matched against guessed identifiers), in one transaction with an event (its
+//     public fingerprint empties). A batch whose erasures are all shredded loses its key and
+//     sealed ids.
+//  3. Destroy. A period key no data key in the database is wrapped by any more, and that stopped
+//     being current at least the retention ago, is overwritten and removed.
+//
+// The bound. Let an erasure become final at T, in period m (which began at t_m <= T). Its data key
+// was wrapped, in some copy of the database, only by keys of periods it was open in or became
+// final in: keys k_j with j <= m. For each such k_j, every data key wrapped by it is, within one
+// keeper interval after k_j stopped being current (at t_{j+1}), either re-wrapped under a later
+// key (open data) or belongs to an erasure that became final in period j, or later if its batch
+// or a late keeper put it there, and so is shredded by t_{j+1} + retention (plus an interval). So
+// k_j is destroyed by t_{j+1} + retention + one keeper interval <= T + period + retention +
+// interval, since t_{j+1} <= t_{m+1} <= T + period. From then on no copy of the database, with the
+// master key and the key directory, yields the erasure's data key: it is unrecoverable by
+// T + retention + key period + keep interval. This assumes the keeper runs at least once per
+// period (the service is up); a key whose period ended while the service was down is handled at
+// the next run, and the bound moves by the downtime.
+//
+// Waiting for the retention after a key stops being current (not just for its last reference to
+// go) keeps a backup younger than the retention minus one period fully readable: its open
+// erasures are wrapped by keys that still exist.
+//
+// Keys wrapped directly by the master key in copies taken before the key directory existed stay
+// readable with that master key: rotate the master key (erasured keys rotate) once the keeper has
+// moved them, and destroy the old one.
+//
+// Not covered: the subject and alias fingerprints in the change history (events, until compacted)
+// and in receipts (signed, so they are kept) are keyed HMACs under a key derived from the root
+// secret, which is kept for the service's life. Whoever holds the master key (which opens the root
+// secret) can match them against guessed identifiers; a phone number's space is small enough to
+// try in full.
+
+// shreddedHash replaces a shredded erasure's request hash: it matches no payload, so a retry of
+// its request_id is answered REQUEST_ID_REUSED instead of creating a second erasure.
+var shreddedHash = strings.Repeat("0", 64)
+
+// KeepStats says what one run of the key keeper did. It holds no personal data.
+type KeepStats struct {
+	CurrentKey      string   // the current period key ("" without a key directory)
+	Rewrapped       int      // data keys wrapped again (erasures and batches)
+	Migrated        int      // of those, keys the master key wrapped directly
+	Shredded        int      // erasures whose sealed data and data key were destroyed
+	BatchesShredded int      // batches whose sealed ids and data key were destroyed
+	Destroyed       []string // period keys destroyed
+}
+
+func (st KeepStats) changed() bool {
+	return st.Rewrapped+st.Shredded+st.BatchesShredded+len(st.Destroyed) > 0
+}
+
+// keeperState schedules the keeper.
+type keeperState struct {
+	mu      sync.Mutex
+	last    time.Time
+	running bool
+}
+
+// keepDue reports whether the keeper should run now, and if so marks it running.
+func (s *Service) keepDue(now time.Time) bool {
+	s.keeper.mu.Lock()
+	defer s.keeper.mu.Unlock()
+	if s.keeper.running || (!s.keeper.last.IsZero() && now.Sub(s.keeper.last) < s.cfg.KeepInterval) {
+		return false
+	}
+	s.keeper.running, s.keeper.last = true, now
+	return true
+}
+
+// runKeeper runs the keeper once and logs what it did.
+func (s *Service) runKeeper(ctx context.Context) {
+	defer func() {
+		s.keeper.mu.Lock()
+		s.keeper.running = false
+		s.keeper.mu.Unlock()
+	}()
+	st, err := s.Keep(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("key keeper", "err", err)
+	}
+	if st.changed() {
+		s.log.Info("key keeper", "current_key", st.CurrentKey, "rewrapped", st.Rewrapped, "migrated", st.Migrated,
+			"shredded", st.Shredded, "batches_shredded", st.BatchesShredded, "keys_destroyed", st.Destroyed)
+	}
+}
+
+// Keep runs the key keeper once: it makes the current period key, re-wraps data keys, shreds
+// what is past retention and destroys period keys nothing needs.
+func (s *Service) Keep(ctx context.Context) (KeepStats, error) { return s.keep(ctx, false) }
+
+// MigrateKeys only moves the data keys the master key wraps directly under the current period
+// key (before a master-key rotation). Without a key directory it does nothing.
+func (s *Service) MigrateKeys(ctx context.Context) (KeepStats, error) { return s.keep(ctx, true) }
+
+// keepPlan is what one keeper run found to do.
+type keepPlan struct {
+	rewrap  []rewrapTask
+	shred   []string            // erasure ids
+	batches []uint64            // batches to shred
+	dedups  map[string][]string // shredded erasure id → keys of its deduplicated Submits in Requests
+}
+
+type rewrapTask struct {
+	erasure string // or
+	batch   uint64
+	target  string
+}
+
+// erasureInfo is what the plan needs of an erasure to decide about its batches.
+type erasureInfo struct {
+	final, gone bool // gone: shredded, or shredded in this run
+	finalTime   time.Time
+}
+
+func finalTimeOf(r *record) time.Time {
+	if !r.FinalTime.IsZero() {
+		return r.FinalTime
+	}
+	return r.UpdateTime
+}
+
+// needsRewrap says whether a data key wrapped by `by` must move to `target`: keys the master key
+// wraps always move (when there is a key directory); period keys move only forward.
+func needsRewrap(by, target string, migrateOnly bool) bool {
+	switch {
+	case target == "":
+		return false
+	case by == "":
+		return true
+	case migrateOnly:
+		return false
+	}
+	return by < target // period key names sort as their start times
+}
+
+func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error) {
+	now := s.now().UTC()
+	cur, err := s.keys.roll(now)
+	st := KeepStats{CurrentKey: cur}
+	if err != nil {
+		return st, err
+	}
+	var plan keepPlan
+	if err := s.db.View(func(tx *store.Tx) (err error) {
+		plan, err = s.planKeep(tx, now, cur, migrateOnly)
+		return err
+	}); err != nil {
+		return st, err
+	}
+	if err := s.applyRewraps(ctx, plan.rewrap, &st); err != nil {
+		return st, err
+	}
+	if migrateOnly {
+		return st, nil
+	}
+	if err := s.shredErasures(ctx, plan, now, &st); err != nil {
+		return st, err
+	}
+	if err := s.shredBatches(ctx, plan.batches, &st); err != nil {
+		return st, err
+	}
+	return st, s.destroyUnused(now, &st)
+}
+
+func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
+	plan := keepPlan{dedups: map[string][]string{}}
+	infos := map[string]erasureInfo{}
+	shredding := map[string]bool{}
+	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+		r := new(record)
+		if err := json.Unmarshal(v, r); err != nil {
+			return false, fmt.Errorf("decode erasure %s: %w", k, err)
+		}
+		final, ft := r.State.Final(), finalTimeOf(r)
+		info := erasureInfo{final: final, finalTime: ft, gone: !r.ShredTime.IsZero()}
+		switch {
+		case info.gone:
+		case final && !now.Before(ft.Add(s.cfg.Retention)) && !migrateOnly:
+			info.gone = true
+			shredding[r.ID] = true
+			plan.shred = append(plan.shred, r.ID)
+		default:
+			w := wrappedKey(tx, r)
+			if w == nil {
+				break
+			}
+			target := cur
+			if final {
+				target = s.keys.keyFor(ft)
+			}
+			if needsRewrap(wrappedBy(w), target, migrateOnly) || (r.DataKey == nil && target != "") {
+				plan.rewrap = append(plan.rewrap, rewrapTask{erasure: r.ID, target: target})
+			}
+		}
+		infos[r.ID] = info
+		return true, nil
+	})
+	if err != nil {
+		return plan, err
+	}
+	err = tx.Scan(store.Batches, nil, func(k, v []byte) (bool, error) {
+		var b batch
+		if err := json.Unmarshal(v, &b); err != nil {
+			return false, fmt.Errorf("decode batch: %w", err)
+		}
+		w := tx.Get(store.Keys, batchKeyName(b.ID))
+		if w == nil {
+			return true, nil
+		}
+		gone, open := true, b.State == batchIntent || b.State == batchHeld
+		var last time.Time
+		for _, id := range b.Erasures {
+			info, ok := infos[id]
+			if !ok {
+				continue // no such erasure any more: nothing of it to keep
+			}
+			gone = gone && info.gone
+			open = open || !info.final
+			if info.finalTime.After(last) {
+				last = info.finalTime
+			}
+		}
+		switch {
+		case gone && !migrateOnly:
+			plan.batches = append(plan.batches, b.ID)
+		case gone:
+		default:
+			target := cur
+			if !open {
+				target = s.keys.keyFor(last)
+			}
+			if needsRewrap(wrappedBy(w), target, migrateOnly) {
+				plan.rewrap = append(plan.rewrap, rewrapTask{batch: b.ID, target: target})
+			}
+		}
+		return true, nil
+	})
+	if err != nil || len(shredding) == 0 {
+		return plan, err
+	}
+	err = tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		var e requestEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode idempotency record: %w", err)
+		}
+		if shredding[e.ErasureID] && e.PayloadHash != shreddedHash {
+			plan.dedups[e.ErasureID] = append(plan.dedups[e.ErasureID], string(k))
+		}
+		return true, nil
+	})
+	return plan, err
+}
+
+// keepChunk is how many records one keeper transaction changes: the committer runs every
+// transaction one after another, and a long one would hold up Submits.
+const keepChunk = 128
+
+// inChunks runs fn over items, keepChunk at a time, one transaction each.
+func inChunks[T any](ctx context.Context, s *Service, items []T, fn func(tx *store.Tx, item T) error) error {
+	for len(items) > 0 {
+		n := min(len(items), keepChunk)
+		chunk := items[:n]
+		items = items[n:]
+		err := s.db.Update(ctx, func(tx *store.Tx) error {
+			for _, it := range chunk {
+				if err := fn(tx, it); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return s.storeError(err)
+		}
+	}
+	return nil
+}
+
+// putQuiet stores r as it is, with its revision and without an event: for changes of the private
+// part only, which no watcher sees.
+func putQuiet(tx *store.Tx, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Erasures, []byte(r.ID), v)
+}
+
+func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *KeepStats) error {
+	var rewrapped, migrated int
+	err := inChunks(ctx, s, tasks, func(tx *store.Tx, t rewrapTask) error {
+		if t.erasure != "" {
+			r, err := getRecord(tx, t.erasure)
+			if err != nil || r == nil || !r.ShredTime.IsZero() {
+				return err
+			}
+			w := wrappedKey(tx, r)
+			if w == nil {
+				return nil
+			}
+			by := wrappedBy(w)
+			if by != "" && by >= t.target && r.DataKey != nil {
+				return nil // moved on since the plan
+			}
+			if r.DataKey, err = s.keys.rewrap(r.ID, w, t.target); err != nil {
+				return fmt.Errorf("re-wrap the data key of erasure %s: %w", r.ID, err)
+			}
+			if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
+				return err
+			}
+			rewrapped++
+			if by == "" {
+				migrated++
+			}
+			return putQuiet(tx, r)
+		}
+		name := batchKeyName(t.batch)
+		w := tx.Get(store.Keys, name)
+		if w == nil {
+			return nil
+		}
+		by := wrappedBy(w)
+		if by != "" && by >= t.target {
+			return nil
+		}
+		nw, err := s.keys.rewrap(string(name), w, t.target)
+		if err != nil {
+			return fmt.Errorf("re-wrap the data key of batch %d: %w", t.batch, err)
+		}
+		rewrapped++
+		if by == "" {
+			migrated++
+		}
+		return tx.Put(store.Keys, name, nw)
+	})
+	// A re-run transaction counts again; the counts are for the log only.
+	st.Rewrapped += min(rewrapped, len(tasks))
+	st.Migrated += min(migrated, len(tasks))
+	return err
+}
+
+// shredErasures destroys the data key and sealed data of each erasure of the plan, with an event.
+func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Time, st *KeepStats) error {
+	n := 0
+	err := inChunks(ctx, s, plan.shred, func(tx *store.Tx, id string) error {
+		r, err := getRecord(tx, id)
+		if err != nil || r == nil || !r.ShredTime.IsZero() || !r.State.Final() || now.Before(finalTimeOf(r).Add(s.cfg.Retention)) {
+			return err
+		}
+		if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
+			return err
+		}
+		r.DataKey, r.Sealed, r.SealedTargets, r.SealedConsumers = nil, nil, nil, nil
+		r.Fingerprint = ""
+		for i := range r.Aliases {
+			r.Aliases[i].Fingerprint = ""
+		}
+		r.ShredTime = now
+		var scrubbed []requestEntry
+		if r.PayloadHash != "" {
+			r.PayloadHash = shreddedHash
+			scrubbed = append(scrubbed, requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: shreddedHash})
+		}
+		for _, key := range plan.dedups[id] {
+			v := tx.Get(store.Requests, []byte(key))
+			var e requestEntry
+			if v == nil || json.Unmarshal(v, &e) != nil {
+				continue
+			}
+			e.PayloadHash = shreddedHash
+			if v, err = json.Marshal(e); err != nil {
+				return err
+			}
+			if err := tx.Put(store.Requests, []byte(key), v); err != nil {
+				return err
+			}
+			scrubbed = append(scrubbed, e)
+		}
+		refs := make(map[string]requestRef, len(scrubbed))
+		for _, e := range scrubbed {
+			if refs[e.RequestID], err = e.ref(); err != nil {
+				return err
+			}
+		}
+		if err := tx.OnCommit(func() {
+			for rid, ref := range refs {
+				s.index.addRequest(rid, ref)
+			}
+		}); err != nil {
+			return err
+		}
+		n++
+		// The state stays; the event shows the fingerprint gone. UpdateTime moves to now.
+		return putChange(tx, r, r.State, now)
+	})
+	st.Shredded += min(n, len(plan.shred))
+	return err
+}
+
+// shredBatches destroys the data key and sealed ids of each batch.
+func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats) error {
+	n := 0
+	err := inChunks(ctx, s, ids, func(tx *store.Tx, id uint64) error {
+		b, err := getBatch(tx, id)
+		if err != nil || b == nil {
+			return err
+		}
+		if err := tx.Delete(store.Keys, batchKeyName(id)); err != nil {
+			return err
+		}
+		b.Sealed = nil
+		n++
+		return putBatch(tx, b)
+	})
+	st.BatchesShredded += min(n, len(ids))
+	return err
+}
+
+// destroyUnused destroys each period key that no wrapped data key in the database names and
+// that stopped being current at least the retention ago.
+func (s *Service) destroyUnused(now time.Time, st *KeepStats) error {
+	past := s.keys.pastPeriods()
+	if len(past) == 0 {
+		return nil
+	}
+	used := map[string]bool{}
+	err := s.db.View(func(tx *store.Tx) error {
+		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+			var r struct {
+				DataKey []byte `json:"data_key"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, fmt.Errorf("decode erasure %s: %w", k, err)
+			}
+			used[wrappedBy(r.DataKey)] = true
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Scan(store.Keys, nil, func(_, v []byte) (bool, error) {
+			used[wrappedBy(v)] = true
+			return true, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range past {
+		if used[p.name] || now.Before(p.end.Add(s.cfg.Retention)) {
+			continue
+		}
+		if err := s.keys.destroyPeriod(p.name); err != nil {
+			return err
+		}
+		st.Destroyed = append(st.Destroyed, p.name)
+	}
+	return nil
+}
