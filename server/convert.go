@@ -173,7 +173,7 @@ func submitFromProto(r *erasurev1.SubmitRequest) service.SubmitRequest {
 		out.Channels = append(out.Channels, service.Channel(c))
 	}
 	if r.GetReceivedTime() != nil {
-		out.ReceivedTime = r.GetReceivedTime().AsTime()
+		out.ReceivedTime, out.ReceivedTimeSet = r.GetReceivedTime().AsTime(), true
 	}
 	return out
 }

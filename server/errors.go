@@ -9,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/erasured/erasured/service"
 )
@@ -57,7 +58,13 @@ func toStatus(err error) error {
 		code = codes.Internal
 	}
 	st := status.New(code, se.Message)
-	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: se.Reason, Domain: errorDomain, Metadata: se.Metadata}); err == nil {
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: se.Reason, Domain: errorDomain, Metadata: se.Metadata}}
+	if field := se.Metadata["field"]; field != "" && code == codes.InvalidArgument {
+		// As request validation reports it: the field and the rule, never the value.
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: field, Description: se.Message, Reason: se.Reason}}})
+	}
+	if withInfo, err := st.WithDetails(details...); err == nil {
 		st = withInfo
 	}
 	return st.Err()

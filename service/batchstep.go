@@ -51,6 +51,9 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error {
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
+		if err != nil {
+			p.s.reportRefusal(b.Account, "reconcile", err, "batch", b.ID)
+		}
 		switch {
 		case errors.Is(err, errListUnread):
 			return p.listFailed(ctx, b, err)
@@ -104,6 +107,9 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		return err
 	}
 	d, err := p.lp.CreateDeletion(ctx, b.Account, b.Kind, ids)
+	if err != nil {
+		p.s.reportRefusal(b.Account, "submit", err, "batch", b.ID)
+	}
 	switch {
 	case err == nil:
 		return p.batchCreated(ctx, b.ID, d, d.RequestedBy)
@@ -156,6 +162,7 @@ func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, now time.Time) err
 func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 	d, err := p.lp.GetDeletion(ctx, b.Account, b.LPID)
 	if err != nil {
+		p.s.reportRefusal(b.Account, "poll", err, "batch", b.ID)
 		return p.batchRetry(ctx, b.ID, err)
 	}
 	now := p.s.now()
@@ -269,7 +276,9 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 			r.LastError = describe(cause)
 			switch {
 			case failed:
-				r.State = StateFailed
+				if err := p.s.failErasure(tx, r, "deletion_rejected"); err != nil {
+					return err
+				}
 				r.LastError = "LivePerson rejected the deletion request twice"
 			case state == batchDissolved:
 				r.BlockedOn = heldFirst(r, BlockedQuota)

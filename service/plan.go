@@ -141,6 +141,10 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 	}
 	principal := Principal(ctx)
 	now := s.now().UTC()
+	audit := s.audited(ctx, "Resolve", AuditConfirm, now)
+	if d.Reject {
+		audit.Action = AuditReject
+	}
 	var res ResolveResult
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		r, err := getRecord(tx, id)
@@ -200,7 +204,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 		}
 		e := r.Erasure
 		res = ResolveResult{Erasure: &e, Plan: s.planOf(r, ts)}
-		return nil
+		return auditOn(tx, audit, r, "")
 	})
 	if err == nil {
 		s.wakePipeline()
@@ -217,15 +221,33 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 	if err := checkAliases(subj, aliases); err != nil {
 		return Plan{}, err
 	}
+	if subj.Kind != SubjectTargets {
+		if err := checkIdentifier(subjectField(subj.Kind), subj); err != nil {
+			return Plan{}, err
+		}
+	}
+	for i, a := range aliases {
+		if err := checkIdentifier(fmt.Sprintf("aliases[%d]", i), a); err != nil {
+			return Plan{}, err
+		}
+	}
 	p := s.currentPipeline()
 	if p == nil {
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "NO_LIVEPERSON", Message: "no LivePerson connection is configured"}
 	}
 	ids := append([]Subject{subj}, aliases...)
 	chans := normalizeChannels(channels)
-	res, err := resolver{lp: p.lp, now: s.now()}.resolve(ctx, account, ids, chans, false)
+	now := s.now()
+	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, account, ids, chans, false)
 	if err != nil {
+		s.reportAuth(account, "preview", err)
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE", Message: describe(err)}
+	}
+	// A preview stores nothing but its audit entry: it looked up personal data.
+	e := s.audited(ctx, "Resolve", AuditPreview, now)
+	e.Account = account
+	if err := s.AppendAudit(ctx, e); err != nil {
+		return Plan{}, err
 	}
 	return s.buildPlan(account, res.targets, s.refsOf(account, ids), chans, res.unsearchable), nil
 }
@@ -288,6 +310,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 		if err == nil {
 			continue
 		}
+		s.reportAuth(account, "cancel", err)
 		// A cancel whose answer was lost, or retried after one, has done its work; a request that
 		// became final meanwhile cannot be cancelled any more. (A request this loop did cancel
 		// before failing shows CANCELED at its next poll, and its records are queued again.)
@@ -341,7 +364,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 			return err
 		}
 		e = r.Erasure
-		return nil
+		return auditOn(tx, s.audited(ctx, "Cancel", AuditCancel, now), r, "")
 	})
 	s.wakePipeline()
 	return e, s.storeError(err)

@@ -119,6 +119,10 @@ var (
 	ErrRejected = errors.New("liveperson: request rejected")
 	// ErrUnavailable: LivePerson failed or is unreachable; retry later.
 	ErrUnavailable = errors.New("liveperson: unavailable")
+	// ErrUnauthorized: LivePerson refused the account's credentials (a 401, or a 403 for
+	// credentials without the rights). It comes wrapped with ErrUnavailable or ErrRejected,
+	// which decide what the pipeline does; it only tells an operator what to fix.
+	ErrUnauthorized = errors.New("liveperson: credentials refused")
 	// ErrResidency: the call would have sent data outside the account's region; refused.
 	ErrResidency = errors.New("liveperson: host outside the account's region")
 	// ErrPartial: LivePerson reported a partial result; the search must be retried.

@@ -150,6 +150,7 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 		return Erasure{}, err
 	}
 	now := s.now().UTC()
+	audit := s.audited(ctx, "Cancel", AuditCancel, now)
 	var e Erasure
 	remote := false
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
@@ -164,7 +165,7 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 		e = r.Erasure
 		switch {
 		case r.State == StateCancelled:
-			return nil
+			return auditOn(tx, audit, r, "unchanged")
 		case r.State.Final():
 			return &Error{Kind: KindFailedPrecondition, Reason: "ERASURE_FINAL",
 				Message:  fmt.Sprintf("erasure is %s and can no longer be cancelled", r.State),
@@ -206,7 +207,7 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 			return err
 		}
 		e = r.Erasure
-		return nil
+		return auditOn(tx, audit, r, "")
 	})
 	if err != nil {
 		return Erasure{}, s.storeError(err)

@@ -149,6 +149,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	var d Deletion
 	if !notCreated {
 		if d, err = p.lp.GetDeletion(ctx, account, lpRequestID); err != nil || d.ID != lpRequestID {
+			s.reportAuth(account, "settle", err)
 			return SettleResult{}, lookupError(err, lpRequestID)
 		}
 		if echoed(d) && !sameIntent(d, kind, ids) {
@@ -159,6 +160,12 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	}
 	now := s.now()
 	who := Principal(ctx)
+	audit := s.audited(ctx, "SettleBatch", AuditSettle, now)
+	audit.Account, audit.BatchID = account, batchID
+	audit.Detail = "liveperson_request " + strconv.FormatInt(lpRequestID, 10)
+	if notCreated {
+		audit.Detail = "not_created"
+	}
 	var members []string
 	err = s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		b, err := heldBatch(tx, account, batchID)
@@ -178,7 +185,11 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		if err != nil {
 			return err
 		}
-		return putBatch(tx, b)
+		if err := putBatch(tx, b); err != nil {
+			return err
+		}
+		// One entry for the call, found under each erasure the batch holds records of.
+		return appendAuditFor(tx, audit, members)
 	})
 	if err != nil {
 		return SettleResult{}, s.storeError(err)

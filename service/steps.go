@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/erasured/erasured/store"
@@ -198,6 +200,7 @@ func (p *Pipeline) dropTask(ctx context.Context, task string) error {
 // backoff records a failed step: the error (without personal data), what the erasure is blocked
 // on, and when to try again (5, 10, 15 s, then doubling up to the poll interval).
 func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) error {
+	p.s.reportRefusal(snap.r.AccountID, stepName(snap.r.State), stepErr, "erasure", snap.r.ID)
 	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures++
 		r.LastError = describe(stepErr)
@@ -209,8 +212,7 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 		// the reason rather than retry forever.
 		// (A residency refusal is retried: an operator fixes discovery, and failing would be worse.)
 		if errors.Is(stepErr, ErrRejected) && r.Failures >= maxRejections {
-			r.State = StateFailed
-			return ts, nil
+			return ts, p.s.failErasure(tx, r, "steps_rejected")
 		}
 		return ts, setNext(tx, r, p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval)))
 	})
@@ -240,6 +242,8 @@ func describe(err error) string {
 		return "LivePerson deletion quota for this month is spent"
 	case errors.Is(err, ErrResidency):
 		return "refused: LivePerson host outside the account's region"
+	case errors.Is(err, ErrUnauthorized):
+		return "LivePerson refused the account's credentials"
 	case errors.Is(err, ErrRejected):
 		return "LivePerson rejected the request"
 	case errors.Is(err, ErrPartial):
@@ -252,4 +256,72 @@ func describe(err error) string {
 		return "LivePerson returned a record without its content"
 	}
 	return "internal error"
+}
+
+// stepName names the step an erasure in state st works on, for incidents.
+func stepName(st State) string {
+	switch st {
+	case StateResolving:
+		return "resolve"
+	case StateScheduled:
+		return "recheck"
+	case StateVerifying:
+		return "verify"
+	}
+	return strings.ToLower(st.String())
+}
+
+// incidentMessages are the log messages of incidents, by kind.
+var incidentMessages = map[string]string{
+	IncidentAuthFailed:   "incident: LivePerson refused the account's credentials",
+	IncidentStepRejected: "incident: LivePerson refused a step",
+	IncidentFailed:       "incident: erasure failed",
+}
+
+// report logs an incident an operator must see, then passes it to Config.OnIncident. The line
+// names the kind, the account, the step, a fixed reason and attrs (an erasure or batch id),
+// never personal data.
+func (s *Service) report(inc Incident, attrs ...any) {
+	level := slog.LevelError
+	if inc.Kind == IncidentStepRejected {
+		level = slog.LevelWarn
+	}
+	line := []any{"incident", inc.Kind, "account", inc.Account}
+	if inc.Step != "" {
+		line = append(line, "step", inc.Step)
+	}
+	line = append(append(line, "reason", inc.Reason), attrs...)
+	s.log.Log(context.Background(), level, incidentMessages[inc.Kind], line...)
+	if f := s.cfg.OnIncident; f != nil {
+		f(inc)
+	}
+}
+
+// reportRefusal reports LivePerson's refusal at a step of the pipeline: of the account's
+// credentials, or of the request itself. Other failures (unavailable, quota spent, residency)
+// are retried or shown on the erasure, and are not incidents.
+func (s *Service) reportRefusal(account, step string, err error, attrs ...any) {
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		s.report(Incident{Kind: IncidentAuthFailed, Account: account, Step: step, Reason: "credentials_refused"}, attrs...)
+	case errors.Is(err, ErrRejected):
+		s.report(Incident{Kind: IncidentStepRejected, Account: account, Step: step, Reason: "request_rejected"}, attrs...)
+	}
+}
+
+// reportAuth reports a refusal of the account's credentials only: for calls on behalf of a
+// caller (a preview, a cancel, a settle), whose other refusals are the caller's to see.
+func (s *Service) reportAuth(account, step string, err error) {
+	if errors.Is(err, ErrUnauthorized) {
+		s.reportRefusal(account, step, err)
+	}
+}
+
+// failErasure moves r to FAILED, in tx, and reports the move once tx commits (not at all if
+// it does not, and once however often the store runs the transaction function). reason is a
+// fixed string.
+func (s *Service) failErasure(tx *store.Tx, r *record, reason string) error {
+	r.State = StateFailed
+	inc, id := Incident{Kind: IncidentFailed, Account: r.AccountID, Reason: reason}, r.ID
+	return tx.OnCommit(func() { s.report(inc, "erasure", id) })
 }

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -21,9 +24,13 @@ type SubmitRequest struct {
 	Subject              Subject
 	Channels             []Channel // empty: chat and messaging
 	EraseConsumerProfile bool
-	ReceivedTime         time.Time // zero: now
-	Confirmation         Confirmation
-	ExternalRef          string
+	// ReceivedTime is when the brand received the subject's request. Unset (zero, and
+	// ReceivedTimeSet false): now. A time that is set is checked, never taken for "now", even
+	// the zero time (year 1).
+	ReceivedTime    time.Time
+	ReceivedTimeSet bool
+	Confirmation    Confirmation
+	ExternalRef     string
 	// Aliases are further identifiers of the same person (at most 10, none of kind
 	// SubjectTargets). Personal data, like Subject.
 	Aliases []Subject
@@ -66,8 +73,18 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		return SubmitResult{}, s.storeError(err)
 	}
 	if known {
-		// A retry is answered from a read: no commit, no fsync.
-		return s.replay(prior, hash)
+		// A retry changes nothing: it is answered from a read, and only its audit entry is
+		// committed.
+		res, err := s.replay(prior, hash)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		e := s.audited(ctx, "Submit", AuditSubmit, now)
+		e.Erasure, e.Account, e.Detail = res.Erasure.ID, req.AccountID, "retry"
+		if err := s.AppendAudit(ctx, e); err != nil {
+			return SubmitResult{}, err
+		}
+		return res, nil
 	}
 	defer release()
 
@@ -109,6 +126,8 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		dupKey = dup.String()
 	}
 
+	audit := s.audited(ctx, "Submit", AuditSubmit, now)
+	audit.Account = req.AccountID
 	var res SubmitResult
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		for _, id := range open {
@@ -125,6 +144,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 				return err
 			}
 			res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
+			dedup := audit
+			dedup.Erasure, dedup.Detail = r.ID, "deduplicated"
+			if err := appendAudit(tx, dedup); err != nil {
+				return err
+			}
 			return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
 				PayloadHash: hash, Deduplicated: true})
 		}
@@ -137,6 +161,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		}
 		res = SubmitResult{Erasure: fresh.Erasure}
 		res.Erasure.Revision = rev
+		created := audit
+		created.Erasure = eid
+		if err := appendAudit(tx, created); err != nil {
+			return err
+		}
 		return s.indexCreated(tx, fresh)
 	})
 	if err != nil {
@@ -235,23 +264,114 @@ func (s *Service) payloadHash(req SubmitRequest) (string, error) {
 	return s.keys.requestHash(canonical), nil
 }
 
-// checkSubmit enforces the rules the API schema cannot express.
+// gdprStart is when the GDPR began to apply: no request under it was received before.
+var gdprStart = time.Date(2018, 5, 25, 0, 0, 0, 0, time.UTC)
+
+// checkSubmit enforces the rules the API schema cannot express, and again, in case a caller
+// bypasses the schema, those on identifiers that could never match a record. Each error names
+// the field at fault, never its value.
 func checkSubmit(req SubmitRequest, now time.Time) error {
 	switch {
 	case req.RequestID == "":
-		return newError(KindInvalid, "INVALID_REQUEST", "request_id is required")
+		return fieldError("request_id", "is required")
 	case req.AccountID == "":
-		return newError(KindInvalid, "INVALID_REQUEST", "account_id is required")
+		return fieldError("account_id", "is required")
 	case req.Subject.Kind == SubjectUnspecified:
-		return newError(KindInvalid, "INVALID_REQUEST", "subject is required")
+		return fieldError("subject", "is required")
 	case req.Subject.Kind == SubjectTargets && len(req.Subject.ConversationIDs)+len(req.Subject.EngagementIDs) == 0:
-		return newError(KindInvalid, "INVALID_REQUEST", "subject.targets names no record")
-	case req.Subject.Kind != SubjectTargets && req.Subject.Value == "":
-		return newError(KindInvalid, "INVALID_REQUEST", "subject identifier is empty")
-	case req.ReceivedTime.After(now.Add(clockSkew)):
-		return newError(KindInvalid, "RECEIVED_TIME_IN_FUTURE", "received_time is in the future")
+		return fieldError("subject.targets", "names no record")
 	}
-	return checkAliases(req.Subject, req.Aliases)
+	if req.ReceivedTimeSet || !req.ReceivedTime.IsZero() {
+		switch {
+		case req.ReceivedTime.Before(gdprStart):
+			return fieldError("received_time", "is before 2018-05-25, when the GDPR began to apply")
+		case req.ReceivedTime.After(now.Add(clockSkew)):
+			return fieldError("received_time", "is in the future")
+		}
+	}
+	if req.Subject.Kind != SubjectTargets {
+		if err := checkIdentifier(subjectField(req.Subject.Kind), req.Subject); err != nil {
+			return err
+		}
+	}
+	if err := checkAliases(req.Subject, req.Aliases); err != nil {
+		return err
+	}
+	for i, a := range req.Aliases {
+		if err := checkIdentifier(fmt.Sprintf("aliases[%d]", i), a); err != nil {
+			return err
+		}
+	}
+	return checkExternalRef(req)
+}
+
+// subjectField names the request field of a subject identifier of kind k.
+func subjectField(k SubjectKind) string {
+	switch k {
+	case SubjectCustomerID:
+		return "subject.customer_id"
+	case SubjectEmail:
+		return "subject.email"
+	case SubjectPhone:
+		return "subject.phone"
+	case SubjectConsumerID:
+		return "subject.consumer_id"
+	}
+	return "subject"
+}
+
+// checkIdentifier refuses an identifier that could only match the wrong records or none: one
+// that is empty once white space and invisible characters are set aside (or, for a phone, has
+// no digit), one holding control, format or line-separator characters, a customer id with
+// white space at either end, and one that is not UTF-8.
+func checkIdentifier(field string, s Subject) error {
+	switch {
+	case !utf8.ValidString(s.Value):
+		return fieldError(field, "is not valid UTF-8")
+	case strings.TrimFunc(normalizeSubject(s), blank) == "":
+		return fieldError(field, "is empty or blank")
+	case strings.ContainsFunc(s.Value, invisible):
+		return fieldError(field, "holds control, format or line-separator characters")
+	case s.Kind == SubjectCustomerID && strings.TrimFunc(s.Value, blank) != s.Value:
+		return fieldError(field, "starts or ends with white space")
+	}
+	return nil
+}
+
+// invisible reports control, format and line- or paragraph-separator characters (DEL, U+0085,
+// U+200B, U+2028, tabs), which no identifier LivePerson matches on holds.
+func invisible(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) }
+
+// blank reports white space and invisible characters.
+func blank(r rune) bool { return unicode.IsSpace(r) || unicode.In(r, unicode.Zs) || invisible(r) }
+
+// minRefContained is the length from which an identifier found anywhere inside external_ref is
+// refused; a shorter one is refused only when it is the whole ref (a short identifier is found
+// inside unrelated ticket ids too often).
+const minRefContained = 6
+
+// checkExternalRef refuses an external_ref that is, or holds, one of the request's identifiers:
+// external_ref is stored in plaintext and returned to every viewer. Identifiers are compared in
+// their normalized form (e-mail addresses ignoring case, phone numbers by their digits).
+func checkExternalRef(req SubmitRequest) error {
+	if req.ExternalRef == "" {
+		return nil
+	}
+	ids := req.Aliases
+	if req.Subject.Kind != SubjectTargets {
+		ids = append([]Subject{req.Subject}, ids...)
+	}
+	for _, id := range ids {
+		norm := normalizeSubject(id)
+		if norm == "" {
+			continue
+		}
+		ref := normalizeSubject(Subject{Kind: id.Kind, Value: req.ExternalRef})
+		if ref == norm || utf8.RuneCountInString(norm) >= minRefContained && strings.Contains(ref, norm) {
+			return fieldError("external_ref", "must not be or hold one of the request's identifiers: it is stored in plaintext")
+		}
+	}
+	return nil
 }
 
 // normalizeChannels returns the channels sorted and without repeats; none means both.

@@ -185,7 +185,9 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			ts[i].Status, ts[i].Batch, ts[i].LPRequest = TargetQueued, 0, 0
 		}
 		if failed > 0 {
-			r.State = StateFailed
+			if err := p.s.failErasure(tx, r, "verification_failed"); err != nil {
+				return nil, err
+			}
 			r.LastError = fmt.Sprintf("verification: %d record(s) still hold data after deletion was requested twice (LivePerson requests %v)",
 				failed, lpRequestIDs(r))
 			return ts, nil
