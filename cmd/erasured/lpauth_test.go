@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"maps"
 	"strings"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/service"
 )
 
 // refusalLog records the refusals reported, as "account/service".
@@ -123,4 +127,61 @@ func TestForbiddenServiceIsReported(t *testing.T) {
 	if n := len(r.counts()); n != 1 {
 		t.Errorf("refusals after recovery: %v", r.counts())
 	}
+}
+
+// TestAuthFailureMetrics: a refused client secret shows in
+// erasured_liveperson_auth_failures_total by account and service, and the token exchange in
+// erasured_liveperson_calls_total (sentinel, 401); incidents count by kind and step.
+func TestAuthFailureMetrics(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", "not-the-secret")}
+	m := newMetrics(nil, func() int64 { return 0 }, func() map[string]int { return nil })
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), lpReports{call: m.observeCall, authFailed: m.authFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCredentials(context.Background(), lp, slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now())
+	for _, svc := range authServices {
+		if got := counterValue(t, m.lpAuthFailures, "account", a.ID, "service", svc); got < 1 {
+			t.Errorf("auth failures of %s/%s = %v, want at least 1", a.ID, svc, got)
+		}
+	}
+	if got := counterValue(t, m.lpCalls, "service", liveperson.ServiceSentinel, "op", "token", "code", "401"); got < 1 {
+		t.Errorf("sentinel token calls answered 401 = %v, want at least 1", got)
+	}
+	m.incident(service.Incident{Kind: service.IncidentStepRejected, Account: a.ID, Step: "submit", Reason: "REFUSED"})
+	m.incident(service.Incident{Kind: service.IncidentStepRejected, Account: a.ID, Step: "submit", Reason: "REFUSED"})
+	if got := counterValue(t, m.incidents, "kind", service.IncidentStepRejected, "step", "submit"); got != 2 {
+		t.Errorf("incidents step_rejected/submit = %v, want 2", got)
+	}
+}
+
+// counterValue reads the counter of vec with the labels given (name, value, name, value...),
+// by gathering it from a registry of its own.
+func counterValue(t *testing.T, vec *prometheus.CounterVec, labels ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(vec)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, want) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
