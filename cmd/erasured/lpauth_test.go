@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -41,9 +40,9 @@ func (r *refusalLog) counts() map[string]int {
 }
 
 // wireCounting builds the client as erasured does, reporting refusals to r.
-func (e *simEnv) wireCounting(t *testing.T, r *refusalLog) (*livePerson, *bytes.Buffer) {
+func (e *simEnv) wireCounting(t *testing.T, r *refusalLog) (*livePerson, *syncBuffer) {
 	t.Helper()
-	var logs bytes.Buffer
+	var logs syncBuffer
 	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{authFailed: r.add})
 	if err != nil {
 		t.Fatal(err)

@@ -135,7 +135,9 @@ func realMain(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go acc.watchSIGHUP(workCtx, hup, log)
+	hupDone := make(chan struct{})
+	go func() { defer close(hupDone); acc.watchSIGHUP(workCtx, hup, log) }()
+	defer func() { stopWork(); <-hupDone }() // a reload in progress ends before the store closes
 	if cfg.MetricsListen != "" {
 		go func() {
 			if err := m.serve(workCtx, cfg.MetricsListen, acc, log); err != nil {
