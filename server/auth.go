@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -234,6 +235,28 @@ func (a *Auth) identify(ctx context.Context) (*caller, string) {
 	}
 }
 
+// Certificate looks up the caller named by a connection's verified client certificate (the
+// metrics listener uses it too). Only a chain the TLS handshake verified counts: a certificate
+// merely presented names nobody.
+func (a *Auth) Certificate(cs *tls.ConnectionState) (principal string, roles []Role, ok bool) {
+	cn, ok := verifiedCommonName(cs)
+	if !ok {
+		return "", nil, false
+	}
+	id, ok := a.set.Load().certs[cn]
+	if !ok {
+		return "", nil, false
+	}
+	return id.principal, slices.Clone(id.roles), true
+}
+
+func verifiedCommonName(cs *tls.ConnectionState) (string, bool) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	return cs.VerifiedChains[0][0].Subject.CommonName, true
+}
+
 // clientCommonName is the subject common name of the connection's verified client certificate.
 func clientCommonName(ctx context.Context) (string, bool) {
 	p, ok := peer.FromContext(ctx)
@@ -241,10 +264,10 @@ func clientCommonName(ctx context.Context) (string, bool) {
 		return "", false
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+	if !ok {
 		return "", false
 	}
-	return ti.State.VerifiedChains[0][0].Subject.CommonName, true
+	return verifiedCommonName(&ti.State)
 }
 
 // authFunc authenticates every call except those of open methods. Without an Auth every caller

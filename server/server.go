@@ -1,5 +1,7 @@
-// Package server is erasured's gRPC adapter: the interceptor chain, the one table from service
-// errors to gRPC codes, proto ⇄ domain conversion, Watch streaming, health and reflection.
+// Package server is erasured's gRPC adapter: the interceptor chain (caller authentication by
+// bearer token or client certificate, the one table of roles per method, caps on calls and
+// streams, validation), the one table from service errors to gRPC codes, proto ⇄ domain
+// conversion, Watch streaming, TLS, health and reflection.
 package server
 
 import (
