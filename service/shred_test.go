@@ -22,6 +22,9 @@ type keyEnv struct {
 	*pipeEnv
 	keyDir string
 	keys   *Keyring
+	// masterID and master are the master key the keyring opens with (testKey unless changed).
+	masterID string
+	master   []byte
 }
 
 func newKeyEnv(t *testing.T) *keyEnv {
@@ -29,7 +32,7 @@ func newKeyEnv(t *testing.T) *keyEnv {
 	dir := t.TempDir()
 	e := &keyEnv{pipeEnv: &pipeEnv{env: &env{t: t, path: filepath.Join(dir, "erasure.db"),
 		clock: &fakeClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}}, lp: newFakeLP(), cfg: testPipelineConfig},
-		keyDir: filepath.Join(dir, "keys")}
+		keyDir: filepath.Join(dir, "keys"), masterID: "test", master: testKey}
 	e.reopen()
 	t.Cleanup(func() { e.db.Close() })
 	return e
@@ -42,7 +45,7 @@ func (e *keyEnv) reopen() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if e.keys, err = OpenKeyring("test", testKey, e.keyDir, testPeriod, e.clock.Now()); err != nil {
+	if e.keys, err = OpenKeyring(e.masterID, e.master, e.keyDir, testPeriod, e.clock.Now()); err != nil {
 		e.t.Fatal(err)
 	}
 	svc, err := New(db, e.keys, Config{Now: e.clock.Now, Retention: testRetention})
@@ -396,4 +399,49 @@ func (k *Keyring) newDataKeyMust(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return dk.wrapped
+}
+
+func TestPipelineRunMigratesKeysOnItsOwn(t *testing.T) {
+	e := newEnv(t) // no key directory: the data key is wrapped by the master key
+	e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("ABC-123")))
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(e.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db = db
+	keys, err := OpenKeyring("test", testKey, filepath.Join(t.TempDir(), "keys"), testPeriod, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(db, keys, Config{Now: e.clock.Now, Retention: testRetention})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := svc.CheckKeys(); err != nil || c.Master != 1 {
+		t.Fatalf("before the pipeline runs: %+v, %v", c, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.NewPipeline(newFakeLP(), testPipelineConfig).Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := svc.CheckKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Master == 0 && c.Open == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running pipeline did not move the key under a period key: %+v", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

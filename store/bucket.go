@@ -39,7 +39,7 @@ var (
 	Audit    = Bucket{"audit"}    // audit trail
 	Ledger   = Bucket{"ledger"}   // LivePerson quota ledger
 	Batches  = Bucket{"batches"}  // LivePerson deletion batches
-	Keys     = Bucket{"keys"}     // per-batch data keys, and those of erasures stored before their record held it (wrapped)
+	Keys     = Bucket{"keys"}     // per-batch data keys, and those of erasures stored before their record held it (wrapped by a period key, or by the master key before the key directory)
 	Schedule = Bucket{"schedule"} // timer wheel: U64(due unix nanos) + task → nothing
 	Queue    = Bucket{"queue"}    // targets waiting for a LivePerson request, by account and kind
 	Receipts = Bucket{"receipts"} // signed receipts, in chain order
