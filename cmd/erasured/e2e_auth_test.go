@@ -97,6 +97,7 @@ auth:
   tokens_file: %s
   certificates:
     - {principal: dpo-desk, common_name: dpo-desk, roles: [approver, viewer]}
+    - {principal: prometheus-mtls, common_name: prometheus-mtls, roles: [metrics]}
 %s`, filepath.Join(dir, "erasure.db"), simAddr, acct.ID, acct.ClientID, secret, master,
 		s.pki.CertFile, s.pki.KeyFile, s.pki.CAFile, s.tokensFile, extra), 0o600)
 	return s
@@ -266,6 +267,20 @@ func (s *authSetup) checkMetrics(t *testing.T) {
 		}
 		if want == 200 && !strings.Contains(string(body), "erasured_erasures{") {
 			t.Errorf("scrape with the metrics token holds no erasured metrics")
+		}
+	}
+	// A client certificate names the scraper too.
+	for cn, want := range map[string]int{"prometheus-mtls": 200, "dpo-desk": 403, "stranger": 401} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: s.pki.client(t, cn)}, Timeout: 10 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Errorf("scrape with certificate %s: %v", cn, err)
+			continue
+		}
+		resp.Body.Close()
+		c.CloseIdleConnections()
+		if resp.StatusCode != want {
+			t.Errorf("scrape with certificate %s: %d, want %d", cn, resp.StatusCode, want)
 		}
 	}
 	// Plain http to the TLS listener gets no metrics.

@@ -57,7 +57,7 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 
 // serve exposes /metrics on addr until ctx ends. On loopback it is open. Beyond loopback
 // (allowed only with callers and TLS, see checkListeners) it is served over erasured's TLS and
-// a scrape needs a bearer token whose principal holds the metrics role.
+// a scrape needs a bearer token or client certificate whose principal holds the metrics role.
 func (m *metrics) serve(ctx context.Context, addr string, acc *access, log *slog.Logger) error {
 	loop, err := loopback(addr)
 	if err != nil {
@@ -94,8 +94,9 @@ func (m *metrics) serve(ctx context.Context, addr string, acc *access, log *slog
 	return nil
 }
 
-// metricsGuard admits a scrape with a bearer token whose principal holds the metrics role:
-// 401 without a known token, 403 for a principal without the role. A refusal is logged with
+// metricsGuard admits a scrape with a bearer token, or a verified client certificate, whose
+// principal holds the metrics role: 401 without a known caller, 403 for a principal without the
+// role. A refusal is logged with
 // the principal, never the token.
 func metricsGuard(auth *server.Auth, next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -104,11 +105,14 @@ func metricsGuard(auth *server.Auth, next http.Handler, log *slog.Logger) http.H
 		if strings.EqualFold(scheme, "bearer") && bearer != "" {
 			principal, roles, ok = auth.Token(strings.TrimSpace(bearer))
 		}
+		if !ok && r.TLS != nil {
+			principal, roles, ok = auth.Certificate(r.TLS)
+		}
 		switch {
 		case !ok:
-			log.Warn("metrics scrape refused: no known bearer token", "remote", r.RemoteAddr)
+			log.Warn("metrics scrape refused: no known bearer token or client certificate", "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="erasured metrics"`)
-			http.Error(w, "a bearer token with the metrics role is required", http.StatusUnauthorized)
+			http.Error(w, "a bearer token or client certificate with the metrics role is required", http.StatusUnauthorized)
 		case !slices.Contains(roles, server.RoleMetrics):
 			log.Warn("metrics scrape refused: the principal lacks the metrics role", "principal", principal, "remote", r.RemoteAddr)
 			http.Error(w, "the metrics role is required", http.StatusForbidden)
