@@ -164,6 +164,9 @@ func (s *callerSet) token(bearer string) (identity, bool) {
 type caller struct {
 	principal string
 	roles     []Role
+	// set is the set of callers it was found in; nil without authentication. A stream compares
+	// it with the current set to tell that the callers changed since (see checkedStream).
+	set *callerSet
 }
 
 func (c *caller) has(r Role) bool { return slices.Contains(c.roles, r) }
@@ -185,6 +188,14 @@ func callerOf(ctx context.Context) *caller {
 // certificate. The reason returned with a nil caller is for the log; it never holds the token.
 func (a *Auth) identify(ctx context.Context) (*caller, string) {
 	set := a.set.Load()
+	c, reason := set.identify(ctx)
+	if c != nil {
+		c.set = set
+	}
+	return c, reason
+}
+
+func (set *callerSet) identify(ctx context.Context) (*caller, string) {
 	var byToken, byCert *identity
 	switch vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) {
 	case 0:

@@ -25,6 +25,7 @@ import (
 //   - a request that did not parse answers INVALID_ARGUMENT, once the caller is known;
 //   - authorization checks the role the method needs (for Resolve, the request);
 //   - limits cap the calls and streams held open;
+//   - a stream checks its caller again after the callers change (checkedStream);
 //   - validation refuses a bad request before any work;
 //   - recovery, innermost, turns a panic in a handler into INTERNAL, still logged above it.
 func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
@@ -79,7 +80,7 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 				return err
 			}
 			defer release()
-			return next(srv, &validatingStream{ServerStream: ss, v: v, srv: s, method: info.FullMethod})
+			return next(srv, &validatingStream{ServerStream: s.checked(ss, info.FullMethod), v: v, srv: s, method: info.FullMethod})
 		},
 		recovery.StreamServerInterceptor(rec...),
 	}
@@ -116,6 +117,11 @@ func (s *Server) authorize(ctx context.Context, method string, req any) error {
 		// Authentication runs first and lets only open methods through without a caller.
 		return statusError(codes.Unauthenticated, "authentication required", "UNAUTHENTICATED", nil)
 	}
+	return authorizeCaller(c, method, acc, req)
+}
+
+// authorizeCaller checks c against acc, the entry of method in methodRoles.
+func authorizeCaller(c *caller, method string, acc access, req any) error {
 	need := acc.roles
 	if acc.byRequest {
 		if req == nil {
