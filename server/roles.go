@@ -70,7 +70,8 @@ var methodRoles = map[string]access{
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {},
 }
 
-// isHealth reports whether method belongs to the health service, which is open and not limited.
+// isHealth reports whether method belongs to the health service, which is open (see limit for
+// how its streams are capped).
 func isHealth(method string) bool { return strings.HasPrefix(method, "/grpc.health.v1.Health/") }
 
 // requestRoles are the roles a request of a byRequest method needs: a Resolve decision needs

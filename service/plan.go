@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -162,9 +163,15 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 				Message:  fmt.Sprintf("erasure is %s: only an erasure awaiting confirmation takes a decision", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
 		}
-		if principal == r.SubmittedBy && principal != "anonymous" {
-			return &Error{Kind: KindPermissionDenied, Reason: "SELF_APPROVAL",
-				Message: "the principal that submitted an erasure cannot decide on its plan"}
+		if principal != "anonymous" {
+			asked, err := requestedBy(tx, r, principal)
+			if err != nil {
+				return err
+			}
+			if asked {
+				return &Error{Kind: KindPermissionDenied, Reason: "SELF_APPROVAL",
+					Message: "a principal that submitted an erasure, or joined it, cannot decide on its plan"}
+			}
 		}
 		ts, err := s.targetsOf(tx, r)
 		if err != nil {
@@ -368,4 +375,36 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	})
 	s.wakePipeline()
 	return e, s.storeError(err)
+}
+
+// requestedBy reports whether principal asked for erasure r: it submitted r, or one of its
+// Submits was answered with r (deduplicated onto it, adding identifiers or not, or a retry of
+// a Submit that did). Such a principal may not decide on r's plan: identifiers a joiner adds
+// bring their records into the plan as surely as the submitter's do, so a joiner confirming
+// would approve a deletion of its own choosing. The audit trail is the record of those
+// Submits: each successful one is indexed under its erasure in the transaction of its change,
+// and the trail is kept for as long as the erasure.
+func requestedBy(tx *store.Tx, r *record, principal string) (bool, error) {
+	if principal == r.SubmittedBy {
+		return true, nil
+	}
+	prefix := auditIndexPrefix(r.ID)
+	found := false
+	err := tx.Scan(store.Audit, prefix, func(k, _ []byte) (bool, error) {
+		rest, ok := bytes.CutPrefix(k, prefix)
+		if !ok {
+			return false, nil
+		}
+		seq, err := store.ParseU64(rest)
+		if err != nil {
+			return false, err
+		}
+		e, ok, err := getAudit(tx, seq)
+		if err != nil || !ok {
+			return false, err
+		}
+		found = e.Principal == principal && e.Action == AuditSubmit && e.Outcome == AuditOK
+		return !found, nil
+	})
+	return found, err
 }
