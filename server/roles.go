@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
@@ -28,6 +29,9 @@ const (
 
 // allRoles are the known roles; the anonymous caller of the auth-less sandbox holds every one.
 var allRoles = []Role{RoleSubmitter, RoleApprover, RoleViewer, RoleOperator, RoleAuditor, RoleMetrics}
+
+// Roles returns the known roles, for configuration checks.
+func Roles() []Role { return slices.Clone(allRoles) }
 
 func knownRole(r Role) bool {
 	for _, k := range allRoles {

@@ -74,8 +74,7 @@ func (l LimitsConfig) limits() server.Limits {
 }
 
 // knownRoles are the roles a caller may be given (the server holds what each allows).
-var knownRoles = []server.Role{server.RoleSubmitter, server.RoleApprover, server.RoleViewer,
-	server.RoleOperator, server.RoleAuditor, server.RoleMetrics}
+var knownRoles = server.Roles()
 
 // callers reads auth.tokens_file and checks the tls, auth and limits sections, reporting every
 // problem at once by its key. It returns the callers for the server. No token is ever read
