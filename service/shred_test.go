@@ -244,8 +244,13 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 		t.Errorf("shredded record keeps data key %v, subject %v, targets %v, consumers %v (shred time %v)",
 			r.DataKey != nil, r.Sealed != nil, r.SealedTargets != nil, r.SealedConsumers != nil, r.ShredTime)
 	}
-	if r.Fingerprint != "" || r.PayloadHash != shreddedHash || r.Aliases[0].Fingerprint != "" {
-		t.Errorf("shredded record keeps fingerprint %q, alias fingerprint %q, payload hash %q", r.Fingerprint, r.Aliases[0].Fingerprint, r.PayloadHash)
+	if r.Fingerprint != "" || r.PayloadHash != "" || r.Index != nil || r.Aliases[0].Fingerprint != "" {
+		t.Errorf("shredded record keeps fingerprint %q, alias fingerprint %q, payload hash %q, sealed index %v",
+			r.Fingerprint, r.Aliases[0].Fingerprint, r.PayloadHash, r.Index != nil)
+	}
+	if !r.Purged || !r.PurgeTime.Equal(finalAt.Add(testRetention)) || !done.PurgeTime.Equal(r.PurgeTime) || done.Purged {
+		t.Errorf("purge time %v (at completion %v), purged %v (at completion %v): want %v, true (false)",
+			r.PurgeTime, done.PurgeTime, r.Purged, done.Purged, finalAt.Add(testRetention))
 	}
 	if _, err := e.svc.identities(id); err == nil {
 		t.Error("a shredded erasure's identities still unseal")
