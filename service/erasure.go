@@ -177,10 +177,10 @@ type HeldBatch struct {
 // Erasure is the public view of an erasure: everything Status shows, safe to log and to put in
 // events. It never holds the subject's identifier or LivePerson record ids.
 type Erasure struct {
-	ID                     string        `json:"id"`
-	RequestID              string        `json:"request_id"`
-	AccountID              string        `json:"account_id"`
-	SubjectKind            SubjectKind   `json:"subject_kind"`
+	ID          string      `json:"id"`
+	RequestID   string      `json:"request_id"`
+	AccountID   string      `json:"account_id"`
+	SubjectKind SubjectKind `json:"subject_kind"`
 	// Fingerprint is the subject's public fingerprint: an HMAC under a key derived from the
 	// erasure's data key, meaningless once that key is destroyed (sealedindex.go).
 	Fingerprint            string        `json:"fingerprint"`

@@ -233,7 +233,14 @@ func (s *Service) indexJoined(tx *store.Tx, r *record, added []identRef) error {
 // indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
 // reached a final state. Their root fingerprints are in r's sealed index.
 func (s *Service) indexClosed(tx *store.Tx, r *record) error {
-	sec, _, err := s.indexOf(tx, r)
+	var key []byte
+	if r.Index != nil {
+		var err error
+		if key, err = s.dataKeyOf(tx, r); err != nil {
+			return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
+		}
+	}
+	sec, err := s.secretsOf(r, key)
 	if err != nil {
 		return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
 	}

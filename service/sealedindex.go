@@ -104,11 +104,17 @@ func (s *Service) indexOf(tx *store.Tx, r *record) (indexSecrets, []byte, error)
 	if err != nil {
 		return indexSecrets{}, nil, err
 	}
-	if r.Index == nil {
-		return indexSecrets{}, nil, fmt.Errorf("erasure %s has no sealed index", r.ID)
-	}
-	sec, err := openIndex(key, r.ID, r.Index)
+	sec, err := s.secretsOf(r, key)
 	return sec, key, err
+}
+
+// secretsOf are r's index secrets, opened with its data key; a record New could not seal (its
+// data key was unreadable) holds them in the clear, and needs no key.
+func (s *Service) secretsOf(r *record, key []byte) (indexSecrets, error) {
+	if r.Index == nil {
+		return clearSecrets(r.PayloadHash, r.Fingerprint, r.Aliases)
+	}
+	return openIndex(key, r.ID, r.Index)
 }
 
 func requestAAD(erasureID, requestID string) []byte {
