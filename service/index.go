@@ -68,6 +68,9 @@ type requestRef struct {
 	erasure uuid.UUID
 	hash    [32]byte // zero: the erasure is shredded, and no payload matches
 	dedup   bool
+	// unreadable: the erasure's data key could not be unwrapped when the index was loaded
+	// (a wrong master key or key directory), so its hash is unknown.
+	unreadable bool
 }
 
 // ref is e in memory, with its payload hash.
@@ -283,6 +286,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		// point at are kept to open the entries' hashes.
 		var entries []requestEntry
 		need := map[string][]byte{}
+		unreadable := map[string]bool{}
 		err := tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
 			var e requestEntry
 			if err := json.Unmarshal(v, &e); err != nil {
@@ -321,7 +325,11 @@ func (s *Service) loadIndex(ctx context.Context) error {
 				}
 				key, err := s.keys.unwrap(r.ID, w)
 				if err != nil {
-					return false, fmt.Errorf("erasure %s: data key: %w", r.ID, err)
+					// Its request_id stays known, its identifiers are not indexed; the store
+					// serves what it can, as without the sealed index (see keys check).
+					unreadable[r.ID] = true
+					ix.requests[r.RequestID] = requestRef{erasure: id, unreadable: true}
+					return true, nil
 				}
 				if sec, err = openIndex(key, r.ID, r.Index); err != nil {
 					return false, err
@@ -364,7 +372,12 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			ref.unreadable = e.SealedHash != nil && unreadable[e.ErasureID]
 			ix.requests[e.RequestID] = ref
+		}
+		if len(unreadable) > 0 {
+			s.log.Error("the data keys of some erasures do not unwrap: their Submits are not deduplicated and their retries fail",
+				"erasures", len(unreadable))
 		}
 		return nil
 	})

@@ -185,7 +185,8 @@ type clearFields struct {
 // its record holds in the clear, replaces its fingerprints by public ones, and seals the request
 // hashes of Requests entries. An entry whose erasure is shredded or missing loses its hash: a
 // retry of its request_id is refused, as one of a shredded erasure is. A record whose data key
-// cannot be read any more is left for the keeper to shred.
+// does not unwrap (a wrong master key, or a destroyed period key) is left as it is, with its
+// entries: the next start with the right keys seals it, or the keeper shreds it.
 func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 	unreadable := 0
 	err := inChunks(ctx, s, c.records, func(tx *store.Tx, id string) error {
@@ -198,12 +199,9 @@ func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 			return err
 		}
 		key, err := s.dataKeyOf(tx, r)
-		if errors.Is(err, errShredded) {
+		if err != nil {
 			unreadable++
 			return nil
-		}
-		if err != nil {
-			return err
 		}
 		sub, err := s.unsealSubject(tx, r)
 		if err != nil {
@@ -253,12 +251,10 @@ func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 		}
 		if r != nil && r.ShredTime.IsZero() && h != ([32]byte{}) {
 			key, err := s.dataKeyOf(tx, r)
-			switch {
-			case err == nil:
-				if e.SealedHash, err = sealRequestHash(key, e.ErasureID, e.RequestID, h); err != nil {
-					return err
-				}
-			case !errors.Is(err, errShredded):
+			if err != nil {
+				return nil // left in the clear, like its erasure
+			}
+			if e.SealedHash, err = sealRequestHash(key, e.ErasureID, e.RequestID, h); err != nil {
 				return err
 			}
 		}

@@ -253,3 +253,43 @@ func TestClearFieldsAreSealedOnLoad(t *testing.T) {
 		e.restart()
 	}
 }
+
+// TestWrongMasterKeyStartsWithoutAnsweringRetries: with a master key that unwraps no data key
+// (a wrong configuration, or `erasured keys check`), New still starts, and a retry is answered
+// with an error: never a new erasure, never a conflict. The right key answers it again.
+func TestWrongMasterKeyStartsWithoutAnsweringRetries(t *testing.T) {
+	e := newEnv(t)
+	req := submitReq(rid(1), "1234", customer("ABC-123"))
+	first := e.submit(req).Erasure
+	dup := submitReq(rid(2), "1234", customer("ABC-123"))
+	e.submit(dup)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(e.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewKeyring("other", bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(db, other, Config{Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("New with another master key: %v", err)
+	}
+	for _, r := range []SubmitRequest{req, dup} {
+		if res, err := svc.Submit(context.Background(), r); KindOf(err) != KindUnavailable {
+			t.Errorf("retry of %s with the wrong key = %+v, %v; want unavailable", r.RequestID, res.Erasure.ID, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	for _, r := range []SubmitRequest{req, dup} {
+		if got := e.submit(r); got.Erasure.ID != first.ID {
+			t.Errorf("retry of %s with the right key = %s, want %s", r.RequestID, got.Erasure.ID, first.ID)
+		}
+	}
+}

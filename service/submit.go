@@ -208,6 +208,9 @@ func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitReques
 // replay answers a Submit whose request_id was accepted before: the same erasure if the payload
 // is the same, a conflict if it is not (always, once the erasure is shredded: its hash is zero).
 func (s *Service) replay(prior requestRef, hash [32]byte) (SubmitResult, error) {
+	if prior.unreadable {
+		return SubmitResult{}, s.storeError(fmt.Errorf("the data key of erasure %s does not unwrap: its request hash is unknown", prior.erasure))
+	}
 	if hash != prior.hash {
 		return SubmitResult{}, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
 			Message:  "request_id was already used with a different payload",
