@@ -325,8 +325,9 @@ func (s *Service) loadIndex(ctx context.Context) error {
 				}
 				key, err := s.keys.unwrap(r.ID, w)
 				if err != nil {
-					// Its request_id stays known, its identifiers are not indexed; the store
-					// serves what it can, as without the sealed index (see keys check).
+					// A wrong master key or key directory. New still starts (`erasured keys
+					// check` counts what opens): the request_id stays known and its retries
+					// fail, its identifiers are not indexed.
 					unreadable[r.ID] = true
 					ix.requests[r.RequestID] = requestRef{erasure: id, unreadable: true}
 					return true, nil
