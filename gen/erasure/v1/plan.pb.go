@@ -121,7 +121,8 @@ type PlanIdentifier struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What kind of identifier it is.
 	Kind SubjectKind `protobuf:"varint,1,opt,name=kind,proto3,enum=erasure.v1.SubjectKind" json:"kind,omitempty"`
-	// Its keyed fingerprint.
+	// Its fingerprint, keyed like Erasure.subject_fingerprint by the erasure's own data key; in a
+	// preview, by a key made for that one call (so two previews of one subject differ).
 	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	// True when Messaging Interactions may be unable to search it (a value made of numbers with
 	// more than three consecutive digits). It was searched anyway; finding nothing proves nothing.
@@ -247,7 +248,8 @@ type PlanRecord struct {
 	Status TargetStatus `protobuf:"varint,2,opt,name=status,proto3,enum=erasure.v1.TargetStatus" json:"status,omitempty"`
 	// The LivePerson deletion request holding it, once submitted; 0 before.
 	LivepersonRequestId int64 `protobuf:"varint,3,opt,name=liveperson_request_id,json=livepersonRequestId,proto3" json:"liveperson_request_id,omitempty"`
-	// Set instead of id when the record's id is the subject's own identifier.
+	// Set instead of id when the record's id is the subject's own identifier: its fingerprint,
+	// keyed as PlanIdentifier.fingerprint is.
 	Fingerprint   string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
