@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,8 @@ type Keyring struct {
 	mu      sync.RWMutex
 	periods []*periodKey // oldest first
 	current *periodKey   // nil without a key directory
+
+	log *slog.Logger // slog.Default when nil
 }
 
 // wrapLabel derives the master wrap key from the master key.
@@ -83,6 +86,9 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 		return nil, err
 	}
 	k.period = period
+	if err := k.finishLeftovers(); err != nil {
+		return nil, err
+	}
 	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		root = bytes.Clone(master)
@@ -334,6 +340,13 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 	return name, nil
 }
 
+func (k *Keyring) logger() *slog.Logger {
+	if k.log != nil {
+		return k.log
+	}
+	return slog.Default()
+}
+
 // keyFor names the period key a data key that must stay readable until t plus retention should
 // be wrapped by: the newest key whose period began by t, or the current key if there is none.
 func (k *Keyring) keyFor(t time.Time) string {
@@ -401,7 +414,19 @@ func (k *Keyring) destroyPeriod(name string) error {
 		return err
 	}
 	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
-	return nil
+	// A temporary file left by an interrupted write since the keyring was opened (within a
+	// minute of a crash, too young to be destroyed then) may hold a copy of the key.
+	return k.finishLeftovers()
+}
+
+// finishLeftovers destroys what interrupted writes and destructions left in the key directory
+// (keyDir.finishLeftovers), and logs it.
+func (k *Keyring) finishLeftovers() error {
+	left, err := k.dir.finishLeftovers()
+	if len(left) > 0 {
+		k.logger().Warn("key directory: destroyed the files of interrupted key writes and destructions", "dir", k.dir.path, "files", left)
+	}
+	return err
 }
 
 // PeriodKeys lists the names of the period keys the keyring holds, oldest first.
