@@ -114,7 +114,7 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 		if err != nil {
 			return nil, err
 		}
-		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, aead: aead})
+		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead})
 	}
 	if _, err := k.roll(now); err != nil {
 		return nil, err
@@ -306,27 +306,39 @@ func (k *Keyring) periodKey(name string) *periodKey {
 }
 
 // roll makes the period key of now's period current, creating it if needed, and returns its
-// name ("" without a key directory). A clock that went back keeps the newest key current.
+// name ("" without a key directory). A new key is due when a period of the configured length
+// began after the newest key's start, or when the newest key was current for its own period
+// (the key period may have been longer when it was made). A clock that went back keeps the
+// newest key current.
 func (k *Keyring) roll(now time.Time) (string, error) {
 	if k.dir == nil {
 		return "", nil
 	}
-	start := now.UTC().Truncate(k.period)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if n := len(k.periods); n > 0 && !k.periods[n-1].start.Before(start) {
-		k.current = k.periods[n-1]
-		return k.current.name, nil
+	now = now.UTC()
+	start := now.Truncate(k.period)
+	if n := len(k.periods); n > 0 {
+		last := k.periods[n-1]
+		ownEnd := last.period > 0 && !now.Before(last.start.Add(last.period))
+		if !start.After(last.start) && !ownEnd {
+			k.current = last
+			return k.current.name, nil
+		}
+		if !start.After(last.start) {
+			start = last.start.Add(last.period) // its own period ended before the configured grid's next
+		}
 	}
 	secret, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	name := periodKeyName(start)
-	err = k.dir.create(keyFile{Name: name, MasterKeyID: k.id, Created: now.UTC(), Start: start}, secret, k.wrap)
+	kf := keyFile{Name: name, MasterKeyID: k.id, Created: now, Start: start, Period: k.period}
+	err = k.dir.create(kf, secret, k.wrap)
 	if errors.Is(err, fs.ErrExist) {
 		// Another process made this period's key first: share it rather than replace it.
-		_, secret, err = k.dir.read(name, k.wrap, k.id)
+		kf, secret, err = k.dir.read(name, k.wrap, k.id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("new period key: %w", err)
@@ -335,7 +347,7 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	k.current = &periodKey{name: name, start: start, aead: aead}
+	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
 	k.periods = append(k.periods, k.current)
 	return name, nil
 }
@@ -392,13 +404,20 @@ func (k *Keyring) pastPeriods() []periodInfo {
 		if k.periods[i] == k.current {
 			break
 		}
-		// A period ends when its successor begins, or at its nominal end if the service was not
-		// running to make the successor then.
-		end := k.periods[i].start.Add(k.period)
-		if next := k.periods[i+1].start; next.Before(end) {
-			end = next
+		// A key stops being current when its successor is made (after its successor's start, by
+		// up to a keeper interval, or by the downtime if the service was down then), and at the
+		// latest when its own period ends if the service was running then, since roll makes the
+		// successor by then. The key period configured now may differ from the one the key was
+		// made with; a key file that does not record its own gets no such bound.
+		pk, next := k.periods[i], k.periods[i+1]
+		end := next.start
+		if next.created.After(end) {
+			end = next.created
 		}
-		out = append(out, periodInfo{name: k.periods[i].name, end: end})
+		if own := pk.start.Add(pk.period); pk.period > 0 && own.Before(end) {
+			end = own
+		}
+		out = append(out, periodInfo{name: pk.name, end: end})
 	}
 	return out
 }

@@ -61,8 +61,12 @@ type keyFile struct {
 	MasterKeyID string    `json:"master_key_id"`
 	Created     time.Time `json:"created"`
 	// Start is when a period key's period begins; zero for the root secret.
-	Start  time.Time `json:"start,omitzero"`
-	Sealed []byte    `json:"sealed"`
+	Start time.Time `json:"start,omitzero"`
+	// Period is how long the period key is current at most (nanoseconds): the key period
+	// configured when it was made. Zero for the root secret and for period keys made before
+	// the field existed.
+	Period time.Duration `json:"period,omitzero"`
+	Sealed []byte        `json:"sealed"`
 }
 
 func keyFileAAD(name, masterID string) []byte {
@@ -78,9 +82,11 @@ func periodKeyName(start time.Time) string { return periodPrefix + start.UTC().F
 
 // periodKey is one period key, unsealed.
 type periodKey struct {
-	name  string
-	start time.Time
-	aead  cipher.AEAD
+	name    string
+	start   time.Time
+	created time.Time     // when it was made, by the clock of the keyring that made it
+	period  time.Duration // how long it is current at most; 0: not recorded (an older file)
+	aead    cipher.AEAD
 }
 
 // keyDir is the key directory of a Keyring.
