@@ -44,7 +44,13 @@ type Keyring struct {
 	periods []*periodKey // oldest first
 	current *periodKey   // nil without a key directory
 
-	log *slog.Logger // slog.Default when nil
+	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
+	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
+	// been set forward since (see effectiveNow).
+	opened     time.Time
+	clockStep  func() time.Duration
+	stepLogged time.Duration // the clock step last logged
+	log        *slog.Logger  // slog.Default when nil
 }
 
 // wrapLabel derives the master wrap key from the master key.
@@ -85,7 +91,7 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 	if k.dir, err = openKeyDir(dir); err != nil {
 		return nil, err
 	}
-	k.period = period
+	k.period, k.opened = period, time.Now()
 	if err := k.finishLeftovers(); err != nil {
 		return nil, err
 	}
@@ -115,6 +121,11 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 			return nil, err
 		}
 		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead})
+		if kf.Start.After(now) {
+			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
+				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
+				"key", name, "start", kf.Start, "now", now.UTC())
+		}
 	}
 	if _, err := k.roll(now); err != nil {
 		return nil, err
@@ -309,14 +320,14 @@ func (k *Keyring) periodKey(name string) *periodKey {
 // name ("" without a key directory). A new key is due when a period of the configured length
 // began after the newest key's start, or when the newest key was current for its own period
 // (the key period may have been longer when it was made). A clock that went back keeps the
-// newest key current.
+// newest key current, and a clock set far forward is not believed (effectiveNow).
 func (k *Keyring) roll(now time.Time) (string, error) {
 	if k.dir == nil {
 		return "", nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	now = now.UTC()
+	now = k.effectiveNow(now.UTC())
 	start := now.Truncate(k.period)
 	if n := len(k.periods); n > 0 {
 		last := k.periods[n-1]
@@ -350,6 +361,39 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
 	k.periods = append(k.periods, k.current)
 	return name, nil
+}
+
+// maxClockStep is how far the host's wall clock may be set forward, beyond the time its
+// monotonic clock measured, before roll stops believing it.
+const maxClockStep = time.Minute
+
+// effectiveNow is the time roll goes by. A wall clock set forward while the process runs (a bad
+// time source, a virtual machine resumed with a wrong clock) would make the key of a far future
+// period; once the clock came back, that key would stay current, and every data key it wraps
+// readable in old copies of the database, until real time reached its period. So while the wall
+// clock is more than maxClockStep ahead of the time the monotonic clock measured since the
+// keyring was opened, roll goes by the latter, and logs an error. A legitimate step (a clock
+// corrected forward, a host resumed from suspend, which the monotonic clock does not count) only
+// makes keys roll that much later until the next start, as downtime does. It is called with
+// k.mu held.
+func (k *Keyring) effectiveNow(now time.Time) time.Time {
+	var step time.Duration
+	if k.clockStep != nil {
+		step = k.clockStep()
+	} else if !k.opened.IsZero() {
+		wall := time.Now()
+		step = wall.Round(0).Sub(k.opened.Round(0)) - wall.Sub(k.opened)
+	}
+	if step <= maxClockStep {
+		k.stepLogged = 0
+		return now
+	}
+	if d := step - k.stepLogged; d > maxClockStep || d < -maxClockStep {
+		k.stepLogged = step
+		k.logger().Error("the host's clock was set forward while running: period keys roll by the time that passed instead",
+			"clock_step", step.Round(time.Second).String())
+	}
+	return now.Add(-step)
 }
 
 func (k *Keyring) logger() *slog.Logger {
