@@ -16,8 +16,11 @@ import (
 
 // auditFailures records each audited call by an authenticated caller that fails, whatever the
 // code; the service records those that succeed, so every audited call leaves exactly one
-// record. A call without a caller (refused before authentication) is only logged. A failure to
-// append is logged and the call's own error returned.
+// record. A call without a caller (refused before authentication) is only logged, and so is a
+// call refused for a cap of calls (RESOURCE_EXHAUSTED): the limit runs before this, so that a
+// caller at its cap has nothing written for it, and the records a principal's failing calls
+// write are bounded by its cap. A failure to append is logged and the call's own error
+// returned.
 func (s *Server) auditFailures(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	resp, err := next(ctx, req)
 	if err == nil {

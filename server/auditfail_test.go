@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -109,5 +111,89 @@ func TestFailedCallsAuditedWithoutAuth(t *testing.T) {
 	got := auditRecords(t, h.db)
 	if len(got) != 1 || got[0].Principal != anonymous || got[0].Erasure != id || got[0].Outcome != "NOT_FOUND" {
 		t.Errorf("audit trail %+v, want one NOT_FOUND record of anonymous", got)
+	}
+}
+
+// blockingLP holds every chat search until release is closed, telling entered of each.
+type blockingLP struct {
+	oneChatLP
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f blockingLP) SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]service.ChatRecord, error) {
+	select {
+	case f.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-f.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return f.oneChatLP.SearchChats(ctx, account, from, to, keyword)
+}
+
+// TestCallCapComesBeforeTheAudit: a principal at its cap of calls in flight is refused
+// (RESOURCE_EXHAUSTED, logged) before anything is written: a flood of calls it may not make, or
+// that fail, leaves no audit record while its slot is taken.
+func TestCallCapComesBeforeTheAudit(t *testing.T) {
+	callers := Callers{Tokens: []TokenPrincipal{{Principal: "busy", SHA256: tokenHash("busy-token"), Roles: []Role{RoleSubmitter}}}}
+	e := newTLSEnv(t, callers, Options{Limits: Limits{MaxCallsPerPrincipal: 1}})
+	lp := blockingLP{oneChatLP: oneChatLP{start: time.Now().Add(-24 * time.Hour)}, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	p := e.svc.NewPipeline(lp, service.PipelineConfig{})
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-ran })
+
+	client := e.client()
+	busy := withToken(context.Background(), "busy-token")
+	previewed := make(chan error, 1)
+	go func() {
+		_, err := client.Resolve(busy, &erasurev1.ResolveRequest{Target: &erasurev1.ResolveRequest_Preview{Preview: &erasurev1.ResolvePreview{
+			AccountId: "1234", Subject: customerID("ABC-123"), Channels: []erasurev1.Channel{erasurev1.Channel_CHANNEL_CHAT}}}})
+		previewed <- err
+	}()
+	<-lp.entered // the preview holds busy's one slot
+
+	const flood = 20
+	for i := range flood {
+		// Busy may not settle (PERMISSION_DENIED), and there is no such erasure to cancel
+		// (NOT_FOUND): both audited, were they not refused first.
+		_, err := client.SettleBatch(busy, &erasurev1.SettleBatchRequest{AccountId: "1234", BatchId: 1, Outcome: &erasurev1.SettleBatchRequest_NotCreated{NotCreated: true}})
+		if status.Code(err) != codes.ResourceExhausted || errorReason(err) != "TOO_MANY_CALLS" {
+			t.Fatalf("settle %d at the cap: %v, want RESOURCE_EXHAUSTED TOO_MANY_CALLS", i, err)
+		}
+		_, err = client.Cancel(busy, &erasurev1.CancelRequest{Name: erasureName()})
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("cancel %d at the cap: %v, want RESOURCE_EXHAUSTED", i, err)
+		}
+	}
+	if got := auditRecords(t, e.db); len(got) != 0 {
+		t.Errorf("%d audit records written for calls refused at the cap: %+v", len(got), got)
+	}
+	if n := strings.Count(e.logs.String(), `"msg":"limit reached"`); n != 2*flood {
+		t.Errorf("%d refusals logged, want %d", n, 2*flood)
+	}
+	close(lp.release)
+	if err := <-previewed; err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	// With its slot free, busy's refused settle is audited as before.
+	if _, err := client.SettleBatch(busy, &erasurev1.SettleBatchRequest{AccountId: "1234", BatchId: 1, Outcome: &erasurev1.SettleBatchRequest_NotCreated{NotCreated: true}}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("settle below the cap: %v, want PERMISSION_DENIED", err)
+	}
+	var denied, exhausted int
+	for _, a := range auditRecords(t, e.db) {
+		switch a.Outcome {
+		case "PERMISSION_DENIED":
+			denied++
+		case "RESOURCE_EXHAUSTED":
+			exhausted++
+		}
+	}
+	if denied != 1 || exhausted != 0 {
+		t.Errorf("audit trail: %d PERMISSION_DENIED, %d RESOURCE_EXHAUSTED records, want 1 and 0", denied, exhausted)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -67,7 +68,9 @@ type identity struct {
 }
 
 // NewAuth checks c and returns an Auth holding it. It refuses unknown roles, an empty or
-// "anonymous" principal, an empty common name, and a token hash or common name given twice.
+// "anonymous" principal, a principal name with other characters than checkPrincipalName
+// allows, two principals whose names differ only by case, an empty common name, and a token
+// hash or common name given twice.
 func NewAuth(c Callers) (*Auth, error) {
 	a := &Auth{}
 	if err := a.Update(c); err != nil {
@@ -86,12 +89,48 @@ func (a *Auth) Update(c Callers) error {
 	return nil
 }
 
+// maxPrincipalLen bounds a principal's name.
+const maxPrincipalLen = 128
+
+// checkPrincipalName allows ASCII letters and digits and the characters - _ . @ : only, at most
+// maxPrincipalLen of them. A principal is who the audit trail names and whom separation of
+// duties tells apart, so two spellings must never be one person: this refuses white space,
+// control and format characters, and every non-ASCII letter, which also leaves no name with
+// two Unicode normalization forms. Names that differ only by case are refused by buildCallers.
+func checkPrincipalName(name string) error {
+	if len(name) > maxPrincipalLen {
+		return fmt.Errorf("a principal of %d characters: at most %d are allowed", len(name), maxPrincipalLen)
+	}
+	for _, r := range name {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("-_.@:", r):
+		default:
+			return fmt.Errorf("principal %q: only letters a-z and A-Z, digits and - _ . @ : are allowed", name)
+		}
+	}
+	return nil
+}
+
 func buildCallers(c Callers) (*callerSet, error) {
 	set := &callerSet{certs: make(map[string]identity)}
 	seen := make(map[[32]byte]bool)
+	// The same principal may hold a token and a certificate, but two principals may not differ
+	// only by case: "alice" and "Alice" would be two callers to the server and one to a reader.
+	names := make(map[string]string) // lower case → as given
+	sameName := func(p string) error {
+		k := strings.ToLower(p)
+		if prev, ok := names[k]; ok && prev != p {
+			return fmt.Errorf("principals %q and %q differ only by case", prev, p)
+		}
+		names[k] = p
+		return nil
+	}
 	for i, t := range c.Tokens {
 		id, err := newIdentity(t.Principal, t.Roles)
 		if err != nil {
+			return nil, fmt.Errorf("auth: token %d: %w", i+1, err)
+		}
+		if err := sameName(t.Principal); err != nil {
 			return nil, fmt.Errorf("auth: token %d: %w", i+1, err)
 		}
 		if t.SHA256 == ([32]byte{}) {
@@ -108,6 +147,9 @@ func buildCallers(c Callers) (*callerSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: certificate %d: %w", i+1, err)
 		}
+		if err := sameName(cp.Principal); err != nil {
+			return nil, fmt.Errorf("auth: certificate %d: %w", i+1, err)
+		}
 		if cp.CommonName == "" {
 			return nil, fmt.Errorf("auth: certificate %d (principal %q): no common_name", i+1, cp.Principal)
 		}
@@ -120,10 +162,13 @@ func buildCallers(c Callers) (*callerSet, error) {
 }
 
 func newIdentity(principal string, roles []Role) (identity, error) {
-	switch principal {
-	case "":
+	if principal == "" {
 		return identity{}, errors.New("no principal")
-	case anonymous:
+	}
+	if err := checkPrincipalName(principal); err != nil {
+		return identity{}, err
+	}
+	if strings.EqualFold(principal, anonymous) {
 		return identity{}, fmt.Errorf("principal %q is reserved for the server without authentication", anonymous)
 	}
 	for _, r := range roles {
@@ -164,6 +209,9 @@ func (s *callerSet) token(bearer string) (identity, bool) {
 type caller struct {
 	principal string
 	roles     []Role
+	// set is the set of callers it was found in; nil without authentication. A stream compares
+	// it with the current set to tell that the callers changed since (see checkedStream).
+	set *callerSet
 }
 
 func (c *caller) has(r Role) bool { return slices.Contains(c.roles, r) }
@@ -185,6 +233,14 @@ func callerOf(ctx context.Context) *caller {
 // certificate. The reason returned with a nil caller is for the log; it never holds the token.
 func (a *Auth) identify(ctx context.Context) (*caller, string) {
 	set := a.set.Load()
+	c, reason := set.identify(ctx)
+	if c != nil {
+		c.set = set
+	}
+	return c, reason
+}
+
+func (set *callerSet) identify(ctx context.Context) (*caller, string) {
 	var byToken, byCert *identity
 	switch vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) {
 	case 0:

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,8 @@ func rpcCases() []rpcCase {
 			if err != nil {
 				return err
 			}
-			if err := st.Send(&reflv1.ServerReflectionRequest{MessageRequest: &reflv1.ServerReflectionRequest_ListServices{}}); err != nil {
+			// A stream the server refused at once fails Send with io.EOF; its status comes from Recv.
+			if err := st.Send(&reflv1.ServerReflectionRequest{MessageRequest: &reflv1.ServerReflectionRequest_ListServices{}}); err != nil && err != io.EOF {
 				return err
 			}
 			_, err = st.Recv()
@@ -114,7 +116,8 @@ func rpcCases() []rpcCase {
 			if err != nil {
 				return err
 			}
-			if err := st.Send(&reflv1alpha.ServerReflectionRequest{MessageRequest: &reflv1alpha.ServerReflectionRequest_ListServices{}}); err != nil {
+			// A stream the server refused at once fails Send with io.EOF; its status comes from Recv.
+			if err := st.Send(&reflv1alpha.ServerReflectionRequest{MessageRequest: &reflv1alpha.ServerReflectionRequest_ListServices{}}); err != nil && err != io.EOF {
 				return err
 			}
 			_, err = st.Recv()
@@ -352,10 +355,29 @@ func TestNewAuthRefuses(t *testing.T) {
 		"duplicate CN":      {Certificates: []CertPrincipal{{Principal: "a", CommonName: "x"}, {Principal: "b", CommonName: "x"}}},
 		"empty common name": {Certificates: []CertPrincipal{{Principal: "a"}}},
 		"no hash":           {Tokens: []TokenPrincipal{{Principal: "a"}}},
+		"names differing by case": {Tokens: []TokenPrincipal{{Principal: "alice", SHA256: h}},
+			Certificates: []CertPrincipal{{Principal: "Alice", CommonName: "x"}}},
+		"two tokens, names differing by case": {Tokens: []TokenPrincipal{{Principal: "alice", SHA256: h}, {Principal: "ALICE", SHA256: tokenHash("y")}}},
+		"Anonymous":                           {Tokens: []TokenPrincipal{{Principal: "Anonymous", SHA256: h}}},
+		"trailing space":                      {Certificates: []CertPrincipal{{Principal: "alice ", CommonName: "x"}}},
+		"leading space":                       {Tokens: []TokenPrincipal{{Principal: " alice", SHA256: h}}},
+		"inner space":                         {Tokens: []TokenPrincipal{{Principal: "al ice", SHA256: h}}},
+		"control character":                   {Tokens: []TokenPrincipal{{Principal: "alice\x7f", SHA256: h}}},
+		"line separator":                      {Tokens: []TokenPrincipal{{Principal: "alice\u2028", SHA256: h}}},
+		"format character":                    {Tokens: []TokenPrincipal{{Principal: "al\u200dice", SHA256: h}}},
+		"decomposed accent":                   {Tokens: []TokenPrincipal{{Principal: "jose\u0301", SHA256: h}}},
+		"composed accent":                     {Tokens: []TokenPrincipal{{Principal: "jos\u00e9", SHA256: h}}},
+		"fullwidth letters":                   {Tokens: []TokenPrincipal{{Principal: "\uff41lice", SHA256: h}}},
+		"too long":                            {Tokens: []TokenPrincipal{{Principal: strings.Repeat("a", 129), SHA256: h}}},
 	} {
 		if _, err := NewAuth(c); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// One principal may hold a token and a certificate; every allowed character passes.
+	if _, err := NewAuth(Callers{Tokens: []TokenPrincipal{{Principal: "svc-A_1.x@corp:eu", SHA256: h}},
+		Certificates: []CertPrincipal{{Principal: "svc-A_1.x@corp:eu", CommonName: "x"}}}); err != nil {
+		t.Errorf("a principal with a token and a certificate: %v", err)
 	}
 	a, err := NewAuth(Callers{Tokens: []TokenPrincipal{{Principal: "a", SHA256: h, Roles: []Role{RoleMetrics}}}})
 	if err != nil {

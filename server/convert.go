@@ -45,6 +45,8 @@ func toProto(e service.Erasure) *erasurev1.Erasure {
 		TargetCounts:           countsToProto(e.TargetCounts),
 		AliasCount:             e.AliasCount,
 		UnsearchableAccepted:   e.UnsearchableAccepted,
+		PurgeTime:              ts(e.PurgeTime),
+		Purged:                 e.Purged,
 	}
 	for _, c := range e.Channels {
 		out.Channels = append(out.Channels, erasurev1.Channel(c))

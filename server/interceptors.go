@@ -21,10 +21,14 @@ import (
 //   - the malformed-request note is taken off each decoded unary request (so none outlives its call);
 //   - logging sees the final code of everything below;
 //   - authentication names the caller (UNAUTHENTICATED, logged, otherwise);
+//   - limits cap the calls and streams held open: a refusal (RESOURCE_EXHAUSTED) is logged, not
+//     audited, so a caller at its cap has nothing written for it, and the audit records of one
+//     principal's failed calls (each a write to disk) are bounded by its cap of calls;
 //   - failed audited calls are recorded (unary), including those refused below;
 //   - a request that did not parse answers INVALID_ARGUMENT, once the caller is known;
-//   - authorization checks the role the method needs (for Resolve, the request);
-//   - limits cap the calls and streams held open;
+//   - authorization checks the role the method needs (for Resolve, the request); a stream's is
+//     checked before its slot is taken (streams are not audited);
+//   - a stream checks its caller again after the callers change (checkedStream);
 //   - validation refuses a bad request before any work;
 //   - recovery, innermost, turns a panic in a handler into INTERNAL, still logged above it.
 func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
@@ -47,6 +51,14 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 		},
 		logging.UnaryServerInterceptor(l, logOpts...),
 		grpcauth.UnaryServerInterceptor(s.authFunc),
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			release, err := s.limit(ctx, s.calls, info.FullMethod)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+			return next(ctx, req)
+		},
 		s.auditFailures,
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err, _ := ctx.Value(malformedKey{}).(error); err != nil {
@@ -55,11 +67,6 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 			if err := s.authorize(ctx, info.FullMethod, req); err != nil {
 				return nil, err
 			}
-			release, err := s.limit(ctx, s.calls, info.FullMethod)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
 			if err := validate(v, req); err != nil {
 				return nil, err
 			}
@@ -79,7 +86,7 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 				return err
 			}
 			defer release()
-			return next(srv, &validatingStream{ServerStream: ss, v: v, srv: s, method: info.FullMethod})
+			return next(srv, &validatingStream{ServerStream: s.checked(ss, info.FullMethod), v: v, srv: s, method: info.FullMethod})
 		},
 		recovery.StreamServerInterceptor(rec...),
 	}
@@ -116,6 +123,11 @@ func (s *Server) authorize(ctx context.Context, method string, req any) error {
 		// Authentication runs first and lets only open methods through without a caller.
 		return statusError(codes.Unauthenticated, "authentication required", "UNAUTHENTICATED", nil)
 	}
+	return authorizeCaller(c, method, acc, req)
+}
+
+// authorizeCaller checks c against acc, the entry of method in methodRoles.
+func authorizeCaller(c *caller, method string, acc access, req any) error {
 	need := acc.roles
 	if acc.byRequest {
 		if req == nil {

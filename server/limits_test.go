@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -60,14 +61,8 @@ func TestWatchStreamLimits(t *testing.T) {
 	if _, err := openWatch(t, client, "token-b"); status.Code(err) != codes.ResourceExhausted || errorInfo(err).GetMetadata()["scope"] != "server" {
 		t.Fatalf("b's second stream on a full server: %v, want RESOURCE_EXHAUSTED for the server", err)
 	}
-	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer hcancel()
-	hw, err := healthpb.NewHealthClient(e.dial()).Watch(hctx, &healthpb.HealthCheckRequest{})
-	if err == nil {
-		_, err = hw.Recv()
-	}
-	if err != nil {
-		t.Errorf("health Watch on a full server: %v", err)
+	if _, err := healthpb.NewHealthClient(e.dial()).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health Check on a full server: %v", err)
 	}
 	// Closing one of a's streams frees its slot (the server sees the close a little later).
 	closeA[0]()
@@ -131,5 +126,66 @@ func TestUnaryCallLimit(t *testing.T) {
 	}
 	if _, err := s.limit(ctx, s.calls, "/grpc.health.v1.Health/Check"); err != nil {
 		t.Errorf("health is limited: %v", err)
+	}
+}
+
+// openHealthWatch opens a health Watch on conn and waits for its first message.
+func openHealthWatch(t *testing.T, conn *grpc.ClientConn) (context.CancelFunc, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.Cleanup(cancel)
+	return cancel, nil
+}
+
+// TestHealthWatchLimits: health needs no credentials, so its Watch streams are capped per peer
+// address, whatever connection they come on, and count against the server's cap of streams.
+func TestHealthWatchLimits(t *testing.T) {
+	callers := Callers{Tokens: []TokenPrincipal{{Principal: "a", SHA256: tokenHash("token-a"), Roles: []Role{RoleViewer}}}}
+	e := newTLSEnv(t, callers, Options{Limits: Limits{MaxStreams: 4, MaxStreamsPerPrincipal: 4, MaxHealthStreamsPerPeer: 3}})
+	var closeHealth []context.CancelFunc
+	for i := range 3 {
+		c, err := openHealthWatch(t, e.dial()) // a connection each: the cap is the address's
+		if err != nil {
+			t.Fatalf("health stream %d: %v", i+1, err)
+		}
+		closeHealth = append(closeHealth, c)
+	}
+	_, err := openHealthWatch(t, e.dial())
+	if status.Code(err) != codes.ResourceExhausted || errorInfo(err).GetMetadata()["scope"] != "peer" {
+		t.Fatalf("fourth health stream of the address: %v, want RESOURCE_EXHAUSTED for the peer", err)
+	}
+	if !strings.Contains(e.logs.String(), `"peer.address":"127.0.0.1"`) {
+		t.Errorf("the refusal is not logged with the peer address: %s", e.logs.String())
+	}
+	if _, err := healthpb.NewHealthClient(e.dial()).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health Check with the address at its cap: %v", err)
+	}
+	// The health streams hold 3 of the server's 4.
+	client := e.client()
+	if _, err := openWatch(t, client, "token-a"); err != nil {
+		t.Fatalf("a's stream: %v", err)
+	}
+	if _, err := openWatch(t, client, "token-a"); status.Code(err) != codes.ResourceExhausted || errorInfo(err).GetMetadata()["scope"] != "server" {
+		t.Fatalf("a's second stream with the server full of health streams: %v, want RESOURCE_EXHAUSTED for the server", err)
+	}
+	closeHealth[0]()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := openWatch(t, client, "token-a")
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("a's stream after a health stream closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

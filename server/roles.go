@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
@@ -28,6 +29,9 @@ const (
 
 // allRoles are the known roles; the anonymous caller of the auth-less sandbox holds every one.
 var allRoles = []Role{RoleSubmitter, RoleApprover, RoleViewer, RoleOperator, RoleAuditor, RoleMetrics}
+
+// Roles returns the known roles, for configuration checks.
+func Roles() []Role { return slices.Clone(allRoles) }
 
 func knownRole(r Role) bool {
 	for _, k := range allRoles {
@@ -70,7 +74,8 @@ var methodRoles = map[string]access{
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {},
 }
 
-// isHealth reports whether method belongs to the health service, which is open and not limited.
+// isHealth reports whether method belongs to the health service, which is open (see limit for
+// how its streams are capped).
 func isHealth(method string) bool { return strings.HasPrefix(method, "/grpc.health.v1.Health/") }
 
 // requestRoles are the roles a request of a byRequest method needs: a Resolve decision needs

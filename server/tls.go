@@ -13,6 +13,12 @@ import (
 // verifies client certificates. Reload reads the files again; connections already open keep
 // the state they were set up with, new ones get the new files, because each handshake takes
 // its configuration from the current files (tls.Config.GetConfigForClient).
+//
+// So a new client CA does not cut a connection whose certificate verified under the old one:
+// the chain is verified once, at the handshake. Each call (and each open stream, once the
+// callers change) still looks the certificate's common name up in the current callers, so
+// removing a caller's certificate entry (Auth.Update) refuses it at once; to shut out every
+// certificate of a CA without naming them, restart the server.
 type TLSFiles struct {
 	certFile, keyFile, clientCAFile string
 	cur                             atomic.Pointer[tls.Config]

@@ -299,12 +299,21 @@ func TestPreviewWithAliases(t *testing.T) {
 	if got := planEntries(plan); !slices.Equal(got, []string{"engagement:1:FOUND", "engagement:2:FOUND"}) {
 		t.Errorf("preview plan = %v", got)
 	}
-	want := []PlanIdentifier{
-		{Kind: SubjectCustomerID, Fingerprint: e.svc.keys.Fingerprint("1234", customer("P-1"))},
-		{Kind: SubjectEmail, Fingerprint: e.svc.keys.Fingerprint("1234", email("pat@example.com"))},
+	// A preview has no erasure: its fingerprints are its own, neither the root ones nor those
+	// of another preview.
+	again, err := e.svc.Preview(ctx, "1234", customer("P-1"), []Channel{ChannelChat}, email("pat@example.com"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(plan.Identifiers, want) {
-		t.Errorf("preview identifiers = %+v, want %+v", plan.Identifiers, want)
+	roots := []string{e.svc.keys.Fingerprint("1234", customer("P-1")), e.svc.keys.Fingerprint("1234", email("pat@example.com"))}
+	ids := plan.Identifiers
+	if len(ids) != 2 || ids[0].Kind != SubjectCustomerID || ids[1].Kind != SubjectEmail || ids[0].Fingerprint == ids[1].Fingerprint {
+		t.Fatalf("preview identifiers = %+v, want the customer id and the e-mail, told apart", ids)
+	}
+	for i, id := range ids {
+		if len(id.Fingerprint) != 64 || slices.Contains(roots, id.Fingerprint) || id.Fingerprint == again.Identifiers[i].Fingerprint {
+			t.Errorf("preview identifier %d has fingerprint %s: want one of its own", i, id.Fingerprint)
+		}
 	}
 	if _, err := e.svc.Preview(ctx, "1234", customer("P-1"), nil, customer("P-1")); KindOf(err) != KindInvalid {
 		t.Errorf("preview with an alias repeating the subject = %v, want Invalid", err)

@@ -177,10 +177,12 @@ type HeldBatch struct {
 // Erasure is the public view of an erasure: everything Status shows, safe to log and to put in
 // events. It never holds the subject's identifier or LivePerson record ids.
 type Erasure struct {
-	ID                     string        `json:"id"`
-	RequestID              string        `json:"request_id"`
-	AccountID              string        `json:"account_id"`
-	SubjectKind            SubjectKind   `json:"subject_kind"`
+	ID          string      `json:"id"`
+	RequestID   string      `json:"request_id"`
+	AccountID   string      `json:"account_id"`
+	SubjectKind SubjectKind `json:"subject_kind"`
+	// Fingerprint is the subject's public fingerprint: an HMAC under a key derived from the
+	// erasure's data key, meaningless once that key is destroyed (sealedindex.go).
 	Fingerprint            string        `json:"fingerprint"`
 	Channels               []Channel     `json:"channels"`
 	EraseConsumerProfile   bool          `json:"erase_consumer_profile,omitempty"`
@@ -205,6 +207,11 @@ type Erasure struct {
 	AliasCount             int32         `json:"alias_count,omitempty"`
 	UnsearchableAccepted   bool          `json:"unsearchable_accepted,omitempty"`
 	HeldBatches            []HeldBatch   `json:"held_batches,omitempty"`
+	// PurgeTime is when the erasure's sealed data (identifiers, record ids, the keys sealing
+	// them) is destroyed: its final time plus the retention. Zero while it is open.
+	PurgeTime time.Time `json:"purge_time,omitzero"`
+	// Purged is set once that data is destroyed; its fingerprints are empty from then on.
+	Purged bool `json:"purged,omitempty"`
 }
 
 // Name is the erasure's resource name, erasures/{id}.

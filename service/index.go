@@ -3,11 +3,11 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -26,44 +26,60 @@ import (
 // pages per commit, and a third of the throughput (docs/benchmarks.md).
 //
 // What the index holds is derived from the store when New reads it back:
-//   - an erasure record carries the request_id and payload hash of the Submit that created it,
-//     the fingerprints of its subject and aliases, and its state says whether it is open;
+//   - an erasure record carries the request_id and, sealed with its data key, the payload hash
+//     of the Submit that created it and the root fingerprints of its subject and aliases
+//     (sealedindex.go); its state says whether it is open;
 //   - a Submit answered with an existing erasure (deduplicated) stores a requestEntry in Requests
-//     under a fresh UUIDv7 (so, ascending too).
+//     under a fresh UUIDv7 (so, ascending too), its payload hash sealed with that erasure's key.
+//
+// A shredded erasure keeps its request_id, and so do the entries pointing at it, without any
+// hash: in memory they hold the zero hash, which no payload has, so a retry is answered
+// REQUEST_ID_REUSED and never creates a second erasure.
 //
 // After New, memory follows the store through commit hooks (store.Tx.OnCommit), which run in
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
 // checks against the erasure's stored state inside its transaction; the request map is exact.
 //
 // Cost (BenchmarkLoadIndex): about 360 bytes of heap per open erasure without aliases (its request
-// and its subject), half that once it has ended; New decodes every erasure record once, about
-// 7 µs each (0.7 s for 100,000 erasures).
+// and its subject), half that once it has ended; New decodes every erasure record once and, to
+// open its sealed index, unwraps its data key: about 14 µs each (1.4 s for 100,000 erasures),
+// of which the unsealing is about 5.
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
-	RequestID    string `json:"request_id"`
-	ErasureID    string `json:"erasure_id"`
-	PayloadHash  string `json:"payload_hash"` // keyed hash of the payload, hex
+	RequestID string `json:"request_id"`
+	ErasureID string `json:"erasure_id"`
+	// SealedHash is the keyed hash of the payload, sealed with the data key of the erasure
+	// (sealRequestHash). Empty, with PayloadHash, once that erasure is shredded.
+	SealedHash []byte `json:"sealed_hash,omitempty"`
+	// PayloadHash is the hash in the clear (hex), as entries written before SealedHash hold it;
+	// New seals it.
+	PayloadHash  string `json:"payload_hash,omitempty"`
 	Deduplicated bool   `json:"deduplicated,omitempty"`
+}
+
+// hashed reports whether e still holds its payload hash (its erasure is not shredded).
+func (e requestEntry) hashed() bool {
+	return e.SealedHash != nil || (e.PayloadHash != "" && e.PayloadHash != shreddedHash)
 }
 
 // requestRef is a requestEntry in memory.
 type requestRef struct {
 	erasure uuid.UUID
-	hash    [32]byte
+	hash    [32]byte // zero: the erasure is shredded, and no payload matches
 	dedup   bool
+	// unreadable: the erasure's data key could not be unwrapped when the index was loaded
+	// (a wrong master key or key directory), so its hash is unknown.
+	unreadable bool
 }
 
-func (e requestEntry) ref() (requestRef, error) {
+// ref is e in memory, with its payload hash.
+func (e requestEntry) ref(hash [32]byte) (requestRef, error) {
 	id, err := uuid.Parse(e.ErasureID)
 	if err != nil {
 		return requestRef{}, fmt.Errorf("idempotency record: erasure id: %w", err)
 	}
-	ref := requestRef{erasure: id, dedup: e.Deduplicated}
-	if n, err := hex.Decode(ref.hash[:], []byte(e.PayloadHash)); err != nil || n != len(ref.hash) {
-		return requestRef{}, fmt.Errorf("idempotency record: payload hash is not %d hex bytes", len(ref.hash))
-	}
-	return ref, nil
+	return requestRef{erasure: id, hash: hash, dedup: e.Deduplicated}, nil
 }
 
 // submitIndex is the in-memory index Submit consults.
@@ -177,11 +193,14 @@ func (ix *submitIndex) closeSubject(erasure string, subjects ...string) {
 	ix.mu.Unlock()
 }
 
-// putRequest stores the outcome of a deduplicated Submit under key, and has the index learn it on
-// commit.
-func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry) error {
-	ref, err := e.ref()
+// putRequest stores the outcome of a deduplicated Submit under key, its payload hash sealed with
+// dataKey (that of the erasure it was answered with), and has the index learn it on commit.
+func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
+	ref, err := e.ref(hash)
 	if err != nil {
+		return err
+	}
+	if e.SealedHash, err = sealRequestHash(dataKey, e.ErasureID, e.RequestID, hash); err != nil {
 		return err
 	}
 	v, err := json.Marshal(e)
@@ -194,30 +213,52 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry) error {
 	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
 }
 
-// indexCreated has the index learn, on commit, the erasure r that a Submit has just created.
-func (s *Service) indexCreated(tx *store.Tx, r *record) error {
-	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: r.PayloadHash}.ref()
+// indexCreated has the index learn, on commit, the erasure r that a Submit has just created, with
+// its request hash and root fingerprints.
+func (s *Service) indexCreated(tx *store.Tx, r *record, sec indexSecrets) error {
+	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID}.ref(sec.hash)
 	if err != nil {
 		return err
 	}
-	rid, sks, id := r.RequestID, subjectKeys(r.AccountID, identRefs(r)), r.ID
+	rid, sks, id := r.RequestID, fpKeys(r.AccountID, sec.fps), r.ID
 	return tx.OnCommit(func() {
 		s.index.addRequest(rid, ref)
 		s.index.openSubject(id, sks...)
 	})
 }
 
-// indexJoined has the index learn, on commit, identifiers a Submit has added to r.
+// indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
+// refs).
 func (s *Service) indexJoined(tx *store.Tx, r *record, added []identRef) error {
 	sks, id := subjectKeys(r.AccountID, added), r.ID
 	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
 }
 
 // indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
-// reached a final state.
+// reached a final state. Their root fingerprints are in r's sealed index.
 func (s *Service) indexClosed(tx *store.Tx, r *record) error {
-	sks, id := subjectKeys(r.AccountID, identRefs(r)), r.ID
+	var key []byte
+	if r.Index != nil {
+		var err error
+		if key, err = s.dataKeyOf(tx, r); err != nil {
+			return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
+		}
+	}
+	sec, err := s.secretsOf(r, key)
+	if err != nil {
+		return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
+	}
+	sks, id := fpKeys(r.AccountID, sec.fps), r.ID
 	return tx.OnCommit(func() { s.index.closeSubject(id, sks...) })
+}
+
+// fpKeys are the index keys of root fingerprints.
+func fpKeys(account string, fps []string) []string {
+	out := make([]string, len(fps))
+	for i, fp := range fps {
+		out[i] = subjectKey(account, fp)
+	}
+	return out
 }
 
 // loadIndex converts the first layout of the index buckets if it finds it, then reads both
@@ -239,22 +280,75 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		s.log.Info("converted the Submit index to ascending keys")
 	}
 	ix := newSubmitIndex()
+	var clear clearFields
 	err = s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+		// Requests first: while the erasures are read, the data keys of those their entries
+		// point at are kept to open the entries' hashes.
+		var entries []requestEntry
+		need := map[string][]byte{}
+		unreadable := map[string]bool{}
+		err := tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+			var e requestEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
+			}
+			if e.PayloadHash != "" {
+				clear.entries = append(clear.entries, string(k))
+			}
+			if e.SealedHash != nil {
+				need[e.ErasureID] = nil
+			}
+			entries = append(entries, e)
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
 			var r indexFields
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode erasure %s: %w", k, err)
 			}
-			if r.PayloadHash != "" { // else created before the hash was kept here: Requests has it
-				ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: r.PayloadHash}.ref()
+			id, err := uuid.Parse(r.ID)
+			if err != nil {
+				return false, fmt.Errorf("erasure %s: %w", k, err)
+			}
+			var sec indexSecrets
+			switch {
+			case !r.ShredTime.IsZero() || r.PayloadHash == shreddedHash:
+				ix.requests[r.RequestID] = requestRef{erasure: id} // the zero hash: shredded
+				return true, nil
+			case r.Index != nil:
+				w := r.DataKey
+				if w == nil {
+					w = tx.Get(store.Keys, []byte(r.ID))
+				}
+				key, err := s.keys.unwrap(r.ID, w)
 				if err != nil {
+					// A wrong master key or key directory. New still starts (`erasured keys
+					// check` counts what opens): the request_id stays known and its retries
+					// fail, its identifiers are not indexed.
+					unreadable[r.ID] = true
+					ix.requests[r.RequestID] = requestRef{erasure: id, unreadable: true}
+					return true, nil
+				}
+				if sec, err = openIndex(key, r.ID, r.Index); err != nil {
 					return false, err
 				}
-				ix.requests[r.RequestID] = ref
+				if _, ok := need[r.ID]; ok {
+					need[r.ID] = key
+				}
+			default: // written before the index was sealed
+				if sec, err = clearSecrets(r.PayloadHash, r.Fingerprint, r.Aliases); err != nil {
+					return false, fmt.Errorf("erasure %s: %w", r.ID, err)
+				}
+				clear.records = append(clear.records, r.ID)
+			}
+			if sec.hasHash { // else created before the hash was kept here: Requests has it
+				ix.requests[r.RequestID] = requestRef{erasure: id, hash: sec.hash}
 			}
 			if !r.State.Final() {
-				refs := append([]identRef{{Fingerprint: r.Fingerprint}}, r.Aliases...)
-				for _, sk := range subjectKeys(r.AccountID, refs) {
+				for _, sk := range fpKeys(r.AccountID, sec.fps) {
 					ix.subjects[sk] = append(ix.subjects[sk], r.ID)
 				}
 			}
@@ -263,35 +357,55 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
-			var e requestEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
+		for _, e := range entries {
+			var h [32]byte // stays zero when the erasure is shredded or gone
+			switch key := need[e.ErasureID]; {
+			case e.SealedHash != nil && key != nil:
+				if h, err = openRequestHash(key, e); err != nil {
+					return err
+				}
+			case e.SealedHash == nil && e.PayloadHash != "":
+				if h, err = decodeHash(e.PayloadHash); err != nil {
+					return fmt.Errorf("idempotency record of erasure %s: %w", e.ErasureID, err)
+				}
 			}
-			ref, err := e.ref()
+			ref, err := e.ref(h)
 			if err != nil {
-				return false, err
+				return err
 			}
+			ref.unreadable = e.SealedHash != nil && unreadable[e.ErasureID]
 			ix.requests[e.RequestID] = ref
-			return true, nil
-		})
+		}
+		if len(unreadable) > 0 {
+			s.log.Error("the data keys of some erasures do not unwrap: their Submits are not deduplicated and their retries fail",
+				"erasures", len(unreadable))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load the Submit index: %w", err)
 	}
 	s.index = ix
+	if len(clear.records)+len(clear.entries) > 0 {
+		if err := s.sealClearFields(ctx, clear); err != nil {
+			return fmt.Errorf("seal the Submit index: %w", err)
+		}
+	}
 	return nil
 }
 
 // indexFields are the fields of a stored erasure record the index is built from.
 type indexFields struct {
-	ID          string `json:"id"`
-	RequestID   string `json:"request_id"`
-	AccountID   string `json:"account_id"`
-	Fingerprint string `json:"fingerprint"`
-	State       State  `json:"state"`
-	PayloadHash string `json:"payload_hash"`
-	// Aliases as the record holds them; only their fingerprints are used.
+	ID          string    `json:"id"`
+	RequestID   string    `json:"request_id"`
+	AccountID   string    `json:"account_id"`
+	State       State     `json:"state"`
+	Index       []byte    `json:"index"`
+	DataKey     []byte    `json:"data_key"`
+	ShredTime   time.Time `json:"shred_time"`
+	Fingerprint string    `json:"fingerprint"`  // in the clear: the root one, before Index
+	PayloadHash string    `json:"payload_hash"` // before Index
+	// Aliases as the record holds them; before Index, their fingerprints are the root ones.
 	Aliases []identRef `json:"aliases"`
 }
 
@@ -349,8 +463,11 @@ func convertFirstLayout(tx *store.Tx) error {
 			continue // already converted
 		}
 		entry.RequestID = string(e.k)
-		if _, err := entry.ref(); err != nil {
+		if _, err := entry.ref([32]byte{}); err != nil {
 			return err
+		}
+		if _, err := decodeHash(entry.PayloadHash); err != nil {
+			return fmt.Errorf("idempotency record: %w", err)
 		}
 		v, err := json.Marshal(entry)
 		if err != nil {

@@ -57,7 +57,7 @@ func BenchmarkLoadIndex(b *testing.B) {
 	}
 }
 
-// fillErasures stores n open erasures as Submit would, 1,000 per transaction.
+// fillErasures stores n open erasures as Submit would (sealed), 1,000 per transaction.
 func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
 	b.Helper()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -71,8 +71,11 @@ func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			r := s.newRecord(context.Background(), uuid.Must(uuid.NewV7()).String(), req, keys.Fingerprint("1234", req.Subject), now)
-			r.PayloadHash = hash
+			sec := indexSecrets{hash: hash, hasHash: true, fps: []string{keys.Fingerprint("1234", req.Subject)}}
+			r, err := s.sealedRecord(context.Background(), uuid.Must(uuid.NewV7()).String(), req, sec, now)
+			if err != nil {
+				b.Fatal(err)
+			}
 			c, err := encodeChange(r, StateUnspecified, now)
 			if err != nil {
 				b.Fatal(err)

@@ -22,51 +22,57 @@ import (
 // changes). Once its plan is confirmed, a join is refused: the new identifiers belong in an
 // erasure of their own, submitted once this one has ended.
 //
-// It runs inside Submit's transaction, so it may run more than once: it only changes r.
-func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) error {
-	have := identRefs(r)
-	held := func(ref identRef) bool {
-		return slices.ContainsFunc(have, func(h identRef) bool { return h.Fingerprint == ref.Fingerprint })
+// Identifiers are compared by their root fingerprints (aliasRefs holds the aliases'), which r
+// keeps sealed in its index; r lists the new ones by their public fingerprints.
+//
+// It runs inside Submit's transaction, so it may run more than once: it only changes r. It
+// returns r's data key.
+func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) ([]byte, error) {
+	sec, key, err := s.indexOf(tx, r)
+	if err != nil {
+		return nil, err
 	}
 	reqRefs := append(s.refsOf(req.AccountID, []Subject{req.Subject}), aliasRefs...)
 	reqIDs := append([]Subject{req.Subject}, req.Aliases...)
 	var added []identRef
 	var values []Subject
 	for i, ref := range reqRefs {
-		if !held(ref) {
+		if !slices.Contains(sec.fps, ref.Fingerprint) {
 			added = append(added, ref)
 			values = append(values, reqIDs[i])
 		}
 	}
 	if len(added) == 0 {
-		return nil
+		return key, nil
 	}
 	manual := r.Confirmation == ConfirmationManual
 	review := manual && (r.State == StateReceived || r.State == StateResolving || r.State == StateAwaitingConfirmation)
 	if manual && !review {
-		return &Error{Kind: KindFailedPrecondition, Reason: "PLAN_ALREADY_APPROVED",
+		return nil, &Error{Kind: KindFailedPrecondition, Reason: "PLAN_ALREADY_APPROVED",
 			Message: "the open erasure of this subject has an approved plan that the new identifiers are not part of: " +
 				"submit the new identifiers once this erasure has ended",
 			Metadata: map[string]string{"erasure": r.Name(), "state": r.State.String()}}
 	}
 	if n := len(r.Aliases) + len(added); n > maxAliases {
-		return &Error{Kind: KindFailedPrecondition, Reason: "TOO_MANY_ALIASES",
+		return nil, &Error{Kind: KindFailedPrecondition, Reason: "TOO_MANY_ALIASES",
 			Message:  fmt.Sprintf("the open erasure of this subject would hold %d aliases; at most %d are allowed", n, maxAliases),
 			Metadata: map[string]string{"erasure": r.Name(), "alias_count": strconv.Itoa(int(r.AliasCount))}}
 	}
-	key, err := s.dataKeyOf(tx, r)
-	if err != nil {
-		return err
-	}
 	sub, err := s.unsealSubject(tx, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sub.Aliases = append(sub.Aliases, values...)
 	if r.Sealed, err = sealSubject(key, r.ID, sub); err != nil {
-		return err
+		return nil, err
 	}
-	r.Aliases = append(slices.Clone(r.Aliases), added...)
+	for _, ref := range added {
+		sec.fps = append(sec.fps, ref.Fingerprint)
+	}
+	if r.Index, err = sealIndex(key, r.ID, sec); err != nil {
+		return nil, err
+	}
+	r.Aliases = append(slices.Clone(r.Aliases), publicRefs(publicFPKey(key), r.AccountID, values)...)
 	r.AliasCount = int32(len(r.Aliases))
 	// The new identifiers are not searched yet: one that can be searched may yet lead to the
 	// person's consumer, which the next search tells.
@@ -84,11 +90,11 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 			r.BlockedOn = BlockedNone
 		}
 		if err := setNext(tx, r, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := s.save(tx, r, nil, prev, now); err != nil {
-		return err
+		return nil, err
 	}
-	return s.indexJoined(tx, r, added)
+	return key, s.indexJoined(tx, r, added)
 }

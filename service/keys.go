@@ -169,12 +169,28 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // Fingerprint is the keyed HMAC-SHA256 (hex) of the subject's normalized identifier within an
 // account. Equal subjects of one account have equal fingerprints; without the master key the
 // fingerprint reveals nothing.
+//
+// These fingerprints are what the Submit index compares, and are never stored in the clear:
+// the root secret is kept for the service's life, so with the master key they could be matched
+// against guessed identifiers long after the erasure's data is shredded. Records hold them
+// sealed with the erasure's data key (sealedindex.go); what callers see is publicFingerprint.
 func (k *Keyring) Fingerprint(account string, s Subject) string {
-	m := hmac.New(sha256.New, k.fpKey)
+	return fingerprintWith(k.fpKey, account, s)
+}
+
+// fingerprintWith is the keyed HMAC-SHA256 (hex) of s's normalized identifier within account,
+// under key.
+func fingerprintWith(key []byte, account string, s Subject) string {
+	m := hmac.New(sha256.New, key)
 	fmt.Fprintf(m, "%s\x00%d\x00", account, s.Kind)
 	m.Write([]byte(normalizeSubject(s)))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// publicFPKey is the key of an erasure's public fingerprints, derived from its data key: they
+// are stable for the erasure's life, differ between two erasures of one subject, and once the
+// data key is destroyed nothing can tell which identifier they were computed from.
+func publicFPKey(dataKey []byte) []byte { return derive(dataKey, "erasured/public-fingerprint/v1") }
 
 // planMAC is a keyed hash for plan etags: a plan's records are personal data, and an unkeyed
 // hash of a short list of ids could be matched against guesses.
@@ -184,12 +200,13 @@ func (k *Keyring) planMAC() hash.Hash {
 	return m
 }
 
-// requestHash is a keyed hash of a Submit payload, stored with the erasure it created (or with the
-// record of a deduplicated Submit). It is keyed because the payload holds the subject's identifier.
-func (k *Keyring) requestHash(canonical []byte) string {
+// requestHash is a keyed hash of a Submit payload, stored sealed with the erasure it created (or
+// with the record of a deduplicated Submit). It is keyed because the payload holds the subject's
+// identifier.
+func (k *Keyring) requestHash(canonical []byte) [32]byte {
 	m := hmac.New(sha256.New, k.hashKey)
 	m.Write(canonical)
-	return hex.EncodeToString(m.Sum(nil))
+	return [32]byte(m.Sum(nil))
 }
 
 // normalizeSubject gives the form in which two spellings of one identifier compare equal: e-mail

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -60,10 +61,11 @@ type ResolveResult struct {
 }
 
 // buildPlan groups targets by kind and lists the subject's identifiers (refs: the subject
-// first) by fingerprint. A consumer record whose id is one of the subject's own consumer ids is
-// shown by its fingerprint instead: a plan never returns the subject's identifiers. The etag is
-// a keyed hash of every record, status and identifier, so any change to the plan changes it.
-func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channels []Channel, unsearchable bool) Plan {
+// first) by public fingerprint. A consumer record whose id is one of the subject's own consumer
+// ids is shown by its fingerprint instead: a plan never returns the subject's identifiers.
+// fpKey gives the key of refs' fingerprints, asked for only then. The etag is a keyed hash of
+// every record, status and identifier, so any change to the plan changes it.
+func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channels []Channel, unsearchable bool, fpKey func() ([]byte, error)) (Plan, error) {
 	sorted := slices.Clone(ts)
 	slices.SortFunc(sorted, func(a, b Target) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID)) })
 	p := Plan{IdentifierUnsearchable: unsearchable}
@@ -80,6 +82,7 @@ func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channe
 	}
 	fmt.Fprintf(h, "unsearchable|%t\n", unsearchable)
 	needed := map[TargetKind]int{}
+	var pk []byte
 	for _, t := range sorted {
 		if n := len(p.Groups); n == 0 || p.Groups[n-1].Kind != t.Kind {
 			p.Groups = append(p.Groups, PlanGroup{Kind: t.Kind})
@@ -87,7 +90,13 @@ func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channe
 		g := &p.Groups[len(p.Groups)-1]
 		rec := PlanRecord{ID: t.ID, Status: t.Status, LPRequest: t.LPRequest}
 		if t.Kind == KindConsumer && len(consumerFPs) > 0 {
-			if fp := s.keys.Fingerprint(account, Subject{Kind: SubjectConsumerID, Value: t.ID}); slices.Contains(consumerFPs, fp) {
+			if pk == nil {
+				var err error
+				if pk, err = fpKey(); err != nil {
+					return Plan{}, err
+				}
+			}
+			if fp := fingerprintWith(pk, account, Subject{Kind: SubjectConsumerID, Value: t.ID}); slices.Contains(consumerFPs, fp) {
 				rec.ID, rec.Fingerprint = "", fp
 			}
 		}
@@ -105,12 +114,18 @@ func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channe
 		p.LivePersonRequestsNeeded += (n + maxBatchIDs - 1) / maxBatchIDs
 	}
 	p.Etag = hex.EncodeToString(h.Sum(nil))[:20]
-	return p
+	return p, nil
 }
 
-// planOf is the plan of a stored erasure.
-func (s *Service) planOf(r *record, ts []Target) Plan {
-	return s.buildPlan(r.AccountID, ts, identRefs(r), r.Channels, r.IdentifierUnsearchable)
+// planOf is the plan of a stored erasure, inside a transaction.
+func (s *Service) planOf(tx *store.Tx, r *record, ts []Target) (Plan, error) {
+	return s.buildPlan(r.AccountID, ts, identRefs(r), r.Channels, r.IdentifierUnsearchable, func() ([]byte, error) {
+		key, err := s.dataKeyOf(tx, r)
+		if err != nil {
+			return nil, err
+		}
+		return publicFPKey(key), nil
+	})
 }
 
 // Resolve returns an erasure's plan and applies an approver's decision, if any.
@@ -134,8 +149,9 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 				return err
 			}
 			e := r.Erasure
-			res = ResolveResult{Erasure: &e, Plan: s.planOf(r, ts)}
-			return nil
+			plan, err := s.planOf(tx, r, ts)
+			res = ResolveResult{Erasure: &e, Plan: plan}
+			return err
 		})
 		return res, s.storeError(err)
 	}
@@ -162,15 +178,24 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 				Message:  fmt.Sprintf("erasure is %s: only an erasure awaiting confirmation takes a decision", r.State),
 				Metadata: map[string]string{"state": r.State.String()}}
 		}
-		if principal == r.SubmittedBy && principal != "anonymous" {
-			return &Error{Kind: KindPermissionDenied, Reason: "SELF_APPROVAL",
-				Message: "the principal that submitted an erasure cannot decide on its plan"}
+		if principal != "anonymous" {
+			asked, err := requestedBy(tx, r, principal)
+			if err != nil {
+				return err
+			}
+			if asked {
+				return &Error{Kind: KindPermissionDenied, Reason: "SELF_APPROVAL",
+					Message: "a principal that submitted an erasure, or joined it, cannot decide on its plan"}
+			}
 		}
 		ts, err := s.targetsOf(tx, r)
 		if err != nil {
 			return err
 		}
-		plan := s.planOf(r, ts)
+		plan, err := s.planOf(tx, r, ts)
+		if err != nil {
+			return err
+		}
 		prev := r.State
 		switch {
 		case d.Confirm && d.PlanEtag != plan.Etag:
@@ -203,7 +228,10 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 			return err
 		}
 		e := r.Erasure
-		res = ResolveResult{Erasure: &e, Plan: s.planOf(r, ts)}
+		if res.Plan, err = s.planOf(tx, r, ts); err != nil {
+			return err
+		}
+		res.Erasure = &e
 		return auditOn(tx, audit, r, "")
 	})
 	if err == nil {
@@ -249,7 +277,14 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 	if err := s.AppendAudit(ctx, e); err != nil {
 		return Plan{}, err
 	}
-	return s.buildPlan(account, res.targets, s.refsOf(account, ids), chans, res.unsearchable), nil
+	// No erasure, so no data key: the preview's fingerprints are under a key of its own, made
+	// for it and forgotten, so that they match nothing stored or shown elsewhere.
+	pk, err := newSecret()
+	if err != nil {
+		return Plan{}, err
+	}
+	return s.buildPlan(account, res.targets, publicRefs(pk, account, ids), chans, res.unsearchable,
+		func() ([]byte, error) { return pk, nil })
 }
 
 func (s *Service) currentPipeline() *Pipeline {
@@ -368,4 +403,36 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	})
 	s.wakePipeline()
 	return e, s.storeError(err)
+}
+
+// requestedBy reports whether principal asked for erasure r: it submitted r, or one of its
+// Submits was answered with r (deduplicated onto it, adding identifiers or not, or a retry of
+// a Submit that did). Such a principal may not decide on r's plan: identifiers a joiner adds
+// bring their records into the plan as surely as the submitter's do, so a joiner confirming
+// would approve a deletion of its own choosing. The audit trail is the record of those
+// Submits: each successful one is indexed under its erasure in the transaction of its change,
+// and the trail is kept for as long as the erasure.
+func requestedBy(tx *store.Tx, r *record, principal string) (bool, error) {
+	if principal == r.SubmittedBy {
+		return true, nil
+	}
+	prefix := auditIndexPrefix(r.ID)
+	found := false
+	err := tx.Scan(store.Audit, prefix, func(k, _ []byte) (bool, error) {
+		rest, ok := bytes.CutPrefix(k, prefix)
+		if !ok {
+			return false, nil
+		}
+		seq, err := store.ParseU64(rest)
+		if err != nil {
+			return false, err
+		}
+		e, ok, err := getAudit(tx, seq)
+		if err != nil || !ok {
+			return false, err
+		}
+		found = e.Principal == principal && e.Action == AuditSubmit && e.Outcome == AuditOK
+		return !found, nil
+	})
+	return found, err
 }

@@ -128,8 +128,13 @@ type private struct {
 	DataKey       []byte `json:"data_key,omitempty"`
 	Sealed        []byte `json:"sealed,omitempty"`
 	SealedTargets []byte `json:"targets,omitempty"`
-	// PayloadHash is the keyed hash of the Submit that created the erasure (hex), so that a retry
-	// with its request_id can be told from a reuse with another payload.
+	// Index seals, with the data key, what the Submit index is rebuilt from: the request hash of
+	// the Submit that created the erasure (so that a retry with its request_id can be told from
+	// a reuse with another payload) and the root fingerprints of its subject and aliases
+	// (sealedindex.go). nil once shredded.
+	Index []byte `json:"index,omitempty"`
+	// PayloadHash is the request hash in the clear (hex), as records written before Index held
+	// it; New seals it. Shredded records of that time hold shreddedHash.
 	PayloadHash string `json:"payload_hash,omitempty"`
 	// Swept is set once a re-resolution sweep run at least search_lag after received_time found
 	// nothing new: the condition for COMPLETED.
@@ -140,8 +145,8 @@ type private struct {
 	Failures int `json:"failures,omitempty"`
 	// CancelRequested is set before LivePerson requests holding the erasure are cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
-	// Aliases are the subject's further identifiers by kind and fingerprint, in the order
-	// given (their values are sealed with the subject). The Submit index is rebuilt from them.
+	// Aliases are the subject's further identifiers by kind and public fingerprint, in the
+	// order given (their values are sealed with the subject, their root fingerprints in Index).
 	Aliases []identRef `json:"aliases,omitempty"`
 	// SubjectDigits: the subject's identifier may be unsearchable in Messaging Interactions.
 	SubjectDigits bool `json:"subject_digits,omitempty"`
@@ -191,11 +196,15 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 }
 
 // putChange stores r after a change and appends the change's event, in the caller's transaction:
-// the state change, its event and its revision commit together or not at all.
-func putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
+// the state change, its event and its revision commit together or not at all. A final erasure's
+// purge time is set from its final time and the retention.
+func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
 	r.UpdateTime = now
 	if r.State.Final() && r.FinalTime.IsZero() {
 		r.FinalTime = now
+	}
+	if r.State.Final() && r.PurgeTime.IsZero() {
+		r.PurgeTime = r.FinalTime.Add(s.cfg.Retention)
 	}
 	c, err := encodeChange(r, prev, now)
 	if err != nil {
@@ -319,7 +328,7 @@ func (s *Service) update(ctx context.Context, id string, change func(r *record) 
 				}
 			}
 		}
-		if err := putChange(tx, r, prev, now); err != nil {
+		if err := s.putChange(tx, r, prev, now); err != nil {
 			return err
 		}
 		e = r.Erasure

@@ -29,10 +29,10 @@ import (
 //     (databases written before the key directory) and erasure keys still in the Keys bucket
 //     are moved the same way.
 //  2. Shred. An erasure final for longer than the retention loses its data key and everything
-//     sealed with it, and its fingerprints and request hash (which, with the fingerprint key,
-//     could be matched against guessed identifiers), in one transaction with an event (its
-//     public fingerprint empties). A batch whose erasures are all shredded loses its key and
-//     sealed ids.
+//     sealed with it (its subject, record ids, consumers, and the root fingerprints and request
+//     hashes of the Submit index), in one transaction with an event (its public fingerprints
+//     empty, and it shows purged). The sealed request hashes of the Submits deduplicated onto
+//     it go too. A batch whose erasures are all shredded loses its key and sealed ids.
 //  3. Destroy. A period key no data key in the database is wrapped by any more, and that stopped
 //     being current at least the retention ago, is overwritten and removed.
 //
@@ -57,14 +57,18 @@ import (
 // readable with that master key: rotate the master key (erasured keys rotate) once the keeper has
 // moved them, and destroy the old one.
 //
-// Not covered: the subject and alias fingerprints in the change history (events, until compacted)
-// and in receipts (signed, so they are kept) are keyed HMACs under a key derived from the root
-// secret, which is kept for the service's life. Whoever holds the master key (which opens the root
-// secret) can match them against guessed identifiers; a phone number's space is small enough to
-// try in full.
+// Fingerprints. The fingerprints the Submit index compares are HMACs under a key derived from the
+// root secret, kept for the service's life: with the master key they could be matched against
+// guessed identifiers (a phone number's space is small enough to try in full). They are never
+// stored in the clear but sealed with the erasure's data key, like its subject; what events,
+// Status and receipts show are HMACs under a key derived from that data key (sealedindex.go).
+// Destroying the data key makes both unreadable. Not covered: a database written before, whose
+// change history (until compacted) and signed receipts keep the root fingerprints they were
+// written with.
 
-// shreddedHash replaces a shredded erasure's request hash: it matches no payload, so a retry of
-// its request_id is answered REQUEST_ID_REUSED instead of creating a second erasure.
+// shreddedHash replaced a shredded erasure's request hash in records and entries written before
+// the hashes were sealed; it matches no payload. Shredding now removes the hash and keeps the
+// request_id, which the index load reads as the zero hash (index.go).
 var shreddedHash = strings.Repeat("0", 64)
 
 // KeepStats says what one run of the key keeper did. It holds no personal data.
@@ -275,7 +279,7 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("decode idempotency record: %w", err)
 		}
-		if shredding[e.ErasureID] && e.PayloadHash != shreddedHash {
+		if shredding[e.ErasureID] && e.hashed() {
 			plan.dedups[e.ErasureID] = append(plan.dedups[e.ErasureID], string(k))
 		}
 		return true, nil
@@ -382,24 +386,25 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 		if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
 			return err
 		}
-		r.DataKey, r.Sealed, r.SealedTargets, r.SealedConsumers = nil, nil, nil, nil
+		r.DataKey, r.Sealed, r.SealedTargets, r.SealedConsumers, r.Index = nil, nil, nil, nil, nil
 		r.Fingerprint = ""
 		for i := range r.Aliases {
 			r.Aliases[i].Fingerprint = ""
 		}
-		r.ShredTime = now
-		var scrubbed []requestEntry
-		if r.PayloadHash != "" {
-			r.PayloadHash = shreddedHash
-			scrubbed = append(scrubbed, requestEntry{RequestID: r.RequestID, ErasureID: r.ID, PayloadHash: shreddedHash})
+		r.ShredTime, r.Purged = now, true
+		if r.PurgeTime.IsZero() {
+			r.PurgeTime = finalTimeOf(r).Add(s.cfg.Retention)
 		}
+		// The request_id stays known, with no hash: a retry is refused (see index.go).
+		r.PayloadHash = ""
+		scrubbed := []requestEntry{{RequestID: r.RequestID, ErasureID: r.ID}}
 		for _, key := range plan.dedups[id] {
 			v := tx.Get(store.Requests, []byte(key))
 			var e requestEntry
 			if v == nil || json.Unmarshal(v, &e) != nil {
 				continue
 			}
-			e.PayloadHash = shreddedHash
+			e.PayloadHash, e.SealedHash = "", nil
 			if v, err = json.Marshal(e); err != nil {
 				return err
 			}
@@ -410,7 +415,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 		}
 		refs := make(map[string]requestRef, len(scrubbed))
 		for _, e := range scrubbed {
-			if refs[e.RequestID], err = e.ref(); err != nil {
+			if refs[e.RequestID], err = e.ref([32]byte{}); err != nil {
 				return err
 			}
 		}
@@ -423,7 +428,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 		}
 		n++
 		// The state stays; the event shows the fingerprint gone. UpdateTime moves to now.
-		return putChange(tx, r, r.State, now)
+		return s.putChange(tx, r, r.State, now)
 	})
 	st.Shredded += min(n, len(plan.shred))
 	return err

@@ -196,12 +196,26 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 	req.Aliases = []Subject{{Kind: SubjectEmail, Value: "jane.canary@example.com"}, {Kind: SubjectPhone, Value: "+44 7700 900123"}}
 	res := e.submit(req)
 	id, name := res.Erasure.ID, res.Erasure.Name()
+	// A Submit deduplicated onto it: its idempotency record's hash is the erasure's too.
+	dup := submitReq("00000000-0000-4000-8000-000000000002", "1234", email("jane.canary@example.com"))
+	if d := e.submit(dup); !d.Deduplicated || d.Erasure.ID != id {
+		t.Fatalf("second Submit for the subject = %s dedup=%v, want %s", d.Erasure.ID, d.Deduplicated, id)
+	}
+	// The root fingerprints of every identifier and the request hashes of both Submits, which
+	// the master key can recompute for guessed identifiers: never in the file, in any form.
+	ids := append([]Subject{req.Subject, {Kind: SubjectPhone, Value: "447700900123"}}, req.Aliases...)
+	secrets := rootSecrets(t, e.svc, "1234", ids, req, dup)
 	e.settle()
 	e.advance(e.cfg.BatchMaxWait)
 	e.runLivePersonTimeline()
 	done := e.wantState(name, StateCompleted)
 	finalAt := e.clock.Now()
 	e.keep()
+	if root := e.svc.keys.Fingerprint("1234", req.Subject); done.Receipt == nil ||
+		done.Receipt.SubjectFingerprint != done.Fingerprint || done.Receipt.SubjectFingerprint == root ||
+		len(done.Receipt.AliasFingerprints) != 2 || done.Receipt.AliasFingerprints[0] == e.svc.keys.Fingerprint("1234", req.Aliases[0]) {
+		t.Errorf("receipt fingerprints %+v: want the erasure's public ones, not the root ones", done.Receipt)
+	}
 
 	// An old copy of the database, taken while the erasure is still within retention.
 	e.close()
@@ -223,6 +237,7 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 	}
 	for _, path := range []string{e.path, old} {
 		scanCanaries(t, path, canaries)
+		scanSecrets(t, path, secrets)
 	}
 
 	// Retention passes: the erasure is shredded; one period later its period key is destroyed.
@@ -244,8 +259,13 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 		t.Errorf("shredded record keeps data key %v, subject %v, targets %v, consumers %v (shred time %v)",
 			r.DataKey != nil, r.Sealed != nil, r.SealedTargets != nil, r.SealedConsumers != nil, r.ShredTime)
 	}
-	if r.Fingerprint != "" || r.PayloadHash != shreddedHash || r.Aliases[0].Fingerprint != "" {
-		t.Errorf("shredded record keeps fingerprint %q, alias fingerprint %q, payload hash %q", r.Fingerprint, r.Aliases[0].Fingerprint, r.PayloadHash)
+	if r.Fingerprint != "" || r.PayloadHash != "" || r.Index != nil || r.Aliases[0].Fingerprint != "" {
+		t.Errorf("shredded record keeps fingerprint %q, alias fingerprint %q, payload hash %q, sealed index %v",
+			r.Fingerprint, r.Aliases[0].Fingerprint, r.PayloadHash, r.Index != nil)
+	}
+	if !r.Purged || !r.PurgeTime.Equal(finalAt.Add(testRetention)) || !done.PurgeTime.Equal(r.PurgeTime) || done.Purged {
+		t.Errorf("purge time %v (at completion %v), purged %v (at completion %v): want %v, true (false)",
+			r.PurgeTime, done.PurgeTime, r.Purged, done.Purged, finalAt.Add(testRetention))
 	}
 	if _, err := e.svc.identities(id); err == nil {
 		t.Error("a shredded erasure's identities still unseal")
@@ -254,9 +274,16 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 	if got.Receipt == nil || VerifyReceipt(*got.Receipt, e.keys.PublicKey()) != nil || got.Receipt.Hash != done.Receipt.Hash {
 		t.Error("the receipt of a shredded erasure no longer verifies")
 	}
-	// A retry of its request_id creates no second erasure.
-	if _, err := e.svc.Submit(context.Background(), req); KindOf(err) != KindConflict {
-		t.Errorf("a retry after shredding: %v, want a conflict", err)
+	// A retry of its request_id, or of the deduplicated one, creates no second erasure, also
+	// after a restart.
+	for range 2 {
+		for _, r := range []SubmitRequest{req, dup} {
+			if _, err := e.svc.Submit(context.Background(), r); KindOf(err) != KindConflict {
+				t.Errorf("a retry of %s after shredding: %v, want a conflict", r.RequestID, err)
+			}
+		}
+		e.close()
+		e.reopen()
 	}
 
 	// With the master key, the key directory as it is now and the old copy, nothing opens.
@@ -276,6 +303,7 @@ func TestShredAfterRetentionLeavesOldCopiesUnreadable(t *testing.T) {
 	}
 	for _, path := range []string{e.path, old} {
 		scanCanaries(t, path, canaries)
+		scanSecrets(t, path, secrets)
 	}
 	e.reopen()
 }

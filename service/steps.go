@@ -98,12 +98,12 @@ func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now tim
 		r.BlockedOn = heldFirst(r, r.BlockedOn)
 	}
 	if len(path) == 0 {
-		return putChange(tx, r, prev, now)
+		return s.putChange(tx, r, prev, now)
 	}
 	from := prev
 	for _, st := range path {
 		r.State = st
-		if err := putChange(tx, r, from, now); err != nil {
+		if err := s.putChange(tx, r, from, now); err != nil {
 			return err
 		}
 		from = st

@@ -3,7 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -95,24 +94,14 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		return SubmitResult{}, err
 	}
 	eid := id.String()
-	dk, err := s.keys.newDataKey(eid)
+	sec := indexSecrets{hash: hash, hasHash: true, fps: []string{fp}}
+	for _, r := range refs {
+		sec.fps = append(sec.fps, r.Fingerprint)
+	}
+	fresh, err := s.sealedRecord(ctx, eid, req, sec, now)
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	sealed, err := sealSubject(dk.plain, eid, sealedSubject{Subject: req.Subject, Aliases: req.Aliases})
-	if err != nil {
-		return SubmitResult{}, err
-	}
-	fresh := s.newRecord(ctx, eid, req, fp, now)
-	fresh.Aliases = refs
-	fresh.AliasCount = int32(len(refs))
-	// Before any search, a searchable identifier may yet lead to the person's consumer: only
-	// the search says whether it did.
-	fresh.IdentifierUnsearchable = identifierUnsearchable(identRefs(fresh), fresh.Channels, searchable(identRefs(fresh)))
-	fresh.Sealed = sealed
-	fresh.DataKey = dk.wrapped
-	fresh.PayloadHash = hash
-	fresh.NextAttemptTime = now // the pipeline's first step is due at once
 	change, err := encodeChange(fresh, StateUnspecified, now)
 	if err != nil {
 		return SubmitResult{}, err
@@ -140,7 +129,8 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 			if r == nil || r.State.Final() {
 				continue
 			}
-			if err := s.join(tx, r, req, refs, now); err != nil {
+			key, err := s.join(tx, r, req, refs, now)
+			if err != nil {
 				return err
 			}
 			res = SubmitResult{Erasure: r.Erasure, Deduplicated: true}
@@ -150,7 +140,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 				return err
 			}
 			return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
-				PayloadHash: hash, Deduplicated: true})
+				Deduplicated: true}, hash, key)
 		}
 		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
@@ -166,7 +156,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		if err := appendAudit(tx, created); err != nil {
 			return err
 		}
-		return s.indexCreated(tx, fresh)
+		return s.indexCreated(tx, fresh, sec)
 	})
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
@@ -185,11 +175,43 @@ func (s *Service) checkAccount(account string) error {
 	return nil
 }
 
+// sealedRecord builds the stored form of a new erasure, not yet stored, with a fresh data key:
+// its subject and aliases, and its index secrets, sealed with the key; its fingerprints the
+// public ones.
+func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitRequest, sec indexSecrets, now time.Time) (*record, error) {
+	dk, err := s.keys.newDataKey(eid)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealSubject(dk.plain, eid, sealedSubject{Subject: req.Subject, Aliases: req.Aliases})
+	if err != nil {
+		return nil, err
+	}
+	index, err := sealIndex(dk.plain, eid, sec)
+	if err != nil {
+		return nil, err
+	}
+	pk := publicFPKey(dk.plain)
+	r := s.newRecord(ctx, eid, req, fingerprintWith(pk, req.AccountID, req.Subject), now)
+	if len(req.Aliases) > 0 {
+		r.Aliases = publicRefs(pk, req.AccountID, req.Aliases)
+		r.AliasCount = int32(len(r.Aliases))
+	}
+	// Before any search, a searchable identifier may yet lead to the person's consumer: only
+	// the search says whether it did.
+	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, searchable(identRefs(r)))
+	r.Sealed, r.Index, r.DataKey = sealed, index, dk.wrapped
+	r.NextAttemptTime = now // the pipeline's first step is due at once
+	return r, nil
+}
+
 // replay answers a Submit whose request_id was accepted before: the same erasure if the payload
-// is the same, a conflict if it is not.
-func (s *Service) replay(prior requestRef, hash string) (SubmitResult, error) {
-	var h [32]byte
-	if _, err := hex.Decode(h[:], []byte(hash)); err != nil || h != prior.hash {
+// is the same, a conflict if it is not (always, once the erasure is shredded: its hash is zero).
+func (s *Service) replay(prior requestRef, hash [32]byte) (SubmitResult, error) {
+	if prior.unreadable {
+		return SubmitResult{}, s.storeError(fmt.Errorf("the data key of erasure %s does not unwrap: its request hash is unknown", prior.erasure))
+	}
+	if hash != prior.hash {
 		return SubmitResult{}, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
 			Message:  "request_id was already used with a different payload",
 			Metadata: map[string]string{"erasure": NamePrefix + prior.erasure.String()}}
@@ -237,7 +259,7 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 
 // payloadHash is the keyed hash of everything a Submit asks for, as the caller gave it (so a
 // retry that again leaves received_time unset matches).
-func (s *Service) payloadHash(req SubmitRequest) (string, error) {
+func (s *Service) payloadHash(req SubmitRequest) ([32]byte, error) {
 	channels := slices.Clone(req.Channels)
 	slices.Sort(channels)
 	// Aliases in any order are the same request. Without aliases the encoding is the one used
@@ -255,7 +277,7 @@ func (s *Service) payloadHash(req SubmitRequest) (string, error) {
 		Aliases  []Subject `json:",omitempty"`
 	}{req.AccountID, req.Subject, channels, req.EraseConsumerProfile, req.ReceivedTime.UnixNano(), req.Confirmation, req.ExternalRef, aliases})
 	if err != nil {
-		return "", err
+		return [32]byte{}, err
 	}
 	if req.ReceivedTime.IsZero() {
 		// UnixNano of the zero time is not defined; make the "unset" case explicit.

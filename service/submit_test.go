@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,7 +248,7 @@ func TestSubjectDedupChecksStoredState(t *testing.T) {
 	if _, err := e.svc.Cancel(context.Background(), first.Erasure.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	e.svc.index.openSubject(first.Erasure.ID, subjectKey("1234", first.Erasure.Fingerprint)) // a stale hint
+	e.svc.index.openSubject(first.Erasure.ID, subjectKey("1234", e.svc.keys.Fingerprint("1234", customer("ABC-123")))) // a stale hint
 	next := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", customer("ABC-123")))
 	if next.Deduplicated || next.Erasure.ID == first.Erasure.ID {
 		t.Fatalf("Submit after the erasure was cancelled = %s dedup=%v, want a new erasure", next.Erasure.ID, next.Deduplicated)
@@ -410,14 +411,17 @@ func TestIndexConversionKeepsCollidingRequestIDs(t *testing.T) {
 
 // toFirstLayout rewrites the Submit index of erasure (created by created) as the first layout kept
 // it: an idempotency record keyed by request_id for created and for each of dups (deduplicated onto
-// it), a subject index entry, and a record without its payload hash.
+// it), a subject index entry, and a record without its payload hash, holding its root fingerprints
+// in the clear.
 func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...SubmitRequest) {
 	e.t.Helper()
+	rootFP := e.svc.keys.Fingerprint(erasure.AccountID, created.Subject)
 	entry := func(req SubmitRequest, dedup bool) string {
-		hash, err := e.svc.payloadHash(req)
+		sum, err := e.svc.payloadHash(req)
 		if err != nil {
 			e.t.Fatal(err)
 		}
+		hash := hex.EncodeToString(sum[:])
 		if dedup {
 			return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, erasure.ID, hash)
 		}
@@ -428,7 +432,12 @@ func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...Subm
 		if err != nil {
 			return err
 		}
-		r.PayloadHash = "" // records of the first layout did not carry it
+		// Records of the first layout did not carry the payload hash, and held the root
+		// fingerprints in the clear.
+		r.PayloadHash, r.Index, r.Fingerprint = "", nil, rootFP
+		for i, a := range e.svc.refsOf(erasure.AccountID, created.Aliases) {
+			r.Aliases[i].Fingerprint = a.Fingerprint
+		}
 		v, err := json.Marshal(r)
 		if err != nil {
 			return err
@@ -438,7 +447,7 @@ func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...Subm
 			k, v string
 		}{
 			{store.Requests, created.RequestID, entry(created, false)},
-			{store.Subjects, erasure.AccountID + "\x00" + erasure.Fingerprint, erasure.ID},
+			{store.Subjects, erasure.AccountID + "\x00" + rootFP, erasure.ID},
 			{store.Erasures, erasure.ID, string(v)},
 		}
 		for _, d := range dups {

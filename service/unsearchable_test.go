@@ -102,7 +102,7 @@ func TestUnsearchableWaitsUntilAnAliasJoins(t *testing.T) {
 	e.runLivePersonTimeline()
 	done := e.wantState(name, StateCompleted)
 	rc := done.Receipt
-	if len(rc.AliasFingerprints) != 1 || rc.AliasFingerprints[0] != e.svc.keys.Fingerprint("1234", email("kim@example.com")) || len(rc.UnsearchedChannels) != 0 {
+	if len(rc.AliasFingerprints) != 1 || rc.AliasFingerprints[0] != e.publicFP(done.ID, email("kim@example.com")) || len(rc.UnsearchedChannels) != 0 {
 		t.Errorf("receipt aliases %v unsearched %v, want the e-mail's fingerprint and no unsearched channel", rc.AliasFingerprints, rc.UnsearchedChannels)
 	}
 	if err := VerifyReceipt(*rc, e.svc.keys.PublicKey()); err != nil {

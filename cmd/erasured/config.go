@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -58,6 +57,12 @@ type Config struct {
 		KeyDir    string   `yaml:"key_dir"`
 		KeyPeriod Duration `yaml:"key_period"`
 	} `yaml:"privacy"`
+	// TLS serves the gRPC listener, and a metrics listener beyond loopback, over TLS.
+	TLS TLSConfig `yaml:"tls"`
+	// Auth names the callers and their roles; see AuthConfig.
+	Auth AuthConfig `yaml:"auth"`
+	// Limits cap Watch streams and in-flight calls.
+	Limits   LimitsConfig `yaml:"limits"`
 	Shutdown struct {
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
@@ -66,6 +71,7 @@ type Config struct {
 		KeepRevisions uint64 `yaml:"keep_revisions"`
 	} `yaml:"history"`
 
+	path              string              // the configuration file; "" in the sandbox
 	sandbox           bool                // no config file: the sandbox
 	sandboxSecret     string              // the simulator's client secret, in the sandbox only
 	noCredentialCheck bool                // --no-credential-check
@@ -167,6 +173,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	c := defaultConfig()
 	c.getenv, c.noCredentialCheck = getenv, *noCheck
 	path := firstNonEmpty(*configPath, getenv("ERASURED_CONFIG"))
+	c.path = path
 	if path == "" {
 		c.sandbox = true
 	} else {
@@ -193,9 +200,6 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen %q: %v", c.Listen, err)
-	}
 	if c.DB == "" {
 		bad("db is empty")
 	}
@@ -264,8 +268,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	_, err := c.credentials()
-	return errors.Join(append(errs, err)...)
+	_, cerr := c.credentials()
+	_, aerr := c.callers()
+	return errors.Join(append(errs, cerr, aerr, c.checkListeners())...)
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -316,7 +321,7 @@ func (c *Config) accountCredentials(i int, a Account) (credentials, []error) {
 		if file == "" {
 			return "", true
 		}
-		raw, err := os.ReadFile(file)
+		raw, err := readSecretFile(file)
 		if err != nil {
 			bad(".%s: %v", key, err)
 			return "", false

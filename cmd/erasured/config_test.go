@@ -141,7 +141,7 @@ accounts:
 		"liveperson.host_patterns.us[0]", "liveperson.host_patterns.uk[1]: host pattern \"lo.*\" must end in a literal domain",
 		"liveperson.host_patterns.eu: unknown region", "liveperson.host_patterns.apac is empty",
 		"accounts[0].auth: oauth2 or oauth1 credentials are required",
-		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: open",
+		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: stat",
 		"accounts[1].auth.services.msgHist: oauth1 is not configured", "accounts[1].auth.services.chat: unknown service",
 		"accounts[2].auth.oauth1.token is required", "ERASURED_ACCOUNT_3_OAUTH1_CONSUMER_SECRET",
 		"accounts[2].auth.services.rtbf: unknown method"} {
@@ -200,17 +200,6 @@ func TestConfigUnknownKeyAndBadDuration(t *testing.T) {
 	}
 }
 
-func TestCheckListen(t *testing.T) {
-	for addr, ok := range map[string]bool{
-		"127.0.0.1:50051": true, "localhost:1": true, "[::1]:1": true,
-		"0.0.0.0:50051": false, ":50051": false, "10.0.0.1:1": false,
-	} {
-		if err := checkListen(addr); (err == nil) != ok {
-			t.Errorf("checkListen(%q) = %v, want ok=%v", addr, err, ok)
-		}
-	}
-}
-
 func TestLoadKeyringCreatesSandboxKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "var", "master.key")
 	k1, err := loadKeyring(path, "", true)
@@ -226,5 +215,26 @@ func TestLoadKeyringCreatesSandboxKey(t *testing.T) {
 	}
 	if _, err := loadKeyring(filepath.Join(t.TempDir(), "missing"), "", false); err == nil {
 		t.Error("a missing key outside the sandbox must be an error")
+	}
+}
+
+// TestSecretFileReadableByOthersRefused: an account secret file that group or others can read
+// stops the start, naming the key and the file.
+func TestSecretFileReadableByOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := defaultConfig()
+	c.Accounts = []Account{{ID: "1234", Region: "us"}}
+	c.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: "abc", ClientSecretFile: secret}
+	_, err := c.credentials()
+	if err == nil || !strings.Contains(err.Error(), "accounts[0].auth.oauth2.client_secret_file") || !strings.Contains(err.Error(), secret) {
+		t.Fatalf("credentials() with a 0644 secret file = %v, want an error naming the key and the file", err)
+	}
+	os.Chmod(secret, 0o600)
+	if _, err := c.credentials(); err != nil {
+		t.Errorf("credentials() with a 0600 secret file = %v", err)
 	}
 }

@@ -165,7 +165,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 	var client *liveperson.Client
 	if o.fast {
 		client = e.fastClient(&cfg, acct, logger, o.namedHosts)
-	} else if client, err = newLivePerson(&cfg, logger, func(liveperson.Observation) {}); err != nil {
+	} else if client, err = newLivePerson(&cfg, logger, lpReports{}); err != nil {
 		t.Fatal(err)
 	}
 

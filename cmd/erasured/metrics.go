@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,15 +17,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 )
 
 // metrics are erasured's Prometheus metrics. Labels carry states, services, codes and account
 // ids — never a subject's identifier or a LivePerson record id.
 type metrics struct {
-	reg       *prometheus.Registry
-	lpCalls   *prometheus.CounterVec
-	lpLatency *prometheus.HistogramVec
+	reg            *prometheus.Registry
+	lpCalls        *prometheus.CounterVec
+	lpLatency      *prometheus.HistogramVec
+	lpAuthFailures *prometheus.CounterVec
+	incidents      *prometheus.CounterVec
 }
 
 func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() map[string]int) *metrics {
@@ -33,32 +41,101 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 		Name: "erasured_liveperson_call_seconds", Help: "LivePerson API call latency.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 	}, []string{"service", "op"})
-	m.reg.MustRegister(m.lpCalls, m.lpLatency,
+	m.lpAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_liveperson_auth_failures_total",
+		Help: "LivePerson refusals of an account's credentials (no token from sentinel, or 401/403), by account and LivePerson service.",
+	}, []string{"account", "service"})
+	m.incidents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_incidents_total",
+		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed), by kind and pipeline step.",
+	}, []string{"kind", "step"})
+	m.reg.MustRegister(m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{svc: svc, watchers: watchers, quotaLeft: quotaLeft})
 	return m
 }
 
-// serve exposes /metrics on addr until ctx ends.
-func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) error {
+// serve exposes /metrics on addr until ctx ends. On loopback it is open. Beyond loopback
+// (allowed only with callers and TLS, see checkListeners) it is served over erasured's TLS and
+// a scrape needs a bearer token or client certificate whose principal holds the metrics role.
+func (m *metrics) serve(ctx context.Context, addr string, acc *access, log *slog.Logger) error {
+	loop, err := loopback(addr)
+	if err != nil {
+		return err
+	}
+	var h http.Handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	guarded := !loop
+	if guarded {
+		if acc.auth == nil || acc.tls == nil {
+			return fmt.Errorf("metrics listener %q beyond loopback needs callers and TLS", addr)
+		}
+		h = metricsGuard(acc.auth, h, log)
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	if guarded {
+		lis = tls.NewListener(lis, acc.tls.Config())
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("metrics serving", "listen", lis.Addr().String())
+	log.Info("metrics serving", "listen", lis.Addr().String(), "tls", guarded, "token_required", guarded)
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// metricsGuard admits a scrape with a bearer token, or a verified client certificate, whose
+// principal holds the metrics role: 401 without a known caller, 403 for a principal without the
+// role. A refusal is logged with
+// the principal, never the token.
+func metricsGuard(auth *server.Auth, next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		principal, roles, ok := "", []server.Role(nil), false
+		if strings.EqualFold(scheme, "bearer") && bearer != "" {
+			principal, roles, ok = auth.Token(strings.TrimSpace(bearer))
+		}
+		if !ok && r.TLS != nil {
+			principal, roles, ok = auth.Certificate(r.TLS)
+		}
+		switch {
+		case !ok:
+			log.Warn("metrics scrape refused: no known bearer token or client certificate", "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="erasured metrics"`)
+			http.Error(w, "a bearer token or client certificate with the metrics role is required", http.StatusUnauthorized)
+		case !slices.Contains(roles, server.RoleMetrics):
+			log.Warn("metrics scrape refused: the principal lacks the metrics role", "principal", principal, "remote", r.RemoteAddr)
+			http.Error(w, "the metrics role is required", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// observeCall counts a LivePerson call.
+func (m *metrics) observeCall(o liveperson.Observation) {
+	m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
+	m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
+}
+
+// authFailed counts a refusal of an account's credentials.
+func (m *metrics) authFailed(account, service string) {
+	m.lpAuthFailures.WithLabelValues(account, service).Inc()
+}
+
+// incident counts a failure the service reported.
+func (m *metrics) incident(i service.Incident) {
+	m.incidents.WithLabelValues(i.Kind, i.Step).Inc()
 }
 
 var (

@@ -12,12 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
@@ -44,9 +44,6 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkListen(cfg.Listen); err != nil {
-		return err
-	}
 	if cfg.sandbox {
 		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
@@ -66,6 +63,13 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 
+	// Incidents are counted once the metrics exist; none comes before the pipeline runs.
+	var m *metrics
+	onIncident := func(i service.Incident) {
+		if m != nil {
+			m.incident(i)
+		}
+	}
 	conf := service.ConfirmationAutomatic
 	if cfg.Pipeline.Confirmation == "manual" {
 		conf = service.ConfirmationManual
@@ -76,16 +80,20 @@ func realMain(ctx context.Context, args []string) error {
 		CancelWindow:        cfg.LivePerson.CancelWindow.Duration,
 		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
 		Accounts:            accountIDs(cfg.Accounts),
+		OnIncident:          onIncident,
 		Retention:           cfg.Privacy.Retention.Duration,
 	})
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(svc, server.Options{Logger: log})
+	acc, err := newAccess(&cfg)
 	if err != nil {
 		return err
 	}
-	var m *metrics
+	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits()})
+	if err != nil {
+		return err
+	}
 	m = newMetrics(svc, srv.Watchers, func() map[string]int {
 		left := map[string]int{}
 		for _, a := range cfg.Accounts {
@@ -99,10 +107,7 @@ func realMain(ctx context.Context, args []string) error {
 		}
 		return left
 	})
-	lp, err := wireLivePerson(&cfg, log, func(o liveperson.Observation) {
-		m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
-		m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
-	})
+	lp, err := wireLivePerson(&cfg, log, lpReports{call: m.observeCall, authFailed: m.authFailed})
 	if err != nil {
 		return err
 	}
@@ -126,9 +131,16 @@ func realMain(ctx context.Context, args []string) error {
 	// Whatever ends realMain, background work stops before the store closes.
 	defer func() { stopWork(); <-workDone; <-checkDone }()
 	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
+	// SIGHUP reloads the callers and TLS files; caught from here on, so it never ends erasured.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	go func() { defer close(hupDone); acc.watchSIGHUP(workCtx, hup, log) }()
+	defer func() { stopWork(); <-hupDone }() // a reload in progress ends before the store closes
 	if cfg.MetricsListen != "" {
 		go func() {
-			if err := m.serve(workCtx, cfg.MetricsListen, log); err != nil {
+			if err := m.serve(workCtx, cfg.MetricsListen, acc, log); err != nil {
 				log.Error("metrics listener", "err", err)
 			}
 		}()
@@ -139,7 +151,8 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID(),
-		"receipt_key_id", keys.SigningKeyID())
+		"receipt_key_id", keys.SigningKeyID(), "tls", acc.tls != nil, "mtls", cfg.TLS.ClientCAFile != "",
+		"authentication", acc.auth != nil, "tokens", len(acc.cur.Tokens), "certificates", len(acc.cur.Certificates))
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -165,22 +178,6 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// checkListen refuses a non-loopback address: caller authentication is not built yet, and
-// without it the server must never be reachable from other machines.
-func checkListen(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("refusing to listen on %q without caller authentication: use a loopback address", addr)
 }
 
 // loadKeyring reads the master key (32 random bytes, base64) from env ERASURED_MASTER_KEY or,

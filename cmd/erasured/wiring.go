@@ -64,12 +64,27 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 }
 
 // newLivePerson builds the LivePerson client for the configured accounts (see wireLivePerson).
-func newLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observation)) (*liveperson.Client, error) {
-	lp, err := wireLivePerson(cfg, log, observe)
+func newLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*liveperson.Client, error) {
+	lp, err := wireLivePerson(cfg, log, reports)
 	if err != nil {
 		return nil, err
 	}
 	return lp.client, nil
+}
+
+// lpReports receive what the LivePerson client sees, for metrics; nil functions are skipped.
+type lpReports struct {
+	// call receives every call: service, operation, status, latency.
+	call func(liveperson.Observation)
+	// authFailed receives every refusal of an account's credentials for a service.
+	authFailed func(account, service string)
+}
+
+func (r lpReports) observe() func(liveperson.Observation) {
+	if r.call == nil {
+		return func(liveperson.Observation) {}
+	}
+	return r.call
 }
 
 // livePerson is the wired LivePerson client and what the start-up credential check needs.
@@ -82,8 +97,8 @@ type livePerson struct {
 // wireLivePerson builds the LivePerson client for the configured accounts: the regional router
 // (discovery, residency guard), each service's credentials (OAuth 2.0 client credentials or
 // OAuth 1.0 app keys, secrets from files or the environment), the retry policy and limits.
-// observe receives every call for metrics.
-func wireLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Observation)) (*livePerson, error) {
+// reports receive every call and every refused credential, for metrics.
+func wireLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*livePerson, error) {
 	creds, err := cfg.credentials()
 	if err != nil {
 		return nil, err
@@ -129,14 +144,18 @@ func wireLivePerson(cfg *Config, log *slog.Logger, observe func(liveperson.Obser
 	}
 	// A token is fetched for a waiting call, which retries on its own: the fetch itself retries
 	// briefly, so that it never outlasts its callers by long (it is shared, not cancelled).
+	// The token exchange is observed as well: a refused client secret shows at sentinel.
+	observe := reports.observe()
 	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: clientCreds, Resolver: router,
-		Options: []liveperson.Option{liveperson.WithCallTimeout(10 * time.Second),
+		Options: []liveperson.Option{liveperson.WithCallTimeout(10 * time.Second), liveperson.WithObserver(observe),
 			liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}})}})
 	if err != nil {
 		return nil, err
 	}
 	auth.Authenticators = map[string]liveperson.Authenticator{liveperson.MethodOAuth2: oauth2, liveperson.MethodOAuth1: legacy}
-	client, err := liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(auth),
+	refusals := newAuthFailures(http.DefaultTransport, log, reports.authFailed)
+	client, err := liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(refusals.authenticator(auth)),
+		liveperson.WithHTTPClient(&http.Client{Transport: refusals}),
 		liveperson.WithSource(cfg.LivePerson.Source), liveperson.WithObserver(observe))
 	if err != nil {
 		return nil, err
@@ -172,8 +191,9 @@ const credentialCheckTimeout = 15 * time.Second
 
 // checkCredentials makes one cheap read per configured account and service erasured calls, all
 // at once, and logs one line for each: the method used, and ok or how it failed (unauthorized,
-// forbidden, unreachable, residency, refused). It never stops erasured: LivePerson may be down
-// for a while, and the pipeline retries. No secret and no response body is logged.
+// forbidden, unreachable, residency, refused). Refused credentials are an ERROR, the rest a
+// WARN. It never stops erasured: LivePerson may be down for a while, and the pipeline retries.
+// No secret and no response body is logged.
 func checkCredentials(ctx context.Context, lp *livePerson, log *slog.Logger, now time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, credentialCheckTimeout)
 	defer cancel()
@@ -187,8 +207,14 @@ func checkCredentials(ctx context.Context, lp *livePerson, log *slog.Logger, now
 					log.Info("LivePerson credentials checked", append(attrs, "result", "ok")...)
 					return
 				}
-				log.Warn("LivePerson credential check failed: erasured runs on, and this service's calls fail until it is fixed or LivePerson is back",
-					append(attrs, checkFailure(err)...)...)
+				failure := checkFailure(err)
+				if r := failure[1]; r == "unauthorized" || r == "forbidden" {
+					log.Error("LivePerson credential check: the credentials were refused; erasured runs on, and this service's calls fail until they are fixed",
+						append(attrs, failure...)...)
+					return
+				}
+				log.Warn("LivePerson credential check failed: erasured runs on, and this service's calls fail until LivePerson is back",
+					append(attrs, failure...)...)
 			})
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,15 +47,41 @@ func (e *simEnv) file(name, v string) string {
 }
 
 // wire builds the client as erasured does and returns it with everything it logged.
-func (e *simEnv) wire(t *testing.T) (*livePerson, *bytes.Buffer) {
+func (e *simEnv) wire(t *testing.T) (*livePerson, *syncBuffer) {
 	t.Helper()
-	var logs bytes.Buffer
-	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	var logs syncBuffer
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return lp, &logs
 }
+
+// syncBuffer is a log buffer several loggers may write at once (the client's and a check's).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
 
 func noSecrets(t *testing.T, logs string, secrets ...string) {
 	t.Helper()
@@ -147,7 +174,7 @@ type logLine struct {
 	Status                                           int
 }
 
-func logLines(t *testing.T, logs *bytes.Buffer) []logLine {
+func logLines(t *testing.T, logs *syncBuffer) []logLine {
 	t.Helper()
 	var out []logLine
 	sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
@@ -162,7 +189,7 @@ func logLines(t *testing.T, logs *bytes.Buffer) []logLine {
 }
 
 // checkResults runs the start-up credential check and returns its result by account/service.
-func checkResults(t *testing.T, lp *livePerson, logs *bytes.Buffer) map[string]logLine {
+func checkResults(t *testing.T, lp *livePerson, logs *syncBuffer) map[string]logLine {
 	t.Helper()
 	logs.Reset()
 	log := slog.New(slog.NewJSONHandler(logs, nil))
@@ -203,8 +230,8 @@ func TestCredentialCheck(t *testing.T) {
 			if l.Result != result || l.Method != method {
 				t.Errorf("check %s/%s: result %q, method %q; want %q, %q", acct, svc, l.Result, l.Method, result, method)
 			}
-			if result != "ok" && (l.Level != "WARN" || l.Status != 401) {
-				t.Errorf("check %s/%s: level %s, status %d; want WARN, 401", acct, svc, l.Level, l.Status)
+			if result != "ok" && (l.Level != "ERROR" || l.Status != 401) {
+				t.Errorf("check %s/%s: level %s, status %d; want ERROR, 401", acct, svc, l.Level, l.Status)
 			}
 		}
 	}
@@ -277,8 +304,8 @@ func TestSandboxCredentialCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	var logs bytes.Buffer
-	lp, err := wireLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(liveperson.Observation) {})
+	var logs syncBuffer
+	lp, err := wireLivePerson(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{})
 	if err != nil {
 		t.Fatal(err)
 	}

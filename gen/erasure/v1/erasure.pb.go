@@ -510,8 +510,11 @@ type Erasure struct {
 	AccountId string `protobuf:"bytes,3,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// Which kind of identifier the subject was given as (never the identifier itself).
 	SubjectKind SubjectKind `protobuf:"varint,4,opt,name=subject_kind,json=subjectKind,proto3,enum=erasure.v1.SubjectKind" json:"subject_kind,omitempty"`
-	// Keyed HMAC-SHA256 fingerprint of the subject (hex). It identifies the subject to this service
-	// only: without the service's key it reveals nothing about the identifier.
+	// HMAC-SHA256 fingerprint of the subject (hex), under a key derived from this erasure's own data
+	// key. It is stable for the erasure's life and tells its identifiers apart, but two erasures of
+	// one subject have different ones, so it does not link erasures. Once the erasure is purged
+	// its data key is destroyed, and nothing, not even the service's master key, can tell which
+	// identifier it was computed from; it is then empty here.
 	SubjectFingerprint string `protobuf:"bytes,5,opt,name=subject_fingerprint,json=subjectFingerprint,proto3" json:"subject_fingerprint,omitempty"`
 	// The LivePerson channels searched: chat (Engagement History) and/or messaging.
 	Channels []Channel `protobuf:"varint,6,rep,packed,name=channels,proto3,enum=erasure.v1.Channel" json:"channels,omitempty"`
@@ -1039,15 +1042,17 @@ func (x *LivePersonRequest) GetRecordCount() int32 {
 }
 
 // Proof that an erasure was carried out. It holds no personal data: the subject appears only as
-// its keyed fingerprint. Receipts form a hash chain and are signed with Ed25519; check one offline
-// with `erasured receipt verify`.
+// the erasure's fingerprint of it. Receipts form a hash chain and are signed with Ed25519; check
+// one offline with `erasured receipt verify`.
 type Receipt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The erasure this receipt is for.
 	Erasure string `protobuf:"bytes,1,opt,name=erasure,proto3" json:"erasure,omitempty"`
 	// The LivePerson account.
 	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// The subject's keyed fingerprint.
+	// The subject's fingerprint as the erasure showed it (Erasure.subject_fingerprint): an HMAC under
+	// a key derived from the erasure's data key. It stays in the receipt, covered by the signature,
+	// after the erasure is purged; from then on it cannot be matched against any identifier.
 	SubjectFingerprint string `protobuf:"bytes,3,opt,name=subject_fingerprint,json=subjectFingerprint,proto3" json:"subject_fingerprint,omitempty"`
 	// Records erased, by kind.
 	Counts []*TargetCount `protobuf:"bytes,4,rep,name=counts,proto3" json:"counts,omitempty"`
@@ -1067,7 +1072,8 @@ type Receipt struct {
 	Signature string `protobuf:"bytes,11,opt,name=signature,proto3" json:"signature,omitempty"`
 	// Identifies the public key that verifies the signature.
 	KeyId string `protobuf:"bytes,12,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// Keyed fingerprints of the subject's further identifiers (aliases), in the order given.
+	// Fingerprints of the subject's further identifiers (aliases), in the order given, under the same
+	// erasure-specific key as subject_fingerprint.
 	AliasFingerprints []string `protobuf:"bytes,13,rep,name=alias_fingerprints,json=aliasFingerprints,proto3" json:"alias_fingerprints,omitempty"`
 	// Channels in which some identifier could not be searched; an approver accepted the plan
 	// without them. Empty when every identifier was searchable.

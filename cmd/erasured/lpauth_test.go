@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/erasured/erasured/liveperson"
+	"github.com/erasured/erasured/liveperson/lpsim"
+	"github.com/erasured/erasured/service"
+)
+
+// refusalLog records the refusals reported, as "account/service".
+type refusalLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *refusalLog) add(account, service string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, account+"/"+service)
+}
+
+func (r *refusalLog) counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, k := range r.got {
+		out[k]++
+	}
+	return out
+}
+
+// wireCounting builds the client as erasured does, reporting refusals to r.
+func (e *simEnv) wireCounting(t *testing.T, r *refusalLog) (*livePerson, *syncBuffer) {
+	t.Helper()
+	var logs syncBuffer
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(&logs, nil)), lpReports{authFailed: r.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lp, &logs
+}
+
+// TestWrongClientSecretIsReported: a client_secret_file holding the wrong secret. Sentinel
+// refuses the token exchange; each service of the account is counted as refused, one ERROR
+// line names the account and the service (once per service however many calls fail), the
+// credential check's own lines are ERRORs, and the secret is never logged.
+func TestWrongClientSecretIsReported(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", "not-the-secret")}
+	var r refusalLog
+	lp, logs := e.wireCounting(t, &r)
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	checkCredentials(context.Background(), lp, log, time.Now())
+	checkCredentials(context.Background(), lp, log, time.Now())
+
+	got := r.counts()
+	for _, svc := range authServices {
+		if got[a.ID+"/"+svc] < 2 {
+			t.Errorf("refusals of %s/%s = %d, want one per call (2)", a.ID, svc, got[a.ID+"/"+svc])
+		}
+	}
+	refused := map[string]int{}
+	for _, l := range logLines(t, logs) {
+		if strings.HasPrefix(l.Msg, "LivePerson refused the account's credentials") {
+			if l.Level != "ERROR" || l.Account != a.ID || l.At != "sentinel token" {
+				t.Errorf("refusal line %+v: want an ERROR naming account %s, at sentinel token", l, a.ID)
+			}
+			refused[l.Service]++
+		}
+		if l.Result == "unauthorized" && l.Level != "ERROR" {
+			t.Errorf("credential check line %+v: want ERROR", l)
+		}
+	}
+	for _, svc := range authServices {
+		if refused[svc] != 1 {
+			t.Errorf("%d refusal lines for %s, want 1", refused[svc], svc)
+		}
+	}
+	noSecrets(t, logs.String(), "not-the-secret", a.ClientSecret)
+}
+
+// TestForbiddenServiceIsReported: the credentials are good, but Messaging Interactions answers
+// 403. Only that service is counted and logged; once it answers again, an INFO line says so
+// and nothing more is counted.
+func TestForbiddenServiceIsReported(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	var r refusalLog
+	lp, logs := e.wireCounting(t, &r)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceMsgHist, Kind: lpsim.FaultStatus, Status: 403})
+	_, err := lp.client.ConversationsByID(context.Background(), a.ID, []string{probeConversationID}, liveperson.SearchContent)
+	if err == nil {
+		t.Fatal("ConversationsByID under a 403 fault succeeded")
+	}
+	if got, want := r.counts(), map[string]int{a.ID + "/" + liveperson.ServiceMessaging: 1}; !maps.Equal(got, want) {
+		t.Errorf("refusals = %v, want %v", got, want)
+	}
+	e.sim.ClearFaults()
+	if _, err := lp.client.ConversationsByID(context.Background(), a.ID, []string{probeConversationID}, liveperson.SearchContent); err != nil {
+		t.Fatalf("ConversationsByID after the fault = %v", err)
+	}
+	var msgs []string
+	for _, l := range logLines(t, logs) {
+		if l.Service == liveperson.ServiceMessaging {
+			msgs = append(msgs, l.Level+" "+l.Msg)
+		}
+	}
+	if len(msgs) != 2 || !strings.HasPrefix(msgs[0], "ERROR LivePerson refused the account's credentials") ||
+		msgs[1] != "INFO LivePerson accepts the account's credentials again" {
+		t.Errorf("log lines about msgHist = %q, want an ERROR refusal then an INFO recovery", msgs)
+	}
+	if n := len(r.counts()); n != 1 {
+		t.Errorf("refusals after recovery: %v", r.counts())
+	}
+}
+
+// TestAuthFailureMetrics: a refused client secret shows in
+// erasured_liveperson_auth_failures_total by account and service, and the token exchange in
+// erasured_liveperson_calls_total (sentinel, 401); incidents count by kind and step.
+func TestAuthFailureMetrics(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", "not-the-secret")}
+	m := newMetrics(nil, func() int64 { return 0 }, func() map[string]int { return nil })
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), lpReports{call: m.observeCall, authFailed: m.authFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCredentials(context.Background(), lp, slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now())
+	for _, svc := range authServices {
+		if got := counterValue(t, m.lpAuthFailures, "account", a.ID, "service", svc); got < 1 {
+			t.Errorf("auth failures of %s/%s = %v, want at least 1", a.ID, svc, got)
+		}
+	}
+	if got := counterValue(t, m.lpCalls, "service", liveperson.ServiceSentinel, "op", "token", "code", "401"); got < 1 {
+		t.Errorf("sentinel token calls answered 401 = %v, want at least 1", got)
+	}
+	m.incident(service.Incident{Kind: service.IncidentStepRejected, Account: a.ID, Step: "submit", Reason: "REFUSED"})
+	m.incident(service.Incident{Kind: service.IncidentStepRejected, Account: a.ID, Step: "submit", Reason: "REFUSED"})
+	if got := counterValue(t, m.incidents, "kind", service.IncidentStepRejected, "step", "submit"); got != 2 {
+		t.Errorf("incidents step_rejected/submit = %v, want 2", got)
+	}
+}
+
+// counterValue reads the counter of vec with the labels given (name, value, name, value...),
+// by gathering it from a registry of its own.
+func counterValue(t *testing.T, vec *prometheus.CounterVec, labels ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(vec)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, want) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
