@@ -43,6 +43,9 @@ type Keyring struct {
 	mu      sync.RWMutex
 	periods []*periodKey // oldest first
 	current *periodKey   // nil without a key directory
+	// doomed are the period keys about to be destroyed (see doom): no data key wrapped by one
+	// may be committed any more.
+	doomed map[string]bool
 
 	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
 	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
@@ -375,6 +378,9 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if k.current != nil {
+		k.current.retired = now
+	}
 	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
 	k.periods = append(k.periods, k.current)
 	return name, nil
@@ -436,11 +442,12 @@ func (k *Keyring) keyFor(t time.Time) string {
 	return k.current.name
 }
 
-// rewrap wraps the data key w (for purpose) again, by the period key named target.
+// rewrap wraps the data key w (for purpose) again, by the period key named target. An error
+// wrapping errUnreadable means the keyring does not open w.
 func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error) {
 	plain, err := k.unwrap(purpose, w)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	pk := k.periodKey(target)
 	if pk == nil {
@@ -453,6 +460,9 @@ func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error
 type periodInfo struct {
 	name string
 	end  time.Time
+	// retired is when this keyring stopped using it as the current key, by the clock roll was
+	// given; zero if it was not current since the keyring was opened.
+	retired time.Time
 }
 
 // pastPeriods lists the period keys that are no longer current, oldest first, with when each
@@ -478,7 +488,7 @@ func (k *Keyring) pastPeriods() []periodInfo {
 		if own := pk.start.Add(pk.period); pk.period > 0 && own.Before(end) {
 			end = own
 		}
-		out = append(out, periodInfo{name: pk.name, end: end})
+		out = append(out, periodInfo{name: pk.name, end: end, retired: pk.retired})
 	}
 	return out
 }
@@ -494,6 +504,7 @@ func (k *Keyring) destroyPeriod(name string) error {
 		return err
 	}
 	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
+	delete(k.doomed, name)
 	// A temporary file left by an interrupted write since the keyring was opened (within a
 	// minute of a crash, too young to be destroyed then) may hold a copy of the key.
 	return k.finishLeftovers()
@@ -555,3 +566,6 @@ func openWith(g cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 
 // errShredded means the erasure's data key was destroyed: its subject is gone for good.
 var errShredded = errors.New("subject data key destroyed")
+
+// errUnreadable is wrapped by rewrap's error for a data key the keyring does not open.
+var errUnreadable = errors.New("data key does not open")

@@ -86,6 +86,7 @@ type periodKey struct {
 	start   time.Time
 	created time.Time     // when it was made, by the clock of the keyring that made it
 	period  time.Duration // how long it is current at most; 0: not recorded (an older file)
+	retired time.Time     // when roll made another key current instead (zero: not since open)
 	aead    cipher.AEAD
 }
 

@@ -34,7 +34,9 @@ import (
 //     empty, and it shows purged). The sealed request hashes of the Submits deduplicated onto
 //     it go too. A batch whose erasures are all shredded loses its key and sealed ids.
 //  3. Destroy. A period key no data key in the database is wrapped by any more, and that stopped
-//     being current at least the retention ago, is overwritten and removed.
+//     being current at least the retention ago, is overwritten and removed; never the current
+//     key nor one current within the last keeper interval, and never one a data key on its way
+//     into the database is wrapped by (keydestroy.go).
 //
 // The bound. Let an erasure become final at T, in period m (which began at t_m <= T). Its data key
 // was wrapped, in some copy of the database, only by keys of periods it was open in or became
@@ -195,7 +197,7 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	if err := s.shredBatches(ctx, plan.batches, &st); err != nil {
 		return st, err
 	}
-	return st, s.destroyUnused(now, &st)
+	return st, s.destroyUnused(ctx, now, &st)
 }
 
 func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
@@ -451,46 +453,4 @@ func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats)
 	})
 	st.BatchesShredded += min(n, len(ids))
 	return err
-}
-
-// destroyUnused destroys each period key that no wrapped data key in the database names and
-// that stopped being current at least the retention ago.
-func (s *Service) destroyUnused(now time.Time, st *KeepStats) error {
-	past := s.keys.pastPeriods()
-	if len(past) == 0 {
-		return nil
-	}
-	used := map[string]bool{}
-	err := s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
-			var r struct {
-				DataKey []byte `json:"data_key"`
-			}
-			if err := json.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode erasure %s: %w", k, err)
-			}
-			used[wrappedBy(r.DataKey)] = true
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Scan(store.Keys, nil, func(_, v []byte) (bool, error) {
-			used[wrappedBy(v)] = true
-			return true, nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	for _, p := range past {
-		if used[p.name] || now.Before(p.end.Add(s.cfg.Retention)) {
-			continue
-		}
-		if err := s.keys.destroyPeriod(p.name); err != nil {
-			return err
-		}
-		st.Destroyed = append(st.Destroyed, p.name)
-	}
-	return nil
 }
