@@ -72,7 +72,7 @@ func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
 				b.Fatal(err)
 			}
 			sec := indexSecrets{hash: hash, hasHash: true, fps: []string{keys.Fingerprint("1234", req.Subject)}}
-			r, err := s.sealedRecord(context.Background(), uuid.Must(uuid.NewV7()).String(), req, sec, now)
+			r, _, err := s.sealedRecord(context.Background(), uuid.Must(uuid.NewV7()).String(), req, sec, now)
 			if err != nil {
 				b.Fatal(err)
 			}

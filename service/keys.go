@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,17 @@ type Keyring struct {
 	mu      sync.RWMutex
 	periods []*periodKey // oldest first
 	current *periodKey   // nil without a key directory
+	// doomed are the period keys about to be destroyed (see doom): no data key wrapped by one
+	// may be committed any more.
+	doomed map[string]bool
+
+	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
+	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
+	// been set forward since (see effectiveNow).
+	opened     time.Time
+	clockStep  func() time.Duration
+	stepLogged time.Duration // the clock step last logged
+	log        *slog.Logger  // slog.Default when nil
 }
 
 // wrapLabel derives the master wrap key from the master key.
@@ -82,7 +94,10 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 	if k.dir, err = openKeyDir(dir); err != nil {
 		return nil, err
 	}
-	k.period = period
+	k.period, k.opened = period, time.Now()
+	if err := k.finishLeftovers(); err != nil {
+		return nil, err
+	}
 	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		root = bytes.Clone(master)
@@ -108,7 +123,12 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 		if err != nil {
 			return nil, err
 		}
-		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, aead: aead})
+		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead})
+		if kf.Start.After(now) {
+			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
+				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
+				"key", name, "start", kf.Start, "now", now.UTC())
+		}
 	}
 	if _, err := k.roll(now); err != nil {
 		return nil, err
@@ -317,27 +337,39 @@ func (k *Keyring) periodKey(name string) *periodKey {
 }
 
 // roll makes the period key of now's period current, creating it if needed, and returns its
-// name ("" without a key directory). A clock that went back keeps the newest key current.
+// name ("" without a key directory). A new key is due when a period of the configured length
+// began after the newest key's start, or when the newest key was current for its own period
+// (the key period may have been longer when it was made). A clock that went back keeps the
+// newest key current, and a clock set far forward is not believed (effectiveNow).
 func (k *Keyring) roll(now time.Time) (string, error) {
 	if k.dir == nil {
 		return "", nil
 	}
-	start := now.UTC().Truncate(k.period)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if n := len(k.periods); n > 0 && !k.periods[n-1].start.Before(start) {
-		k.current = k.periods[n-1]
-		return k.current.name, nil
+	now = k.effectiveNow(now.UTC())
+	start := now.Truncate(k.period)
+	if n := len(k.periods); n > 0 {
+		last := k.periods[n-1]
+		ownEnd := last.period > 0 && !now.Before(last.start.Add(last.period))
+		if !start.After(last.start) && !ownEnd {
+			k.current = last
+			return k.current.name, nil
+		}
+		if !start.After(last.start) {
+			start = last.start.Add(last.period) // its own period ended before the configured grid's next
+		}
 	}
 	secret, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	name := periodKeyName(start)
-	err = k.dir.create(keyFile{Name: name, MasterKeyID: k.id, Created: now.UTC(), Start: start}, secret, k.wrap)
+	kf := keyFile{Name: name, MasterKeyID: k.id, Created: now, Start: start, Period: k.period}
+	err = k.dir.create(kf, secret, k.wrap)
 	if errors.Is(err, fs.ErrExist) {
 		// Another process made this period's key first: share it rather than replace it.
-		_, secret, err = k.dir.read(name, k.wrap, k.id)
+		kf, secret, err = k.dir.read(name, k.wrap, k.id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("new period key: %w", err)
@@ -346,9 +378,52 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	k.current = &periodKey{name: name, start: start, aead: aead}
+	if k.current != nil {
+		k.current.retired = now
+	}
+	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
 	k.periods = append(k.periods, k.current)
 	return name, nil
+}
+
+// maxClockStep is how far the host's wall clock may be set forward, beyond the time its
+// monotonic clock measured, before roll stops believing it.
+const maxClockStep = time.Minute
+
+// effectiveNow is the time roll goes by. A wall clock set forward while the process runs (a bad
+// time source, a virtual machine resumed with a wrong clock) would make the key of a far future
+// period; once the clock came back, that key would stay current, and every data key it wraps
+// readable in old copies of the database, until real time reached its period. So while the wall
+// clock is more than maxClockStep ahead of the time the monotonic clock measured since the
+// keyring was opened, roll goes by the latter, and logs an error. A legitimate step (a clock
+// corrected forward, a host resumed from suspend, which the monotonic clock does not count) only
+// makes keys roll that much later until the next start, as downtime does. It is called with
+// k.mu held.
+func (k *Keyring) effectiveNow(now time.Time) time.Time {
+	var step time.Duration
+	if k.clockStep != nil {
+		step = k.clockStep()
+	} else if !k.opened.IsZero() {
+		wall := time.Now()
+		step = wall.Round(0).Sub(k.opened.Round(0)) - wall.Sub(k.opened)
+	}
+	if step <= maxClockStep {
+		k.stepLogged = 0
+		return now
+	}
+	if d := step - k.stepLogged; d > maxClockStep || d < -maxClockStep {
+		k.stepLogged = step
+		k.logger().Error("the host's clock was set forward while running: period keys roll by the time that passed instead",
+			"clock_step", step.Round(time.Second).String())
+	}
+	return now.Add(-step)
+}
+
+func (k *Keyring) logger() *slog.Logger {
+	if k.log != nil {
+		return k.log
+	}
+	return slog.Default()
 }
 
 // keyFor names the period key a data key that must stay readable until t plus retention should
@@ -367,11 +442,12 @@ func (k *Keyring) keyFor(t time.Time) string {
 	return k.current.name
 }
 
-// rewrap wraps the data key w (for purpose) again, by the period key named target.
+// rewrap wraps the data key w (for purpose) again, by the period key named target. An error
+// wrapping errUnreadable means the keyring does not open w.
 func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error) {
 	plain, err := k.unwrap(purpose, w)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	pk := k.periodKey(target)
 	if pk == nil {
@@ -384,6 +460,9 @@ func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error
 type periodInfo struct {
 	name string
 	end  time.Time
+	// retired is when this keyring stopped using it as the current key, by the clock roll was
+	// given; zero if it was not current since the keyring was opened.
+	retired time.Time
 }
 
 // pastPeriods lists the period keys that are no longer current, oldest first, with when each
@@ -396,13 +475,20 @@ func (k *Keyring) pastPeriods() []periodInfo {
 		if k.periods[i] == k.current {
 			break
 		}
-		// A period ends when its successor begins, or at its nominal end if the service was not
-		// running to make the successor then.
-		end := k.periods[i].start.Add(k.period)
-		if next := k.periods[i+1].start; next.Before(end) {
-			end = next
+		// A key stops being current when its successor is made (after its successor's start, by
+		// up to a keeper interval, or by the downtime if the service was down then), and at the
+		// latest when its own period ends if the service was running then, since roll makes the
+		// successor by then. The key period configured now may differ from the one the key was
+		// made with; a key file that does not record its own gets no such bound.
+		pk, next := k.periods[i], k.periods[i+1]
+		end := next.start
+		if next.created.After(end) {
+			end = next.created
 		}
-		out = append(out, periodInfo{name: k.periods[i].name, end: end})
+		if own := pk.start.Add(pk.period); pk.period > 0 && own.Before(end) {
+			end = own
+		}
+		out = append(out, periodInfo{name: pk.name, end: end, retired: pk.retired})
 	}
 	return out
 }
@@ -418,7 +504,20 @@ func (k *Keyring) destroyPeriod(name string) error {
 		return err
 	}
 	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
-	return nil
+	delete(k.doomed, name)
+	// A temporary file left by an interrupted write since the keyring was opened (within a
+	// minute of a crash, too young to be destroyed then) may hold a copy of the key.
+	return k.finishLeftovers()
+}
+
+// finishLeftovers destroys what interrupted writes and destructions left in the key directory
+// (keyDir.finishLeftovers), and logs it.
+func (k *Keyring) finishLeftovers() error {
+	left, err := k.dir.finishLeftovers()
+	if len(left) > 0 {
+		k.logger().Warn("key directory: destroyed the files of interrupted key writes and destructions", "dir", k.dir.path, "files", left)
+	}
+	return err
 }
 
 // PeriodKeys lists the names of the period keys the keyring holds, oldest first.
@@ -467,3 +566,6 @@ func openWith(g cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 
 // errShredded means the erasure's data key was destroyed: its subject is gone for good.
 var errShredded = errors.New("subject data key destroyed")
+
+// errUnreadable is wrapped by rewrap's error for a data key the keyring does not open.
+var errUnreadable = errors.New("data key does not open")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,16 +34,25 @@ import (
 //     Data keys (of erasures and of deletion batches) are wrapped by a period key.
 //
 // Files are written atomically (temporary file, fsync, rename, fsync of the directory) with
-// mode 0600 in a directory of mode 0700. A destroyed key's file is overwritten, synced and
-// removed; on storage that remaps writes (SSDs, copy-on-write file systems, snapshots) the old
-// blocks may survive the overwrite, so the directory belongs on storage that is not snapshotted
-// or backed up beside the database.
+// mode 0600 in a directory of mode 0700. A destroyed key's file is first renamed out of the way
+// (to .destroy-<name>.key), then overwritten, synced and removed, so that a crash at any point
+// leaves either the whole key file or a file the next start finishes destroying, never a
+// damaged key file that would keep the server from starting. Temporary files an interrupted
+// write left (each holds a complete key) are destroyed the same way once they are old enough
+// not to be another process's write in progress. On storage that remaps writes (SSDs,
+// copy-on-write file systems, snapshots) the old blocks may survive the overwrite, so the
+// directory belongs on storage that is not snapshotted or backed up beside the database.
 
 const (
-	rootKeyName  = "root"
-	periodPrefix = "p-"
-	keyFileExt   = ".key"
-	periodLayout = "20060102T150405Z"
+	rootKeyName   = "root"
+	periodPrefix  = "p-"
+	keyFileExt    = ".key"
+	periodLayout  = "20060102T150405Z"
+	tempPrefix    = ".tmp-"     // a key file being written (writeFileAtomic)
+	destroyPrefix = ".destroy-" // a key file being destroyed
+	// staleTempAge is how old a temporary file must be to count as left by an interrupted
+	// write: writing one takes milliseconds, so an older one is no write in progress.
+	staleTempAge = time.Minute
 )
 
 // keyFile is a key file's content.
@@ -51,8 +61,12 @@ type keyFile struct {
 	MasterKeyID string    `json:"master_key_id"`
 	Created     time.Time `json:"created"`
 	// Start is when a period key's period begins; zero for the root secret.
-	Start  time.Time `json:"start,omitzero"`
-	Sealed []byte    `json:"sealed"`
+	Start time.Time `json:"start,omitzero"`
+	// Period is how long the period key is current at most (nanoseconds): the key period
+	// configured when it was made. Zero for the root secret and for period keys made before
+	// the field existed.
+	Period time.Duration `json:"period,omitzero"`
+	Sealed []byte        `json:"sealed"`
 }
 
 func keyFileAAD(name, masterID string) []byte {
@@ -68,9 +82,12 @@ func periodKeyName(start time.Time) string { return periodPrefix + start.UTC().F
 
 // periodKey is one period key, unsealed.
 type periodKey struct {
-	name  string
-	start time.Time
-	aead  cipher.AEAD
+	name    string
+	start   time.Time
+	created time.Time     // when it was made, by the clock of the keyring that made it
+	period  time.Duration // how long it is current at most; 0: not recorded (an older file)
+	retired time.Time     // when roll made another key current instead (zero: not since open)
+	aead    cipher.AEAD
 }
 
 // keyDir is the key directory of a Keyring.
@@ -181,16 +198,33 @@ func (d *keyDir) periodNames() ([]string, error) {
 	return out, nil
 }
 
-// destroy overwrites the key file name, syncs it, and removes it.
+// destroy destroys the key file name: it renames it out of the way, overwrites it, syncs it and
+// removes it. After a crash the rename leaves the file to finishLeftovers; without it the
+// overwritten file would keep its name and no longer open, and the server would not start.
 func (d *keyDir) destroy(name string) error {
-	path := d.file(name)
+	path, doomed := d.file(name), filepath.Join(d.path, destroyPrefix+name+keyFileExt)
+	if err := os.Rename(path, doomed); err != nil {
+		return fmt.Errorf("destroy key file %s: %w", path, err)
+	}
+	if err := syncDir(d.path); err != nil {
+		return fmt.Errorf("destroy key file %s: %w", path, err)
+	}
+	return d.shredFile(doomed)
+}
+
+// shredFile overwrites the file at path with zeros, syncs it, and removes it. A file already
+// gone (another process finished it) is no error.
+func (d *keyDir) shredFile(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("destroy key file %s: %w", path, err)
 	}
 	fi, err := f.Stat()
 	if err == nil {
-		_, err = f.WriteAt(bytes.Repeat([]byte{0}, int(fi.Size())), 0)
+		_, err = f.WriteAt(make([]byte, fi.Size()), 0)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -198,13 +232,64 @@ func (d *keyDir) destroy(name string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = syncDir(d.path)
+	}
 	if err != nil {
 		return fmt.Errorf("destroy key file %s: %w", path, err)
 	}
-	if err := os.Remove(path); err != nil {
-		return err
+	return nil
+}
+
+// finishLeftovers destroys what interrupted work left in the directory: key files whose
+// destruction was interrupted, temporary files of interrupted writes older than staleTempAge
+// (each holds a complete key, which must not outlive the key file's destruction), and period
+// key files an earlier version overwrote with zeros but did not remove (they hold no key any
+// more). It returns the names it destroyed.
+func (d *keyDir) finishLeftovers() ([]string, error) {
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		return nil, fmt.Errorf("key directory: %w", err)
 	}
-	return syncDir(d.path)
+	var done []string
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(d.path, n)
+		switch {
+		case strings.HasPrefix(n, destroyPrefix):
+		case strings.HasPrefix(n, tempPrefix):
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return done, fmt.Errorf("key directory: %w", err)
+			}
+			if time.Since(fi.ModTime()) < staleTempAge {
+				continue
+			}
+		case strings.HasPrefix(n, periodPrefix) && strings.HasSuffix(n, keyFileExt):
+			raw, err := os.ReadFile(path)
+			if err != nil || len(raw) == 0 || slices.ContainsFunc(raw, func(b byte) bool { return b != 0 }) {
+				continue // read errors are reported when the key is read
+			}
+		default:
+			continue
+		}
+		if err := d.shredFile(path); err != nil {
+			return done, err
+		}
+		done = append(done, n)
+	}
+	return done, nil
 }
 
 // writeFileAtomic writes data to path (mode 0600) so that path holds either its old content or
@@ -212,7 +297,7 @@ func (d *keyDir) destroy(name string) error {
 // error wraps fs.ErrExist (the new file is linked into place, which fails if the name is taken).
 func writeFileAtomic(path string, data []byte, replace bool) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -273,6 +358,7 @@ type RotateStats struct {
 	OldKeyID, NewKeyID string
 	Rewrapped          int // key files sealed again under the new master key
 	AlreadyNew         int // key files already sealed by the new master key (an earlier, interrupted run)
+	Leftovers          int // files of interrupted writes and destructions, destroyed first
 }
 
 // RotateKeyDir seals every file of the key directory dir again under the new master key,
@@ -300,6 +386,13 @@ func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster [
 		return st, err
 	}
 	d, err := openKeyDir(dir)
+	if err != nil {
+		return st, err
+	}
+	// Before anything is sealed again: a leftover temporary file holds a key sealed by the old
+	// master key, which must open nothing once the rotation is done.
+	left, err := d.finishLeftovers()
+	st.Leftovers = len(left)
 	if err != nil {
 		return st, err
 	}

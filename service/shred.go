@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,32 +24,49 @@ import (
 // things:
 //
 //  1. Re-wrap. Every data key still needed is wrapped by the key it must stay under: the key of
-//     the current period while its erasure (or, for a batch, any of its erasures, or the batch
-//     itself, while it is being sent or held) is open; once final, the key of the period the
-//     erasure became final in (for a batch, the period its last erasure became final in), or
-//     the current key if that one was never made. Keys wrapped directly by the master key
-//     (databases written before the key directory) and erasure keys still in the Keys bucket
-//     are moved the same way.
+//     the current period while its erasure is open (a batch's while the batch is INTENT or
+//     HELD, the only states its ids are read in); once final, the key of the period the
+//     erasure became final in, or the current key if that one was never made. Keys wrapped
+//     directly by the master key (databases written before the key directory) and erasure keys
+//     still in the Keys bucket are moved the same way. A data key that does not open (its
+//     period key was destroyed: a database restored from a backup older than the retention,
+//     next to the current key directory) is passed over, counted and logged; the run goes on.
 //  2. Shred. An erasure final for longer than the retention loses its data key and everything
 //     sealed with it (its subject, record ids, consumers, and the root fingerprints and request
 //     hashes of the Submit index), in one transaction with an event (its public fingerprints
 //     empty, and it shows purged). The sealed request hashes of the Submits deduplicated onto
-//     it go too. A batch whose erasures are all shredded loses its key and sealed ids.
+//     it go too. A batch loses its key and sealed ids as soon as nothing can read them: once it
+//     is neither INTENT nor HELD (batchIDsNeeded), or once all its erasures are shredded.
 //  3. Destroy. A period key no data key in the database is wrapped by any more, and that stopped
-//     being current at least the retention ago, is overwritten and removed.
+//     being current at least the retention ago, is overwritten and removed; never the current
+//     key nor one current within the last keeper interval, and never one a data key on its way
+//     into the database is wrapped by (keydestroy.go). A key stops being current when its
+//     successor is made, and at the latest when its own period (recorded in its file) ends.
 //
 // The bound. Let an erasure become final at T, in period m (which began at t_m <= T). Its data key
 // was wrapped, in some copy of the database, only by keys of periods it was open in or became
 // final in: keys k_j with j <= m. For each such k_j, every data key wrapped by it is, within one
 // keeper interval after k_j stopped being current (at t_{j+1}), either re-wrapped under a later
-// key (open data) or belongs to an erasure that became final in period j, or later if its batch
-// or a late keeper put it there, and so is shredded by t_{j+1} + retention (plus an interval). So
+// key (open data) or belongs to an erasure that became final in period j, or later if a late
+// keeper put it there, and so is shredded by t_{j+1} + retention (plus an interval); a batch's
+// key is shredded once the batch is sent and created (or refused). So
 // k_j is destroyed by t_{j+1} + retention + one keeper interval <= T + period + retention +
 // interval, since t_{j+1} <= t_{m+1} <= T + period. From then on no copy of the database, with the
 // master key and the key directory, yields the erasure's data key: it is unrecoverable by
 // T + retention + key period + keep interval. This assumes the keeper runs at least once per
 // period (the service is up); a key whose period ended while the service was down is handled at
 // the next run, and the bound moves by the downtime.
+//
+// The clock. Periods and retention go by the service's clock. A clock that goes back keeps the
+// newest key current until its period. A wall clock set forward while the service runs would
+// make the key of a far future period, which would then stay current (keys are ordered by their
+// start) until real time reached it, with every data key it wraps readable in old copies: so
+// while the host's wall clock is ahead of what its monotonic clock measured since start, keys
+// roll by the latter (Keyring.effectiveNow), and an error is logged. What this does not cover: a
+// clock already far ahead when the service starts (the key it makes is current until real time
+// reaches its period; a key of a future period found at start is logged as an error, naming
+// it), and a forward step the host's monotonic clock also saw. Ordering keys by a sequence
+// number instead of their start would cover both, at the price of changing every key name.
 //
 // Waiting for the retention after a key stops being current (not just for its last reference to
 // go) keeps a backup younger than the retention minus one period fully readable: its open
@@ -79,10 +98,14 @@ type KeepStats struct {
 	Shredded        int      // erasures whose sealed data and data key were destroyed
 	BatchesShredded int      // batches whose sealed ids and data key were destroyed
 	Destroyed       []string // period keys destroyed
+	// Unreadable counts the data keys that needed re-wrapping but do not open (their period
+	// key is destroyed: a database restored from a backup older than the retention, say).
+	// They are passed over; the rest of the run goes on.
+	Unreadable int
 }
 
 func (st KeepStats) changed() bool {
-	return st.Rewrapped+st.Shredded+st.BatchesShredded+len(st.Destroyed) > 0
+	return st.Rewrapped+st.Shredded+st.BatchesShredded+len(st.Destroyed)+st.Unreadable > 0
 }
 
 // keeperState schedules the keeper.
@@ -116,7 +139,8 @@ func (s *Service) runKeeper(ctx context.Context) {
 	}
 	if st.changed() {
 		s.log.Info("key keeper", "current_key", st.CurrentKey, "rewrapped", st.Rewrapped, "migrated", st.Migrated,
-			"shredded", st.Shredded, "batches_shredded", st.BatchesShredded, "keys_destroyed", st.Destroyed)
+			"shredded", st.Shredded, "batches_shredded", st.BatchesShredded, "keys_destroyed", st.Destroyed,
+			"unreadable", st.Unreadable)
 	}
 }
 
@@ -140,12 +164,6 @@ type rewrapTask struct {
 	erasure string // or
 	batch   uint64
 	target  string
-}
-
-// erasureInfo is what the plan needs of an erasure to decide about its batches.
-type erasureInfo struct {
-	final, gone bool // gone: shredded, or shredded in this run
-	finalTime   time.Time
 }
 
 func finalTimeOf(r *record) time.Time {
@@ -195,12 +213,12 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	if err := s.shredBatches(ctx, plan.batches, &st); err != nil {
 		return st, err
 	}
-	return st, s.destroyUnused(now, &st)
+	return st, s.destroyUnused(ctx, now, &st)
 }
 
 func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
 	plan := keepPlan{dedups: map[string][]string{}}
-	infos := map[string]erasureInfo{}
+	gone := map[string]bool{} // erasure id → shredded, or shredded in this run
 	shredding := map[string]bool{}
 	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
 		r := new(record)
@@ -208,11 +226,11 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 			return false, fmt.Errorf("decode erasure %s: %w", k, err)
 		}
 		final, ft := r.State.Final(), finalTimeOf(r)
-		info := erasureInfo{final: final, finalTime: ft, gone: !r.ShredTime.IsZero()}
+		gone[r.ID] = !r.ShredTime.IsZero()
 		switch {
-		case info.gone:
+		case gone[r.ID]:
 		case final && !now.Before(ft.Add(s.cfg.Retention)) && !migrateOnly:
-			info.gone = true
+			gone[r.ID] = true
 			shredding[r.ID] = true
 			plan.shred = append(plan.shred, r.ID)
 		default:
@@ -228,7 +246,6 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 				plan.rewrap = append(plan.rewrap, rewrapTask{erasure: r.ID, target: target})
 			}
 		}
-		infos[r.ID] = info
 		return true, nil
 	})
 	if err != nil {
@@ -243,31 +260,21 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 		if w == nil {
 			return true, nil
 		}
-		gone, open := true, b.State == batchIntent || b.State == batchHeld
-		var last time.Time
+		allGone := true
 		for _, id := range b.Erasures {
-			info, ok := infos[id]
-			if !ok {
-				continue // no such erasure any more: nothing of it to keep
-			}
-			gone = gone && info.gone
-			open = open || !info.final
-			if info.finalTime.After(last) {
-				last = info.finalTime
+			if g, ok := gone[id]; ok { // no such erasure any more: nothing of it to keep
+				allGone = allGone && g
 			}
 		}
 		switch {
-		case gone && !migrateOnly:
+		case migrateOnly:
+			if !allGone && needsRewrap(wrappedBy(w), cur, true) {
+				plan.rewrap = append(plan.rewrap, rewrapTask{batch: b.ID, target: cur})
+			}
+		case allGone || !batchIDsNeeded(b.State):
 			plan.batches = append(plan.batches, b.ID)
-		case gone:
-		default:
-			target := cur
-			if !open {
-				target = s.keys.keyFor(last)
-			}
-			if needsRewrap(wrappedBy(w), target, migrateOnly) {
-				plan.rewrap = append(plan.rewrap, rewrapTask{batch: b.ID, target: target})
-			}
+		case needsRewrap(wrappedBy(w), cur, false):
+			plan.rewrap = append(plan.rewrap, rewrapTask{batch: b.ID, target: cur})
 		}
 		return true, nil
 	})
@@ -286,6 +293,14 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 	})
 	return plan, err
 }
+
+// batchIDsNeeded reports whether a batch in state may still need its sealed record ids. They are
+// read to send it and, while a send's outcome is unknown, to match LivePerson's requests against
+// its intent (INTENT), and to check an operator's settlement of a held batch, which may then be
+// sent again (HELD). No state leads back to these two, and nothing else reads them: a cancel or
+// a dissolved batch requeues its records from each erasure's own sealed targets, and
+// verification re-reads them from there too.
+func batchIDsNeeded(state string) bool { return state == batchIntent || state == batchHeld }
 
 // keepChunk is how many records one keeper transaction changes: the committer runs every
 // transaction one after another, and a long one would hold up Submits.
@@ -322,8 +337,12 @@ func putQuiet(tx *store.Tx, r *record) error {
 	return tx.Put(store.Erasures, []byte(r.ID), v)
 }
 
+// applyRewraps re-wraps the data keys of the plan. A data key that does not open is passed over,
+// counted and logged (by erasure and batch id): stopping there would stop every shred and key
+// destruction after it, for every erasure, for as long as that key stays in the database.
 func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *KeepStats) error {
 	var rewrapped, migrated int
+	unreadable := map[rewrapTask]bool{} // a set: a re-run transaction adds the same again
 	err := inChunks(ctx, s, tasks, func(tx *store.Tx, t rewrapTask) error {
 		if t.erasure != "" {
 			r, err := getRecord(tx, t.erasure)
@@ -338,9 +357,15 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 			if by != "" && by >= t.target && r.DataKey != nil {
 				return nil // moved on since the plan
 			}
-			if r.DataKey, err = s.keys.rewrap(r.ID, w, t.target); err != nil {
+			nw, err := s.keys.rewrap(r.ID, w, t.target)
+			if errors.Is(err, errUnreadable) {
+				unreadable[t] = true
+				return nil
+			}
+			if err != nil {
 				return fmt.Errorf("re-wrap the data key of erasure %s: %w", r.ID, err)
 			}
+			r.DataKey = nw
 			if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
 				return err
 			}
@@ -360,6 +385,10 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 			return nil
 		}
 		nw, err := s.keys.rewrap(string(name), w, t.target)
+		if errors.Is(err, errUnreadable) {
+			unreadable[t] = true
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("re-wrap the data key of batch %d: %w", t.batch, err)
 		}
@@ -372,6 +401,24 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 	// A re-run transaction counts again; the counts are for the log only.
 	st.Rewrapped += min(rewrapped, len(tasks))
 	st.Migrated += min(migrated, len(tasks))
+	st.Unreadable += len(unreadable)
+	if len(unreadable) > 0 {
+		var erasures []string
+		var batches []uint64
+		for t := range unreadable {
+			if t.erasure != "" {
+				erasures = append(erasures, t.erasure)
+			} else {
+				batches = append(batches, t.batch)
+			}
+		}
+		slices.Sort(erasures)
+		slices.Sort(batches)
+		const most = 20 // of each, for the log
+		s.log.Error("key keeper: data keys that do not open cannot be re-wrapped (their period keys are destroyed; "+
+			"was the database restored from an old backup?): their erasures and batches cannot be worked on",
+			"count", len(unreadable), "erasures", erasures[:min(len(erasures), most)], "batches", batches[:min(len(batches), most)])
+	}
 	return err
 }
 
@@ -451,46 +498,4 @@ func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats)
 	})
 	st.BatchesShredded += min(n, len(ids))
 	return err
-}
-
-// destroyUnused destroys each period key that no wrapped data key in the database names and
-// that stopped being current at least the retention ago.
-func (s *Service) destroyUnused(now time.Time, st *KeepStats) error {
-	past := s.keys.pastPeriods()
-	if len(past) == 0 {
-		return nil
-	}
-	used := map[string]bool{}
-	err := s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
-			var r struct {
-				DataKey []byte `json:"data_key"`
-			}
-			if err := json.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode erasure %s: %w", k, err)
-			}
-			used[wrappedBy(r.DataKey)] = true
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Scan(store.Keys, nil, func(_, v []byte) (bool, error) {
-			used[wrappedBy(v)] = true
-			return true, nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	for _, p := range past {
-		if used[p.name] || now.Before(p.end.Add(s.cfg.Retention)) {
-			continue
-		}
-		if err := s.keys.destroyPeriod(p.name); err != nil {
-			return err
-		}
-		st.Destroyed = append(st.Destroyed, p.name)
-	}
-	return nil
 }

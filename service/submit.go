@@ -98,7 +98,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	for _, r := range refs {
 		sec.fps = append(sec.fps, r.Fingerprint)
 	}
-	fresh, err := s.sealedRecord(ctx, eid, req, sec, now)
+	fresh, plainKey, err := s.sealedRecord(ctx, eid, req, sec, now)
 	if err != nil {
 		return SubmitResult{}, err
 	}
@@ -142,6 +142,16 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 			return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
 				Deduplicated: true}, hash, key)
 		}
+		if !s.keys.committable(fresh.DataKey) {
+			// The period key that wrapped the data key is about to be destroyed: this Submit
+			// waited long for its transaction (keydestroy.go). Wrap it again by the current key.
+			if fresh.DataKey, err = s.keys.wrapKey(eid, plainKey); err != nil {
+				return err
+			}
+			if change, err = encodeChange(fresh, StateUnspecified, now); err != nil {
+				return err
+			}
+		}
 		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
 		}
@@ -177,19 +187,19 @@ func (s *Service) checkAccount(account string) error {
 
 // sealedRecord builds the stored form of a new erasure, not yet stored, with a fresh data key:
 // its subject and aliases, and its index secrets, sealed with the key; its fingerprints the
-// public ones.
-func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitRequest, sec indexSecrets, now time.Time) (*record, error) {
+// public ones. It returns the data key in the clear too.
+func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitRequest, sec indexSecrets, now time.Time) (*record, []byte, error) {
 	dk, err := s.keys.newDataKey(eid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sealed, err := sealSubject(dk.plain, eid, sealedSubject{Subject: req.Subject, Aliases: req.Aliases})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	index, err := sealIndex(dk.plain, eid, sec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pk := publicFPKey(dk.plain)
 	r := s.newRecord(ctx, eid, req, fingerprintWith(pk, req.AccountID, req.Subject), now)
@@ -202,7 +212,7 @@ func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitReques
 	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, searchable(identRefs(r)))
 	r.Sealed, r.Index, r.DataKey = sealed, index, dk.wrapped
 	r.NextAttemptTime = now // the pipeline's first step is due at once
-	return r, nil
+	return r, dk.plain, nil
 }
 
 // replay answers a Submit whose request_id was accepted before: the same erasure if the payload
