@@ -91,6 +91,9 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sealed %d key files of %s again, from master key %s to %s (%d were sealed by %s already)\n",
 		rs.Rewrapped, dir, oldID, nid, rs.AlreadyNew, nid)
+	if rs.Leftovers > 0 {
+		fmt.Fprintf(stdout, "destroyed %d files left by interrupted key writes or destructions\n", rs.Leftovers)
+	}
 
 	// Check with the new key alone that every data key opens.
 	keys, err := service.OpenKeyring(nid, newKey, dir, cfg.Privacy.KeyPeriod.Duration, time.Now())
