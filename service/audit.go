@@ -228,24 +228,30 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 				return add(e), nil
 			})
 		}
-		prefix := auditIndexPrefix(id)
-		return tx.Scan(store.Audit, append(bytes.Clone(prefix), store.U64(from)...), func(k, _ []byte) (bool, error) {
-			rest, ok := bytes.CutPrefix(k, prefix)
-			if !ok {
-				return false, nil
-			}
-			seq, err := store.ParseU64(rest)
-			if err != nil {
-				return false, err
-			}
-			e, found, err := getAudit(tx, seq)
-			if err != nil || !found {
-				return false, err
-			}
-			return add(e), nil
-		})
+		return scanAuditOf(tx, id, from, add)
 	})
 	return page, s.storeError(err)
+}
+
+// scanAuditOf calls fn with each entry of the erasure id from sequence from on, in order, through
+// the trail's index by erasure, until fn returns false.
+func scanAuditOf(tx *store.Tx, id string, from uint64, fn func(AuditEntry) bool) error {
+	prefix := auditIndexPrefix(id)
+	return tx.Scan(store.Audit, append(bytes.Clone(prefix), store.U64(from)...), func(k, _ []byte) (bool, error) {
+		rest, ok := bytes.CutPrefix(k, prefix)
+		if !ok {
+			return false, nil
+		}
+		seq, err := store.ParseU64(rest)
+		if err != nil {
+			return false, err
+		}
+		e, found, err := getAudit(tx, seq)
+		if err != nil || !found {
+			return false, err
+		}
+		return fn(e), nil
+	})
 }
 
 // firstAuditAt is the sequence of the first entry made at or after t (one past the last entry

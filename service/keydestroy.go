@@ -82,25 +82,34 @@ func (s *Service) destroyUnused(ctx context.Context, now time.Time, st *KeepStat
 func (s *Service) keysInUse() (map[string]bool, error) {
 	used := map[string]bool{}
 	err := s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
-			var r struct {
-				DataKey []byte `json:"data_key"`
-			}
-			if err := json.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode erasure %s: %w", k, err)
-			}
-			used[wrappedBy(r.DataKey)] = true
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Scan(store.Keys, nil, func(_, v []byte) (bool, error) {
-			used[wrappedBy(v)] = true
-			return true, nil
-		})
+		return eachDataKey(tx, func(_ string, wrapped []byte) { used[wrappedBy(wrapped)] = true })
 	})
 	return used, err
+}
+
+// eachDataKey calls fn with every wrapped data key the database holds: each erasure's (named by
+// the erasure id) and each in the Keys bucket (batches, and erasures stored before their record
+// held their key; named by the bucket's key).
+func eachDataKey(tx *store.Tx, fn func(purpose string, wrapped []byte)) error {
+	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+		var r struct {
+			DataKey []byte `json:"data_key"`
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return false, fmt.Errorf("decode erasure %s: %w", k, err)
+		}
+		if r.DataKey != nil {
+			fn(string(k), r.DataKey)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Scan(store.Keys, nil, func(k, v []byte) (bool, error) {
+		fn(string(k), v)
+		return true, nil
+	})
 }
 
 // doom marks the period keys names as about to be destroyed. The current key is never doomed.

@@ -473,26 +473,6 @@ func (s *Service) CheckKeys() (KeyCheck, error) {
 			c.Master++
 		}
 	}
-	err := s.db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
-			var r struct {
-				DataKey []byte `json:"data_key"`
-			}
-			if err := json.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode erasure %s: %w", k, err)
-			}
-			if r.DataKey != nil {
-				try(string(k), r.DataKey)
-			}
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Scan(store.Keys, nil, func(k, v []byte) (bool, error) {
-			try(string(k), v)
-			return true, nil
-		})
-	})
+	err := s.db.View(func(tx *store.Tx) error { return eachDataKey(tx, try) })
 	return c, err
 }

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -416,23 +415,10 @@ func requestedBy(tx *store.Tx, r *record, principal string) (bool, error) {
 	if principal == r.SubmittedBy {
 		return true, nil
 	}
-	prefix := auditIndexPrefix(r.ID)
 	found := false
-	err := tx.Scan(store.Audit, prefix, func(k, _ []byte) (bool, error) {
-		rest, ok := bytes.CutPrefix(k, prefix)
-		if !ok {
-			return false, nil
-		}
-		seq, err := store.ParseU64(rest)
-		if err != nil {
-			return false, err
-		}
-		e, ok, err := getAudit(tx, seq)
-		if err != nil || !ok {
-			return false, err
-		}
+	err := scanAuditOf(tx, r.ID, 0, func(e AuditEntry) bool {
 		found = e.Principal == principal && e.Action == AuditSubmit && e.Outcome == AuditOK
-		return !found, nil
+		return !found
 	})
 	return found, err
 }
