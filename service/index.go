@@ -94,10 +94,16 @@ type submitIndex struct {
 	// commit; a second Submit for any of them waits for the channel to close, then looks again.
 	busyRequests map[string]chan struct{}
 	busySubjects map[string]chan struct{}
+	// unreadable holds, by account, the open erasures whose data key did not unwrap when the
+	// index was loaded (a lost period key, another key directory). Their identifiers are sealed
+	// with that key, so they are not in subjects: a Submit for one of their subjects would not
+	// find them and would start a second erasure. Submits of such an account are refused
+	// until those erasures end or the keys are back.
+	unreadable map[string]map[string]bool
 }
 
 func newSubmitIndex() *submitIndex {
-	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string][]string{},
+	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string][]string{}, unreadable: map[string]map[string]bool{},
 		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
 }
 
@@ -241,7 +247,11 @@ func (s *Service) indexClosed(tx *store.Tx, r *record) error {
 	if r.Index != nil {
 		var err error
 		if key, err = s.dataKeyOf(tx, r); err != nil {
-			return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
+			// Its data key did not unwrap when the index was loaded either, so its identifiers
+			// were never indexed: nothing to forget but the block on its account. Ending it must
+			// not need the key, or an erasure whose key is lost could never be cancelled.
+			id, account := r.ID, r.AccountID
+			return tx.OnCommit(func() { s.index.unblockAccount(account, id) })
 		}
 	}
 	sec, err := s.secretsOf(r, key)
@@ -330,6 +340,9 @@ func (s *Service) loadIndex(ctx context.Context) error {
 					// fail, its identifiers are not indexed.
 					unreadable[r.ID] = true
 					ix.requests[r.RequestID] = requestRef{erasure: id, unreadable: true}
+					if !r.State.Final() {
+						ix.blockAccount(r.AccountID, r.ID)
+					}
 					return true, nil
 				}
 				if sec, err = openIndex(key, r.ID, r.Index); err != nil {
@@ -488,4 +501,29 @@ func convertFirstLayout(tx *store.Tx) error {
 		}
 	}
 	return nil
+}
+
+// blockAccount records the open erasure id of account as unreadable (called while loading).
+func (ix *submitIndex) blockAccount(account, id string) {
+	if ix.unreadable[account] == nil {
+		ix.unreadable[account] = map[string]bool{}
+	}
+	ix.unreadable[account][id] = true
+}
+
+// unblockAccount forgets id as an unreadable open erasure of account: it has ended.
+func (ix *submitIndex) unblockAccount(account, id string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	delete(ix.unreadable[account], id)
+	if len(ix.unreadable[account]) == 0 {
+		delete(ix.unreadable, account)
+	}
+}
+
+// blocked is how many open erasures of account have data keys that do not unwrap.
+func (ix *submitIndex) blocked(account string) int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return len(ix.unreadable[account])
 }

@@ -34,7 +34,9 @@ func TestKeeperGoesOnPastUnreadableKeys(t *testing.T) {
 	e.close()
 	copyFile(t, backup, e.path)
 	e.reopen()
-	other := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "1234", customer("NOBODY-1")))
+	// Another account: the first one refuses new Submits while an open erasure of it cannot be
+	// read (TestLostPeriodKeyRefusesNewSubmitsOfTheAccount).
+	other := e.submit(submitReq("00000000-0000-4000-8000-000000000002", "5678", customer("NOBODY-1")))
 	if _, err := e.svc.Cancel(context.Background(), other.Erasure.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}

@@ -293,3 +293,34 @@ func TestWrongMasterKeyStartsWithoutAnsweringRetries(t *testing.T) {
 		}
 	}
 }
+
+// TestLostPeriodKeyRefusesNewSubmitsOfTheAccount: an open erasure whose data key does not
+// unwrap at start (its period key file is lost) has its identifiers sealed out of the Submit
+// index's reach. A new request_id for its subject must not start a second erasure: Submits of
+// the account are refused until the erasure ends, and ending it (Cancel) must not need the key.
+// Other accounts are served.
+func TestLostPeriodKeyRefusesNewSubmitsOfTheAccount(t *testing.T) {
+	e := newKeyEnv(t)
+	first := e.submit(submitReq(rid(1), "1234", customer("ABC-123"))).Erasure
+	e.close()
+	for _, f := range e.periodFiles() {
+		if err := os.Remove(filepath.Join(e.keyDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.reopen()
+	res, err := e.svc.Submit(context.Background(), submitReq(rid(2), "1234", customer("ABC-123")))
+	if KindOf(err) != KindUnavailable {
+		t.Fatalf("a new request for the subject of an unreadable open erasure = %s (deduplicated %v), %v; want unavailable",
+			res.Erasure.ID, res.Deduplicated, err)
+	}
+	if _, err := e.svc.Submit(context.Background(), submitReq(rid(3), "5678", customer("ABC-123"))); err != nil {
+		t.Errorf("another account's Submit: %v", err)
+	}
+	if _, err := e.svc.Cancel(context.Background(), first.Name(), "key lost"); err != nil {
+		t.Fatalf("Cancel of the erasure whose key is lost: %v", err)
+	}
+	if res := e.submit(submitReq(rid(4), "1234", customer("ABC-123"))); res.Erasure.ID == first.ID || res.Deduplicated {
+		t.Errorf("after the unreadable erasure ended, a new Submit = %s (deduplicated %v), want a new erasure", res.Erasure.ID, res.Deduplicated)
+	}
+}

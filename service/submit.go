@@ -71,6 +71,14 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
+	if !known {
+		if n := s.index.blocked(req.AccountID); n > 0 {
+			release()
+			return SubmitResult{}, &Error{Kind: KindUnavailable, Reason: "DATA_KEYS_UNREADABLE",
+				Message: fmt.Sprintf("%d open erasures of this account have data keys that do not open (is the key directory the right one?): "+
+					"a new request might duplicate one of them, so none is accepted until they end or their keys are back", n)}
+		}
+	}
 	if known {
 		// A retry changes nothing: it is answered from a read, and only its audit entry is
 		// committed.
