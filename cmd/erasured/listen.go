@@ -49,3 +49,35 @@ func loopback(addr string) (bool, error) {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil
 }
+
+// needsLoopback reports whether the rules of checkListeners keep the listeners on loopback:
+// without callers, or with callers but without TLS.
+func (c *Config) needsLoopback() bool { return !c.Auth.on() || !c.TLS.on() }
+
+// listenTCP is net.Listen, a variable so that tests can stand in a resolver that maps a name
+// elsewhere than it says.
+var listenTCP = net.Listen
+
+// listenChecked listens on addr and, when mustLoop is set, refuses (closing it) a listener
+// that is not bound to a loopback address. checkListeners judges the address as written; what
+// counts is what it resolved to when bound: "localhost" maps to whatever the host's resolver
+// says, and an /etc/hosts line "0.0.0.0 localhost" would open an auth-less server to every
+// network. name is the listener's name for the error.
+func listenChecked(name, addr string, mustLoop bool) (net.Listener, error) {
+	lis, err := listenTCP("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", name, addr, err)
+	}
+	if mustLoop && !boundLoopback(lis) {
+		lis.Close()
+		return nil, fmt.Errorf("refusing the %s: %q is bound to %s, beyond loopback, and erasured serves only loopback without caller authentication and TLS",
+			name, addr, lis.Addr())
+	}
+	return lis, nil
+}
+
+// boundLoopback reports whether a listener is bound to a loopback address.
+func boundLoopback(lis net.Listener) bool {
+	a, ok := lis.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}

@@ -55,27 +55,19 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 	return m
 }
 
-// serve exposes /metrics on addr until ctx ends. On loopback it is open. Beyond loopback
-// (allowed only with callers and TLS, see checkListeners) it is served over erasured's TLS and
-// a scrape needs a bearer token or client certificate whose principal holds the metrics role.
-func (m *metrics) serve(ctx context.Context, addr string, acc *access, log *slog.Logger) error {
-	loop, err := loopback(addr)
-	if err != nil {
-		return err
-	}
+// serve exposes /metrics on lis until ctx ends. On a listener bound to loopback it is open.
+// Beyond loopback (allowed only with callers and TLS, see checkListeners and listenChecked) it
+// is served over erasured's TLS and a scrape needs a bearer token or client certificate whose
+// principal holds the metrics role. What decides is the address bound, not the one written.
+func (m *metrics) serve(ctx context.Context, lis net.Listener, acc *access, log *slog.Logger) error {
 	var h http.Handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-	guarded := !loop
+	guarded := !boundLoopback(lis)
 	if guarded {
 		if acc.auth == nil || acc.tls == nil {
-			return fmt.Errorf("metrics listener %q beyond loopback needs callers and TLS", addr)
+			lis.Close()
+			return fmt.Errorf("metrics listener on %s beyond loopback needs callers and TLS", lis.Addr())
 		}
 		h = metricsGuard(acc.auth, h, log)
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	if guarded {
 		lis = tls.NewListener(lis, acc.tls.Config())
 	}
 	mux := http.NewServeMux()

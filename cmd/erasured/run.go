@@ -90,6 +90,21 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Both listeners are bound before any work starts: a port taken, or an address that
+	// resolved beyond loopback where loopback is required, stops erasured here instead of
+	// leaving it running without its metrics.
+	lis, err := listenChecked("gRPC listener", cfg.Listen, cfg.needsLoopback())
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+	var mlis net.Listener
+	if cfg.MetricsListen != "" {
+		if mlis, err = listenChecked("metrics listener", cfg.MetricsListen, cfg.needsLoopback()); err != nil {
+			return err
+		}
+		defer mlis.Close()
+	}
 	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits()})
 	if err != nil {
 		return err
@@ -138,18 +153,14 @@ func realMain(ctx context.Context, args []string) error {
 	hupDone := make(chan struct{})
 	go func() { defer close(hupDone); acc.watchSIGHUP(workCtx, hup, log) }()
 	defer func() { stopWork(); <-hupDone }() // a reload in progress ends before the store closes
-	if cfg.MetricsListen != "" {
+	if mlis != nil {
 		go func() {
-			if err := m.serve(workCtx, cfg.MetricsListen, acc, log); err != nil {
+			if err := m.serve(workCtx, mlis, acc, log); err != nil {
 				log.Error("metrics listener", "err", err)
 			}
 		}()
 	}
 
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
 	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID(),
 		"receipt_key_id", keys.SigningKeyID(), "tls", acc.tls != nil, "mtls", cfg.TLS.ClientCAFile != "",
 		"authentication", acc.auth != nil, "tokens", len(acc.cur.Tokens), "certificates", len(acc.cur.Certificates))
