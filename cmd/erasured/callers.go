@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -15,7 +14,8 @@ import (
 )
 
 // TLSConfig is the server's certificate and key and, for mTLS, the CA of client certificates.
-// A key file that group or others can read is refused.
+// A key file that group or others can read, or another user owns, is refused, and so is a
+// certificate or CA file that group or others can write.
 type TLSConfig struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
@@ -93,6 +93,13 @@ func (c *Config) callers() (server.Callers, error) {
 	if t.KeyFile != "" {
 		if err := checkSecretFile(t.KeyFile); err != nil {
 			bad("tls.key_file: %v", err)
+		}
+	}
+	for key, f := range map[string]string{"tls.cert_file": t.CertFile, "tls.client_ca_file": t.ClientCAFile} {
+		if f != "" {
+			if err := checkTrustFile(f); err != nil {
+				bad("%s: %v", key, err)
+			}
 		}
 	}
 	if t.ClientCAFile != "" && !t.on() {
@@ -193,9 +200,10 @@ func roleList() string {
 	return strings.Join(names, ", ")
 }
 
-// readTokensFile reads the list of token callers of auth.tokens_file.
+// readTokensFile reads the list of token callers of auth.tokens_file, which group and others
+// must not be able to write.
 func readTokensFile(path string) ([]TokenConfig, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readTrustFile(path)
 	if err != nil {
 		return nil, err
 	}

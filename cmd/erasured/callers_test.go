@@ -269,6 +269,11 @@ auth:
 	}
 
 	// In order: each leaves the files broken in its own way only.
+	valid := fmt.Sprintf("- {principal: portal, sha256: %s, roles: [submitter]}\n", tokenHash("new-token"))
+	key, err := os.ReadFile(pki.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range []struct {
 		name   string
 		break_ func()
@@ -276,8 +281,11 @@ auth:
 		{"bad hash", func() { setTokens("- {principal: portal, sha256: nothex, roles: [submitter]}\n") }},
 		{"unknown role", func() { setTokens(fmt.Sprintf("- {principal: p, sha256: %s, roles: [root]}\n", tokenHash("x"))) }},
 		{"missing file", func() { os.Remove(tokensFile) }},
-		{"open key file", func() { setTokens(""); os.Chmod(pki.KeyFile, 0o640) }},
+		{"tokens file writable by others", func() { setTokens(valid); os.Chmod(tokensFile, 0o666) }},
+		{"config file writable by group", func() { os.Chmod(tokensFile, 0o600); os.Chmod(c.path, 0o620) }},
+		{"open key file", func() { os.Chmod(c.path, 0o600); setTokens(""); os.Chmod(pki.KeyFile, 0o640) }},
 		{"bad key file", func() { os.Chmod(pki.KeyFile, 0o600); os.WriteFile(pki.KeyFile, []byte("garbage"), 0o600) }},
+		{"key file of another user", func() { os.WriteFile(pki.KeyFile, key, 0o600); asOtherUser(t, pki.KeyFile) }},
 	} {
 		name, broken := b.name, b.break_
 		logs.Reset()

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -177,7 +176,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	if path == "" {
 		c.sandbox = true
 	} else {
-		raw, err := os.ReadFile(path)
+		raw, err := readTrustFile(path) // whoever may write it decides who the callers are
 		if err != nil {
 			return Config{}, err
 		}

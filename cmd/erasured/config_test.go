@@ -141,7 +141,7 @@ accounts:
 		"liveperson.host_patterns.us[0]", "liveperson.host_patterns.uk[1]: host pattern \"lo.*\" must end in a literal domain",
 		"liveperson.host_patterns.eu: unknown region", "liveperson.host_patterns.apac is empty",
 		"accounts[0].auth: oauth2 or oauth1 credentials are required",
-		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: stat",
+		"accounts[1].auth.oauth2.client_id is required", "accounts[1].auth.oauth2.client_secret_file: open",
 		"accounts[1].auth.services.msgHist: oauth1 is not configured", "accounts[1].auth.services.chat: unknown service",
 		"accounts[2].auth.oauth1.token is required", "ERASURED_ACCOUNT_3_OAUTH1_CONSUMER_SECRET",
 		"accounts[2].auth.services.rtbf: unknown method"} {

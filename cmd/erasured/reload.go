@@ -25,6 +25,10 @@ type access struct {
 	cur  server.Callers   // the callers in use
 }
 
+// tlsReaders read the TLS key as a secret and the certificate and client CA as files that
+// decide who is trusted, at the start and at every reload.
+var tlsReaders = server.TLSReaders{Key: readSecretFile, Public: readTrustFile}
+
 // newAccess loads the callers and the TLS files of a checked configuration.
 func newAccess(cfg *Config) (*access, error) {
 	a := &access{path: cfg.path, was: cfg.TLS}
@@ -33,7 +37,7 @@ func newAccess(cfg *Config) (*access, error) {
 		return nil, err
 	}
 	if cfg.TLS.on() {
-		if a.tls, err = server.LoadTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile); err != nil {
+		if a.tls, err = server.LoadTLSFrom(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, tlsReaders); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +103,7 @@ func (a *access) reload(log *slog.Logger) {
 
 // next reads and checks the callers of the configuration file as it is now.
 func (a *access) next() (server.Callers, error) {
-	raw, err := os.ReadFile(a.path)
+	raw, err := readTrustFile(a.path)
 	if err != nil {
 		return server.Callers{}, err
 	}
