@@ -302,3 +302,46 @@ auth:
 		}
 	}
 }
+
+// TestReloadNeverAppliesCallersBeforeTLS: a reload reads and checks the TLS files before it
+// swaps the callers, so a reload whose key file is broken never lets the new callers in, not
+// even while the files are read.
+func TestReloadNeverAppliesCallersBeforeTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki := newTestPKI(t, dir)
+	tokensFile := writeFile(t, dir, "tokens.yaml", fmt.Sprintf("- {principal: portal, sha256: %s, roles: [viewer]}\n", tokenHash("old-token")), 0o600)
+	c, err := callersConfig(t, dir, fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\nauth: {tokens_file: %s}\n", pki.CertFile, pki.KeyFile, tokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := newAccess(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(token string) bool { _, _, ok := acc.auth.Token(token); return ok }
+	var readingKey bool // set when the key was read while the new token was already accepted
+	acc.tls, err = server.LoadTLSFrom(pki.CertFile, pki.KeyFile, "", server.TLSReaders{
+		Key: func(p string) ([]byte, error) {
+			readingKey = readingKey || has("new-token")
+			return readSecretFile(p)
+		},
+		Public: readTrustFile,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	os.WriteFile(tokensFile, []byte(fmt.Sprintf("- {principal: portal, sha256: %s, roles: [viewer]}\n", tokenHash("new-token"))), 0o600)
+	key, _ := os.ReadFile(pki.KeyFile)
+	os.WriteFile(pki.KeyFile, []byte("garbage"), 0o600)
+	acc.reload(log)
+	if readingKey || has("new-token") || !has("old-token") {
+		t.Errorf("a reload with a broken key: new token in use while the key was read %v, after %v; old token %v", readingKey, has("new-token"), has("old-token"))
+	}
+	os.WriteFile(pki.KeyFile, key, 0o600)
+	acc.reload(log)
+	if readingKey || !has("new-token") || has("old-token") {
+		t.Errorf("a good reload: new token in use while the key was read %v, after %v; old token %v; log %s", readingKey, has("new-token"), has("old-token"), logs.String())
+	}
+}

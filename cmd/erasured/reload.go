@@ -78,20 +78,23 @@ func (a *access) reload(log *slog.Logger) {
 		log.Error("SIGHUP: configuration not reloaded; the callers and TLS files in use stay", "file", a.path, "err", err)
 		return
 	}
+	// The TLS files are read and checked first, the callers swapped next, and the TLS files
+	// put in use last: a reload that fails anywhere changes nothing, not even for a moment.
+	var tlsNext *server.TLSUpdate
+	if a.tls != nil {
+		if tlsNext, err = a.tls.Load(); err != nil {
+			log.Error("SIGHUP: configuration not reloaded; the callers and TLS files in use stay", "file", a.path, "err", err)
+			return
+		}
+	}
 	if a.auth != nil {
 		if err := a.auth.Update(next); err != nil {
 			log.Error("SIGHUP: configuration not reloaded; the callers and TLS files in use stay", "file", a.path, "err", err)
 			return
 		}
 	}
-	if a.tls != nil {
-		if err := a.tls.Reload(); err != nil {
-			if a.auth != nil {
-				a.auth.Update(a.cur) // accepted before: it is accepted again
-			}
-			log.Error("SIGHUP: configuration not reloaded; the callers and TLS files in use stay", "file", a.path, "err", err)
-			return
-		}
+	if tlsNext != nil {
+		tlsNext.Commit()
 	}
 	d := diffCallers(a.cur, next)
 	a.cur = next
