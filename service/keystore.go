@@ -433,8 +433,21 @@ func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster [
 }
 
 // CheckMasterKey refuses a master key that is not 32 bytes or is plainly not random: all bytes
-// equal, or fewer than 16 distinct byte values (32 random bytes have about 30).
-func CheckMasterKey(key []byte) error { return checkMasterKey(key) }
+// equal, fewer than 16 distinct byte values (32 random bytes have about 30), or every byte a
+// printable ASCII character, which is a passphrase typed in place of a key (32 random bytes
+// are all printable with a probability of about 1.6e-14). Every master key erasured reads, from
+// a file or the environment, passes through it.
+func CheckMasterKey(key []byte) error {
+	if err := checkMasterKey(key); err != nil {
+		return err
+	}
+	for _, b := range key {
+		if b < 0x20 || b > 0x7e {
+			return nil
+		}
+	}
+	return errors.New("master key is weak: all its bytes are printable characters, a passphrase rather than 32 random bytes; generate one with `head -c 32 /dev/urandom | base64`")
+}
 
 func checkMasterKey(key []byte) error {
 	if len(key) != 32 {

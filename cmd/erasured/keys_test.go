@@ -53,6 +53,8 @@ func TestMasterKeyRefusals(t *testing.T) {
 		{"all zero", make([]byte, 32), 0o600, "all its bytes are equal"},
 		{"all equal", equal, 0o600, "all its bytes are equal"},
 		{"few distinct bytes", few, 0o600, "distinct byte values"},
+		{"a passphrase", []byte("Correct horse battery staple 42!"), 0o600, "printable characters"},
+		{"printable but one byte", append([]byte("Correct horse battery staple 42"), 0x80), 0o600, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".key")
@@ -65,6 +67,8 @@ func TestMasterKeyRefusals(t *testing.T) {
 				t.Fatal("accepted")
 			case tc.want != "" && (!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path)):
 				t.Fatalf("error %q does not say %q naming %s", err, tc.want, path)
+			case tc.want != "" && strings.Contains(err.Error(), masterKeyID("", tc.key)):
+				t.Fatalf("error %q names the key id derived from the refused key", err)
 			}
 		})
 	}
