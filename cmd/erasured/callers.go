@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,11 +119,15 @@ func (c *Config) callers() (server.Callers, error) {
 
 	var out server.Callers
 	hashes := map[[32]byte]string{} // → the key that gave it first
+	principals := sameNames{}
 	addTokens := func(where string, list []TokenConfig) {
 		for i, tc := range list {
 			key := fmt.Sprintf("%s[%d]", where, i)
 			roles, rerrs := checkPrincipal(key, tc.Principal, tc.Roles)
 			errs = append(errs, rerrs...)
+			if err := principals.check(key, tc.Principal); err != nil {
+				errs = append(errs, err)
+			}
 			raw, err := hex.DecodeString(tc.SHA256)
 			if err != nil || len(raw) != 32 {
 				bad("%s.sha256 must be 64 hex digits (the SHA-256 of the token), not %d characters", key, len(tc.SHA256))
@@ -150,6 +155,9 @@ func (c *Config) callers() (server.Callers, error) {
 		key := fmt.Sprintf("auth.certificates[%d]", i)
 		roles, rerrs := checkPrincipal(key, cc.Principal, cc.Roles)
 		errs = append(errs, rerrs...)
+		if err := principals.check(key, cc.Principal); err != nil {
+			errs = append(errs, err)
+		}
 		switch first, dup := names[cc.CommonName]; {
 		case cc.CommonName == "":
 			bad("%s.common_name is required", key)
@@ -162,6 +170,10 @@ func (c *Config) callers() (server.Callers, error) {
 		out.Certificates = append(out.Certificates, server.CertPrincipal{Principal: cc.Principal, CommonName: cc.CommonName, Roles: roles})
 	}
 	if err := errors.Join(errs...); err != nil {
+		return server.Callers{}, err
+	}
+	// Whatever else the server refuses is refused here too, before anything is created.
+	if _, err := server.NewAuth(out); err != nil {
 		return server.Callers{}, err
 	}
 	return out, nil
@@ -189,7 +201,32 @@ func checkPrincipal(key, principal string, roles []string) ([]server.Role, []err
 		}
 		out = append(out, server.Role(r))
 	}
+	if len(errs) == 0 {
+		// The server's own rules for a principal's name (the characters allowed, its length),
+		// so that a name it would refuse is reported here, with the rest and by its key,
+		// before anything is created.
+		if _, err := server.NewAuth(server.Callers{Tokens: []server.TokenPrincipal{{Principal: principal, SHA256: [32]byte{1}, Roles: out}}}); err != nil {
+			errs = append(errs, fmt.Errorf("%s.principal: %v", key, cmp.Or(errors.Unwrap(err), err)))
+		}
+	}
 	return out, errs
+}
+
+// sameNames refuses principals that differ only by case ("alice" and "Alice"): the server
+// would tell them apart, a reader of the audit trail would not. One principal may still hold
+// several tokens and certificates.
+type sameNames map[string]struct{ key, name string } // lower case → the first to give it
+
+func (n sameNames) check(key, principal string) error {
+	k := strings.ToLower(principal)
+	first, ok := n[k]
+	switch {
+	case !ok:
+		n[k] = struct{ key, name string }{key, principal}
+	case first.name != principal:
+		return fmt.Errorf("%s.principal %q differs only by case from %q of %s", key, principal, first.name, first.key)
+	}
+	return nil
 }
 
 func roleList() string {

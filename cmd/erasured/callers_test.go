@@ -133,14 +133,23 @@ auth:
     - principal: short
       sha256: "abcd"
       roles: [viewer]
+    - principal: ali ce
+      sha256: "%[4]s"
+      roles: [viewer]
+    - principal: Anonymous
+      sha256: "%[5]s"
+      roles: [viewer]
   tokens_file: %[3]s
   certificates:
     - principal: desk
       common_name: ""
       roles: [approver]
+    - principal: Portal
+      common_name: portal
+      roles: [approver]
 limits:
   max_streams: -1
-`, key, tokenHash("x"), tokens))
+`, key, tokenHash("x"), tokens, tokenHash("y"), tokenHash("z")))
 	if err == nil {
 		t.Fatal("loadConfig succeeded, want errors")
 	}
@@ -155,6 +164,9 @@ limits:
 		"auth.tokens_file " + tokens + "[0].roles: at least one role",
 		"auth.tokens_file " + tokens + "[0].sha256 must be 64 hex digits",
 		"auth.certificates[0].common_name is required",
+		`auth.tokens[3].principal: principal "ali ce": only letters`,
+		`auth.tokens[4].principal: principal "anonymous" is reserved`,
+		`auth.certificates[1].principal "Portal" differs only by case from "portal" of auth.tokens[1]`,
 		"limits.max_streams must not be negative",
 	} {
 		if !strings.Contains(err.Error(), want) {
