@@ -128,6 +128,46 @@ func TestForbiddenServiceIsReported(t *testing.T) {
 	}
 }
 
+// TestRevokedTokenRetriedIsNoRefusal: a 401 to a call with a cached token that the client
+// fixes by fetching a new token and trying again is neither counted nor logged as a refusal;
+// a 401 to the retry too is, once.
+func TestRevokedTokenRetriedIsNoRefusal(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	var r refusalLog
+	lp, logs := e.wireCounting(t, &r)
+	call := func() error {
+		_, err := lp.client.ConversationsByID(context.Background(), a.ID, []string{probeConversationID}, liveperson.SearchContent)
+		return err
+	}
+	if err := call(); err != nil { // a token is cached
+		t.Fatal(err)
+	}
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceMsgHist, Kind: lpsim.FaultStatus, Status: 401, Times: 1})
+	if err := call(); err != nil {
+		t.Fatalf("a call whose first attempt got 401: %v, want the retry to succeed", err)
+	}
+	if got := r.counts(); len(got) != 0 {
+		t.Errorf("refusals after a 401 the retry fixed = %v, want none", got)
+	}
+	if strings.Contains(logs.String(), "LivePerson refused") {
+		t.Errorf("a 401 the retry fixed was logged: %s", logs.String())
+	}
+	e.sim.ClearFaults()
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceMsgHist, Kind: lpsim.FaultStatus, Status: 401, Times: 2})
+	if err := call(); err == nil {
+		t.Fatal("a call whose retry got 401 too succeeded")
+	}
+	if got, want := r.counts(), map[string]int{a.ID + "/" + liveperson.ServiceMessaging: 1}; !maps.Equal(got, want) {
+		t.Errorf("refusals after a 401 to the retry = %v, want %v", got, want)
+	}
+	if n := strings.Count(logs.String(), "LivePerson refused the account's credentials"); n != 1 {
+		t.Errorf("%d refusal lines, want 1: %s", n, logs.String())
+	}
+}
+
 // TestAuthFailureMetrics: a refused client secret shows in
 // erasured_liveperson_auth_failures_total by account and service, and the token exchange in
 // erasured_liveperson_calls_total (sentinel, 401); incidents count by kind and step.
