@@ -357,3 +357,39 @@ func TestReloadNeverAppliesCallersBeforeTLS(t *testing.T) {
 		t.Errorf("a good reload: new token in use while the key was read %v, after %v; old token %v; log %s", readingKey, has("new-token"), has("old-token"), logs.String())
 	}
 }
+
+// TestReloadWarnsOfTheRestOfTheFile: a SIGHUP checks the whole file again. A problem outside
+// tls and auth does not stop the callers' reload, but a WARN names it; account secrets are not
+// read again (a secret file changed since start is not judged).
+func TestReloadWarnsOfTheRestOfTheFile(t *testing.T) {
+	dir := t.TempDir()
+	tokensFile := writeFile(t, dir, "tokens.yaml", fmt.Sprintf("- {principal: portal, sha256: %s, roles: [viewer]}\n", tokenHash("old-token")), 0o600)
+	c, err := callersConfig(t, dir, fmt.Sprintf("auth: {tokens_file: %s}\n", tokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := newAccess(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	raw, _ := os.ReadFile(c.path)
+	os.WriteFile(c.path, append(raw, "pipeline: {workers: 0}\nhistory: {keep_revisions: 0}\n"...), 0o600)
+	os.Chmod(filepath.Join(dir, "client-secret"), 0o644)
+	os.WriteFile(tokensFile, []byte(fmt.Sprintf("- {principal: portal, sha256: %s, roles: [viewer]}\n", tokenHash("new-token"))), 0o600)
+	acc.reload(log)
+	if _, _, ok := acc.auth.Token("new-token"); !ok {
+		t.Errorf("the callers were not reloaded: %s", logs.String())
+	}
+	out := logs.String()
+	for _, want := range []string{`"level":"WARN","msg":"SIGHUP: the configuration file would not start erasured`,
+		"pipeline.workers must be between 1 and 1000", "history.keep_revisions must be positive"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reload log does not hold %q: %s", want, out)
+		}
+	}
+	if strings.Contains(out, "client-secret") {
+		t.Errorf("the reload read an account secret: %s", out)
+	}
+}

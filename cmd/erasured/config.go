@@ -75,6 +75,10 @@ type Config struct {
 	sandboxSecret     string              // the simulator's client secret, in the sandbox only
 	noCredentialCheck bool                // --no-credential-check
 	getenv            func(string) string // where secrets in the environment are read; nil: none
+	args              []string            // the command line, read again on SIGHUP
+	// skipSecrets checks the account auth sections without reading a secret file: a SIGHUP
+	// checks the whole file again, but the secrets are read at start only.
+	skipSecrets bool
 }
 
 // Account is one LivePerson account the service may act on.
@@ -155,6 +159,15 @@ func defaultConfig() Config {
 // files or ERASURED_ACCOUNT_* variables (see AccountAuth), so that every problem is reported at
 // once. getenv is injectable for tests.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
+	c, err := readConfig(args, getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+// readConfig is loadConfig without the checks: the flags, the file they name, the overrides.
+func readConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("erasured", flag.ContinueOnError)
 	var (
 		configPath    = fs.String("config", "", "configuration file (YAML); without it erasured runs the sandbox")
@@ -192,7 +205,8 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	if c.sandbox && c.Privacy.MasterKeyFile == "" {
 		c.Privacy.MasterKeyFile = "var/master.key"
 	}
-	return c, c.validate()
+	c.args = args
+	return c, nil
 }
 
 // validate reports every problem of the configuration at once.
@@ -319,6 +333,9 @@ func (c *Config) accountCredentials(i int, a Account) (credentials, []error) {
 		}
 		if file == "" {
 			return "", true
+		}
+		if c.skipSecrets {
+			return "(not read)", true
 		}
 		raw, err := readSecretFile(file)
 		if err != nil {

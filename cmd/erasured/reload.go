@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/erasured/erasured/server"
 )
@@ -17,12 +14,14 @@ import (
 // access is who may reach erasured: the callers and the TLS files, both reloaded on SIGHUP
 // without dropping a connection or a stream (the server reads them per call and per handshake).
 type access struct {
-	path string           // the configuration file re-read on SIGHUP ("" in the sandbox)
-	auth *server.Auth     // nil: no caller authentication (loopback only)
-	tls  *server.TLSFiles // nil: plaintext
-	was  TLSConfig        // the tls section erasured started with
-	mu   sync.Mutex       // serializes reloads
-	cur  server.Callers   // the callers in use
+	path   string              // the configuration file re-read on SIGHUP ("" in the sandbox)
+	args   []string            // the command line erasured started with
+	getenv func(string) string // the environment it started with
+	auth   *server.Auth        // nil: no caller authentication (loopback only)
+	tls    *server.TLSFiles    // nil: plaintext
+	was    TLSConfig           // the tls section erasured started with
+	mu     sync.Mutex          // serializes reloads
+	cur    server.Callers      // the callers in use
 }
 
 // tlsReaders read the TLS key as a secret and the certificate and client CA as files that
@@ -31,7 +30,7 @@ var tlsReaders = server.TLSReaders{Key: readSecretFile, Public: readTrustFile}
 
 // newAccess loads the callers and the TLS files of a checked configuration.
 func newAccess(cfg *Config) (*access, error) {
-	a := &access{path: cfg.path, was: cfg.TLS}
+	a := &access{path: cfg.path, args: cfg.args, getenv: cfg.getenv, was: cfg.TLS}
 	callers, err := cfg.callers()
 	if err != nil {
 		return nil, err
@@ -73,7 +72,7 @@ func (a *access) reload(log *slog.Logger) {
 		log.Warn("SIGHUP: the sandbox has no configuration file to reload")
 		return
 	}
-	next, err := a.next()
+	next, err := a.next(log)
 	if err != nil {
 		log.Error("SIGHUP: configuration not reloaded; the callers and TLS files in use stay", "file", a.path, "err", err)
 		return
@@ -104,17 +103,15 @@ func (a *access) reload(log *slog.Logger) {
 		"tls_reloaded", a.tls != nil)
 }
 
-// next reads and checks the callers of the configuration file as it is now.
-func (a *access) next() (server.Callers, error) {
-	raw, err := readTrustFile(a.path)
+// next reads the configuration as at start (the command line, the file it names, the
+// environment) and checks its callers. The rest of the file is checked too, without reading
+// an account secret: its problems do not stop the reload (only the callers and TLS files are
+// reloaded), but a WARN names them, since erasured would not start again with the file as it
+// is.
+func (a *access) next(log *slog.Logger) (server.Callers, error) {
+	c, err := readConfig(a.args, a.getenv)
 	if err != nil {
 		return server.Callers{}, err
-	}
-	c := defaultConfig()
-	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return server.Callers{}, fmt.Errorf("config %s: %w", a.path, err)
 	}
 	var errs []error
 	if c.TLS != a.was {
@@ -126,6 +123,11 @@ func (a *access) next() (server.Callers, error) {
 	callers, err := c.callers()
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return server.Callers{}, err
+	}
+	c.skipSecrets = true
+	if err := c.validate(); err != nil {
+		log.Warn("SIGHUP: the configuration file would not start erasured; only its callers and TLS files are reloaded, fix the rest before a restart",
+			"file", a.path, "problems", err.Error())
 	}
 	return callers, nil
 }

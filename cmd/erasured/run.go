@@ -44,6 +44,12 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the callers and TLS files. It is caught from here on, before the store
+	// opens, so that one sent while erasured starts never ends it: it waits, and is handled
+	// once erasured serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if cfg.sandbox {
 		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
@@ -90,6 +96,8 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Counted now: once SIGHUP is watched, acc.cur is the reloads' (under acc.mu).
+	tokens, certificates := len(acc.cur.Tokens), len(acc.cur.Certificates)
 	// Both listeners are bound before any work starts: a port taken, or an address that
 	// resolved beyond loopback where loopback is required, stops erasured here instead of
 	// leaving it running without its metrics.
@@ -146,10 +154,6 @@ func realMain(ctx context.Context, args []string) error {
 	// Whatever ends realMain, background work stops before the store closes.
 	defer func() { stopWork(); <-workDone; <-checkDone }()
 	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
-	// SIGHUP reloads the callers and TLS files; caught from here on, so it never ends erasured.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	hupDone := make(chan struct{})
 	go func() { defer close(hupDone); acc.watchSIGHUP(workCtx, hup, log) }()
 	defer func() { stopWork(); <-hupDone }() // a reload in progress ends before the store closes
@@ -163,7 +167,7 @@ func realMain(ctx context.Context, args []string) error {
 
 	log.Info("erasured serving", "listen", lis.Addr().String(), "db", cfg.DB, "key_id", keys.ID(),
 		"receipt_key_id", keys.SigningKeyID(), "tls", acc.tls != nil, "mtls", cfg.TLS.ClientCAFile != "",
-		"authentication", acc.auth != nil, "tokens", len(acc.cur.Tokens), "certificates", len(acc.cur.Certificates))
+		"authentication", acc.auth != nil, "tokens", tokens, "certificates", certificates)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
