@@ -58,7 +58,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		case errors.Is(err, errListUnread):
 			return p.listFailed(ctx, b, err)
 		case err != nil:
-			return p.batchRetry(ctx, b.ID, err)
+			return p.batchRetry(ctx, b.ID, "reconcile", err)
 		case found.claim:
 			return p.claimFound(ctx, b.ID, found.request)
 		case found.hold:
@@ -118,7 +118,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	case errors.Is(err, ErrRejected) || errors.Is(err, ErrResidency):
 		return p.dissolve(ctx, b.ID, batchRejected, err)
 	}
-	return p.batchRetry(ctx, b.ID, err)
+	return p.batchRetry(ctx, b.ID, "submit", err)
 }
 
 // batchCreated records LivePerson's request id and moves the batch's targets to SUBMITTED.
@@ -135,14 +135,24 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 				return err
 			}
 		}
-		return p.follow(tx, b, d, now)
+		return p.follow(tx, b, d, "created", now)
 	})
 }
 
 // follow makes batch b follow LivePerson request d: a create's answer, a request found in
 // LivePerson's list, or one an operator named. The account's turn to send passes on.
-func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, now time.Time) error {
+//
+// how says where d came from ("created", "reconciled", "settled"); the batch's new request is
+// logged with it once tx commits.
+func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, how string, now time.Time) error {
 	if err := p.releaseSendTurn(tx, b, now); err != nil {
+		return err
+	}
+	batchID, account, kind := b.ID, b.Account, b.Kind
+	if err := tx.OnCommit(func() {
+		p.s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
+			"lp_request", d.ID, "kind", kind.String(), "lp_status", d.Status)
+	}); err != nil {
 		return err
 	}
 	b.LPID, b.Sent, b.Failures, b.Candidates, b.Rivals = d.ID, now, 0, nil, nil
@@ -163,7 +173,7 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 	d, err := p.lp.GetDeletion(ctx, b.Account, b.LPID)
 	if err != nil {
 		p.s.reportRefusal(b.Account, "poll", err, "batch", b.ID)
-		return p.batchRetry(ctx, b.ID, err)
+		return p.batchRetry(ctx, b.ID, "poll", err)
 	}
 	now := p.s.now()
 	return p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
@@ -196,16 +206,29 @@ func (p *Pipeline) nextPoll(b *batch, now time.Time) time.Time {
 
 // batchRetry keeps the batch as it is and tries again later (5, 10, 15 s … up to the poll
 // interval). A batch whose send failed keeps Sends > 0, so it is reconciled before any resend.
-func (p *Pipeline) batchRetry(ctx context.Context, id uint64, cause error) error {
+// The retry is logged once stored, with the step that failed and the next attempt time.
+func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause error) error {
 	now := p.s.now()
-	err := p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
 		b.Failures++
-		return p.pollNext(tx, b, now.Add(retryDelay(b.Failures, p.cfg.PollInterval)))
+		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval))
+		if err := p.logRetry(tx, b, step, cause, next); err != nil {
+			return err
+		}
+		return p.pollNext(tx, b, next)
 	})
-	if err != nil {
-		return err
+}
+
+// logRetry logs, once tx commits, that batch b's step failed and is tried again at next.
+func (p *Pipeline) logRetry(tx *store.Tx, b *batch, step string, cause error, next time.Time) error {
+	id, account, failures, reason := b.ID, b.Account, b.Failures, describe(cause)
+	if errors.Is(cause, errTaken) {
+		reason = "the LivePerson request found belongs to another batch"
 	}
-	return cause
+	return tx.OnCommit(func() {
+		p.s.log.Warn("pipeline step failed; retrying", "batch", id, "account", account, "step", step,
+			"reason", reason, "failures", failures, "next_attempt_time", next.UTC())
+	})
 }
 
 // listFailed handles a reconciliation that could not read LivePerson's list. Retrying for
@@ -228,12 +251,13 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		}
 		cur.ListFailures++
 		cur.Failures++
-		return p.pollNext(tx, cur, now.Add(retryDelay(cur.Failures, p.cfg.PollInterval)))
+		next := now.Add(retryDelay(cur.Failures, p.cfg.PollInterval))
+		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
+			return err
+		}
+		return p.pollNext(tx, cur, next)
 	})
-	if err != nil {
-		return err
-	}
-	return cause
+	return err
 }
 
 // dissolve ends a batch that LivePerson did not create: its targets go back to the queue. On a

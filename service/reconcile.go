@@ -324,10 +324,10 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 		if taken = sib.taken(d.ID); taken {
 			return errStale
 		}
-		return p.follow(tx, b, d, now)
+		return p.follow(tx, b, d, "reconciled", now)
 	})
 	if err == nil && taken {
-		return p.batchRetry(ctx, id, errTaken)
+		return p.batchRetry(ctx, id, "reconcile", errTaken)
 	}
 	return err
 }

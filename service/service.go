@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,7 +199,26 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 // putChange stores r after a change and appends the change's event, in the caller's transaction:
 // the state change, its event and its revision commit together or not at all. A final erasure's
 // purge time is set from its final time and the retention.
+//
+// A change that leaves everything a watcher sees as it was, apart from the update and next
+// attempt times (a poll, a recheck or a retry that found nothing new), is stored without an event
+// and keeps its revision and update time: the schedule moves with it, the history does not grow.
+// A change of state is logged once the transaction commits; a move to FAILED is logged as its
+// incident instead (failErasure).
 func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
+	if prev == r.State {
+		old, err := getRecord(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if old != nil && unchangedForWatchers(old, r) {
+			r.UpdateTime, r.Revision = old.UpdateTime, old.Revision
+			return putQuiet(tx, r)
+		}
+	}
+	if err := s.logStateChange(tx, r, prev); err != nil {
+		return err
+	}
 	r.UpdateTime = now
 	if r.State.Final() && r.FinalTime.IsZero() {
 		r.FinalTime = now
@@ -212,6 +232,36 @@ func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) 
 	}
 	r.Revision, err = c.put(tx)
 	return err
+}
+
+// logStateChange logs r's move from prev to its state once tx commits (once however often the
+// store runs the transaction function). A move to FAILED is left to its incident line.
+func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
+	if prev == r.State || r.State == StateFailed {
+		return nil
+	}
+	id, account, to := r.ID, r.AccountID, r.State
+	return tx.OnCommit(func() {
+		s.log.Info("erasure state changed", "erasure", id, "account", account, "from", apiName(prev), "to", apiName(to))
+	})
+}
+
+// apiName is a state's name as the API spells it (STATE_RESOLVING).
+func apiName(st State) string { return "STATE_" + st.String() }
+
+// unchangedForWatchers reports whether cur differs from old only in what a poll or a retry moves
+// on its own: the update and next attempt times, the revision, and the count of failed attempts.
+func unchangedForWatchers(old, cur *record) bool {
+	a, b := *old, *cur
+	for _, r := range []*record{&a, &b} {
+		r.UpdateTime, r.NextAttemptTime, r.Revision, r.Failures = time.Time{}, time.Time{}, 0, 0
+	}
+	x, err := json.Marshal(&a)
+	if err != nil {
+		return false
+	}
+	y, err := json.Marshal(&b)
+	return err == nil && bytes.Equal(x, y)
 }
 
 // encodedChange is an erasure's record and event after a change, encoded. Encoding needs no

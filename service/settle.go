@@ -180,7 +180,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		if notCreated {
 			err = p.unhold(tx, b, now)
 		} else if err = notClaimed(tx, b, lpRequestID); err == nil {
-			err = p.follow(tx, b, d, now)
+			err = p.follow(tx, b, d, "settled", now)
 		}
 		if err != nil {
 			return err

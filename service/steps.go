@@ -199,8 +199,12 @@ func (p *Pipeline) dropTask(ctx context.Context, task string) error {
 
 // backoff records a failed step: the error (without personal data), what the erasure is blocked
 // on, and when to try again (5, 10, 15 s, then doubling up to the poll interval).
+//
+// Each failure that backs off is logged once its retry is stored, with the step, the fixed reason
+// and the next attempt time.
 func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) error {
-	p.s.reportRefusal(snap.r.AccountID, stepName(snap.r.State), stepErr, "erasure", snap.r.ID)
+	step := stepName(snap.r.State)
+	p.s.reportRefusal(snap.r.AccountID, step, stepErr, "erasure", snap.r.ID)
 	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures++
 		r.LastError = describe(stepErr)
@@ -214,7 +218,15 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 		if errors.Is(stepErr, ErrRejected) && r.Failures >= maxRejections {
 			return ts, p.s.failErasure(tx, r, "steps_rejected")
 		}
-		return ts, setNext(tx, r, p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval)))
+		next := p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval))
+		id, account, failures, reason := r.ID, r.AccountID, r.Failures, r.LastError
+		if err := tx.OnCommit(func() {
+			p.s.log.Warn("pipeline step failed; retrying", "erasure", id, "account", account, "step", step,
+				"reason", reason, "failures", failures, "next_attempt_time", next.UTC())
+		}); err != nil {
+			return nil, err
+		}
+		return ts, setNext(tx, r, next)
 	})
 }
 
@@ -321,7 +333,8 @@ func (s *Service) reportAuth(account, step string, err error) {
 // it does not, and once however often the store runs the transaction function). reason is a
 // fixed string.
 func (s *Service) failErasure(tx *store.Tx, r *record, reason string) error {
+	from := apiName(r.State)
 	r.State = StateFailed
 	inc, id := Incident{Kind: IncidentFailed, Account: r.AccountID, Reason: reason}, r.ID
-	return tx.OnCommit(func() { s.report(inc, "erasure", id) })
+	return tx.OnCommit(func() { s.report(inc, "erasure", id, "from", from, "to", apiName(StateFailed)) })
 }

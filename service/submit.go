@@ -169,6 +169,9 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		}
 		res = SubmitResult{Erasure: fresh.Erasure}
 		res.Erasure.Revision = rev
+		if err := s.logStateChange(tx, fresh, StateUnspecified); err != nil {
+			return err
+		}
 		created := audit
 		created.Erasure = eid
 		if err := appendAudit(tx, created); err != nil {

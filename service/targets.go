@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -64,10 +65,17 @@ func (s *Service) setTargets(tx *store.Tx, r *record, ts []Target) error {
 	if err != nil {
 		return err
 	}
+	r.TargetCounts = countTargets(ts)
+	// Unchanged targets keep their sealed bytes, so that a step that changed nothing leaves the
+	// record as it was (putChange then writes no event).
+	if len(r.SealedTargets) > 0 {
+		if cur, err := open(key, r.SealedTargets, targetsAAD(r.ID)); err == nil && bytes.Equal(cur, plain) {
+			return nil
+		}
+	}
 	if r.SealedTargets, err = seal(key, plain, targetsAAD(r.ID)); err != nil {
 		return err
 	}
-	r.TargetCounts = countTargets(ts)
 	return nil
 }
 
