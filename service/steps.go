@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/erasured/erasured/store"
@@ -15,6 +16,20 @@ import (
 type snapshot struct {
 	r       record
 	targets []Target
+
+	mu sync.Mutex // guards r.Revision, which a retry notice moves on (retrying.go)
+}
+
+func (s *snapshot) revision() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.Revision
+}
+
+func (s *snapshot) setRevision(rev uint64) {
+	s.mu.Lock()
+	s.r.Revision = rev
+	s.mu.Unlock()
 }
 
 func (p *Pipeline) load(id string) (*snapshot, error) {
@@ -47,7 +62,7 @@ func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *s
 		if err != nil {
 			return err
 		}
-		if r == nil || r.Revision != snap.r.Revision {
+		if r == nil || r.Revision != snap.revision() {
 			return errStale
 		}
 		ts, err := p.s.targetsOf(tx, r)
@@ -154,6 +169,7 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 		return p.dropTask(ctx, taskErasure+id)
 	}
 	var stepErr error
+	ctx = p.withRetryNotice(ctx, snap)
 	switch snap.r.State {
 	case StateReceived:
 		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {

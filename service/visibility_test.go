@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -151,5 +152,50 @@ func TestWatchQuietWhileHeldOnOpenConversation(t *testing.T) {
 	}
 	if last := evs[len(evs)-1].Erasure; last.BlockedOn == BlockedOpenConversations {
 		t.Errorf("after the release the last event is still blocked on the open conversation")
+	}
+}
+
+// retryingLP is a LivePerson whose first chat search fails once inside the call and is retried
+// there, as the real client does for a 5xx; mid reads the erasure while the call waits.
+type retryingLP struct {
+	*fakeLivePerson
+	once sync.Once
+	mid  func()
+}
+
+func (f *retryingLP) SearchChats(ctx context.Context, account string, from, to time.Time, kw string) ([]ChatRecord, error) {
+	f.once.Do(func() {
+		Retrying(ctx, fmt.Errorf("%w: 503", ErrUnavailable), 30*time.Second)
+		f.mid()
+	})
+	return f.fakeLivePerson.SearchChats(ctx, account, from, to, kw)
+}
+
+// TestRetryInsideACallShowsAtOnce: a LivePerson call that retries within the step makes the
+// erasure show BLOCKED_ON_LIVEPERSON_UNAVAILABLE and the coming attempt from its first failed
+// attempt, and logs it; the step's result, once the retry succeeds, is kept (not dropped as
+// stale) and clears the block.
+func TestRetryInsideACallShowsAtOnce(t *testing.T) {
+	e := newPipeEnv(t)
+	l := watchIncidents(e)
+	e.seedCustomer()
+	var during Erasure
+	lp := &retryingLP{fakeLivePerson: e.lp}
+	e.p = e.svc.NewPipeline(lp, e.cfg)
+	name := e.submit(submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("ABC-123"))).Erasure.Name()
+	lp.mid = func() { during = e.status(name) }
+	e.settle()
+	if during.BlockedOn != BlockedLivePersonUnavailable || !during.NextAttemptTime.Equal(e.clock.Now().Add(30*time.Second)) ||
+		during.LastError != "LivePerson unavailable" {
+		t.Errorf("while the call retried: blocked %d, next %v, error %q; want LIVEPERSON_UNAVAILABLE, now+30s",
+			during.BlockedOn, during.NextAttemptTime, during.LastError)
+	}
+	if !strings.Contains(l.text(), `level=WARN msg="LivePerson call failed; retrying within the step" erasure=`+strings.TrimPrefix(name, NamePrefix)+
+		` account=1234 step=resolve reason="LivePerson unavailable" next_attempt_time=`) {
+		t.Errorf("log lacks the retry:\n%s", l.text())
+	}
+	got := e.wantState(name, StateScheduled)
+	if got.BlockedOn == BlockedLivePersonUnavailable || got.LastError != "" {
+		t.Errorf("after the retry succeeded: blocked %d, last error %q", got.BlockedOn, got.LastError)
 	}
 }
