@@ -29,6 +29,15 @@ type request struct {
 
 var errPartial = errors.New("partial result")
 
+type retryNoticeKey struct{}
+
+// WithRetryNotice returns ctx carrying f, which a call made with it invokes before each wait
+// between attempts, with the failure and the wait: the caller can show at once that LivePerson
+// is failing, rather than when the call gives up minutes later.
+func WithRetryNotice(ctx context.Context, f func(err error, wait time.Duration)) context.Context {
+	return context.WithValue(ctx, retryNoticeKey{}, f)
+}
+
 // do runs rq with the retry policy: 429 waits at least a second (or
 // Retry-After) and teaches the rate controller; 5xx, transport failures and
 // partial results on safe calls wait 5, 10, 15 s then longer; a 401 refreshes
@@ -74,6 +83,9 @@ func (c *Client) do(ctx context.Context, rq request) error {
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return e // the wait would outlive the caller
+		}
+		if f, ok := ctx.Value(retryNoticeKey{}).(func(error, time.Duration)); ok {
+			f(e, wait)
 		}
 		if err := c.clock.Sleep(ctx, wait); err != nil {
 			if e.Err == nil {

@@ -121,3 +121,28 @@ func TestContextCancelStopsRetries(t *testing.T) {
 		t.Errorf("%d calls: a 5 s wait does not fit a 3 s deadline, want 1", n)
 	}
 }
+
+// TestRetryNotice: a call made with WithRetryNotice reports each failure it waits after, with
+// the wait, before it sleeps, so the caller can show the failure while the call still retries.
+func TestRetryNotice(t *testing.T) {
+	e := newEnv(t, lpsim.Config{})
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceRTBF, Kind: lpsim.FaultStatus, Status: 503, Times: 2})
+	var waits []time.Duration
+	var kinds []liveperson.Kind
+	ctx := liveperson.WithRetryNotice(context.Background(), func(err error, wait time.Duration) {
+		waits = append(waits, wait)
+		kinds = append(kinds, liveperson.KindOf(err))
+		if n := len(e.clk.Sleeps()); n != len(waits)-1 {
+			t.Errorf("notice %d came after %d waits, want before its own", len(waits), n)
+		}
+	})
+	if _, err := e.c.ListDeletions(ctx, acct, liveperson.DeletionFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]time.Duration{5 * time.Second, 10 * time.Second}, waits); diff != "" {
+		t.Errorf("notified waits (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]liveperson.Kind{liveperson.KindRetryable, liveperson.KindRetryable}, kinds); diff != "" {
+		t.Errorf("notified kinds (-want +got):\n%s", diff)
+	}
+}
