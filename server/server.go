@@ -165,7 +165,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // setHealth reports SERVING while the service's store is usable and NOT_SERVING otherwise.
 func (s *Server) setHealth() {
 	st := healthpb.HealthCheckResponse_SERVING
-	if s.draining.Load() || s.svc.Healthy() != nil {
+	if s.Ready() != nil {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", st)
