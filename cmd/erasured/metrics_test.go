@@ -237,3 +237,58 @@ func TestLivePersonCallCode(t *testing.T) {
 		}
 	}
 }
+
+// TestProbesOpenBeyondLoopback: on a metrics listener beyond loopback (TLS, tokens), /healthz and
+// /readyz answer without a token while /metrics still refuses one.
+func TestProbesOpenBeyondLoopback(t *testing.T) {
+	pki := newTestPKI(t, t.TempDir())
+	files, err := server.LoadTLS(pki.CertFile, pki.KeyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := server.NewAuth(server.Callers{Tokens: []server.TokenPrincipal{
+		{Principal: "prometheus", SHA256: hashOf(t, "scrape"), Roles: []server.Role{server.RoleMetrics}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics()
+	m.ready = func() error { return nil }
+	lis, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.serve(ctx, lis, &access{auth: auth, tls: files}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.client(t, "")}}
+	defer client.CloseIdleConnections()
+	base := "https://127.0.0.1:" + strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 401} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s without a token = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer scrape")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/metrics with the metrics token = %d, want 200", resp.StatusCode)
+	}
+}
