@@ -18,6 +18,7 @@ import (
 )
 
 // interceptors returns the unary and stream chains, outermost first:
+//   - metrics (when Options.Metrics is set) count every call with its final code;
 //   - the malformed-request note is taken off each decoded unary request (so none outlives its call);
 //   - logging sees the final code of everything below;
 //   - authentication names the caller (UNAUTHENTICATED, logged, otherwise);
@@ -89,6 +90,10 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 			return next(srv, &validatingStream{ServerStream: s.checked(ss, info.FullMethod), v: v, srv: s, method: info.FullMethod})
 		},
 		recovery.StreamServerInterceptor(rec...),
+	}
+	if m := s.opts.Metrics; m != nil {
+		unary = append([]grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{m.StreamServerInterceptor()}, stream...)
 	}
 	return unary, stream
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit.
@@ -181,7 +182,11 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 		if err != nil {
 			_ = btx.Rollback()
 		} else {
+			start := time.Now()
 			err = btx.Commit()
+			if err == nil && db.opts.OnCommit != nil {
+				db.opts.OnCommit(time.Since(start))
+			}
 		}
 		if err != nil {
 			db.fail(live, fmt.Errorf("store: commit: %w", err))

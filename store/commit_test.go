@@ -360,3 +360,28 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 		t.Errorf("Close() = %v", err)
 	}
 }
+
+// TestOnCommitReportsEachCommit: Options.OnCommit hears of every commit, with a positive
+// duration.
+func TestOnCommitReportsEachCommit(t *testing.T) {
+	ctx := testContext(t)
+	var commits atomic.Int64
+	var bad atomic.Bool
+	db := openTest(t, Options{OnCommit: func(d time.Duration) {
+		if d <= 0 {
+			bad.Store(true)
+		}
+		commits.Add(1)
+	}})
+	for i := range 3 {
+		if err := db.Update(ctx, func(tx *Tx) error { return tx.Put(Erasures, []byte{byte(i)}, []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := commits.Load(); got != 3 {
+		t.Errorf("OnCommit called %d times, want 3", got)
+	}
+	if bad.Load() {
+		t.Errorf("OnCommit got a duration <= 0")
+	}
+}

@@ -61,6 +61,9 @@ type Options struct {
 	RingSize    int           // recent committed events kept in memory for watchers; default 8192
 	WatchBuffer int           // per-watcher push buffer (events); default 64
 	MaxBatch    int           // most update functions per group commit; default 512
+	// OnCommit, when set, is told how long each successful bbolt commit (its write and sync)
+	// took. It runs on the committer, so it must be quick (a histogram's Observe).
+	OnCommit func(time.Duration)
 
 	maxSize int // bbolt MaxSize; tests use it to make a commit fail at the bbolt level
 }

@@ -176,7 +176,7 @@ func TestAuthFailureMetrics(t *testing.T) {
 	e := newSimEnv(t, a)
 	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
 	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", "not-the-secret")}
-	m := newMetrics(nil, func() int64 { return 0 }, func() map[string]int { return nil })
+	m := newMetrics()
 	lp, err := wireLivePerson(&e.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), lpReports{call: m.observeCall, authFailed: m.authFailed})
 	if err != nil {
 		t.Fatal(err)

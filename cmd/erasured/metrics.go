@@ -5,18 +5,25 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
@@ -26,16 +33,24 @@ import (
 // ids — never a subject's identifier or a LivePerson record id.
 type metrics struct {
 	reg            *prometheus.Registry
+	grpc           *grpcprom.ServerMetrics // given to server.Options.Metrics
 	lpCalls        *prometheus.CounterVec
 	lpLatency      *prometheus.HistogramVec
 	lpAuthFailures *prometheus.CounterVec
 	incidents      *prometheus.CounterVec
+	commits        prometheus.Histogram
+	state          *stateCollector // the gauges; nil until attach
+	ready          func() error    // /readyz; nil until attach
 }
 
-func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() map[string]int) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+// newMetrics is the registry with the counters and histograms fed as things happen. It comes
+// before the store opens (commit durations) and the server (its interceptors); attach adds the
+// gauges read from them.
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), grpc: server.NewMetrics()}
 	m.lpCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "erasured_liveperson_calls_total", Help: "LivePerson API calls by service, operation and HTTP status code.",
+		Name: "erasured_liveperson_calls_total",
+		Help: "LivePerson API calls by service, operation and HTTP status code (\"none\" when no response came).",
 	}, []string{"service", "op", "code"})
 	m.lpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "erasured_liveperson_call_seconds", Help: "LivePerson API call latency.",
@@ -49,16 +64,55 @@ func newMetrics(svc *service.Service, watchers func() int64, quotaLeft func() ma
 		Name: "erasured_incidents_total",
 		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed), by kind and pipeline step.",
 	}, []string{"kind", "step"})
-	m.reg.MustRegister(m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{svc: svc, watchers: watchers, quotaLeft: quotaLeft})
+	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "erasured_store_commit_seconds", Help: "Duration of the store's commits (write and sync to disk).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	version, revision, goVersion := buildLabels()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "erasured_build_info", Help: "Always 1; the labels name the running build.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.grpc, m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents, m.commits, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// serve exposes /metrics on lis until ctx ends. On a listener bound to loopback it is open.
-// Beyond loopback (allowed only with callers and TLS, see checkListeners and listenChecked) it
-// is served over erasured's TLS and a scrape needs a bearer token or client certificate whose
-// principal holds the metrics role. What decides is the address bound, not the one written.
+// attach adds the gauges read at scrape time (erasures, quota, held batches, Watch streams,
+// store size) and makes /readyz follow srv's readiness. quotaLimit is each account's monthly
+// quota as the pipeline applies it.
+func (m *metrics) attach(svc *service.Service, srv *server.Server, dbPath string, accounts []string, quotaLimit func(string) int) {
+	m.ready = srv.Ready
+	m.state = &stateCollector{svc: svc, watchers: srv.Watchers, dbPath: dbPath, accounts: accounts, quotaLimit: quotaLimit}
+	m.reg.MustRegister(m.state)
+}
+
+// buildLabels are the version, VCS revision and Go version of the running binary, "unknown"
+// where the build did not record them.
+func buildLabels() (version, revision, goVersion string) {
+	version, revision, goVersion = "unknown", "unknown", runtime.Version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	if bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" && kv.Value != "" {
+			revision = kv.Value
+		}
+	}
+	return version, revision, bi.GoVersion
+}
+
+// serve exposes /metrics, /healthz and /readyz on lis until ctx ends. On a listener bound to
+// loopback all three are open. Beyond loopback (allowed only with callers and TLS, see
+// checkListeners and listenChecked) the listener speaks erasured's TLS and a scrape of /metrics
+// needs a bearer token or client certificate whose principal holds the metrics role; /healthz
+// and /readyz stay open, like gRPC health, as they reveal nothing. What decides is the address
+// bound, not the one written.
 func (m *metrics) serve(ctx context.Context, lis net.Listener, acc *access, log *slog.Logger) error {
 	var h http.Handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	guarded := !boundLoopback(lis)
@@ -72,6 +126,8 @@ func (m *metrics) serve(ctx context.Context, lis net.Listener, acc *access, log 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", m.readyz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()
@@ -84,6 +140,20 @@ func (m *metrics) serve(ctx context.Context, lis net.Listener, acc *access, log 
 		return err
 	}
 	return nil
+}
+
+// readyz answers 200 while erasured takes work (the rule of gRPC health: the store usable and
+// no shutdown begun), 503 otherwise.
+func (m *metrics) readyz(w http.ResponseWriter, _ *http.Request) {
+	err := errors.New("starting")
+	if m.ready != nil {
+		err = m.ready()
+	}
+	if err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
 }
 
 // metricsGuard admits a scrape with a bearer token, or a verified client certificate, whose
@@ -116,7 +186,11 @@ func metricsGuard(auth *server.Auth, next http.Handler, log *slog.Logger) http.H
 
 // observeCall counts a LivePerson call.
 func (m *metrics) observeCall(o liveperson.Observation) {
-	m.lpCalls.WithLabelValues(o.Service, o.Op, strconv.Itoa(o.Status)).Inc()
+	code := "none" // no HTTP response: refused, timed out, cut off
+	if o.Status > 0 {
+		code = strconv.Itoa(o.Status)
+	}
+	m.lpCalls.WithLabelValues(o.Service, o.Op, code).Inc()
 	m.lpLatency.WithLabelValues(o.Service, o.Op).Observe(o.Duration.Seconds())
 }
 
@@ -125,50 +199,92 @@ func (m *metrics) authFailed(account, service string) {
 	m.lpAuthFailures.WithLabelValues(account, service).Inc()
 }
 
+// observeCommit records the duration of a store commit (store.Options.OnCommit).
+func (m *metrics) observeCommit(d time.Duration) { m.commits.Observe(d.Seconds()) }
+
 // incident counts a failure the service reported.
 func (m *metrics) incident(i service.Incident) {
 	m.incidents.WithLabelValues(i.Kind, i.Step).Inc()
 }
 
 var (
-	descByState   = prometheus.NewDesc("erasured_erasures", "Erasures by state.", []string{"state"}, nil)
-	descAtRisk    = prometheus.NewDesc("erasured_erasures_at_risk", "Open erasures that may miss their legal deadline.", nil, nil)
-	descWatchers  = prometheus.NewDesc("erasured_watch_streams", "Open Watch streams.", nil, nil)
-	descQuotaLeft = prometheus.NewDesc("erasured_quota_left", "LivePerson deletion requests left this month, per account.", []string{"account"}, nil)
-	descHeld      = prometheus.NewDesc("erasured_deletion_batches_held",
+	descByState = prometheus.NewDesc("erasured_erasures", "Erasures by state (as named in the API).", []string{"state"}, nil)
+	descAtRisk  = prometheus.NewDesc("erasured_erasures_at_risk", "Open erasures that may miss their legal deadline.", nil, nil)
+	descWatch   = prometheus.NewDesc("erasured_watch_streams", "Open Watch streams.", nil, nil)
+	descUsed    = prometheus.NewDesc("erasured_quota_used_requests",
+		"LivePerson deletion requests counted against this month's quota, per account (the limit once LivePerson reports the quota exhausted).",
+		[]string{"account"}, nil)
+	descLimit = prometheus.NewDesc("erasured_quota_limit_requests", "LivePerson deletion requests allowed per month, per account.", []string{"account"}, nil)
+	descHeld  = prometheus.NewDesc("erasured_deletion_batches_held",
 		"Deletion batches whose LivePerson create outcome is unknown, held until an operator settles them (SettleBatch), per account.",
 		[]string{"account"}, nil)
+	descSize = prometheus.NewDesc("erasured_store_size_bytes", "Size of the store's database file.", nil, nil)
 )
 
-// stateCollector reads the counts from the store at scrape time.
+// statsTTL is how long the counts of erasures by state are reused between scrapes: counting
+// reads every erasure record, so several scrapers (or a fast one) must not each pay for it.
+const statsTTL = 5 * time.Second
+
+// stateCollector reads the gauges at scrape time.
 type stateCollector struct {
-	svc       *service.Service
-	watchers  func() int64
-	quotaLeft func() map[string]int
+	svc        *service.Service
+	watchers   func() int64
+	dbPath     string
+	accounts   []string
+	quotaLimit func(string) int
+
+	mu      sync.Mutex // guards the cached counts
+	stats   service.Stats
+	statsAt time.Time
+	now     func() time.Time // tests; nil: time.Now
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descByState
-	ch <- descAtRisk
-	ch <- descWatchers
-	ch <- descQuotaLeft
-	ch <- descHeld
+	for _, d := range []*prometheus.Desc{descByState, descAtRisk, descWatch, descUsed, descLimit, descHeld, descSize} {
+		ch <- d
+	}
+}
+
+// counts are the counts of erasures by state, recounted at most once per statsTTL.
+func (c *stateCollector) counts() (service.Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	if !c.statsAt.IsZero() && now().Sub(c.statsAt) < statsTTL {
+		return c.stats, nil
+	}
+	st, err := c.svc.Stats()
+	if err != nil {
+		return st, err
+	}
+	c.stats, c.statsAt = st, now()
+	return st, nil
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if st, err := c.svc.Stats(); err == nil {
+	if st, err := c.counts(); err == nil {
 		for s := service.StateReceived; s <= service.StateRejected; s++ {
-			ch <- prometheus.MustNewConstMetric(descByState, prometheus.GaugeValue, float64(st.ByState[s]), strings.ToLower(s.String()))
+			ch <- prometheus.MustNewConstMetric(descByState, prometheus.GaugeValue, float64(st.ByState[s]), erasurev1.State(s).String())
 		}
 		ch <- prometheus.MustNewConstMetric(descAtRisk, prometheus.GaugeValue, float64(st.AtRisk))
 	}
-	ch <- prometheus.MustNewConstMetric(descWatchers, prometheus.GaugeValue, float64(c.watchers()))
-	for acct, left := range c.quotaLeft() {
-		ch <- prometheus.MustNewConstMetric(descQuotaLeft, prometheus.GaugeValue, float64(left), acct)
+	ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, float64(c.watchers()))
+	for _, acct := range c.accounts {
+		limit := c.quotaLimit(acct)
+		if left, err := c.svc.QuotaLeft(acct, limit); err == nil {
+			ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(limit-left), acct)
+		}
+		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(limit), acct)
 	}
 	if held, err := c.svc.HeldBatchCounts(); err == nil {
 		for acct, n := range held {
 			ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(n), acct)
 		}
+	}
+	if fi, err := os.Stat(c.dbPath); err == nil {
+		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(fi.Size()))
 	}
 }

@@ -63,19 +63,13 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DB, store.Options{})
+	m := newMetrics()
+	db, err := store.Open(cfg.DB, store.Options{OnCommit: m.observeCommit})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer db.Close()
 
-	// Incidents are counted once the metrics exist; none comes before the pipeline runs.
-	var m *metrics
-	onIncident := func(i service.Incident) {
-		if m != nil {
-			m.incident(i)
-		}
-	}
 	conf := service.ConfirmationAutomatic
 	if cfg.Pipeline.Confirmation == "manual" {
 		conf = service.ConfirmationManual
@@ -86,7 +80,7 @@ func realMain(ctx context.Context, args []string) error {
 		CancelWindow:        cfg.LivePerson.CancelWindow.Duration,
 		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
 		Accounts:            accountIDs(cfg.Accounts),
-		OnIncident:          onIncident,
+		OnIncident:          m.incident,
 		Retention:           cfg.Privacy.Retention.Duration,
 	})
 	if err != nil {
@@ -113,28 +107,17 @@ func realMain(ctx context.Context, args []string) error {
 		}
 		defer mlis.Close()
 	}
-	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits()})
+	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits(), Metrics: m.grpc})
 	if err != nil {
 		return err
 	}
-	m = newMetrics(svc, srv.Watchers, func() map[string]int {
-		left := map[string]int{}
-		for _, a := range cfg.Accounts {
-			q := a.MonthlyQuota
-			if q == 0 {
-				q = 100
-			}
-			if n, err := svc.QuotaLeft(a.ID, q); err == nil {
-				left[a.ID] = n
-			}
-		}
-		return left
-	})
+	pcfg := pipelineConfig(&cfg)
+	m.attach(svc, srv, db.Path(), accountIDs(cfg.Accounts), pcfg.Quota)
 	lp, err := wireLivePerson(&cfg, log, lpReports{call: m.observeCall, authFailed: m.authFailed})
 	if err != nil {
 		return err
 	}
-	pipeline := svc.NewPipeline(port.New(lp.client), pipelineConfig(&cfg))
+	pipeline := svc.NewPipeline(port.New(lp.client), pcfg)
 	workCtx, stopWork := context.WithCancel(context.Background())
 	workDone := make(chan struct{})
 	go func() {
