@@ -27,15 +27,8 @@ import (
 // realMain wires configuration, store, service and server, serves until ctx ends, then shuts
 // down in order: health NOT_SERVING, Watch streams ended, in-flight RPCs drained, store closed.
 func realMain(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "receipt":
-			return receiptMain(args[1:], os.Stdout)
-		case "lpsim":
-			return lpsimMain(ctx, args[1:], os.Stdout, os.Stderr)
-		case "keys":
-			return keysMain(ctx, args[1:], os.Stdout)
-		}
+	if handled, err := dispatch(ctx, args, os.Stdout, os.Stderr); handled {
+		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	slog.SetDefault(log)
