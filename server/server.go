@@ -122,7 +122,7 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(append(gopts, s.opts.ExtraOptions...)...)
 	erasurev1.RegisterErasureServiceServer(s.grpc, &handler{svc: svc, srv: s})
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, closing: s.closing})
 	if err := registerReflection(s.grpc); err != nil {
 		return nil, err
 	}
@@ -193,8 +193,8 @@ func (s *Server) Drain() {
 	s.setHealth()
 }
 
-// Shutdown stops the server in this order: health turns NOT_SERVING, Watch streams
-// end with UNAVAILABLE, then in-flight RPCs finish (GracefulStop) until ctx ends, after which the
+// Shutdown stops the server in this order: health turns NOT_SERVING, Watch streams (the
+// erasure service's and health's) end with UNAVAILABLE, then in-flight RPCs finish (GracefulStop) until ctx ends, after which the
 // rest are cut off. The caller stops workers before and closes the store after.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()

@@ -27,16 +27,15 @@ import (
 // realMain wires configuration, store, service and server, serves until ctx ends, then shuts
 // down in order: health NOT_SERVING, Watch streams ended, in-flight RPCs drained, store closed.
 func realMain(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "receipt":
-			return receiptMain(args[1:], os.Stdout)
-		case "lpsim":
-			return lpsimMain(ctx, args[1:], os.Stdout, os.Stderr)
-		case "keys":
-			return keysMain(ctx, args[1:], os.Stdout)
-		}
+	if handled, err := dispatch(ctx, args, os.Stdout, os.Stderr); handled {
+		return err
 	}
+	// SIGHUP reloads the callers and TLS files. It is caught from here on, before the
+	// configuration is read and the store opens, so that one sent while erasured starts never
+	// ends it: it waits, and is handled once erasured serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	slog.SetDefault(log)
 
@@ -44,12 +43,6 @@ func realMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// SIGHUP reloads the callers and TLS files. It is caught from here on, before the store
-	// opens, so that one sent while erasured starts never ends it: it waits, and is handled
-	// once erasured serves.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	if cfg.sandbox {
 		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
@@ -159,12 +152,16 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
+	if sig := (signalCause{}); errors.As(context.Cause(ctx), &sig) {
+		log.Info("received "+sig.name()+", shutting down", "signal", sig.name(), "watchers", srv.Watchers())
+	} else {
+		log.Info("shutting down", "watchers", srv.Watchers())
+	}
 	// Shutdown order: health NOT_SERVING, stop the workers, end Watch streams, drain
 	// RPCs, close the store.
 	srv.Drain()
 	stopWork()
 	<-workDone
-	log.Info("shutting down", "watchers", srv.Watchers())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout.Duration)
 	defer cancel()
 	srv.Shutdown(sctx)
