@@ -47,6 +47,9 @@ type Config struct {
 	// OnIncident, when set, is called for each failure an operator must see (see Incident),
 	// after it is logged. It must not block.
 	OnIncident func(Incident)
+	// OnStateChange, when set, is called once for each committed change of an erasure's state
+	// (from is StateUnspecified when the erasure was created). It must not block.
+	OnStateChange func(from, to State)
 	// Retention is how long an erasure's sealed data is kept after it reaches a final state
 	// (default 720h); then it is destroyed (see shred.go).
 	Retention time.Duration
@@ -237,12 +240,17 @@ func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) 
 // logStateChange logs r's move from prev to its state once tx commits (once however often the
 // store runs the transaction function). A move to FAILED is left to its incident line.
 func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
-	if prev == r.State || r.State == StateFailed {
+	if prev == r.State {
 		return nil
 	}
 	id, account, to := r.ID, r.AccountID, r.State
 	return tx.OnCommit(func() {
-		s.log.Info("erasure state changed", "erasure", id, "account", account, "from", apiName(prev), "to", apiName(to))
+		if to != StateFailed {
+			s.log.Info("erasure state changed", "erasure", id, "account", account, "from", apiName(prev), "to", apiName(to))
+		}
+		if f := s.cfg.OnStateChange; f != nil {
+			f(prev, to)
+		}
 	})
 }
 

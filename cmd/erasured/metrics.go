@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +36,7 @@ type metrics struct {
 	lpLatency      *prometheus.HistogramVec
 	lpAuthFailures *prometheus.CounterVec
 	incidents      *prometheus.CounterVec
+	stateChanges   *prometheus.CounterVec
 	commits        prometheus.Histogram
 	state          *stateCollector // the gauges; nil until attach
 	ready          func() error    // /readyz; nil until attach
@@ -64,6 +63,10 @@ func newMetrics() *metrics {
 		Name: "erasured_incidents_total",
 		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed), by kind and pipeline step.",
 	}, []string{"kind", "step"})
+	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "erasured_state_changes_total",
+		Help: "Committed changes of an erasure's state, by the state before (STATE_UNSPECIFIED for a new erasure) and after.",
+	}, []string{"from", "to"})
 	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "erasured_store_commit_seconds", Help: "Duration of the store's commits (write and sync to disk).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -74,7 +77,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.grpc, m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents, m.commits, build,
+	m.reg.MustRegister(m.grpc, m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents, m.stateChanges, m.commits, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,20 +94,8 @@ func (m *metrics) attach(svc *service.Service, srv *server.Server, dbPath string
 // buildLabels are the version, VCS revision and Go version of the running binary, "unknown"
 // where the build did not record them.
 func buildLabels() (version, revision, goVersion string) {
-	version, revision, goVersion = "unknown", "unknown", runtime.Version()
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	if bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	for _, kv := range bi.Settings {
-		if kv.Key == "vcs.revision" && kv.Value != "" {
-			revision = kv.Value
-		}
-	}
-	return version, revision, bi.GoVersion
+	v := readVersion()
+	return v.Version, v.Revision, v.Go
 }
 
 // serve exposes /metrics, /healthz and /readyz on lis until ctx ends. On a listener bound to
@@ -205,6 +196,11 @@ func (m *metrics) observeCommit(d time.Duration) { m.commits.Observe(d.Seconds()
 // incident counts a failure the service reported.
 func (m *metrics) incident(i service.Incident) {
 	m.incidents.WithLabelValues(i.Kind, i.Step).Inc()
+}
+
+// stateChange counts a committed state change, the states named as in the API.
+func (m *metrics) stateChange(from, to service.State) {
+	m.stateChanges.WithLabelValues(erasurev1.State(from).String(), erasurev1.State(to).String()).Inc()
 }
 
 var (

@@ -45,7 +45,7 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(db, keys, service.Config{Logger: log, Accounts: []string{"1234"}, OnIncident: m.incident})
+	svc, err := service.New(db, keys, service.Config{Logger: log, Accounts: []string{"1234"}, OnIncident: m.incident, OnStateChange: m.stateChange})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +155,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"grpc_server_handling_seconds_count", map[string]string{"grpc_method": "Submit"}, 1},
 		{"erasured_erasures", map[string]string{"state": "STATE_RECEIVED"}, 1},
 		{"erasured_erasures", map[string]string{"state": "STATE_COMPLETED"}, 0},
+		{"erasured_state_changes_total", map[string]string{"from": "STATE_UNSPECIFIED", "to": "STATE_RECEIVED"}, 1},
 		{"erasured_build_info", map[string]string{}, 1},
 		{"erasured_quota_used_requests", map[string]string{"account": "1234"}, 0},
 		{"erasured_quota_limit_requests", map[string]string{"account": "1234"}, 100},

@@ -74,6 +74,7 @@ func realMain(ctx context.Context, args []string) error {
 		DeletionWindow:      cfg.LivePerson.DeletionWindow.Duration,
 		Accounts:            accountIDs(cfg.Accounts),
 		OnIncident:          m.incident,
+		OnStateChange:       m.stateChange,
 		Retention:           cfg.Privacy.Retention.Duration,
 	})
 	if err != nil {
