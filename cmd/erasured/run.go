@@ -35,6 +35,8 @@ func realMain(ctx context.Context, args []string) error {
 			return lpsimMain(ctx, args[1:], os.Stdout, os.Stderr)
 		case "keys":
 			return keysMain(ctx, args[1:], os.Stdout)
+		case "ctl":
+			return ctlMain(ctx, args[1:], os.Stdout, os.Stderr, os.Getenv)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
