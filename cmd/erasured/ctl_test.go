@@ -324,3 +324,69 @@ func TestCtlTLSAndToken(t *testing.T) {
 		t.Fatalf("token-open: %v %v", fi, err)
 	}
 }
+
+// TestCtlWatchResumesAfterUnavailable: a server restart ends the stream with UNAVAILABLE; the
+// watch reconnects from the revision after the last one it saw, so the change made while it
+// was away is printed once, and nothing is printed twice.
+func TestCtlWatchResumesAfterUnavailable(t *testing.T) {
+	defer func(p time.Duration) { ctlWatchPause = p }(ctlWatchPause)
+	ctlWatchPause = 50 * time.Millisecond
+	svc := ctlService(t)
+	srv, err := server.New(svc, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	go srv.Serve(lis)
+	name := strings.TrimSpace(mustCtl(t, addr, "submit", "--account", "1234", "--customer-id", "C-1", "-o", "name"))
+
+	var out, errOut syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ctlMain(ctx, []string{"--addr", addr, "watch", name}, &out, &errOut, noEnv) }()
+	for !strings.Contains(out.String(), "now STATE_RECEIVED") && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(sctx)
+	scancel()
+	// While no server listens, the erasure is cancelled.
+	if _, err := svc.Cancel(context.Background(), name, "test"); err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, svc, addr)
+	select {
+	case err := <-done:
+		if err != nil || strings.Count(out.String(), "STATE_RECEIVED -> STATE_CANCELLED") != 1 || !strings.Contains(errOut.String(), "resuming from revision 2") {
+			t.Errorf("watch = %v, printed %q, %q", err, out.String(), errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("watch did not resume: %q %q", out.String(), errOut.String())
+	}
+}
+
+// serveOn serves svc on a given loopback address until the test ends.
+func serveOn(t *testing.T, svc *service.Service, addr string) {
+	t.Helper()
+	srv, err := server.New(svc, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+}
