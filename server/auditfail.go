@@ -35,7 +35,7 @@ func (s *Server) auditFailures(ctx context.Context, req any, info *grpc.UnarySer
 		return resp, err
 	}
 	e.Principal = c.principal
-	e.Outcome = codeName(status.Code(err))
+	e.Outcome = CodeName(status.Code(err))
 	e.Detail = errorReason(err)
 	// The record is written even when the caller has gone away.
 	if aerr := s.svc.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
@@ -97,9 +97,9 @@ func errorReason(err error) string {
 	return ""
 }
 
-// codeName is the canonical name of a gRPC code, as the audit trail spells outcomes
-// ("PERMISSION_DENIED"; Go's String gives "PermissionDenied").
-func codeName(c codes.Code) string {
+// CodeName is the canonical name of a gRPC code, as the audit trail spells outcomes and tools
+// print them ("PERMISSION_DENIED"; Go's String gives "PermissionDenied").
+func CodeName(c codes.Code) string {
 	if n, ok := canonicalCodes[c]; ok {
 		return n
 	}

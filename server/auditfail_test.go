@@ -91,11 +91,11 @@ func TestFailedCallsAreAudited(t *testing.T) {
 
 func TestCodeNames(t *testing.T) {
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if codeName(c) == "" || codeName(c) == "UNKNOWN" && c != codes.Unknown {
+		if CodeName(c) == "" || CodeName(c) == "UNKNOWN" && c != codes.Unknown {
 			t.Errorf("code %v has no canonical name", c)
 		}
 	}
-	if codeName(codes.Canceled) != "CANCELLED" || codeName(codes.PermissionDenied) != "PERMISSION_DENIED" {
+	if CodeName(codes.Canceled) != "CANCELLED" || CodeName(codes.PermissionDenied) != "PERMISSION_DENIED" {
 		t.Error("canonical names misspelt")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -30,6 +31,10 @@ func commands() []command {
 				return keysMain(ctx, args, stdout)
 			}},
 		{name: "lpsim", summary: "run the LivePerson simulator on its own", run: lpsimMain},
+		{name: "ctl", summary: "operate a running erasured: list, get, plan, watch, confirm, reject, cancel, submit, audit",
+			run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+				return ctlMain(ctx, args, stdout, stderr, os.Getenv)
+			}},
 		{name: "version", summary: "print the version, the source revision and the Go version", usage: "usage: erasured version\n",
 			run: func(_ context.Context, _ []string, stdout, _ io.Writer) error { return writeVersion(stdout) }},
 	}
