@@ -249,7 +249,7 @@ func createLost(e *e2eEnv, name string) {
 	e.t.Helper()
 	e.waitState(name, service.StateScheduled)
 	e.advance(e2eBatchMaxWait)
-	e.waitLogged("pipeline step failed", 1)
+	e.waitLogged("pipeline step failed; retrying", 1)
 	if got := e.status(name); got.State != service.StateScheduled || len(got.LPRequests) != 0 {
 		e.t.Errorf("while the create's outcome is unknown: %s with %d LP requests, want SCHEDULED with none",
 			got.State, len(got.LPRequests))
@@ -280,9 +280,9 @@ func createLostListDown(e *e2eEnv, name string) {
 	e.t.Helper()
 	e.waitState(name, service.StateScheduled)
 	e.advance(e2eBatchMaxWait)
-	e.waitLogged("pipeline step failed", 1)
+	e.waitLogged("pipeline step failed; retrying", 1)
 	e.advance(time.Minute)
-	e.waitLogged("pipeline step failed", 2) // the reconciliation could not list
+	e.waitLogged("pipeline step failed; retrying", 2) // the reconciliation could not list
 	if n := len(e.calls(lpsim.ServiceRTBF, lpsim.OpCreate)); n != 1 {
 		e.t.Errorf("%d creates while the list was down, want 1", n)
 	}
@@ -298,7 +298,7 @@ func pollDown(e *e2eEnv, name string) {
 	e.advance(e2eBatchMaxWait)
 	e.waitState(name, service.StateSubmitted)
 	e.advance(e2eCancelWindow + time.Hour)
-	e.waitLogged("pipeline step failed", 1)
+	e.waitLogged("pipeline step failed; retrying", 1)
 	if got := e.status(name); got.State != service.StateSubmitted {
 		e.t.Errorf("after a failed poll: %s, want SUBMITTED", got.State)
 	}
