@@ -92,8 +92,9 @@ type ErasureServiceClient interface {
 	// watch history and the audit trail. Personal data in it stays sealed, encrypted with keys that
 	// are NOT in the snapshot: the key directory lives apart and must be backed up apart, or not
 	// at all (then a restored store keeps its receipts and audit trail, but the sealed data can
-	// never be read again, which is what crypto-shredding relies on). Callers need the operator
-	// role.
+	// never be read again, which is what crypto-shredding relies on). The server first copies the
+	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
+	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
@@ -275,8 +276,9 @@ type ErasureServiceServer interface {
 	// watch history and the audit trail. Personal data in it stays sealed, encrypted with keys that
 	// are NOT in the snapshot: the key directory lives apart and must be backed up apart, or not
 	// at all (then a restored store keeps its receipts and audit trail, but the sealed data can
-	// never be read again, which is what crypto-shredding relies on). Callers need the operator
-	// role.
+	// never be read again, which is what crypto-shredding relies on). The server first copies the
+	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
+	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedErasureServiceServer()
 }
