@@ -99,6 +99,20 @@ func rpcCases() []rpcCase {
 			_, err = st.Recv()
 			return err
 		}},
+		{"Backup", erasurev1.ErasureService_Backup_FullMethodName, false, RoleOperator, func(ctx context.Context, c *grpc.ClientConn) error {
+			st, err := svc(c).Backup(ctx, &erasurev1.BackupRequest{})
+			if err != nil {
+				return err
+			}
+			for {
+				if _, err := st.Recv(); err != nil {
+					if err == io.EOF {
+						return nil
+					}
+					return err
+				}
+			}
+		}},
 		{"reflection v1", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", false, "", func(ctx context.Context, c *grpc.ClientConn) error {
 			st, err := reflv1.NewServerReflectionClient(c).ServerReflectionInfo(ctx)
 			if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
@@ -12,6 +13,9 @@ type handler struct {
 	erasurev1.UnimplementedErasureServiceServer
 	svc *service.Service
 	srv *Server
+	// backup is held by the one Backup running: each spools a full copy of the store to disk,
+	// so concurrent ones would only multiply the disk space and I/O taken.
+	backup sync.Mutex
 }
 
 var _ erasurev1.ErasureServiceServer = (*handler)(nil)
@@ -64,7 +68,8 @@ func (h *handler) Status(ctx context.Context, req *erasurev1.StatusRequest) (*er
 }
 
 func (h *handler) List(ctx context.Context, req *erasurev1.ListRequest) (*erasurev1.ListResponse, error) {
-	lr := service.ListRequest{AccountID: req.GetAccountId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	lr := service.ListRequest{AccountID: req.GetAccountId(), ExternalRef: req.GetExternalRef(),
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
 	for _, s := range req.GetStates() {
 		lr.States = append(lr.States, service.State(s))
 	}

@@ -19,7 +19,8 @@ const (
 	RoleApprover Role = "approver"
 	// RoleViewer reads erasures: Status, List, Watch and Resolve without a decision.
 	RoleViewer Role = "viewer"
-	// RoleOperator settles a batch whose LivePerson outcome is known out of band.
+	// RoleOperator settles a batch whose LivePerson outcome is known out of band, and takes
+	// backups of the store.
 	RoleOperator Role = "operator"
 	// RoleAuditor reads the audit trail.
 	RoleAuditor Role = "auditor"
@@ -64,6 +65,7 @@ var methodRoles = map[string]access{
 	erasurev1.ErasureService_Watch_FullMethodName:            {roles: []Role{RoleViewer}},
 	erasurev1.ErasureService_SettleBatch_FullMethodName:      {roles: []Role{RoleOperator}},
 	erasurev1.ErasureService_ListAuditRecords_FullMethodName: {roles: []Role{RoleAuditor}},
+	erasurev1.ErasureService_Backup_FullMethodName:           {roles: []Role{RoleOperator}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/List":  {open: true},

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,41 @@ func TestAliasesOverTheWire(t *testing.T) {
 		Subject: customerID("C"), Aliases: []*erasurev1.Subject{customerID("C")}})
 	if status.Code(err) != codes.InvalidArgument || reasonOf(err) != "INVALID_REQUEST" {
 		t.Errorf("an alias repeating the subject = %v, want INVALID_ARGUMENT INVALID_REQUEST", err)
+	}
+}
+
+func TestListByExternalRefOverTheWire(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx := context.Background()
+	var want []string
+	for i, ref := range []string{"TICKET-7", "TICKET-8", "TICKET-7"} {
+		res, err := h.client.Submit(ctx, &erasurev1.SubmitRequest{
+			RequestId: fmt.Sprintf("4a7c1f62-0d5e-4f3b-9b7e-%012d", i+1), AccountId: "1234",
+			Subject: customerID(fmt.Sprint("C-", i)), ExternalRef: ref,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == "TICKET-7" {
+			want = append(want, res.GetErasure().GetName())
+		}
+	}
+	var got []string
+	page, err := h.client.List(ctx, &erasurev1.ListRequest{ExternalRef: "TICKET-7", PageSize: 1})
+	for err == nil {
+		for _, e := range page.GetErasures() {
+			got = append(got, e.GetName())
+		}
+		if page.GetNextPageToken() == "" {
+			break
+		}
+		page, err = h.client.List(ctx, &erasurev1.ListRequest{ExternalRef: "TICKET-7", PageSize: 1, PageToken: page.GetNextPageToken()})
+	}
+	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("List(external_ref TICKET-7) = %v, %v; want %v", got, err, want)
+	}
+	_, err = h.client.List(ctx, &erasurev1.ListRequest{ExternalRef: "bad\x01ref"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("List with a control character in external_ref: %v, want INVALID_ARGUMENT", err)
 	}
 }

@@ -50,8 +50,10 @@ func (s *Service) viewRecord(id string, fn func(tx *store.Tx, r *record) error) 
 type ListRequest struct {
 	AccountID string  // empty: all accounts
 	States    []State // empty: all states
-	PageSize  int     // 0: DefaultPageSize
-	PageToken string
+	// ExternalRef, when set, keeps only erasures whose external_ref is exactly this (a ticket id).
+	ExternalRef string
+	PageSize    int // 0: DefaultPageSize
+	PageToken   string
 }
 
 // ListResult is a page of erasures, oldest first.
@@ -102,6 +104,9 @@ func (s *Service) List(ctx context.Context, req ListRequest) (ListResult, error)
 			if len(req.States) > 0 && !slices.Contains(req.States, r.State) {
 				return true, nil
 			}
+			if req.ExternalRef != "" && r.ExternalRef != req.ExternalRef {
+				return true, nil
+			}
 			if len(res.Erasures) == size {
 				// One more match exists: this page is full and another follows.
 				res.NextPageToken = encodePageToken(res.Erasures[size-1].ID, filter)
@@ -119,7 +124,11 @@ func (s *Service) List(ctx context.Context, req ListRequest) (ListResult, error)
 func listFilterHash(req ListRequest) string {
 	states := slices.Clone(req.States)
 	slices.Sort(states)
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|%v", req.AccountID, states))
+	key := fmt.Appendf(nil, "%s|%v", req.AccountID, states)
+	if req.ExternalRef != "" { // appended only when set, so tokens issued before the filter existed stay valid
+		key = fmt.Appendf(key, "|%q", req.ExternalRef)
+	}
+	h := sha256.Sum256(key)
 	return base64.RawURLEncoding.EncodeToString(h[:6])
 }
 

@@ -142,3 +142,55 @@ func TestUpdateRefusesIllegalTransition(t *testing.T) {
 		t.Errorf("after a refused transition: %s rev %d, want RECEIVED rev %d (nothing written)", got.State, got.Revision, res.Erasure.Revision)
 	}
 }
+
+func TestListFilterByExternalRef(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var want []string
+	for i := range 7 {
+		req := submitReq(fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1), "1", customer(fmt.Sprint("c", i)))
+		switch i % 3 {
+		case 0:
+			req.ExternalRef = "TICKET-42"
+		case 1:
+			req.ExternalRef = "TICKET-420" // a longer ref sharing the prefix must not match
+		}
+		res := e.submit(req)
+		if req.ExternalRef == "TICKET-42" {
+			want = append(want, res.Erasure.ID)
+		}
+	}
+	var got []string
+	tok := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("List by external_ref does not end")
+		}
+		page, err := e.svc.List(ctx, ListRequest{ExternalRef: "TICKET-42", PageSize: 2, PageToken: tok})
+		if err != nil {
+			t.Fatalf("List page %d: %v", pages, err)
+		}
+		for _, er := range page.Erasures {
+			if er.ExternalRef != "TICKET-42" {
+				t.Errorf("List(external_ref TICKET-42) returned %s with external_ref %q", er.ID, er.ExternalRef)
+			}
+			got = append(got, er.ID)
+		}
+		if tok = page.NextPageToken; tok == "" {
+			break
+		}
+		if _, err := e.svc.List(ctx, ListRequest{ExternalRef: "TICKET-420", PageSize: 2, PageToken: tok}); KindOf(err) != KindInvalid {
+			t.Errorf("token reused with another external_ref: err = %v, want Invalid", err)
+		}
+		if _, err := e.svc.List(ctx, ListRequest{PageSize: 2, PageToken: tok}); KindOf(err) != KindInvalid {
+			t.Errorf("token reused without the external_ref filter: err = %v, want Invalid", err)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("List(external_ref TICKET-42) (-want +got):\n%s", diff)
+	}
+	res, err := e.svc.List(ctx, ListRequest{ExternalRef: "NO-SUCH"})
+	if err != nil || len(res.Erasures) != 0 || res.NextPageToken != "" {
+		t.Errorf("List(external_ref NO-SUCH) = %d erasures, token %q, %v; want none", len(res.Erasures), res.NextPageToken, err)
+	}
+}

@@ -25,6 +25,7 @@ type Store interface {
 	Oldest() uint64
 	Compact(ctx context.Context, rev uint64) error
 	Err() error
+	Backup(fn func(s store.Snapshot) error) error
 }
 
 var _ Store = (*store.DB)(nil)

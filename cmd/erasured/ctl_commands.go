@@ -25,7 +25,7 @@ type ctlRun func(ctx context.Context, c *ctl, args []string) error
 func noCheck() error { return nil }
 
 var ctlCommands = map[string]ctlCommand{
-	"list":    {usage: "list [--account A] [--state STATE]...", maxArgs: 0, setup: ctlList},
+	"list":    {usage: "list [--account A] [--state STATE]... [--external-ref REF]", maxArgs: 0, setup: ctlList},
 	"get":     {usage: "get NAME", minArgs: 1, maxArgs: 1, setup: ctlGet},
 	"plan":    {usage: "plan NAME", minArgs: 1, maxArgs: 1, setup: ctlPlan},
 	"watch":   {usage: "watch [NAME] [--from REV]", maxArgs: 1, setup: ctlWatchCmd},
@@ -34,7 +34,8 @@ var ctlCommands = map[string]ctlCommand{
 	"cancel":  {usage: "cancel NAME --reason R", minArgs: 1, maxArgs: 1, setup: ctlCancel},
 	"submit": {usage: "submit --account A (--customer-id X | --email X | --phone X | --consumer-id X) [--request-id UUID] [--external-ref REF] [--manual]",
 		setup: ctlSubmit},
-	"audit": {usage: "audit [--erasure NAME]", setup: ctlAudit},
+	"audit":  {usage: "audit [--erasure NAME]", setup: ctlAudit},
+	"backup": {usage: "backup FILE", minArgs: 1, maxArgs: 1, setup: ctlBackup},
 }
 
 // erasureName accepts `erasures/ID` or a bare ID.
@@ -65,11 +66,12 @@ func (l *stateList) Set(v string) error {
 
 func ctlList(fs *flag.FlagSet) (func() error, ctlRun) {
 	account := fs.String("account", "", "")
+	ref := fs.String("external-ref", "", "")
 	var states stateList
 	fs.Var(&states, "state", "")
 	return noCheck, func(ctx context.Context, c *ctl, _ []string) error {
 		all := &erasurev1.ListResponse{}
-		req := &erasurev1.ListRequest{AccountId: *account, States: states, PageSize: 1000}
+		req := &erasurev1.ListRequest{AccountId: *account, States: states, ExternalRef: *ref, PageSize: 1000}
 		for {
 			cctx, cancel := c.call(ctx)
 			page, err := c.client.List(cctx, req)

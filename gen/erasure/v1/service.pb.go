@@ -718,7 +718,9 @@ type ListRequest struct {
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page; empty for the first page. A token is only valid
 	// with the same filters.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only erasures whose external_ref is exactly this (a ticket id); empty for any.
+	ExternalRef   string `protobuf:"bytes,5,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -777,6 +779,13 @@ func (x *ListRequest) GetPageSize() int32 {
 func (x *ListRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRequest) GetExternalRef() string {
+	if x != nil {
+		return x.ExternalRef
 	}
 	return ""
 }
@@ -1550,6 +1559,107 @@ func (x *AuditRecord) GetBatchId() uint64 {
 	return 0
 }
 
+// Ask for a snapshot of the store.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_erasure_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+// One chunk of the snapshot.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the bbolt file, at most 1 MiB.
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The store's revision in the snapshot: the last change it holds. Set on the first chunk.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The snapshot's total size in bytes. Set on the first chunk.
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_erasure_v1_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *BackupResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 var File_erasure_v1_service_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_service_proto_rawDesc = "" +
@@ -1604,7 +1714,7 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\rStatusRequest\x128\n" +
 	"\x04name\x18\x01 \x01(\tB$\xbaH!r\x1f2\x1d^erasures/[A-Za-z0-9-]{1,64}$R\x04name\"?\n" +
 	"\x0eStatusResponse\x12-\n" +
-	"\aerasure\x18\x01 \x01(\v2\x13.erasure.v1.ErasureR\aerasure\"\xd7\x01\n" +
+	"\aerasure\x18\x01 \x01(\v2\x13.erasure.v1.ErasureR\aerasure\"\x95\x02\n" +
 	"\vListRequest\x126\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\x17\xbaH\x14r\x12\x18 2\x0e^[A-Za-z0-9]*$R\taccountId\x12>\n" +
@@ -1612,7 +1722,8 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\tpage_size\x18\x03 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"g\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12<\n" +
+	"\fexternal_ref\x18\x05 \x01(\tB\x19\xbaH\x16r\x14\x18\x80\x012\x0f^[\\x21-\\x7e ]*$R\vexternalRef\"g\n" +
 	"\fListResponse\x12/\n" +
 	"\berasures\x18\x01 \x03(\v2\x13.erasure.v1.ErasureR\berasures\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n" +
@@ -1668,7 +1779,12 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x16\n" +
 	"\x06detail\x18\t \x01(\tR\x06detail\x12\x19\n" +
 	"\bbatch_id\x18\n" +
-	" \x01(\x04R\abatchId2\xd5\x04\n" +
+	" \x01(\x04R\abatchId\"\x0f\n" +
+	"\rBackupRequest\"T\n" +
+	"\x0eBackupResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size2\x9d\x05\n" +
 	"\x0eErasureService\x12?\n" +
 	"\x06Submit\x12\x19.erasure.v1.SubmitRequest\x1a\x1a.erasure.v1.SubmitResponse\x12B\n" +
 	"\aResolve\x12\x1a.erasure.v1.ResolveRequest\x1a\x1b.erasure.v1.ResolveResponse\x12D\n" +
@@ -1677,7 +1793,8 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x06Cancel\x12\x19.erasure.v1.CancelRequest\x1a\x1a.erasure.v1.CancelResponse\x12N\n" +
 	"\vSettleBatch\x12\x1e.erasure.v1.SettleBatchRequest\x1a\x1f.erasure.v1.SettleBatchResponse\x12C\n" +
 	"\x05Watch\x12\x18.erasure.v1.WatchRequest\x1a\x19.erasure.v1.WatchResponse\"\x03\x90\x02\x010\x01\x12b\n" +
-	"\x10ListAuditRecords\x12#.erasure.v1.ListAuditRecordsRequest\x1a$.erasure.v1.ListAuditRecordsResponse\"\x03\x90\x02\x01B\x9e\x01\n" +
+	"\x10ListAuditRecords\x12#.erasure.v1.ListAuditRecordsRequest\x1a$.erasure.v1.ListAuditRecordsResponse\"\x03\x90\x02\x01\x12F\n" +
+	"\x06Backup\x12\x19.erasure.v1.BackupRequest\x1a\x1a.erasure.v1.BackupResponse\"\x03\x90\x02\x010\x01B\x9e\x01\n" +
 	"\x0ecom.erasure.v1B\fServiceProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
 	"Erasure\\V1\xe2\x02\x16Erasure\\V1\\GPBMetadata\xea\x02\vErasure::V1b\x06proto3"
@@ -1694,7 +1811,7 @@ func file_erasure_v1_service_proto_rawDescGZIP() []byte {
 	return file_erasure_v1_service_proto_rawDescData
 }
 
-var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_erasure_v1_service_proto_goTypes = []any{
 	(*SubmitRequest)(nil),            // 0: erasure.v1.SubmitRequest
 	(*SubmitResponse)(nil),           // 1: erasure.v1.SubmitResponse
@@ -1718,42 +1835,44 @@ var file_erasure_v1_service_proto_goTypes = []any{
 	(*ListAuditRecordsRequest)(nil),  // 19: erasure.v1.ListAuditRecordsRequest
 	(*ListAuditRecordsResponse)(nil), // 20: erasure.v1.ListAuditRecordsResponse
 	(*AuditRecord)(nil),              // 21: erasure.v1.AuditRecord
-	(*Subject)(nil),                  // 22: erasure.v1.Subject
-	(Channel)(0),                     // 23: erasure.v1.Channel
-	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
-	(Confirmation)(0),                // 25: erasure.v1.Confirmation
-	(*Erasure)(nil),                  // 26: erasure.v1.Erasure
-	(*Plan)(nil),                     // 27: erasure.v1.Plan
-	(State)(0),                       // 28: erasure.v1.State
+	(*BackupRequest)(nil),            // 22: erasure.v1.BackupRequest
+	(*BackupResponse)(nil),           // 23: erasure.v1.BackupResponse
+	(*Subject)(nil),                  // 24: erasure.v1.Subject
+	(Channel)(0),                     // 25: erasure.v1.Channel
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(Confirmation)(0),                // 27: erasure.v1.Confirmation
+	(*Erasure)(nil),                  // 28: erasure.v1.Erasure
+	(*Plan)(nil),                     // 29: erasure.v1.Plan
+	(State)(0),                       // 30: erasure.v1.State
 }
 var file_erasure_v1_service_proto_depIdxs = []int32{
-	22, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
-	23, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
-	24, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
-	25, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
-	22, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
-	26, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
+	24, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
+	25, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
+	26, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
+	27, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
+	24, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
+	28, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
 	3,  // 6: erasure.v1.ResolveRequest.preview:type_name -> erasure.v1.ResolvePreview
 	4,  // 7: erasure.v1.ResolveRequest.decision:type_name -> erasure.v1.Decision
-	22, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
-	23, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
-	22, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
+	24, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
+	25, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
+	24, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
 	5,  // 11: erasure.v1.Decision.confirm:type_name -> erasure.v1.Confirm
 	6,  // 12: erasure.v1.Decision.reject:type_name -> erasure.v1.Reject
-	26, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
-	27, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
-	26, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
-	28, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
-	26, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
-	26, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
+	28, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
+	29, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
+	28, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
+	30, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
+	28, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
+	28, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
 	16, // 19: erasure.v1.WatchResponse.events:type_name -> erasure.v1.WatchEvent
-	26, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
-	28, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
-	24, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	26, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
-	24, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
+	30, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
+	26, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	28, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
+	26, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
 	21, // 25: erasure.v1.ListAuditRecordsResponse.records:type_name -> erasure.v1.AuditRecord
-	24, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	26, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
 	0,  // 27: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
 	2,  // 28: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
 	8,  // 29: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
@@ -1762,16 +1881,18 @@ var file_erasure_v1_service_proto_depIdxs = []int32{
 	17, // 32: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
 	14, // 33: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
 	19, // 34: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
-	1,  // 35: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
-	7,  // 36: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
-	9,  // 37: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
-	11, // 38: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
-	13, // 39: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
-	18, // 40: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
-	15, // 41: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
-	20, // 42: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
+	22, // 35: erasure.v1.ErasureService.Backup:input_type -> erasure.v1.BackupRequest
+	1,  // 36: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
+	7,  // 37: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
+	9,  // 38: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
+	11, // 39: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
+	13, // 40: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
+	18, // 41: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
+	15, // 42: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
+	20, // 43: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
+	23, // 44: erasure.v1.ErasureService.Backup:output_type -> erasure.v1.BackupResponse
+	36, // [36:45] is the sub-list for method output_type
+	27, // [27:36] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -1803,7 +1924,7 @@ func file_erasure_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_service_proto_rawDesc), len(file_erasure_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	ErasureService_SettleBatch_FullMethodName      = "/erasure.v1.ErasureService/SettleBatch"
 	ErasureService_Watch_FullMethodName            = "/erasure.v1.ErasureService/Watch"
 	ErasureService_ListAuditRecords_FullMethodName = "/erasure.v1.ErasureService/ListAuditRecords"
+	ErasureService_Backup_FullMethodName           = "/erasure.v1.ErasureService/Backup"
 )
 
 // ErasureServiceClient is the client API for ErasureService service.
@@ -83,6 +84,18 @@ type ErasureServiceClient interface {
 	// result, and when. It holds no personal data, and it is kept when erasures are compacted or
 	// their data is destroyed after retention. Callers need the auditor role.
 	ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error)
+	// Backup streams a consistent snapshot of the whole store, taken while the service keeps
+	// serving: writers are not blocked. Concatenate the chunks' data in order to get a bbolt file
+	// that can replace the store's file (stop the service, put it in place, start again).
+	//
+	// The snapshot holds everything the store holds: erasures, their plans, batches, receipts, the
+	// watch history and the audit trail. Personal data in it stays sealed, encrypted with keys that
+	// are NOT in the snapshot: the key directory lives apart and must be backed up apart, or not
+	// at all (then a restored store keeps its receipts and audit trail, but the sealed data can
+	// never be read again, which is what crypto-shredding relies on). The server first copies the
+	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
+	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type erasureServiceClient struct {
@@ -182,6 +195,25 @@ func (c *erasureServiceClient) ListAuditRecords(ctx context.Context, in *ListAud
 	return out, nil
 }
 
+func (c *erasureServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ErasureService_ServiceDesc.Streams[1], ErasureService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ErasureService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // ErasureServiceServer is the server API for ErasureService service.
 // All implementations must embed UnimplementedErasureServiceServer
 // for forward compatibility.
@@ -236,6 +268,18 @@ type ErasureServiceServer interface {
 	// result, and when. It holds no personal data, and it is kept when erasures are compacted or
 	// their data is destroyed after retention. Callers need the auditor role.
 	ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error)
+	// Backup streams a consistent snapshot of the whole store, taken while the service keeps
+	// serving: writers are not blocked. Concatenate the chunks' data in order to get a bbolt file
+	// that can replace the store's file (stop the service, put it in place, start again).
+	//
+	// The snapshot holds everything the store holds: erasures, their plans, batches, receipts, the
+	// watch history and the audit trail. Personal data in it stays sealed, encrypted with keys that
+	// are NOT in the snapshot: the key directory lives apart and must be backed up apart, or not
+	// at all (then a restored store keeps its receipts and audit trail, but the sealed data can
+	// never be read again, which is what crypto-shredding relies on). The server first copies the
+	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
+	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedErasureServiceServer()
 }
 
@@ -269,6 +313,9 @@ func (UnimplementedErasureServiceServer) Watch(*WatchRequest, grpc.ServerStreami
 }
 func (UnimplementedErasureServiceServer) ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditRecords not implemented")
+}
+func (UnimplementedErasureServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedErasureServiceServer) mustEmbedUnimplementedErasureServiceServer() {}
 func (UnimplementedErasureServiceServer) testEmbeddedByValue()                        {}
@@ -428,6 +475,17 @@ func _ErasureService_ListAuditRecords_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ErasureService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ErasureServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ErasureService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // ErasureService_ServiceDesc is the grpc.ServiceDesc for ErasureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +526,11 @@ var ErasureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _ErasureService_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Backup",
+			Handler:       _ErasureService_Backup_Handler,
 			ServerStreams: true,
 		},
 	},
