@@ -25,7 +25,9 @@ const ctlUsage = `usage: erasured ctl [FLAGS] COMMAND [ARGS] [FLAGS]
 An operator's client for a running erasured, over its gRPC API.
 
 Commands:
-  list [--account A] [--state STATE]...   erasures, oldest first (--state repeats)
+  list [--account A] [--state STATE]... [--external-ref REF]
+                                          erasures, oldest first (--state repeats;
+                                          --external-ref matches exactly)
   get NAME                                one erasure in full
   plan NAME                               an erasure's deletion plan and its etag
   watch [NAME] [--from REV]               stream changes; a named watch ends at a final state
@@ -36,6 +38,8 @@ Commands:
          [--request-id UUID] [--external-ref REF] [--manual]
                                           submit an erasure (a new request id is printed)
   audit [--erasure NAME]                  the audit trail, oldest first
+  backup FILE                             a consistent snapshot of the server's store
+                                          (operator role; the key directory is not in it)
 
 Flags (before or after the command):
   --addr HOST:PORT   erasured's gRPC address (default 127.0.0.1:50051, env ERASURED_ADDR)
