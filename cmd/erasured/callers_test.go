@@ -25,11 +25,26 @@ func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
 	return p
 }
 
+// testMasterKey is a master key file in dir, made at the first call: a configuration that
+// names one is checked by reading it.
+func testMasterKey(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "master.key")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if _, err := newKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // callersConfig writes a configuration file whose tls and auth sections are body (the rest:
 // what a start needs) and loads it.
 func callersConfig(t *testing.T, dir, body string, flags ...string) (Config, error) {
 	t.Helper()
 	secret := writeFile(t, dir, "client-secret", "s3cret\n", 0o600)
+	key := testMasterKey(t, dir)
 	path := writeFile(t, dir, "erasured.yaml", fmt.Sprintf(`
 accounts:
   - id: "1234"
@@ -39,8 +54,8 @@ accounts:
         client_id: abc
         client_secret_file: %s
 privacy:
-  master_key_file: /run/master.key
-%s`, secret, body), 0o600)
+  master_key_file: %s
+%s`, secret, key, body), 0o600)
 	return loadConfig(append([]string{"--config", path}, flags...), noEnv)
 }
 

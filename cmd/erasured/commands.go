@@ -30,6 +30,10 @@ func commands() []command {
 			run: func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 				return keysMain(ctx, args, stdout)
 			}},
+		{name: "config", summary: "check a configuration file, reporting every problem at once", usage: configUsage,
+			run: func(_ context.Context, args []string, stdout, _ io.Writer) error {
+				return configMain(args, stdout, os.Getenv)
+			}},
 		{name: "lpsim", summary: "run the LivePerson simulator on its own", run: lpsimMain},
 		{name: "ctl", summary: "operate a running erasured: list, get, plan, watch, confirm, reject, cancel, submit, audit",
 			run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +68,7 @@ const serveFlags = `flags:
   --listen ADDR            gRPC listen address (default 127.0.0.1:50051)
   --db FILE                bbolt database file (default var/erasure.db)
   --metrics-listen ADDR    Prometheus metrics listen address (default: off)
+  --log-level LEVEL        debug, info, warn or error (default info); SIGHUP reads it again
   --no-credential-check    skip the start-up call that checks each account's LivePerson
                            credentials
   --help, -h               print this help

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +22,9 @@ type Config struct {
 	Listen        string `yaml:"listen"`
 	MetricsListen string `yaml:"metrics_listen"`
 	DB            string `yaml:"db"`
-	LivePerson    struct {
+	// LogLevel is debug, info, warn or error (default info); SIGHUP reads it again.
+	LogLevel   string `yaml:"log_level"`
+	LivePerson struct {
 		DomainAPIURL   string   `yaml:"domain_api_url"`
 		Source         string   `yaml:"source"`
 		CancelWindow   Duration `yaml:"cancel_window"`
@@ -74,6 +77,7 @@ type Config struct {
 	sandbox           bool                // no config file: the sandbox
 	sandboxSecret     string              // the simulator's client secret, in the sandbox only
 	noCredentialCheck bool                // --no-credential-check
+	noFiles           bool                // config check --no-files: referenced files are not opened
 	getenv            func(string) string // where secrets in the environment are read; nil: none
 	args              []string            // the command line, read again on SIGHUP
 	// skipSecrets checks the account auth sections without reading a secret file: a SIGHUP
@@ -125,11 +129,12 @@ type Duration struct{ time.Duration }
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return err
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration", n.Line)}}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		// A type error lets decoding go on, so that every problem of the file is reported.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration", n.Line, s)}}
 	}
 	d.Duration = v
 	return nil
@@ -154,59 +159,92 @@ func defaultConfig() Config {
 	return c
 }
 
-// loadConfig reads flags, then the config file they name (if any), then lets flags and ERASURED_*
-// environment variables override file values (flags win). Account secrets are read too, from their
-// files or ERASURED_ACCOUNT_* variables (see AccountAuth), so that every problem is reported at
-// once. getenv is injectable for tests.
+// loadConfig reads flags, then the config file they name (if any), then lets ERASURED_*
+// environment variables and flags override file values (flags win over the environment, the
+// environment over the file). Account secrets are read too, from their files or
+// ERASURED_ACCOUNT_* variables (see AccountAuth), so that every problem is reported at once,
+// each by its key path and, when the file gives it, its line. getenv is injectable for tests.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
-	c, err := readConfig(args, getenv)
+	c, problems, lines, err := readConfigFile(args, getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	return c, c.validate()
+	return c, c.check(problems, lines)
+}
+
+// check is the one validation of a configuration, for the server's start and `config check`
+// alike: the problems found while reading it and those of validate, with their lines.
+func (c *Config) check(problems []error, lines map[string]int) error {
+	return withLines(errors.Join(append(problems, c.validate())...), lines)
 }
 
 // readConfig is loadConfig without the checks: the flags, the file they name, the overrides.
+// A problem of the file's shape (an unknown key, a value of the wrong kind) is an error.
 func readConfig(args []string, getenv func(string) string) (Config, error) {
+	c, problems, _, err := readConfigFile(args, getenv)
+	if err == nil {
+		err = errors.Join(problems...)
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// readConfigFile reads the flags, the file they name and the environment. problems are those
+// of the file's shape and of the environment's values, all of them; lines maps each key path
+// the file gives to its line. err is a problem that stops the reading.
+func readConfigFile(args []string, getenv func(string) string) (c Config, problems []error, lines map[string]int, err error) {
 	fs := flag.NewFlagSet("erasured", flag.ContinueOnError)
 	var (
 		configPath    = fs.String("config", "", "configuration file (YAML); without it erasured runs the sandbox")
 		listen        = fs.String("listen", "", "gRPC listen address (default 127.0.0.1:50051)")
 		db            = fs.String("db", "", "bbolt database file (default var/erasure.db)")
 		metricsListen = fs.String("metrics-listen", "", "Prometheus metrics listen address (default: off)")
+		logLevel      = fs.String("log-level", "", "debug, info, warn or error (default info)")
 		noCheck       = fs.Bool("no-credential-check", false, "skip the start-up call that checks each account's LivePerson credentials")
 	)
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		return Config{}, nil, nil, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Config{}, nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	c := defaultConfig()
+	c = defaultConfig()
 	c.getenv, c.noCredentialCheck = getenv, *noCheck
 	path := firstNonEmpty(*configPath, getenv("ERASURED_CONFIG"))
 	c.path = path
+	lines = map[string]int{}
 	if path == "" {
 		c.sandbox = true
 	} else {
 		raw, err := readTrustFile(path) // whoever may write it decides who the callers are
 		if err != nil {
-			return Config{}, err
+			return Config{}, nil, nil, err
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		var root yaml.Node
+		if err := yaml.Unmarshal(raw, &root); err != nil {
+			return Config{}, nil, nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		if root.Kind != 0 { // an empty file keeps the defaults
+			problems = checkNode(&root, reflect.TypeFor[Config](), "", lines)
+			// Every value of the wrong kind was reported above; decoding goes on past them
+			// (see Duration), so that what follows in the file is still read and checked.
+			if err := root.Decode(&c); err != nil && len(problems) == 0 {
+				return Config{}, nil, nil, fmt.Errorf("config %s: %w", path, err)
+			}
 		}
 	}
-	c.Listen = firstNonEmpty(*listen, getenv("ERASURED_LISTEN"), c.Listen)
-	c.DB = firstNonEmpty(*db, getenv("ERASURED_DB"), c.DB)
-	c.MetricsListen = firstNonEmpty(*metricsListen, getenv("ERASURED_METRICS_LISTEN"), c.MetricsListen)
+	problems = append(problems, c.applyEnv(getenv)...)
+	c.Listen = firstNonEmpty(*listen, c.Listen)
+	c.DB = firstNonEmpty(*db, c.DB)
+	c.MetricsListen = firstNonEmpty(*metricsListen, c.MetricsListen)
+	c.LogLevel = firstNonEmpty(*logLevel, c.LogLevel)
 	if c.sandbox && c.Privacy.MasterKeyFile == "" {
 		c.Privacy.MasterKeyFile = "var/master.key"
 	}
 	c.args = args
-	return c, nil
+	return c, problems, lines, nil
 }
 
 // validate reports every problem of the configuration at once.
@@ -222,8 +260,30 @@ func (c *Config) validate() error {
 	if c.History.KeepRevisions == 0 {
 		bad("history.keep_revisions must be positive")
 	}
-	if c.Privacy.MasterKeyFile == "" && c.env("ERASURED_MASTER_KEY") == "" {
+	switch {
+	case c.Privacy.MasterKeyFile == "" && c.env("ERASURED_MASTER_KEY") == "":
 		bad("privacy.master_key_file is required")
+	case c.sandbox || c.skipSecrets || (c.noFiles && c.env("ERASURED_MASTER_KEY") == ""):
+		// the sandbox creates its key; a reload and --no-files read no secret
+	default:
+		if _, source, err := readMasterKey(c.Privacy.MasterKeyFile, false, c.env); err != nil {
+			if source == "ERASURED_MASTER_KEY" {
+				bad("%v", err)
+			} else {
+				bad("privacy.master_key_file: %v", err)
+			}
+		}
+	}
+	if _, err := parseLogLevel(c.LogLevel); err != nil {
+		bad("log_level: %v", err)
+	}
+	if err := checkURL("liveperson.domain_api_url", c.LivePerson.DomainAPIURL); err != nil {
+		bad("%v", err)
+	}
+	for key, addr := range map[string]string{"listen": c.Listen, "metrics_listen": c.MetricsListen} {
+		if err := checkPort(addr); addr != "" && err != nil {
+			bad("%s: %v", key, err)
+		}
 	}
 	if c.Privacy.KeyPeriod.Duration == 0 { // unset: a day, or the retention if shorter
 		c.Privacy.KeyPeriod.Duration = min(24*time.Hour, c.Privacy.Retention.Duration)
@@ -334,7 +394,7 @@ func (c *Config) accountCredentials(i int, a Account) (credentials, []error) {
 		if file == "" {
 			return "", true
 		}
-		if c.skipSecrets {
+		if c.skipSecrets || c.noFiles {
 			return "(not read)", true
 		}
 		raw, err := readSecretFile(file)

@@ -58,7 +58,7 @@ pipeline:
   batch_max_wait: 500ms
   poll_interval: 100ms
 privacy:
-  master_key_file: /run/master.key
+  master_key_file: `+testMasterKey(t, dir)+`
   retention: 1h
 `), 0o600)
 	env := map[string]string{"ERASURED_DB": "/tmp/from-env.db"}

@@ -36,13 +36,16 @@ func realMain(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	var level slog.LevelVar // log_level, read again on SIGHUP
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
 	slog.SetDefault(log)
 
 	cfg, err := loadConfig(args, os.Getenv)
 	if err != nil {
 		return err
 	}
+	lv, _ := parseLogLevel(cfg.LogLevel) // checked by loadConfig
+	level.Set(lv)
 	if cfg.sandbox {
 		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
@@ -132,7 +135,10 @@ func realMain(ctx context.Context, args []string) error {
 	defer func() { stopWork(); <-workDone; <-checkDone }()
 	go compactHistory(workCtx, svc, cfg.History.KeepRevisions, log)
 	hupDone := make(chan struct{})
-	go func() { defer close(hupDone); acc.watchSIGHUP(workCtx, hup, log) }()
+	go func() {
+		defer close(hupDone)
+		acc.watchSIGHUP(workCtx, reloadLogLevel(workCtx, hup, &cfg, &level, log), log)
+	}()
 	defer func() { stopWork(); <-hupDone }() // a reload in progress ends before the store closes
 	if mlis != nil {
 		go func() {
@@ -174,6 +180,36 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadLogLevel sets the log level anew from the command line, the environment and the file at
+// every signal from hup, then passes the signal on for the rest of the reload. A level that
+// cannot be read leaves the one in use.
+func reloadLogLevel(ctx context.Context, hup <-chan os.Signal, cfg *Config, level *slog.LevelVar, log *slog.Logger) <-chan os.Signal {
+	next := make(chan os.Signal, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-hup:
+				if c, err := readConfig(cfg.args, cfg.getenv); err != nil {
+					log.Error("SIGHUP: log level not reloaded", "err", err)
+				} else if lv, err := parseLogLevel(c.LogLevel); err != nil {
+					log.Error("SIGHUP: log level not reloaded", "err", err)
+				} else if lv != level.Level() {
+					log.Warn("SIGHUP: log level changed", "from", level.Level().String(), "to", lv.String())
+					level.Set(lv)
+				}
+				select {
+				case next <- s:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return next
 }
 
 // loadKeyring reads the master key (32 random bytes, base64) from env ERASURED_MASTER_KEY or,
