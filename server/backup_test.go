@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/store"
@@ -97,18 +95,7 @@ func TestBackupWhileSubmitting(t *testing.T) {
 	if err := os.WriteFile(path, data.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("bolt.Open(backup) = %v", err)
-	}
-	err = bdb.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
-	_ = bdb.Close()
-	if err != nil {
+	if err := store.CheckFile(path); err != nil {
 		t.Fatalf("bbolt check of the backup: %v", err)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -68,4 +69,26 @@ func (db *DB) copyTo(w io.Writer) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("store: backup: write copy: %w", err)
 	}
 	return Snapshot{Rev: rev, Size: n}, nil
+}
+
+// CheckFile opens the bbolt file at path read-only and runs bbolt's consistency check on it
+// (every page reachable once, the freelist sound): what a backup must pass before it is trusted.
+func CheckFile(path string) error {
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("store: check %s: %w", path, err)
+	}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: check %s: %w", path, err)
+	}
+	return nil
 }

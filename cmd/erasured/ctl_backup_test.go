@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/store"
 )
@@ -42,18 +40,7 @@ func TestCtlBackup(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("bolt.Open(backup) = %v", err)
-	}
-	err = bdb.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
-	_ = bdb.Close()
-	if err != nil {
+	if err := store.CheckFile(path); err != nil {
 		t.Fatalf("bbolt check: %v", err)
 	}
 	db, err := store.Open(path, store.Options{})
