@@ -66,6 +66,7 @@ var methodRoles = map[string]access{
 	erasurev1.ErasureService_SettleBatch_FullMethodName:      {roles: []Role{RoleOperator}},
 	erasurev1.ErasureService_ListAuditRecords_FullMethodName: {roles: []Role{RoleAuditor}},
 	erasurev1.ErasureService_Backup_FullMethodName:           {roles: []Role{RoleOperator}},
+	erasurev1.ErasureService_GetReceiptKeys_FullMethodName:   {roles: []Role{RoleViewer}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/List":  {open: true},

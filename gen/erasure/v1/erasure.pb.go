@@ -1082,6 +1082,11 @@ type Receipt struct {
 	UnverifiableCount int32 `protobuf:"varint,15,opt,name=unverifiable_count,json=unverifiableCount,proto3" json:"unverifiable_count,omitempty"`
 	// Records named explicitly that LivePerson does not have.
 	NotFoundCount int32 `protobuf:"varint,16,opt,name=not_found_count,json=notFoundCount,proto3" json:"not_found_count,omitempty"`
+	// The receipt in a standard envelope: a JWS (RFC 7515) in compact serialization, signed with
+	// EdDSA (RFC 8037) by the key named in its header's kid. Its payload is the receipt's content
+	// as canonical JSON (RFC 8785), so any JOSE library checks it without knowing this service.
+	// Empty on receipts signed before the envelope existed; those verify by signature alone.
+	Jws           string `protobuf:"bytes,17,opt,name=jws,proto3" json:"jws,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,6 +1233,86 @@ func (x *Receipt) GetNotFoundCount() int32 {
 	return 0
 }
 
+func (x *Receipt) GetJws() string {
+	if x != nil {
+		return x.Jws
+	}
+	return ""
+}
+
+// A public key that verifies receipts.
+type ReceiptKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id receipts name: Receipt.key_id, and the kid of the JWS header.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The Ed25519 public key, 32 bytes.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The same key as a JSON Web Key (RFC 8037: kty OKP, crv Ed25519), for JOSE tools.
+	Jwk string `protobuf:"bytes,3,opt,name=jwk,proto3" json:"jwk,omitempty"`
+	// The same key as a PEM "PUBLIC KEY" block (SubjectPublicKeyInfo), for openssl.
+	Pem           string `protobuf:"bytes,4,opt,name=pem,proto3" json:"pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptKey) Reset() {
+	*x = ReceiptKey{}
+	mi := &file_erasure_v1_erasure_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptKey) ProtoMessage() {}
+
+func (x *ReceiptKey) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_erasure_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptKey.ProtoReflect.Descriptor instead.
+func (*ReceiptKey) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_erasure_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReceiptKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ReceiptKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *ReceiptKey) GetJwk() string {
+	if x != nil {
+		return x.Jwk
+	}
+	return ""
+}
+
+func (x *ReceiptKey) GetPem() string {
+	if x != nil {
+		return x.Pem
+	}
+	return ""
+}
+
 var File_erasure_v1_erasure_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_erasure_proto_rawDesc = "" +
@@ -1289,7 +1374,7 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\x03R\trequestId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12!\n" +
-	"\frecord_count\x18\x04 \x01(\x05R\vrecordCount\"\xc9\x05\n" +
+	"\frecord_count\x18\x04 \x01(\x05R\vrecordCount\"\xdb\x05\n" +
 	"\aReceipt\x12\x18\n" +
 	"\aerasure\x18\x01 \x01(\tR\aerasure\x12\x1d\n" +
 	"\n" +
@@ -1308,7 +1393,15 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\x12alias_fingerprints\x18\r \x03(\tR\x11aliasFingerprints\x12D\n" +
 	"\x13unsearched_channels\x18\x0e \x03(\x0e2\x13.erasure.v1.ChannelR\x12unsearchedChannels\x12-\n" +
 	"\x12unverifiable_count\x18\x0f \x01(\x05R\x11unverifiableCount\x12&\n" +
-	"\x0fnot_found_count\x18\x10 \x01(\x05R\rnotFoundCount*\x8b\x02\n" +
+	"\x0fnot_found_count\x18\x10 \x01(\x05R\rnotFoundCount\x12\x10\n" +
+	"\x03jws\x18\x11 \x01(\tR\x03jws\"f\n" +
+	"\n" +
+	"ReceiptKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x10\n" +
+	"\x03jwk\x18\x03 \x01(\tR\x03jwk\x12\x10\n" +
+	"\x03pem\x18\x04 \x01(\tR\x03pem*\x8b\x02\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATE_RECEIVED\x10\x01\x12\x13\n" +
@@ -1379,7 +1472,7 @@ func file_erasure_v1_erasure_proto_rawDescGZIP() []byte {
 }
 
 var file_erasure_v1_erasure_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_erasure_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_erasure_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_erasure_v1_erasure_proto_goTypes = []any{
 	(State)(0),                    // 0: erasure.v1.State
 	(SubjectKind)(0),              // 1: erasure.v1.SubjectKind
@@ -1393,32 +1486,33 @@ var file_erasure_v1_erasure_proto_goTypes = []any{
 	(*TargetCount)(nil),           // 9: erasure.v1.TargetCount
 	(*LivePersonRequest)(nil),     // 10: erasure.v1.LivePersonRequest
 	(*Receipt)(nil),               // 11: erasure.v1.Receipt
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*ReceiptKey)(nil),            // 12: erasure.v1.ReceiptKey
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_erasure_v1_erasure_proto_depIdxs = []int32{
 	1,  // 0: erasure.v1.Erasure.subject_kind:type_name -> erasure.v1.SubjectKind
 	2,  // 1: erasure.v1.Erasure.channels:type_name -> erasure.v1.Channel
 	3,  // 2: erasure.v1.Erasure.confirmation:type_name -> erasure.v1.Confirmation
 	0,  // 3: erasure.v1.Erasure.state:type_name -> erasure.v1.State
-	12, // 4: erasure.v1.Erasure.received_time:type_name -> google.protobuf.Timestamp
-	12, // 5: erasure.v1.Erasure.create_time:type_name -> google.protobuf.Timestamp
-	12, // 6: erasure.v1.Erasure.update_time:type_name -> google.protobuf.Timestamp
-	12, // 7: erasure.v1.Erasure.due_time:type_name -> google.protobuf.Timestamp
+	13, // 4: erasure.v1.Erasure.received_time:type_name -> google.protobuf.Timestamp
+	13, // 5: erasure.v1.Erasure.create_time:type_name -> google.protobuf.Timestamp
+	13, // 6: erasure.v1.Erasure.update_time:type_name -> google.protobuf.Timestamp
+	13, // 7: erasure.v1.Erasure.due_time:type_name -> google.protobuf.Timestamp
 	4,  // 8: erasure.v1.Erasure.blocked_on:type_name -> erasure.v1.BlockedOn
-	12, // 9: erasure.v1.Erasure.next_attempt_time:type_name -> google.protobuf.Timestamp
+	13, // 9: erasure.v1.Erasure.next_attempt_time:type_name -> google.protobuf.Timestamp
 	9,  // 10: erasure.v1.Erasure.target_counts:type_name -> erasure.v1.TargetCount
 	10, // 11: erasure.v1.Erasure.liveperson_requests:type_name -> erasure.v1.LivePersonRequest
 	11, // 12: erasure.v1.Erasure.receipt:type_name -> erasure.v1.Receipt
 	8,  // 13: erasure.v1.Erasure.held_batches:type_name -> erasure.v1.HeldBatch
-	12, // 14: erasure.v1.Erasure.purge_time:type_name -> google.protobuf.Timestamp
+	13, // 14: erasure.v1.Erasure.purge_time:type_name -> google.protobuf.Timestamp
 	5,  // 15: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
-	12, // 16: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
+	13, // 16: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
 	5,  // 17: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
 	6,  // 18: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
 	5,  // 19: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
 	9,  // 20: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
-	12, // 21: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
-	12, // 22: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
+	13, // 21: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
+	13, // 22: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
 	2,  // 23: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
 	24, // [24:24] is the sub-list for method output_type
 	24, // [24:24] is the sub-list for method input_type
@@ -1438,7 +1532,7 @@ func file_erasure_v1_erasure_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_erasure_proto_rawDesc), len(file_erasure_v1_erasure_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1660,6 +1660,88 @@ func (x *BackupResponse) GetSize() int64 {
 	return 0
 }
 
+// Ask for the public keys that verify receipts.
+type GetReceiptKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptKeysRequest) Reset() {
+	*x = GetReceiptKeysRequest{}
+	mi := &file_erasure_v1_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptKeysRequest) ProtoMessage() {}
+
+func (x *GetReceiptKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptKeysRequest.ProtoReflect.Descriptor instead.
+func (*GetReceiptKeysRequest) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{24}
+}
+
+// The public keys that verify receipts, the one signing new receipts first.
+type GetReceiptKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*ReceiptKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptKeysResponse) Reset() {
+	*x = GetReceiptKeysResponse{}
+	mi := &file_erasure_v1_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptKeysResponse) ProtoMessage() {}
+
+func (x *GetReceiptKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_erasure_v1_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptKeysResponse.ProtoReflect.Descriptor instead.
+func (*GetReceiptKeysResponse) Descriptor() ([]byte, []int) {
+	return file_erasure_v1_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetReceiptKeysResponse) GetKeys() []*ReceiptKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_erasure_v1_service_proto protoreflect.FileDescriptor
 
 const file_erasure_v1_service_proto_rawDesc = "" +
@@ -1784,7 +1866,10 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x0eBackupResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x03R\x04size2\x9d\x05\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"\x17\n" +
+	"\x15GetReceiptKeysRequest\"D\n" +
+	"\x16GetReceiptKeysResponse\x12*\n" +
+	"\x04keys\x18\x01 \x03(\v2\x16.erasure.v1.ReceiptKeyR\x04keys2\xfb\x05\n" +
 	"\x0eErasureService\x12?\n" +
 	"\x06Submit\x12\x19.erasure.v1.SubmitRequest\x1a\x1a.erasure.v1.SubmitResponse\x12B\n" +
 	"\aResolve\x12\x1a.erasure.v1.ResolveRequest\x1a\x1b.erasure.v1.ResolveResponse\x12D\n" +
@@ -1794,7 +1879,8 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\vSettleBatch\x12\x1e.erasure.v1.SettleBatchRequest\x1a\x1f.erasure.v1.SettleBatchResponse\x12C\n" +
 	"\x05Watch\x12\x18.erasure.v1.WatchRequest\x1a\x19.erasure.v1.WatchResponse\"\x03\x90\x02\x010\x01\x12b\n" +
 	"\x10ListAuditRecords\x12#.erasure.v1.ListAuditRecordsRequest\x1a$.erasure.v1.ListAuditRecordsResponse\"\x03\x90\x02\x01\x12F\n" +
-	"\x06Backup\x12\x19.erasure.v1.BackupRequest\x1a\x1a.erasure.v1.BackupResponse\"\x03\x90\x02\x010\x01B\x9e\x01\n" +
+	"\x06Backup\x12\x19.erasure.v1.BackupRequest\x1a\x1a.erasure.v1.BackupResponse\"\x03\x90\x02\x010\x01\x12\\\n" +
+	"\x0eGetReceiptKeys\x12!.erasure.v1.GetReceiptKeysRequest\x1a\".erasure.v1.GetReceiptKeysResponse\"\x03\x90\x02\x01B\x9e\x01\n" +
 	"\x0ecom.erasure.v1B\fServiceProtoP\x01Z5github.com/erasured/erasured/gen/erasure/v1;erasurev1\xa2\x02\x03EXX\xaa\x02\n" +
 	"Erasure.V1\xca\x02\n" +
 	"Erasure\\V1\xe2\x02\x16Erasure\\V1\\GPBMetadata\xea\x02\vErasure::V1b\x06proto3"
@@ -1811,7 +1897,7 @@ func file_erasure_v1_service_proto_rawDescGZIP() []byte {
 	return file_erasure_v1_service_proto_rawDescData
 }
 
-var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_erasure_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_erasure_v1_service_proto_goTypes = []any{
 	(*SubmitRequest)(nil),            // 0: erasure.v1.SubmitRequest
 	(*SubmitResponse)(nil),           // 1: erasure.v1.SubmitResponse
@@ -1837,65 +1923,71 @@ var file_erasure_v1_service_proto_goTypes = []any{
 	(*AuditRecord)(nil),              // 21: erasure.v1.AuditRecord
 	(*BackupRequest)(nil),            // 22: erasure.v1.BackupRequest
 	(*BackupResponse)(nil),           // 23: erasure.v1.BackupResponse
-	(*Subject)(nil),                  // 24: erasure.v1.Subject
-	(Channel)(0),                     // 25: erasure.v1.Channel
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(Confirmation)(0),                // 27: erasure.v1.Confirmation
-	(*Erasure)(nil),                  // 28: erasure.v1.Erasure
-	(*Plan)(nil),                     // 29: erasure.v1.Plan
-	(State)(0),                       // 30: erasure.v1.State
+	(*GetReceiptKeysRequest)(nil),    // 24: erasure.v1.GetReceiptKeysRequest
+	(*GetReceiptKeysResponse)(nil),   // 25: erasure.v1.GetReceiptKeysResponse
+	(*Subject)(nil),                  // 26: erasure.v1.Subject
+	(Channel)(0),                     // 27: erasure.v1.Channel
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(Confirmation)(0),                // 29: erasure.v1.Confirmation
+	(*Erasure)(nil),                  // 30: erasure.v1.Erasure
+	(*Plan)(nil),                     // 31: erasure.v1.Plan
+	(State)(0),                       // 32: erasure.v1.State
+	(*ReceiptKey)(nil),               // 33: erasure.v1.ReceiptKey
 }
 var file_erasure_v1_service_proto_depIdxs = []int32{
-	24, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
-	25, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
-	26, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
-	27, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
-	24, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
-	28, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
+	26, // 0: erasure.v1.SubmitRequest.subject:type_name -> erasure.v1.Subject
+	27, // 1: erasure.v1.SubmitRequest.channels:type_name -> erasure.v1.Channel
+	28, // 2: erasure.v1.SubmitRequest.received_time:type_name -> google.protobuf.Timestamp
+	29, // 3: erasure.v1.SubmitRequest.confirmation:type_name -> erasure.v1.Confirmation
+	26, // 4: erasure.v1.SubmitRequest.aliases:type_name -> erasure.v1.Subject
+	30, // 5: erasure.v1.SubmitResponse.erasure:type_name -> erasure.v1.Erasure
 	3,  // 6: erasure.v1.ResolveRequest.preview:type_name -> erasure.v1.ResolvePreview
 	4,  // 7: erasure.v1.ResolveRequest.decision:type_name -> erasure.v1.Decision
-	24, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
-	25, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
-	24, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
+	26, // 8: erasure.v1.ResolvePreview.subject:type_name -> erasure.v1.Subject
+	27, // 9: erasure.v1.ResolvePreview.channels:type_name -> erasure.v1.Channel
+	26, // 10: erasure.v1.ResolvePreview.aliases:type_name -> erasure.v1.Subject
 	5,  // 11: erasure.v1.Decision.confirm:type_name -> erasure.v1.Confirm
 	6,  // 12: erasure.v1.Decision.reject:type_name -> erasure.v1.Reject
-	28, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
-	29, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
-	28, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
-	30, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
-	28, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
-	28, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
+	30, // 13: erasure.v1.ResolveResponse.erasure:type_name -> erasure.v1.Erasure
+	31, // 14: erasure.v1.ResolveResponse.plan:type_name -> erasure.v1.Plan
+	30, // 15: erasure.v1.StatusResponse.erasure:type_name -> erasure.v1.Erasure
+	32, // 16: erasure.v1.ListRequest.states:type_name -> erasure.v1.State
+	30, // 17: erasure.v1.ListResponse.erasures:type_name -> erasure.v1.Erasure
+	30, // 18: erasure.v1.CancelResponse.erasure:type_name -> erasure.v1.Erasure
 	16, // 19: erasure.v1.WatchResponse.events:type_name -> erasure.v1.WatchEvent
-	28, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
-	30, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
-	26, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	28, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
-	26, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	30, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
+	32, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
+	28, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	30, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
+	28, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
 	21, // 25: erasure.v1.ListAuditRecordsResponse.records:type_name -> erasure.v1.AuditRecord
-	26, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	0,  // 27: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
-	2,  // 28: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
-	8,  // 29: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
-	10, // 30: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
-	12, // 31: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
-	17, // 32: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
-	14, // 33: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
-	19, // 34: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
-	22, // 35: erasure.v1.ErasureService.Backup:input_type -> erasure.v1.BackupRequest
-	1,  // 36: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
-	7,  // 37: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
-	9,  // 38: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
-	11, // 39: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
-	13, // 40: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
-	18, // 41: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
-	15, // 42: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
-	20, // 43: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
-	23, // 44: erasure.v1.ErasureService.Backup:output_type -> erasure.v1.BackupResponse
-	36, // [36:45] is the sub-list for method output_type
-	27, // [27:36] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	28, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	33, // 27: erasure.v1.GetReceiptKeysResponse.keys:type_name -> erasure.v1.ReceiptKey
+	0,  // 28: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
+	2,  // 29: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
+	8,  // 30: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
+	10, // 31: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
+	12, // 32: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
+	17, // 33: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
+	14, // 34: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
+	19, // 35: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
+	22, // 36: erasure.v1.ErasureService.Backup:input_type -> erasure.v1.BackupRequest
+	24, // 37: erasure.v1.ErasureService.GetReceiptKeys:input_type -> erasure.v1.GetReceiptKeysRequest
+	1,  // 38: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
+	7,  // 39: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
+	9,  // 40: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
+	11, // 41: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
+	13, // 42: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
+	18, // 43: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
+	15, // 44: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
+	20, // 45: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
+	23, // 46: erasure.v1.ErasureService.Backup:output_type -> erasure.v1.BackupResponse
+	25, // 47: erasure.v1.ErasureService.GetReceiptKeys:output_type -> erasure.v1.GetReceiptKeysResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_service_proto_init() }
@@ -1924,7 +2016,7 @@ func file_erasure_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_erasure_v1_service_proto_rawDesc), len(file_erasure_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	ErasureService_Watch_FullMethodName            = "/erasure.v1.ErasureService/Watch"
 	ErasureService_ListAuditRecords_FullMethodName = "/erasure.v1.ErasureService/ListAuditRecords"
 	ErasureService_Backup_FullMethodName           = "/erasure.v1.ErasureService/Backup"
+	ErasureService_GetReceiptKeys_FullMethodName   = "/erasure.v1.ErasureService/GetReceiptKeys"
 )
 
 // ErasureServiceClient is the client API for ErasureService service.
@@ -96,6 +97,11 @@ type ErasureServiceClient interface {
 	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
 	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// GetReceiptKeys returns the public keys that verify this server's receipts, so that an auditor
+	// can check a receipt with standard tools. Every receipt carries a JWS (Receipt.jws) signed with
+	// EdDSA over Ed25519; its header's kid names the key here that verifies it. Callers need the
+	// viewer role.
+	GetReceiptKeys(ctx context.Context, in *GetReceiptKeysRequest, opts ...grpc.CallOption) (*GetReceiptKeysResponse, error)
 }
 
 type erasureServiceClient struct {
@@ -214,6 +220,16 @@ func (c *erasureServiceClient) Backup(ctx context.Context, in *BackupRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ErasureService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
+func (c *erasureServiceClient) GetReceiptKeys(ctx context.Context, in *GetReceiptKeysRequest, opts ...grpc.CallOption) (*GetReceiptKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReceiptKeysResponse)
+	err := c.cc.Invoke(ctx, ErasureService_GetReceiptKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ErasureServiceServer is the server API for ErasureService service.
 // All implementations must embed UnimplementedErasureServiceServer
 // for forward compatibility.
@@ -280,6 +296,11 @@ type ErasureServiceServer interface {
 	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
 	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// GetReceiptKeys returns the public keys that verify this server's receipts, so that an auditor
+	// can check a receipt with standard tools. Every receipt carries a JWS (Receipt.jws) signed with
+	// EdDSA over Ed25519; its header's kid names the key here that verifies it. Callers need the
+	// viewer role.
+	GetReceiptKeys(context.Context, *GetReceiptKeysRequest) (*GetReceiptKeysResponse, error)
 	mustEmbedUnimplementedErasureServiceServer()
 }
 
@@ -316,6 +337,9 @@ func (UnimplementedErasureServiceServer) ListAuditRecords(context.Context, *List
 }
 func (UnimplementedErasureServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedErasureServiceServer) GetReceiptKeys(context.Context, *GetReceiptKeysRequest) (*GetReceiptKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReceiptKeys not implemented")
 }
 func (UnimplementedErasureServiceServer) mustEmbedUnimplementedErasureServiceServer() {}
 func (UnimplementedErasureServiceServer) testEmbeddedByValue()                        {}
@@ -486,6 +510,24 @@ func _ErasureService_Backup_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ErasureService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
+func _ErasureService_GetReceiptKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReceiptKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ErasureServiceServer).GetReceiptKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ErasureService_GetReceiptKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ErasureServiceServer).GetReceiptKeys(ctx, req.(*GetReceiptKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ErasureService_ServiceDesc is the grpc.ServiceDesc for ErasureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -520,6 +562,10 @@ var ErasureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditRecords",
 			Handler:    _ErasureService_ListAuditRecords_Handler,
+		},
+		{
+			MethodName: "GetReceiptKeys",
+			Handler:    _ErasureService_GetReceiptKeys_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
