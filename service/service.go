@@ -107,6 +107,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if err := s.ensureCounts(context.Background()); err != nil {
+		return nil, err
+	}
 	if err := s.loadIndex(context.Background()); err != nil {
 		return nil, err
 	}
@@ -239,8 +242,14 @@ func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) 
 }
 
 // logStateChange logs r's move from prev to its state once tx commits (once however often the
-// store runs the transaction function). A move to FAILED is left to its incident line.
+// store runs the transaction function). A move to FAILED is left to its incident line. Every
+// change that reaches the change history (a new erasure, a change of state or of the at-risk
+// flag) passes here, so the erasure counts are kept here too, in tx: a changed erasure's before r
+// is stored (countChange reads how it counted), a new one's in either order.
 func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
+	if err := s.countChange(tx, r, prev); err != nil {
+		return err
+	}
 	if prev == r.State {
 		return nil
 	}

@@ -158,6 +158,10 @@ type keepPlan struct {
 	shred   []string            // erasure ids
 	batches []uint64            // batches to shred
 	dedups  map[string][]string // shredded erasure id → keys of its deduplicated Submits in Requests
+	// counted is the erasure counts as stored, seen those of the erasures the plan read, at
+	// revision rev: checkCounts compares them.
+	counted, seen Stats
+	rev           uint64
 }
 
 type rewrapTask struct {
@@ -201,6 +205,9 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	}); err != nil {
 		return st, err
 	}
+	if err := s.checkCounts(ctx, plan.counted, plan.seen, plan.rev); err != nil {
+		return st, err
+	}
 	if err := s.applyRewraps(ctx, plan.rewrap, &st); err != nil {
 		return st, err
 	}
@@ -217,14 +224,19 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 }
 
 func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
-	plan := keepPlan{dedups: map[string][]string{}}
+	plan := keepPlan{dedups: map[string][]string{}, seen: Stats{ByState: map[State]int{}}, rev: tx.Rev()}
+	var err error
+	if plan.counted, _, err = getCounts(tx); err != nil {
+		return plan, err
+	}
 	gone := map[string]bool{} // erasure id → shredded, or shredded in this run
 	shredding := map[string]bool{}
-	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+	err = tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
 		r := new(record)
 		if err := json.Unmarshal(v, r); err != nil {
 			return false, fmt.Errorf("decode erasure %s: %w", k, err)
 		}
+		plan.seen.add(tallyOf(r.State, r.AtRisk), 1)
 		final, ft := r.State.Final(), finalTimeOf(r)
 		gone[r.ID] = !r.ShredTime.IsZero()
 		switch {

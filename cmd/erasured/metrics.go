@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -217,22 +216,15 @@ var (
 	descSize = prometheus.NewDesc("erasured_store_size_bytes", "Size of the store's database file.", nil, nil)
 )
 
-// statsTTL is how long the counts of erasures by state are reused between scrapes: counting
-// reads every erasure record, so several scrapers (or a fast one) must not each pay for it.
-const statsTTL = 5 * time.Second
-
-// stateCollector reads the gauges at scrape time.
+// stateCollector reads the gauges at scrape time. Each is cheap to read: the erasure counts
+// are one stored entry the service keeps with every change, the quota one entry per account,
+// the held batches one marker each (there are few), so a scrape never reads the erasures.
 type stateCollector struct {
 	svc        *service.Service
 	watchers   func() int64
 	dbPath     string
 	accounts   []string
 	quotaLimit func(string) int
-
-	mu      sync.Mutex // guards the cached counts
-	stats   service.Stats
-	statsAt time.Time
-	now     func() time.Time // tests; nil: time.Now
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -241,27 +233,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// counts are the counts of erasures by state, recounted at most once per statsTTL.
-func (c *stateCollector) counts() (service.Stats, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
-	if !c.statsAt.IsZero() && now().Sub(c.statsAt) < statsTTL {
-		return c.stats, nil
-	}
-	st, err := c.svc.Stats()
-	if err != nil {
-		return st, err
-	}
-	c.stats, c.statsAt = st, now()
-	return st, nil
-}
-
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if st, err := c.counts(); err == nil {
+	if st, err := c.svc.Stats(); err == nil {
 		for s := service.StateReceived; s <= service.StateRejected; s++ {
 			ch <- prometheus.MustNewConstMetric(descByState, prometheus.GaugeValue, float64(st.ByState[s]), erasurev1.State(s).String())
 		}

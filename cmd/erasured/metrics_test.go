@@ -194,36 +194,33 @@ func TestMetricsScrape(t *testing.T) {
 	}
 }
 
-// TestErasureCountsCached: the erasures are counted at most once per statsTTL, however often
-// Prometheus scrapes; a scrape after that sees the new count.
-func TestErasureCountsCached(t *testing.T) {
+// TestErasureCountsCurrent: every scrape shows the erasures as they are now (the counts are
+// kept with each change, nothing is cached between scrapes): a Submit and then a Cancel are
+// each seen by the next scrape.
+func TestErasureCountsCurrent(t *testing.T) {
 	e := newMetricsEnv(t)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	col := e.m.state // its clock is the test's
-	col.mu.Lock()
-	col.now = func() time.Time { return now }
-	col.mu.Unlock()
-	received := func() float64 {
+	counts := func() (received, cancelled float64) {
 		_, body := e.get("/metrics")
-		v, _ := sample(body, "erasured_erasures", map[string]string{"state": "STATE_RECEIVED"})
-		return v
+		received, _ = sample(body, "erasured_erasures", map[string]string{"state": "STATE_RECEIVED"})
+		cancelled, _ = sample(body, "erasured_erasures", map[string]string{"state": "STATE_CANCELLED"})
+		return received, cancelled
 	}
-	submit := func(rid string) {
-		if _, err := e.client.Submit(context.Background(), &erasurev1.SubmitRequest{RequestId: rid, AccountId: "1234",
-			Subject: &erasurev1.Subject{Id: &erasurev1.Subject_CustomerId{CustomerId: "ABC-" + rid[:4]}}}); err != nil {
-			t.Fatalf("Submit: %v", err)
-		}
+	if r, c := counts(); r != 0 || c != 0 {
+		t.Fatalf("before any Submit: %v received, %v cancelled", r, c)
 	}
-	if got := received(); got != 0 {
-		t.Fatalf("before any Submit: %v received", got)
+	res, err := e.client.Submit(context.Background(), &erasurev1.SubmitRequest{RequestId: "1b6c3a52-4c61-4c1e-9a55-5d7f3e0a9d11",
+		AccountId: "1234", Subject: &erasurev1.Subject{Id: &erasurev1.Subject_CustomerId{CustomerId: "ABC-1"}}})
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
 	}
-	submit("1b6c3a52-4c61-4c1e-9a55-5d7f3e0a9d11")
-	if got := received(); got != 0 {
-		t.Errorf("within the cache's life: %v received, want the cached 0", got)
+	if r, c := counts(); r != 1 || c != 0 {
+		t.Errorf("after a Submit: %v received, %v cancelled; want 1, 0", r, c)
 	}
-	now = now.Add(statsTTL)
-	if got := received(); got != 1 {
-		t.Errorf("after statsTTL: %v received, want 1", got)
+	if _, err := e.client.Cancel(context.Background(), &erasurev1.CancelRequest{Name: res.GetErasure().GetName(), Reason: "test"}); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if r, c := counts(); r != 0 || c != 1 {
+		t.Errorf("after a Cancel: %v received, %v cancelled; want 0, 1", r, c)
 	}
 }
 
