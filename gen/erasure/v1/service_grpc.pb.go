@@ -40,12 +40,97 @@ const (
 // LivePerson's monthly quota, submits each exactly once, follows the deletion to the end, verifies
 // it and signs a receipt.
 //
-// Errors use canonical gRPC codes with a google.rpc.ErrorInfo detail (domain "erasured"):
-// INVALID_ARGUMENT for a malformed request (with field violations), NOT_FOUND for an unknown
-// erasure, ALREADY_EXISTS when a request_id is reused with a different payload,
-// FAILED_PRECONDITION for an action the erasure's state does not allow, ABORTED for a stale
-// plan_etag, UNAUTHENTICATED / PERMISSION_DENIED for callers, UNAVAILABLE when the service or
-// LivePerson cannot serve now (retry later).
+// Errors use canonical gRPC codes, and each carries a google.rpc.ErrorInfo detail (domain
+// "erasured") whose reason, listed below, says what happened; an INVALID_ARGUMENT about one field
+// also carries a google.rpc.BadRequest detail naming the field and the rule broken, never the
+// value. Only these come without ErrorInfo: CANCELLED and DEADLINE_EXCEEDED (the caller's own
+// context ended), UNAVAILABLE when the server ends a Watch stream as it shuts down (resume from
+// the last revision received + 1) or refuses a Backup while another runs (retry when it ends),
+// and INTERNAL after a fault inside the server (logged there; report it). Metadata keys named
+// with a reason are set in its ErrorInfo.
+//
+// Each reason, with its code and what the caller should do:
+//
+//   - INVALID_REQUEST (INVALID_ARGUMENT; metadata field when it is one field): the request breaks
+//     a rule of the API, each field at fault listed in the BadRequest detail. Fix the request:
+//     sent again as it is, it fails again.
+//   - MALFORMED_REQUEST (INVALID_ARGUMENT): the bytes received are not a valid protobuf message of
+//     the request's type. Fix the client (generated from these protos).
+//   - INVALID_NAME (INVALID_ARGUMENT): a name is not of the form `erasures/{id}`. Fix it.
+//   - INVALID_PAGE_TOKEN (INVALID_ARGUMENT): page_token is not one this server gave, or was given
+//     for other filters. Send the filters of the page that gave it, or start from the first page.
+//   - INVALID_OUTCOME (INVALID_ARGUMENT): SettleBatch needs exactly one of a LivePerson request id
+//     and not_created. Fix the request.
+//   - ACCOUNT_NOT_CONFIGURED (INVALID_ARGUMENT; metadata account_id): this server acts for no such
+//     LivePerson account. Check account_id; an operator adds accounts to the configuration.
+//   - REQUEST_ID_REUSED (ALREADY_EXISTS; metadata erasure): the request_id was used before with
+//     another payload. A retry must send the same payload; a new request needs a new request_id.
+//   - UNAUTHENTICATED (UNAUTHENTICATED): no valid bearer token or client certificate came, or the
+//     caller's credentials were revoked. Call again with valid credentials.
+//   - PERMISSION_DENIED (PERMISSION_DENIED; metadata method, and role when a role would do): the
+//     caller lacks the role the method needs, or the method is open to no caller. Ask an
+//     administrator for the role; retrying does not help.
+//   - SELF_APPROVAL (PERMISSION_DENIED): a principal that submitted an erasure, or joined it,
+//     decided on its plan. Another approver must decide.
+//   - TOO_MANY_CALLS (RESOURCE_EXHAUSTED; metadata scope: principal or server): too many unary
+//     calls in flight. Retry with backoff, and send fewer at once.
+//   - TOO_MANY_STREAMS (RESOURCE_EXHAUSTED; metadata scope: principal, peer or server): too many
+//     streams (Watch, Backup, health Watch, reflection) open. Close those not needed; retry with
+//     backoff.
+//   - ERASURE_NOT_FOUND (NOT_FOUND; metadata name): there is no such erasure. Check the name.
+//   - STATE_TRANSITION_NOT_ALLOWED (FAILED_PRECONDITION): the erasure moved on while the call ran,
+//     to a state the action does not apply to. Read it again (Status) and decide anew.
+//   - NOT_AWAITING_CONFIRMATION (FAILED_PRECONDITION; metadata state): a decision on a plan was sent
+//     for an erasure that does not await one (decided already, or never MANUAL). Read its Status.
+//   - PLAN_CHANGED (ABORTED; metadata plan_etag): the plan changed since the plan_etag given was
+//     read. Review the current plan (Resolve) and decide again with its plan_etag.
+//   - PLAN_ALREADY_APPROVED (FAILED_PRECONDITION; metadata erasure, state): a Submit brought new
+//     identifiers for a subject whose open erasure has an approved plan they are not part of.
+//     Submit them again once that erasure has ended.
+//   - TOO_MANY_ALIASES (FAILED_PRECONDITION; metadata erasure, alias_count): joining a Submit's
+//     identifiers to the subject's open erasure would exceed the aliases allowed. Submit the
+//     rest once that erasure has ended.
+//   - ERASURE_FINAL (FAILED_PRECONDITION; metadata state): Cancel of an erasure that has ended.
+//     Nothing to do.
+//   - DELETION_FINAL_AT_LIVEPERSON (FAILED_PRECONDITION; metadata state when known): Cancel once
+//     LivePerson has begun or finished deleting some of the erasure's records: it can no longer be
+//     stopped. Nothing to do.
+//   - DELETION_OUTCOME_UNKNOWN (FAILED_PRECONDITION): Cancel of an erasure in a held batch. An
+//     operator settles the batch (SettleBatch) first; then cancel again.
+//   - SUBMISSION_IN_FLIGHT (UNAVAILABLE): Cancel while a LivePerson deletion request holding the
+//     erasure is being created. Retry in a moment.
+//   - BATCH_NOT_FOUND (NOT_FOUND; metadata batch_id): the account has no such batch. Take the
+//     batch id from the erasure's held_batches.
+//   - BATCH_NOT_HELD (FAILED_PRECONDITION; metadata batch_id, state): only a held batch can be
+//     settled, and this one is not (settled already, or never held). Nothing to do.
+//   - LIVEPERSON_REQUEST_NOT_FOUND (FAILED_PRECONDITION; metadata liveperson_request_id):
+//     LivePerson has no such deletion request for the account. Check the id in LivePerson's list.
+//   - LIVEPERSON_REQUEST_MISMATCH (FAILED_PRECONDITION; metadata liveperson_request_id): that
+//     LivePerson request holds other records than the batch. Find the request that holds the
+//     batch's, or settle with not_created if none does.
+//   - LIVEPERSON_REQUEST_CLAIMED (FAILED_PRECONDITION; metadata liveperson_request_id): that
+//     LivePerson request already settles another batch. Find the one that holds this batch.
+//   - REVISION_COMPACTED (OUT_OF_RANGE; metadata oldest_revision): the Watch's start_revision, or
+//     where a slow watcher had got to, is older than the history kept. Read the current state
+//     (Status or List), then watch from oldest_revision or from now.
+//   - REVISION_IN_FUTURE (OUT_OF_RANGE): the Watch's start_revision is beyond the newest revision.
+//     Start from a revision this server gave (a response's revision, or the last seen + 1).
+//   - LIVEPERSON_UNAVAILABLE (UNAVAILABLE): LivePerson could not be reached or failed to answer (a
+//     Resolve preview, a Cancel that must cancel there, a SettleBatch check). Nothing changed
+//     here; retry with backoff.
+//   - NO_LIVEPERSON (UNAVAILABLE): a Resolve preview on a server with no LivePerson connection.
+//     Retrying does not help; an operator configures LivePerson.
+//   - NO_PIPELINE (UNAVAILABLE): the pipeline that works on erasures is not running (the server is
+//     starting, or runs without LivePerson). Retry later; if it lasts, tell an operator.
+//   - DATA_KEYS_UNREADABLE (UNAVAILABLE): Submit refused for an account whose open erasures have
+//     data keys that do not open (a wrong key directory), so a new one might duplicate them. An
+//     operator restores the keys; retry then.
+//   - SHUTTING_DOWN (UNAVAILABLE): the server is stopping. Retry once it (or another instance)
+//     serves; a Watch resumes from the last revision received + 1.
+//   - STORAGE_FAILURE (UNAVAILABLE): the server's store failed (logged there). Retry later; if it
+//     lasts, tell an operator.
+//   - INTERNAL (INTERNAL): an unexpected failure inside the server (logged there). Retrying may
+//     help; if it lasts, report it.
 type ErasureServiceClient interface {
 	// Submit accepts an erasure request. It is durable when it returns. Retrying with the same
 	// request_id and the same payload returns the same erasure (also after a server restart); the
@@ -239,12 +324,97 @@ func (c *erasureServiceClient) GetReceiptKeys(ctx context.Context, in *GetReceip
 // LivePerson's monthly quota, submits each exactly once, follows the deletion to the end, verifies
 // it and signs a receipt.
 //
-// Errors use canonical gRPC codes with a google.rpc.ErrorInfo detail (domain "erasured"):
-// INVALID_ARGUMENT for a malformed request (with field violations), NOT_FOUND for an unknown
-// erasure, ALREADY_EXISTS when a request_id is reused with a different payload,
-// FAILED_PRECONDITION for an action the erasure's state does not allow, ABORTED for a stale
-// plan_etag, UNAUTHENTICATED / PERMISSION_DENIED for callers, UNAVAILABLE when the service or
-// LivePerson cannot serve now (retry later).
+// Errors use canonical gRPC codes, and each carries a google.rpc.ErrorInfo detail (domain
+// "erasured") whose reason, listed below, says what happened; an INVALID_ARGUMENT about one field
+// also carries a google.rpc.BadRequest detail naming the field and the rule broken, never the
+// value. Only these come without ErrorInfo: CANCELLED and DEADLINE_EXCEEDED (the caller's own
+// context ended), UNAVAILABLE when the server ends a Watch stream as it shuts down (resume from
+// the last revision received + 1) or refuses a Backup while another runs (retry when it ends),
+// and INTERNAL after a fault inside the server (logged there; report it). Metadata keys named
+// with a reason are set in its ErrorInfo.
+//
+// Each reason, with its code and what the caller should do:
+//
+//   - INVALID_REQUEST (INVALID_ARGUMENT; metadata field when it is one field): the request breaks
+//     a rule of the API, each field at fault listed in the BadRequest detail. Fix the request:
+//     sent again as it is, it fails again.
+//   - MALFORMED_REQUEST (INVALID_ARGUMENT): the bytes received are not a valid protobuf message of
+//     the request's type. Fix the client (generated from these protos).
+//   - INVALID_NAME (INVALID_ARGUMENT): a name is not of the form `erasures/{id}`. Fix it.
+//   - INVALID_PAGE_TOKEN (INVALID_ARGUMENT): page_token is not one this server gave, or was given
+//     for other filters. Send the filters of the page that gave it, or start from the first page.
+//   - INVALID_OUTCOME (INVALID_ARGUMENT): SettleBatch needs exactly one of a LivePerson request id
+//     and not_created. Fix the request.
+//   - ACCOUNT_NOT_CONFIGURED (INVALID_ARGUMENT; metadata account_id): this server acts for no such
+//     LivePerson account. Check account_id; an operator adds accounts to the configuration.
+//   - REQUEST_ID_REUSED (ALREADY_EXISTS; metadata erasure): the request_id was used before with
+//     another payload. A retry must send the same payload; a new request needs a new request_id.
+//   - UNAUTHENTICATED (UNAUTHENTICATED): no valid bearer token or client certificate came, or the
+//     caller's credentials were revoked. Call again with valid credentials.
+//   - PERMISSION_DENIED (PERMISSION_DENIED; metadata method, and role when a role would do): the
+//     caller lacks the role the method needs, or the method is open to no caller. Ask an
+//     administrator for the role; retrying does not help.
+//   - SELF_APPROVAL (PERMISSION_DENIED): a principal that submitted an erasure, or joined it,
+//     decided on its plan. Another approver must decide.
+//   - TOO_MANY_CALLS (RESOURCE_EXHAUSTED; metadata scope: principal or server): too many unary
+//     calls in flight. Retry with backoff, and send fewer at once.
+//   - TOO_MANY_STREAMS (RESOURCE_EXHAUSTED; metadata scope: principal, peer or server): too many
+//     streams (Watch, Backup, health Watch, reflection) open. Close those not needed; retry with
+//     backoff.
+//   - ERASURE_NOT_FOUND (NOT_FOUND; metadata name): there is no such erasure. Check the name.
+//   - STATE_TRANSITION_NOT_ALLOWED (FAILED_PRECONDITION): the erasure moved on while the call ran,
+//     to a state the action does not apply to. Read it again (Status) and decide anew.
+//   - NOT_AWAITING_CONFIRMATION (FAILED_PRECONDITION; metadata state): a decision on a plan was sent
+//     for an erasure that does not await one (decided already, or never MANUAL). Read its Status.
+//   - PLAN_CHANGED (ABORTED; metadata plan_etag): the plan changed since the plan_etag given was
+//     read. Review the current plan (Resolve) and decide again with its plan_etag.
+//   - PLAN_ALREADY_APPROVED (FAILED_PRECONDITION; metadata erasure, state): a Submit brought new
+//     identifiers for a subject whose open erasure has an approved plan they are not part of.
+//     Submit them again once that erasure has ended.
+//   - TOO_MANY_ALIASES (FAILED_PRECONDITION; metadata erasure, alias_count): joining a Submit's
+//     identifiers to the subject's open erasure would exceed the aliases allowed. Submit the
+//     rest once that erasure has ended.
+//   - ERASURE_FINAL (FAILED_PRECONDITION; metadata state): Cancel of an erasure that has ended.
+//     Nothing to do.
+//   - DELETION_FINAL_AT_LIVEPERSON (FAILED_PRECONDITION; metadata state when known): Cancel once
+//     LivePerson has begun or finished deleting some of the erasure's records: it can no longer be
+//     stopped. Nothing to do.
+//   - DELETION_OUTCOME_UNKNOWN (FAILED_PRECONDITION): Cancel of an erasure in a held batch. An
+//     operator settles the batch (SettleBatch) first; then cancel again.
+//   - SUBMISSION_IN_FLIGHT (UNAVAILABLE): Cancel while a LivePerson deletion request holding the
+//     erasure is being created. Retry in a moment.
+//   - BATCH_NOT_FOUND (NOT_FOUND; metadata batch_id): the account has no such batch. Take the
+//     batch id from the erasure's held_batches.
+//   - BATCH_NOT_HELD (FAILED_PRECONDITION; metadata batch_id, state): only a held batch can be
+//     settled, and this one is not (settled already, or never held). Nothing to do.
+//   - LIVEPERSON_REQUEST_NOT_FOUND (FAILED_PRECONDITION; metadata liveperson_request_id):
+//     LivePerson has no such deletion request for the account. Check the id in LivePerson's list.
+//   - LIVEPERSON_REQUEST_MISMATCH (FAILED_PRECONDITION; metadata liveperson_request_id): that
+//     LivePerson request holds other records than the batch. Find the request that holds the
+//     batch's, or settle with not_created if none does.
+//   - LIVEPERSON_REQUEST_CLAIMED (FAILED_PRECONDITION; metadata liveperson_request_id): that
+//     LivePerson request already settles another batch. Find the one that holds this batch.
+//   - REVISION_COMPACTED (OUT_OF_RANGE; metadata oldest_revision): the Watch's start_revision, or
+//     where a slow watcher had got to, is older than the history kept. Read the current state
+//     (Status or List), then watch from oldest_revision or from now.
+//   - REVISION_IN_FUTURE (OUT_OF_RANGE): the Watch's start_revision is beyond the newest revision.
+//     Start from a revision this server gave (a response's revision, or the last seen + 1).
+//   - LIVEPERSON_UNAVAILABLE (UNAVAILABLE): LivePerson could not be reached or failed to answer (a
+//     Resolve preview, a Cancel that must cancel there, a SettleBatch check). Nothing changed
+//     here; retry with backoff.
+//   - NO_LIVEPERSON (UNAVAILABLE): a Resolve preview on a server with no LivePerson connection.
+//     Retrying does not help; an operator configures LivePerson.
+//   - NO_PIPELINE (UNAVAILABLE): the pipeline that works on erasures is not running (the server is
+//     starting, or runs without LivePerson). Retry later; if it lasts, tell an operator.
+//   - DATA_KEYS_UNREADABLE (UNAVAILABLE): Submit refused for an account whose open erasures have
+//     data keys that do not open (a wrong key directory), so a new one might duplicate them. An
+//     operator restores the keys; retry then.
+//   - SHUTTING_DOWN (UNAVAILABLE): the server is stopping. Retry once it (or another instance)
+//     serves; a Watch resumes from the last revision received + 1.
+//   - STORAGE_FAILURE (UNAVAILABLE): the server's store failed (logged there). Retry later; if it
+//     lasts, tell an operator.
+//   - INTERNAL (INTERNAL): an unexpected failure inside the server (logged there). Retrying may
+//     help; if it lasts, report it.
 type ErasureServiceServer interface {
 	// Submit accepts an erasure request. It is durable when it returns. Retrying with the same
 	// request_id and the same payload returns the same erasure (also after a server restart); the
