@@ -15,7 +15,9 @@ import (
 // The metrics' gauges of erasures by state and of open erasures at risk are counts kept in the
 // store (one ledger entry), changed in the transaction that changes an erasure's state or at-risk
 // flag (countChange, called for every committed change through logStateChange). A scrape reads
-// that one entry; nothing scans the erasures for it.
+// that one entry; nothing scans the erasures for it. With 100,000 stored erasures, reading and
+// decoding every record took 0.58 s a scrape, reading the entry 3 µs (BenchmarkStats); a change
+// of state pays about 10 µs inside its transaction for it.
 //
 // Why in the store rather than in memory: the open does read every erasure today, to rebuild the
 // Submit index, so counts kept in memory could be set up by that scan; but final erasures, which
