@@ -90,6 +90,10 @@ func rpcCases() []rpcCase {
 			_, err := svc(c).ListAuditRecords(ctx, &erasurev1.ListAuditRecordsRequest{})
 			return err
 		}},
+		{"GetReceiptKeys", erasurev1.ErasureService_GetReceiptKeys_FullMethodName, false, RoleViewer, func(ctx context.Context, c *grpc.ClientConn) error {
+			_, err := svc(c).GetReceiptKeys(ctx, &erasurev1.GetReceiptKeysRequest{})
+			return err
+		}},
 		{"Watch", erasurev1.ErasureService_Watch_FullMethodName, false, RoleViewer, func(ctx context.Context, c *grpc.ClientConn) error {
 			// The refusal of a stream arrives on its first Recv.
 			st, err := svc(c).Watch(ctx, &erasurev1.WatchRequest{})
