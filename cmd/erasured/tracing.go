@@ -82,7 +82,7 @@ func startTracing(ctx context.Context, t TracingConfig, log *slog.Logger) (*sdkt
 	if t.Insecure {
 		opts = append(opts, otlptracegrpc.WithInsecure())
 	}
-	exp, err := otlptracegrpc.New(ctx, opts...)
+	exp, err := otlptracegrpc.New(context.WithoutCancel(ctx), opts...) // it must still export at exit
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracing: %w", err)
 	}
