@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 
 	"buf.build/go/protovalidate"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -18,6 +19,8 @@ import (
 )
 
 // interceptors returns the unary and stream chains, outermost first:
+//   - every call gets its request id (see RequestIDHeader), in the context each log line of the
+//     call is written with, and in the response header;
 //   - metrics (when Options.Metrics is set) count every call with its final code;
 //   - the malformed-request note is taken off each decoded unary request (so none outlives its call);
 //   - logging sees the final code of everything below;
@@ -44,6 +47,7 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 		return status.Error(codes.Internal, "internal error")
 	})}
 	unary := []grpc.UnaryServerInterceptor{
+		unaryRequestID,
 		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := s.codec.takeMalformed(req); err != nil {
 				ctx = context.WithValue(ctx, malformedKey{}, err)
@@ -76,6 +80,7 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 		recovery.UnaryServerInterceptor(rec...),
 	}
 	stream := []grpc.StreamServerInterceptor{
+		streamRequestID,
 		logging.StreamServerInterceptor(l, logOpts...),
 		grpcauth.StreamServerInterceptor(s.authFunc),
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
@@ -92,8 +97,8 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 		recovery.StreamServerInterceptor(rec...),
 	}
 	if m := s.opts.Metrics; m != nil {
-		unary = append([]grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}, unary...)
-		stream = append([]grpc.StreamServerInterceptor{m.StreamServerInterceptor()}, stream...)
+		unary = slices.Insert(unary, 1, m.UnaryServerInterceptor())
+		stream = slices.Insert(stream, 1, m.StreamServerInterceptor())
 	}
 	return unary, stream
 }

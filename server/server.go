@@ -15,6 +15,7 @@ import (
 	"buf.build/go/protovalidate"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -47,6 +48,9 @@ type Options struct {
 	// grpc_server_handling_seconds) from the outermost interceptor, so refusals by authentication,
 	// limits and validation are counted with their codes. The caller registers it on its registry.
 	Metrics *grpcprom.ServerMetrics
+	// TracerProvider, when set, traces every call but health checks and reflection: a server
+	// span per call with its method and status code (see tracingOptions). Nil: no tracing.
+	TracerProvider trace.TracerProvider
 	// ExtraOptions are appended to the grpc.Server options.
 	ExtraOptions []grpc.ServerOption
 }
@@ -63,6 +67,8 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	// Every line logged with a call's context carries its request id (see LogHandler).
+	o.Logger = slog.New(LogHandler(o.Logger.Handler()))
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 10 * time.Second
 	}
@@ -120,6 +126,7 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 	if s.opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.opts.TLS.Config())))
 	}
+	gopts = append(gopts, s.opts.tracingOptions()...)
 	s.grpc = grpc.NewServer(append(gopts, s.opts.ExtraOptions...)...)
 	erasurev1.RegisterErasureServiceServer(s.grpc, &handler{svc: svc, srv: s})
 	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, closing: s.closing})

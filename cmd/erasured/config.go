@@ -72,6 +72,9 @@ type Config struct {
 	History struct {
 		KeepRevisions uint64 `yaml:"keep_revisions"`
 	} `yaml:"history"`
+	// Tracing exports OpenTelemetry traces of the gRPC calls served and the LivePerson calls
+	// made; see TracingConfig.
+	Tracing TracingConfig `yaml:"tracing"`
 
 	path              string              // the configuration file; "" in the sandbox
 	sandbox           bool                // no config file: the sandbox
@@ -156,6 +159,8 @@ func defaultConfig() Config {
 	c.Privacy.Retention = Duration{720 * time.Hour}
 	c.Shutdown.Timeout = Duration{10 * time.Second}
 	c.History.KeepRevisions = 1_000_000
+	c.Tracing.SampleRatio = 1
+	c.Tracing.ServiceName = "erasured"
 	return c
 }
 
@@ -343,7 +348,7 @@ func (c *Config) validate() error {
 	}
 	_, cerr := c.credentials()
 	_, aerr := c.callers()
-	return errors.Join(append(errs, cerr, aerr, c.checkListeners())...)
+	return errors.Join(append(errs, cerr, aerr, c.checkListeners(), c.Tracing.check())...)
 }
 
 func firstNonEmpty(vals ...string) string {

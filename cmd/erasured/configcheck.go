@@ -121,6 +121,8 @@ func kindWord(t reflect.Type) string {
 		return "a whole number"
 	case reflect.Uint, reflect.Uint64, reflect.Uint32:
 		return "a whole number, not negative"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
 	}
 	return "a single value"
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
@@ -37,7 +39,8 @@ func realMain(ctx context.Context, args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var level slog.LevelVar // log_level, read again on SIGHUP
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	// A line logged with a call's context carries the call's request id (and trace id).
+	log := slog.New(server.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: &level})))
 	slog.SetDefault(log)
 
 	cfg, err := loadConfig(args, os.Getenv)
@@ -46,6 +49,17 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	lv, _ := parseLogLevel(cfg.LogLevel) // checked by loadConfig
 	level.Set(lv)
+	// Tracing stops last, on every way out: the spans of the calls and the work, all ended by
+	// then, are flushed.
+	tp, stopTracing, err := startTracing(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	var traces trace.TracerProvider // stays a nil interface with tracing off
+	if tp != nil {
+		traces = tp
+	}
 	if cfg.sandbox {
 		log.Warn("SANDBOX MODE: no config file given; no authentication, loopback only, generated master key, simulated LivePerson: not for real data",
 			"listen", cfg.Listen, "db", cfg.DB)
@@ -104,13 +118,14 @@ func realMain(ctx context.Context, args []string) error {
 		}
 		defer mlis.Close()
 	}
-	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits(), Metrics: m.grpc})
+	srv, err := server.New(svc, server.Options{Logger: log, Auth: acc.auth, TLS: acc.tls, Limits: cfg.Limits.limits(), Metrics: m.grpc,
+		TracerProvider: traces})
 	if err != nil {
 		return err
 	}
 	pcfg := pipelineConfig(&cfg)
 	m.attach(svc, srv, db.Path(), accountIDs(cfg.Accounts), pcfg.Quota)
-	lp, err := wireLivePerson(&cfg, log, lpReports{call: m.observeCall, authFailed: m.authFailed})
+	lp, err := wireLivePerson(&cfg, log, lpReports{call: m.observeCall, authFailed: m.authFailed, traces: traces})
 	if err != nil {
 		return err
 	}

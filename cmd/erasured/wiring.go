@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/lpsim"
 	"github.com/erasured/erasured/liveperson/region"
@@ -78,6 +80,17 @@ type lpReports struct {
 	call func(liveperson.Observation)
 	// authFailed receives every refusal of an account's credentials for a service.
 	authFailed func(account, service string)
+	// traces, when set, receives a client span of every HTTP call (see tracedTransport): the
+	// services', sentinel's and the Domain API's. Nil: not traced.
+	traces trace.TracerProvider
+}
+
+// httpOptions are the client options that trace its calls, when tracing is on.
+func (r lpReports) httpOptions() []liveperson.Option {
+	if hc := tracedClient(r.traces); hc != nil {
+		return []liveperson.Option{liveperson.WithHTTPClient(hc)}
+	}
+	return nil
 }
 
 func (r lpReports) observe() func(liveperson.Observation) {
@@ -131,6 +144,7 @@ func wireLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*livePers
 		Accounts:     accounts,
 		Patterns:     cfg.LivePerson.HostPatterns,
 		UseListForm:  cfg.LivePerson.DiscoveryListForm,
+		Options:      reports.httpOptions(),
 		OnViolation: func(v region.Violation) {
 			log.Error("RESIDENCY GUARD: refused a LivePerson host",
 				"account", v.Account, "region", v.Region, "service", v.Service, "host", v.Host, "reason", v.Reason)
@@ -147,13 +161,14 @@ func wireLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*livePers
 	// The token exchange is observed as well: a refused client secret shows at sentinel.
 	observe := reports.observe()
 	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: clientCreds, Resolver: router,
-		Options: []liveperson.Option{liveperson.WithCallTimeout(10 * time.Second), liveperson.WithObserver(observe),
-			liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}})}})
+		Options: append([]liveperson.Option{liveperson.WithCallTimeout(10 * time.Second), liveperson.WithObserver(observe),
+			liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}})},
+			reports.httpOptions()...)})
 	if err != nil {
 		return nil, err
 	}
 	auth.Authenticators = map[string]liveperson.Authenticator{liveperson.MethodOAuth2: oauth2, liveperson.MethodOAuth1: legacy}
-	refusals := newAuthFailures(http.DefaultTransport, log, reports.authFailed)
+	refusals := newAuthFailures(tracedTransport(http.DefaultTransport, reports.traces), log, reports.authFailed)
 	client, err := liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(refusals.authenticator(auth)),
 		liveperson.WithHTTPClient(&http.Client{Transport: refusals}),
 		liveperson.WithSource(cfg.LivePerson.Source), liveperson.WithObserver(observe))
