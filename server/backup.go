@@ -19,7 +19,7 @@ const backupChunk = 1 << 20
 // holds a read transaction open. Backup is not audited: it changes nothing.
 func (h *handler) Backup(_ *erasurev1.BackupRequest, stream erasurev1.ErasureService_BackupServer) error {
 	if !h.backup.TryLock() {
-		return status.Error(codes.Unavailable, "another backup is running; try again when it ends")
+		return statusError(codes.Unavailable, "another backup is running; try again when it ends", "BACKUP_RUNNING", nil)
 	}
 	defer h.backup.Unlock()
 	err := h.svc.Backup(func(snap store.Snapshot) error {
@@ -27,8 +27,8 @@ func (h *handler) Backup(_ *erasurev1.BackupRequest, stream erasurev1.ErasureSer
 		for sent := int64(0); sent < snap.Size; {
 			n, err := io.ReadFull(snap.Data, buf[:min(int64(len(buf)), snap.Size-sent)])
 			if err != nil {
-				h.srv.opts.Logger.Error("backup: reading the snapshot copy failed", "err", err)
-				return status.Error(codes.Unavailable, "storage failure while reading the snapshot; try again later")
+				h.srv.opts.Logger.ErrorContext(stream.Context(), "backup: reading the snapshot copy failed", "err", err)
+				return statusError(codes.Unavailable, "storage failure while reading the snapshot; try again later", "STORAGE_FAILURE", nil)
 			}
 			msg := &erasurev1.BackupResponse{Data: buf[:n]} // Send encodes it before returning, so buf can be reused
 			if sent == 0 {

@@ -40,6 +40,9 @@ func (s *Server) interceptors(v protovalidate.Validator) ([]grpc.UnaryServerInte
 	// Only the call's outcome is logged, never payloads: requests carry subject identifiers.
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	l := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if lvl == logging.LevelInfo && routineService(fields) {
+			lvl = logging.LevelDebug
+		}
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	rec := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
@@ -197,4 +200,28 @@ func validate(v protovalidate.Validator, req any) error {
 		st = d
 	}
 	return st.Err()
+}
+
+// routineServices are called all the time by load balancers, health checkers and tools such as
+// grpcurl. Their successful calls are logged at DEBUG, so that INFO shows the API's calls; a
+// failed one keeps its level.
+var routineServices = map[string]bool{
+	"grpc.health.v1.Health":                    true,
+	"grpc.reflection.v1.ServerReflection":      true,
+	"grpc.reflection.v1alpha.ServerReflection": true,
+}
+
+// routineService reports whether a call log line's fields (key, value pairs) are those of a
+// successful call to a routine service.
+func routineService(fields []any) bool {
+	var service, code string
+	for i := 0; i+1 < len(fields); i += 2 {
+		switch k, _ := fields[i].(string); k {
+		case logging.ServiceFieldKey:
+			service, _ = fields[i+1].(string)
+		case "grpc.code":
+			code, _ = fields[i+1].(string)
+		}
+	}
+	return routineServices[service] && code == codes.OK.String()
 }

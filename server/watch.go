@@ -39,7 +39,7 @@ func (h *handler) Watch(req *erasurev1.WatchRequest, stream erasurev1.ErasureSer
 		switch {
 		case err == nil:
 		case h.srv.closing.Err() != nil:
-			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision received")
+			return statusError(codes.Unavailable, "server shutting down; resume from the last revision received", "SHUTTING_DOWN", nil)
 		case ctx.Err() != nil:
 			// The client went away (or its deadline passed): CANCELED or DEADLINE_EXCEEDED, not the
 			// UNKNOWN a bare context error becomes, which the call log reports as a server error.

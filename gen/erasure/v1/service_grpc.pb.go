@@ -44,10 +44,8 @@ const (
 // "erasured") whose reason, listed below, says what happened; an INVALID_ARGUMENT about one field
 // also carries a google.rpc.BadRequest detail naming the field and the rule broken, never the
 // value. Only these come without ErrorInfo: CANCELLED and DEADLINE_EXCEEDED (the caller's own
-// context ended), UNAVAILABLE when the server ends a Watch stream as it shuts down (resume from
-// the last revision received + 1) or refuses a Backup while another runs (retry when it ends),
-// and INTERNAL after a fault inside the server (logged there; report it). Metadata keys named
-// with a reason are set in its ErrorInfo.
+// context ended), and INTERNAL after a fault inside the server (logged there; report it).
+// Metadata keys named with a reason are set in its ErrorInfo.
 //
 // Each reason, with its code and what the caller should do:
 //
@@ -125,6 +123,8 @@ const (
 //   - DATA_KEYS_UNREADABLE (UNAVAILABLE): Submit refused for an account whose open erasures have
 //     data keys that do not open (a wrong key directory), so a new one might duplicate them. An
 //     operator restores the keys; retry then.
+//   - BACKUP_RUNNING (UNAVAILABLE): Backup while another backup runs; one runs at a time. Retry
+//     when it ends.
 //   - SHUTTING_DOWN (UNAVAILABLE): the server is stopping. Retry once it (or another instance)
 //     serves; a Watch resumes from the last revision received + 1.
 //   - STORAGE_FAILURE (UNAVAILABLE): the server's store failed (logged there). Retry later; if it
@@ -328,10 +328,8 @@ func (c *erasureServiceClient) GetReceiptKeys(ctx context.Context, in *GetReceip
 // "erasured") whose reason, listed below, says what happened; an INVALID_ARGUMENT about one field
 // also carries a google.rpc.BadRequest detail naming the field and the rule broken, never the
 // value. Only these come without ErrorInfo: CANCELLED and DEADLINE_EXCEEDED (the caller's own
-// context ended), UNAVAILABLE when the server ends a Watch stream as it shuts down (resume from
-// the last revision received + 1) or refuses a Backup while another runs (retry when it ends),
-// and INTERNAL after a fault inside the server (logged there; report it). Metadata keys named
-// with a reason are set in its ErrorInfo.
+// context ended), and INTERNAL after a fault inside the server (logged there; report it).
+// Metadata keys named with a reason are set in its ErrorInfo.
 //
 // Each reason, with its code and what the caller should do:
 //
@@ -409,6 +407,8 @@ func (c *erasureServiceClient) GetReceiptKeys(ctx context.Context, in *GetReceip
 //   - DATA_KEYS_UNREADABLE (UNAVAILABLE): Submit refused for an account whose open erasures have
 //     data keys that do not open (a wrong key directory), so a new one might duplicate them. An
 //     operator restores the keys; retry then.
+//   - BACKUP_RUNNING (UNAVAILABLE): Backup while another backup runs; one runs at a time. Retry
+//     when it ends.
 //   - SHUTTING_DOWN (UNAVAILABLE): the server is stopping. Retry once it (or another instance)
 //     serves; a Watch resumes from the last revision received + 1.
 //   - STORAGE_FAILURE (UNAVAILABLE): the server's store failed (logged there). Retry later; if it
