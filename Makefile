@@ -37,6 +37,10 @@ lint: $(BIN)/buf ## buf lint + format check, gofmt, go vet.
 	cd gen && $(GO) vet ./...
 	cd examples/go && $(GO) vet ./...
 
+.PHONY: examples
+examples: ## Run the Node, Python and Go client examples against a sandbox of their own (installs their packages).
+	examples/run.sh
+
 .PHONY: breaking
 breaking: $(BIN)/buf ## Compare proto/ against main for breaking changes.
 	buf breaking proto --against '.git#branch=main,subdir=proto'
