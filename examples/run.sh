@@ -39,13 +39,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building erasured and the Go example"
+echo "== building erasured and the Go example; checking the google/rpc definitions"
 go build -o "$tmp/erasured" ./cmd/erasured
 (cd tools && go build -o "$tmp/grpc-health-probe" github.com/grpc-ecosystem/grpc-health-probe) # pinned in tools/go.mod
 # The Go example's go.mod is tidy as committed: importing the gen module bumps neither its go
 # line nor its grpc (tidy -diff fails if it would change anything).
 (cd examples/go && go mod tidy -diff && go build -o "$tmp/go-example" .)
 echo "   examples/go keeps go $(cd examples/go && go list -m -f '{{.GoVersion}}') and $(cd examples/go && go list -m google.golang.org/grpc)"
+
+# The google/rpc definitions the Node and Python examples decode errors with have the wire
+# format of those the server encodes them with.
+/usr/bin/protoc -I third_party/googleapis -I /usr/include --include_imports -o "$tmp/rpc.binpb" \
+  google/rpc/status.proto google/rpc/error_details.proto
+go run ./examples/rpcwire "$tmp/rpc.binpb"
 
 echo "== starting the sandbox"
 mkdir "$tmp/sandbox"
