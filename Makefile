@@ -34,6 +34,12 @@ lint: $(BIN)/buf ## buf lint + format check, gofmt, go vet.
 	buf format -d --exit-code proto
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || (echo "gofmt: $$out" >&2; exit 1)
 	$(GO) vet ./...
+	cd gen && $(GO) vet ./...
+	cd examples/go && $(GO) vet ./...
+
+.PHONY: examples
+examples: ## Run the Node, Python and Go client examples against a sandbox of their own (installs their packages).
+	examples/run.sh
 
 .PHONY: breaking
 breaking: $(BIN)/buf ## Compare proto/ against main for breaking changes.
