@@ -66,8 +66,9 @@ func protoTime(t time.Time) string {
 	return s + "Z"
 }
 
-// receiptPayload is the JWS payload of r: its content as proto3 JSON, in canonical JSON.
-func receiptPayload(r Receipt) ([]byte, error) {
+// ReceiptPayload is the JWS payload of r, what its signature covers: its content as proto3
+// JSON, in canonical JSON.
+func ReceiptPayload(r Receipt) ([]byte, error) {
 	m := map[string]any{}
 	str := func(name, v string) {
 		if v != "" {
@@ -154,7 +155,7 @@ func hashOf(content []byte) string {
 // jwsForm reports whether r was signed as a JWS: its hash is that of its JWS payload (a receipt
 // signed before has the hash of the earlier content), and it returns the payload.
 func jwsForm(r Receipt) (payload []byte, ok bool, err error) {
-	payload, err = receiptPayload(r)
+	payload, err = ReceiptPayload(r)
 	if err != nil {
 		return nil, false, err
 	}
@@ -189,7 +190,7 @@ func compactJWS(r Receipt, payload []byte) (string, error) {
 
 // signReceipt sets rc's hash and signature: rc is signed as a JWS by key, named rc.KeyID.
 func signReceipt(rc *Receipt, key ed25519.PrivateKey) error {
-	payload, err := receiptPayload(*rc)
+	payload, err := ReceiptPayload(*rc)
 	if err != nil {
 		return err
 	}
@@ -252,7 +253,7 @@ func VerifyReceiptJWS(r Receipt, jws string, pub ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	want, err := receiptPayload(r)
+	want, err := ReceiptPayload(r)
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func TestVerifyReceiptJWS(t *testing.T) {
 	other := testKeyring(t, "fedcba9876543210fedcba9876543210")
 	rc := testReceipt(t, keys)
 	jws := ReceiptJWS(rc)
-	payload, _ := receiptPayload(rc)
+	payload, _ := ReceiptPayload(rc)
 	parts := strings.Split(jws, ".")
 	b64 := base64.RawURLEncoding.EncodeToString
 
