@@ -298,7 +298,7 @@ func ctlReceiptKeys(fs *flag.FlagSet) (func() error, ctlRun) {
 			if i == 0 {
 				role = "signs new receipts"
 			}
-			fmt.Fprintf(c.out, "%s (%s)\n  base64: %s\n  jwk:    %s\n%s", k.GetKeyId(), role,
+			fmt.Fprintf(c.out, "%s (%s)\n  base64: %s\n  jwk:    %s\n  pem:\n%s", k.GetKeyId(), role,
 				base64.StdEncoding.EncodeToString(k.GetPublicKey()), k.GetJwk(), k.GetPem())
 		}
 		return nil

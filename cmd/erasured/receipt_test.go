@@ -232,7 +232,7 @@ func TestCtlReceiptKeys(t *testing.T) {
 	out := mustCtl(t, addr, "receipt-keys")
 	jwk, _ := k.JWK()
 	pem, _ := k.PEM()
-	for _, want := range []string{k.ID + " (signs new receipts)", "base64: " + base64.StdEncoding.EncodeToString(k.PublicKey), "jwk:    " + jwk, pem} {
+	for _, want := range []string{k.ID + " (signs new receipts)", "base64: " + base64.StdEncoding.EncodeToString(k.PublicKey), "jwk:    " + jwk, "\n  pem:\n" + pem} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ctl receipt-keys lacks %q:\n%s", want, out)
 		}
