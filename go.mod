@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	buf.build/go/protovalidate v1.4.0
 	github.com/erasured/erasured/gen v0.0.0
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1

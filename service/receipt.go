@@ -2,9 +2,7 @@ package service
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +12,9 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// Receipts are signed with an Ed25519 key derived from the master key and chained: each holds
-// the hash of the one before, so a missing or altered receipt breaks the chain.
+// Receipts are signed with an Ed25519 key derived from the key directory's root secret, as a JWS
+// (receiptjws.go), and chained: each holds the hash of the one before, under its signature, so a
+// missing or altered receipt breaks the chain.
 
 var receiptHeadKey = []byte("receipts/head")
 
@@ -24,8 +23,9 @@ type receiptHead struct {
 	Hash string `json:"hash"`
 }
 
-// signedContent is the canonical byte form of a receipt that the hash and signature cover:
-// the receipt's JSON with Hash and Signature empty.
+// signedContent is what the hash and signature of a receipt signed before the JWS form cover:
+// the receipt's JSON with Hash and Signature empty. New receipts are signed as a JWS
+// (receiptjws.go); these only verify.
 func signedContent(r Receipt) ([]byte, error) {
 	r.Hash, r.Signature = "", ""
 	r.ReceivedTime = r.ReceivedTime.UTC()
@@ -66,13 +66,9 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 		// Only an approver's acceptance lets such an erasure complete.
 		rc.UnsearchedChannels = []Channel{ChannelMessaging}
 	}
-	content, err := signedContent(rc)
-	if err != nil {
+	if err := signReceipt(&rc, s.keys.signing); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(content)
-	rc.Hash = hex.EncodeToString(sum[:])
-	rc.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.keys.signing, content))
 	v, err := json.Marshal(rc)
 	if err != nil {
 		return err
@@ -155,14 +151,28 @@ func (o outcome) summary(unsearched bool) string {
 	return strings.Join(parts, "; ")
 }
 
-// VerifyReceipt checks a receipt's hash and its signature against pub.
+// VerifyReceipt checks a receipt's hash and signature against pub, in the form it was signed in:
+// a receipt signed as a JWS by the JWS its fields rebuild (its kid must name pub), one signed
+// before by its signature over the earlier content. A receipt whose fields were changed after
+// signing matches neither form's hash and fails.
 func VerifyReceipt(r Receipt, pub ed25519.PublicKey) error {
+	payload, ok, err := jwsForm(r)
+	if err != nil {
+		return err
+	}
+	if ok {
+		jws, err := compactJWS(r, payload)
+		if err != nil {
+			return err
+		}
+		_, _, err = openReceiptJWS(jws, pub)
+		return err
+	}
 	content, err := signedContent(r)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(content)
-	if hex.EncodeToString(sum[:]) != r.Hash {
+	if hashOf(content) != r.Hash {
 		return errors.New("receipt hash does not match its content")
 	}
 	sig, err := base64.StdEncoding.DecodeString(r.Signature)

@@ -46,12 +46,16 @@ func commands() []command {
 
 const receiptUsage = `usage:
   erasured receipt verify --public-key KEY [FILE]
-      check a receipt's signature; FILE (default: standard input) holds the receipt, or a
-      Status response or Erasure holding it, as JSON. KEY is the public key in base64, or a
-      file holding it.
-  erasured receipt public-key [--config FILE]
-      print the receipt-signing public key (base64) of the server configured by FILE
-      (without it: the sandbox's)
+      check a receipt: its JWS (EdDSA signature, key id, and a signed payload equal to the
+      fields shown), or for a receipt signed before receipts carried one, its signature; and
+      its hash. FILE (default: standard input) holds the receipt, or a Status response or
+      Erasure holding it, as JSON (grpcurl's, or erasured ctl get -o json). KEY is the public
+      key in base64, as a JWK or as PEM, or a file holding it.
+  erasured receipt public-key [--config FILE] [--db FILE] [--format base64|jwk|pem]
+      print the receipt-signing public key of the server configured by FILE (default: env
+      ERASURED_CONFIG; without either: the sandbox's), found as the server finds it: the same
+      configuration, master key and key directory, relative paths from the working directory.
+      It writes nothing. A running server hands it out too: erasured ctl receipt-keys.
 `
 
 const keysUsage = `usage:

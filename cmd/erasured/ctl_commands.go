@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,8 +35,9 @@ var ctlCommands = map[string]ctlCommand{
 	"cancel":  {usage: "cancel NAME --reason R", minArgs: 1, maxArgs: 1, setup: ctlCancel},
 	"submit": {usage: "submit --account A (--customer-id X | --email X | --phone X | --consumer-id X) [--request-id UUID] [--external-ref REF] [--manual]",
 		setup: ctlSubmit},
-	"audit":  {usage: "audit [--erasure NAME]", setup: ctlAudit},
-	"backup": {usage: "backup FILE", minArgs: 1, maxArgs: 1, setup: ctlBackup},
+	"audit":        {usage: "audit [--erasure NAME]", setup: ctlAudit},
+	"backup":       {usage: "backup FILE", minArgs: 1, maxArgs: 1, setup: ctlBackup},
+	"receipt-keys": {usage: "receipt-keys [--format base64|jwk|pem]", setup: ctlReceiptKeys},
 }
 
 // erasureName accepts `erasures/ID` or a bare ID.
@@ -250,5 +252,55 @@ func ctlAudit(fs *flag.FlagSet) (func() error, ctlRun) {
 			req.PageToken = page.NextPageToken
 		}
 		return c.printAudit(all)
+	}
+}
+
+// ctlReceiptKeys prints the public keys that verify the server's receipts. With --format it
+// prints the key signing new receipts alone, in that form, for `erasured receipt verify
+// --public-key` or an auditor's tool; -o json prints the response, every key in every form.
+func ctlReceiptKeys(fs *flag.FlagSet) (func() error, ctlRun) {
+	format := fs.String("format", "", "")
+	check := func() error {
+		switch *format {
+		case "", "base64", "jwk", "pem":
+			return nil
+		}
+		return fmt.Errorf("--format must be base64, jwk or pem, not %q", *format)
+	}
+	return check, func(ctx context.Context, c *ctl, _ []string) error {
+		cctx, cancel := c.call(ctx)
+		defer cancel()
+		resp, err := c.client.GetReceiptKeys(cctx, &erasurev1.GetReceiptKeysRequest{})
+		if err != nil {
+			return err
+		}
+		keys := resp.GetKeys()
+		switch {
+		case c.opts.output == "json":
+			return c.printJSON(resp, jsonDoc)
+		case len(keys) == 0:
+			return errors.New("the server named no receipt key")
+		case *format != "":
+			out, err := formatReceiptKey(keys[0].GetKeyId(), keys[0].GetPublicKey(), *format)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(c.out, strings.TrimRight(out, "\n"))
+			return err
+		case c.opts.output == "name":
+			for _, k := range keys {
+				fmt.Fprintln(c.out, k.GetKeyId())
+			}
+			return nil
+		}
+		for i, k := range keys {
+			role := "verifies earlier receipts"
+			if i == 0 {
+				role = "signs new receipts"
+			}
+			fmt.Fprintf(c.out, "%s (%s)\n  base64: %s\n  jwk:    %s\n  pem:\n%s", k.GetKeyId(), role,
+				base64.StdEncoding.EncodeToString(k.GetPublicKey()), k.GetJwk(), k.GetPem())
+		}
+		return nil
 	}
 }

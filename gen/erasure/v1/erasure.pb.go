@@ -1042,8 +1042,9 @@ func (x *LivePersonRequest) GetRecordCount() int32 {
 }
 
 // Proof that an erasure was carried out. It holds no personal data: the subject appears only as
-// the erasure's fingerprint of it. Receipts form a hash chain and are signed with Ed25519; check
-// one offline with `erasured receipt verify`.
+// the erasure's fingerprint of it. Receipts form a hash chain (previous_hash) and are signed with
+// Ed25519 as a JWS (jws), which any JOSE library, openssl or node checks with the public key
+// GetReceiptKeys hands out; `erasured receipt verify` checks one offline too.
 type Receipt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The erasure this receipt is for.
@@ -1056,7 +1057,9 @@ type Receipt struct {
 	SubjectFingerprint string `protobuf:"bytes,3,opt,name=subject_fingerprint,json=subjectFingerprint,proto3" json:"subject_fingerprint,omitempty"`
 	// Records erased, by kind.
 	Counts []*TargetCount `protobuf:"bytes,4,rep,name=counts,proto3" json:"counts,omitempty"`
-	// The LivePerson deletion requests used.
+	// The LivePerson deletion requests used. In the JWS payload, as in all proto3 JSON, each is a
+	// string of decimal digits: a JavaScript reader keeps every digit of an id past 2^53, and an
+	// id has one form whatever its size.
 	LivepersonRequestIds []int64 `protobuf:"varint,5,rep,packed,name=liveperson_request_ids,json=livepersonRequestIds,proto3" json:"liveperson_request_ids,omitempty"`
 	// When the subject's request was received.
 	ReceivedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_time,json=receivedTime,proto3" json:"received_time,omitempty"`
@@ -1064,13 +1067,18 @@ type Receipt struct {
 	CompleteTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
 	// What verification found, in words (for example "12 of 12 records masked or gone").
 	VerificationSummary string `protobuf:"bytes,8,opt,name=verification_summary,json=verificationSummary,proto3" json:"verification_summary,omitempty"`
-	// SHA-256 (hex) of the previous receipt in the chain; empty for the first.
+	// The hash of the previous receipt in the chain; empty for the first. It is in the JWS payload,
+	// so the chain is under the signature.
 	PreviousHash string `protobuf:"bytes,9,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
-	// SHA-256 (hex) of this receipt's signed content.
+	// SHA-256 (hex) of this receipt's signed content: for a receipt with a JWS, of the JWS payload's
+	// bytes (the base64url-decoded middle part); for one signed before, of that earlier content.
 	Hash string `protobuf:"bytes,10,opt,name=hash,proto3" json:"hash,omitempty"`
-	// Ed25519 signature over the signed content (base64).
+	// The Ed25519 signature (standard base64): for a receipt with a JWS, the JWS's own signature
+	// (its third part, base64url there), over the JWS signing input; for one signed before, over
+	// the earlier content.
 	Signature string `protobuf:"bytes,11,opt,name=signature,proto3" json:"signature,omitempty"`
-	// Identifies the public key that verifies the signature.
+	// Identifies the public key that verifies the signature: the JWS header's kid, and
+	// ReceiptKey.key_id. It is a hash prefix of that public key.
 	KeyId string `protobuf:"bytes,12,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// Fingerprints of the subject's further identifiers (aliases), in the order given, under the same
 	// erasure-specific key as subject_fingerprint.
@@ -1083,9 +1091,17 @@ type Receipt struct {
 	// Records named explicitly that LivePerson does not have.
 	NotFoundCount int32 `protobuf:"varint,16,opt,name=not_found_count,json=notFoundCount,proto3" json:"not_found_count,omitempty"`
 	// The receipt in a standard envelope: a JWS (RFC 7515) in compact serialization, signed with
-	// EdDSA (RFC 8037) by the key named in its header's kid. Its payload is the receipt's content
-	// as canonical JSON (RFC 8785), so any JOSE library checks it without knowing this service.
-	// Empty on receipts signed before the envelope existed; those verify by signature alone.
+	// EdDSA over Ed25519 (RFC 8037), so any JOSE library checks it without knowing this service.
+	//
+	// Its protected header is {"alg":"EdDSA","kid":KEY_ID,"typ":"erasure-receipt+jws"}. Its
+	// payload is this receipt in proto3 JSON (as grpcurl prints it: lowerCamelCase field names,
+	// enums by name, timestamps in RFC 3339 UTC, int64 values as strings, fields at their zero
+	// value left out) without hash, signature and jws, written as canonical JSON (RFC 8785).
+	// Every field shown must equal the payload's: a receipt whose fields differ from what was
+	// signed is not valid. hash is the SHA-256 of the payload, and signature the JWS's signature.
+	//
+	// Empty on receipts signed before the envelope existed: those keep their hash and signature
+	// over the earlier content, and `erasured receipt verify` checks them.
 	Jws           string `protobuf:"bytes,17,opt,name=jws,proto3" json:"jws,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1243,13 +1259,16 @@ func (x *Receipt) GetJws() string {
 // A public key that verifies receipts.
 type ReceiptKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The id receipts name: Receipt.key_id, and the kid of the JWS header.
+	// The id receipts name: Receipt.key_id, and the kid of the JWS header. It is "rk-" and the
+	// first 6 bytes (hex) of the SHA-256 of public_key.
 	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// The Ed25519 public key, 32 bytes.
 	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
-	// The same key as a JSON Web Key (RFC 8037: kty OKP, crv Ed25519), for JOSE tools.
+	// The same key as a JSON Web Key (RFC 8037: kty OKP, crv Ed25519, with kid, alg EdDSA and use
+	// sig), for JOSE libraries and node's crypto.createPublicKey({key, format: "jwk"}).
 	Jwk string `protobuf:"bytes,3,opt,name=jwk,proto3" json:"jwk,omitempty"`
-	// The same key as a PEM "PUBLIC KEY" block (SubjectPublicKeyInfo), for openssl.
+	// The same key as a PEM "PUBLIC KEY" block (SubjectPublicKeyInfo), for
+	// `openssl pkeyutl -verify -pubin -inkey KEY.pem -rawin`.
 	Pem           string `protobuf:"bytes,4,opt,name=pem,proto3" json:"pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -182,10 +182,11 @@ type ErasureServiceClient interface {
 	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
 	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
-	// GetReceiptKeys returns the public keys that verify this server's receipts, so that an auditor
-	// can check a receipt with standard tools. Every receipt carries a JWS (Receipt.jws) signed with
-	// EdDSA over Ed25519; its header's kid names the key here that verifies it. Callers need the
-	// viewer role.
+	// GetReceiptKeys returns the public keys that verify this server's receipts, the one signing
+	// new receipts first, so that an auditor can check a receipt with standard tools. A receipt's
+	// JWS (Receipt.jws) is signed with EdDSA over Ed25519; its header's kid names the key here that
+	// verifies it. The signing key is kept through master key rotations, so one key verifies every
+	// receipt a server holds. Callers need the viewer role.
 	GetReceiptKeys(ctx context.Context, in *GetReceiptKeysRequest, opts ...grpc.CallOption) (*GetReceiptKeysResponse, error)
 }
 
@@ -466,10 +467,11 @@ type ErasureServiceServer interface {
 	// snapshot to a temporary file beside the store's (as large as the store), then streams it;
 	// one Backup runs at a time, a second fails with UNAVAILABLE. Callers need the operator role.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
-	// GetReceiptKeys returns the public keys that verify this server's receipts, so that an auditor
-	// can check a receipt with standard tools. Every receipt carries a JWS (Receipt.jws) signed with
-	// EdDSA over Ed25519; its header's kid names the key here that verifies it. Callers need the
-	// viewer role.
+	// GetReceiptKeys returns the public keys that verify this server's receipts, the one signing
+	// new receipts first, so that an auditor can check a receipt with standard tools. A receipt's
+	// JWS (Receipt.jws) is signed with EdDSA over Ed25519; its header's kid names the key here that
+	// verifies it. The signing key is kept through master key rotations, so one key verifies every
+	// receipt a server holds. Callers need the viewer role.
 	GetReceiptKeys(context.Context, *GetReceiptKeysRequest) (*GetReceiptKeysResponse, error)
 	mustEmbedUnimplementedErasureServiceServer()
 }
