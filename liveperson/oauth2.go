@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/erasured/erasured/liveperson/internal/flight"
+	"golang.org/x/sync/singleflight"
 )
 
 // ClientCredentials are an account's OAuth 2.0 client id and secret.
@@ -42,7 +42,7 @@ type OAuth2 struct {
 
 	mu     sync.Mutex
 	tokens map[string]token
-	flight flight.Group[string, token]
+	flight singleflight.Group // token fetches in flight, by account
 }
 
 type token struct {
@@ -97,7 +97,11 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 	if ok && now.Before(old.refreshAt) {
 		return old.value, nil
 	}
-	t, err := o.flight.Do(ctx, account, func(fctx context.Context) (token, error) {
+	// One fetch per account at a time, shared by everyone who asks meanwhile. It runs without
+	// the first caller's cancellation (one impatient caller must not fail everyone else's wait)
+	// and bounds itself; a caller whose ctx ends stops waiting.
+	fctx := context.WithoutCancel(ctx)
+	ch := o.flight.DoChan(account, func() (any, error) {
 		fctx, cancel := context.WithTimeout(fctx, 2*o.client.callTimeout)
 		defer cancel()
 		t, err := o.fetch(fctx, account)
@@ -108,6 +112,14 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 		}
 		return t, err
 	})
+	var t token
+	var err error
+	select {
+	case res := <-ch:
+		t, err = res.Val.(token), res.Err
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil && ok && now.Before(old.expiresAt) && !IsUnauthorized(err) {
 		// Renewal failed early enough: the old token still works for a while.
 		return old.value, nil

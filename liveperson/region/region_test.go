@@ -269,3 +269,38 @@ func TestRouterOneLookupInFlight(t *testing.T) {
 		t.Errorf("%d single-form calls for 20 concurrent callers of two services, want 2", n)
 	}
 }
+
+// TestRouterWaiterGivesUpAlone: a caller whose context ends stops waiting for
+// the lookup it shares; the lookup goes on for the others and is made once.
+func TestRouterWaiterGivesUpAlone(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultLatency, Latency: 400 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	impatient := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(ctx, "1234", liveperson.ServiceDeletion)
+		impatient <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	patient := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(context.Background(), "1234", liveperson.ServiceDeletion)
+		patient <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-impatient:
+		if err == nil {
+			t.Error("the cancelled caller got a host, want its context's error")
+		}
+	case <-time.After(150 * time.Millisecond):
+		t.Error("the cancelled caller still waits for the lookup")
+	}
+	if err := <-patient; err != nil {
+		t.Errorf("the patient caller: %v, want the shared lookup's host", err)
+	}
+	if n := f.calls(lpsim.OpBaseURI); n != 1 {
+		t.Errorf("%d single-form calls, want 1 shared", n)
+	}
+}
