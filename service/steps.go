@@ -170,7 +170,8 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 		return p.dropTask(ctx, taskErasure+id)
 	}
 	var stepErr error
-	ctx = p.withRetryNotice(ctx, snap)
+	ctx, stopNotices := p.withRetryNotice(ctx, snap)
+	defer stopNotices()
 	switch snap.r.State {
 	case StateReceived:
 		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
