@@ -2,7 +2,9 @@ package region_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -302,5 +304,31 @@ func TestRouterWaiterGivesUpAlone(t *testing.T) {
 	}
 	if n := f.calls(lpsim.OpBaseURI); n != 1 {
 		t.Errorf("%d single-form calls, want 1 shared", n)
+	}
+}
+
+// TestRetryNoticeNamesTheDomainAPI: with the Domain API failing, a call reports
+// its host discovery's retries as the Domain API's, from the first failed
+// attempt: the lookup's own (1 s, 2 s), then the call's (5 s).
+func TestRetryNoticeNamesTheDomainAPI(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultStatus})
+	c, err := liveperson.New(liveperson.WithResolver(f.router), liveperson.WithSource("erasured-test"),
+		liveperson.WithAuth(liveperson.StaticBearer{"*": "tok"}), liveperson.WithHTTPClient(f.srv.Client()),
+		liveperson.WithClock(f.clk), liveperson.WithRandom(func() float64 { return 0 }),
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ctx := liveperson.WithRetryNotice(context.Background(), func(r liveperson.Retry) {
+		got = append(got, fmt.Sprintf("%s %d %v", r.Err.Service, r.Attempt, r.Wait))
+	})
+	if _, err := c.ListDeletions(ctx, "1234", liveperson.DeletionFilter{}); !liveperson.IsRetryable(err) {
+		t.Fatalf("ListDeletions with the Domain API down = %v, want retryable", err)
+	}
+	want := []string{"domain 1 1s", "domain 2 2s", "domain 1 5s", "domain 1 1s", "domain 2 2s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("retry notices = %q, want %q", got, want)
 	}
 }
