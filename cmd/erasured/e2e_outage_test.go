@@ -78,3 +78,19 @@ func outageLine(log, msg string) string {
 	}
 	return ""
 }
+
+// TestE2EThrottlingIsNotAnOutage: a 429 is LivePerson pacing the client, which waits and
+// retries within the call; the erasure does not show it as an outage and nothing is logged.
+func TestE2EThrottlingIsNotAnOutage(t *testing.T) {
+	e := newE2E(t, e2eOptions{fast: true, consumers: 20})
+	throttle := fault(lpsim.ServiceEngHist, lpsim.OpSearch, lpsim.Fault{Kind: lpsim.FaultStatus, Status: 429, Times: 2})
+	e.sim.AddFault(throttle)
+	name := e.submit(customerID(lpsim.DemoCustomerID), chatOnly)
+	runToCompletion(e, name)
+	if e.fired(throttle) == 0 {
+		t.Fatal("the 429 never fired: the test shows nothing")
+	}
+	if n := e.log.count("LivePerson call failed; retrying within the step"); n != 0 {
+		t.Errorf("%d outage warnings for two 429s, want none", n)
+	}
+}
