@@ -273,3 +273,44 @@ func TestPerServiceInvalidate(t *testing.T) {
 		t.Errorf("%d token requests, want 2 (the rejected token replaced)", n)
 	}
 }
+
+// TestOAuth2WaiterGivesUpAlone: a caller whose context ends while the account's
+// token is being fetched stops waiting at once; the fetch it shares is not
+// cancelled with it, and the other callers get the token from that one fetch.
+func TestOAuth2WaiterGivesUpAlone(t *testing.T) {
+	e, o := oauth2Env(t, "lpsim-secret-"+acct)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceSentinel, Op: lpsim.OpToken, Kind: lpsim.FaultLatency,
+		Latency: 400 * time.Millisecond, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	impatient := make(chan error, 1)
+	go func() {
+		_, err := o.Token(ctx, acct)
+		impatient <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the impatient caller's fetch is in flight
+	var wg sync.WaitGroup
+	toks := make([]string, 5)
+	errs := make([]error, 5)
+	for i := range toks {
+		wg.Go(func() { toks[i], errs[i] = o.Token(context.Background(), acct) })
+	}
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-impatient:
+		if err != context.Canceled {
+			t.Errorf("the cancelled caller got %v, want context.Canceled", err)
+		}
+	case <-time.After(150 * time.Millisecond):
+		t.Error("the cancelled caller still waits for the fetch")
+	}
+	wg.Wait()
+	for i := range toks {
+		if errs[i] != nil || toks[i] == "" {
+			t.Errorf("caller %d: token %q, %v; want the shared fetch's token", i, toks[i], errs[i])
+		}
+	}
+	if n := tokenCalls(e); n != 1 {
+		t.Errorf("%d token requests, want 1 shared", n)
+	}
+}

@@ -1,6 +1,10 @@
 package liveperson
 
-import "time"
+import (
+	"time"
+
+	"github.com/erasured/erasured/internal/backoff"
+)
 
 // RetryPolicy bounds automatic retries of calls that are safe to repeat.
 // The zero value takes LivePerson's documented policy (see the fields).
@@ -50,37 +54,12 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // serverErrorWait is the wait before retry n (1-based) after a 5xx/transport
 // failure: the documented steps, then doubling from the last step, capped.
 func (p RetryPolicy) serverErrorWait(n int, rnd func() float64) time.Duration {
-	var d time.Duration
-	if n <= len(p.Steps) {
-		d = p.Steps[n-1]
-	} else {
-		d = time.Second
-		if len(p.Steps) > 0 {
-			d = p.Steps[len(p.Steps)-1]
-		}
-		for i := len(p.Steps); i < n && d < p.MaxBackoff; i++ {
-			d *= 2
-		}
-		d = min(d, p.MaxBackoff)
-	}
-	return p.jitter(d, rnd)
+	return backoff.Policy{Steps: p.Steps, Max: p.MaxBackoff, Jitter: p.Jitter}.Wait(n, 0, rnd)
 }
 
 // rateLimitWait is the wait before retry n (counting only 429s): at least
 // MinRateLimitWait doubling per consecutive 429, capped, and never less than the
 // server's Retry-After.
 func (p RetryPolicy) rateLimitWait(n int, retryAfter time.Duration, rnd func() float64) time.Duration {
-	d := p.MinRateLimitWait
-	for i := 1; i < n && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = p.jitter(min(d, p.MaxBackoff), rnd)
-	return max(d, retryAfter)
-}
-
-func (p RetryPolicy) jitter(d time.Duration, rnd func() float64) time.Duration {
-	if p.Jitter <= 0 || rnd == nil {
-		return d
-	}
-	return d + time.Duration(rnd()*p.Jitter*float64(d))
+	return backoff.Policy{Base: p.MinRateLimitWait, Max: p.MaxBackoff, Jitter: p.Jitter}.Wait(n, retryAfter, rnd)
 }

@@ -31,10 +31,18 @@ var errPartial = errors.New("partial result")
 
 type retryNoticeKey struct{}
 
+// Retry describes an attempt of a call that failed and is tried again after Wait.
+type Retry struct {
+	Err     *Error // the failure; its Service and Op say where
+	Attempt int    // the attempt that failed; the first is 1
+	Wait    time.Duration
+}
+
 // WithRetryNotice returns ctx carrying f, which a call made with it invokes before each wait
-// between attempts, with the failure and the wait: the caller can show at once that LivePerson
-// is failing, rather than when the call gives up minutes later.
-func WithRetryNotice(ctx context.Context, f func(err error, wait time.Duration)) context.Context {
+// between attempts: the caller can show at once that LivePerson is failing, rather than when the
+// call gives up minutes later. Calls the client makes on the way (host discovery, a token fetch)
+// report theirs too. f must not block for long: the call waits for it.
+func WithRetryNotice(ctx context.Context, f func(Retry)) context.Context {
 	return context.WithValue(ctx, retryNoticeKey{}, f)
 }
 
@@ -84,8 +92,8 @@ func (c *Client) do(ctx context.Context, rq request) error {
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return e // the wait would outlive the caller
 		}
-		if f, ok := ctx.Value(retryNoticeKey{}).(func(error, time.Duration)); ok {
-			f(e, wait)
+		if f, ok := ctx.Value(retryNoticeKey{}).(func(Retry)); ok {
+			f(Retry{Err: e, Attempt: attempt, Wait: wait})
 		}
 		if err := c.clock.Sleep(ctx, wait); err != nil {
 			if e.Err == nil {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/erasured/erasured/liveperson/internal/flight"
+	"golang.org/x/sync/singleflight"
 )
 
 // ClientCredentials are an account's OAuth 2.0 client id and secret.
@@ -34,6 +34,27 @@ type OAuth2Config struct {
 // OAuth2 obtains client-credentials tokens from sentinel, caches them per
 // account until shortly before expiry, and lets one refresh per account be in
 // flight at a time.
+//
+// It is not built on golang.org/x/oauth2/clientcredentials, which was weighed
+// for it. The per-account token URL would fit (one Config per fetch), but the
+// rest does not:
+//   - its request goes through its own HTTP client, around this package's
+//     call path: the per-service rate limit, the retry policy (and its retry
+//     notice), the observer's metrics, the residency-guarded host and the
+//     mapping of 401 to KindUnauthorized, of 5xx and transport failures to
+//     KindRetryable and of Retry-After would all have to be rebuilt around
+//     its errors, whose text quotes the token endpoint's body verbatim;
+//   - its cache (ReuseTokenSource) reads expiry from expires_in against
+//     time.Now, where we prefer the JWT's exp − iat (a skewed local clock does
+//     not shorten a token) and an injectable clock;
+//   - it cannot drop exactly the token a 401 rejected, nor keep serving the
+//     old token while a renewal fails before it expires;
+//   - it holds one mutex across the fetch and binds the fetch to the context
+//     it was built with, so a waiting caller cannot give up on its own
+//     context, nor can one caller's cancellation be kept from the others.
+//
+// What would be left to use is the form encoding and JSON decoding of one
+// request, a dozen lines here.
 type OAuth2 struct {
 	creds   map[string]ClientCredentials
 	client  *Client
@@ -42,7 +63,7 @@ type OAuth2 struct {
 
 	mu     sync.Mutex
 	tokens map[string]token
-	flight flight.Group[string, token]
+	flight singleflight.Group // token fetches in flight, by account
 }
 
 type token struct {
@@ -97,7 +118,11 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 	if ok && now.Before(old.refreshAt) {
 		return old.value, nil
 	}
-	t, err := o.flight.Do(ctx, account, func(fctx context.Context) (token, error) {
+	// One fetch per account at a time, shared by everyone who asks meanwhile. It runs without
+	// the first caller's cancellation (one impatient caller must not fail everyone else's wait)
+	// and bounds itself; a caller whose ctx ends stops waiting.
+	fctx := context.WithoutCancel(ctx)
+	ch := o.flight.DoChan(account, func() (any, error) {
 		fctx, cancel := context.WithTimeout(fctx, 2*o.client.callTimeout)
 		defer cancel()
 		t, err := o.fetch(fctx, account)
@@ -108,6 +133,14 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 		}
 		return t, err
 	})
+	var t token
+	var err error
+	select {
+	case res := <-ch:
+		t, err = res.Val.(token), res.Err
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil && ok && now.Before(old.expiresAt) && !IsUnauthorized(err) {
 		// Renewal failed early enough: the old token still works for a while.
 		return old.value, nil

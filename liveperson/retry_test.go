@@ -129,9 +129,14 @@ func TestRetryNotice(t *testing.T) {
 	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceRTBF, Kind: lpsim.FaultStatus, Status: 503, Times: 2})
 	var waits []time.Duration
 	var kinds []liveperson.Kind
-	ctx := liveperson.WithRetryNotice(context.Background(), func(err error, wait time.Duration) {
-		waits = append(waits, wait)
-		kinds = append(kinds, liveperson.KindOf(err))
+	var attempts []int
+	ctx := liveperson.WithRetryNotice(context.Background(), func(r liveperson.Retry) {
+		waits = append(waits, r.Wait)
+		kinds = append(kinds, r.Err.Kind)
+		attempts = append(attempts, r.Attempt)
+		if r.Err.Service != liveperson.ServiceDeletion {
+			t.Errorf("notice names service %q, want %q", r.Err.Service, liveperson.ServiceDeletion)
+		}
 		if n := len(e.clk.Sleeps()); n != len(waits)-1 {
 			t.Errorf("notice %d came after %d waits, want before its own", len(waits), n)
 		}
@@ -144,5 +149,8 @@ func TestRetryNotice(t *testing.T) {
 	}
 	if diff := cmp.Diff([]liveperson.Kind{liveperson.KindRetryable, liveperson.KindRetryable}, kinds); diff != "" {
 		t.Errorf("notified kinds (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{1, 2}, attempts); diff != "" {
+		t.Errorf("notified attempts (-want +got):\n%s", diff)
 	}
 }

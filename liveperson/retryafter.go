@@ -5,11 +5,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/erasured/erasured/internal/backoff"
 )
 
 // maxRetryAfter bounds what a server can make us wait: a garbage or hostile
 // header must not park a worker for days.
-const maxRetryAfter = 24 * time.Hour
+const maxRetryAfter = backoff.Ceiling
 
 // ParseRetryAfter reads a Retry-After header value (RFC 9110 §10.2.3): either
 // delay-seconds or an HTTP-date, relative to now. It reports false for an

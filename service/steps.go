@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/internal/backoff"
 	"github.com/erasured/erasured/store"
 )
 
@@ -169,7 +170,8 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 		return p.dropTask(ctx, taskErasure+id)
 	}
 	var stepErr error
-	ctx = p.withRetryNotice(ctx, snap)
+	ctx, stopNotices := p.withRetryNotice(ctx, snap)
+	defer stopNotices()
 	switch snap.r.State {
 	case StateReceived:
 		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
@@ -250,16 +252,16 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 const maxRejections = 5
 
 // retryDelay follows LivePerson's documented policy for 5xx: 5, 10, 15 s, then exponential,
-// capped.
+// capped at the poll interval (at least 15 s). It has no jitter: a step's next attempt is
+// exact, and the client already spreads the attempts of one call.
 func retryDelay(failures int, limit time.Duration) time.Duration {
-	d := 5 * time.Second
-	switch {
-	case failures <= 3:
-		d = time.Duration(failures) * 5 * time.Second
-	default:
-		d = 15 * time.Second << min(failures-3, 10)
-	}
-	return max(min(d, max(limit, 15*time.Second)), time.Second)
+	return max(stepBackoff(limit).Wait(failures, 0, nil), time.Second)
+}
+
+// stepBackoff is the backoff between a step's attempts, the client's own documented steps.
+func stepBackoff(limit time.Duration) backoff.Policy {
+	return backoff.Policy{Steps: []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second},
+		Max: max(limit, 15*time.Second)}
 }
 
 // describe turns an error into a message for last_error: fixed phrases by kind, never the text

@@ -193,17 +193,21 @@ func runToCompletion(e *e2eEnv, name string) {
 	e.deleteAtLivePerson(name)
 }
 
-// searchDown: the search fails past the client's retries; the erasure shows it and backs off,
-// then carries on.
+// searchDown: the search fails past the client's retries; the erasure shows it from the first
+// retry within the call on, backs off once the call gives up, then carries on.
 func searchDown(e *e2eEnv, name string) {
 	e.t.Helper()
-	got := e.waitFor(name, "blocked on LIVEPERSON_UNAVAILABLE", func(x service.Erasure) bool {
-		return x.BlockedOn == service.BlockedLivePersonUnavailable
-	})
-	if now := e.clock.Now(); got.State != service.StateResolving || got.LastError != "LivePerson unavailable" ||
-		!got.NextAttemptTime.Equal(now.Add(5*time.Second)) {
-		e.t.Errorf("after the failed search: %s, last_error %q, next attempt %v; want RESOLVING, %q, %v",
-			got.State, got.LastError, got.NextAttemptTime, "LivePerson unavailable", now.Add(5*time.Second))
+	// Blocked on LivePerson already shows during the call's retries; the step's backoff is
+	// stored (and logged) once the call gives up, which is what this waits for.
+	e.waitLogged("pipeline step failed; retrying", 1)
+	got := e.status(name)
+	if now := e.clock.Now(); got.State != service.StateResolving || got.BlockedOn != service.BlockedLivePersonUnavailable ||
+		got.LastError != "LivePerson unavailable" || !got.NextAttemptTime.Equal(now.Add(5*time.Second)) {
+		e.t.Errorf("after the failed search: %s, blocked_on %s, last_error %q, next attempt %v; want RESOLVING, LIVEPERSON_UNAVAILABLE, %q, %v",
+			got.State, blockedName(got.BlockedOn), got.LastError, got.NextAttemptTime, "LivePerson unavailable", now.Add(5*time.Second))
+	}
+	if n := e.log.count("LivePerson call failed; retrying within the step"); n != 1 {
+		e.t.Errorf("%d warnings of the search retrying within the step, want 1 (the first retry)", n)
 	}
 	e.advance(time.Minute)
 	runToCompletion(e, name)

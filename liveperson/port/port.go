@@ -25,6 +25,7 @@ func New(c *liveperson.Client) Port { return Port{c: c} }
 var _ service.LivePerson = Port{}
 
 func (p Port) SearchChats(ctx context.Context, account string, from, to time.Time, keyword string) ([]service.ChatRecord, error) {
+	ctx = noticeRetries(ctx)
 	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, Keyword: keyword})
 	if err != nil {
 		return nil, portErr(err)
@@ -39,6 +40,7 @@ func (p Port) SearchChats(ctx context.Context, account string, from, to time.Tim
 // ChatByID reads one chat by engagement id. Engagement History always answers
 // with the transcript, so the record says whether its content is masked.
 func (p Port) ChatByID(ctx context.Context, account, id string, from, to time.Time) (service.ChatRecord, bool, error) {
+	ctx = noticeRetries(ctx)
 	es, err := p.c.SearchEngagements(ctx, account, liveperson.EngagementQuery{From: from, To: to, EngagementID: id})
 	if err != nil {
 		return service.ChatRecord{}, false, portErr(err)
@@ -59,6 +61,7 @@ func chatRecord(e liveperson.Engagement) service.ChatRecord {
 }
 
 func (p Port) SearchConversations(ctx context.Context, account string, from, to time.Time, sde service.SDESearch) ([]service.ConversationRecord, error) {
+	ctx = noticeRetries(ctx)
 	cs, err := p.c.SearchConversations(ctx, account, liveperson.ConversationQuery{From: from, To: to, Status: []string{"OPEN", "CLOSE"},
 		CustomerInfo: sde.CustomerInfo, PersonalInfo: sde.PersonalInfo})
 	if err != nil {
@@ -68,6 +71,7 @@ func (p Port) SearchConversations(ctx context.Context, account string, from, to 
 }
 
 func (p Port) ConversationsByConsumer(ctx context.Context, account, consumer string) ([]service.ConversationRecord, error) {
+	ctx = noticeRetries(ctx)
 	cs, err := p.c.ConversationsByConsumer(ctx, account, consumer, []string{"OPEN", "CLOSE"}, nil)
 	if err != nil {
 		return nil, portErr(err)
@@ -78,6 +82,7 @@ func (p Port) ConversationsByConsumer(ctx context.Context, account, consumer str
 // ConversationsByID reads conversations with their messages
 // (liveperson.ContentByID), so that the records say whether they are masked.
 func (p Port) ConversationsByID(ctx context.Context, account string, ids []string) ([]service.ConversationRecord, error) {
+	ctx = noticeRetries(ctx)
 	cs, err := p.c.ConversationsByID(ctx, account, ids, liveperson.ContentByID)
 	if err != nil {
 		return nil, portErr(err)
@@ -134,6 +139,7 @@ func conversationRecords(cs []liveperson.Conversation) []service.ConversationRec
 // CreateDeletion creates a request. An answer whose request id cannot be read
 // leaves the outcome unknown: the request may well exist at LivePerson.
 func (p Port) CreateDeletion(ctx context.Context, account string, kind service.TargetKind, ids []string) (service.Deletion, error) {
+	ctx = noticeRetries(ctx)
 	r, err := p.c.CreateDeletion(ctx, account, liveperson.DeletionKind(kind.String()), ids)
 	if err != nil {
 		return service.Deletion{}, portErr(err)
@@ -151,6 +157,7 @@ func (p Port) CreateDeletion(ctx context.Context, account string, kind service.T
 // made, which would then be sent again. A list that keeps failing ends with the
 // batch held for an operator, never resent.
 func (p Port) ListDeletions(ctx context.Context, account string, from, to time.Time) ([]service.Deletion, error) {
+	ctx = noticeRetries(ctx)
 	rs, err := p.c.ListDeletions(ctx, account, liveperson.DeletionFilter{FromDate: from, ToDate: to})
 	if err != nil {
 		return nil, portErr(err)
@@ -167,6 +174,7 @@ func (p Port) ListDeletions(ctx context.Context, account string, from, to time.T
 }
 
 func (p Port) GetDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+	ctx = noticeRetries(ctx)
 	r, err := p.c.GetDeletion(ctx, account, strconv.FormatInt(id, 10))
 	if err != nil {
 		return service.Deletion{}, portErr(err)
@@ -175,6 +183,7 @@ func (p Port) GetDeletion(ctx context.Context, account string, id int64) (servic
 }
 
 func (p Port) CancelDeletion(ctx context.Context, account string, id int64) (service.Deletion, error) {
+	ctx = noticeRetries(ctx)
 	r, err := p.c.CancelDeletion(ctx, account, strconv.FormatInt(id, 10))
 	if err != nil {
 		return service.Deletion{}, portErr(err)

@@ -38,23 +38,42 @@ func (r *Router) fresh(k serviceKey) bool {
 // request per key.
 func (r *Router) discover(ctx context.Context, k serviceKey, reg string) error {
 	if r.listDue(k.account) {
-		_, err := r.flight.Do(ctx, serviceKey{k.account, listForm}, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, r.discoverList(ctx, k.account, reg)
+		err := r.shared(ctx, serviceKey{k.account, listForm}, func(ctx context.Context) error {
+			return r.discoverList(ctx, k.account, reg)
 		})
 		if err == nil && r.fresh(k) {
 			return nil
 		}
 	}
-	_, err := r.flight.Do(ctx, k, func(ctx context.Context) (struct{}, error) {
+	return r.shared(ctx, k, func(ctx context.Context) error {
 		h, err := r.domain.BaseURI(ctx, k.account, k.service)
 		if err != nil {
-			return struct{}{}, err
+			return err
 		}
 		r.store(k.account, reg, map[string]string{k.service: h})
-		return struct{}{}, nil
+		return nil
 	})
-	return err
 }
+
+// shared runs fn for k unless a lookup for k is already in flight, and then
+// waits for that one. fn runs under ctx without its cancellation (its values,
+// a retry notice among them, are kept): one impatient caller must not fail the
+// lookup the others wait for, so fn is bounded by the Domain API client's own
+// timeouts and retries. A caller whose ctx ends stops waiting.
+func (r *Router) shared(ctx context.Context, k serviceKey, fn func(context.Context) error) error {
+	detached := context.WithoutCancel(ctx)
+	ch := r.flight.DoChan(k.flightKey(), func() (any, error) { return nil, fn(detached) })
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flightKey is k as singleflight's string key; no account id or service name
+// holds a NUL.
+func (k serviceKey) flightKey() string { return k.account + "\x00" + k.service }
 
 // listDue reports whether the list form should be asked for the account: it
 // is switched on, has not answered 404 lately, and was not asked within the

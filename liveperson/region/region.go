@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/liveperson"
-	"github.com/erasured/erasured/liveperson/internal/flight"
+	"golang.org/x/sync/singleflight"
 )
 
 // The regions erasured knows.
@@ -123,7 +123,7 @@ type Router struct {
 	entries   map[serviceKey]*entry
 	listTried map[string]time.Time // by account: when the list form was last asked
 	listOff   time.Time            // the list form answered 404: not asked again before this
-	flight    flight.Group[serviceKey, struct{}]
+	flight    singleflight.Group   // discovery lookups in flight, by serviceKey.flightKey
 }
 
 var _ liveperson.HostResolver = (*Router)(nil)

@@ -2,7 +2,9 @@ package region_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +269,66 @@ func TestRouterOneLookupInFlight(t *testing.T) {
 	wg.Wait()
 	if n := f.calls(lpsim.OpBaseURI); n != 2 {
 		t.Errorf("%d single-form calls for 20 concurrent callers of two services, want 2", n)
+	}
+}
+
+// TestRouterWaiterGivesUpAlone: a caller whose context ends stops waiting for
+// the lookup it shares; the lookup goes on for the others and is made once.
+func TestRouterWaiterGivesUpAlone(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultLatency, Latency: 400 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	impatient := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(ctx, "1234", liveperson.ServiceDeletion)
+		impatient <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	patient := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(context.Background(), "1234", liveperson.ServiceDeletion)
+		patient <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-impatient:
+		if err == nil {
+			t.Error("the cancelled caller got a host, want its context's error")
+		}
+	case <-time.After(150 * time.Millisecond):
+		t.Error("the cancelled caller still waits for the lookup")
+	}
+	if err := <-patient; err != nil {
+		t.Errorf("the patient caller: %v, want the shared lookup's host", err)
+	}
+	if n := f.calls(lpsim.OpBaseURI); n != 1 {
+		t.Errorf("%d single-form calls, want 1 shared", n)
+	}
+}
+
+// TestRetryNoticeNamesTheDomainAPI: with the Domain API failing, a call reports
+// its host discovery's retries as the Domain API's, from the first failed
+// attempt: the lookup's own (1 s, 2 s), then the call's (5 s).
+func TestRetryNoticeNamesTheDomainAPI(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, nil)
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultStatus})
+	c, err := liveperson.New(liveperson.WithResolver(f.router), liveperson.WithSource("erasured-test"),
+		liveperson.WithAuth(liveperson.StaticBearer{"*": "tok"}), liveperson.WithHTTPClient(f.srv.Client()),
+		liveperson.WithClock(f.clk), liveperson.WithRandom(func() float64 { return 0 }),
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ctx := liveperson.WithRetryNotice(context.Background(), func(r liveperson.Retry) {
+		got = append(got, fmt.Sprintf("%s %d %v", r.Err.Service, r.Attempt, r.Wait))
+	})
+	if _, err := c.ListDeletions(ctx, "1234", liveperson.DeletionFilter{}); !liveperson.IsRetryable(err) {
+		t.Fatalf("ListDeletions with the Domain API down = %v, want retryable", err)
+	}
+	want := []string{"domain 1 1s", "domain 2 2s", "domain 1 5s", "domain 1 1s", "domain 2 2s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("retry notices = %q, want %q", got, want)
 	}
 }
