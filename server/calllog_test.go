@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -80,5 +82,35 @@ func TestRoutineCallsStayOutOfInfo(t *testing.T) {
 	}
 	if got["Check"] != 0 {
 		t.Errorf("a successful health check was logged at INFO:\n%s", e.logs.String())
+	}
+}
+
+// TestServiceLinesOfACallNameItsRequestID: the lines the service writes for a change a call made
+// (the state change of a Submit, of a Cancel) carry the call's request id, like the call's own
+// line, so an operator finds every line of the call a caller quotes.
+func TestServiceLinesOfACallNameItsRequestID(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	submit := metadata.AppendToOutgoingContext(ctx, RequestIDHeader, "ticket-submit-1")
+	res, err := h.client.Submit(submit, &erasurev1.SubmitRequest{RequestId: uuid.NewString(), AccountId: "1234", Subject: customerID("ABC-123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelCtx := metadata.AppendToOutgoingContext(ctx, RequestIDHeader, "ticket-cancel-1")
+	if _, err := h.client.Cancel(cancelCtx, &erasurev1.CancelRequest{Name: res.GetErasure().GetName(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	byTo := map[string]any{}
+	for _, l := range logLines(t, h.logs.String()) {
+		if l["msg"] == "erasure state changed" {
+			to, _ := l["to"].(string)
+			byTo[to] = l["request_id"]
+		}
+	}
+	for to, want := range map[string]string{"STATE_RECEIVED": "ticket-submit-1", "STATE_CANCELLED": "ticket-cancel-1"} {
+		if byTo[to] != want {
+			t.Errorf("state change to %s logged with request_id %v, want %s\n%s", to, byTo[to], want, h.logs.String())
+		}
 	}
 }

@@ -85,6 +85,7 @@ func receiptToProto(r service.Receipt) *erasurev1.Receipt {
 		AliasFingerprints:    r.AliasFingerprints,
 		UnverifiableCount:    r.UnverifiableCount,
 		NotFoundCount:        r.NotFoundCount,
+		Jws:                  service.ReceiptJWS(r),
 	}
 	for _, c := range r.UnsearchedChannels {
 		out.UnsearchedChannels = append(out.UnsearchedChannels, erasurev1.Channel(c))

@@ -46,7 +46,8 @@ func newHarness(t *testing.T, opts Options) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, db: db, logs: &lockedBuffer{}}
-	opts.Logger = slog.New(slog.NewJSONHandler(h.logs, nil))
+	// The service logs through the handler that adds a call's request id, as erasured's does.
+	opts.Logger = slog.New(LogHandler(slog.NewJSONHandler(h.logs, nil)))
 	if h.svc, err = service.New(db, keys, service.Config{Logger: opts.Logger}); err != nil {
 		t.Fatal(err)
 	}

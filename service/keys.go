@@ -147,10 +147,7 @@ func (k *Keyring) setRoot(root []byte) {
 func (k *Keyring) PublicKey() ed25519.PublicKey { return k.signing.Public().(ed25519.PublicKey) }
 
 // SigningKeyID names the receipt-signing key: a hash prefix of its public key.
-func (k *Keyring) SigningKeyID() string {
-	sum := sha256.Sum256(k.PublicKey())
-	return "rk-" + hex.EncodeToString(sum[:6])
-}
+func (k *Keyring) SigningKeyID() string { return ReceiptKeyID(k.PublicKey()) }
 
 // ID is the master key's id.
 func (k *Keyring) ID() string { return k.id }

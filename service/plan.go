@@ -342,7 +342,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	for _, lpID := range lpIDs {
 		_, err := p.lp.CancelDeletion(ctx, account, lpID)
 		if err == nil {
-			s.log.Info("LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
+			s.log.InfoContext(ctx, "LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
 			continue
 		}
 		s.reportAuth(account, "cancel", err)
@@ -351,7 +351,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 		// before failing shows CANCELED at its next poll, and its records are queued again.)
 		d, gerr := p.lp.GetDeletion(ctx, account, lpID)
 		if gerr == nil && d.Status == LPCanceled {
-			s.log.Info("LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
+			s.log.InfoContext(ctx, "LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
 			continue
 		}
 		s.update(context.WithoutCancel(ctx), id, func(r *record) error { r.CancelRequested = false; return nil })

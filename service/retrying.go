@@ -39,11 +39,6 @@ func RetryingCall(ctx context.Context, r CallRetry) {
 	}
 }
 
-// Retrying is RetryingCall for a failure that does not say which service failed.
-func Retrying(ctx context.Context, err error, wait time.Duration) {
-	RetryingCall(ctx, CallRetry{Err: err, Wait: wait})
-}
-
 // withRetryNotice returns ctx carrying the notice of retries for the step on snap, and stop,
 // which the step calls when it ends: a call the step started may go on without it (a shared
 // token fetch or host lookup), and its late retries must not move the erasure's schedule. Each

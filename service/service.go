@@ -253,10 +253,10 @@ func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
 	if prev == r.State {
 		return nil
 	}
-	id, account, to := r.ID, r.AccountID, r.State
+	id, account, to, ctx := r.ID, r.AccountID, r.State, tx.Context()
 	return tx.OnCommit(func() {
 		if to != StateFailed {
-			s.log.Info("erasure state changed", "erasure", id, "account", account, "from", apiName(prev), "to", apiName(to))
+			s.log.InfoContext(ctx, "erasure state changed", "erasure", id, "account", account, "from", apiName(prev), "to", apiName(to))
 		}
 		if f := s.cfg.OnStateChange; f != nil {
 			f(prev, to)

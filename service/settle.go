@@ -194,7 +194,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	if err != nil {
 		return SettleResult{}, s.storeError(err)
 	}
-	s.log.Warn("deletion batch settled by an operator", "account", account, "batch", batchID,
+	s.log.WarnContext(ctx, "deletion batch settled by an operator", "account", account, "batch", batchID,
 		"liveperson_request", lpRequestID, "not_created", notCreated, "by", who)
 	s.wakePipeline()
 	res := SettleResult{BatchID: batchID, LPRequestID: lpRequestID}

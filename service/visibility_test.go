@@ -165,7 +165,7 @@ type retryingLP struct {
 
 func (f *retryingLP) SearchChats(ctx context.Context, account string, from, to time.Time, kw string) ([]ChatRecord, error) {
 	f.once.Do(func() {
-		Retrying(ctx, fmt.Errorf("%w: 503", ErrUnavailable), 30*time.Second)
+		RetryingCall(ctx, CallRetry{Err: fmt.Errorf("%w: 503", ErrUnavailable), Wait: 30 * time.Second})
 		f.mid()
 	})
 	return f.fakeLivePerson.SearchChats(ctx, account, from, to, kw)

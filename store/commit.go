@@ -29,6 +29,7 @@ const (
 )
 
 type call struct {
+	ctx      context.Context // the caller's, for Tx.Context
 	fn       func(*Tx) error
 	state    atomic.Int32
 	err      error         // the outcome, written by the committer before done is closed
@@ -53,7 +54,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := &call{fn: fn, done: make(chan struct{})}
+	c := &call{ctx: ctx, fn: fn, done: make(chan struct{})}
 	db.mu.Lock()
 	if db.closing {
 		db.mu.Unlock()

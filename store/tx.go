@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -17,6 +18,16 @@ type Tx struct {
 	st    *txState // nil in View: the transaction is read-only
 	dirty bool     // a write was attempted; a failing fn then forces a rollback of its group
 	call  *call    // the Update call whose function this is; nil in View
+}
+
+// Context is the context the transaction's Update was called with (context.Background in a
+// View). It carries the caller's values, such as the request id that log lines written for the
+// change should name; the store does not watch it once the function runs.
+func (tx *Tx) Context() context.Context {
+	if tx.call == nil || tx.call.ctx == nil {
+		return context.Background()
+	}
+	return tx.call.ctx
 }
 
 // txState is what the update functions of one group share inside one bbolt transaction.

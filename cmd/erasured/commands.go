@@ -35,7 +35,7 @@ func commands() []command {
 				return configMain(args, stdout, os.Getenv)
 			}},
 		{name: "lpsim", summary: "run the LivePerson simulator on its own", run: lpsimMain},
-		{name: "ctl", summary: "operate a running erasured: list, get, plan, watch, confirm, reject, cancel, submit, audit",
+		{name: "ctl", summary: "operate a running erasured: list, get, plan, watch, confirm, reject, cancel, submit, audit, backup, receipt-keys",
 			run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return ctlMain(ctx, args, stdout, stderr, os.Getenv)
 			}},

@@ -40,6 +40,9 @@ Commands:
   audit [--erasure NAME]                  the audit trail, oldest first
   backup FILE                             a consistent snapshot of the server's store
                                           (operator role; the key directory is not in it)
+  receipt-keys [--format base64|jwk|pem]
+                                          the keys that verify receipts; with --format, the
+                                          signing key alone in that form
 
 Flags (before or after the command):
   --addr HOST:PORT   erasured's gRPC address (default 127.0.0.1:50051, env ERASURED_ADDR)
