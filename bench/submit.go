@@ -158,6 +158,11 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 	sb := SubmitBytes{Erasures: erasures, Buckets: map[string]Sizes{}}
 	for b, s := range total {
 		mean := Sizes{Key: s.Key / erasures, Value: s.Value / erasures}
+		if mean.Key == 0 {
+			// Fewer key bytes than one per Submit: entries every Submit shares and rewrites (the
+			// erasure counts), written once per group commit, not once per Submit.
+			continue
+		}
 		sb.Buckets[b] = mean
 		sb.PerSubmit += mean.Key + mean.Value
 	}
