@@ -234,7 +234,11 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if st, err := c.svc.Stats(); err == nil {
+	// A count that cannot be read fails the scrape (the target shows down) rather than leaving its
+	// series out, which would quietly silence the alerts on them.
+	if st, err := c.svc.Stats(); err != nil {
+		ch <- prometheus.NewInvalidMetric(descByState, err)
+	} else {
 		for s := service.StateReceived; s <= service.StateRejected; s++ {
 			ch <- prometheus.MustNewConstMetric(descByState, prometheus.GaugeValue, float64(st.ByState[s]), erasurev1.State(s).String())
 		}
@@ -243,7 +247,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, float64(c.watchers()))
 	for _, acct := range c.accounts {
 		limit := c.quotaLimit(acct)
-		if left, err := c.svc.QuotaLeft(acct, limit); err == nil {
+		if left, err := c.svc.QuotaLeft(acct, limit); err != nil {
+			ch <- prometheus.NewInvalidMetric(descUsed, err)
+		} else {
 			ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(limit-left), acct)
 		}
 		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(limit), acct)

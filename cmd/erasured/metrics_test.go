@@ -30,6 +30,7 @@ type metricsEnv struct {
 	m      *metrics
 	srv    *server.Server
 	client erasurev1.ErasureServiceClient
+	db     *store.DB
 	base   string // http://host:port of the metrics listener
 }
 
@@ -83,7 +84,7 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 		<-served
 		db.Close()
 	})
-	return &metricsEnv{t: t, m: m, srv: srv, client: erasurev1.NewErasureServiceClient(conn), base: "http://" + mlis.Addr().String()}
+	return &metricsEnv{t: t, m: m, srv: srv, client: erasurev1.NewErasureServiceClient(conn), db: db, base: "http://" + mlis.Addr().String()}
 }
 
 // get fetches path from the metrics listener: its status and body.
@@ -221,6 +222,19 @@ func TestErasureCountsCurrent(t *testing.T) {
 	}
 	if r, c := counts(); r != 0 || c != 1 {
 		t.Errorf("after a Cancel: %v received, %v cancelled; want 0, 1", r, c)
+	}
+}
+
+// TestUnreadableCountsFailTheScrape: when the erasure counts cannot be read, the scrape fails
+// (the target shows down) instead of dropping the series, which would silence an alert on them.
+func TestUnreadableCountsFailTheScrape(t *testing.T) {
+	e := newMetricsEnv(t)
+	if code, _ := e.get("/metrics"); code != http.StatusOK {
+		t.Fatalf("scrape with a readable store: HTTP %d", code)
+	}
+	e.db.Close() // the cleanup's second Close is harmless
+	if code, body := e.get("/metrics"); code != http.StatusInternalServerError {
+		t.Errorf("scrape with a closed store: HTTP %d, want 500\n%s", code, body)
 	}
 }
 
