@@ -1,7 +1,9 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -219,5 +221,28 @@ func TestPollPastInProgressRecordsOneSkip(t *testing.T) {
 		"SUBMITTED→VERIFYING skipping DELETING", "VERIFYING→COMPLETED"}
 	if !slices.Equal(moves, want) {
 		t.Errorf("moves = %q, want %q", moves, want)
+	}
+}
+
+// TestSkipEventEncoding: the event of a skip is the JSON of its Event, skipped states included,
+// and reads back with them.
+func TestSkipEventEncoding(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	r := &record{Erasure: Erasure{ID: "0190d7a4-0000-7000-8000-000000000001", AccountID: "1234", State: StateVerifying, UpdateTime: now}}
+	skipped := []State{StateDeleting}
+	c, err := encodeChange(r, StateSubmitted, skipped, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(Event{Erasure: r.Erasure, PreviousState: StateSubmitted, Skipped: skipped, Time: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.event, want) {
+		t.Errorf("event = %s\nwant json.Marshal of the Event: %s", c.event, want)
+	}
+	var got Event
+	if err := json.Unmarshal(c.event, &got); err != nil || got.PreviousState != StateSubmitted || !slices.Equal(got.Skipped, skipped) {
+		t.Errorf("event decodes to %+v, %v; want SUBMITTED → VERIFYING skipping DELETING", got, err)
 	}
 }
