@@ -295,7 +295,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 				r.BlockedOn = BlockedOpenConversations // the rest still waits for its conversation to close
 			}
 			r.BlockedOn = heldFirst(r, r.BlockedOn)
-			if err := p.s.save(tx, r, ts, prev, now); err != nil {
+			if err := p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now}); err != nil {
 				return err
 			}
 		}
@@ -374,7 +374,7 @@ func (p *Pipeline) blockOnQuota(tx *store.Tx, g *queueGroup, now time.Time) erro
 			return err
 		}
 		r.NextAttemptTime = nextMonth(now)
-		if err := p.s.save(tx, r, nil, prev, now); err != nil {
+		if err := p.s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}
 	}

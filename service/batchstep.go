@@ -313,7 +313,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 					return err
 				}
 			}
-			return p.s.save(tx, r, ts, prev, now)
+			return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 		})
 		if err != nil {
 			return err
@@ -374,7 +374,7 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 		}
 		r.LPRequests[i].Status = b.State
 		if r.CancelRequested {
-			return p.s.save(tx, r, ts, prev, now)
+			return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 		}
 		if b.State == LPCanceled {
 			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
@@ -389,7 +389,7 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 		if err := setNext(tx, r, next); err != nil {
 			return err
 		}
-		return p.s.save(tx, r, ts, prev, now)
+		return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 	})
 }
 

@@ -222,8 +222,12 @@ const NamePrefix = "erasures/"
 
 // Event is one change of one erasure, as Watch delivers it.
 type Event struct {
-	Revision      uint64    `json:"-"`
-	Erasure       Erasure   `json:"erasure"`
-	PreviousState State     `json:"previous_state"`
-	Time          time.Time `json:"time"`
+	Revision      uint64  `json:"-"`
+	Erasure       Erasure `json:"erasure"`
+	PreviousState State   `json:"previous_state"`
+	// Skipped are the states the erasure passed over when it moved from PreviousState to its
+	// state in one change (a declared skip, see Skipped), in table order; empty for a move of
+	// one step or none.
+	Skipped []State   `json:"skipped_states,omitempty"`
+	Time    time.Time `json:"time"`
 }

@@ -76,7 +76,7 @@ func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c, err := encodeChange(r, StateUnspecified, now)
+			c, err := encodeChange(r, StateUnspecified, nil, now)
 			if err != nil {
 				b.Fatal(err)
 			}

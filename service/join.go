@@ -93,7 +93,7 @@ func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []i
 			return nil, err
 		}
 	}
-	if err := s.save(tx, r, nil, prev, now); err != nil {
+	if err := s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 		return nil, err
 	}
 	return key, s.indexJoined(tx, r, added)

@@ -38,6 +38,7 @@ func newEnv(t *testing.T) *env {
 		clock: &fakeClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}}
 	e.open()
 	t.Cleanup(func() { e.db.Close() })
+	t.Cleanup(e.checkHistory) // runs first: cleanups run last registered first
 	return e
 }
 

@@ -223,7 +223,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 			r.State = StateRejected
 			r.Reason = d.Reason
 		}
-		if err := s.save(tx, r, ts, prev, now); err != nil {
+		if err := s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now}); err != nil {
 			return err
 		}
 		e := r.Erasure
@@ -396,7 +396,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 				r.LPRequests[i].Status = LPCanceled
 			}
 		}
-		if err := s.save(tx, r, nil, prev, now); err != nil {
+		if err := s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}
 		e = r.Erasure

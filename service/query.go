@@ -212,7 +212,7 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 		prev := r.State
 		r.State = StateCancelled
 		r.Reason = reason
-		if err := s.save(tx, r, nil, prev, now); err != nil {
+		if err := s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}
 		e = r.Erasure

@@ -352,6 +352,6 @@ func (p *Pipeline) showWaiting(tx *store.Tx, b *batch, wait bool, now time.Time)
 		default:
 			return nil
 		}
-		return p.s.save(tx, r, nil, r.State, now)
+		return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
 	})
 }

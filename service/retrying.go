@@ -74,7 +74,7 @@ func (p *Pipeline) withRetryNotice(ctx context.Context, snap *snapshot) (_ conte
 			if err := p.logCallRetry(tx, r, step, c, next, first); err != nil {
 				return err
 			}
-			if err := p.s.putChange(tx, r, r.State, now); err != nil {
+			if err := p.s.transition(tx, r, erasureChange{from: r.State, now: now}); err != nil {
 				return err
 			}
 			rev = r.Revision

@@ -203,17 +203,67 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 	return r, nil
 }
 
-// putChange stores r after a change and appends the change's event, in the caller's transaction:
-// the state change, its event and its revision commit together or not at all. A final erasure's
-// purge time is set from its final time and the retention.
+// erasureChange is one change of one erasure, as transition stores it.
+type erasureChange struct {
+	// from is the erasure's state before the change; StateUnspecified when the change creates it.
+	from State
+	// targets are the erasure's targets after the change; nil leaves them as stored.
+	targets []Target
+	now     time.Time
+	// encoded, when set, is the new erasure and its event encoded before the transaction, so
+	// that the committer, which runs every transaction function one after another, does no JSON
+	// work for it (Submit). Only a creation comes encoded: nothing transition sets on a new
+	// erasure changes what it encodes.
+	encoded *encodedChange
+}
+
+// transition is the one way an erasure changes: its creation, every step of the pipeline, a
+// decision, a cancel, a failure, a retry that changes nothing a watcher sees. In the caller's
+// transaction, it checks the move from c.from to r.State against the transition table
+// (checkMove: a refused move writes nothing and fails the transaction with
+// STATE_TRANSITION_NOT_ALLOWED), stores r and its targets, and appends the one event of the
+// change, naming the states a declared skip passed over. The state change, its event and its
+// revision commit together or not at all.
+//
+// An erasure that reaches a final state is forgotten by the Submit index as its subjects' open
+// one, unscheduled and dequeued, and its purge time is set from its final time and the
+// retention. An open one shows a held batch before whatever else it waits on: only an operator
+// can move it on, and Status must say so.
 //
 // A change that leaves everything a watcher sees as it was, apart from the update and next
 // attempt times (a poll, a recheck or a retry that found nothing new), is stored without an event
 // and keeps its revision and update time: the schedule moves with it, the history does not grow.
 // A change of state is logged once the transaction commits; a move to FAILED is logged as its
 // incident instead (failErasure).
-func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
-	if prev == r.State {
+func (s *Service) transition(tx *store.Tx, r *record, c erasureChange) error {
+	skipped, err := checkMove(c.from, r.State)
+	if err != nil {
+		return err
+	}
+	if c.encoded != nil && c.from != StateUnspecified {
+		return fmt.Errorf("erasure %s: only a creation may be encoded before its transaction", r.ID)
+	}
+	if c.targets != nil {
+		if err := s.setTargets(tx, r, c.targets); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.State.Final() && c.from != r.State:
+		if err := s.indexClosed(tx, r); err != nil {
+			return err
+		}
+		if err := setNext(tx, r, time.Time{}); err != nil {
+			return err
+		}
+		r.BlockedOn = BlockedNone
+		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
+			return err
+		}
+	case !r.State.Final():
+		r.BlockedOn = heldFirst(r, r.BlockedOn)
+	}
+	if c.from == r.State {
 		old, err := getRecord(tx, r.ID)
 		if err != nil {
 			return err
@@ -223,21 +273,25 @@ func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) 
 			return putQuiet(tx, r)
 		}
 	}
-	if err := s.logStateChange(tx, r, prev); err != nil {
+	if err := s.logStateChange(tx, r, c.from); err != nil {
 		return err
 	}
-	r.UpdateTime = now
+	r.UpdateTime = c.now
 	if r.State.Final() && r.FinalTime.IsZero() {
-		r.FinalTime = now
+		r.FinalTime = c.now
 	}
 	if r.State.Final() && r.PurgeTime.IsZero() {
 		r.PurgeTime = r.FinalTime.Add(s.cfg.Retention)
 	}
-	c, err := encodeChange(r, prev, now)
-	if err != nil {
-		return err
+	enc := c.encoded
+	if enc == nil {
+		e, err := encodeChange(r, c.from, skipped, c.now)
+		if err != nil {
+			return err
+		}
+		enc = &e
 	}
-	r.Revision, err = c.put(tx)
+	r.Revision, err = enc.put(tx)
 	return err
 }
 
@@ -291,9 +345,10 @@ type encodedChange struct {
 	event  []byte // the event; its erasure's revision is the event's own, set by readers
 }
 
-// encodeChange encodes r (whose Revision is ignored) and its event. The public view is encoded
-// once and shared: the event wraps it, the record extends it with the private fields.
-func encodeChange(r *record, prev State, now time.Time) (encodedChange, error) {
+// encodeChange encodes r (whose Revision is ignored) and its event, which moves it from prev
+// passing over the states skipped. The public view is encoded once and shared: the event wraps
+// it, the record extends it with the private fields.
+func encodeChange(r *record, prev State, skipped []State, now time.Time) (encodedChange, error) {
 	pub := r.Erasure
 	pub.Revision = 0 // omitted: the revision is known only inside the transaction
 	view, err := json.Marshal(&pub)
@@ -312,12 +367,21 @@ func encodeChange(r *record, prev State, now time.Time) (encodedChange, error) {
 	if err != nil {
 		return encodedChange{}, err
 	}
-	// The same bytes as json.Marshal(Event{Erasure: pub, PreviousState: prev, Time: now}).
+	// The same bytes as json.Marshal(Event{Erasure: pub, PreviousState: prev, Skipped: skipped,
+	// Time: now}).
 	ev := make([]byte, 0, len(view)+len(prevJSON)+len(timeJSON)+40)
 	ev = append(ev, `{"erasure":`...)
 	ev = append(ev, view...)
 	ev = append(ev, `,"previous_state":`...)
 	ev = append(ev, prevJSON...)
+	if len(skipped) > 0 {
+		skippedJSON, err := json.Marshal(skipped)
+		if err != nil {
+			return encodedChange{}, err
+		}
+		ev = append(ev, `,"skipped_states":`...)
+		ev = append(ev, skippedJSON...)
+	}
 	ev = append(ev, `,"time":`...)
 	ev = append(ev, timeJSON...)
 	ev = append(ev, '}')
@@ -364,9 +428,9 @@ func notFound(id string) error {
 		Metadata: map[string]string{"name": NamePrefix + id}}
 }
 
-// update applies change to one erasure and stores the result with its event, in one transaction.
-// change may run more than once (the store may re-run a transaction function); it must only
-// modify r. If change moves r to another state, the move must be allowed by CanTransition.
+// update applies change to one erasure and stores the result through transition, in one
+// transaction. change may run more than once (the store may re-run a transaction function); it
+// must only modify r.
 func (s *Service) update(ctx context.Context, id string, change func(r *record) error) (Erasure, error) {
 	now := s.now().UTC()
 	var e Erasure
@@ -385,18 +449,7 @@ func (s *Service) update(ctx context.Context, id string, change func(r *record) 
 		} else if err != nil {
 			return err
 		}
-		if r.State != prev {
-			if !CanTransition(prev, r.State) {
-				return &Error{Kind: KindFailedPrecondition, Reason: "STATE_TRANSITION_NOT_ALLOWED",
-					Message: fmt.Sprintf("erasure cannot move from %s to %s", prev, r.State)}
-			}
-			if r.State.Final() {
-				if err := s.indexClosed(tx, r); err != nil {
-					return err
-				}
-			}
-		}
-		if err := s.putChange(tx, r, prev, now); err != nil {
+		if err := s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}
 		e = r.Erasure

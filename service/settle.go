@@ -59,7 +59,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 			if unlisted != nil {
 				r.LastError = heldUnlistedError
 			}
-			return p.s.save(tx, r, nil, r.State, now)
+			return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
 		})
 		if err != nil {
 			return err
@@ -220,7 +220,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 	err := p.forMembers(tx, b, func(r *record, ts []Target) error {
 		clearHeld(r, ts, b.ID)
-		return p.s.save(tx, r, nil, r.State, now)
+		return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
 	})
 	if err != nil {
 		return err

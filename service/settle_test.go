@@ -226,7 +226,7 @@ func TestHeldErasureRefusesCancelAndKeepsItsBlock(t *testing.T) {
 		}
 		prev := r.State
 		r.BlockedOn = BlockedLivePersonUnavailable
-		return e.svc.save(tx, r, nil, prev, e.clock.Now())
+		return e.svc.transition(tx, r, erasureChange{from: prev, now: e.clock.Now()})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -487,7 +487,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 		}
 		n++
 		// The state stays; the event shows the fingerprint gone. UpdateTime moves to now.
-		return s.putChange(tx, r, r.State, now)
+		return s.transition(tx, r, erasureChange{from: r.State, now: now})
 	})
 	st.Shredded += min(n, len(plan.shred))
 	return err

@@ -15,13 +15,11 @@ func TestCanTransition(t *testing.T) {
 		{StateAwaitingConfirmation, StateRejected}:  true,
 		{StateAwaitingConfirmation, StateResolving}: true,
 		{StateScheduled, StateSubmitted}:            true,
-		{StateScheduled, StateResolving}:            true,
 		{StateSubmitted, StateDeleting}:             true,
 		{StateSubmitted, StateScheduled}:            true,
 		{StateDeleting, StateVerifying}:             true,
 		{StateVerifying, StateCompleted}:            true,
 		{StateVerifying, StateScheduled}:            true,
-		{StateVerifying, StateResolving}:            true,
 	}
 	for from := StateUnspecified; from <= StateRejected+1; from++ {
 		for to := StateUnspecified; to <= StateRejected+1; to++ {

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -54,8 +53,9 @@ func (p *Pipeline) load(id string) (*snapshot, error) {
 // batch update): the step's result is dropped and the step runs again on the new state.
 var errStale = errors.New("erasure changed during the step")
 
-// commit applies change to the erasure if it is still at the revision the step started from.
-// change gets the record and its targets; it returns the targets to store.
+// commit applies change to the erasure if it is still at the revision the step started from,
+// and stores it through transition. change gets the record and its targets; it returns the
+// targets to store.
 func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *store.Tx, r *record, ts []Target) ([]Target, error)) error {
 	now := p.s.now().UTC()
 	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
@@ -75,89 +75,12 @@ func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *s
 		if err != nil {
 			return err
 		}
-		return p.s.save(tx, r, ts, prev, now)
+		return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 	})
 	if errors.Is(err, errStale) {
 		return nil // the schedule still holds the task; it runs again on the new state
 	}
 	return err
-}
-
-// save writes r (with ts) after a change: it walks the state machine from prev to r.State one
-// allowed step at a time (one event each), has the Submit index forget final erasures as their
-// subjects' open ones, and unschedules them.
-func (s *Service) save(tx *store.Tx, r *record, ts []Target, prev State, now time.Time) error {
-	if ts != nil {
-		if err := s.setTargets(tx, r, ts); err != nil {
-			return err
-		}
-	}
-	target := r.State
-	path, err := statePath(prev, target)
-	if err != nil {
-		return err
-	}
-	if target.Final() {
-		if err := s.indexClosed(tx, r); err != nil {
-			return err
-		}
-		if err := setNext(tx, r, time.Time{}); err != nil {
-			return err
-		}
-		r.BlockedOn = BlockedNone
-		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
-			return err
-		}
-	} else {
-		// A held batch outranks whatever else the step found to wait on: only an operator can
-		// move it on, and Status must say so.
-		r.BlockedOn = heldFirst(r, r.BlockedOn)
-	}
-	if len(path) == 0 {
-		return s.putChange(tx, r, prev, now)
-	}
-	from := prev
-	for _, st := range path {
-		r.State = st
-		if err := s.putChange(tx, r, from, now); err != nil {
-			return err
-		}
-		from = st
-	}
-	return nil
-}
-
-// statePath is the shortest sequence of allowed transitions from `from` to `to` (excluding
-// from itself); empty when they are equal.
-func statePath(from, to State) ([]State, error) {
-	if from == to {
-		return nil, nil
-	}
-	if CanTransition(from, to) {
-		return []State{to}, nil
-	}
-	prev := map[State]State{from: StateUnspecified}
-	queue := []State{from}
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		for _, next := range transitions[cur] {
-			if _, seen := prev[next]; seen {
-				continue
-			}
-			prev[next] = cur
-			if next == to {
-				var path []State
-				for st := to; st != from; st = prev[st] {
-					path = append([]State{st}, path...)
-				}
-				return path, nil
-			}
-			queue = append(queue, next)
-		}
-	}
-	return nil, &Error{Kind: KindFailedPrecondition, Reason: "STATE_TRANSITION_NOT_ALLOWED",
-		Message: fmt.Sprintf("erasure cannot move from %s to %s", from, to)}
 }
 
 // stepErasure does the work an erasure's state calls for.

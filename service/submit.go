@@ -110,7 +110,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	change, err := encodeChange(fresh, StateUnspecified, now)
+	change, err := encodeChange(fresh, StateUnspecified, nil, now)
 	if err != nil {
 		return SubmitResult{}, err
 	}
@@ -156,22 +156,17 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 			if fresh.DataKey, err = s.keys.wrapKey(eid, plainKey); err != nil {
 				return err
 			}
-			if change, err = encodeChange(fresh, StateUnspecified, now); err != nil {
+			if change, err = encodeChange(fresh, StateUnspecified, nil, now); err != nil {
 				return err
 			}
 		}
 		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
 		}
-		rev, err := change.put(tx)
-		if err != nil {
+		if err := s.transition(tx, fresh, erasureChange{from: StateUnspecified, now: now, encoded: &change}); err != nil {
 			return err
 		}
 		res = SubmitResult{Erasure: fresh.Erasure}
-		res.Erasure.Revision = rev
-		if err := s.logStateChange(tx, fresh, StateUnspecified); err != nil {
-			return err
-		}
 		created := audit
 		created.Erasure = eid
 		if err := appendAudit(tx, created); err != nil {

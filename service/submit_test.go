@@ -302,7 +302,7 @@ func TestEncodedChangeRoundTrip(t *testing.T) {
 	r := &record{Erasure: Erasure{ID: "0190d7a4-0000-7000-8000-000000000001", RequestID: "r", AccountID: "1234",
 		State: StateReceived, Channels: []Channel{ChannelChat}, ReceivedTime: now, UpdateTime: now, Revision: 99},
 		private: private{Sealed: []byte{1, 2, 3}, PayloadHash: "ab", Failures: 2}}
-	c, err := encodeChange(r, StateUnspecified, now)
+	c, err := encodeChange(r, StateUnspecified, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestEncodedChangeRoundTrip(t *testing.T) {
 	}
 	// A record with no private field set is the public view alone.
 	bare := &record{Erasure: r.Erasure}
-	cb, err := encodeChange(bare, StateReceived, now)
+	cb, err := encodeChange(bare, StateReceived, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,12 @@ import (
 
 // finalChecks run after every test, once the pipeline has stopped: no deletion body was
 // created twice at LivePerson, no deletion request holds a record that is not the data of a
-// subject submitted (exact identifier match, the subject's consumer, or named explicitly), and
-// no subject identifier reached the log.
+// subject submitted (exact identifier match, the subject's consumer, or named explicitly), no
+// subject identifier reached the log, and the Watch history holds only moves the transition
+// table allows.
 func (e *e2eEnv) finalChecks() {
 	t := e.t
+	e.checkHistory()
 	if st := e.sim.Stats(); len(st.Duplicates) != 0 {
 		t.Errorf("LivePerson deletion bodies created more than once: %v", st.Duplicates)
 	}

@@ -1067,7 +1067,14 @@ type WatchEvent struct {
 	// The state before the change (STATE_UNSPECIFIED when the change created the erasure).
 	PreviousState State `protobuf:"varint,3,opt,name=previous_state,json=previousState,proto3,enum=erasure.v1.State" json:"previous_state,omitempty"`
 	// When the change was committed.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// Set when the erasure moved from previous_state to erasure.state in one change that passed
+	// over states: it did not stop in these states, listed in lifecycle order. Only a few such
+	// moves exist, all following LivePerson, whose first answer about a deletion request may
+	// already be past NOT_STARTED or IN_PROGRESS: SCHEDULED → DELETING skips SUBMITTED;
+	// SCHEDULED → VERIFYING skips SUBMITTED and DELETING; SUBMITTED → VERIFYING skips DELETING.
+	// Empty for every other change: a move of one step, or a change within a state.
+	SkippedStates []State `protobuf:"varint,5,rep,packed,name=skipped_states,json=skippedStates,proto3,enum=erasure.v1.State" json:"skipped_states,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1126,6 +1133,13 @@ func (x *WatchEvent) GetPreviousState() State {
 func (x *WatchEvent) GetTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Time
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetSkippedStates() []State {
+	if x != nil {
+		return x.SkippedStates
 	}
 	return nil
 }
@@ -1819,13 +1833,14 @@ const file_erasure_v1_service_proto_rawDesc = "" +
 	"\x0estart_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rstartRevision\"l\n" +
 	"\rWatchResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.erasure.v1.WatchEventR\x06events\x12+\n" +
-	"\x11progress_revision\x18\x02 \x01(\x03R\x10progressRevision\"\xc1\x01\n" +
+	"\x11progress_revision\x18\x02 \x01(\x03R\x10progressRevision\"\xfb\x01\n" +
 	"\n" +
 	"WatchEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12-\n" +
 	"\aerasure\x18\x02 \x01(\v2\x13.erasure.v1.ErasureR\aerasure\x128\n" +
 	"\x0eprevious_state\x18\x03 \x01(\x0e2\x11.erasure.v1.StateR\rpreviousState\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xef\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x128\n" +
+	"\x0eskipped_states\x18\x05 \x03(\x0e2\x11.erasure.v1.StateR\rskippedStates\"\xef\x01\n" +
 	"\x12SettleBatchRequest\x128\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x14\x10\x01\x18 2\x0e^[A-Za-z0-9]+$R\taccountId\x12\"\n" +
@@ -1958,36 +1973,37 @@ var file_erasure_v1_service_proto_depIdxs = []int32{
 	30, // 20: erasure.v1.WatchEvent.erasure:type_name -> erasure.v1.Erasure
 	32, // 21: erasure.v1.WatchEvent.previous_state:type_name -> erasure.v1.State
 	28, // 22: erasure.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	30, // 23: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
-	28, // 24: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 25: erasure.v1.ListAuditRecordsResponse.records:type_name -> erasure.v1.AuditRecord
-	28, // 26: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	33, // 27: erasure.v1.GetReceiptKeysResponse.keys:type_name -> erasure.v1.ReceiptKey
-	0,  // 28: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
-	2,  // 29: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
-	8,  // 30: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
-	10, // 31: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
-	12, // 32: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
-	17, // 33: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
-	14, // 34: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
-	19, // 35: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
-	22, // 36: erasure.v1.ErasureService.Backup:input_type -> erasure.v1.BackupRequest
-	24, // 37: erasure.v1.ErasureService.GetReceiptKeys:input_type -> erasure.v1.GetReceiptKeysRequest
-	1,  // 38: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
-	7,  // 39: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
-	9,  // 40: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
-	11, // 41: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
-	13, // 42: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
-	18, // 43: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
-	15, // 44: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
-	20, // 45: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
-	23, // 46: erasure.v1.ErasureService.Backup:output_type -> erasure.v1.BackupResponse
-	25, // 47: erasure.v1.ErasureService.GetReceiptKeys:output_type -> erasure.v1.GetReceiptKeysResponse
-	38, // [38:48] is the sub-list for method output_type
-	28, // [28:38] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	32, // 23: erasure.v1.WatchEvent.skipped_states:type_name -> erasure.v1.State
+	30, // 24: erasure.v1.SettleBatchResponse.erasures:type_name -> erasure.v1.Erasure
+	28, // 25: erasure.v1.ListAuditRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 26: erasure.v1.ListAuditRecordsResponse.records:type_name -> erasure.v1.AuditRecord
+	28, // 27: erasure.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	33, // 28: erasure.v1.GetReceiptKeysResponse.keys:type_name -> erasure.v1.ReceiptKey
+	0,  // 29: erasure.v1.ErasureService.Submit:input_type -> erasure.v1.SubmitRequest
+	2,  // 30: erasure.v1.ErasureService.Resolve:input_type -> erasure.v1.ResolveRequest
+	8,  // 31: erasure.v1.ErasureService.Status:input_type -> erasure.v1.StatusRequest
+	10, // 32: erasure.v1.ErasureService.List:input_type -> erasure.v1.ListRequest
+	12, // 33: erasure.v1.ErasureService.Cancel:input_type -> erasure.v1.CancelRequest
+	17, // 34: erasure.v1.ErasureService.SettleBatch:input_type -> erasure.v1.SettleBatchRequest
+	14, // 35: erasure.v1.ErasureService.Watch:input_type -> erasure.v1.WatchRequest
+	19, // 36: erasure.v1.ErasureService.ListAuditRecords:input_type -> erasure.v1.ListAuditRecordsRequest
+	22, // 37: erasure.v1.ErasureService.Backup:input_type -> erasure.v1.BackupRequest
+	24, // 38: erasure.v1.ErasureService.GetReceiptKeys:input_type -> erasure.v1.GetReceiptKeysRequest
+	1,  // 39: erasure.v1.ErasureService.Submit:output_type -> erasure.v1.SubmitResponse
+	7,  // 40: erasure.v1.ErasureService.Resolve:output_type -> erasure.v1.ResolveResponse
+	9,  // 41: erasure.v1.ErasureService.Status:output_type -> erasure.v1.StatusResponse
+	11, // 42: erasure.v1.ErasureService.List:output_type -> erasure.v1.ListResponse
+	13, // 43: erasure.v1.ErasureService.Cancel:output_type -> erasure.v1.CancelResponse
+	18, // 44: erasure.v1.ErasureService.SettleBatch:output_type -> erasure.v1.SettleBatchResponse
+	15, // 45: erasure.v1.ErasureService.Watch:output_type -> erasure.v1.WatchResponse
+	20, // 46: erasure.v1.ErasureService.ListAuditRecords:output_type -> erasure.v1.ListAuditRecordsResponse
+	23, // 47: erasure.v1.ErasureService.Backup:output_type -> erasure.v1.BackupResponse
+	25, // 48: erasure.v1.ErasureService.GetReceiptKeys:output_type -> erasure.v1.GetReceiptKeysResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_service_proto_init() }
