@@ -184,12 +184,16 @@ func submitFromProto(r *erasurev1.SubmitRequest) service.SubmitRequest {
 func eventToProto(ev service.Event) *erasurev1.WatchEvent {
 	e := ev.Erasure
 	e.Revision = ev.Revision
-	return &erasurev1.WatchEvent{
+	out := &erasurev1.WatchEvent{
 		Revision:      int64(ev.Revision),
 		Erasure:       toProto(e),
 		PreviousState: erasurev1.State(ev.PreviousState),
 		Time:          ts(ev.Time),
 	}
+	for _, s := range ev.Skipped {
+		out.SkippedStates = append(out.SkippedStates, erasurev1.State(s))
+	}
+	return out
 }
 
 func planToProto(p service.Plan) *erasurev1.Plan {

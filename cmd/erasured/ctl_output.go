@@ -155,6 +155,13 @@ func (c *ctl) printEvent(ev *erasurev1.WatchEvent, current bool) error {
 	}
 	e := ev.GetErasure()
 	change := fmt.Sprintf("%s -> %s", ev.GetPreviousState(), e.GetState())
+	if sk := ev.GetSkippedStates(); len(sk) > 0 {
+		names := make([]string, len(sk))
+		for i, s := range sk {
+			names[i] = s.String()
+		}
+		change += " (skipped " + strings.Join(names, ", ") + ")"
+	}
 	switch {
 	case current:
 		change = "now " + e.GetState().String()
