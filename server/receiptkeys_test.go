@@ -13,6 +13,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
@@ -127,4 +128,123 @@ func TestReceiptPayloadIsProtoJSON(t *testing.T) {
 			t.Errorf("%s: payload differs from the receipt's proto3 JSON (-protojson +payload):\n%s", name, diff)
 		}
 	}
+}
+
+// TestReceiptPayloadSignsEveryField: every field of the API's Receipt, hash, signature and jws
+// aside, is in the signed payload. It sets each field found by reflection, so a field added to
+// the message but not carried into the signature (by ReceiptFromProto and ReceiptPayload)
+// fails here: a receipt must not show what was not signed.
+func TestReceiptPayloadSignsEveryField(t *testing.T) {
+	pr := &erasurev1.Receipt{}
+	fillNonZero(t, pr.ProtoReflect())
+	js, err := protojson.Marshal(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(js, &want); err != nil {
+		t.Fatal(err)
+	}
+	unsigned := map[string]bool{"hash": true, "signature": true, "jws": true}
+	for name := range unsigned {
+		if _, ok := want[name]; !ok {
+			t.Errorf("Receipt has no field %s: update the fields left out of the payload", name)
+		}
+		delete(want, name)
+	}
+	payload, err := service.ReceiptPayload(ReceiptFromProto(pr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	requireFields(t, "Receipt", pr.ProtoReflect().Descriptor(), got, unsigned)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("payload of a receipt with every field set differs from its proto3 JSON (-protojson +payload):\n%s", diff)
+	}
+}
+
+// requireFields requires each field of md, but those in skip, in obj, the JSON object of an md;
+// fields of messages of this API are required in their first element likewise.
+func requireFields(t *testing.T, path string, md protoreflect.MessageDescriptor, obj map[string]any, skip map[string]bool) {
+	t.Helper()
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if skip[fd.JSONName()] {
+			continue
+		}
+		v, ok := obj[fd.JSONName()]
+		if !ok {
+			t.Errorf("%s.%s is not in the signed payload", path, fd.Name())
+			continue
+		}
+		if fd.Kind() != protoreflect.MessageKind || fd.Message().ParentFile().Package() != md.ParentFile().Package() {
+			continue
+		}
+		if l, ok := v.([]any); ok && len(l) > 0 {
+			v = l[0]
+		}
+		if m, ok := v.(map[string]any); ok {
+			requireFields(t, path+"."+string(fd.Name()), fd.Message(), m, nil)
+		} else {
+			t.Errorf("%s.%s in the signed payload is %v, not an object", path, fd.Name(), v)
+		}
+	}
+}
+
+// fillNonZero sets every field of m to a value other than its zero value, lists to one such
+// element, and fills messages within likewise.
+func fillNonZero(t *testing.T, m protoreflect.Message) {
+	t.Helper()
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch {
+		case fd.IsMap():
+			t.Fatalf("%s is a map: teach fillNonZero to fill one", fd.FullName())
+		case fd.IsList():
+			l := m.Mutable(fd).List()
+			l.Append(nonZero(t, fd, l.NewElement))
+		default:
+			m.Set(fd, nonZero(t, fd, func() protoreflect.Value { return m.NewField(fd) }))
+		}
+	}
+}
+
+// nonZero is a value of fd's kind other than its zero value; newMessage makes an empty one of
+// a message field.
+func nonZero(t *testing.T, fd protoreflect.FieldDescriptor, newMessage func() protoreflect.Value) protoreflect.Value {
+	t.Helper()
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(true)
+	case protoreflect.EnumKind:
+		vals := fd.Enum().Values()
+		return protoreflect.ValueOfEnum(vals.Get(vals.Len() - 1).Number())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return protoreflect.ValueOfInt32(3)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return protoreflect.ValueOfInt64(1_773_144_001) // a valid Timestamp's seconds too
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return protoreflect.ValueOfUint32(3)
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return protoreflect.ValueOfUint64(3)
+	case protoreflect.FloatKind:
+		return protoreflect.ValueOfFloat32(1.5)
+	case protoreflect.DoubleKind:
+		return protoreflect.ValueOfFloat64(1.5)
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(string(fd.Name()) + "-value")
+	case protoreflect.BytesKind:
+		return protoreflect.ValueOfBytes([]byte{1})
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		v := newMessage()
+		fillNonZero(t, v.Message())
+		return v
+	}
+	t.Fatalf("%s: no non-zero value for kind %s", fd.FullName(), fd.Kind())
+	return protoreflect.Value{}
 }

@@ -39,10 +39,10 @@ func receiptMain(args []string, stdout io.Writer) error {
 
 // receiptVerify checks a receipt offline against a public key: its JWS when it carries one
 // (signature, kid, and a payload equal to the fields shown), and its hash and signature in the
-// form it was signed in.
+// form it was signed in. Given a Status response or an Erasure, it also requires the Erasure to
+// name the receipt's erasure, account and subject fingerprint: the Erasure is not signed.
 func receiptVerify(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("receipt verify", flag.ContinueOnError)
-	pub := fs.String("public-key", "", "the receipt-signing public key, as `erasured receipt public-key` or `erasured ctl receipt-keys` print it (base64, JWK or PEM), or a file holding it")
+	fs, pub := verifyFlags()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func receiptVerify(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rc, jws, err := parseReceipt(raw)
+	rc, jws, around, err := parseReceipt(raw)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,43 @@ func receiptVerify(args []string, stdout io.Writer) error {
 	} else if service.ReceiptJWS(rc) != "" {
 		form = "signed as a JWS, which was rebuilt from its fields"
 	}
-	fmt.Fprintf(stdout, "receipt for %s is valid: signed by %s, %s; hash %s, previous %s\n", rc.Erasure, rc.KeyID, form, rc.Hash, orNone(rc.PreviousHash))
+	wrapper := ""
+	if around != nil {
+		if err := matchesErasure(rc, around); err != nil {
+			return fmt.Errorf("receipt for %s is NOT valid as given: %w", rc.Erasure, err)
+		}
+		wrapper = "; the Erasure around it names the same erasure, account and subject fingerprint, " +
+			"but only erasure.receipt is signed"
+	}
+	fmt.Fprintf(stdout, "receipt for %s is valid: signed by %s, %s; hash %s, previous %s%s\n",
+		rc.Erasure, rc.KeyID, form, rc.Hash, orNone(rc.PreviousHash), wrapper)
+	return nil
+}
+
+// verifyFlags are the flags of `receipt verify`: the FlagSet and its --public-key.
+func verifyFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("receipt verify", flag.ContinueOnError)
+	pub := fs.String("public-key", "", "the receipt-signing public key, as erasured receipt public-key or erasured ctl receipt-keys print it (base64, JWK or PEM), or a file holding it")
+	return fs, pub
+}
+
+// matchesErasure requires the Erasure a receipt was given in to name the receipt's erasure,
+// account and subject fingerprint. The Erasure is not signed, and a reader takes these from it
+// as readily as from the receipt: where they differ, the input says more than was verified.
+func matchesErasure(rc service.Receipt, e *erasurev1.Erasure) error {
+	var differ []string
+	if e.GetName() != rc.Erasure {
+		differ = append(differ, "name (the receipt's erasure)")
+	}
+	if e.GetAccountId() != rc.AccountID {
+		differ = append(differ, "accountId")
+	}
+	if e.GetSubjectFingerprint() != rc.SubjectFingerprint {
+		differ = append(differ, "subjectFingerprint")
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("the Erasure around the receipt differs from it in %s; only erasure.receipt is signed", strings.Join(differ, ", "))
+	}
 	return nil
 }
 
@@ -134,27 +170,51 @@ func readPublicKey(v string) (ed25519.PublicKey, error) {
 }
 
 // parseReceipt accepts the receipt as grpcurl and `erasured ctl get -o json` print it: the
-// Receipt message alone, or a Status response / Erasure holding it. jws is its Receipt.jws.
-func parseReceipt(raw []byte) (rc service.Receipt, jws string, err error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return service.Receipt{}, "", fmt.Errorf("receipt is not JSON: %w", err)
+// Receipt message alone, or a Status response / Erasure holding it. jws is its Receipt.jws;
+// around is the Erasure holding it, if any. The Receipt is decoded strictly: a field it does
+// not have is no part of what was signed, and a receipt showing one says more than was
+// verified. What holds it is decoded leniently: it is not signed, and only the Erasure's name,
+// account and subject fingerprint are read from it, to be compared with the receipt's.
+func parseReceipt(raw []byte) (rc service.Receipt, jws string, around *erasurev1.Erasure, err error) {
+	obj, err := jsonObject(raw)
+	if err != nil {
+		return service.Receipt{}, "", nil, fmt.Errorf("receipt is not JSON: %w", err)
 	}
-	for _, wrap := range []string{"erasure", "receipt"} {
-		if inner, ok := probe[wrap]; ok && strings.HasPrefix(strings.TrimSpace(string(inner)), "{") {
-			return parseReceipt(inner)
+	if inner, ok := obj["erasure"]; ok && isObject(inner) { // a Status response
+		raw = inner
+		if obj, err = jsonObject(raw); err != nil {
+			return service.Receipt{}, "", nil, fmt.Errorf("erasure is not JSON: %w", err)
 		}
 	}
+	if _, named := obj["name"]; named && !isObject(obj["receipt"]) {
+		return service.Receipt{}, "", nil, errors.New("no receipt found in the input: the erasure has none until it is COMPLETED")
+	}
+	if inner, ok := obj["receipt"]; ok && isObject(inner) { // an Erasure
+		around = &erasurev1.Erasure{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, around); err != nil {
+			return service.Receipt{}, "", nil, fmt.Errorf("decode the erasure around the receipt: %w", err)
+		}
+		raw = inner
+	}
 	var pr erasurev1.Receipt
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, &pr); err != nil {
-		return service.Receipt{}, "", fmt.Errorf("decode receipt: %w", err)
+	if err := protojson.Unmarshal(raw, &pr); err != nil {
+		return service.Receipt{}, "", nil, fmt.Errorf("receipt is NOT valid: it is not a receipt as the API writes it, "+
+			"and nothing outside a receipt's fields is signed: %w", err)
 	}
 	rc = server.ReceiptFromProto(&pr)
 	if rc.Erasure == "" || rc.Hash == "" {
-		return service.Receipt{}, "", errors.New("no receipt found in the input")
+		return service.Receipt{}, "", nil, errors.New("no receipt found in the input")
 	}
-	return rc, pr.GetJws(), nil
+	return rc, pr.GetJws(), around, nil
 }
+
+func jsonObject(raw []byte) (map[string]json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	err := json.Unmarshal(raw, &obj)
+	return obj, err
+}
+
+func isObject(v json.RawMessage) bool { return strings.HasPrefix(strings.TrimSpace(string(v)), "{") }
 
 // receiptPublicKey prints the receipt-signing public key of the server configured as given:
 // the same configuration loading as the server's (the file, ERASURED_* variables, defaults),

@@ -56,6 +56,21 @@ func editReceipt(t *testing.T, status []byte, edit func(r map[string]any)) []byt
 	return out
 }
 
+// editErasure returns status with the Erasure holding its receipt changed by edit.
+func editErasure(t *testing.T, status []byte, edit func(e map[string]any)) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(status, &doc); err != nil {
+		t.Fatal(err)
+	}
+	edit(doc["erasure"].(map[string]any))
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestReceiptVerifyCommand(t *testing.T) {
 	addr, status, e := completedOverTheWire(t)
 	dir := t.TempDir()
@@ -83,6 +98,25 @@ func TestReceiptVerifyCommand(t *testing.T) {
 	json.Unmarshal(legacy, &legacyDoc)
 	legacyDoc["unverifiableCount"] = 2
 	legacyTampered, _ := json.Marshal(legacyDoc)
+	var unsignedDoc map[string]any
+	json.Unmarshal(legacy, &unsignedDoc)
+	unsignedDoc["allChannelsSearched"] = true
+	legacyWithUnsigned, _ := json.Marshal(unsignedDoc)
+
+	// Fields a receipt does not have: no signature covers them, so a receipt showing them
+	// says more than was verified.
+	addUnsigned := func(r map[string]any) { r["allChannelsSearched"] = true; r["verifiedBy"] = "DPO" }
+	addUnsignedCount := func(r map[string]any) {
+		r["counts"].([]any)[0].(map[string]any)["verified"] = true
+	}
+	withoutJWS := func(edit func(r map[string]any)) func(r map[string]any) {
+		return func(r map[string]any) { edit(r); delete(r, "jws") }
+	}
+	var receiptAlone []byte
+	editReceipt(t, status, func(r map[string]any) { receiptAlone, _ = json.Marshal(r) })
+	var statusDoc map[string]any
+	json.Unmarshal(status, &statusDoc)
+	erasureAlone, _ := json.Marshal(statusDoc["erasure"])
 
 	tests := []struct {
 		name    string
@@ -101,6 +135,17 @@ func TestReceiptVerifyCommand(t *testing.T) {
 		{"another key", status, otherKey, "NOT valid", true},
 		{"signed before the JWS form", legacy, legacyKey, "signed before receipts carried a JWS", false},
 		{"signed before the JWS form, changed", legacyTampered, legacyKey, "NOT valid", true},
+		{"fields a receipt has not added", editReceipt(t, status, addUnsigned), keyB64, "NOT valid", true},
+		{"fields a receipt has not added, JWS left out", editReceipt(t, status, withoutJWS(addUnsigned)), keyB64, "NOT valid", true},
+		{"a field a count has not added", editReceipt(t, status, addUnsignedCount), keyB64, "NOT valid", true},
+		{"signed before the JWS form, a field it has not added", legacyWithUnsigned, legacyKey, "NOT valid", true},
+		{"the receipt alone", receiptAlone, keyB64, "its JWS (EdDSA) checked", false},
+		{"an Erasure", erasureAlone, keyB64, "only erasure.receipt is signed", false},
+		{"a Status response", status, keyB64, "only erasure.receipt is signed", false},
+		{"the Erasure names another account", editErasure(t, status, func(e map[string]any) { e["accountId"] = "9999" }), keyB64, "differs from it in accountId", true},
+		{"the Erasure names another erasure", editErasure(t, status, func(e map[string]any) { e["name"] = "erasures/other" }), keyB64, "differs from it in name", true},
+		{"the Erasure names another subject", editErasure(t, status, func(e map[string]any) { e["subjectFingerprint"] = "ff" }), keyB64, "differs from it in subjectFingerprint", true},
+		{"the Erasure has no receipt", editErasure(t, status, func(e map[string]any) { delete(e, "receipt") }), keyB64, "no receipt found", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,5 +280,17 @@ func TestCtlReceiptKeys(t *testing.T) {
 	}
 	if _, _, err := runCtl(t, nil, addr, "receipt-keys", "--format", "der"); err == nil {
 		t.Error("ctl receipt-keys --format der accepted")
+	}
+}
+
+// TestReceiptVerifyFlagHelp: the flag package takes a back-quoted word in a usage for the
+// flag's argument; --public-key's usage has none, so its help reads as written.
+func TestReceiptVerifyFlagHelp(t *testing.T) {
+	fs, _ := verifyFlags()
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.PrintDefaults()
+	if help := out.String(); !strings.Contains(help, "-public-key string") || strings.Contains(help, "`") {
+		t.Errorf("receipt verify's flag help:\n%s\nwant -public-key taking a string, and no back-quotes", help)
 	}
 }

@@ -58,22 +58,54 @@ func TestReceiptVerifiesWithStandardTools(t *testing.T) {
 		t.Fatal("ctl receipt-keys handed out another key than the service's")
 	}
 
-	type check struct {
-		name, file string
-		ok         bool
+	noHash := writeFile(t, dir, "no-hash.json", string(editReceipt(t, status, func(r map[string]any) { delete(r, "hash") })), 0o600)
+	otherKid := writeFile(t, dir, "other-kid.json", string(editReceipt(t, status, func(r map[string]any) { r["keyId"] = "rk-000000000000" })), 0o600)
+	unsigned := writeFile(t, dir, "unsigned.json", string(editReceipt(t, status, func(r map[string]any) { r["allChannelsSearched"] = true })), 0o600)
+	otherAccount := writeFile(t, dir, "other-account.json", string(editErasure(t, status, func(e map[string]any) { e["accountId"] = "9999" })), 0o600)
+	var jws string
+	editReceipt(t, status, func(r map[string]any) { jws = r["jws"].(string) })
+	jwsAlone := writeFile(t, dir, "receipt.jws", jws+"\n", 0o600)
+
+	// What each tool must make of each file: "ok", "fail", or "" where the tool does not check
+	// it (openssl checks the JWS and the hash, not the fields shown, nor the Erasure around
+	// them; node reads the receipt's JSON, not a JWS alone).
+	checks := []struct {
+		name, file    string
+		node, openssl string
+	}{
+		{"the receipt", good, "ok", "ok"},
+		{"a field changed", changed, "fail", ""},
+		{"the hash changed", chain, "fail", "fail"},
+		{"the hash deleted", noHash, "fail", "fail"},
+		{"the signature changed", forged, "fail", "fail"},
+		{"the key id changed", otherKid, "fail", "fail"},
+		{"a field a receipt has not added", unsigned, "fail", ""},
+		{"the Erasure names another account", otherAccount, "fail", ""},
+		{"the JWS alone", jwsAlone, "", "ok"},
 	}
-	checks := []check{{"the receipt", good, true}, {"a field changed", changed, false}, {"the hash changed", chain, false}, {"the signature changed", forged, false}}
+	run := func(t *testing.T, label, tool string, want func(i int) string, args func(file string) []string) {
+		for i, c := range checks {
+			if want(i) == "" {
+				continue
+			}
+			out, ok := runTool(t, tool, args(c.file)...)
+			if ok != (want(i) == "ok") {
+				t.Errorf("%s on %s: exit ok = %v, want %s:\n%s", label, c.name, ok, want(i), out)
+			}
+			if ok && !strings.Contains(out, "valid") {
+				t.Errorf("%s on %s says nothing of validity:\n%s", label, c.name, out)
+			}
+		}
+	}
 
 	t.Run("node", func(t *testing.T) {
 		if nodeErr != nil {
 			t.Skip("no node on this machine")
 		}
 		script := filepath.Join(receiptExamples, "verify.mjs")
-		for _, c := range checks {
-			out, ok := runTool(t, node, script, c.file, jwk)
-			if ok != c.ok {
-				t.Errorf("node verify.mjs on %s: exit ok = %v, want %v:\n%s", c.name, ok, c.ok, out)
-			}
+		run(t, "verify.mjs", node, func(i int) string { return checks[i].node }, func(file string) []string { return []string{script, file, jwk} })
+		if out, _ := runTool(t, node, script, good, jwk); !strings.Contains(out, "only erasure.receipt is signed") {
+			t.Errorf("verify.mjs on a Status response does not say the Erasure around the receipt is not signed:\n%s", out)
 		}
 	})
 	t.Run("openssl", func(t *testing.T) {
@@ -81,17 +113,9 @@ func TestReceiptVerifiesWithStandardTools(t *testing.T) {
 			t.Skip("no openssl 3 on this machine (Ed25519 with -rawin needs it)")
 		}
 		script := filepath.Join(receiptExamples, "verify-openssl.sh")
-		for _, c := range checks {
-			if c.file == changed {
-				continue // openssl checks signature and hash; comparing the fields is node's (or the reader's)
-			}
-			out, ok := runTool(t, "sh", script, c.file, pem)
-			if ok != c.ok {
-				t.Errorf("verify-openssl.sh on %s: exit ok = %v, want %v:\n%s", c.name, ok, c.ok, out)
-			}
-			if c.ok && !strings.Contains(out, `"accountId":"`+e2eAcct+`"`) {
-				t.Errorf("verify-openssl.sh does not print the signed payload:\n%s", out)
-			}
+		run(t, "verify-openssl.sh", "sh", func(i int) string { return checks[i].openssl }, func(file string) []string { return []string{script, file, pem} })
+		if out, _ := runTool(t, "sh", script, good, pem); !strings.Contains(out, `"accountId":"`+e2eAcct+`"`) {
+			t.Errorf("verify-openssl.sh does not print the signed payload:\n%s", out)
 		}
 	})
 }

@@ -10,7 +10,10 @@
 // It checks that the receipt's JWS is signed with EdDSA by that key, that its header names the
 // key and the receipt type, that the receipt's hash is the SHA-256 of the signed payload, and
 // that every field the receipt shows is the one signed (the payload is the receipt's proto3
-// JSON without hash, signature and jws). It exits 0 when all hold, 1 otherwise.
+// JSON without hash, signature and jws), no more and no fewer. Given a Status response or an
+// Erasure, it also requires the Erasure's name, accountId and subjectFingerprint to be the
+// receipt's: only erasure.receipt is signed, not the Erasure around it. It exits 0 when all
+// hold, 1 otherwise.
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -26,7 +29,9 @@ if (!receiptFile || !keyFile) {
   process.exit(2);
 }
 const doc = JSON.parse(readFileSync(receiptFile, "utf8"));
-const receipt = doc.erasure?.receipt ?? doc.receipt ?? doc;
+// The Erasure holding the receipt, in a Status response or alone; none for a receipt alone.
+const around = doc.erasure?.receipt ? doc.erasure : doc.receipt ? doc : undefined;
+const receipt = around ? around.receipt : doc;
 const jwk = JSON.parse(readFileSync(keyFile, "utf8"));
 if (!receipt.jws) fail("it carries no JWS (receipts signed before the JWS form verify with `erasured receipt verify`)");
 
@@ -54,4 +59,13 @@ const names = new Set([...Object.keys(shown), ...Object.keys(payload)]);
 const differ = [...names].filter((k) => !isDeepStrictEqual(shown[k], payload[k])).sort();
 if (differ.length > 0) fail(`the fields shown differ from the signed ones: ${differ.join(", ")}`);
 
-console.log(`receipt for ${payload.erasure} is valid: EdDSA signature by ${header.kid}, hash ${hash}, previous ${payload.previousHash ?? "(first in chain)"}`);
+// The Erasure is not signed, yet a reader takes its name, account and subject as the receipt's.
+let note = "";
+if (around) {
+  const pairs = [["name", "erasure"], ["accountId", "accountId"], ["subjectFingerprint", "subjectFingerprint"]];
+  const wrong = pairs.filter(([e, r]) => around[e] !== payload[r]).map(([e]) => e);
+  if (wrong.length > 0) fail(`the Erasure around the receipt differs from it in ${wrong.join(", ")}; only erasure.receipt is signed`);
+  note = "; the Erasure around it names the same erasure, account and subject fingerprint, but only erasure.receipt is signed";
+}
+
+console.log(`receipt for ${payload.erasure} is valid: EdDSA signature by ${header.kid}, hash ${hash}, previous ${payload.previousHash ?? "(first in chain)"}${note}`);
