@@ -50,7 +50,9 @@ const receiptUsage = `usage:
       fields shown), or for a receipt signed before receipts carried one, its signature; and
       its hash. FILE (default: standard input) holds the receipt, or a Status response or
       Erasure holding it, as JSON (grpcurl's, or erasured ctl get -o json). KEY is the public
-      key in base64, as a JWK or as PEM, or a file holding it.
+      key in base64, as a JWK or as PEM, or a file holding it. A receipt with fields a Receipt
+      does not have is refused; given a Status response or Erasure, its name, accountId and
+      subjectFingerprint must be the receipt's (only erasure.receipt is signed).
   erasured receipt public-key [--config FILE] [--db FILE] [--format base64|jwk|pem]
       print the receipt-signing public key of the server configured by FILE (default: env
       ERASURED_CONFIG; without either: the sandbox's), found as the server finds it: the same
