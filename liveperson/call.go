@@ -227,6 +227,15 @@ func (c *Client) exchange(req *http.Request, rq request, wrote *atomic.Bool, g *
 		return fail(KindUnauthorized, st, oauthProblem(data), nil)
 	case st >= 500:
 		return lost(st, "server error", nil)
+	case st >= 300 && st < 400:
+		// The redirect was not followed (noRedirects), and its Location, which
+		// may hold anything, is not kept. None of the LivePerson APIs called
+		// here redirects: whoever answered an unsafe call with one may still
+		// have acted on it, so it is reconciled, never sent again blindly.
+		if rq.unsafe {
+			return fail(KindOutcomeUnknown, st, "redirect not followed", nil)
+		}
+		return fail(KindTerminal, st, "redirect not followed", nil)
 	default:
 		return fail(KindTerminal, st, "request refused", nil)
 	}
