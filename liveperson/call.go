@@ -78,7 +78,9 @@ func (c *Client) do(ctx context.Context, rq request) error {
 			n429++
 			wait = c.policy.rateLimitWait(n429, e.RetryAfter, c.random)
 		case KindRetryable:
-			if rq.unsafe || e.notNow {
+			// An unsafe call is repeated only when it failed before anything was
+			// sent (host discovery, credentials): then nothing can have changed.
+			if (rq.unsafe && sent != nil) || e.notNow {
 				return e
 			}
 			n5xx++
@@ -151,6 +153,10 @@ func (c *Client) attempt(ctx context.Context, rq request) (*Error, *http.Request
 		var le *Error
 		if errors.As(err, &le) {
 			return le, nil
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// The call ended while its credentials were being fetched: not a refusal.
+			return waitingForCredentials(err), nil
 		}
 		return fail(KindUnauthorized, 0, "cannot authorize", stripURL(err)), nil
 	}

@@ -99,8 +99,9 @@ type Config struct {
 	// OnViolation is called for every refused host (alerting).
 	OnViolation func(Violation)
 	Clock       liveperson.Clock
-	// Options tune the Domain API client; by default it retries briefly,
-	// because a caller is waiting and a last good answer may do.
+	// Options tune the Domain API client; by default it makes one attempt per
+	// lookup: the call waiting for the host retries on its own schedule, and
+	// a last good answer may do meanwhile.
 	Options []liveperson.Option
 }
 
@@ -162,7 +163,10 @@ func New(cfg Config) (*Router, error) {
 	opts := append([]liveperson.Option{
 		liveperson.WithClock(cfg.Clock),
 		liveperson.WithCallTimeout(10 * time.Second),
-		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}}),
+		// One attempt per lookup: a lookup is made for a call, which retries it on
+		// LivePerson's schedule (at least 5 s after a 5xx), naming the Domain API.
+		// Retrying here too would ask again sooner than that, inside every wait.
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 1}),
 	}, cfg.Options...)
 	d, err := liveperson.NewDomainAPI(cfg.DomainAPIURL, opts...)
 	if err != nil {
