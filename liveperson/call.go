@@ -48,7 +48,8 @@ func WithRetryNotice(ctx context.Context, f func(Retry)) context.Context {
 
 // do runs rq with the retry policy: 429 waits at least a second (or
 // Retry-After) and teaches the rate controller; 5xx, transport failures and
-// partial results on safe calls wait 5, 10, 15 s then longer; a 401 refreshes
+// partial results on safe calls wait 5, 10, 15 s then longer (or a 5xx's
+// Retry-After); a 401 refreshes
 // cached credentials once; anything else, and an answer over the size limit,
 // is returned at once.
 func (c *Client) do(ctx context.Context, rq request) error {
@@ -84,7 +85,7 @@ func (c *Client) do(ctx context.Context, rq request) error {
 				return e
 			}
 			n5xx++
-			wait = c.policy.serverErrorWait(n5xx, c.random)
+			wait = c.policy.serverErrorWait(n5xx, e.RetryAfter, c.random)
 		default:
 			return e
 		}
@@ -232,7 +233,10 @@ func (c *Client) exchange(req *http.Request, rq request, wrote *atomic.Bool, g *
 	case st == http.StatusUnauthorized:
 		return fail(KindUnauthorized, st, oauthProblem(data), nil)
 	case st >= 500:
-		return lost(st, "server error", nil)
+		e := lost(st, "server error", nil)
+		// LivePerson documents no Retry-After on a 5xx; one that comes is honoured.
+		e.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+		return e
 	case st >= 300 && st < 400:
 		// The redirect was not followed (noRedirects), and its Location, which
 		// may hold anything, is not kept. None of the LivePerson APIs called

@@ -63,7 +63,7 @@ type Error struct {
 	Service    string        // LivePerson service name, e.g. "rtbf", "msgHist"
 	Op         string        // operation, e.g. "deletion.create"
 	Status     int           // HTTP status, 0 when none was received
-	RetryAfter time.Duration // for KindRateLimited / KindQuotaExhausted, when known
+	RetryAfter time.Duration // the server's Retry-After (a 429, or a 5xx that sent one), when known
 	Reason     string        // fixed text chosen by this package, free of personal data
 	Err        error         // underlying cause (transport or context), if any
 	// notNow marks a retryable failure that repeating at once cannot cure
