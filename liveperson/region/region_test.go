@@ -338,3 +338,27 @@ func TestRetryNoticeNamesTheDomainAPI(t *testing.T) {
 		t.Errorf("%d Domain API requests, want 3 (one per attempt of the call)", n)
 	}
 }
+
+// TestSharedLookupTimesOut: the Domain API holds the request and the client's
+// own call timeout is an hour. The shared lookup, which no caller's context
+// bounds, still ends at LookupTimeout, and the caller gets an error.
+func TestSharedLookupTimesOut(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, func(c *region.Config) {
+		c.Options = append(c.Options, liveperson.WithCallTimeout(time.Hour))
+		c.LookupTimeout = 100 * time.Millisecond
+	})
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultHang})
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(context.Background(), "1234", liveperson.ServiceMessaging)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Host with the Domain API hanging returned a host")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the shared lookup outlived its timeout")
+	}
+}
