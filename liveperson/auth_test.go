@@ -2,6 +2,7 @@ package liveperson_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -298,8 +299,8 @@ func TestOAuth2WaiterGivesUpAlone(t *testing.T) {
 	cancel()
 	select {
 	case err := <-impatient:
-		if err != context.Canceled {
-			t.Errorf("the cancelled caller got %v, want context.Canceled", err)
+		if !errors.Is(err, context.Canceled) || liveperson.KindOf(err) != liveperson.KindRetryable {
+			t.Errorf("the cancelled caller got %v, want a retryable error caused by context.Canceled", err)
 		}
 	case <-time.After(150 * time.Millisecond):
 		t.Error("the cancelled caller still waits for the fetch")

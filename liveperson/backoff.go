@@ -52,9 +52,10 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 }
 
 // serverErrorWait is the wait before retry n (1-based) after a 5xx/transport
-// failure: the documented steps, then doubling from the last step, capped.
-func (p RetryPolicy) serverErrorWait(n int, rnd func() float64) time.Duration {
-	return backoff.Policy{Steps: p.Steps, Max: p.MaxBackoff, Jitter: p.Jitter}.Wait(n, 0, rnd)
+// failure: the documented steps, then doubling from the last step, capped; and
+// never less than the server's Retry-After.
+func (p RetryPolicy) serverErrorWait(n int, retryAfter time.Duration, rnd func() float64) time.Duration {
+	return backoff.Policy{Steps: p.Steps, Max: p.MaxBackoff, Jitter: p.Jitter}.Wait(n, retryAfter, rnd)
 }
 
 // rateLimitWait is the wait before retry n (counting only 429s): at least

@@ -48,7 +48,8 @@ func WithRetryNotice(ctx context.Context, f func(Retry)) context.Context {
 
 // do runs rq with the retry policy: 429 waits at least a second (or
 // Retry-After) and teaches the rate controller; 5xx, transport failures and
-// partial results on safe calls wait 5, 10, 15 s then longer; a 401 refreshes
+// partial results on safe calls wait 5, 10, 15 s then longer (or a 5xx's
+// Retry-After); a 401 refreshes
 // cached credentials once; anything else, and an answer over the size limit,
 // is returned at once.
 func (c *Client) do(ctx context.Context, rq request) error {
@@ -78,11 +79,13 @@ func (c *Client) do(ctx context.Context, rq request) error {
 			n429++
 			wait = c.policy.rateLimitWait(n429, e.RetryAfter, c.random)
 		case KindRetryable:
-			if rq.unsafe || e.notNow {
+			// An unsafe call is repeated only when it failed before anything was
+			// sent (host discovery, credentials): then nothing can have changed.
+			if (rq.unsafe && sent != nil) || e.notNow {
 				return e
 			}
 			n5xx++
-			wait = c.policy.serverErrorWait(n5xx, c.random)
+			wait = c.policy.serverErrorWait(n5xx, e.RetryAfter, c.random)
 		default:
 			return e
 		}
@@ -151,6 +154,10 @@ func (c *Client) attempt(ctx context.Context, rq request) (*Error, *http.Request
 		var le *Error
 		if errors.As(err, &le) {
 			return le, nil
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// The call ended while its credentials were being fetched: not a refusal.
+			return waitingForCredentials(err), nil
 		}
 		return fail(KindUnauthorized, 0, "cannot authorize", stripURL(err)), nil
 	}
@@ -226,7 +233,19 @@ func (c *Client) exchange(req *http.Request, rq request, wrote *atomic.Bool, g *
 	case st == http.StatusUnauthorized:
 		return fail(KindUnauthorized, st, oauthProblem(data), nil)
 	case st >= 500:
-		return lost(st, "server error", nil)
+		e := lost(st, "server error", nil)
+		// LivePerson documents no Retry-After on a 5xx; one that comes is honoured.
+		e.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+		return e
+	case st >= 300 && st < 400:
+		// The redirect was not followed (noRedirects), and its Location, which
+		// may hold anything, is not kept. None of the LivePerson APIs called
+		// here redirects: whoever answered an unsafe call with one may still
+		// have acted on it, so it is reconciled, never sent again blindly.
+		if rq.unsafe {
+			return fail(KindOutcomeUnknown, st, "redirect not followed", nil)
+		}
+		return fail(KindTerminal, st, "redirect not followed", nil)
 	default:
 		return fail(KindTerminal, st, "request refused", nil)
 	}

@@ -89,7 +89,8 @@ type gateKey struct{ region, service string }
 type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client (default: a client without timeout; the
-// per-call timeout bounds every attempt).
+// per-call timeout bounds every attempt). The client uses a copy of it that
+// follows no redirect (see noRedirects); hc itself is left as it is.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithResolver sets where services live (required).
@@ -145,8 +146,16 @@ func New(opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.hc != nil {
+		hc := *c.hc
+		hc.CheckRedirect = noRedirects
+		c.hc = &hc
+	}
 	c.policy = c.policy.withDefaults()
 	var errs []error
+	if c.hc == nil {
+		errs = append(errs, errors.New("liveperson: the HTTP client must not be nil"))
+	}
 	if c.resolver == nil {
 		errs = append(errs, errors.New("liveperson: a host resolver is required"))
 	}
@@ -164,6 +173,13 @@ func New(opts ...Option) (*Client, error) {
 	}
 	return c, nil
 }
+
+// noRedirects stops net/http from following a redirect: it would send the
+// request again, body and credentials included (a search's identifiers, the
+// token form's client secret, a deletion create), to whatever host the answer
+// names, past the residency guard and around the rule that a create is sent
+// once. The 3xx answer itself is returned, and classified by the call.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // gate returns the limiter of (region, service), creating it on first use.
 func (c *Client) gate(region, service string) *controller {

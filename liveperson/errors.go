@@ -15,7 +15,8 @@ const (
 	// counts) on a call that is safe to repeat later; retries were exhausted.
 	KindRetryable Kind = iota + 1
 	// KindTerminal: LivePerson refused the request (a 4xx other than 401/429),
-	// or the response cannot be used. Repeating it will not help.
+	// answered a safe call with a redirect (never followed), or the response
+	// cannot be used. Repeating it will not help.
 	KindTerminal
 	// KindQuotaExhausted: 429 on deletion create, the monthly request quota is
 	// spent. Do not retry before the calendar month turns.
@@ -25,8 +26,9 @@ const (
 	// KindUnauthorized: credentials rejected (401, or a token could not be had).
 	KindUnauthorized
 	// KindOutcomeUnknown: a non-idempotent request (deletion create or cancel)
-	// may have reached LivePerson but no usable answer came back. The caller
-	// must reconcile (list and match) before sending it again.
+	// may have reached LivePerson but no usable answer came back (a redirect
+	// included: it is never followed). The caller must reconcile (list and
+	// match) before sending it again.
 	KindOutcomeUnknown
 	// KindResidency: the host discovered for the account is outside the
 	// account's region. The call was refused and nothing was sent.
@@ -61,7 +63,7 @@ type Error struct {
 	Service    string        // LivePerson service name, e.g. "rtbf", "msgHist"
 	Op         string        // operation, e.g. "deletion.create"
 	Status     int           // HTTP status, 0 when none was received
-	RetryAfter time.Duration // for KindRateLimited / KindQuotaExhausted, when known
+	RetryAfter time.Duration // the server's Retry-After (a 429, or a 5xx that sent one), when known
 	Reason     string        // fixed text chosen by this package, free of personal data
 	Err        error         // underlying cause (transport or context), if any
 	// notNow marks a retryable failure that repeating at once cannot cure

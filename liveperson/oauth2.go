@@ -28,6 +28,7 @@ type OAuth2Config struct {
 	// min, at most a fifth of the token's lifetime).
 	RefreshBefore time.Duration
 	// Options tune the token client (HTTP client, clock, retry policy, timeout).
+	// By default it makes one attempt per fetch: its caller retries.
 	Options []Option
 }
 
@@ -77,7 +78,11 @@ func NewOAuth2(cfg OAuth2Config) (*OAuth2, error) {
 	if cfg.Resolver == nil {
 		return nil, errors.New("liveperson: oauth2 needs a resolver for the sentinel host")
 	}
-	opts := append([]Option{WithResolver(cfg.Resolver), WithAuth(noAuth{}), WithSource("erasured")}, cfg.Options...)
+	// One attempt per fetch: a token is fetched for a call, which retries the
+	// fetch on LivePerson's schedule (at least 5 s after a 5xx), naming sentinel.
+	// Retrying here too would ask sentinel again sooner than that.
+	opts := append([]Option{WithResolver(cfg.Resolver), WithAuth(noAuth{}), WithSource("erasured"),
+		WithRetryPolicy(RetryPolicy{MaxAttempts: 1})}, cfg.Options...)
 	c, err := New(opts...)
 	if err != nil {
 		return nil, err
@@ -139,13 +144,21 @@ func (o *OAuth2) Token(ctx context.Context, account string) (string, error) {
 	case res := <-ch:
 		t, err = res.Val.(token), res.Err
 	case <-ctx.Done():
-		err = ctx.Err()
+		// The caller gave up before sentinel answered: nothing was refused.
+		err = waitingForCredentials(ctx.Err())
 	}
 	if err != nil && ok && now.Before(old.expiresAt) && !IsUnauthorized(err) {
 		// Renewal failed early enough: the old token still works for a while.
 		return old.value, nil
 	}
 	return t.value, err
+}
+
+// waitingForCredentials is the error of a call whose context ended while it
+// waited for a token: retryable (sentinel may be slow or down, the credentials
+// are not known to be wrong), keeping the context's error as its cause.
+func waitingForCredentials(cause error) *Error {
+	return &Error{Kind: KindRetryable, Service: ServiceSentinel, Op: opToken, Reason: "waiting for credentials", Err: cause}
 }
 
 func (o *OAuth2) fetch(ctx context.Context, account string) (token, error) {

@@ -34,6 +34,8 @@ func TestRetryPolicy(t *testing.T) {
 			[]time.Duration{7 * s}, 2},
 		{"429 retry-after date", lpsim.Fault{Kind: lpsim.FaultStatus, Status: 429, RetryAfter: date, Times: 1}, 0,
 			[]time.Duration{30 * s}, 2},
+		{"503 retry-after seconds", lpsim.Fault{Kind: lpsim.FaultStatus, RetryAfter: "20", Times: 1}, 0,
+			[]time.Duration{20 * s}, 2},
 		{"429 always", lpsim.Fault{Kind: lpsim.FaultStatus, Status: 429}, liveperson.KindRateLimited,
 			[]time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s}, 6},
 		{"reset", lpsim.Fault{Kind: lpsim.FaultReset, Times: 1}, 0, []time.Duration{5 * s}, 2},

@@ -56,7 +56,7 @@ func TestRetryPolicyWaits(t *testing.T) {
 	p := RetryPolicy{Jitter: -1}.withDefaults()
 	var got []time.Duration
 	for n := 1; n <= 7; n++ {
-		got = append(got, p.serverErrorWait(n, nil))
+		got = append(got, p.serverErrorWait(n, 0, nil))
 	}
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
 		time.Minute, 2 * time.Minute, 2 * time.Minute}
@@ -73,7 +73,7 @@ func TestRetryPolicyWaits(t *testing.T) {
 		t.Errorf("rateLimitWait(1, 9s) = %v, want 9s", got)
 	}
 	j := RetryPolicy{}.withDefaults()
-	if got := j.serverErrorWait(1, func() float64 { return 1 }); got != 6*time.Second {
+	if got := j.serverErrorWait(1, 0, func() float64 { return 1 }); got != 6*time.Second {
 		t.Errorf("serverErrorWait with full jitter = %v, want 6s", got)
 	}
 }

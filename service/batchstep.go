@@ -211,7 +211,7 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause
 	now := p.s.now()
 	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
 		b.Failures++
-		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval))
+		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, b, step, cause, next); err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		}
 		cur.ListFailures++
 		cur.Failures++
-		next := now.Add(retryDelay(cur.Failures, p.cfg.PollInterval))
+		next := now.Add(retryDelay(cur.Failures, p.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
 			return err
 		}

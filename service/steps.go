@@ -159,7 +159,7 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 		if errors.Is(stepErr, ErrRejected) && r.Failures >= maxRejections {
 			return ts, p.s.failErasure(tx, r, "steps_rejected")
 		}
-		next := p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval))
+		next := p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval, stepErr))
 		id, account, failures, reason := r.ID, r.AccountID, r.Failures, r.LastError
 		if err := tx.OnCommit(func() {
 			p.s.log.Warn("pipeline step failed; retrying", "erasure", id, "account", account, "step", step,
@@ -175,10 +175,11 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 const maxRejections = 5
 
 // retryDelay follows LivePerson's documented policy for 5xx: 5, 10, 15 s, then exponential,
-// capped at the poll interval (at least 15 s). It has no jitter: a step's next attempt is
-// exact, and the client already spreads the attempts of one call.
-func retryDelay(failures int, limit time.Duration) time.Duration {
-	return max(stepBackoff(limit).Wait(failures, 0, nil), time.Second)
+// capped at the poll interval (at least 15 s), and never shorter than the wait LivePerson asked
+// for with cause (Retry-After, which a call gives up on when it outlasts the call). It has no
+// jitter: a step's next attempt is exact, and the client already spreads the attempts of one call.
+func retryDelay(failures int, limit time.Duration, cause error) time.Duration {
+	return max(stepBackoff(limit).Wait(failures, serverWait(cause), nil), time.Second)
 }
 
 // stepBackoff is the backoff between a step's attempts, the client's own documented steps.

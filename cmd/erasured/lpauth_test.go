@@ -224,3 +224,62 @@ func counterValue(t *testing.T, vec *prometheus.CounterVec, labels ...string) fl
 	}
 	return 0
 }
+
+// TestHungSentinelIsUnreachable: sentinel holds the token exchange and the start-up credential
+// check's time runs out while every probe waits for it. Nothing was refused: each service is
+// reported unreachable at sentinel (a WARN), and no refusal is counted or logged.
+func TestHungSentinelIsUnreachable(t *testing.T) {
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	var r refusalLog
+	lp, logs := e.wireCounting(t, &r)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceSentinel, Op: lpsim.OpToken, Kind: lpsim.FaultHang, Times: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	checkCredentials(ctx, lp, slog.New(slog.NewJSONHandler(logs, nil)), time.Now())
+
+	results := map[string]logLine{}
+	for _, l := range logLines(t, logs) {
+		if l.Result != "" {
+			results[l.Service] = l
+		}
+	}
+	for _, svc := range authServices {
+		l, ok := results[svc]
+		if !ok || l.Result != "unreachable" || l.Level != "WARN" || l.At != "sentinel token" {
+			t.Errorf("credential check of %s: %+v, want a WARN: unreachable at sentinel token", svc, l)
+		}
+	}
+	if got := r.counts(); len(got) != 0 {
+		t.Errorf("refusals while sentinel hung = %v, want none", got)
+	}
+	if strings.Contains(logs.String(), "LivePerson refused") {
+		t.Errorf("a hung sentinel was logged as a refusal: %s", logs.String())
+	}
+}
+
+// TestSentinel5xxRetriedOnSchedule: sentinel answers 503 once. The token client makes one
+// attempt per fetch, and the call it serves retries on LivePerson's schedule: the second token
+// request comes at least 5 s after the first (the client runs on the real clock here), not after
+// a retry of the token client's own within the call's wait.
+func TestSentinel5xxRetriedOnSchedule(t *testing.T) {
+	t.Parallel()
+	a := lpsim.DefaultAccount("1111", "us")
+	e := newSimEnv(t, a)
+	e.cfg.Accounts = []Account{{ID: a.ID, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s2", a.ClientSecret)}
+	lp, _ := e.wire(t)
+	e.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceSentinel, Op: lpsim.OpToken, Kind: lpsim.FaultStatus, Status: 503, Times: 1})
+	if _, err := lp.client.ConversationsByID(context.Background(), a.ID, []string{probeConversationID}, liveperson.SearchContent); err != nil {
+		t.Fatalf("ConversationsByID after one 503 from sentinel: %v", err)
+	}
+	calls := e.sim.CallsTo(lpsim.ServiceSentinel, lpsim.OpToken)
+	if len(calls) != 2 {
+		t.Fatalf("%d token requests, want 2", len(calls))
+	}
+	if gap := calls[1].Time.Sub(calls[0].Time); gap < 5*time.Second {
+		t.Errorf("second token request %v after the first, want at least 5s", gap)
+	}
+}

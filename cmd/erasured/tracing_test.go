@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -23,7 +28,13 @@ import (
 // returns them. The deletion request was created for the conversation.
 func lpCalls(t *testing.T, lp *livePerson, account string) (subject, conversation, deletion string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return lpCallsIn(context.Background(), t, lp, account)
+}
+
+// lpCallsIn is lpCalls under ctx (a span of ours, say).
+func lpCallsIn(ctx context.Context, t *testing.T, lp *livePerson, account string) (subject, conversation, deletion string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	subject, conversation = "jane.roe@example.org", "7d0f2c4e-51aa-4c1b-9e55-1f3c0b2a9d88"
 	now := time.Now()
@@ -112,6 +123,66 @@ func TestLivePersonSpans(t *testing.T) {
 		if !names[want] {
 			t.Errorf("no span %q; spans: %v", want, names)
 		}
+	}
+}
+
+// TestNoTraceContextToLivePerson: with tracing on, the global propagator set to W3C trace
+// context and baggage, and the calls made under a span of ours carrying baggage, no request
+// that reaches LivePerson (sentinel and the Domain API included) carries traceparent,
+// tracestate or baggage: our traces, and what baggage may hold, are not LivePerson's.
+func TestNoTraceContextToLivePerson(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewInMemoryExporter()))
+	defer tp.Shutdown(context.Background())
+
+	const account = "12345678"
+	a := lpsim.DefaultAccount(account, "us")
+	sim := lpsim.New(lpsim.Config{Accounts: []lpsim.Account{a}})
+	var mu sync.Mutex
+	var requests int
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		for _, h := range []string{"Traceparent", "Tracestate", "Baggage"} {
+			if r.Header.Get(h) != "" {
+				seen[h+" "+r.URL.Path]++
+			}
+		}
+		mu.Unlock()
+		sim.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	e := &simEnv{sim: sim, cfg: defaultConfig(), dir: t.TempDir(), env: map[string]string{}}
+	e.cfg.LivePerson.DomainAPIURL = srv.URL
+	e.cfg.getenv = func(k string) string { return e.env[k] }
+	e.cfg.Accounts = []Account{{ID: account, Region: "us"}}
+	e.cfg.Accounts[0].Auth.OAuth2 = OAuth2Auth{ClientID: a.ClientID, ClientSecretFile: e.file("s", a.ClientSecret)}
+	lp, err := wireLivePerson(&e.cfg, slog.New(slog.DiscardHandler), lpReports{traces: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := baggage.NewMember("tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bag, err := baggage.New(member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tp.Tracer("test").Start(baggage.ContextWithBaggage(context.Background(), bag), "erasure")
+	defer span.End()
+	lpCallsIn(ctx, t, lp, account)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if requests < 8 {
+		t.Fatalf("%d requests reached the simulator, want the token, discovery and every call", requests)
+	}
+	if len(seen) > 0 {
+		t.Errorf("trace context sent to LivePerson: %v", seen)
 	}
 }
 

@@ -156,13 +156,13 @@ func wireLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*livePers
 	if router.TestMode() {
 		log.Warn("LivePerson Domain API is plain http on loopback: test mode, only loopback hosts are called")
 	}
-	// A token is fetched for a waiting call, which retries on its own: the fetch itself retries
-	// briefly, so that it never outlasts its callers by long (it is shared, not cancelled).
+	// A token is fetched for a waiting call, which retries it on LivePerson's schedule: the fetch
+	// itself makes one attempt (NewOAuth2's default), so that it never outlasts its callers by long
+	// (it is shared, not cancelled) and sentinel is not asked again within the call's own waits.
 	// The token exchange is observed as well: a refused client secret shows at sentinel.
 	observe := reports.observe()
 	oauth2, err := liveperson.NewOAuth2(liveperson.OAuth2Config{Credentials: clientCreds, Resolver: router,
-		Options: append([]liveperson.Option{liveperson.WithCallTimeout(10 * time.Second), liveperson.WithObserver(observe),
-			liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}})},
+		Options: append([]liveperson.Option{liveperson.WithCallTimeout(10 * time.Second), liveperson.WithObserver(observe)},
 			reports.httpOptions()...)})
 	if err != nil {
 		return nil, err

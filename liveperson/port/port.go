@@ -232,11 +232,18 @@ func deletion(r liveperson.DeletionRequest) (d service.Deletion, ok bool) {
 	return d, true
 }
 
-// portErr classifies a LivePerson error for the pipeline, keeping the original wrapped.
+// portErr classifies a LivePerson error for the pipeline, keeping the original wrapped, and
+// passes on the wait LivePerson asked for (Retry-After): a call gives up at once when that wait
+// would outlast it, and the pipeline must not come back sooner than asked.
 func portErr(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	return service.WithRetryAfter(classify(err), liveperson.RetryAfterOf(err))
+}
+
+// classify wraps err with the service error saying what the pipeline does next.
+func classify(err error) error {
 	var kind error
 	if liveperson.IsUnauthorized(err) || statusOf(err) == http.StatusForbidden {
 		// LivePerson refused the account's credentials (401), or they lack the rights (403).

@@ -3,7 +3,12 @@ package port
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/service"
@@ -65,5 +70,37 @@ func TestDeletionDecodesIntent(t *testing.T) {
 	}
 	if d, _ := deletion(liveperson.DeletionRequest{ID: "1", IsCanceled: true}); d.Status != service.LPCanceled {
 		t.Errorf("is_canceled without status: %q, want CANCELED", d.Status)
+	}
+}
+
+// TestPortErrKeepsRetryAfter: LivePerson answers 429 asking for ten minutes, more than the
+// call waits in place: the call gives up at once, and the port's error still says unavailable
+// and carries the wait, so the pipeline does not come back sooner.
+func TestPortErrKeepsRetryAfter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	clk := liveperson.NewFakeClock(t0)
+	c, err := liveperson.New(
+		liveperson.WithResolver(liveperson.FixedHost{Addr: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}),
+		liveperson.WithAuth(liveperson.StaticBearer{"*": "t"}), liveperson.WithSource("erasured-test"),
+		liveperson.WithClock(clk), liveperson.WithHTTPClient(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(c).ListDeletions(context.Background(), acct, t0.Add(-time.Hour), t0)
+	if !errors.Is(err, service.ErrUnavailable) {
+		t.Fatalf("ListDeletions under a long 429 = %v, want ErrUnavailable", err)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &ra) || ra.RetryAfter() != 10*time.Minute {
+		t.Errorf("ListDeletions error %v carries no ten-minute wait", err)
+	}
+	if n := calls.Load(); n != 1 || len(clk.Sleeps()) != 0 {
+		t.Errorf("%d requests, waits %v: want one request and no wait in place", n, clk.Sleeps())
 	}
 }

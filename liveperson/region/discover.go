@@ -58,11 +58,15 @@ func (r *Router) discover(ctx context.Context, k serviceKey, reg string) error {
 // shared runs fn for k unless a lookup for k is already in flight, and then
 // waits for that one. fn runs under ctx without its cancellation (its values,
 // a retry notice among them, are kept): one impatient caller must not fail the
-// lookup the others wait for, so fn is bounded by the Domain API client's own
-// timeouts and retries. A caller whose ctx ends stops waiting.
+// lookup the others wait for, so fn is bounded by a timeout of its own
+// (LookupTimeout). A caller whose ctx ends stops waiting.
 func (r *Router) shared(ctx context.Context, k serviceKey, fn func(context.Context) error) error {
 	detached := context.WithoutCancel(ctx)
-	ch := r.flight.DoChan(k.flightKey(), func() (any, error) { return nil, fn(detached) })
+	ch := r.flight.DoChan(k.flightKey(), func() (any, error) {
+		ctx, cancel := context.WithTimeout(detached, r.lookupLimit)
+		defer cancel()
+		return nil, fn(ctx)
+	})
 	select {
 	case res := <-ch:
 		return res.Err

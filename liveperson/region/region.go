@@ -99,9 +99,14 @@ type Config struct {
 	// OnViolation is called for every refused host (alerting).
 	OnViolation func(Violation)
 	Clock       liveperson.Clock
-	// Options tune the Domain API client; by default it retries briefly,
-	// because a caller is waiting and a last good answer may do.
+	// Options tune the Domain API client; by default it makes one attempt per
+	// lookup: the call waiting for the host retries on its own schedule, and
+	// a last good answer may do meanwhile.
 	Options []liveperson.Option
+	// LookupTimeout bounds one shared lookup, its attempts and waits included,
+	// whatever Options say (default 20 s, twice the Domain API's call timeout):
+	// it runs on when the caller that started it gives up, and must end.
+	LookupTimeout time.Duration
 }
 
 // Router resolves account services to hosts. It implements
@@ -118,6 +123,7 @@ type Router struct {
 	violations  atomic.Int64
 	useList     bool
 	listRetry   time.Duration
+	lookupLimit time.Duration // LookupTimeout
 
 	mu        sync.Mutex
 	entries   map[serviceKey]*entry
@@ -127,6 +133,9 @@ type Router struct {
 }
 
 var _ liveperson.HostResolver = (*Router)(nil)
+
+// domainCallTimeout bounds each Domain API request.
+const domainCallTimeout = 10 * time.Second
 
 // New builds a Router; it checks the configuration and reports every problem.
 func New(cfg Config) (*Router, error) {
@@ -141,6 +150,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = liveperson.SystemClock{}
+	}
+	if cfg.LookupTimeout <= 0 {
+		cfg.LookupTimeout = 2 * domainCallTimeout
 	}
 	patterns := DefaultPatterns()
 	for reg, pats := range cfg.Patterns {
@@ -161,8 +173,11 @@ func New(cfg Config) (*Router, error) {
 	}
 	opts := append([]liveperson.Option{
 		liveperson.WithClock(cfg.Clock),
-		liveperson.WithCallTimeout(10 * time.Second),
-		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3, Steps: []time.Duration{time.Second, 2 * time.Second}}),
+		liveperson.WithCallTimeout(domainCallTimeout),
+		// One attempt per lookup: a lookup is made for a call, which retries it on
+		// LivePerson's schedule (at least 5 s after a 5xx), naming the Domain API.
+		// Retrying here too would ask again sooner than that, inside every wait.
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 1}),
 	}, cfg.Options...)
 	d, err := liveperson.NewDomainAPI(cfg.DomainAPIURL, opts...)
 	if err != nil {
@@ -175,7 +190,7 @@ func New(cfg Config) (*Router, error) {
 	return &Router{
 		domain: d, accounts: cfg.Accounts, patterns: patterns, ttl: cfg.TTL, clock: cfg.Clock,
 		testMode: u.Scheme == "http" && isLoopback(u.Hostname()), namedHosts: cfg.NamedHostsInTestMode,
-		onViolation: cfg.OnViolation, useList: cfg.UseListForm, listRetry: cfg.ListFormRetry,
+		onViolation: cfg.OnViolation, useList: cfg.UseListForm, listRetry: cfg.ListFormRetry, lookupLimit: cfg.LookupTimeout,
 		entries: map[serviceKey]*entry{}, listTried: map[string]time.Time{},
 	}, nil
 }

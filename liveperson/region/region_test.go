@@ -309,14 +309,15 @@ func TestRouterWaiterGivesUpAlone(t *testing.T) {
 
 // TestRetryNoticeNamesTheDomainAPI: with the Domain API failing, a call reports
 // its host discovery's retries as the Domain API's, from the first failed
-// attempt: the lookup's own (1 s, 2 s), then the call's (5 s).
+// attempt. The lookup itself makes one attempt: the call retries it on
+// LivePerson's schedule (5, 10 s after a 5xx), never sooner.
 func TestRetryNoticeNamesTheDomainAPI(t *testing.T) {
 	f := newFixture(t, map[string]string{"1234": region.US}, nil)
 	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultStatus})
 	c, err := liveperson.New(liveperson.WithResolver(f.router), liveperson.WithSource("erasured-test"),
 		liveperson.WithAuth(liveperson.StaticBearer{"*": "tok"}), liveperson.WithHTTPClient(f.srv.Client()),
 		liveperson.WithClock(f.clk), liveperson.WithRandom(func() float64 { return 0 }),
-		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 2}))
+		liveperson.WithRetryPolicy(liveperson.RetryPolicy{MaxAttempts: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,8 +328,37 @@ func TestRetryNoticeNamesTheDomainAPI(t *testing.T) {
 	if _, err := c.ListDeletions(ctx, "1234", liveperson.DeletionFilter{}); !liveperson.IsRetryable(err) {
 		t.Fatalf("ListDeletions with the Domain API down = %v, want retryable", err)
 	}
-	want := []string{"domain 1 1s", "domain 2 2s", "domain 1 5s", "domain 1 1s", "domain 2 2s"}
-	if !slices.Equal(got, want) {
+	if want := []string{"domain 1 5s", "domain 2 10s"}; !slices.Equal(got, want) {
 		t.Errorf("retry notices = %q, want %q", got, want)
+	}
+	if want := []time.Duration{5 * time.Second, 10 * time.Second}; !slices.Equal(f.clk.Sleeps(), want) {
+		t.Errorf("waits between Domain API requests = %v, want %v", f.clk.Sleeps(), want)
+	}
+	if n := f.calls(lpsim.OpBaseURI); n != 3 {
+		t.Errorf("%d Domain API requests, want 3 (one per attempt of the call)", n)
+	}
+}
+
+// TestSharedLookupTimesOut: the Domain API holds the request and the client's
+// own call timeout is an hour. The shared lookup, which no caller's context
+// bounds, still ends at LookupTimeout, and the caller gets an error.
+func TestSharedLookupTimesOut(t *testing.T) {
+	f := newFixture(t, map[string]string{"1234": region.US}, func(c *region.Config) {
+		c.Options = append(c.Options, liveperson.WithCallTimeout(time.Hour))
+		c.LookupTimeout = 100 * time.Millisecond
+	})
+	f.sim.AddFault(lpsim.Fault{Service: lpsim.ServiceDomain, Kind: lpsim.FaultHang})
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.router.Host(context.Background(), "1234", liveperson.ServiceMessaging)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Host with the Domain API hanging returned a host")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the shared lookup outlived its timeout")
 	}
 }
