@@ -78,7 +78,7 @@ func TestE2EFaults(t *testing.T) {
 			faults: []lpsim.Fault{fault(msg, lpsim.OpByID, lpsim.Fault{Kind: lpsim.FaultHang, Times: 1})}},
 		{name: "sentinel token 503", chat: true, sleeps: []time.Duration{5 * s, 10 * s},
 			faults: []lpsim.Fault{fault(lpsim.ServiceSentinel, lpsim.OpToken, lpsim.Fault{Kind: lpsim.FaultStatus, Times: 2})}},
-		{name: "Domain API 503", chat: true, sleeps: []time.Duration{s, 2 * s},
+		{name: "Domain API 503", chat: true, sleeps: []time.Duration{5 * s, 10 * s},
 			faults: []lpsim.Fault{fault(lpsim.ServiceDomain, lpsim.OpBaseURI, lpsim.Fault{Kind: lpsim.FaultStatus, Times: 2})}},
 		{name: "search down past the client's retries", chat: true, drive: searchDown,
 			sleeps: []time.Duration{5 * s, 10 * s, 15 * s, 30 * s, 60 * s},
