@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -201,7 +202,7 @@ func (ix *submitIndex) closeSubject(erasure string, subjects ...string) {
 
 // putRequest stores the outcome of a deduplicated Submit under key, its payload hash sealed with
 // dataKey (that of the erasure it was answered with), and has the index learn it on commit.
-func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
+func (s *Service) putRequest(tx store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
 	ref, err := e.ref(hash)
 	if err != nil {
 		return err
@@ -213,7 +214,7 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(store.Requests, []byte(key), v); err != nil {
+	if err := tx.Put(schema.Requests, []byte(key), v); err != nil {
 		return err
 	}
 	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
@@ -221,7 +222,7 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]
 
 // indexCreated has the index learn, on commit, the erasure r that a Submit has just created, with
 // its request hash and root fingerprints.
-func (s *Service) indexCreated(tx *store.Tx, r *record, sec indexSecrets) error {
+func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets) error {
 	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID}.ref(sec.hash)
 	if err != nil {
 		return err
@@ -235,14 +236,14 @@ func (s *Service) indexCreated(tx *store.Tx, r *record, sec indexSecrets) error 
 
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
 // refs).
-func (s *Service) indexJoined(tx *store.Tx, r *record, added []identRef) error {
+func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
 	sks, id := subjectKeys(r.AccountID, added), r.ID
 	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
 }
 
 // indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
 // reached a final state. Their root fingerprints are in r's sealed index.
-func (s *Service) indexClosed(tx *store.Tx, r *record) error {
+func (s *Service) indexClosed(tx store.Tx, r *record) error {
 	var key []byte
 	if r.Index != nil {
 		var err error
@@ -275,7 +276,7 @@ func fpKeys(account string, fps []string) []string {
 // buckets into memory.
 func (s *Service) loadIndex(ctx context.Context) error {
 	var old bool
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		var err error
 		old, err = hasFirstLayout(tx)
 		return err
@@ -291,13 +292,13 @@ func (s *Service) loadIndex(ctx context.Context) error {
 	}
 	ix := newSubmitIndex()
 	var clear clearFields
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.db.View(func(tx store.Tx) error {
 		// Requests first: while the erasures are read, the data keys of those their entries
 		// point at are kept to open the entries' hashes.
 		var entries []requestEntry
 		need := map[string][]byte{}
 		unreadable := map[string]bool{}
-		err := tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		err := tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 			var e requestEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
@@ -314,7 +315,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+		err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 			var r indexFields
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode erasure %s: %w", k, err)
@@ -331,7 +332,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			case r.Index != nil:
 				w := r.DataKey
 				if w == nil {
-					w = tx.Get(store.Keys, []byte(r.ID))
+					w = tx.Get(schema.Keys, []byte(r.ID))
 				}
 				key, err := s.keys.unwrap(r.ID, w)
 				if err != nil {
@@ -428,12 +429,12 @@ type indexFields struct {
 // records lack) and empties Subjects, which the erasures' states replace. It runs in one
 // transaction and skips what is converted already, so an interrupted one is simply redone.
 
-func hasFirstLayout(tx *store.Tx) (bool, error) {
-	if tx.Count(store.Subjects) > 0 {
+func hasFirstLayout(tx store.Tx) (bool, error) {
+	if tx.Count(schema.Subjects) > 0 {
 		return true, nil
 	}
 	old := false
-	err := tx.Scan(store.Requests, nil, func(_, v []byte) (bool, error) {
+	err := tx.Scan(schema.Requests, nil, func(_, v []byte) (bool, error) {
 		var e requestEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, err
@@ -444,7 +445,7 @@ func hasFirstLayout(tx *store.Tx) (bool, error) {
 	return old, err
 }
 
-func convertFirstLayout(tx *store.Tx) error {
+func convertFirstLayout(tx store.Tx) error {
 	type kv struct{ k, v []byte }
 	var subjects, requests []kv
 	collect := func(dst *[]kv) func(k, v []byte) (bool, error) {
@@ -453,14 +454,14 @@ func convertFirstLayout(tx *store.Tx) error {
 			return true, nil
 		}
 	}
-	if err := tx.Scan(store.Subjects, nil, collect(&subjects)); err != nil {
+	if err := tx.Scan(schema.Subjects, nil, collect(&subjects)); err != nil {
 		return err
 	}
-	if err := tx.Scan(store.Requests, nil, collect(&requests)); err != nil {
+	if err := tx.Scan(schema.Requests, nil, collect(&requests)); err != nil {
 		return err
 	}
 	for _, e := range subjects {
-		if err := tx.Delete(store.Subjects, e.k); err != nil {
+		if err := tx.Delete(schema.Subjects, e.k); err != nil {
 			return err
 		}
 	}
@@ -490,13 +491,13 @@ func convertFirstLayout(tx *store.Tx) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Delete(store.Requests, e.k); err != nil {
+		if err := tx.Delete(schema.Requests, e.k); err != nil {
 			return err
 		}
 		converted = append(converted, kv{[]byte(id.String()), v})
 	}
 	for _, e := range converted {
-		if err := tx.Put(store.Requests, e.k, e.v); err != nil {
+		if err := tx.Put(schema.Requests, e.k, e.v); err != nil {
 			return err
 		}
 	}

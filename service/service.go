@@ -11,16 +11,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
 // Store is what the service needs from storage: transactions that commit durably, an event log
-// with revisions, and a watch of that log. *store.DB implements it; a replicated implementation
-// (etcd) would too.
+// with revisions, and a watch of that log: a subset of store.DB, so that every backend
+// (store/boltstore, a replicated one) provides it.
 type Store interface {
-	Update(ctx context.Context, fn func(tx *store.Tx) error) error
-	View(fn func(tx *store.Tx) error) error
-	Watch(from uint64, key string) (*store.Watcher, error)
+	Update(ctx context.Context, fn func(tx store.Tx) error) error
+	View(fn func(tx store.Tx) error) error
+	Watch(from uint64, key string) (store.Watcher, error)
 	Rev() uint64
 	Oldest() uint64
 	Compact(ctx context.Context, rev uint64) error
@@ -28,7 +29,7 @@ type Store interface {
 	Backup(fn func(s store.Snapshot) error) error
 }
 
-var _ Store = (*store.DB)(nil)
+var _ Store = store.DB(nil)
 
 // Config holds the service's settings.
 type Config struct {
@@ -191,8 +192,8 @@ func Principal(ctx context.Context) string {
 }
 
 // getRecord loads an erasure by id inside tx; (nil, nil) when absent.
-func getRecord(tx *store.Tx, id string) (*record, error) {
-	v := tx.Get(store.Erasures, []byte(id))
+func getRecord(tx store.Tx, id string) (*record, error) {
+	v := tx.Get(schema.Erasures, []byte(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -212,7 +213,7 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 // and keeps its revision and update time: the schedule moves with it, the history does not grow.
 // A change of state is logged once the transaction commits; a move to FAILED is logged as its
 // incident instead (failErasure).
-func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) error {
+func (s *Service) putChange(tx store.Tx, r *record, prev State, now time.Time) error {
 	if prev == r.State {
 		old, err := getRecord(tx, r.ID)
 		if err != nil {
@@ -246,7 +247,7 @@ func (s *Service) putChange(tx *store.Tx, r *record, prev State, now time.Time) 
 // change that reaches the change history (a new erasure, a change of state or of the at-risk
 // flag) passes here, so the erasure counts are kept here too, in tx: a changed erasure's before r
 // is stored (countChange reads how it counted), a new one's in either order.
-func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
+func (s *Service) logStateChange(tx store.Tx, r *record, prev State) error {
 	if err := s.countChange(tx, r, prev); err != nil {
 		return err
 	}
@@ -340,12 +341,12 @@ func joinObjects(a, b []byte) []byte {
 }
 
 // put appends the event and stores the record with the event's revision, which it returns.
-func (c encodedChange) put(tx *store.Tx) (uint64, error) {
+func (c encodedChange) put(tx store.Tx) (uint64, error) {
 	rev, err := tx.Append(c.id, c.event)
 	if err != nil {
 		return 0, err
 	}
-	return rev, tx.Put(store.Erasures, []byte(c.id), withRevision(c.record, rev))
+	return rev, tx.Put(schema.Erasures, []byte(c.id), withRevision(c.record, rev))
 }
 
 // withRevision returns the JSON object obj with a "revision" member added: obj must not have one
@@ -370,7 +371,7 @@ func notFound(id string) error {
 func (s *Service) update(ctx context.Context, id string, change func(r *record) error) (Erasure, error) {
 	now := s.now().UTC()
 	var e Erasure
-	err := s.db.Update(ctx, func(tx *store.Tx) error {
+	err := s.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -279,11 +280,11 @@ func TestIndexConvertsFirstLayout(t *testing.T) {
 	if got := e.submit(submitReq("6c9e3184-2f70-4b5d-9d90-3e4f5a6b7c8d", "1234", customer("ABC-123"))); got.Erasure.ID != id || !got.Deduplicated {
 		t.Errorf("new request for the subject after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
 	}
-	err := e.db.View(func(tx *store.Tx) error {
-		if n := tx.Count(store.Subjects); n != 0 {
+	err := e.db.View(func(tx store.Tx) error {
+		if n := tx.Count(schema.Subjects); n != 0 {
 			t.Errorf("Subjects holds %d entries after the conversion, want 0", n)
 		}
-		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		return tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 			if string(k) == req.RequestID || string(k) == dupReq.RequestID || !bytes.Contains(v, []byte(`"request_id"`)) {
 				t.Errorf("Requests still holds %q → %s in the first layout", k, v)
 			}
@@ -352,9 +353,9 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
 		t.Fatalf("identities() = %+v, %v; want ABC-123", got, err)
 	}
-	rewrite := func(f func(tx *store.Tx, r *record) error) {
+	rewrite := func(f func(tx store.Tx, r *record) error) {
 		t.Helper()
-		err := e.db.Update(ctx, func(tx *store.Tx) error {
+		err := e.db.Update(ctx, func(tx store.Tx) error {
 			r, err := getRecord(tx, id)
 			if err != nil {
 				return err
@@ -366,21 +367,21 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return tx.Put(store.Erasures, []byte(id), v)
+			return tx.Put(schema.Erasures, []byte(id), v)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	rewrite(func(tx *store.Tx, r *record) error { // as stored before the key moved into the record
+	rewrite(func(tx store.Tx, r *record) error { // as stored before the key moved into the record
 		k := r.DataKey
 		r.DataKey = nil
-		return tx.Put(store.Keys, []byte(id), k)
+		return tx.Put(schema.Keys, []byte(id), k)
 	})
 	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
 		t.Errorf("identities() with the key in the Keys bucket = %+v, %v; want ABC-123", got, err)
 	}
-	rewrite(func(tx *store.Tx, _ *record) error { return tx.Delete(store.Keys, []byte(id)) })
+	rewrite(func(tx store.Tx, _ *record) error { return tx.Delete(schema.Keys, []byte(id)) })
 	if _, err := e.svc.identities(id); !errors.Is(err, errShredded) {
 		t.Errorf("identities() with no key = %v, want %v", err, errShredded)
 	}
@@ -427,7 +428,7 @@ func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...Subm
 		}
 		return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, erasure.ID, hash)
 	}
-	err := e.db.Update(context.Background(), func(tx *store.Tx) error {
+	err := e.db.Update(context.Background(), func(tx store.Tx) error {
 		r, err := getRecord(tx, erasure.ID)
 		if err != nil {
 			return err
@@ -446,15 +447,15 @@ func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...Subm
 			b    store.Bucket
 			k, v string
 		}{
-			{store.Requests, created.RequestID, entry(created, false)},
-			{store.Subjects, erasure.AccountID + "\x00" + rootFP, erasure.ID},
-			{store.Erasures, erasure.ID, string(v)},
+			{schema.Requests, created.RequestID, entry(created, false)},
+			{schema.Subjects, erasure.AccountID + "\x00" + rootFP, erasure.ID},
+			{schema.Erasures, erasure.ID, string(v)},
 		}
 		for _, d := range dups {
 			puts = append(puts, struct {
 				b    store.Bucket
 				k, v string
-			}{store.Requests, d.RequestID, entry(d, true)})
+			}{schema.Requests, d.RequestID, entry(d, true)})
 		}
 		for _, p := range puts {
 			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
@@ -27,8 +29,8 @@ func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
 			for i := range each {
 				key := fmt.Sprintf("w%d-%d", w, i)
 				var rev uint64
-				err := db.Update(ctx, func(tx *Tx) error {
-					if err := tx.Put(Erasures, []byte(key), []byte(key)); err != nil {
+				err := db.Update(ctx, func(tx store.Tx) error {
+					if err := tx.Put(ascBucket, []byte(key), []byte(key)); err != nil {
 						return err
 					}
 					r, err := tx.Append(key, []byte(key))
@@ -61,9 +63,9 @@ func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := 0
-	db.View(func(tx *Tx) error { count = tx.Count(Erasures); return nil })
+	db.View(func(tx store.Tx) error { count = tx.Count(ascBucket); return nil })
 	if len(evs) != writers*each || count != writers*each {
-		t.Errorf("len(Events(1, 0)), Count(Erasures) = %d, %d; want %d, %d", len(evs), count, writers*each, writers*each)
+		t.Errorf("len(Events(1, 0)), Count(ascBucket) = %d, %d; want %d, %d", len(evs), count, writers*each, writers*each)
 	}
 	for i, ev := range evs {
 		if ev.Rev != uint64(i+1) || ev.Key != string(ev.Value) {
@@ -102,7 +104,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		key := fmt.Sprintf("k%d", i)
 		wg.Go(func() {
 			var rev uint64
-			errs[i] = db.Update(ctx, func(tx *Tx) error {
+			errs[i] = db.Update(ctx, func(tx store.Tx) error {
 				if err := tx.OnCommit(func() { hooked = append(hooked, key) }); err != nil {
 					return err
 				}
@@ -112,7 +114,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				if k == panicClean {
 					panic("clean kaboom")
 				}
-				if err := tx.Put(Requests, []byte(key), []byte(key)); err != nil {
+				if err := tx.Put(bucketA, []byte(key), []byte(key)); err != nil {
 					return err
 				}
 				r, err := tx.Append(key, []byte(key))
@@ -147,7 +149,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	if got := db.commits.Load() - commitsBefore; got != 2 {
 		t.Errorf("commits for the blocker and the group = %d, want 2", got)
 	}
-	var wantEvents []Event
+	var wantEvents []store.Event
 	next := uint64(2)
 	for i, k := range kinds {
 		key := fmt.Sprintf("k%d", i)
@@ -161,24 +163,24 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				t.Errorf("Update(%s, fails) = %v, want %v", key, errs[i], errBoom)
 			}
 		case panicClean, panicDirty:
-			if !errors.Is(errs[i], ErrPanic) || !strings.Contains(errs[i].Error(), "kaboom") || !strings.Contains(errs[i].Error(), "goroutine") {
-				t.Errorf("Update(%s, panics) = %v, want %v with the panic value and stack", key, errs[i], ErrPanic)
+			if !errors.Is(errs[i], store.ErrPanic) || !strings.Contains(errs[i].Error(), "kaboom") || !strings.Contains(errs[i].Error(), "goroutine") {
+				t.Errorf("Update(%s, panics) = %v, want %v with the panic value and stack", key, errs[i], store.ErrPanic)
 			}
 		}
 		var got []byte
-		db.View(func(tx *Tx) error { got = tx.Get(Requests, []byte(key)); return nil })
+		db.View(func(tx store.Tx) error { got = tx.Get(bucketA, []byte(key)); return nil })
 		if k == ok {
 			if string(got) != key {
-				t.Errorf("Get(Requests, %s) = %q, want %q", key, got, key)
+				t.Errorf("Get(bucketA, %s) = %q, want %q", key, got, key)
 			}
 			// Revisions follow queue order among the survivors, with no gap left by the failures.
 			if revs[i] != next {
 				t.Errorf("revision of %s = %d, want %d", key, revs[i], next)
 			}
-			wantEvents = append(wantEvents, Event{Rev: next, Key: key, Value: []byte(key)})
+			wantEvents = append(wantEvents, store.Event{Rev: next, Key: key, Value: []byte(key)})
 			next++
 		} else if got != nil {
-			t.Errorf("Get(Requests, %s) = %q, want nil: a failed update left a write", key, got)
+			t.Errorf("Get(bucketA, %s) = %q, want nil: a failed update left a write", key, got)
 		}
 	}
 	evs, err := db.Events(2, 0)
@@ -193,7 +195,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 func TestUpdateContextDoneBeforeStart(t *testing.T) {
 	db := openTest(t, Options{})
 	var ran atomic.Bool
-	fn := func(*Tx) error { ran.Store(true); return nil }
+	fn := func(store.Tx) error { ran.Store(true); return nil }
 
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -214,7 +216,7 @@ func TestUpdateContextDoneBeforeStart(t *testing.T) {
 	}
 	release()
 	// This update queues after the cancelled one, so when it returns the committer has seen both.
-	if err := db.Update(context.Background(), func(*Tx) error { return nil }); err != nil {
+	if err := db.Update(context.Background(), func(store.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if ran.Load() {
@@ -225,7 +227,7 @@ func TestUpdateContextDoneBeforeStart(t *testing.T) {
 func TestUpdateContextDoneAfterStartWaits(t *testing.T) {
 	db := openTest(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(ctx, func(tx store.Tx) error {
 		cancel() // the caller is now waiting on a done ctx; the outcome still wins
 		_, err := tx.Append("k", nil)
 		return err
@@ -263,7 +265,7 @@ func TestMaxBatchSplitsGroups(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			if err := db.Update(ctx, func(tx *Tx) error { _, err := tx.Append("k", nil); return err }); err != nil {
+			if err := db.Update(ctx, func(tx store.Tx) error { _, err := tx.Append("k", nil); return err }); err != nil {
 				t.Error(err)
 			}
 		})
@@ -292,11 +294,11 @@ func TestCommitFailureIsSticky(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, size := range []int{10, 2 << 20, 10} {
 		wg.Go(func() {
-			errs[i] = db.Update(ctx, func(tx *Tx) error {
+			errs[i] = db.Update(ctx, func(tx store.Tx) error {
 				if err := tx.OnCommit(func() { hooks.Add(1) }); err != nil {
 					return err
 				}
-				return tx.Put(Audit, U64(uint64(i)), make([]byte, size))
+				return tx.Put(bucketC, store.U64(uint64(i)), make([]byte, size))
 			})
 		})
 	}
@@ -317,7 +319,7 @@ func TestCommitFailureIsSticky(t *testing.T) {
 		t.Errorf("%d OnCommit hooks ran for a group whose commit failed, want 0", n)
 	}
 	ran := false
-	err := db.Update(ctx, func(*Tx) error { ran = true; return nil })
+	err := db.Update(ctx, func(store.Tx) error { ran = true; return nil })
 	if !errors.Is(err, berrors.ErrMaxSizeReached) || ran {
 		t.Errorf("Update after a failed commit = %v (ran %t), want %v without running", err, ran, berrors.ErrMaxSizeReached)
 	}
@@ -335,7 +337,7 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			errs <- db.Update(ctx, func(tx *Tx) error { _, err := tx.Append("k", nil); return err })
+			errs <- db.Update(ctx, func(tx store.Tx) error { _, err := tx.Append("k", nil); return err })
 		}()
 	}
 	for range n {
@@ -347,8 +349,8 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 	for db.Err() == nil {
 		runtime.Gosched()
 	}
-	if err := db.Update(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("Update during Close = %v, want %v", err, ErrClosed)
+	if err := db.Update(ctx, func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Update during Close = %v, want %v", err, store.ErrClosed)
 	}
 	release()
 	for range n {
@@ -374,7 +376,7 @@ func TestOnCommitReportsEachCommit(t *testing.T) {
 		commits.Add(1)
 	}})
 	for i := range 3 {
-		if err := db.Update(ctx, func(tx *Tx) error { return tx.Put(Erasures, []byte{byte(i)}, []byte("v")) }); err != nil {
+		if err := db.Update(ctx, func(tx store.Tx) error { return tx.Put(ascBucket, []byte{byte(i)}, []byte("v")) }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/erasured/erasured/store"
 )
 
 // collect calls Next until it has n events.
-func collect(t testing.TB, w *Watcher, n int) []Event {
+func collect(t testing.TB, w store.Watcher, n int) []store.Event {
 	t.Helper()
 	ctx := testContext(t)
-	var got []Event
+	var got []store.Event
 	for len(got) < n {
 		evs, err := w.Next(ctx)
 		if err != nil {
@@ -66,7 +68,7 @@ func TestWatchReplaysThenFollows(t *testing.T) {
 					t.Errorf("Progress() before Next = %d, want %d", got, want)
 				}
 				appendEvents(t, db, more...)
-				var want []Event
+				var want []store.Event
 				for i, k := range append(keys, more...) {
 					if rev := uint64(i + 1); rev >= from && (tc.key == "" || k == tc.key) {
 						want = append(want, wantEvent(rev, k))
@@ -93,7 +95,7 @@ func TestWatchReplaysThenFollows(t *testing.T) {
 }
 
 // waitIdle runs Next on w until w is in the hub, i.e. Next has caught up and blocks, then stops it.
-func waitIdle(t *testing.T, db *DB, w *Watcher) {
+func waitIdle(t *testing.T, db *DB, w store.Watcher) {
 	t.Helper()
 	joined := make(chan struct{}, 1)
 	h := &db.hub
@@ -104,7 +106,7 @@ func waitIdle(t *testing.T, db *DB, w *Watcher) {
 		default:
 		}
 	}
-	if w.synced {
+	if w.(*watcher).synced {
 		joined <- struct{}{}
 	}
 	h.mu.Unlock()
@@ -130,14 +132,14 @@ func waitIdle(t *testing.T, db *DB, w *Watcher) {
 func TestWatchRejectsBadRevisions(t *testing.T) {
 	db := openTest(t, Options{})
 	appendEvents(t, db, "a", "b", "c", "d", "e")
-	if _, err := db.Watch(7, ""); !errors.Is(err, ErrFutureRevision) || !strings.Contains(err.Error(), "current revision is 5") {
-		t.Errorf("Watch(7) with Rev 5 = %v, want %v naming revision 5", err, ErrFutureRevision)
+	if _, err := db.Watch(7, ""); !errors.Is(err, store.ErrFutureRevision) || !strings.Contains(err.Error(), "current revision is 5") {
+		t.Errorf("Watch(7) with Rev 5 = %v, want %v naming revision 5", err, store.ErrFutureRevision)
 	}
 	if err := db.Compact(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
 	_, err := db.Watch(2, "a")
-	if diff := cmp.Diff(&CompactedError{Requested: 2, Oldest: 3}, asCompacted(err)); diff != "" {
+	if diff := cmp.Diff(&store.CompactedError{Requested: 2, Oldest: 3}, asCompacted(err)); diff != "" {
 		t.Errorf("Watch(2) after Compact(3) error mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -164,7 +166,7 @@ func TestWatchSlowConsumer(t *testing.T) {
 			}
 			defer w.Close()
 			var keys []string
-			var want []Event
+			var want []store.Event
 			for i := range 10 * buffer * 2 {
 				k := []string{"even", "odd"}[i%2]
 				keys = append(keys, k)
@@ -191,13 +193,13 @@ func TestWatchCompactedWhileLagging(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
-		setup func(db *DB) *Watcher
-		want  []Event // delivered before the error
-		err   *CompactedError
+		setup func(db *DB) store.Watcher
+		want  []store.Event // delivered before the error
+		err   *store.CompactedError
 	}{
 		{
 			name: "fell behind live",
-			setup: func(db *DB) *Watcher {
+			setup: func(db *DB) store.Watcher {
 				w, err := db.Watch(0, "")
 				if err != nil {
 					t.Fatal(err)
@@ -205,12 +207,12 @@ func TestWatchCompactedWhileLagging(t *testing.T) {
 				appendEvents(t, db, keysN(20)...) // the buffer takes 1 and 2, then it falls behind
 				return w
 			},
-			want: []Event{wantEvent(1, "k"), wantEvent(2, "k")},
-			err:  &CompactedError{Requested: 3, Oldest: 15},
+			want: []store.Event{wantEvent(1, "k"), wantEvent(2, "k")},
+			err:  &store.CompactedError{Requested: 3, Oldest: 15},
 		},
 		{
 			name: "replaying",
-			setup: func(db *DB) *Watcher {
+			setup: func(db *DB) store.Watcher {
 				appendEvents(t, db, keysN(20)...)
 				w, err := db.Watch(1, "k")
 				if err != nil {
@@ -218,7 +220,7 @@ func TestWatchCompactedWhileLagging(t *testing.T) {
 				}
 				return w
 			},
-			err: &CompactedError{Requested: 1, Oldest: 15},
+			err: &store.CompactedError{Requested: 1, Oldest: 15},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,10 +230,10 @@ func TestWatchCompactedWhileLagging(t *testing.T) {
 			if err := db.Compact(ctx, 15); err != nil {
 				t.Fatal(err)
 			}
-			var got []Event
+			var got []store.Event
 			var err error
 			for err == nil {
-				var evs []Event
+				var evs []store.Event
 				evs, err = w.Next(ctx)
 				got = append(got, evs...)
 			}
@@ -260,12 +262,12 @@ func keysN(n int) []string {
 func TestWatchNextReturns(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		stop func(db *DB, w *Watcher, cancel context.CancelFunc)
+		stop func(db *DB, w store.Watcher, cancel context.CancelFunc)
 		want error
 	}{
-		{"ctx", func(_ *DB, _ *Watcher, cancel context.CancelFunc) { cancel() }, context.Canceled},
-		{"watcher closed", func(_ *DB, w *Watcher, _ context.CancelFunc) { w.Close() }, ErrClosed},
-		{"db closed", func(db *DB, _ *Watcher, _ context.CancelFunc) { db.Close() }, ErrClosed},
+		{"ctx", func(_ *DB, _ store.Watcher, cancel context.CancelFunc) { cancel() }, context.Canceled},
+		{"watcher closed", func(_ *DB, w store.Watcher, _ context.CancelFunc) { w.Close() }, store.ErrClosed},
+		{"db closed", func(db *DB, _ store.Watcher, _ context.CancelFunc) { db.Close() }, store.ErrClosed},
 	} {
 		for _, from := range []uint64{0, 1} { // blocked live, or still replaying
 			t.Run(fmt.Sprintf("%s/from=%d", tc.name, from), func(t *testing.T) {
@@ -287,9 +289,9 @@ func TestWatchNextReturns(t *testing.T) {
 				if err := <-errc; !errors.Is(err, tc.want) {
 					t.Errorf("Next() = %v, want %v", err, tc.want)
 				}
-				if tc.want == ErrClosed {
-					if _, err := w.Next(context.Background()); !errors.Is(err, ErrClosed) {
-						t.Errorf("Next() again = %v, want %v", err, ErrClosed)
+				if tc.want == store.ErrClosed {
+					if _, err := w.Next(context.Background()); !errors.Is(err, store.ErrClosed) {
+						t.Errorf("Next() again = %v, want %v", err, store.ErrClosed)
 					}
 				}
 			})
@@ -319,7 +321,7 @@ func TestWatchReplayLiveRace(t *testing.T) {
 		writersWG.Go(func() {
 			for writeCtx.Err() == nil {
 				n := 1 + r.IntN(3)
-				err := db.Update(writeCtx, func(tx *Tx) error {
+				err := db.Update(writeCtx, func(tx store.Tx) error {
 					for range n {
 						k := keys[r.IntN(len(keys))]
 						if _, err := tx.Append(k, fmt.Appendf(nil, "%s@%d", k, tx.Rev()+1)); err != nil {
@@ -339,7 +341,7 @@ func TestWatchReplayLiveRace(t *testing.T) {
 	type result struct {
 		from, progress uint64
 		key            string
-		got            []Event
+		got            []store.Event
 		err            error
 	}
 	results := make([]result, watchers)
@@ -380,7 +382,7 @@ func TestWatchReplayLiveRace(t *testing.T) {
 				if slow {
 					// Let the writers get ahead: wait for a few commits of our own.
 					for range 3 {
-						if err := db.Update(ctx, func(*Tx) error { return nil }); err != nil {
+						if err := db.Update(ctx, func(store.Tx) error { return nil }); err != nil {
 							res.err = err
 							return
 						}
@@ -410,7 +412,7 @@ func TestWatchReplayLiveRace(t *testing.T) {
 			t.Errorf("watcher %d: %v", i, res.err)
 			continue
 		}
-		var want []Event
+		var want []store.Event
 		for _, ev := range history {
 			if ev.Rev >= res.from && ev.Rev <= res.progress && (res.key == "" || ev.Key == res.key) {
 				want = append(want, ev)
@@ -428,7 +430,7 @@ func TestWatcherMemory(t *testing.T) {
 	const n = 10000
 	db := openTest(t, Options{})
 	appendEvents(t, db, "a")
-	ws := make([]*Watcher, 0, n)
+	ws := make([]store.Watcher, 0, n)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -460,7 +462,7 @@ func TestWatcherMemory(t *testing.T) {
 func TestWatchersDoNotBlockWriters(t *testing.T) {
 	// Many watchers nobody reads, a tiny buffer: writers finish, and everyone is set aside, not waited for.
 	db := openTest(t, Options{WatchBuffer: 1})
-	var ws []*Watcher
+	var ws []store.Watcher
 	for range 100 {
 		w, err := db.Watch(0, "")
 		if err != nil {

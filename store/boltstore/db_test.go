@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestOpenCreatesPrivateFile(t *testing.T) {
@@ -52,13 +54,13 @@ func TestOpenCreatesPrivateFile(t *testing.T) {
 func TestReopenKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "erasured.db")
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{Buckets: testBuckets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	appendEvents(t, db, "a", "b", "a", "c", "a")
-	err = db.Update(ctx, func(tx *Tx) error {
-		return tx.Put(Erasures, []byte("e1"), []byte("record-1"))
+	err = db.Update(ctx, func(tx store.Tx) error {
+		return tx.Put(ascBucket, []byte("e1"), []byte("record-1"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,20 +83,20 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Event{wantEvent(3, "a"), wantEvent(4, "c"), wantEvent(5, "a")}
+	want := []store.Event{wantEvent(3, "a"), wantEvent(4, "c"), wantEvent(5, "a")}
 	if diff := cmp.Diff(want, evs); diff != "" {
 		t.Errorf("Events(3, 0) after reopen mismatch (-want +got):\n%s", diff)
 	}
-	var ce *CompactedError
+	var ce *store.CompactedError
 	if _, err := db.Events(2, 0); !errors.As(err, &ce) || ce.Oldest != 3 {
-		t.Errorf("Events(2, 0) after reopen = %v, want CompactedError with Oldest 3", err)
+		t.Errorf("Events(2, 0) after reopen = %v, want store.CompactedError with Oldest 3", err)
 	}
 	var got []byte
-	if err := db.View(func(tx *Tx) error { got = tx.Get(Erasures, []byte("e1")); return nil }); err != nil {
+	if err := db.View(func(tx store.Tx) error { got = tx.Get(ascBucket, []byte("e1")); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != "record-1" {
-		t.Errorf("Get(Erasures, e1) after reopen = %q, want %q", got, "record-1")
+		t.Errorf("Get(ascBucket, e1) after reopen = %q, want %q", got, "record-1")
 	}
 	// The revision counter continues where it stopped.
 	appendEvents(t, db, "d")
@@ -103,65 +105,61 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesNewerSchema(t *testing.T) {
+func TestOpenRefusesNewerFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "erasured.db")
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{Buckets: testBuckets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	setSchema(t, path, schemaVersion+1)
+	setFormat(t, path, fileFormat+1)
 
-	db, err = Open(path, Options{})
+	db, err = Open(path, Options{Buckets: testBuckets})
 	if err == nil {
 		db.Close()
 	}
-	if !errors.Is(err, errSchemaTooNew) {
-		t.Fatalf("Open(newer schema) = %v, want %v", err, errSchemaTooNew)
+	if !errors.Is(err, errFormatTooNew) {
+		t.Fatalf("Open(newer format) = %v, want %v", err, errFormatTooNew)
 	}
-	t.Logf("Open(newer schema) = %v", err)
+	t.Logf("Open(newer format) = %v", err)
 }
 
-// TestOpenMarksOlderSchema opens a file of schema version 1: it opens, and from then on says 2, so
-// that a binary of version 1 refuses it.
-func TestOpenMarksOlderSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "erasured.db")
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	setSchema(t, path, 1)
-	db, err = Open(path, Options{})
-	if err != nil {
-		t.Fatalf("Open(schema 1) = %v", err)
-	}
-	var got uint64
-	err = db.View(func(tx *Tx) error {
-		var err error
-		got, err = metaU64(tx.btx.Bucket(metaBucket.key()), metaSchema)
-		return err
-	})
-	if err != nil || got != schemaVersion || schemaVersion != 2 {
-		t.Errorf("schema after Open(schema 1) = %d, %v; want %d (= 2)", got, err, schemaVersion)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
+// TestOpenChecksDeclaredBuckets: a declaration that would clash with the store's own buckets, or
+// with itself, is refused before the file is touched.
+func TestOpenChecksDeclaredBuckets(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		buckets []store.Bucket
+	}{
+		{"no name", []store.Bucket{{}}},
+		{"the event log", []store.Bucket{{Name: "events"}}},
+		{"the store's metadata", []store.Bucket{{Name: "meta"}}},
+		{"twice", []store.Bucket{bucketA, {Name: bucketA.Name, Ascending: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "erasured.db")
+			db, err := Open(path, Options{Buckets: tc.buckets})
+			if err == nil {
+				db.Close()
+				t.Fatalf("Open(%v) = nil, want an error", tc.buckets)
+			}
+			if _, serr := os.Stat(path); !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("Open(%v) failed but created the file (%v)", tc.buckets, serr)
+			}
+		})
 	}
 }
 
-// setSchema writes schema version v into the closed store file at path.
-func setSchema(t *testing.T, path string, v uint64) {
+// setFormat writes file format v into the closed store file at path.
+func setFormat(t *testing.T, path string, v uint64) {
 	t.Helper()
 	bdb, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bdb.Update(func(btx *bolt.Tx) error { return btx.Bucket(metaBucket.key()).Put(metaSchema, U64(v)) }); err != nil {
+	if err := bdb.Update(func(btx *bolt.Tx) error { return btx.Bucket(metaBucket.key()).Put(metaFormat, store.U64(v)) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := bdb.Close(); err != nil {
@@ -172,7 +170,7 @@ func setSchema(t *testing.T, path string, v uint64) {
 func TestOpenLockTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "erasured.db")
 	openAt(t, path, Options{})
-	db, err := Open(path, Options{LockTimeout: 10 * time.Millisecond})
+	db, err := Open(path, Options{Buckets: testBuckets, LockTimeout: 10 * time.Millisecond})
 	if err == nil {
 		db.Close()
 	}
@@ -184,14 +182,14 @@ func TestOpenLockTimeout(t *testing.T) {
 func TestU64SortsLikeNumbers(t *testing.T) {
 	nums := []uint64{0, 1, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, math.MaxUint64}
 	for i := 1; i < len(nums); i++ {
-		if got := bytes.Compare(U64(nums[i-1]), U64(nums[i])); got != -1 {
-			t.Errorf("bytes.Compare(U64(%d), U64(%d)) = %d, want -1", nums[i-1], nums[i], got)
+		if got := bytes.Compare(store.U64(nums[i-1]), store.U64(nums[i])); got != -1 {
+			t.Errorf("bytes.Compare(store.U64(%d), store.U64(%d)) = %d, want -1", nums[i-1], nums[i], got)
 		}
 	}
 	db := openTest(t, Options{})
-	err := db.Update(context.Background(), func(tx *Tx) error {
+	err := db.Update(context.Background(), func(tx store.Tx) error {
 		for _, n := range slices.Backward(nums) { // insertion order must not matter
-			if err := tx.Put(Ledger, U64(n), []byte(strconv.FormatUint(n, 10))); err != nil {
+			if err := tx.Put(bucketD, store.U64(n), []byte(strconv.FormatUint(n, 10))); err != nil {
 				return err
 			}
 		}
@@ -202,9 +200,9 @@ func TestU64SortsLikeNumbers(t *testing.T) {
 	}
 	scan := func(reverse bool) []uint64 {
 		var got []uint64
-		err := db.View(func(tx *Tx) error {
+		err := db.View(func(tx store.Tx) error {
 			visit := func(k, v []byte) (bool, error) {
-				n, err := ParseU64(k)
+				n, err := store.ParseU64(k)
 				if err != nil {
 					return false, err
 				}
@@ -215,9 +213,9 @@ func TestU64SortsLikeNumbers(t *testing.T) {
 				return true, nil
 			}
 			if reverse {
-				return tx.ScanReverse(Ledger, nil, visit)
+				return tx.ScanReverse(bucketD, nil, visit)
 			}
-			return tx.Scan(Ledger, nil, visit)
+			return tx.Scan(bucketD, nil, visit)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -240,24 +238,24 @@ func TestParseU64(t *testing.T) {
 		want    uint64
 		wantErr bool
 	}{
-		{U64(0), 0, false},
-		{U64(math.MaxUint64), math.MaxUint64, false},
+		{store.U64(0), 0, false},
+		{store.U64(math.MaxUint64), math.MaxUint64, false},
 		{[]byte{1, 2, 3}, 0, true},
 		{nil, 0, true},
 		{make([]byte, 9), 0, true},
 	} {
-		got, err := ParseU64(tc.in)
+		got, err := store.ParseU64(tc.in)
 		if got != tc.want || (err != nil) != tc.wantErr {
-			t.Errorf("ParseU64(%x) = %d, %v; want %d, error %t", tc.in, got, err, tc.want, tc.wantErr)
+			t.Errorf("store.ParseU64(%x) = %d, %v; want %d, error %t", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
 }
 
 func TestScanStarts(t *testing.T) {
 	db := openTest(t, Options{})
-	err := db.Update(context.Background(), func(tx *Tx) error {
+	err := db.Update(context.Background(), func(tx store.Tx) error {
 		for _, n := range []uint64{10, 20, 30} {
-			if err := tx.Put(Batches, U64(n), nil); err != nil {
+			if err := tx.Put(bucketE, store.U64(n), nil); err != nil {
 				return err
 			}
 		}
@@ -273,28 +271,28 @@ func TestScanStarts(t *testing.T) {
 		want    []uint64
 	}{
 		{false, nil, 0, []uint64{10, 20, 30}},
-		{false, U64(15), 0, []uint64{20, 30}},
-		{false, U64(20), 0, []uint64{20, 30}},
-		{false, U64(31), 0, nil},
+		{false, store.U64(15), 0, []uint64{20, 30}},
+		{false, store.U64(20), 0, []uint64{20, 30}},
+		{false, store.U64(31), 0, nil},
 		{false, nil, 2, []uint64{10, 20}},
 		{true, nil, 0, []uint64{30, 20, 10}},
-		{true, U64(25), 0, []uint64{20, 10}},
-		{true, U64(20), 0, []uint64{20, 10}},
-		{true, U64(5), 0, nil},
-		{true, U64(100), 0, []uint64{30, 20, 10}},
+		{true, store.U64(25), 0, []uint64{20, 10}},
+		{true, store.U64(20), 0, []uint64{20, 10}},
+		{true, store.U64(5), 0, nil},
+		{true, store.U64(100), 0, []uint64{30, 20, 10}},
 		{true, nil, 1, []uint64{30}},
 	} {
 		var got []uint64
-		err := db.View(func(tx *Tx) error {
+		err := db.View(func(tx store.Tx) error {
 			fn := func(k, _ []byte) (bool, error) {
-				n, err := ParseU64(k)
+				n, err := store.ParseU64(k)
 				got = append(got, n)
 				return tc.limit == 0 || len(got) < tc.limit, err
 			}
 			if tc.reverse {
-				return tx.ScanReverse(Batches, tc.start, fn)
+				return tx.ScanReverse(bucketE, tc.start, fn)
 			}
-			return tx.Scan(Batches, tc.start, fn)
+			return tx.Scan(bucketE, tc.start, fn)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -305,8 +303,8 @@ func TestScanStarts(t *testing.T) {
 	}
 
 	errStop := errors.New("stop")
-	err = db.View(func(tx *Tx) error {
-		return tx.Scan(Batches, nil, func(k, v []byte) (bool, error) { return true, errStop })
+	err = db.View(func(tx store.Tx) error {
+		return tx.Scan(bucketE, nil, func(k, v []byte) (bool, error) { return true, errStop })
 	})
 	if !errors.Is(err, errStop) {
 		t.Errorf("Scan(fn fails) = %v, want %v", err, errStop)
@@ -318,26 +316,26 @@ func TestTxReadsAndWrites(t *testing.T) {
 	db := openTest(t, Options{})
 	var inTx []byte
 	var countInTx int
-	var leaked *Tx
-	err := db.Update(ctx, func(tx *Tx) error {
+	var leaked store.Tx
+	err := db.Update(ctx, func(tx store.Tx) error {
 		leaked = tx
-		if err := tx.Put(Subjects, []byte("s1"), []byte("one")); err != nil {
+		if err := tx.Put(bucketB, []byte("s1"), []byte("one")); err != nil {
 			return err
 		}
-		if err := tx.Put(Subjects, []byte("s2"), []byte{}); err != nil {
+		if err := tx.Put(bucketB, []byte("s2"), []byte{}); err != nil {
 			return err
 		}
-		if err := tx.Put(Subjects, []byte("s3"), []byte("three")); err != nil {
+		if err := tx.Put(bucketB, []byte("s3"), []byte("three")); err != nil {
 			return err
 		}
-		if err := tx.Delete(Subjects, []byte("s3")); err != nil {
+		if err := tx.Delete(bucketB, []byte("s3")); err != nil {
 			return err
 		}
-		if err := tx.Delete(Subjects, []byte("absent")); err != nil {
+		if err := tx.Delete(bucketB, []byte("absent")); err != nil {
 			return err
 		}
-		inTx = tx.Get(Subjects, []byte("s1"))
-		countInTx = tx.Count(Subjects) // sees this transaction's own writes
+		inTx = tx.Get(bucketB, []byte("s1"))
+		countInTx = tx.Count(bucketB) // sees this transaction's own writes
 		return nil
 	})
 	if err != nil {
@@ -347,17 +345,17 @@ func TestTxReadsAndWrites(t *testing.T) {
 		t.Errorf("Get(s1) inside Update = %q, want %q", inTx, "one")
 	}
 	if countInTx != 2 {
-		t.Errorf("Count(Subjects) inside Update = %d, want 2", countInTx)
+		t.Errorf("Count(bucketB) inside Update = %d, want 2", countInTx)
 	}
-	if err := leaked.Put(Subjects, []byte("late"), nil); !errors.Is(err, errTxDone) {
+	if err := leaked.Put(bucketB, []byte("late"), nil); !errors.Is(err, errTxDone) {
 		t.Errorf("Put after Update returned = %v, want %v", err, errTxDone)
 	}
 
 	var s1, s2, s3 []byte
 	var count int
-	err = db.View(func(tx *Tx) error {
-		s1, s2, s3 = tx.Get(Subjects, []byte("s1")), tx.Get(Subjects, []byte("s2")), tx.Get(Subjects, []byte("s3"))
-		count = tx.Count(Subjects)
+	err = db.View(func(tx store.Tx) error {
+		s1, s2, s3 = tx.Get(bucketB, []byte("s1")), tx.Get(bucketB, []byte("s2")), tx.Get(bucketB, []byte("s3"))
+		count = tx.Count(bucketB)
 		return nil
 	})
 	if err != nil {
@@ -367,10 +365,10 @@ func TestTxReadsAndWrites(t *testing.T) {
 		t.Errorf("Get(s1, s2, s3) = %q, %q (nil %t), %q; want \"one\", empty non-nil, nil", s1, s2, s2 == nil, s3)
 	}
 	if count != 2 {
-		t.Errorf("Count(Subjects) = %d, want 2", count)
+		t.Errorf("Count(bucketB) = %d, want 2", count)
 	}
 	s1[0] = 'X' // a copy: the stored value must not change
-	db.View(func(tx *Tx) error { s1 = tx.Get(Subjects, []byte("s1")); return nil })
+	db.View(func(tx store.Tx) error { s1 = tx.Get(bucketB, []byte("s1")); return nil })
 	if string(s1) != "one" {
 		t.Errorf("Get(s1) after modifying an earlier result = %q, want %q", s1, "one")
 	}
@@ -379,9 +377,9 @@ func TestTxReadsAndWrites(t *testing.T) {
 func TestViewIsReadOnly(t *testing.T) {
 	db := openTest(t, Options{})
 	var putErr, delErr, appendErr, hookErr error
-	err := db.View(func(tx *Tx) error {
-		putErr = tx.Put(Keys, []byte("k"), []byte("v"))
-		delErr = tx.Delete(Keys, []byte("k"))
+	err := db.View(func(tx store.Tx) error {
+		putErr = tx.Put(bucketE, []byte("k"), []byte("v"))
+		delErr = tx.Delete(bucketE, []byte("k"))
 		_, appendErr = tx.Append("k", nil)
 		hookErr = tx.OnCommit(func() {})
 		return nil
@@ -390,17 +388,30 @@ func TestViewIsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{"Put": putErr, "Delete": delErr, "Append": appendErr, "OnCommit": hookErr} {
-		if !errors.Is(err, ErrReadOnly) {
-			t.Errorf("%s in View = %v, want %v", name, err, ErrReadOnly)
+		if !errors.Is(err, store.ErrReadOnly) {
+			t.Errorf("%s in View = %v, want %v", name, err, store.ErrReadOnly)
 		}
 	}
 }
 
-func TestZeroBucket(t *testing.T) {
+// TestUndeclaredBucket: a bucket the user did not declare does not exist, even if its name is
+// that of one of the store's own buckets, so that a typo cannot create a bucket nor reach the log.
+func TestUndeclaredBucket(t *testing.T) {
 	db := openTest(t, Options{})
-	err := db.Update(context.Background(), func(tx *Tx) error { return tx.Put(Bucket{}, []byte("k"), nil) })
-	if err == nil {
-		t.Errorf("Put(Bucket{}) = nil, want an error")
+	for _, b := range []store.Bucket{{}, {Name: "typo"}, {Name: "events"}, {Name: "meta"}} {
+		err := db.Update(context.Background(), func(tx store.Tx) error { return tx.Put(b, []byte("k"), []byte("v")) })
+		if !errors.Is(err, store.ErrNoBucket) {
+			t.Errorf("Put(%q) = %v, want %v", b.Name, err, store.ErrNoBucket)
+		}
+		err = db.View(func(tx store.Tx) error {
+			if v := tx.Get(b, []byte("schema")); v != nil {
+				t.Errorf("Get(%q) = %q, want nil", b.Name, v)
+			}
+			return tx.Scan(b, nil, func(k, v []byte) (bool, error) { return true, nil })
+		})
+		if !errors.Is(err, store.ErrNoBucket) {
+			t.Errorf("Scan(%q) = %v, want %v", b.Name, err, store.ErrNoBucket)
+		}
 	}
 }
 
@@ -413,19 +424,19 @@ func TestClose(t *testing.T) {
 			t.Fatalf("Close() #%d = %v", i+1, err)
 		}
 	}
-	if err := db.Update(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("Update after Close = %v, want %v", err, ErrClosed)
+	if err := db.Update(ctx, func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Update after Close = %v, want %v", err, store.ErrClosed)
 	}
-	if err := db.View(func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("View after Close = %v, want %v", err, ErrClosed)
+	if err := db.View(func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("View after Close = %v, want %v", err, store.ErrClosed)
 	}
-	if err := db.Err(); !errors.Is(err, ErrClosed) {
-		t.Errorf("Err after Close = %v, want %v", err, ErrClosed)
+	if err := db.Err(); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Err after Close = %v, want %v", err, store.ErrClosed)
 	}
-	if _, err := db.Watch(0, ""); !errors.Is(err, ErrClosed) {
-		t.Errorf("Watch after Close = %v, want %v", err, ErrClosed)
+	if _, err := db.Watch(0, ""); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Watch after Close = %v, want %v", err, store.ErrClosed)
 	}
-	if _, err := db.Events(1, 0); !errors.Is(err, ErrClosed) {
-		t.Errorf("Events after Close = %v, want %v", err, ErrClosed)
+	if _, err := db.Events(1, 0); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Events after Close = %v, want %v", err, store.ErrClosed)
 	}
 }

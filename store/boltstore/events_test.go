@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestEvents(t *testing.T) {
 	keys := []string{"a", "b", "c", "a", "b", "c", "a", "b", "c", "a"}
-	all := make([]Event, len(keys))
+	all := make([]store.Event, len(keys))
 	for i, k := range keys {
 		all[i] = wantEvent(uint64(i+1), k)
 	}
@@ -28,7 +30,7 @@ func TestEvents(t *testing.T) {
 			for _, tc := range []struct {
 				from  uint64
 				limit int
-				want  []Event
+				want  []store.Event
 			}{
 				{0, 0, all},
 				{1, 0, all},
@@ -83,16 +85,16 @@ func TestCompact(t *testing.T) {
 			if got := db.Oldest(); got != 10 {
 				t.Errorf("Oldest() after Compact(5) = %d, want 10", got)
 			}
-			if err := db.Compact(ctx, 21); !errors.Is(err, ErrFutureRevision) {
-				t.Errorf("Compact(21) with Rev 20 = %v, want %v", err, ErrFutureRevision)
+			if err := db.Compact(ctx, 21); !errors.Is(err, store.ErrFutureRevision) {
+				t.Errorf("Compact(21) with Rev 20 = %v, want %v", err, store.ErrFutureRevision)
 			}
 			var stored int
-			db.View(func(tx *Tx) error { stored = tx.Count(eventsBucket); return nil })
+			db.View(func(tx store.Tx) error { stored = tx.(*boltTx).btx.Bucket(eventsBucket.key()).Stats().KeyN; return nil })
 			if stored != 11 {
 				t.Errorf("events stored after Compact(10) = %d, want 11", stored)
 			}
 
-			wantCompacted := &CompactedError{Requested: 9, Oldest: 10}
+			wantCompacted := &store.CompactedError{Requested: 9, Oldest: 10}
 			_, err := db.Events(9, 0)
 			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
 				t.Errorf("Events(9, 0) error mismatch (-want +got):\n%s", diff)
@@ -121,7 +123,7 @@ func TestCompact(t *testing.T) {
 				t.Fatalf("Compact(20) = %v", err)
 			}
 			evs, err = db.Events(0, 0)
-			if diff := cmp.Diff(&CompactedError{Requested: 1, Oldest: 20}, asCompacted(err)); diff != "" {
+			if diff := cmp.Diff(&store.CompactedError{Requested: 1, Oldest: 20}, asCompacted(err)); diff != "" {
 				t.Errorf("Events(0, 0) after Compact(20) error mismatch (-want +got):\n%s", diff)
 			}
 			if evs, err = db.Events(20, 0); err != nil || len(evs) != 1 {
@@ -132,15 +134,15 @@ func TestCompact(t *testing.T) {
 }
 
 func TestCompactedErrorMessage(t *testing.T) {
-	err := error(&CompactedError{Requested: 3, Oldest: 15})
+	err := error(&store.CompactedError{Requested: 3, Oldest: 15})
 	if got, want := err.Error(), "store: revision 3 is compacted, oldest available is 15"; got != want {
-		t.Errorf("CompactedError{3, 15}.Error() = %q, want %q", got, want)
+		t.Errorf("store.CompactedError{3, 15}.Error() = %q, want %q", got, want)
 	}
 }
 
-// asCompacted returns err's *CompactedError, or nil.
-func asCompacted(err error) *CompactedError {
-	var ce *CompactedError
+// asCompacted returns err's *store.CompactedError, or nil.
+func asCompacted(err error) *store.CompactedError {
+	var ce *store.CompactedError
 	if errors.As(err, &ce) {
 		return ce
 	}

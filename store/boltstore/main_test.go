@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestMain(m *testing.M) {
@@ -33,6 +35,9 @@ func openTest(t testing.TB, opts Options) *DB {
 
 func openAt(t testing.TB, path string, opts Options) *DB {
 	t.Helper()
+	if opts.Buckets == nil {
+		opts.Buckets = testBuckets
+	}
 	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", path, err)
@@ -45,7 +50,7 @@ func openAt(t testing.TB, path string, opts Options) *DB {
 func appendEvents(t testing.TB, db *DB, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		err := db.Update(context.Background(), func(tx *Tx) error {
+		err := db.Update(context.Background(), func(tx store.Tx) error {
 			_, err := tx.Append(k, fmt.Appendf(nil, "v%d", tx.Rev()+1))
 			return err
 		})
@@ -56,8 +61,8 @@ func appendEvents(t testing.TB, db *DB, keys ...string) {
 }
 
 // wantEvent is the event appendEvents makes at rev.
-func wantEvent(rev uint64, key string) Event {
-	return Event{Rev: rev, Key: key, Value: fmt.Appendf(nil, "v%d", rev)}
+func wantEvent(rev uint64, key string) store.Event {
+	return store.Event{Rev: rev, Key: key, Value: fmt.Appendf(nil, "v%d", rev)}
 }
 
 // setOnEnqueue installs the test hook that Update calls after queueing.
@@ -76,7 +81,7 @@ func blockCommitter(t testing.TB, db *DB) (release func()) {
 	var once sync.Once
 	errc := make(chan error, 1)
 	go func() {
-		errc <- db.Update(context.Background(), func(*Tx) error {
+		errc <- db.Update(context.Background(), func(store.Tx) error {
 			once.Do(func() { close(started) })
 			<-unblock
 			return nil
@@ -97,3 +102,15 @@ func countEnqueued(db *DB) <-chan struct{} {
 	db.setOnEnqueue(func() { c <- struct{}{} })
 	return c
 }
+
+// Buckets the tests declare: ascBucket takes the Ascending hint, the others do not.
+var (
+	ascBucket = store.Bucket{Name: "asc", Ascending: true}
+	bucketA   = store.Bucket{Name: "a"}
+	bucketB   = store.Bucket{Name: "b"}
+	bucketC   = store.Bucket{Name: "c"}
+	bucketD   = store.Bucket{Name: "d"}
+	bucketE   = store.Bucket{Name: "e"}
+
+	testBuckets = []store.Bucket{ascBucket, bucketA, bucketB, bucketC, bucketD, bucketE}
+)
