@@ -33,9 +33,9 @@ func (tx *boltTx) Context() context.Context {
 
 // txState is what the update functions of one group share inside one bbolt transaction.
 type txState struct {
-	startRev  uint64  // revision in meta when the bbolt transaction began
-	rev       uint64  // latest revision appended in this transaction
-	compacted uint64  // new compacted revision written by Compact, or 0
+	startRev  uint64        // revision in meta when the bbolt transaction began
+	rev       uint64        // latest revision appended in this transaction
+	compacted uint64        // new compacted revision written by Compact, or 0
 	events    []store.Event // appended in this transaction, in revision order
 }
 

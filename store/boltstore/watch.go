@@ -140,10 +140,10 @@ type watcher struct {
 	wake chan struct{} // 1 slot: poked when the buffer gets events or the watcher is closed
 
 	// Guarded by db.hub.mu.
-	next   uint64  // every matching event with Rev < next has been returned by Next
+	next   uint64        // every matching event with Rev < next has been returned by Next
 	buf    []store.Event // synced: pushed, not yet returned
-	lostAt uint64  // unsynced with a buffer: the buffer is complete below this revision
-	synced bool    // in the hub; buf then holds every matching event after next - 1 up to hub.rev
+	lostAt uint64        // unsynced with a buffer: the buffer is complete below this revision
+	synced bool          // in the hub; buf then holds every matching event after next - 1 up to hub.rev
 	closed bool
 	err    error // sticky: a *store.CompactedError
 }
