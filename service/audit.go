@@ -44,20 +44,6 @@ const (
 // AuditOK is the outcome of an audited call that succeeded.
 const AuditOK = "OK"
 
-// The Audit bucket holds the trail under U64(sequence) keys, and an index of it by erasure
-// under keys that start with auditIndexByte: auditIndexByte, the erasure id, 0, U64(sequence),
-// with no value. Sequences never reach 0xff<<56, so every entry key sorts before every index
-// key, and the last entry is the last key below []byte{auditIndexByte}.
-const auditIndexByte = 0xff
-
-// auditIndexPrefix is the start of the index keys of erasure id.
-func auditIndexPrefix(id string) []byte {
-	k := make([]byte, 0, len(id)+10)
-	k = append(k, auditIndexByte)
-	k = append(k, id...)
-	return append(k, 0)
-}
-
 // appendAudit appends e to the trail inside tx, so that it commits with the change it records.
 // The sequence is the last one plus one.
 func appendAudit(tx store.Tx, e AuditEntry) error {
@@ -82,7 +68,7 @@ func appendAuditFor(tx store.Tx, e AuditEntry, related []string) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(schema.Audit, store.U64(e.Sequence), v); err != nil {
+	if err := tx.Put(schema.Audit, schema.AuditKey(e.Sequence), v); err != nil {
 		return err
 	}
 	seen := map[string]bool{"": true}
@@ -91,7 +77,7 @@ func appendAuditFor(tx store.Tx, e AuditEntry, related []string) error {
 			continue
 		}
 		seen[id] = true
-		if err := tx.Put(schema.Audit, append(auditIndexPrefix(id), store.U64(e.Sequence)...), nil); err != nil {
+		if err := tx.Put(schema.Audit, schema.AuditIndexKey(id, e.Sequence), nil); err != nil {
 			return err
 		}
 	}
@@ -101,7 +87,7 @@ func appendAuditFor(tx store.Tx, e AuditEntry, related []string) error {
 // lastAudit is the trail's last entry; the zero entry when the trail is empty.
 func lastAudit(tx store.Tx) (AuditEntry, error) {
 	var last AuditEntry
-	err := tx.ScanReverse(schema.Audit, []byte{auditIndexByte}, func(k, v []byte) (bool, error) {
+	err := tx.ScanReverse(schema.Audit, []byte{schema.AuditIndexByte}, func(k, v []byte) (bool, error) {
 		if len(k) != 8 {
 			return false, fmt.Errorf("audit trail: unexpected key %x", k)
 		}
@@ -112,7 +98,7 @@ func lastAudit(tx store.Tx) (AuditEntry, error) {
 
 // getAudit reads entry seq; ok is false when there is none.
 func getAudit(tx store.Tx, seq uint64) (AuditEntry, bool, error) {
-	v := tx.Get(schema.Audit, store.U64(seq))
+	v := tx.Get(schema.Audit, schema.AuditKey(seq))
 	if v == nil {
 		return AuditEntry{}, false, nil
 	}
@@ -218,7 +204,7 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 			return true
 		}
 		if id == "" {
-			return tx.Scan(schema.Audit, store.U64(from), func(k, v []byte) (bool, error) {
+			return tx.Scan(schema.Audit, schema.AuditKey(from), func(k, v []byte) (bool, error) {
 				if len(k) != 8 {
 					return false, nil // the index follows the entries
 				}
@@ -237,7 +223,7 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 // scanAuditOf calls fn with each entry of the erasure id from sequence from on, in order, through
 // the trail's index by erasure, until fn returns false.
 func scanAuditOf(tx store.Tx, id string, from uint64, fn func(AuditEntry) bool) error {
-	prefix := auditIndexPrefix(id)
+	prefix := schema.AuditIndexPrefix(id)
 	return tx.Scan(schema.Audit, append(bytes.Clone(prefix), store.U64(from)...), func(k, _ []byte) (bool, error) {
 		rest, ok := bytes.CutPrefix(k, prefix)
 		if !ok {

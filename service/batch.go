@@ -71,15 +71,12 @@ const (
 	batchHeld = "HELD"
 )
 
-var batchSeqKey = []byte("seq/batch")
-
 const maxBatchIDs = 100
 
-func batchKeyName(id uint64) []byte { return []byte("batch/" + strconv.FormatUint(id, 10)) }
-func batchAAD(id uint64) []byte     { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
+func batchAAD(id uint64) []byte { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
 
 func getBatch(tx store.Tx, id uint64) (*batch, error) {
-	v := tx.Get(schema.Batches, store.U64(id))
+	v := tx.Get(schema.Batches, schema.BatchKey(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -92,16 +89,16 @@ func putBatch(tx store.Tx, b *batch) error {
 	if err != nil {
 		return err
 	}
-	return tx.Put(schema.Batches, store.U64(b.ID), v)
+	return tx.Put(schema.Batches, schema.BatchKey(b.ID), v)
 }
 
 // batchIDs unseals a batch's ids (sorted).
 func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
-	wrapped := tx.Get(schema.Keys, batchKeyName(b.ID))
+	wrapped := tx.Get(schema.Keys, schema.BatchKeyName(b.ID))
 	if wrapped == nil {
 		return nil, errShredded
 	}
-	key, err := s.keys.unwrap(string(batchKeyName(b.ID)), wrapped)
+	key, err := s.keys.unwrap(string(schema.BatchKeyName(b.ID)), wrapped)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +125,9 @@ type quotaEntry struct {
 	Exhausted bool `json:"exhausted,omitempty"` // LivePerson answered 429
 }
 
-func quotaKey(account string, month string) []byte { return []byte("quota/" + account + "/" + month) }
-
 func getQuota(tx store.Tx, account, month string) (quotaEntry, error) {
 	var q quotaEntry
-	if v := tx.Get(schema.Ledger, quotaKey(account, month)); v != nil {
+	if v := tx.Get(schema.Ledger, schema.QuotaKey(account, month)); v != nil {
 		return q, json.Unmarshal(v, &q)
 	}
 	return q, nil
@@ -143,7 +138,7 @@ func putQuota(tx store.Tx, account, month string, q quotaEntry) error {
 	if err != nil {
 		return err
 	}
-	return tx.Put(schema.Ledger, quotaKey(account, month), v)
+	return tx.Put(schema.Ledger, schema.QuotaKey(account, month), v)
 }
 
 // QuotaLeft is how many deletion requests the account may still create this month.
@@ -244,7 +239,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
 		})
 		seq := uint64(0)
-		if v := tx.Get(schema.Ledger, batchSeqKey); v != nil {
+		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if seq, err = store.ParseU64(v); err != nil {
 				return err
 			}
@@ -260,7 +255,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 				return err
 			}
 			if r == nil || r.State.Final() {
-				if err := tx.Delete(schema.Queue, queueKey(account, kind, g.ids[i])); err != nil {
+				if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), g.ids[i])); err != nil {
 					return err
 				}
 				continue
@@ -315,18 +310,18 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 		if b.Sealed, err = seal(key, plain, batchAAD(b.ID)); err != nil {
 			return err
 		}
-		wrapped, err := p.s.keys.wrapKey(string(batchKeyName(b.ID)), key)
+		wrapped, err := p.s.keys.wrapKey(string(schema.BatchKeyName(b.ID)), key)
 		if err != nil {
 			return err
 		}
-		if err := tx.Put(schema.Keys, batchKeyName(b.ID), wrapped); err != nil {
+		if err := tx.Put(schema.Keys, schema.BatchKeyName(b.ID), wrapped); err != nil {
 			return err
 		}
 		q.Used++
 		if err := putQuota(tx, account, month, q); err != nil {
 			return err
 		}
-		if err := tx.Put(schema.Ledger, batchSeqKey, store.U64(b.ID)); err != nil {
+		if err := tx.Put(schema.Ledger, schema.BatchSeqKey, store.U64(b.ID)); err != nil {
 			return err
 		}
 		b.NextPoll = now

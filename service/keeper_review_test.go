@@ -148,7 +148,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			e := newKeyEnv(t)
 			now := e.clock.Now()
 			key := bytes.Repeat([]byte{9}, 32)
-			wrapped, err := e.keys.wrapKey(string(batchKeyName(7)), key)
+			wrapped, err := e.keys.wrapKey(string(schema.BatchKeyName(7)), key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 						return err
 					}
 				}
-				if err := tx.Put(schema.Keys, batchKeyName(7), wrapped); err != nil {
+				if err := tx.Put(schema.Keys, schema.BatchKeyName(7), wrapped); err != nil {
 					return err
 				}
 				return putBatch(tx, b)
@@ -176,7 +176,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			e.keep()
 			var w []byte
 			if err := e.db.View(func(tx store.Tx) (err error) {
-				w = tx.Get(schema.Keys, batchKeyName(7))
+				w = tx.Get(schema.Keys, schema.BatchKeyName(7))
 				b, err = getBatch(tx, 7)
 				return err
 			}); err != nil {

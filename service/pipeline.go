@@ -3,7 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -178,7 +177,7 @@ func (p *Pipeline) due(now time.Time, limit int) (tasks []string, next time.Time
 	var batches, erasures []string
 	err = p.s.db.View(func(tx store.Tx) error {
 		return tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
-			at, task, err := parseScheduleKey(k)
+			at, task, err := schema.ParseScheduleKey(k)
 			if err != nil {
 				return false, err
 			}
@@ -222,33 +221,17 @@ func (p *Pipeline) runTask(ctx context.Context, task string) {
 	}
 }
 
-// scheduleKey orders tasks by due time: U64(unix nanos) then the task.
-func scheduleKey(at time.Time, task string) []byte {
-	return append(store.U64(uint64(at.UnixNano())), task...)
-}
-
-func parseScheduleKey(k []byte) (time.Time, string, error) {
-	if len(k) < 9 {
-		return time.Time{}, "", errors.New("malformed schedule key")
-	}
-	ns, err := store.ParseU64(k[:8])
-	if err != nil {
-		return time.Time{}, "", err
-	}
-	return time.Unix(0, int64(ns)), string(k[8:]), nil
-}
-
 // reschedule moves a task from old (zero: not scheduled) to at (zero: unschedule), in tx.
 func reschedule(tx store.Tx, task string, old, at time.Time) error {
 	if !old.IsZero() {
-		if err := tx.Delete(schema.Schedule, scheduleKey(old, task)); err != nil {
+		if err := tx.Delete(schema.Schedule, schema.ScheduleKey(old, task)); err != nil {
 			return err
 		}
 	}
 	if at.IsZero() {
 		return nil
 	}
-	return tx.Put(schema.Schedule, scheduleKey(at, task), nil)
+	return tx.Put(schema.Schedule, schema.ScheduleKey(at, task), nil)
 }
 
 // setNext schedules the erasure's next step at `at` (zero: none) and records it on the erasure.

@@ -20,14 +20,6 @@ type queueEntry struct {
 	Count    int       `json:"count"` // waiting targets of this kind
 }
 
-func queuePrefix(account string, kind TargetKind) []byte {
-	return fmt.Appendf(nil, "%s\x00%d\x00", account, kind)
-}
-
-func queueKey(account string, kind TargetKind, id string) []byte {
-	return append(queuePrefix(account, kind), id...)
-}
-
 // enqueueTargets puts every QUEUED target of r that is not in a batch yet in the queue,
 // refreshing the erasure's entry for each kind (or removing it when none waits).
 func (p *Pipeline) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
@@ -39,7 +31,7 @@ func (p *Pipeline) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.
 	}
 	safe := r.DueTime.Add(-(p.s.cfg.CancelWindow + p.s.cfg.DeletionWindow + p.cfg.Margin))
 	for _, kind := range []TargetKind{KindEngagement, KindConversation, KindConsumer} {
-		key := queueKey(r.AccountID, kind, r.ID)
+		key := schema.QueueKey(r.AccountID, int32(kind), r.ID)
 		if counts[kind] == 0 {
 			if err := tx.Delete(schema.Queue, key); err != nil {
 				return err
@@ -67,7 +59,7 @@ func (p *Pipeline) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.
 // dequeueErasure removes every queue entry of an erasure (it is final).
 func dequeueErasure(tx store.Tx, account, id string) error {
 	for _, kind := range []TargetKind{KindEngagement, KindConversation, KindConsumer} {
-		if err := tx.Delete(schema.Queue, queueKey(account, kind, id)); err != nil {
+		if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), id)); err != nil {
 			return err
 		}
 	}

@@ -17,8 +17,6 @@ import (
 // (receiptjws.go), and chained: each holds the hash of the one before, under its signature, so a
 // missing or altered receipt breaks the chain.
 
-var receiptHeadKey = []byte("receipts/head")
-
 type receiptHead struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
@@ -37,7 +35,7 @@ func signedContent(r Receipt) ([]byte, error) {
 // complete attaches a signed receipt to r and appends it to the chain, in tx.
 func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	var head receiptHead
-	if v := tx.Get(schema.Ledger, receiptHeadKey); v != nil {
+	if v := tx.Get(schema.Ledger, schema.ReceiptHeadKey); v != nil {
 		if err := json.Unmarshal(v, &head); err != nil {
 			return err
 		}
@@ -75,14 +73,14 @@ func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) e
 		return err
 	}
 	head = receiptHead{Seq: head.Seq + 1, Hash: rc.Hash}
-	if err := tx.Put(schema.Receipts, store.U64(head.Seq), v); err != nil {
+	if err := tx.Put(schema.Receipts, schema.ReceiptKey(head.Seq), v); err != nil {
 		return err
 	}
 	hv, err := json.Marshal(head)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(schema.Ledger, receiptHeadKey, hv); err != nil {
+	if err := tx.Put(schema.Ledger, schema.ReceiptHeadKey, hv); err != nil {
 		return err
 	}
 	r.Receipt = &rc

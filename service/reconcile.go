@@ -119,7 +119,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
-		ours = string(tx.Get(schema.Ledger, requestedByKey(b.Account)))
+		ours = string(tx.Get(schema.Ledger, schema.RequestedByKey(b.Account)))
 		return nil
 	})
 	if err != nil {
@@ -232,14 +232,12 @@ type sendTurn struct {
 	Waiting []uint64 `json:"waiting,omitempty"`
 }
 
-func sendTurnKey(account string) []byte { return []byte("send_turn/" + account) }
-
 // takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
 // joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
 // turn.
 func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
 	var t sendTurn
-	if v := tx.Get(schema.Ledger, sendTurnKey(b.Account)); v != nil {
+	if v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account)); v != nil {
 		if err := json.Unmarshal(v, &t); err != nil {
 			return false, err
 		}
@@ -262,13 +260,13 @@ func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return ok, tx.Put(schema.Ledger, sendTurnKey(b.Account), v)
+	return ok, tx.Put(schema.Ledger, schema.SendTurnKey(b.Account), v)
 }
 
 // releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
 // batches that waited for it at once.
 func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
-	v := tx.Get(schema.Ledger, sendTurnKey(b.Account))
+	v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account))
 	if v == nil {
 		return nil
 	}
@@ -294,14 +292,12 @@ func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
 			return err
 		}
 	}
-	return tx.Delete(schema.Ledger, sendTurnKey(b.Account))
+	return tx.Delete(schema.Ledger, schema.SendTurnKey(b.Account))
 }
-
-func requestedByKey(account string) []byte { return []byte("requested_by/" + account) }
 
 // putRequestedBy remembers who we are at LivePerson for account, as its create answers say.
 func putRequestedBy(tx store.Tx, account, who string) error {
-	return tx.Put(schema.Ledger, requestedByKey(account), []byte(who))
+	return tx.Put(schema.Ledger, schema.RequestedByKey(account), []byte(who))
 }
 
 // errTaken: the request reconciliation found was claimed or reserved by another batch in the

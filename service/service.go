@@ -108,6 +108,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if err := schema.Ensure(context.Background(), db); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
 	if err := s.ensureCounts(context.Background()); err != nil {
 		return nil, err
 	}

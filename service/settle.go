@@ -45,7 +45,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
 		cur.Unlisted, cur.ListFailures = unlisted != nil, 0
-		if err := tx.Put(schema.Ledger, heldKey(cur.Account, cur.ID), nil); err != nil {
+		if err := tx.Put(schema.Ledger, schema.HeldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}
 		err = p.forMembers(tx, cur, func(r *record, ts []Target) error {
@@ -175,7 +175,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		}
 		members = b.Erasures
 		b.SettledBy = who
-		if err := tx.Delete(schema.Ledger, heldKey(account, batchID)); err != nil {
+		if err := tx.Delete(schema.Ledger, schema.HeldKey(account, batchID)); err != nil {
 			return err
 		}
 		if notCreated {
@@ -273,14 +273,6 @@ func lookupError(err error, lpID int64) error {
 		Message: "could not read the request at LivePerson (" + describe(err) + "); try again", Metadata: meta}
 }
 
-var heldPrefix = []byte("held/")
-
-// heldKey marks a held batch in the ledger, so held batches are counted without reading every
-// batch.
-func heldKey(account string, id uint64) []byte {
-	return append(append(append(bytes.Clone(heldPrefix), account...), 0), store.U64(id)...)
-}
-
 // HeldBatchCounts counts held batches per account (every configured account appears, held or
 // not): each waits for an operator to settle it with SettleBatch.
 func (s *Service) HeldBatchCounts() (map[string]int, error) {
@@ -289,8 +281,8 @@ func (s *Service) HeldBatchCounts() (map[string]int, error) {
 		counts[a] = 0
 	}
 	err := s.db.View(func(tx store.Tx) error {
-		return tx.Scan(schema.Ledger, heldPrefix, func(k, _ []byte) (bool, error) {
-			rest, ok := bytes.CutPrefix(k, heldPrefix)
+		return tx.Scan(schema.Ledger, schema.HeldPrefix, func(k, _ []byte) (bool, error) {
+			rest, ok := bytes.CutPrefix(k, schema.HeldPrefix)
 			if !ok {
 				return false, nil
 			}

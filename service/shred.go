@@ -269,7 +269,7 @@ func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly b
 		if err := json.Unmarshal(v, &b); err != nil {
 			return false, fmt.Errorf("decode batch: %w", err)
 		}
-		w := tx.Get(schema.Keys, batchKeyName(b.ID))
+		w := tx.Get(schema.Keys, schema.BatchKeyName(b.ID))
 		if w == nil {
 			return true, nil
 		}
@@ -388,7 +388,7 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 			}
 			return putQuiet(tx, r)
 		}
-		name := batchKeyName(t.batch)
+		name := schema.BatchKeyName(t.batch)
 		w := tx.Get(schema.Keys, name)
 		if w == nil {
 			return nil
@@ -502,7 +502,7 @@ func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats)
 		if err != nil || b == nil {
 			return err
 		}
-		if err := tx.Delete(schema.Keys, batchKeyName(id)); err != nil {
+		if err := tx.Delete(schema.Keys, schema.BatchKeyName(id)); err != nil {
 			return err
 		}
 		b.Sealed = nil

@@ -41,9 +41,6 @@ type Stats struct {
 	AtRisk  int           `json:"at_risk"` // open erasures that may miss their deadline
 }
 
-// countsKey holds the erasure counts (Stats, JSON) in the ledger.
-var countsKey = []byte("counts/erasures")
-
 // errNoCounts means the store holds no erasure counts: it was not opened through New.
 var errNoCounts = errors.New("service: the store holds no erasure counts")
 
@@ -103,7 +100,7 @@ func (st Stats) String() string {
 
 // getCounts reads the counts in tx; ok is false when the store has none.
 func getCounts(tx store.Tx) (st Stats, ok bool, err error) {
-	v := tx.Get(schema.Ledger, countsKey)
+	v := tx.Get(schema.Ledger, schema.CountsKey)
 	if v == nil {
 		return Stats{ByState: map[State]int{}}, false, nil
 	}
@@ -121,7 +118,7 @@ func putCounts(tx store.Tx, st Stats) error {
 	if err != nil {
 		return err
 	}
-	return tx.Put(schema.Ledger, countsKey, v)
+	return tx.Put(schema.Ledger, schema.CountsKey, v)
 }
 
 // countChange moves r from how it counts as stored in tx (nowhere for a new erasure, prev

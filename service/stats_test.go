@@ -220,7 +220,7 @@ func TestCountsCountedOnceForAnOlderStore(t *testing.T) {
 	}
 	e.submit(submitReq(rid(3), "1234", customer("C")))
 	want := e.check("before")
-	if err := e.db.Update(context.Background(), func(tx store.Tx) error { return tx.Delete(schema.Ledger, countsKey) }); err != nil {
+	if err := e.db.Update(context.Background(), func(tx store.Tx) error { return tx.Delete(schema.Ledger, schema.CountsKey) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Stats(); err == nil {

@@ -33,4 +33,4 @@ var (
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
