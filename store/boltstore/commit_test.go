@@ -16,64 +16,8 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/storetest"
 )
-
-func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
-	const writers, each = 32, 25
-	ctx := testContext(t)
-	db := openTest(t, Options{})
-	revs := make([][]uint64, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				key := fmt.Sprintf("w%d-%d", w, i)
-				var rev uint64
-				err := db.Update(ctx, func(tx store.Tx) error {
-					if err := tx.Put(ascBucket, []byte(key), []byte(key)); err != nil {
-						return err
-					}
-					r, err := tx.Append(key, []byte(key))
-					rev = r // overwritten by every run; read only after a nil Update
-					return err
-				})
-				if err != nil {
-					t.Errorf("Update(%s) = %v", key, err)
-					return
-				}
-				revs[w] = append(revs[w], rev)
-			}
-		})
-	}
-	wg.Wait()
-
-	all := slices.Sorted(slices.Values(slices.Concat(revs...)))
-	want := make([]uint64, writers*each)
-	for i := range want {
-		want[i] = uint64(i + 1)
-	}
-	if diff := cmp.Diff(want, all); diff != "" {
-		t.Errorf("revisions returned by Append mismatch (-want +got):\n%s", diff)
-	}
-	if got := db.Rev(); got != writers*each {
-		t.Errorf("Rev() = %d, want %d", got, writers*each)
-	}
-	evs, err := db.Events(1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := 0
-	db.View(func(tx store.Tx) error { count = tx.Count(ascBucket); return nil })
-	if len(evs) != writers*each || count != writers*each {
-		t.Errorf("len(Events(1, 0)), Count(ascBucket) = %d, %d; want %d, %d", len(evs), count, writers*each, writers*each)
-	}
-	for i, ev := range evs {
-		if ev.Rev != uint64(i+1) || ev.Key != string(ev.Value) {
-			t.Errorf("Events(1, 0)[%d] = %+v, want Rev %d with Value == Key", i, ev, i+1)
-		}
-	}
-	t.Logf("%d updates in %d commits", writers*each, db.commits.Load())
-}
 
 // TestGroupCommitIsolatesFailures queues one group in which some functions fail, with or without having
 // written, or panic, and checks that only the successful ones leave a trace — in one commit — and that
@@ -89,9 +33,9 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		panicDirty
 	)
 	kinds := []kind{ok, failDirty, ok, failClean, ok, panicDirty, ok, failDirty, panicClean, ok, ok}
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{})
-	appendEvents(t, db, "before") // rev 1
+	storetest.AppendEvents(t, db, "before") // rev 1
 
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -224,22 +168,6 @@ func TestUpdateContextDoneBeforeStart(t *testing.T) {
 	}
 }
 
-func TestUpdateContextDoneAfterStartWaits(t *testing.T) {
-	db := openTest(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	err := db.Update(ctx, func(tx store.Tx) error {
-		cancel() // the caller is now waiting on a done ctx; the outcome still wins
-		_, err := tx.Append("k", nil)
-		return err
-	})
-	if err != nil {
-		t.Errorf("Update(ctx cancelled during fn) = %v, want nil", err)
-	}
-	if got := db.Rev(); got != 1 {
-		t.Errorf("Rev() = %d, want 1", got)
-	}
-}
-
 // TestLoneCallerDoesNotWait checks that sequential updates each commit on their own at once: the
 // committer has no timer to wait for, so each is a group of one.
 func TestLoneCallerDoesNotWait(t *testing.T) {
@@ -247,7 +175,7 @@ func TestLoneCallerDoesNotWait(t *testing.T) {
 	db := openTest(t, Options{})
 	before := db.commits.Load()
 	start := time.Now()
-	appendEvents(t, db, slices.Repeat([]string{"k"}, n)...)
+	storetest.AppendEvents(t, db, slices.Repeat([]string{"k"}, n)...)
 	elapsed := time.Since(start)
 	if got := db.commits.Load() - before; got != n {
 		t.Errorf("commits for %d sequential updates = %d, want %d", n, got, n)
@@ -257,7 +185,7 @@ func TestLoneCallerDoesNotWait(t *testing.T) {
 
 func TestMaxBatchSplitsGroups(t *testing.T) {
 	const n = 10
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{MaxBatch: 3})
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -283,9 +211,9 @@ func TestMaxBatchSplitsGroups(t *testing.T) {
 // TestCommitFailureIsSticky makes a bbolt commit fail (the file may not grow past maxSize) and checks
 // that the whole group gets the error, Err reports it, and later updates fail fast.
 func TestCommitFailureIsSticky(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{maxSize: 1 << 20})
-	appendEvents(t, db, "a")
+	storetest.AppendEvents(t, db, "a")
 
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -329,7 +257,7 @@ func TestCommitFailureIsSticky(t *testing.T) {
 }
 
 func TestCloseFinishesQueuedUpdates(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{})
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -366,7 +294,7 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 // TestOnCommitReportsEachCommit: Options.OnCommit hears of every commit, with a positive
 // duration.
 func TestOnCommitReportsEachCommit(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	var commits atomic.Int64
 	var bad atomic.Bool
 	db := openTest(t, Options{OnCommit: func(d time.Duration) {

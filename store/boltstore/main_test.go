@@ -2,11 +2,9 @@ package boltstore
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -15,16 +13,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testTimeout bounds any wait in a test so a bug fails the test instead of hanging it. It is never used
-// to wait for something to happen.
-const testTimeout = 30 * time.Second
-
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // openTest opens a DB in a fresh directory and closes it when the test ends.
@@ -44,25 +32,6 @@ func openAt(t testing.TB, path string, opts Options) *DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// appendEvents commits one event per key, each in its own Update, with value "v<rev>".
-func appendEvents(t testing.TB, db *DB, keys ...string) {
-	t.Helper()
-	for _, k := range keys {
-		err := db.Update(context.Background(), func(tx store.Tx) error {
-			_, err := tx.Append(k, fmt.Appendf(nil, "v%d", tx.Rev()+1))
-			return err
-		})
-		if err != nil {
-			t.Fatalf("Update(append %q) = %v", k, err)
-		}
-	}
-}
-
-// wantEvent is the event appendEvents makes at rev.
-func wantEvent(rev uint64, key string) store.Event {
-	return store.Event{Rev: rev, Key: key, Value: fmt.Appendf(nil, "v%d", rev)}
 }
 
 // setOnEnqueue installs the test hook that Update calls after queueing.
