@@ -25,7 +25,7 @@ import (
 // order, as Submit's UUIDv7s do.
 func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, error) {
 	byName := map[string]store.Bucket{}
-	for _, b := range appBuckets {
+	for _, b := range schema.Buckets {
 		byName[b.String()] = b
 	}
 	for _, p := range layout {

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -272,27 +271,11 @@ func fpKeys(account string, fps []string) []string {
 	return out
 }
 
-// loadIndex converts the first layout of the index buckets if it finds it, then reads both
-// buckets into memory.
+// loadIndex reads the erasures and the Requests bucket into memory.
 func (s *Service) loadIndex(ctx context.Context) error {
-	var old bool
-	err := s.db.View(func(tx store.Tx) error {
-		var err error
-		old, err = hasFirstLayout(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if old {
-		if err := s.db.Update(ctx, convertFirstLayout); err != nil {
-			return fmt.Errorf("convert the Submit index: %w", err)
-		}
-		s.log.Info("converted the Submit index to ascending keys")
-	}
 	ix := newSubmitIndex()
 	var clear clearFields
-	err = s.db.View(func(tx store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		// Requests first: while the erasures are read, the data keys of those their entries
 		// point at are kept to open the entries' hashes.
 		var entries []requestEntry
@@ -421,87 +404,6 @@ type indexFields struct {
 	PayloadHash string    `json:"payload_hash"` // before Index
 	// Aliases as the record holds them; before Index, their fingerprints are the root ones.
 	Aliases []identRef `json:"aliases"`
-}
-
-// In the first layout (store schema 1), Requests was keyed by request_id (its entries had no
-// request_id field) and Subjects held account "\x00" fingerprint → open erasure id. The conversion
-// re-keys the Requests entries under fresh UUIDv7s (they hold the payload hashes those erasure
-// records lack) and empties Subjects, which the erasures' states replace. It runs in one
-// transaction and skips what is converted already, so an interrupted one is simply redone.
-
-func hasFirstLayout(tx store.Tx) (bool, error) {
-	if tx.Count(schema.Subjects) > 0 {
-		return true, nil
-	}
-	old := false
-	err := tx.Scan(schema.Requests, nil, func(_, v []byte) (bool, error) {
-		var e requestEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return false, err
-		}
-		old = e.RequestID == ""
-		return !old, nil
-	})
-	return old, err
-}
-
-func convertFirstLayout(tx store.Tx) error {
-	type kv struct{ k, v []byte }
-	var subjects, requests []kv
-	collect := func(dst *[]kv) func(k, v []byte) (bool, error) {
-		return func(k, v []byte) (bool, error) {
-			*dst = append(*dst, kv{bytes.Clone(k), bytes.Clone(v)})
-			return true, nil
-		}
-	}
-	if err := tx.Scan(schema.Subjects, nil, collect(&subjects)); err != nil {
-		return err
-	}
-	if err := tx.Scan(schema.Requests, nil, collect(&requests)); err != nil {
-		return err
-	}
-	for _, e := range subjects {
-		if err := tx.Delete(schema.Subjects, e.k); err != nil {
-			return err
-		}
-	}
-	// Every old entry is removed before any new one is written, and the new ones go under fresh
-	// ids: an old key (a caller's request_id) can be any string, even one a new key would take.
-	var converted []kv
-	for _, e := range requests {
-		var entry requestEntry
-		if err := json.Unmarshal(e.v, &entry); err != nil {
-			return fmt.Errorf("decode idempotency record: %w", err)
-		}
-		if entry.RequestID != "" {
-			continue // already converted
-		}
-		entry.RequestID = string(e.k)
-		if _, err := entry.ref([32]byte{}); err != nil {
-			return err
-		}
-		if _, err := decodeHash(entry.PayloadHash); err != nil {
-			return fmt.Errorf("idempotency record: %w", err)
-		}
-		v, err := json.Marshal(entry)
-		if err != nil {
-			return err
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			return err
-		}
-		if err := tx.Delete(schema.Requests, e.k); err != nil {
-			return err
-		}
-		converted = append(converted, kv{[]byte(id.String()), v})
-	}
-	for _, e := range converted {
-		if err := tx.Put(schema.Requests, e.k, e.v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // blockAccount records the open erasure id of account as unreadable (called while loading).

@@ -13,8 +13,6 @@ var (
 	Erasures = store.Bucket{Name: "erasures", Ascending: true}
 	// Requests holds the outcomes of deduplicated Submits, by a fresh UUIDv7 each.
 	Requests = store.Bucket{Name: "requests"}
-	// Subjects is unused since the subject index moved to memory.
-	Subjects = store.Bucket{Name: "subjects"}
 	// Audit holds the audit trail, by U64 sequence (AuditKey).
 	Audit = store.Bucket{Name: "audit"}
 	// Ledger holds the LivePerson quota ledger.
@@ -33,4 +31,4 @@ var (
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Meta, Erasures, Requests, Subjects, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
