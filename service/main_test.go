@@ -48,7 +48,7 @@ func (e *env) open() {
 	e.t.Helper()
 	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
-		e.t.Fatalf("store.Open: %v", err)
+		e.t.Fatalf("boltstore.Open: %v", err)
 	}
 	keys, err := NewKeyring("test", testKey)
 	if err != nil {
