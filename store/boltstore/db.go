@@ -44,7 +44,8 @@ type Options struct {
 	// Buckets are the buckets the user of the store needs. Open creates those that do not exist
 	// yet; a bucket not declared does not exist for the DB's transactions. The names "events" and
 	// "meta" are the store's own.
-	Buckets     []store.Bucket
+	Buckets []store.Bucket
+
 	LockTimeout time.Duration // bbolt file-lock timeout; default 1s
 	RingSize    int           // recent committed events kept in memory for watchers; default 8192
 	WatchBuffer int           // per-watcher push buffer (events); default 64

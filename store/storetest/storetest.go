@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"WatchCompactedWhileLagging", testWatchCompactedWhileLagging},
 		{"WatchNextReturns", testWatchNextReturns},
 		{"WatchReplayLiveRace", testWatchReplayLiveRace},
+		{"Backup", testBackup},
 		{"Close", testClose},
 		{"ReopenKeepsEverything", testReopenKeepsEverything},
 	} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -241,6 +242,9 @@ func testClose(t *testing.T, open Open) {
 	ctx := context.Background()
 	db := openFresh(t, open)
 	AppendEvents(t, db, "a")
+	if err := db.Err(); err != nil {
+		t.Errorf("Err() of an open DB = %v, want nil", err)
+	}
 	w, err := db.Watch(0, "")
 	if err != nil {
 		t.Fatal(err)
@@ -322,5 +326,37 @@ func testReopenKeepsEverything(t *testing.T, open Open) {
 	AppendEvents(t, db, "d")
 	if got, want := db.Rev(), uint64(6); got != want {
 		t.Errorf("Rev() after append = %d, want %d", got, want)
+	}
+}
+
+// testBackup: a backup is a consistent copy at the revision it names, readable in full during fn,
+// taken while writers go on.
+func testBackup(t *testing.T, open Open) {
+	ctx := Context(t)
+	db := openFresh(t, open)
+	AppendEvents(t, db, "a", "b", "c")
+	err := db.Backup(func(s store.Snapshot) error {
+		// A write while the copy is handed over neither blocks nor enters the copy's revision.
+		if err := db.Update(ctx, func(tx store.Tx) error { _, err := tx.Append("d", nil); return err }); err != nil {
+			return err
+		}
+		if s.Rev != 3 {
+			t.Errorf("Snapshot.Rev = %d, want 3", s.Rev)
+		}
+		data, err := io.ReadAll(s.Data)
+		if err != nil {
+			return err
+		}
+		if int64(len(data)) != s.Size || s.Size == 0 {
+			t.Errorf("Snapshot.Data holds %d bytes, Size says %d", len(data), s.Size)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Backup = %v", err)
+	}
+	errFn := errors.New("reader failed")
+	if err := db.Backup(func(store.Snapshot) error { return errFn }); !errors.Is(err, errFn) {
+		t.Errorf("Backup(fn fails) = %v, want %v", err, errFn)
 	}
 }
