@@ -14,7 +14,8 @@ import (
 
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // Target is a running erasured the scenarios drive over gRPC.
@@ -32,7 +33,7 @@ type Target interface {
 // inside this process. Clients and server share the process, its scheduler and its garbage
 // collector, as they share the machine's two cores anyway.
 type InProcess struct {
-	DB     *store.DB
+	DB     *boltstore.DB
 	srv    *server.Server
 	addr   string
 	served chan error
@@ -52,7 +53,7 @@ func StartInProcess(dir string) (*InProcess, error) {
 }
 
 func startServer(dir string, log *slog.Logger) (*InProcess, error) {
-	db, err := store.Open(filepath.Join(dir, "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/liveperson/region"
 	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // PipelineConfig shapes the pipeline scenario: Subjects data subjects submitted at once to
@@ -155,7 +157,7 @@ func RunPipeline(ctx context.Context, dir string, cfg PipelineConfig) (PipelineR
 
 	// erasured: store, service and pipeline as cmd/erasured wires them in the sandbox (timings
 	// scaled to the simulator's clock), its LivePerson client told the search rate limit.
-	db, err := store.Open(filepath.Join(dir, "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		return res, err
 	}
@@ -274,10 +276,10 @@ func RunPipeline(ctx context.Context, dir string, cfg PipelineConfig) (PipelineR
 
 // batchesFormed reads when erasured formed each batch (committed its intent), by LivePerson
 // request id, from the batch records the service keeps in the store.
-func batchesFormed(db *store.DB) (map[int64]time.Time, error) {
+func batchesFormed(db store.DB) (map[int64]time.Time, error) {
 	out := map[int64]time.Time{}
-	err := db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
+	err := db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Batches, nil, func(_, v []byte) (bool, error) {
 			var b struct {
 				LPID    int64     `json:"lp_id"`
 				Created time.Time `json:"created"`

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // RunStore measures the store's own group commit — store.Open, DB.Update, Tx.Put and Tx.Append,
@@ -23,7 +25,7 @@ import (
 // order, as Submit's UUIDv7s do.
 func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, error) {
 	byName := map[string]store.Bucket{}
-	for _, b := range appBuckets {
+	for _, b := range schema.Buckets {
 		byName[b.String()] = b
 	}
 	for _, p := range layout {
@@ -31,7 +33,7 @@ func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, er
 			return Point{}, fmt.Errorf("store: no bucket %q", p.Bucket)
 		}
 	}
-	db, err := store.Open(filepath.Join(dir, "store.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "store.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		return Point{}, err
 	}
@@ -56,7 +58,7 @@ func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, er
 				binary.BigEndian.PutUint64(wr.keys[i], n)
 			}
 		}
-		return db.Update(ctx, func(tx *store.Tx) error {
+		return db.Update(ctx, func(tx store.Tx) error {
 			for i, p := range layout {
 				var err error
 				if p.Bucket == "events" {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -129,8 +130,8 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 		total[b] = Sizes{Key: s.Key + k, Value: s.Value + v}
 	}
 	var erasures int
-	err := p.DB.View(func(tx *store.Tx) error {
-		for _, b := range appBuckets {
+	err := p.DB.View(func(tx store.Tx) error {
+		for _, b := range schema.Buckets { // all of them, so that a Submit writing somewhere new is counted
 			err := tx.Scan(b, nil, func(k, v []byte) (bool, error) {
 				add(b.String(), len(k), len(v))
 				return true, nil
@@ -139,7 +140,7 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 				return err
 			}
 		}
-		erasures = tx.Count(store.Erasures)
+		erasures = tx.Count(schema.Erasures)
 		return nil
 	})
 	if err != nil {
@@ -168,11 +169,6 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 	}
 	return sb, nil
 }
-
-// appBuckets are the store's application buckets: every one is scanned, so that a Submit writing
-// somewhere new is counted without changing this file.
-var appBuckets = []store.Bucket{store.Erasures, store.Requests, store.Subjects, store.Audit, store.Ledger,
-	store.Batches, store.Keys, store.Schedule, store.Queue, store.Receipts}
 
 func uvarintLen(n int) int {
 	l := 1

@@ -13,15 +13,16 @@ import (
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
 // auditRecords reads the whole audit trail from the store.
-func auditRecords(t *testing.T, db *store.DB) []service.AuditEntry {
+func auditRecords(t *testing.T, db store.DB) []service.AuditEntry {
 	t.Helper()
 	var out []service.AuditEntry
-	err := db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Audit, nil, func(k, v []byte) (bool, error) {
+	err := db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Audit, nil, func(k, v []byte) (bool, error) {
 			if k[0] == 0xff { // the trail's index by erasure follows its entries
 				return false, nil
 			}

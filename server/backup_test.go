@@ -14,7 +14,8 @@ import (
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // TestBackupWhileSubmitting takes a backup over the wire while Submits keep arriving, and
@@ -95,11 +96,11 @@ func TestBackupWhileSubmitting(t *testing.T) {
 	if err := os.WriteFile(path, data.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CheckFile(path); err != nil {
+	if err := boltstore.CheckFile(path); err != nil {
 		t.Fatalf("bbolt check of the backup: %v", err)
 	}
 
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

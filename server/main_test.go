@@ -17,7 +17,9 @@ import (
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // harness is a real server (full interceptor chain) over an in-memory connection.
 type harness struct {
 	t      *testing.T
-	db     *store.DB
+	db     store.DB
 	svc    *service.Service
 	srv    *Server
 	conn   *grpc.ClientConn
@@ -37,7 +39,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

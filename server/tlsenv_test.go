@@ -24,7 +24,9 @@ import (
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // testCA is a certificate authority made for one test.
@@ -135,7 +137,7 @@ func withToken(ctx context.Context, tok string) context.Context {
 // tlsEnv is a real server on loopback TCP with TLS, mTLS and bearer tokens.
 type tlsEnv struct {
 	t        *testing.T
-	db       *store.DB
+	db       store.DB
 	svc      *service.Service
 	srv      *Server
 	addr     string
@@ -165,7 +167,7 @@ func newTLSEnv(t *testing.T, callers Callers, opts Options) *tlsEnv {
 }
 
 func (e *tlsEnv) start(t *testing.T, opts Options) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -240,7 +241,7 @@ func TestAliasesSealed(t *testing.T) {
 
 	// A record as sealed before aliases existed: the subject alone.
 	old := e.submit(submitReq(rid(3), "1234", customer("OLD-51")))
-	err := e.db.Update(context.Background(), func(tx *store.Tx) error {
+	err := e.db.Update(context.Background(), func(tx store.Tx) error {
 		r, err := getRecord(tx, old.Erasure.ID)
 		if err != nil {
 			return err
@@ -257,7 +258,7 @@ func TestAliasesSealed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return tx.Put(store.Erasures, []byte(r.ID), v)
+		return tx.Put(schema.Erasures, []byte(r.ID), v)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -43,23 +44,9 @@ const (
 // AuditOK is the outcome of an audited call that succeeded.
 const AuditOK = "OK"
 
-// The Audit bucket holds the trail under U64(sequence) keys, and an index of it by erasure
-// under keys that start with auditIndexByte: auditIndexByte, the erasure id, 0, U64(sequence),
-// with no value. Sequences never reach 0xff<<56, so every entry key sorts before every index
-// key, and the last entry is the last key below []byte{auditIndexByte}.
-const auditIndexByte = 0xff
-
-// auditIndexPrefix is the start of the index keys of erasure id.
-func auditIndexPrefix(id string) []byte {
-	k := make([]byte, 0, len(id)+10)
-	k = append(k, auditIndexByte)
-	k = append(k, id...)
-	return append(k, 0)
-}
-
 // appendAudit appends e to the trail inside tx, so that it commits with the change it records.
 // The sequence is the last one plus one.
-func appendAudit(tx *store.Tx, e AuditEntry) error {
+func appendAudit(tx store.Tx, e AuditEntry) error {
 	return appendAuditFor(tx, e, nil)
 }
 
@@ -67,7 +54,7 @@ func appendAudit(tx *store.Tx, e AuditEntry) error {
 // erasures a SettleBatch moved on, say), so that the trail of one erasure shows every call that
 // acted on it. The entry's time is never before the previous entry's: the trail is in time
 // order even when the clock steps back, which lets ListAudit find a start time by bisection.
-func appendAuditFor(tx *store.Tx, e AuditEntry, related []string) error {
+func appendAuditFor(tx store.Tx, e AuditEntry, related []string) error {
 	last, err := lastAudit(tx)
 	if err != nil {
 		return err
@@ -81,7 +68,7 @@ func appendAuditFor(tx *store.Tx, e AuditEntry, related []string) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(store.Audit, store.U64(e.Sequence), v); err != nil {
+	if err := tx.Put(schema.Audit, schema.AuditKey(e.Sequence), v); err != nil {
 		return err
 	}
 	seen := map[string]bool{"": true}
@@ -90,7 +77,7 @@ func appendAuditFor(tx *store.Tx, e AuditEntry, related []string) error {
 			continue
 		}
 		seen[id] = true
-		if err := tx.Put(store.Audit, append(auditIndexPrefix(id), store.U64(e.Sequence)...), nil); err != nil {
+		if err := tx.Put(schema.Audit, schema.AuditIndexKey(id, e.Sequence), nil); err != nil {
 			return err
 		}
 	}
@@ -98,9 +85,9 @@ func appendAuditFor(tx *store.Tx, e AuditEntry, related []string) error {
 }
 
 // lastAudit is the trail's last entry; the zero entry when the trail is empty.
-func lastAudit(tx *store.Tx) (AuditEntry, error) {
+func lastAudit(tx store.Tx) (AuditEntry, error) {
 	var last AuditEntry
-	err := tx.ScanReverse(store.Audit, []byte{auditIndexByte}, func(k, v []byte) (bool, error) {
+	err := tx.ScanReverse(schema.Audit, []byte{schema.AuditIndexByte}, func(k, v []byte) (bool, error) {
 		if len(k) != 8 {
 			return false, fmt.Errorf("audit trail: unexpected key %x", k)
 		}
@@ -110,8 +97,8 @@ func lastAudit(tx *store.Tx) (AuditEntry, error) {
 }
 
 // getAudit reads entry seq; ok is false when there is none.
-func getAudit(tx *store.Tx, seq uint64) (AuditEntry, bool, error) {
-	v := tx.Get(store.Audit, store.U64(seq))
+func getAudit(tx store.Tx, seq uint64) (AuditEntry, bool, error) {
+	v := tx.Get(schema.Audit, schema.AuditKey(seq))
 	if v == nil {
 		return AuditEntry{}, false, nil
 	}
@@ -129,7 +116,7 @@ func (s *Service) AppendAudit(ctx context.Context, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	if err := s.db.Update(ctx, func(tx *store.Tx) error { return appendAudit(tx, e) }); err != nil {
+	if err := s.db.Update(ctx, func(tx store.Tx) error { return appendAudit(tx, e) }); err != nil {
 		return s.storeError(fmt.Errorf("append audit record: %w", err))
 	}
 	return nil
@@ -141,7 +128,7 @@ func (s *Service) audited(ctx context.Context, method, action string, now time.T
 }
 
 // auditOn appends e, the entry of a successful call on erasure r, in tx.
-func auditOn(tx *store.Tx, e AuditEntry, r *record, detail string) error {
+func auditOn(tx store.Tx, e AuditEntry, r *record, detail string) error {
 	e.Erasure, e.Account, e.Detail = r.ID, r.AccountID, detail
 	return appendAudit(tx, e)
 }
@@ -198,7 +185,7 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 		}
 	}
 	var page AuditPage
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		page = AuditPage{}
 		from := after + 1
 		if !q.Start.IsZero() {
@@ -217,7 +204,7 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 			return true
 		}
 		if id == "" {
-			return tx.Scan(store.Audit, store.U64(from), func(k, v []byte) (bool, error) {
+			return tx.Scan(schema.Audit, schema.AuditKey(from), func(k, v []byte) (bool, error) {
 				if len(k) != 8 {
 					return false, nil // the index follows the entries
 				}
@@ -235,9 +222,9 @@ func (s *Service) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error
 
 // scanAuditOf calls fn with each entry of the erasure id from sequence from on, in order, through
 // the trail's index by erasure, until fn returns false.
-func scanAuditOf(tx *store.Tx, id string, from uint64, fn func(AuditEntry) bool) error {
-	prefix := auditIndexPrefix(id)
-	return tx.Scan(store.Audit, append(bytes.Clone(prefix), store.U64(from)...), func(k, _ []byte) (bool, error) {
+func scanAuditOf(tx store.Tx, id string, from uint64, fn func(AuditEntry) bool) error {
+	prefix := schema.AuditIndexPrefix(id)
+	return tx.Scan(schema.Audit, append(bytes.Clone(prefix), store.U64(from)...), func(k, _ []byte) (bool, error) {
 		rest, ok := bytes.CutPrefix(k, prefix)
 		if !ok {
 			return false, nil
@@ -257,7 +244,7 @@ func scanAuditOf(tx *store.Tx, id string, from uint64, fn func(AuditEntry) bool)
 // firstAuditAt is the sequence of the first entry made at or after t (one past the last entry
 // when there is none). Entry times never decrease along the trail (see appendAuditFor), so a
 // bisection finds it in a few reads.
-func firstAuditAt(tx *store.Tx, t time.Time) (uint64, error) {
+func firstAuditAt(tx store.Tx, t time.Time) (uint64, error) {
 	last, err := lastAudit(tx)
 	if err != nil {
 		return 0, err

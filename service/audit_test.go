@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -281,11 +282,11 @@ func TestAuditKeptThroughCompactionAndRestart(t *testing.T) {
 }
 
 // rawAudit is every key and value of the Audit bucket, as stored.
-func rawAudit(t *testing.T, db *store.DB) []byte {
+func rawAudit(t *testing.T, db store.DB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	err := db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Audit, nil, func(k, v []byte) (bool, error) {
+	err := db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Audit, nil, func(k, v []byte) (bool, error) {
 			buf.Write(k)
 			buf.WriteByte(' ')
 			buf.Write(v)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -70,15 +71,12 @@ const (
 	batchHeld = "HELD"
 )
 
-var batchSeqKey = []byte("seq/batch")
-
 const maxBatchIDs = 100
 
-func batchKeyName(id uint64) []byte { return []byte("batch/" + strconv.FormatUint(id, 10)) }
-func batchAAD(id uint64) []byte     { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
+func batchAAD(id uint64) []byte { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
 
-func getBatch(tx *store.Tx, id uint64) (*batch, error) {
-	v := tx.Get(store.Batches, store.U64(id))
+func getBatch(tx store.Tx, id uint64) (*batch, error) {
+	v := tx.Get(schema.Batches, schema.BatchKey(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -86,21 +84,21 @@ func getBatch(tx *store.Tx, id uint64) (*batch, error) {
 	return b, json.Unmarshal(v, b)
 }
 
-func putBatch(tx *store.Tx, b *batch) error {
+func putBatch(tx store.Tx, b *batch) error {
 	v, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	return tx.Put(store.Batches, store.U64(b.ID), v)
+	return tx.Put(schema.Batches, schema.BatchKey(b.ID), v)
 }
 
 // batchIDs unseals a batch's ids (sorted).
-func (s *Service) batchIDs(tx *store.Tx, b *batch) ([]string, error) {
-	wrapped := tx.Get(store.Keys, batchKeyName(b.ID))
+func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
+	wrapped := tx.Get(schema.Keys, schema.BatchKeyName(b.ID))
 	if wrapped == nil {
 		return nil, errShredded
 	}
-	key, err := s.keys.unwrap(string(batchKeyName(b.ID)), wrapped)
+	key, err := s.keys.unwrap(string(schema.BatchKeyName(b.ID)), wrapped)
 	if err != nil {
 		return nil, err
 	}
@@ -127,28 +125,26 @@ type quotaEntry struct {
 	Exhausted bool `json:"exhausted,omitempty"` // LivePerson answered 429
 }
 
-func quotaKey(account string, month string) []byte { return []byte("quota/" + account + "/" + month) }
-
-func getQuota(tx *store.Tx, account, month string) (quotaEntry, error) {
+func getQuota(tx store.Tx, account, month string) (quotaEntry, error) {
 	var q quotaEntry
-	if v := tx.Get(store.Ledger, quotaKey(account, month)); v != nil {
+	if v := tx.Get(schema.Ledger, schema.QuotaKey(account, month)); v != nil {
 		return q, json.Unmarshal(v, &q)
 	}
 	return q, nil
 }
 
-func putQuota(tx *store.Tx, account, month string, q quotaEntry) error {
+func putQuota(tx store.Tx, account, month string, q quotaEntry) error {
 	v, err := json.Marshal(q)
 	if err != nil {
 		return err
 	}
-	return tx.Put(store.Ledger, quotaKey(account, month), v)
+	return tx.Put(schema.Ledger, schema.QuotaKey(account, month), v)
 }
 
 // QuotaLeft is how many deletion requests the account may still create this month.
 func (s *Service) QuotaLeft(account string, limit int) (int, error) {
 	var left int
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		q, err := getQuota(tx, account, monthOf(s.now()))
 		if q.Exhausted {
 			left = 0
@@ -179,7 +175,7 @@ func (p *Pipeline) allowed(q quotaEntry, account string, atRisk bool) bool {
 // at risk. At-risk erasures go first.
 func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 	var groups []*queueGroup
-	if err := p.s.db.View(func(tx *store.Tx) (err error) { groups, err = readQueues(tx); return err }); err != nil {
+	if err := p.s.db.View(func(tx store.Tx) (err error) { groups, err = readQueues(tx); return err }); err != nil {
 		return err
 	}
 	for _, g := range groups {
@@ -214,7 +210,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 		return false, err
 	}
 	formed := false
-	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		formed = false
 		month := monthOf(now)
 		q, err := getQuota(tx, account, month)
@@ -243,7 +239,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
 		})
 		seq := uint64(0)
-		if v := tx.Get(store.Ledger, batchSeqKey); v != nil {
+		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if seq, err = store.ParseU64(v); err != nil {
 				return err
 			}
@@ -259,7 +255,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 				return err
 			}
 			if r == nil || r.State.Final() {
-				if err := tx.Delete(store.Queue, queueKey(account, kind, g.ids[i])); err != nil {
+				if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), g.ids[i])); err != nil {
 					return err
 				}
 				continue
@@ -314,18 +310,18 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 		if b.Sealed, err = seal(key, plain, batchAAD(b.ID)); err != nil {
 			return err
 		}
-		wrapped, err := p.s.keys.wrapKey(string(batchKeyName(b.ID)), key)
+		wrapped, err := p.s.keys.wrapKey(string(schema.BatchKeyName(b.ID)), key)
 		if err != nil {
 			return err
 		}
-		if err := tx.Put(store.Keys, batchKeyName(b.ID), wrapped); err != nil {
+		if err := tx.Put(schema.Keys, schema.BatchKeyName(b.ID), wrapped); err != nil {
 			return err
 		}
 		q.Used++
 		if err := putQuota(tx, account, month, q); err != nil {
 			return err
 		}
-		if err := tx.Put(store.Ledger, batchSeqKey, store.U64(b.ID)); err != nil {
+		if err := tx.Put(schema.Ledger, schema.BatchSeqKey, store.U64(b.ID)); err != nil {
 			return err
 		}
 		b.NextPoll = now
@@ -342,7 +338,7 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 }
 
 // queueOf reads the queue of one account and kind.
-func queueOf(tx *store.Tx, account string, kind TargetKind) (*queueGroup, error) {
+func queueOf(tx store.Tx, account string, kind TargetKind) (*queueGroup, error) {
 	groups, err := readQueues(tx)
 	if err != nil {
 		return nil, err
@@ -356,7 +352,7 @@ func queueOf(tx *store.Tx, account string, kind TargetKind) (*queueGroup, error)
 }
 
 // blockOnQuota marks the queue's erasures as waiting for quota until the month turns.
-func (p *Pipeline) blockOnQuota(tx *store.Tx, g *queueGroup, now time.Time) error {
+func (p *Pipeline) blockOnQuota(tx store.Tx, g *queueGroup, now time.Time) error {
 	for _, id := range g.ids {
 		r, err := getRecord(tx, id)
 		// A held erasure keeps showing its hold: only an operator moves it on, and marking it

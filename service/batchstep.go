@@ -18,7 +18,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	}
 	var b *batch
 	var ids []string
-	err = p.s.db.View(func(tx *store.Tx) error {
+	err = p.s.db.View(func(tx store.Tx) error {
 		if b, err = getBatch(tx, id); err != nil || b == nil {
 			return err
 		}
@@ -39,7 +39,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	case LPNotStarted, LPInProgress:
 		return p.pollBatch(ctx, b)
 	}
-	return p.updateBatch(ctx, b.ID, func(tx *store.Tx, b *batch) error { return p.pollNext(tx, b, time.Time{}) })
+	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return p.pollNext(tx, b, time.Time{}) })
 }
 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
@@ -69,7 +69,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	// makes the next attempt reconcile first.
 	now := p.s.now()
 	waiting := false
-	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		waiting = false
 		cur, err := getBatch(tx, b.ID)
 		if err != nil {
@@ -126,7 +126,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 // remembered as who we are at LivePerson.
 func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who string) error {
 	now := p.s.now()
-	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		if b.State != batchIntent {
 			return errStale
 		}
@@ -144,7 +144,7 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 //
 // how says where d came from ("created", "reconciled", "settled"); the batch's new request is
 // logged with it once tx commits.
-func (p *Pipeline) follow(tx *store.Tx, b *batch, d Deletion, how string, now time.Time) error {
+func (p *Pipeline) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
 	if err := p.releaseSendTurn(tx, b, now); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		return p.batchRetry(ctx, b.ID, "poll", err)
 	}
 	now := p.s.now()
-	return p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
+	return p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *batch) error {
 		cur.Failures = 0
 		if d.Status != "" && d.Status != cur.State {
 			cur.State = d.Status
@@ -209,7 +209,7 @@ func (p *Pipeline) nextPoll(b *batch, now time.Time) time.Time {
 // The retry is logged once stored, with the step that failed and the next attempt time.
 func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause error) error {
 	now := p.s.now()
-	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		b.Failures++
 		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, b, step, cause, next); err != nil {
@@ -220,7 +220,7 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause
 }
 
 // logRetry logs, once tx commits, that batch b's step failed and is tried again at next.
-func (p *Pipeline) logRetry(tx *store.Tx, b *batch, step string, cause error, next time.Time) error {
+func (p *Pipeline) logRetry(tx store.Tx, b *batch, step string, cause error, next time.Time) error {
 	id, account, failures, reason := b.ID, b.Account, b.Failures, describe(cause)
 	if errors.Is(cause, errTaken) {
 		reason = "the LivePerson request found belongs to another batch"
@@ -245,7 +245,7 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		return p.hold(ctx, b, nil, cause)
 	}
 	now := p.s.now()
-	err := p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
+	err := p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *batch) error {
 		if cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
 		}
@@ -265,7 +265,7 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 // rejected twice fails its erasure.
 func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause error) error {
 	now := p.s.now()
-	return p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		if b.State != batchIntent {
 			return errStale
 		}
@@ -323,7 +323,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 }
 
 // forMembers calls fn for each open erasure holding records of batch b, with its targets.
-func (p *Pipeline) forMembers(tx *store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
+func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
 	for _, eid := range b.Erasures {
 		r, err := getRecord(tx, eid)
 		if err != nil {
@@ -345,7 +345,7 @@ func (p *Pipeline) forMembers(tx *store.Tx, b *batch, fn func(r *record, ts []Ta
 
 // applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
 // moves each erasure to the state its targets now put it in.
-func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error {
+func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
 	return p.forMembers(tx, b, func(r *record, ts []Target) error {
 		prev := r.State
 		clearHeld(r, ts, b.ID) // a held batch that now follows a request is no longer held
@@ -395,8 +395,8 @@ func (p *Pipeline) applyBatchStatus(tx *store.Tx, b *batch, now time.Time) error
 
 // updateBatch changes one batch in a transaction; errStale from change means "no longer
 // applies" and is not an error.
-func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx *store.Tx, b *batch) error) error {
-	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx store.Tx, b *batch) error) error {
+	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		b, err := getBatch(tx, id)
 		if err != nil || b == nil {
 			return err
@@ -413,7 +413,7 @@ func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx *s
 }
 
 // pollNext schedules the batch's next step at `at` (zero: none).
-func (p *Pipeline) pollNext(tx *store.Tx, b *batch, at time.Time) error {
+func (p *Pipeline) pollNext(tx store.Tx, b *batch, at time.Time) error {
 	if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
 		return err
 	}

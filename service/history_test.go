@@ -167,7 +167,7 @@ func TestIllegalJumpRefused(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return e.p.commit(context.Background(), snap, func(_ *storeTx, r *record, ts []Target) ([]Target, error) {
+			return e.p.commit(context.Background(), snap, func(_ storeTx, r *record, ts []Target) ([]Target, error) {
 				r.State = StateCompleted
 				return ts, nil
 			})

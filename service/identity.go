@@ -126,7 +126,7 @@ func (r *record) searched(res resolution, ids []Subject) {
 // needs them: searching LivePerson. They are never returned to callers, logged or put in events.
 func (s *Service) identities(id string) ([]Subject, error) {
 	var ids []Subject
-	err := s.viewRecord(id, func(tx *store.Tx, r *record) error {
+	err := s.viewRecord(id, func(tx store.Tx, r *record) error {
 		sub, err := s.unsealSubject(tx, r)
 		ids = append([]Subject{sub.Subject}, sub.Aliases...)
 		return err
@@ -135,7 +135,7 @@ func (s *Service) identities(id string) ([]Subject, error) {
 }
 
 // unsealSubject opens what r seals, inside a transaction.
-func (s *Service) unsealSubject(tx *store.Tx, r *record) (sealedSubject, error) {
+func (s *Service) unsealSubject(tx store.Tx, r *record) (sealedSubject, error) {
 	key, err := s.dataKeyOf(tx, r)
 	if err != nil {
 		return sealedSubject{}, err

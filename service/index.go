@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -201,7 +201,7 @@ func (ix *submitIndex) closeSubject(erasure string, subjects ...string) {
 
 // putRequest stores the outcome of a deduplicated Submit under key, its payload hash sealed with
 // dataKey (that of the erasure it was answered with), and has the index learn it on commit.
-func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
+func (s *Service) putRequest(tx store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
 	ref, err := e.ref(hash)
 	if err != nil {
 		return err
@@ -213,7 +213,7 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(store.Requests, []byte(key), v); err != nil {
+	if err := tx.Put(schema.Requests, []byte(key), v); err != nil {
 		return err
 	}
 	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
@@ -221,7 +221,7 @@ func (s *Service) putRequest(tx *store.Tx, key string, e requestEntry, hash [32]
 
 // indexCreated has the index learn, on commit, the erasure r that a Submit has just created, with
 // its request hash and root fingerprints.
-func (s *Service) indexCreated(tx *store.Tx, r *record, sec indexSecrets) error {
+func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets) error {
 	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID}.ref(sec.hash)
 	if err != nil {
 		return err
@@ -235,14 +235,14 @@ func (s *Service) indexCreated(tx *store.Tx, r *record, sec indexSecrets) error 
 
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
 // refs).
-func (s *Service) indexJoined(tx *store.Tx, r *record, added []identRef) error {
+func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
 	sks, id := subjectKeys(r.AccountID, added), r.ID
 	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
 }
 
 // indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
 // reached a final state. Their root fingerprints are in r's sealed index.
-func (s *Service) indexClosed(tx *store.Tx, r *record) error {
+func (s *Service) indexClosed(tx store.Tx, r *record) error {
 	var key []byte
 	if r.Index != nil {
 		var err error
@@ -271,33 +271,17 @@ func fpKeys(account string, fps []string) []string {
 	return out
 }
 
-// loadIndex converts the first layout of the index buckets if it finds it, then reads both
-// buckets into memory.
+// loadIndex reads the erasures and the Requests bucket into memory.
 func (s *Service) loadIndex(ctx context.Context) error {
-	var old bool
-	err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		old, err = hasFirstLayout(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if old {
-		if err := s.db.Update(ctx, convertFirstLayout); err != nil {
-			return fmt.Errorf("convert the Submit index: %w", err)
-		}
-		s.log.Info("converted the Submit index to ascending keys")
-	}
 	ix := newSubmitIndex()
 	var clear clearFields
-	err = s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		// Requests first: while the erasures are read, the data keys of those their entries
 		// point at are kept to open the entries' hashes.
 		var entries []requestEntry
 		need := map[string][]byte{}
 		unreadable := map[string]bool{}
-		err := tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		err := tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 			var e requestEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
@@ -314,7 +298,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+		err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 			var r indexFields
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode erasure %s: %w", k, err)
@@ -331,7 +315,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			case r.Index != nil:
 				w := r.DataKey
 				if w == nil {
-					w = tx.Get(store.Keys, []byte(r.ID))
+					w = tx.Get(schema.Keys, []byte(r.ID))
 				}
 				key, err := s.keys.unwrap(r.ID, w)
 				if err != nil {
@@ -420,87 +404,6 @@ type indexFields struct {
 	PayloadHash string    `json:"payload_hash"` // before Index
 	// Aliases as the record holds them; before Index, their fingerprints are the root ones.
 	Aliases []identRef `json:"aliases"`
-}
-
-// In the first layout (store schema 1), Requests was keyed by request_id (its entries had no
-// request_id field) and Subjects held account "\x00" fingerprint → open erasure id. The conversion
-// re-keys the Requests entries under fresh UUIDv7s (they hold the payload hashes those erasure
-// records lack) and empties Subjects, which the erasures' states replace. It runs in one
-// transaction and skips what is converted already, so an interrupted one is simply redone.
-
-func hasFirstLayout(tx *store.Tx) (bool, error) {
-	if tx.Count(store.Subjects) > 0 {
-		return true, nil
-	}
-	old := false
-	err := tx.Scan(store.Requests, nil, func(_, v []byte) (bool, error) {
-		var e requestEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return false, err
-		}
-		old = e.RequestID == ""
-		return !old, nil
-	})
-	return old, err
-}
-
-func convertFirstLayout(tx *store.Tx) error {
-	type kv struct{ k, v []byte }
-	var subjects, requests []kv
-	collect := func(dst *[]kv) func(k, v []byte) (bool, error) {
-		return func(k, v []byte) (bool, error) {
-			*dst = append(*dst, kv{bytes.Clone(k), bytes.Clone(v)})
-			return true, nil
-		}
-	}
-	if err := tx.Scan(store.Subjects, nil, collect(&subjects)); err != nil {
-		return err
-	}
-	if err := tx.Scan(store.Requests, nil, collect(&requests)); err != nil {
-		return err
-	}
-	for _, e := range subjects {
-		if err := tx.Delete(store.Subjects, e.k); err != nil {
-			return err
-		}
-	}
-	// Every old entry is removed before any new one is written, and the new ones go under fresh
-	// ids: an old key (a caller's request_id) can be any string, even one a new key would take.
-	var converted []kv
-	for _, e := range requests {
-		var entry requestEntry
-		if err := json.Unmarshal(e.v, &entry); err != nil {
-			return fmt.Errorf("decode idempotency record: %w", err)
-		}
-		if entry.RequestID != "" {
-			continue // already converted
-		}
-		entry.RequestID = string(e.k)
-		if _, err := entry.ref([32]byte{}); err != nil {
-			return err
-		}
-		if _, err := decodeHash(entry.PayloadHash); err != nil {
-			return fmt.Errorf("idempotency record: %w", err)
-		}
-		v, err := json.Marshal(entry)
-		if err != nil {
-			return err
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			return err
-		}
-		if err := tx.Delete(store.Requests, e.k); err != nil {
-			return err
-		}
-		converted = append(converted, kv{[]byte(id.String()), v})
-	}
-	for _, e := range converted {
-		if err := tx.Put(store.Requests, e.k, e.v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // blockAccount records the open erasure id of account as unreadable (called while loading).

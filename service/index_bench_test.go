@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // BenchmarkLoadIndex measures what New pays to rebuild the Submit index from a store holding
@@ -21,7 +23,7 @@ import (
 func BenchmarkLoadIndex(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			db, err := store.Open(filepath.Join(b.TempDir(), "erasure.db"), store.Options{})
+			db, err := boltstore.Open(filepath.Join(b.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,7 +60,7 @@ func BenchmarkLoadIndex(b *testing.B) {
 }
 
 // fillErasures stores n open erasures as Submit would (sealed), 1,000 per transaction.
-func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
+func fillErasures(b *testing.B, db store.DB, keys *Keyring, n int) {
 	b.Helper()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	s := &Service{db: db, keys: keys, now: func() time.Time { return now }, log: slog.New(slog.DiscardHandler), index: newSubmitIndex()}
@@ -82,7 +84,7 @@ func fillErasures(b *testing.B, db *store.DB, keys *Keyring, n int) {
 			}
 			changes = append(changes, c)
 		}
-		err := db.Update(context.Background(), func(tx *store.Tx) error {
+		err := db.Update(context.Background(), func(tx store.Tx) error {
 			for _, c := range changes {
 				if _, err := c.put(tx); err != nil {
 					return err

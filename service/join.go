@@ -27,7 +27,7 @@ import (
 //
 // It runs inside Submit's transaction, so it may run more than once: it only changes r. It
 // returns r's data key.
-func (s *Service) join(tx *store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) ([]byte, error) {
+func (s *Service) join(tx store.Tx, r *record, req SubmitRequest, aliasRefs []identRef, now time.Time) ([]byte, error) {
 	sec, key, err := s.indexOf(tx, r)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -83,7 +84,7 @@ type stallStore struct {
 	before func()
 }
 
-func (s *stallStore) Update(ctx context.Context, fn func(tx *store.Tx) error) error {
+func (s *stallStore) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	if b := s.before; b != nil {
 		s.before = nil
 		b()
@@ -147,7 +148,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			e := newKeyEnv(t)
 			now := e.clock.Now()
 			key := bytes.Repeat([]byte{9}, 32)
-			wrapped, err := e.keys.wrapKey(string(batchKeyName(7)), key)
+			wrapped, err := e.keys.wrapKey(string(schema.BatchKeyName(7)), key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,13 +159,13 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			done := &record{Erasure: Erasure{ID: "x", State: StateCompleted, UpdateTime: now}, private: private{FinalTime: now}}
 			open := &record{Erasure: Erasure{ID: "y", State: StateScheduled, UpdateTime: now}}
 			b := &batch{ID: 7, State: tc.state, Sealed: sealed, Erasures: []string{"x", "y"}, LPID: 99}
-			if err := e.db.Update(context.Background(), func(tx *store.Tx) error {
+			if err := e.db.Update(context.Background(), func(tx store.Tx) error {
 				for _, r := range []*record{done, open} {
 					if err := putQuiet(tx, r); err != nil {
 						return err
 					}
 				}
-				if err := tx.Put(store.Keys, batchKeyName(7), wrapped); err != nil {
+				if err := tx.Put(schema.Keys, schema.BatchKeyName(7), wrapped); err != nil {
 					return err
 				}
 				return putBatch(tx, b)
@@ -174,8 +175,8 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			e.advance(time.Minute)
 			e.keep()
 			var w []byte
-			if err := e.db.View(func(tx *store.Tx) (err error) {
-				w = tx.Get(store.Keys, batchKeyName(7))
+			if err := e.db.View(func(tx store.Tx) (err error) {
+				w = tx.Get(schema.Keys, schema.BatchKeyName(7))
 				b, err = getBatch(tx, 7)
 				return err
 			}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -55,7 +56,7 @@ func (s *Service) destroyUnused(ctx context.Context, now time.Time, st *KeepStat
 		return nil
 	}
 	doomed := s.keys.doom(candidates)
-	if err := s.db.Update(ctx, func(*store.Tx) error { return nil }); err != nil {
+	if err := s.db.Update(ctx, func(store.Tx) error { return nil }); err != nil {
 		s.keys.spare(doomed)
 		return s.storeError(err)
 	}
@@ -81,7 +82,7 @@ func (s *Service) destroyUnused(ctx context.Context, now time.Time, st *KeepStat
 // batch, or still in the Keys bucket); "" stands for the master key.
 func (s *Service) keysInUse() (map[string]bool, error) {
 	used := map[string]bool{}
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		return eachDataKey(tx, func(_ string, wrapped []byte) { used[wrappedBy(wrapped)] = true })
 	})
 	return used, err
@@ -90,8 +91,8 @@ func (s *Service) keysInUse() (map[string]bool, error) {
 // eachDataKey calls fn with every wrapped data key the database holds: each erasure's (named by
 // the erasure id) and each in the Keys bucket (batches, and erasures stored before their record
 // held their key; named by the bucket's key).
-func eachDataKey(tx *store.Tx, fn func(purpose string, wrapped []byte)) error {
-	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+func eachDataKey(tx store.Tx, fn func(purpose string, wrapped []byte)) error {
+	err := tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 		var r struct {
 			DataKey []byte `json:"data_key"`
 		}
@@ -106,7 +107,7 @@ func eachDataKey(tx *store.Tx, fn func(purpose string, wrapped []byte)) error {
 	if err != nil {
 		return err
 	}
-	return tx.Scan(store.Keys, nil, func(k, v []byte) (bool, error) {
+	return tx.Scan(schema.Keys, nil, func(k, v []byte) (bool, error) {
 		fn(string(k), v)
 		return true, nil
 	})

@@ -486,6 +486,6 @@ func (s *Service) CheckKeys() (KeyCheck, error) {
 			c.Master++
 		}
 	}
-	err := s.db.View(func(tx *store.Tx) error { return eachDataKey(tx, try) })
+	err := s.db.View(func(tx store.Tx) error { return eachDataKey(tx, try) })
 	return c, err
 }

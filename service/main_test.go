@@ -9,7 +9,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,7 +29,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 type env struct {
 	t     *testing.T
 	path  string
-	db    *store.DB
+	db    store.DB
 	svc   *Service
 	clock *fakeClock
 }
@@ -45,9 +47,9 @@ func newEnv(t *testing.T) *env {
 // open (re)opens the store and builds a service over it: a restart.
 func (e *env) open() {
 	e.t.Helper()
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
-		e.t.Fatalf("store.Open: %v", err)
+		e.t.Fatalf("boltstore.Open: %v", err)
 	}
 	keys, err := NewKeyring("test", testKey)
 	if err != nil {

@@ -3,12 +3,12 @@ package service
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -175,9 +175,9 @@ const (
 // erasures still being resolved.
 func (p *Pipeline) due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
 	var batches, erasures []string
-	err = p.s.db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
-			at, task, err := parseScheduleKey(k)
+	err = p.s.db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
+			at, task, err := schema.ParseScheduleKey(k)
 			if err != nil {
 				return false, err
 			}
@@ -221,37 +221,21 @@ func (p *Pipeline) runTask(ctx context.Context, task string) {
 	}
 }
 
-// scheduleKey orders tasks by due time: U64(unix nanos) then the task.
-func scheduleKey(at time.Time, task string) []byte {
-	return append(store.U64(uint64(at.UnixNano())), task...)
-}
-
-func parseScheduleKey(k []byte) (time.Time, string, error) {
-	if len(k) < 9 {
-		return time.Time{}, "", errors.New("malformed schedule key")
-	}
-	ns, err := store.ParseU64(k[:8])
-	if err != nil {
-		return time.Time{}, "", err
-	}
-	return time.Unix(0, int64(ns)), string(k[8:]), nil
-}
-
 // reschedule moves a task from old (zero: not scheduled) to at (zero: unschedule), in tx.
-func reschedule(tx *store.Tx, task string, old, at time.Time) error {
+func reschedule(tx store.Tx, task string, old, at time.Time) error {
 	if !old.IsZero() {
-		if err := tx.Delete(store.Schedule, scheduleKey(old, task)); err != nil {
+		if err := tx.Delete(schema.Schedule, schema.ScheduleKey(old, task)); err != nil {
 			return err
 		}
 	}
 	if at.IsZero() {
 		return nil
 	}
-	return tx.Put(store.Schedule, scheduleKey(at, task), nil)
+	return tx.Put(schema.Schedule, schema.ScheduleKey(at, task), nil)
 }
 
 // setNext schedules the erasure's next step at `at` (zero: none) and records it on the erasure.
-func setNext(tx *store.Tx, r *record, at time.Time) error {
+func setNext(tx store.Tx, r *record, at time.Time) error {
 	if err := reschedule(tx, taskErasure+r.ID, r.NextAttemptTime, at); err != nil {
 		return err
 	}
@@ -260,9 +244,9 @@ func setNext(tx *store.Tx, r *record, at time.Time) error {
 }
 
 // scheduledTasks lists every scheduled task (for tests and diagnostics).
-func scheduledTasks(tx *store.Tx) ([]string, error) {
+func scheduledTasks(tx store.Tx) ([]string, error) {
 	var out []string
-	err := tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
+	err := tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
 		out = append(out, string(bytes.Clone(k[8:])))
 		return true, nil
 	})

@@ -319,7 +319,7 @@ func TestPipelineCrashAfterIntentResendsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The send was recorded (Sends = 1) and then the process died before the POST.
-	if err := e.p.updateBatch(context.Background(), 1, func(_ *storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
+	if err := e.p.updateBatch(context.Background(), 1, func(_ storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()

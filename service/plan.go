@@ -117,7 +117,7 @@ func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channe
 }
 
 // planOf is the plan of a stored erasure, inside a transaction.
-func (s *Service) planOf(tx *store.Tx, r *record, ts []Target) (Plan, error) {
+func (s *Service) planOf(tx store.Tx, r *record, ts []Target) (Plan, error) {
 	return s.buildPlan(r.AccountID, ts, identRefs(r), r.Channels, r.IdentifierUnsearchable, func() ([]byte, error) {
 		key, err := s.dataKeyOf(tx, r)
 		if err != nil {
@@ -135,7 +135,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 	}
 	if d == nil {
 		var res ResolveResult
-		err := s.db.View(func(tx *store.Tx) error {
+		err := s.db.View(func(tx store.Tx) error {
 			r, err := getRecord(tx, id)
 			if err != nil || r == nil {
 				if r == nil && err == nil {
@@ -161,7 +161,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 		audit.Action = AuditReject
 	}
 	var res ResolveResult
-	err = s.db.Update(ctx, func(tx *store.Tx) error {
+	err = s.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -322,7 +322,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	if err != nil {
 		return Erasure{}, err
 	}
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.db.View(func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil || r == nil {
 			return err
@@ -364,7 +364,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	}
 	now := s.now().UTC()
 	var e Erasure
-	err = s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	err = s.db.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		for _, bid := range batches {
 			b, err := getBatch(tx, bid)
 			if err != nil || b == nil {
@@ -413,7 +413,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 // would approve a deletion of its own choosing. The audit trail is the record of those
 // Submits: each successful one is indexed under its erasure in the transaction of its change,
 // and the trail is kept for as long as the erasure.
-func requestedBy(tx *store.Tx, r *record, principal string) (bool, error) {
+func requestedBy(tx store.Tx, r *record, principal string) (bool, error) {
 	if principal == r.SubmittedBy {
 		return true, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -25,7 +26,7 @@ func (s *Service) Status(ctx context.Context, name string) (Erasure, error) {
 // get reads one erasure's public view.
 func (s *Service) get(id string) (Erasure, error) {
 	var e Erasure
-	err := s.viewRecord(id, func(_ *store.Tx, r *record) error {
+	err := s.viewRecord(id, func(_ store.Tx, r *record) error {
 		e = r.Erasure
 		return nil
 	})
@@ -33,8 +34,8 @@ func (s *Service) get(id string) (Erasure, error) {
 }
 
 // viewRecord calls fn with erasure id's record in a read transaction, or returns NOT_FOUND.
-func (s *Service) viewRecord(id string, fn func(tx *store.Tx, r *record) error) error {
-	return s.db.View(func(tx *store.Tx) error {
+func (s *Service) viewRecord(id string, fn func(tx store.Tx, r *record) error) error {
+	return s.db.View(func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -87,13 +88,13 @@ func (s *Service) List(ctx context.Context, req ListRequest) (ListResult, error)
 		}
 	}
 	var res ListResult
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		res = ListResult{}
 		start := []byte(after)
 		if after != "" {
 			start = append(start, 0) // the first key after the last one returned
 		}
-		return tx.Scan(store.Erasures, start, func(k, v []byte) (bool, error) {
+		return tx.Scan(schema.Erasures, start, func(k, v []byte) (bool, error) {
 			var r record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode erasure %s: %w", k, err)
@@ -162,7 +163,7 @@ func (s *Service) Cancel(ctx context.Context, name, reason string) (Erasure, err
 	audit := s.audited(ctx, "Cancel", AuditCancel, now)
 	var e Erasure
 	remote := false
-	err = s.db.Update(ctx, func(tx *store.Tx) error {
+	err = s.db.Update(ctx, func(tx store.Tx) error {
 		remote = false
 		r, err := getRecord(tx, id)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -19,17 +20,9 @@ type queueEntry struct {
 	Count    int       `json:"count"` // waiting targets of this kind
 }
 
-func queuePrefix(account string, kind TargetKind) []byte {
-	return fmt.Appendf(nil, "%s\x00%d\x00", account, kind)
-}
-
-func queueKey(account string, kind TargetKind, id string) []byte {
-	return append(queuePrefix(account, kind), id...)
-}
-
 // enqueueTargets puts every QUEUED target of r that is not in a batch yet in the queue,
 // refreshing the erasure's entry for each kind (or removing it when none waits).
-func (p *Pipeline) enqueueTargets(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+func (p *Pipeline) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	counts := map[TargetKind]int{}
 	for _, t := range ts {
 		if t.Status == TargetQueued && t.Batch == 0 {
@@ -38,15 +31,15 @@ func (p *Pipeline) enqueueTargets(tx *store.Tx, r *record, ts []Target, now time
 	}
 	safe := r.DueTime.Add(-(p.s.cfg.CancelWindow + p.s.cfg.DeletionWindow + p.cfg.Margin))
 	for _, kind := range []TargetKind{KindEngagement, KindConversation, KindConsumer} {
-		key := queueKey(r.AccountID, kind, r.ID)
+		key := schema.QueueKey(r.AccountID, int32(kind), r.ID)
 		if counts[kind] == 0 {
-			if err := tx.Delete(store.Queue, key); err != nil {
+			if err := tx.Delete(schema.Queue, key); err != nil {
 				return err
 			}
 			continue
 		}
 		e := queueEntry{Enqueued: now, SafeBy: safe, AtRisk: r.AtRisk, Count: counts[kind]}
-		if v := tx.Get(store.Queue, key); v != nil {
+		if v := tx.Get(schema.Queue, key); v != nil {
 			var old queueEntry
 			if err := json.Unmarshal(v, &old); err == nil && old.Enqueued.Before(now) {
 				e.Enqueued = old.Enqueued
@@ -56,7 +49,7 @@ func (p *Pipeline) enqueueTargets(tx *store.Tx, r *record, ts []Target, now time
 		if err != nil {
 			return err
 		}
-		if err := tx.Put(store.Queue, key, v); err != nil {
+		if err := tx.Put(schema.Queue, key, v); err != nil {
 			return err
 		}
 	}
@@ -64,9 +57,9 @@ func (p *Pipeline) enqueueTargets(tx *store.Tx, r *record, ts []Target, now time
 }
 
 // dequeueErasure removes every queue entry of an erasure (it is final).
-func dequeueErasure(tx *store.Tx, account, id string) error {
+func dequeueErasure(tx store.Tx, account, id string) error {
 	for _, kind := range []TargetKind{KindEngagement, KindConversation, KindConsumer} {
-		if err := tx.Delete(store.Queue, queueKey(account, kind, id)); err != nil {
+		if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), id)); err != nil {
 			return err
 		}
 	}
@@ -82,9 +75,9 @@ type queueGroup struct {
 }
 
 // readQueues reads the whole queue, grouped by account and kind.
-func readQueues(tx *store.Tx) ([]*queueGroup, error) {
+func readQueues(tx store.Tx) ([]*queueGroup, error) {
 	var groups []*queueGroup
-	err := tx.Scan(store.Queue, nil, func(k, v []byte) (bool, error) {
+	err := tx.Scan(schema.Queue, nil, func(k, v []byte) (bool, error) {
 		parts := bytes.SplitN(k, []byte{0}, 3)
 		if len(parts) != 3 {
 			return false, fmt.Errorf("malformed queue key")

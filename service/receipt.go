@@ -9,14 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
 // Receipts are signed with an Ed25519 key derived from the key directory's root secret, as a JWS
 // (receiptjws.go), and chained: each holds the hash of the one before, under its signature, so a
 // missing or altered receipt breaks the chain.
-
-var receiptHeadKey = []byte("receipts/head")
 
 type receiptHead struct {
 	Seq  uint64 `json:"seq"`
@@ -34,9 +33,9 @@ func signedContent(r Receipt) ([]byte, error) {
 }
 
 // complete attaches a signed receipt to r and appends it to the chain, in tx.
-func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	var head receiptHead
-	if v := tx.Get(store.Ledger, receiptHeadKey); v != nil {
+	if v := tx.Get(schema.Ledger, schema.ReceiptHeadKey); v != nil {
 		if err := json.Unmarshal(v, &head); err != nil {
 			return err
 		}
@@ -74,14 +73,14 @@ func (s *Service) complete(tx *store.Tx, r *record, ts []Target, now time.Time) 
 		return err
 	}
 	head = receiptHead{Seq: head.Seq + 1, Hash: rc.Hash}
-	if err := tx.Put(store.Receipts, store.U64(head.Seq), v); err != nil {
+	if err := tx.Put(schema.Receipts, schema.ReceiptKey(head.Seq), v); err != nil {
 		return err
 	}
 	hv, err := json.Marshal(head)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(store.Ledger, receiptHeadKey, hv); err != nil {
+	if err := tx.Put(schema.Ledger, schema.ReceiptHeadKey, hv); err != nil {
 		return err
 	}
 	r.Receipt = &rc

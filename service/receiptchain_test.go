@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -72,8 +73,8 @@ func TestReceiptChainContinuesFromOldForm(t *testing.T) {
 	}
 	e := newPipeEnv(t)
 	head, _ := json.Marshal(receiptHead{Seq: 7, Hash: old.Hash})
-	if err := e.db.Update(context.Background(), func(tx *store.Tx) error {
-		return tx.Put(store.Ledger, receiptHeadKey, head)
+	if err := e.db.Update(context.Background(), func(tx store.Tx) error {
+		return tx.Put(schema.Ledger, schema.ReceiptHeadKey, head)
 	}); err != nil {
 		t.Fatal(err)
 	}

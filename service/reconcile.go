@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -114,11 +115,11 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 	}
 	var sib siblings
 	var ours string
-	err = p.s.db.View(func(tx *store.Tx) error {
+	err = p.s.db.View(func(tx store.Tx) error {
 		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
-		ours = string(tx.Get(store.Ledger, requestedByKey(b.Account)))
+		ours = string(tx.Get(schema.Ledger, schema.RequestedByKey(b.Account)))
 		return nil
 	})
 	if err != nil {
@@ -188,9 +189,9 @@ func (s siblings) taken(id int64) bool { return s.claimed[id] || s.reserved[id] 
 // scanSiblings reads every batch once and gathers what the batches of account other than self
 // tell about self's reconciliation. A held batch that had self as a rival counts as unknown and
 // reserves nothing against self; any other held batch reserves its candidates.
-func scanSiblings(tx *store.Tx, account string, self uint64) (siblings, error) {
+func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 	sib := siblings{claimed: map[int64]bool{}, reserved: map[int64]bool{}}
-	err := tx.Scan(store.Batches, nil, func(_, v []byte) (bool, error) {
+	err := tx.Scan(schema.Batches, nil, func(_, v []byte) (bool, error) {
 		var other batch
 		if err := json.Unmarshal(v, &other); err != nil {
 			return false, err
@@ -231,14 +232,12 @@ type sendTurn struct {
 	Waiting []uint64 `json:"waiting,omitempty"`
 }
 
-func sendTurnKey(account string) []byte { return []byte("send_turn/" + account) }
-
 // takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
 // joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
 // turn.
-func takeSendTurn(tx *store.Tx, b *batch) (bool, error) {
+func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
 	var t sendTurn
-	if v := tx.Get(store.Ledger, sendTurnKey(b.Account)); v != nil {
+	if v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account)); v != nil {
 		if err := json.Unmarshal(v, &t); err != nil {
 			return false, err
 		}
@@ -261,13 +260,13 @@ func takeSendTurn(tx *store.Tx, b *batch) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return ok, tx.Put(store.Ledger, sendTurnKey(b.Account), v)
+	return ok, tx.Put(schema.Ledger, schema.SendTurnKey(b.Account), v)
 }
 
 // releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
 // batches that waited for it at once.
-func (p *Pipeline) releaseSendTurn(tx *store.Tx, b *batch, now time.Time) error {
-	v := tx.Get(store.Ledger, sendTurnKey(b.Account))
+func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
+	v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account))
 	if v == nil {
 		return nil
 	}
@@ -293,14 +292,12 @@ func (p *Pipeline) releaseSendTurn(tx *store.Tx, b *batch, now time.Time) error 
 			return err
 		}
 	}
-	return tx.Delete(store.Ledger, sendTurnKey(b.Account))
+	return tx.Delete(schema.Ledger, schema.SendTurnKey(b.Account))
 }
 
-func requestedByKey(account string) []byte { return []byte("requested_by/" + account) }
-
 // putRequestedBy remembers who we are at LivePerson for account, as its create answers say.
-func putRequestedBy(tx *store.Tx, account, who string) error {
-	return tx.Put(store.Ledger, requestedByKey(account), []byte(who))
+func putRequestedBy(tx store.Tx, account, who string) error {
+	return tx.Put(schema.Ledger, schema.RequestedByKey(account), []byte(who))
 }
 
 // errTaken: the request reconciliation found was claimed or reserved by another batch in the
@@ -312,7 +309,7 @@ var errTaken = errors.New("the LivePerson request found for the batch now belong
 func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error {
 	now := p.s.now()
 	taken := false
-	err := p.updateBatch(ctx, id, func(tx *store.Tx, b *batch) error {
+	err := p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		taken = false
 		if b.State != batchIntent {
 			return errStale
@@ -338,7 +335,7 @@ const turnWaitError = "waiting for an earlier LivePerson deletion request of thi
 // showWaiting makes b's erasures show, or stop showing, that b waits for its account's send
 // turn. Each change is written once: a batch that keeps waiting writes nothing more. A hold
 // shown by an erasure outranks the wait.
-func (p *Pipeline) showWaiting(tx *store.Tx, b *batch, wait bool, now time.Time) error {
+func (p *Pipeline) showWaiting(tx store.Tx, b *batch, wait bool, now time.Time) error {
 	if b.Waited == wait {
 		return nil
 	}

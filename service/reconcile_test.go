@@ -323,7 +323,7 @@ func (e *docEnv) twoBatches() string {
 func (e *docEnv) batchOf(id uint64) *batch {
 	e.t.Helper()
 	var b *batch
-	if err := e.db.View(func(tx *storeTx) (err error) { b, err = getBatch(tx, id); return err }); err != nil {
+	if err := e.db.View(func(tx storeTx) (err error) { b, err = getBatch(tx, id); return err }); err != nil {
 		e.t.Fatal(err)
 	}
 	return b
@@ -423,7 +423,7 @@ func TestReconcileTwoUnknownBatchesHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []uint64{1, 2} {
-		if err := e.p.updateBatch(ctx, id, func(_ *storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
+		if err := e.p.updateBatch(ctx, id, func(_ storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -58,7 +58,7 @@ func (p *Pipeline) withRetryNotice(ctx context.Context, snap *snapshot) (_ conte
 		next := now.Add(c.Wait)
 		first := !logged
 		var rev uint64
-		err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+		err := p.s.db.Update(ctx, func(tx store.Tx) error {
 			r, err := getRecord(tx, snap.r.ID)
 			if err != nil {
 				return err
@@ -98,7 +98,7 @@ func (p *Pipeline) withRetryNotice(ctx context.Context, snap *snapshot) (_ conte
 // logCallRetry logs, once tx commits, that a LivePerson call of r's step failed and is tried
 // again at next: at warning level for the step's first retry, at debug level after it. The line
 // names the service, the attempt and the wait, never the call's data.
-func (p *Pipeline) logCallRetry(tx *store.Tx, r *record, step string, c CallRetry, next time.Time, first bool) error {
+func (p *Pipeline) logCallRetry(tx store.Tx, r *record, step string, c CallRetry, next time.Time, first bool) error {
 	line := []any{"erasure", r.ID, "account", r.AccountID, "step", step, "reason", r.LastError,
 		"next_attempt_time", next}
 	if c.Service != "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -99,7 +100,7 @@ func openIndex(key []byte, id string, sealed []byte) (indexSecrets, error) {
 }
 
 // indexOf opens r's sealed index, inside a transaction; it returns r's data key too.
-func (s *Service) indexOf(tx *store.Tx, r *record) (indexSecrets, []byte, error) {
+func (s *Service) indexOf(tx store.Tx, r *record) (indexSecrets, []byte, error) {
 	key, err := s.dataKeyOf(tx, r)
 	if err != nil {
 		return indexSecrets{}, nil, err
@@ -189,7 +190,7 @@ type clearFields struct {
 // entries: the next start with the right keys seals it, or the keeper shreds it.
 func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 	unreadable := 0
-	err := inChunks(ctx, s, c.records, func(tx *store.Tx, id string) error {
+	err := inChunks(ctx, s, c.records, func(tx store.Tx, id string) error {
 		r, err := getRecord(tx, id)
 		if err != nil || r == nil || r.Index != nil || !r.ShredTime.IsZero() {
 			return err
@@ -228,8 +229,8 @@ func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 	if err != nil {
 		return err
 	}
-	err = inChunks(ctx, s, c.entries, func(tx *store.Tx, k string) error {
-		v := tx.Get(store.Requests, []byte(k))
+	err = inChunks(ctx, s, c.entries, func(tx store.Tx, k string) error {
+		v := tx.Get(schema.Requests, []byte(k))
 		var e requestEntry
 		if v == nil {
 			return nil
@@ -261,7 +262,7 @@ func (s *Service) sealClearFields(ctx context.Context, c clearFields) error {
 		if v, err = json.Marshal(e); err != nil {
 			return err
 		}
-		return tx.Put(store.Requests, []byte(k), v)
+		return tx.Put(schema.Requests, []byte(k), v)
 	})
 	if err != nil {
 		return err

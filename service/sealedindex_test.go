@@ -9,14 +9,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // publicFP is the public fingerprint erasure id gives identifier s (its data key must exist).
 func (e *env) publicFP(id string, s Subject) string {
 	e.t.Helper()
 	var fp string
-	err := e.db.View(func(tx *store.Tx) error {
+	err := e.db.View(func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -109,7 +111,7 @@ func TestPublicFingerprintsArePerErasure(t *testing.T) {
 func (e *env) toClearFields(id string) {
 	e.t.Helper()
 	ctx := context.Background()
-	err := e.db.Update(ctx, func(tx *store.Tx) error {
+	err := e.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -128,7 +130,7 @@ func (e *env) toClearFields(id string) {
 		}
 		type kv struct{ k, v []byte }
 		var entries []kv
-		err = tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+		err = tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 			var en requestEntry
 			if err := json.Unmarshal(v, &en); err != nil {
 				return false, err
@@ -153,7 +155,7 @@ func (e *env) toClearFields(id string) {
 			return err
 		}
 		for _, en := range entries {
-			if err := tx.Put(store.Requests, en.k, en.v); err != nil {
+			if err := tx.Put(schema.Requests, en.k, en.v); err != nil {
 				return err
 			}
 		}
@@ -183,7 +185,7 @@ func TestClearFieldsAreSealedOnLoad(t *testing.T) {
 	if _, err := e.svc.Cancel(ctx, gone.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	err := e.db.Update(ctx, func(tx *store.Tx) error {
+	err := e.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, gone.ID)
 		if err != nil {
 			return err
@@ -203,7 +205,7 @@ func TestClearFieldsAreSealedOnLoad(t *testing.T) {
 	e.restart()
 
 	var r *record
-	if err := e.db.View(func(tx *store.Tx) (err error) { r, err = getRecord(tx, created.ID); return err }); err != nil {
+	if err := e.db.View(func(tx store.Tx) (err error) { r, err = getRecord(tx, created.ID); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if r.Index == nil || r.PayloadHash != "" {
@@ -215,8 +217,8 @@ func TestClearFieldsAreSealedOnLoad(t *testing.T) {
 		t.Errorf("after loading, fingerprints %s %+v: want the public ones", r.Fingerprint, r.Aliases)
 	}
 	var clear int
-	err = e.db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+	err = e.db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 			var en requestEntry
 			if err := json.Unmarshal(v, &en); err != nil {
 				return false, err
@@ -266,7 +268,7 @@ func TestWrongMasterKeyStartsWithoutAnsweringRetries(t *testing.T) {
 	if err := e.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
 // Store is what the service needs from storage: transactions that commit durably, an event log
-// with revisions, and a watch of that log. *store.DB implements it; a replicated implementation
-// (etcd) would too.
+// with revisions, and a watch of that log: a subset of store.DB, so that every backend
+// (store/boltstore, a replicated one) provides it.
 type Store interface {
-	Update(ctx context.Context, fn func(tx *store.Tx) error) error
-	View(fn func(tx *store.Tx) error) error
-	Watch(from uint64, key string) (*store.Watcher, error)
+	Update(ctx context.Context, fn func(tx store.Tx) error) error
+	View(fn func(tx store.Tx) error) error
+	Watch(from uint64, key string) (store.Watcher, error)
 	Rev() uint64
 	Oldest() uint64
 	Compact(ctx context.Context, rev uint64) error
@@ -28,7 +29,7 @@ type Store interface {
 	Backup(fn func(s store.Snapshot) error) error
 }
 
-var _ Store = (*store.DB)(nil)
+var _ Store = store.DB(nil)
 
 // Config holds the service's settings.
 type Config struct {
@@ -106,6 +107,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if err := schema.Ensure(context.Background(), db); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
 	if err := s.ensureCounts(context.Background()); err != nil {
 		return nil, err
@@ -191,8 +195,8 @@ func Principal(ctx context.Context) string {
 }
 
 // getRecord loads an erasure by id inside tx; (nil, nil) when absent.
-func getRecord(tx *store.Tx, id string) (*record, error) {
-	v := tx.Get(store.Erasures, []byte(id))
+func getRecord(tx store.Tx, id string) (*record, error) {
+	v := tx.Get(schema.Erasures, []byte(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -235,7 +239,7 @@ type erasureChange struct {
 // and keeps its revision and update time: the schedule moves with it, the history does not grow.
 // A change of state is logged once the transaction commits; a move to FAILED is logged as its
 // incident instead (failErasure).
-func (s *Service) transition(tx *store.Tx, r *record, c erasureChange) error {
+func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 	skipped, err := checkMove(c.from, r.State)
 	if err != nil {
 		return err
@@ -300,7 +304,7 @@ func (s *Service) transition(tx *store.Tx, r *record, c erasureChange) error {
 // change that reaches the change history (a new erasure, a change of state or of the at-risk
 // flag) passes here, so the erasure counts are kept here too, in tx: a changed erasure's before r
 // is stored (countChange reads how it counted), a new one's in either order.
-func (s *Service) logStateChange(tx *store.Tx, r *record, prev State) error {
+func (s *Service) logStateChange(tx store.Tx, r *record, prev State) error {
 	if err := s.countChange(tx, r, prev); err != nil {
 		return err
 	}
@@ -404,12 +408,12 @@ func joinObjects(a, b []byte) []byte {
 }
 
 // put appends the event and stores the record with the event's revision, which it returns.
-func (c encodedChange) put(tx *store.Tx) (uint64, error) {
+func (c encodedChange) put(tx store.Tx) (uint64, error) {
 	rev, err := tx.Append(c.id, c.event)
 	if err != nil {
 		return 0, err
 	}
-	return rev, tx.Put(store.Erasures, []byte(c.id), withRevision(c.record, rev))
+	return rev, tx.Put(schema.Erasures, []byte(c.id), withRevision(c.record, rev))
 }
 
 // withRevision returns the JSON object obj with a "revision" member added: obj must not have one
@@ -434,7 +438,7 @@ func notFound(id string) error {
 func (s *Service) update(ctx context.Context, id string, change func(r *record) error) (Erasure, error) {
 	now := s.now().UTC()
 	var e Erasure
-	err := s.db.Update(ctx, func(tx *store.Tx) error {
+	err := s.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err

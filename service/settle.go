@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -30,7 +31,7 @@ const heldUnlistedError = "LivePerson's list of deletion requests could not be r
 func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlisted error) error {
 	now := p.s.now()
 	held := false
-	err := p.updateBatch(ctx, b.ID, func(tx *store.Tx, cur *batch) error {
+	err := p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *batch) error {
 		held = false
 		if cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
@@ -44,7 +45,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
 		cur.Unlisted, cur.ListFailures = unlisted != nil, 0
-		if err := tx.Put(store.Ledger, heldKey(cur.Account, cur.ID), nil); err != nil {
+		if err := tx.Put(schema.Ledger, schema.HeldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}
 		err = p.forMembers(tx, cur, func(r *record, ts []Target) error {
@@ -129,7 +130,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	}
 	var ids []string
 	var kind TargetKind
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		b, err := heldBatch(tx, account, batchID)
 		if err != nil {
 			return err
@@ -167,14 +168,14 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		audit.Detail = "not_created"
 	}
 	var members []string
-	err = s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	err = s.db.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		b, err := heldBatch(tx, account, batchID)
 		if err != nil {
 			return err
 		}
 		members = b.Erasures
 		b.SettledBy = who
-		if err := tx.Delete(store.Ledger, heldKey(account, batchID)); err != nil {
+		if err := tx.Delete(schema.Ledger, schema.HeldKey(account, batchID)); err != nil {
 			return err
 		}
 		if notCreated {
@@ -198,7 +199,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		"liveperson_request", lpRequestID, "not_created", notCreated, "by", who)
 	s.wakePipeline()
 	res := SettleResult{BatchID: batchID, LPRequestID: lpRequestID}
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.db.View(func(tx store.Tx) error {
 		for _, id := range members {
 			r, err := getRecord(tx, id)
 			if err != nil {
@@ -217,7 +218,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 // found nothing at LivePerson. Its candidates are no longer reserved, and no longer its own
 // candidates either, should its next answer be lost too. It takes the account's
 // send turn like any other batch, waiting if another batch is in flight.
-func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
+func (p *Pipeline) unhold(tx store.Tx, b *batch, now time.Time) error {
 	err := p.forMembers(tx, b, func(r *record, ts []Target) error {
 		clearHeld(r, ts, b.ID)
 		return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
@@ -232,7 +233,7 @@ func (p *Pipeline) unhold(tx *store.Tx, b *batch, now time.Time) error {
 }
 
 // heldBatch reads batch id of account, which must be held.
-func heldBatch(tx *store.Tx, account string, id uint64) (*batch, error) {
+func heldBatch(tx store.Tx, account string, id uint64) (*batch, error) {
 	b, err := getBatch(tx, id)
 	if err != nil {
 		return nil, err
@@ -251,7 +252,7 @@ func heldBatch(tx *store.Tx, account string, id uint64) (*batch, error) {
 }
 
 // notClaimed fails if another batch of b's account already follows LivePerson request lpID.
-func notClaimed(tx *store.Tx, b *batch, lpID int64) error {
+func notClaimed(tx store.Tx, b *batch, lpID int64) error {
 	sib, err := scanSiblings(tx, b.Account, b.ID)
 	if err != nil || !sib.claimed[lpID] {
 		return err
@@ -272,14 +273,6 @@ func lookupError(err error, lpID int64) error {
 		Message: "could not read the request at LivePerson (" + describe(err) + "); try again", Metadata: meta}
 }
 
-var heldPrefix = []byte("held/")
-
-// heldKey marks a held batch in the ledger, so held batches are counted without reading every
-// batch.
-func heldKey(account string, id uint64) []byte {
-	return append(append(append(bytes.Clone(heldPrefix), account...), 0), store.U64(id)...)
-}
-
 // HeldBatchCounts counts held batches per account (every configured account appears, held or
 // not): each waits for an operator to settle it with SettleBatch.
 func (s *Service) HeldBatchCounts() (map[string]int, error) {
@@ -287,9 +280,9 @@ func (s *Service) HeldBatchCounts() (map[string]int, error) {
 	for _, a := range s.cfg.Accounts {
 		counts[a] = 0
 	}
-	err := s.db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Ledger, heldPrefix, func(k, _ []byte) (bool, error) {
-			rest, ok := bytes.CutPrefix(k, heldPrefix)
+	err := s.db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Ledger, schema.HeldPrefix, func(k, _ []byte) (bool, error) {
+			rest, ok := bytes.CutPrefix(k, schema.HeldPrefix)
 			if !ok {
 				return false, nil
 			}

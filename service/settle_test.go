@@ -83,7 +83,7 @@ func TestSettleBatchNotCreatedLostAgain(t *testing.T) {
 func (e *docEnv) reserved() []int64 {
 	e.t.Helper()
 	var sib siblings
-	if err := e.db.View(func(tx *storeTx) (err error) { sib, err = scanSiblings(tx, "1234", 999); return err }); err != nil {
+	if err := e.db.View(func(tx storeTx) (err error) { sib, err = scanSiblings(tx, "1234", 999); return err }); err != nil {
 		e.t.Fatal(err)
 	}
 	return slices.Sorted(maps.Keys(sib.reserved))
@@ -202,7 +202,7 @@ func TestSettleBatchRefusals(t *testing.T) {
 	e.lp.getErr = nil
 	// Every refusal left the batch held.
 	var b *batch
-	if err := e.db.View(func(tx *storeTx) (err error) { b, err = getBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
+	if err := e.db.View(func(tx storeTx) (err error) { b, err = getBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
 		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
 	}
 	e.wantCreates(2)
@@ -219,7 +219,7 @@ func TestHeldErasureRefusesCancelAndKeepsItsBlock(t *testing.T) {
 		t.Fatalf("Cancel of a held erasure = %v, want FAILED_PRECONDITION DELETION_OUTCOME_UNKNOWN", err)
 	}
 	id, _ := ParseName(b)
-	err = e.svc.db.Update(context.Background(), func(tx *store.Tx) error {
+	err = e.svc.db.Update(context.Background(), func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -199,7 +200,7 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 		return st, err
 	}
 	var plan keepPlan
-	if err := s.db.View(func(tx *store.Tx) (err error) {
+	if err := s.db.View(func(tx store.Tx) (err error) {
 		plan, err = s.planKeep(tx, now, cur, migrateOnly)
 		return err
 	}); err != nil {
@@ -223,7 +224,7 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	return st, s.destroyUnused(ctx, now, &st)
 }
 
-func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
+func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
 	plan := keepPlan{dedups: map[string][]string{}, seen: Stats{ByState: map[State]int{}}, rev: tx.Rev()}
 	var err error
 	if plan.counted, _, err = getCounts(tx); err != nil {
@@ -231,7 +232,7 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 	}
 	gone := map[string]bool{} // erasure id → shredded, or shredded in this run
 	shredding := map[string]bool{}
-	err = tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+	err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 		r := new(record)
 		if err := json.Unmarshal(v, r); err != nil {
 			return false, fmt.Errorf("decode erasure %s: %w", k, err)
@@ -263,12 +264,12 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 	if err != nil {
 		return plan, err
 	}
-	err = tx.Scan(store.Batches, nil, func(k, v []byte) (bool, error) {
+	err = tx.Scan(schema.Batches, nil, func(k, v []byte) (bool, error) {
 		var b batch
 		if err := json.Unmarshal(v, &b); err != nil {
 			return false, fmt.Errorf("decode batch: %w", err)
 		}
-		w := tx.Get(store.Keys, batchKeyName(b.ID))
+		w := tx.Get(schema.Keys, schema.BatchKeyName(b.ID))
 		if w == nil {
 			return true, nil
 		}
@@ -293,7 +294,7 @@ func (s *Service) planKeep(tx *store.Tx, now time.Time, cur string, migrateOnly 
 	if err != nil || len(shredding) == 0 {
 		return plan, err
 	}
-	err = tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
+	err = tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
 		var e requestEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("decode idempotency record: %w", err)
@@ -319,12 +320,12 @@ func batchIDsNeeded(state string) bool { return state == batchIntent || state ==
 const keepChunk = 128
 
 // inChunks runs fn over items, keepChunk at a time, one transaction each.
-func inChunks[T any](ctx context.Context, s *Service, items []T, fn func(tx *store.Tx, item T) error) error {
+func inChunks[T any](ctx context.Context, s *Service, items []T, fn func(tx store.Tx, item T) error) error {
 	for len(items) > 0 {
 		n := min(len(items), keepChunk)
 		chunk := items[:n]
 		items = items[n:]
-		err := s.db.Update(ctx, func(tx *store.Tx) error {
+		err := s.db.Update(ctx, func(tx store.Tx) error {
 			for _, it := range chunk {
 				if err := fn(tx, it); err != nil {
 					return err
@@ -341,12 +342,12 @@ func inChunks[T any](ctx context.Context, s *Service, items []T, fn func(tx *sto
 
 // putQuiet stores r as it is, with its revision and without an event: for changes of the private
 // part only, which no watcher sees.
-func putQuiet(tx *store.Tx, r *record) error {
+func putQuiet(tx store.Tx, r *record) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return tx.Put(store.Erasures, []byte(r.ID), v)
+	return tx.Put(schema.Erasures, []byte(r.ID), v)
 }
 
 // applyRewraps re-wraps the data keys of the plan. A data key that does not open is passed over,
@@ -355,7 +356,7 @@ func putQuiet(tx *store.Tx, r *record) error {
 func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *KeepStats) error {
 	var rewrapped, migrated int
 	unreadable := map[rewrapTask]bool{} // a set: a re-run transaction adds the same again
-	err := inChunks(ctx, s, tasks, func(tx *store.Tx, t rewrapTask) error {
+	err := inChunks(ctx, s, tasks, func(tx store.Tx, t rewrapTask) error {
 		if t.erasure != "" {
 			r, err := getRecord(tx, t.erasure)
 			if err != nil || r == nil || !r.ShredTime.IsZero() {
@@ -378,7 +379,7 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 				return fmt.Errorf("re-wrap the data key of erasure %s: %w", r.ID, err)
 			}
 			r.DataKey = nw
-			if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
+			if err := tx.Delete(schema.Keys, []byte(r.ID)); err != nil {
 				return err
 			}
 			rewrapped++
@@ -387,8 +388,8 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 			}
 			return putQuiet(tx, r)
 		}
-		name := batchKeyName(t.batch)
-		w := tx.Get(store.Keys, name)
+		name := schema.BatchKeyName(t.batch)
+		w := tx.Get(schema.Keys, name)
 		if w == nil {
 			return nil
 		}
@@ -408,7 +409,7 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 		if by == "" {
 			migrated++
 		}
-		return tx.Put(store.Keys, name, nw)
+		return tx.Put(schema.Keys, name, nw)
 	})
 	// A re-run transaction counts again; the counts are for the log only.
 	st.Rewrapped += min(rewrapped, len(tasks))
@@ -437,12 +438,12 @@ func (s *Service) applyRewraps(ctx context.Context, tasks []rewrapTask, st *Keep
 // shredErasures destroys the data key and sealed data of each erasure of the plan, with an event.
 func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Time, st *KeepStats) error {
 	n := 0
-	err := inChunks(ctx, s, plan.shred, func(tx *store.Tx, id string) error {
+	err := inChunks(ctx, s, plan.shred, func(tx store.Tx, id string) error {
 		r, err := getRecord(tx, id)
 		if err != nil || r == nil || !r.ShredTime.IsZero() || !r.State.Final() || now.Before(finalTimeOf(r).Add(s.cfg.Retention)) {
 			return err
 		}
-		if err := tx.Delete(store.Keys, []byte(r.ID)); err != nil {
+		if err := tx.Delete(schema.Keys, []byte(r.ID)); err != nil {
 			return err
 		}
 		r.DataKey, r.Sealed, r.SealedTargets, r.SealedConsumers, r.Index = nil, nil, nil, nil, nil
@@ -458,7 +459,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 		r.PayloadHash = ""
 		scrubbed := []requestEntry{{RequestID: r.RequestID, ErasureID: r.ID}}
 		for _, key := range plan.dedups[id] {
-			v := tx.Get(store.Requests, []byte(key))
+			v := tx.Get(schema.Requests, []byte(key))
 			var e requestEntry
 			if v == nil || json.Unmarshal(v, &e) != nil {
 				continue
@@ -467,7 +468,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 			if v, err = json.Marshal(e); err != nil {
 				return err
 			}
-			if err := tx.Put(store.Requests, []byte(key), v); err != nil {
+			if err := tx.Put(schema.Requests, []byte(key), v); err != nil {
 				return err
 			}
 			scrubbed = append(scrubbed, e)
@@ -496,12 +497,12 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 // shredBatches destroys the data key and sealed ids of each batch.
 func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats) error {
 	n := 0
-	err := inChunks(ctx, s, ids, func(tx *store.Tx, id uint64) error {
+	err := inChunks(ctx, s, ids, func(tx store.Tx, id uint64) error {
 		b, err := getBatch(tx, id)
 		if err != nil || b == nil {
 			return err
 		}
-		if err := tx.Delete(store.Keys, batchKeyName(id)); err != nil {
+		if err := tx.Delete(schema.Keys, schema.BatchKeyName(id)); err != nil {
 			return err
 		}
 		b.Sealed = nil

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 const (
@@ -41,7 +43,7 @@ func newKeyEnv(t *testing.T) *keyEnv {
 // reopen opens the store, the keyring from the key directory and a service with a pipeline.
 func (e *keyEnv) reopen() {
 	e.t.Helper()
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func (e *keyEnv) periodFiles() []string {
 func (e *keyEnv) record(id string) *record {
 	e.t.Helper()
 	var r *record
-	if err := e.db.View(func(tx *store.Tx) (err error) { r, err = getRecord(tx, id); return err }); err != nil {
+	if err := e.db.View(func(tx store.Tx) (err error) { r, err = getRecord(tx, id); return err }); err != nil {
 		e.t.Fatal(err)
 	}
 	return r
@@ -113,14 +115,14 @@ func copyFile(t *testing.T, from, to string) {
 // with the ciphertexts sealed by each erasure's key.
 func wrappedKeys(t *testing.T, path string) (keys map[string][]byte, sealed map[string][]byte) {
 	t.Helper()
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	keys, sealed = map[string][]byte{}, map[string][]byte{}
-	err = db.View(func(tx *store.Tx) error {
-		err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+	err = db.View(func(tx store.Tx) error {
+		err := tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 			r, err := getRecord(tx, string(k))
 			if err != nil {
 				return false, err
@@ -136,7 +138,7 @@ func wrappedKeys(t *testing.T, path string) (keys map[string][]byte, sealed map[
 		if err != nil {
 			return err
 		}
-		return tx.Scan(store.Keys, nil, func(k, v []byte) (bool, error) {
+		return tx.Scan(schema.Keys, nil, func(k, v []byte) (bool, error) {
 			keys[string(k)] = bytes.Clone(v)
 			return true, nil
 		})
@@ -173,11 +175,11 @@ func opensAny(k *Keyring, purpose string, w []byte) bool {
 }
 
 // batchKeys counts the batch data keys the database holds.
-func batchKeys(t *testing.T, db *store.DB) int {
+func batchKeys(t *testing.T, db store.DB) int {
 	t.Helper()
 	n := 0
-	if err := db.View(func(tx *store.Tx) error {
-		return tx.Scan(store.Keys, []byte("batch/"), func(k, _ []byte) (bool, error) {
+	if err := db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Keys, []byte("batch/"), func(k, _ []byte) (bool, error) {
 			if !bytes.HasPrefix(k, []byte("batch/")) {
 				return false, nil
 			}
@@ -400,7 +402,7 @@ func TestKeysWrappedByTheMasterKeyMigrate(t *testing.T) {
 	if err := e.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func TestKeysWrappedByTheMasterKeyMigrate(t *testing.T) {
 		t.Fatalf("MigrateKeys: %+v, %v; want 1 key migrated", st, err)
 	}
 	var r *record
-	if err := db.View(func(tx *store.Tx) (err error) { r, err = getRecord(tx, id); return err }); err != nil {
+	if err := db.View(func(tx store.Tx) (err error) { r, err = getRecord(tx, id); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if wrappedBy(r.DataKey) != keys.PeriodKeys()[0] {
@@ -456,7 +458,7 @@ func TestPipelineRunMigratesKeysOnItsOwn(t *testing.T) {
 	if err := e.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -40,9 +41,6 @@ type Stats struct {
 	AtRisk  int           `json:"at_risk"` // open erasures that may miss their deadline
 }
 
-// countsKey holds the erasure counts (Stats, JSON) in the ledger.
-var countsKey = []byte("counts/erasures")
-
 // errNoCounts means the store holds no erasure counts: it was not opened through New.
 var errNoCounts = errors.New("service: the store holds no erasure counts")
 
@@ -50,7 +48,7 @@ var errNoCounts = errors.New("service: the store holds no erasure counts")
 // however many erasures are stored.
 func (s *Service) Stats() (Stats, error) {
 	var st Stats
-	err := s.db.View(func(tx *store.Tx) (err error) {
+	err := s.db.View(func(tx store.Tx) (err error) {
 		var ok bool
 		st, ok, err = getCounts(tx)
 		if err == nil && !ok {
@@ -101,8 +99,8 @@ func (st Stats) String() string {
 }
 
 // getCounts reads the counts in tx; ok is false when the store has none.
-func getCounts(tx *store.Tx) (st Stats, ok bool, err error) {
-	v := tx.Get(store.Ledger, countsKey)
+func getCounts(tx store.Tx) (st Stats, ok bool, err error) {
+	v := tx.Get(schema.Ledger, schema.CountsKey)
 	if v == nil {
 		return Stats{ByState: map[State]int{}}, false, nil
 	}
@@ -115,22 +113,22 @@ func getCounts(tx *store.Tx) (st Stats, ok bool, err error) {
 	return st, true, nil
 }
 
-func putCounts(tx *store.Tx, st Stats) error {
+func putCounts(tx store.Tx, st Stats) error {
 	v, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return tx.Put(store.Ledger, countsKey, v)
+	return tx.Put(schema.Ledger, schema.CountsKey, v)
 }
 
 // countChange moves r from how it counts as stored in tx (nowhere for a new erasure, prev
 // StateUnspecified) to how it counts now. It must run before r is stored; logStateChange, which
 // calls it, does. It writes only when r's state or at-risk flag changed.
-func (s *Service) countChange(tx *store.Tx, r *record, prev State) error {
+func (s *Service) countChange(tx store.Tx, r *record, prev State) error {
 	now := tallyOf(r.State, r.AtRisk)
 	var was tally
 	if prev != StateUnspecified {
-		v := tx.Get(store.Erasures, []byte(r.ID))
+		v := tx.Get(schema.Erasures, []byte(r.ID))
 		if v == nil {
 			return fmt.Errorf("count erasure %s: not stored", r.ID)
 		}
@@ -164,9 +162,9 @@ func tallyStored(v []byte) (tally, error) {
 }
 
 // recount counts every erasure record in tx: what the counts must equal.
-func recount(tx *store.Tx) (Stats, error) {
+func recount(tx store.Tx) (Stats, error) {
 	st := Stats{ByState: map[State]int{}}
-	err := tx.Scan(store.Erasures, nil, func(k, v []byte) (bool, error) {
+	err := tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 		t, err := tallyStored(v)
 		if err != nil {
 			return false, fmt.Errorf("decode erasure %s: %w", k, err)
@@ -181,14 +179,14 @@ func recount(tx *store.Tx) (Stats, error) {
 // before they were kept). New calls it before anything else writes.
 func (s *Service) ensureCounts(ctx context.Context) error {
 	var ok bool
-	if err := s.db.View(func(tx *store.Tx) (err error) {
+	if err := s.db.View(func(tx store.Tx) (err error) {
 		_, ok, err = getCounts(tx)
 		return err
 	}); err != nil || ok {
 		return err
 	}
 	var st Stats
-	err := s.db.Update(ctx, func(tx *store.Tx) (err error) {
+	err := s.db.Update(ctx, func(tx store.Tx) (err error) {
 		if st, err = recount(tx); err != nil {
 			return err
 		}
@@ -210,7 +208,7 @@ func (s *Service) checkCounts(ctx context.Context, stored, seen Stats, rev uint6
 	if stored.equal(seen) {
 		return nil
 	}
-	err := s.db.Update(ctx, func(tx *store.Tx) error {
+	err := s.db.Update(ctx, func(tx store.Tx) error {
 		st := seen
 		if tx.Rev() != rev {
 			// Erasures changed since the keeper read them (every change of a state or at-risk flag

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // BenchmarkStats compares what a metrics scrape pays for the erasure gauges with 100,000 stored
@@ -16,7 +18,7 @@ import (
 //	go test -run x -bench Stats ./service/
 func BenchmarkStats(b *testing.B) {
 	const n = 100_000
-	db, err := store.Open(filepath.Join(b.TempDir(), "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(b.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func BenchmarkStats(b *testing.B) {
 	}
 	b.Run("recount", func(b *testing.B) {
 		for range b.N {
-			if err := db.View(func(tx *store.Tx) error {
+			if err := db.View(func(tx store.Tx) error {
 				st, err := recount(tx)
 				if err == nil && st.ByState[StateReceived] != n {
 					b.Fatalf("recount %s, want %d received", st, n)

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // countedEnv is a key environment whose service reports state changes to a tally kept across
@@ -33,7 +35,7 @@ func newCountedEnv(t *testing.T) *countedEnv {
 // reopen is keyEnv.reopen with the state hook and the log.
 func (e *countedEnv) reopen() {
 	e.t.Helper()
-	db, err := store.Open(e.path, store.Options{})
+	db, err := boltstore.Open(e.path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func (e *countedEnv) restart() {
 func (e *countedEnv) recounted() Stats {
 	e.t.Helper()
 	var st Stats
-	if err := e.db.View(func(tx *store.Tx) (err error) {
+	if err := e.db.View(func(tx store.Tx) (err error) {
 		st, err = recount(tx)
 		return err
 	}); err != nil {
@@ -218,7 +220,7 @@ func TestCountsCountedOnceForAnOlderStore(t *testing.T) {
 	}
 	e.submit(submitReq(rid(3), "1234", customer("C")))
 	want := e.check("before")
-	if err := e.db.Update(context.Background(), func(tx *store.Tx) error { return tx.Delete(store.Ledger, countsKey) }); err != nil {
+	if err := e.db.Update(context.Background(), func(tx store.Tx) error { return tx.Delete(schema.Ledger, schema.CountsKey) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Stats(); err == nil {
@@ -243,7 +245,7 @@ func TestKeeperCorrectsCountsThatDrifted(t *testing.T) {
 	e.submit(submitReq(rid(2), "1234", customer("B")))
 	want := e.check("before")
 	wrong := Stats{ByState: map[State]int{StateCompleted: 7}, AtRisk: 3}
-	if err := e.db.Update(context.Background(), func(tx *store.Tx) error { return putCounts(tx, wrong) }); err != nil {
+	if err := e.db.Update(context.Background(), func(tx store.Tx) error { return putCounts(tx, wrong) }); err != nil {
 		t.Fatal(err)
 	}
 	e.keep()

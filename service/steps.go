@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/internal/backoff"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -34,7 +35,7 @@ func (s *snapshot) setRevision(rev uint64) {
 
 func (p *Pipeline) load(id string) (*snapshot, error) {
 	var snap *snapshot
-	err := p.s.db.View(func(tx *store.Tx) error {
+	err := p.s.db.View(func(tx store.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil || r == nil {
 			return err
@@ -56,9 +57,9 @@ var errStale = errors.New("erasure changed during the step")
 // commit applies change to the erasure if it is still at the revision the step started from,
 // and stores it through transition. change gets the record and its targets; it returns the
 // targets to store.
-func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx *store.Tx, r *record, ts []Target) ([]Target, error)) error {
+func (p *Pipeline) commit(ctx context.Context, snap *snapshot, change func(tx store.Tx, r *record, ts []Target) ([]Target, error)) error {
 	now := p.s.now().UTC()
-	err := p.s.db.Update(ctx, func(tx *store.Tx) error {
+	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		r, err := getRecord(tx, snap.r.ID)
 		if err != nil {
 			return err
@@ -97,7 +98,7 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 	defer stopNotices()
 	switch snap.r.State {
 	case StateReceived:
-		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 			r.State = StateResolving
 			return ts, setNext(tx, r, p.s.now())
 		})
@@ -109,7 +110,7 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 		stepErr = p.verifyStep(ctx, snap)
 	default:
 		// Nothing to do on a timer in this state (batches drive SUBMITTED and DELETING).
-		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 			return ts, setNext(tx, r, time.Time{})
 		})
 	}
@@ -121,16 +122,16 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 
 // dropTask removes a schedule entry whose erasure no longer exists.
 func (p *Pipeline) dropTask(ctx context.Context, task string) error {
-	return p.s.db.Update(ctx, func(tx *store.Tx) error {
+	return p.s.db.Update(ctx, func(tx store.Tx) error {
 		var keys [][]byte
-		err := tx.Scan(store.Schedule, nil, func(k, _ []byte) (bool, error) {
+		err := tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
 			if string(k[8:]) == task {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 			return true, nil
 		})
 		for _, k := range keys {
-			if err := tx.Delete(store.Schedule, k); err != nil {
+			if err := tx.Delete(schema.Schedule, k); err != nil {
 				return err
 			}
 		}
@@ -146,7 +147,7 @@ func (p *Pipeline) dropTask(ctx context.Context, task string) error {
 func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) error {
 	step := stepName(snap.r.State)
 	p.s.reportRefusal(snap.r.AccountID, step, stepErr, "erasure", snap.r.ID)
-	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures++
 		r.LastError = describe(stepErr)
 		r.BlockedOn = BlockedLivePersonUnavailable
@@ -274,7 +275,7 @@ func (s *Service) reportAuth(account, step string, err error) {
 // failErasure moves r to FAILED, in tx, and reports the move once tx commits (not at all if
 // it does not, and once however often the store runs the transaction function). reason is a
 // fixed string.
-func (s *Service) failErasure(tx *store.Tx, r *record, reason string) error {
+func (s *Service) failErasure(tx store.Tx, r *record, reason string) error {
 	from := apiName(r.State)
 	r.State = StateFailed
 	inc, id := Incident{Kind: IncidentFailed, Account: r.AccountID, Reason: reason}, r.ID

@@ -126,7 +126,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	audit := s.audited(ctx, "Submit", AuditSubmit, now)
 	audit.Account = req.AccountID
 	var res SubmitResult
-	err = s.db.Update(ctx, func(tx *store.Tx) error {
+	err = s.db.Update(ctx, func(tx store.Tx) error {
 		for _, id := range open {
 			// The index's answer is a hint: the erasure may have ended since. Its stored state
 			// decides, in this transaction.

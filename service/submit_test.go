@@ -3,7 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -258,40 +258,42 @@ func TestSubjectDedupChecksStoredState(t *testing.T) {
 	}
 }
 
-// TestIndexConvertsFirstLayout writes the index as the first version did (idempotency records
-// keyed by request_id, the subject index by account and fingerprint) and checks that a restart
-// converts it to ascending keys without losing an answer.
-func TestIndexConvertsFirstLayout(t *testing.T) {
-	e := newEnv(t)
-	req := submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123"))
-	dupReq := submitReq("5b8d2073-1e6f-4a4c-8c8f-2d3e4f5a6b7c", "1234", customer("ABC-123"))
-	first := e.submit(req)
-	id := first.Erasure.ID
-	e.toFirstLayout(first.Erasure, req, dupReq)
-
-	e.restart()
-	if got := e.submit(req); got.Erasure.ID != id || got.Deduplicated {
-		t.Errorf("retry after conversion = %s dedup=%v, want %s dedup=false", got.Erasure.ID, got.Deduplicated, id)
-	}
-	if got := e.submit(dupReq); got.Erasure.ID != id || !got.Deduplicated {
-		t.Errorf("retry of the deduplicated request after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
-	}
-	if got := e.submit(submitReq("6c9e3184-2f70-4b5d-9d90-3e4f5a6b7c8d", "1234", customer("ABC-123"))); got.Erasure.ID != id || !got.Deduplicated {
-		t.Errorf("new request for the subject after conversion = %s dedup=%v, want %s dedup=true", got.Erasure.ID, got.Deduplicated, id)
-	}
-	err := e.db.View(func(tx *store.Tx) error {
-		if n := tx.Count(store.Subjects); n != 0 {
-			t.Errorf("Subjects holds %d entries after the conversion, want 0", n)
-		}
-		return tx.Scan(store.Requests, nil, func(k, v []byte) (bool, error) {
-			if string(k) == req.RequestID || string(k) == dupReq.RequestID || !bytes.Contains(v, []byte(`"request_id"`)) {
-				t.Errorf("Requests still holds %q → %s in the first layout", k, v)
+// TestNewRefusesAnotherSchema: a store of the first layout, of a newer one, or holding data
+// without a version, is refused at New rather than converted or misread, and is left as it was.
+func TestNewRefusesAnotherSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version []byte // nil: delete the version
+	}{
+		{"first layout", store.U64(1)},
+		{"newer", store.U64(schema.Version + 1)},
+		{"no version", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			first := e.submit(submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123")))
+			err := e.db.Update(context.Background(), func(tx store.Tx) error {
+				if tc.version == nil {
+					return tx.Delete(schema.Meta, []byte("version"))
+				}
+				return tx.Put(schema.Meta, []byte("version"), tc.version)
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			return true, nil
+			keys, err := NewKeyring("test", testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(e.db, keys, Config{Now: e.clock.Now}); !errors.Is(err, schema.ErrVersion) {
+				t.Fatalf("New over a store of %s = %v, want %v", tc.name, err, schema.ErrVersion)
+			}
+			var rec []byte
+			e.db.View(func(tx store.Tx) error { rec = tx.Get(schema.Erasures, []byte(first.Erasure.ID)); return nil })
+			if rec == nil {
+				t.Errorf("the refused store lost erasure %s", first.Erasure.ID)
+			}
 		})
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -352,9 +354,9 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
 		t.Fatalf("identities() = %+v, %v; want ABC-123", got, err)
 	}
-	rewrite := func(f func(tx *store.Tx, r *record) error) {
+	rewrite := func(f func(tx store.Tx, r *record) error) {
 		t.Helper()
-		err := e.db.Update(ctx, func(tx *store.Tx) error {
+		err := e.db.Update(ctx, func(tx store.Tx) error {
 			r, err := getRecord(tx, id)
 			if err != nil {
 				return err
@@ -366,104 +368,22 @@ func TestDataKeyInRecordOrKeysBucket(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return tx.Put(store.Erasures, []byte(id), v)
+			return tx.Put(schema.Erasures, []byte(id), v)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	rewrite(func(tx *store.Tx, r *record) error { // as stored before the key moved into the record
+	rewrite(func(tx store.Tx, r *record) error { // as stored before the key moved into the record
 		k := r.DataKey
 		r.DataKey = nil
-		return tx.Put(store.Keys, []byte(id), k)
+		return tx.Put(schema.Keys, []byte(id), k)
 	})
 	if got, err := e.svc.identities(id); err != nil || got[0].Value != "ABC-123" {
 		t.Errorf("identities() with the key in the Keys bucket = %+v, %v; want ABC-123", got, err)
 	}
-	rewrite(func(tx *store.Tx, _ *record) error { return tx.Delete(store.Keys, []byte(id)) })
+	rewrite(func(tx store.Tx, _ *record) error { return tx.Delete(schema.Keys, []byte(id)) })
 	if _, err := e.svc.identities(id); !errors.Is(err, errShredded) {
 		t.Errorf("identities() with no key = %v, want %v", err, errShredded)
-	}
-}
-
-// TestIndexConversionKeepsCollidingRequestIDs converts a first-layout index in which a caller's
-// request_id is the id of an erasure another request created: no entry may overwrite another, so
-// the first request is still answered with its erasure after that erasure has ended.
-func TestIndexConversionKeepsCollidingRequestIDs(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("ABC-123"))
-	first := e.submit(req)
-	id := first.Erasure.ID
-	reuse := submitReq(id, "1234", customer("ABC-123")) // deduplicated onto the erasure whose id it is
-	e.toFirstLayout(first.Erasure, req, reuse)
-
-	e.restart()
-	if _, err := e.svc.Cancel(ctx, first.Erasure.Name(), "test"); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []SubmitRequest{req, reuse} {
-		if got := e.submit(r); got.Erasure.ID != id {
-			t.Errorf("retry of %s after conversion = %s, want %s", r.RequestID, got.Erasure.ID, id)
-		}
-	}
-}
-
-// toFirstLayout rewrites the Submit index of erasure (created by created) as the first layout kept
-// it: an idempotency record keyed by request_id for created and for each of dups (deduplicated onto
-// it), a subject index entry, and a record without its payload hash, holding its root fingerprints
-// in the clear.
-func (e *env) toFirstLayout(erasure Erasure, created SubmitRequest, dups ...SubmitRequest) {
-	e.t.Helper()
-	rootFP := e.svc.keys.Fingerprint(erasure.AccountID, created.Subject)
-	entry := func(req SubmitRequest, dedup bool) string {
-		sum, err := e.svc.payloadHash(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		hash := hex.EncodeToString(sum[:])
-		if dedup {
-			return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q,"deduplicated":true}`, erasure.ID, hash)
-		}
-		return fmt.Sprintf(`{"erasure_id":%q,"payload_hash":%q}`, erasure.ID, hash)
-	}
-	err := e.db.Update(context.Background(), func(tx *store.Tx) error {
-		r, err := getRecord(tx, erasure.ID)
-		if err != nil {
-			return err
-		}
-		// Records of the first layout did not carry the payload hash, and held the root
-		// fingerprints in the clear.
-		r.PayloadHash, r.Index, r.Fingerprint = "", nil, rootFP
-		for i, a := range e.svc.refsOf(erasure.AccountID, created.Aliases) {
-			r.Aliases[i].Fingerprint = a.Fingerprint
-		}
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		puts := []struct {
-			b    store.Bucket
-			k, v string
-		}{
-			{store.Requests, created.RequestID, entry(created, false)},
-			{store.Subjects, erasure.AccountID + "\x00" + rootFP, erasure.ID},
-			{store.Erasures, erasure.ID, string(v)},
-		}
-		for _, d := range dups {
-			puts = append(puts, struct {
-				b    store.Bucket
-				k, v string
-			}{store.Requests, d.RequestID, entry(d, true)})
-		}
-		for _, p := range puts {
-			if err := tx.Put(p.b, []byte(p.k), []byte(p.v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		e.t.Fatal(err)
 	}
 }

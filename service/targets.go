@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -18,7 +19,7 @@ func targetsAAD(id string) []byte { return []byte(id + "\x00targets") }
 func consumersAAD(id string) []byte { return []byte(id + "\x00consumers") }
 
 // dataKeyOf unwraps an erasure's data key inside a transaction.
-func (s *Service) dataKeyOf(tx *store.Tx, r *record) ([]byte, error) {
+func (s *Service) dataKeyOf(tx store.Tx, r *record) ([]byte, error) {
 	wrapped := wrappedKey(tx, r)
 	if wrapped == nil {
 		return nil, errShredded
@@ -28,15 +29,15 @@ func (s *Service) dataKeyOf(tx *store.Tx, r *record) ([]byte, error) {
 
 // wrappedKey is r's wrapped data key: in the record, or for erasures stored before it moved
 // there, in the Keys bucket. nil when it was destroyed.
-func wrappedKey(tx *store.Tx, r *record) []byte {
+func wrappedKey(tx store.Tx, r *record) []byte {
 	if r.DataKey != nil {
 		return r.DataKey
 	}
-	return tx.Get(store.Keys, []byte(r.ID))
+	return tx.Get(schema.Keys, []byte(r.ID))
 }
 
 // targetsOf unseals an erasure's targets inside a transaction.
-func (s *Service) targetsOf(tx *store.Tx, r *record) ([]Target, error) {
+func (s *Service) targetsOf(tx store.Tx, r *record) ([]Target, error) {
 	if len(r.SealedTargets) == 0 {
 		return nil, nil
 	}
@@ -56,7 +57,7 @@ func (s *Service) targetsOf(tx *store.Tx, r *record) ([]Target, error) {
 }
 
 // setTargets seals ts into r and refreshes the public counts derived from them.
-func (s *Service) setTargets(tx *store.Tx, r *record, ts []Target) error {
+func (s *Service) setTargets(tx store.Tx, r *record, ts []Target) error {
 	key, err := s.dataKeyOf(tx, r)
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func hasLive(ts []Target) bool {
 }
 
 // consumersOf unseals the consumers earlier searches of r followed, inside a transaction.
-func (s *Service) consumersOf(tx *store.Tx, r *record) ([]string, error) {
+func (s *Service) consumersOf(tx store.Tx, r *record) ([]string, error) {
 	if len(r.SealedConsumers) == 0 {
 		return nil, nil
 	}
@@ -146,7 +147,7 @@ func (s *Service) consumersOf(tx *store.Tx, r *record) ([]string, error) {
 }
 
 // addConsumers seals into r the union of the consumers it has followed and found.
-func (s *Service) addConsumers(tx *store.Tx, r *record, found []string) error {
+func (s *Service) addConsumers(tx store.Tx, r *record, found []string) error {
 	known, err := s.consumersOf(tx, r)
 	if err != nil {
 		return err
@@ -170,7 +171,7 @@ func (s *Service) addConsumers(tx *store.Tx, r *record, found []string) error {
 // followedConsumers reads the consumers earlier searches of an erasure followed.
 func (s *Service) followedConsumers(id string) ([]string, error) {
 	var ids []string
-	err := s.viewRecord(id, func(tx *store.Tx, r *record) (err error) {
+	err := s.viewRecord(id, func(tx store.Tx, r *record) (err error) {
 		ids, err = s.consumersOf(tx, r)
 		return err
 	})

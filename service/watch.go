@@ -11,7 +11,7 @@ import (
 
 // Watch follows changes of one erasure (name set) or of all of them.
 type Watch struct {
-	w *store.Watcher
+	w store.Watcher
 }
 
 // Watch starts a watch. start is the first revision to deliver; 0 means only changes from now

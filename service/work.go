@@ -26,7 +26,7 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 		return err
 	}
 	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
-	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.searched(res, ids)
 		if err := p.s.addConsumers(tx, r, res.consumers); err != nil {
 			return nil, err
@@ -53,7 +53,7 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 
 // scheduleTargets queues every found target, holds open conversations, and sets the erasure's
 // state, what it is blocked on and its next re-check accordingly.
-func (p *Pipeline) scheduleTargets(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+func (p *Pipeline) scheduleTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	for i := range ts {
 		if ts[i].Status == TargetFound {
 			ts[i].Status = TargetQueued
@@ -104,7 +104,7 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 		}
 	}
 	if len(open) == 0 {
-		return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+		return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 			return ts, setNext(tx, r, time.Time{})
 		})
 	}
@@ -121,7 +121,7 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 		}
 	}
 	now := p.s.now()
-	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures, r.LastError = 0, ""
 		merged, _ := mergeTargets(ts, found)
 		return merged, p.scheduleTargets(tx, r, merged, now)
@@ -166,7 +166,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 		}
 		sweep = &res
 	}
-	return p.commit(ctx, snap, func(tx *store.Tx, r *record, ts []Target) ([]Target, error) {
+	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures, r.LastError = 0, ""
 		failed := 0
 		for i := range ts {
@@ -216,7 +216,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 // there and no searchable one led to the person's consumer) and no approver has accepted that:
 // then the erasure waits, with nothing scheduled, for an alias that leads to the consumer (a
 // Submit joining it wakes it) or for an approver's confirmation (Resolve).
-func (p *Pipeline) finish(tx *store.Tx, r *record, ts []Target, now time.Time) error {
+func (p *Pipeline) finish(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	if r.IdentifierUnsearchable && !r.UnsearchableAccepted {
 		r.BlockedOn = BlockedIdentifierUnsearchable
 		return setNext(tx, r, time.Time{})

@@ -1,275 +1,128 @@
-// Package store is erasured's storage layer: typed bbolt buckets with big-endian keys, group-committed
-// write transactions, an append-only event log with revisions, compaction, and watchers that resume from
-// a revision.
+// Package store is the contract between erasured's service and its storage: transactions over
+// named buckets of ordered keys, an append-only event log with revisions, compaction of that log,
+// and watchers that resume from a revision. It holds interfaces and neutral types only; a backend
+// implements them (store/boltstore over a bbolt file), and store/storetest checks that a backend
+// gives every guarantee written here.
 //
-// The store does not interpret values: callers put their own encoded bytes. It never imports gRPC or the
-// service; the service sees revisions, transactions and watch as the store's primitives, so that a
-// later etcd-backed implementation can offer the same shape.
+// The store knows no domain. Its user declares the buckets it needs when it opens a backend, and
+// puts its own encoded bytes; the store interprets neither keys (beyond their byte order) nor
+// values.
 //
-// Durability comes from the bbolt commit itself: Update returns only after the transaction holding the
-// caller's writes has been committed and synced.
+// What every backend guarantees:
+//
+//   - Atomicity. An Update's function either commits all of its writes, appends and OnCommit hooks,
+//     or none of them: a function that returns an error or panics leaves nothing behind, whatever it
+//     wrote before.
+//   - Durability. Update returns nil only after the commit holding the function's writes is durable
+//     (synced to disk, or acknowledged by a quorum). Once Update has returned nil, Rev covers the
+//     function's appends, and View and a new Watch see its writes.
+//   - Revision order. Each Append gets the next revision: 1 for the first event ever, then one more
+//     than the last, with no gap in committed history, even across failed functions and restarts.
+//     The events of one function get consecutive revisions.
+//   - Failure isolation. A backend may run several concurrent Update calls in one commit (group
+//     commit); then one call failing never fails, loses or duplicates the others. To allow that, a
+//     backend MAY RUN AN UPDATE FUNCTION MORE THAN ONCE: the function must have no effect outside its
+//     Tx, and report results through variables that each run overwrites.
+//   - OnCommit hooks run only for a function whose writes committed, after the commit is durable and
+//     before Update returns to any caller of that commit; in commit order, and within one function in
+//     registration order; once, even when the function ran more than once (only its last run's
+//     hooks count).
+//   - Watch replays every committed event from a past revision and then follows live commits, with
+//     no gap and no duplicate at the switch, whatever writers do meanwhile.
+//   - Compaction deletes the log below a revision. Asking for a deleted revision (Events, Watch, or a
+//     watcher that fell behind) returns a *CompactedError naming the oldest revision still stored.
+//   - Close lets queued updates finish, ends every watcher (Next returns ErrClosed), and keeps what
+//     was committed: reopening gives the same data, revision and oldest revision.
 package store
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
+	"context"
 )
 
-// Sentinel errors. Compare with errors.Is.
-var (
-	// ErrClosed is returned by every operation after Close, and by Watcher.Next once the watcher or the DB
-	// is closed.
-	ErrClosed = errors.New("store: closed")
-	// ErrReadOnly is returned by writes inside View.
-	ErrReadOnly = errors.New("store: write in a read-only transaction")
-	// ErrPanic wraps the panic value and stack of an update function that panicked.
-	ErrPanic = errors.New("store: update function panicked")
-	// ErrFutureRevision is wrapped by errors about a revision the store has not reached yet.
-	ErrFutureRevision = errors.New("store: future revision")
-)
-
-// errSchemaTooNew is wrapped when the file was written by a newer erasured.
-var errSchemaTooNew = errors.New("database schema is newer than this binary")
-
-// schemaVersion is the layout this code reads and writes. Bump it, and add a migration to Open, whenever
-// the meaning of stored keys or values changes, so that an older binary refuses the file rather than
-// misread it.
-//
-//  1. The first layout.
-//  2. The service keeps its Submit index in memory and an erasure's data key in its record: Requests
-//     is keyed by ascending ids, Subjects is unused, Keys holds batch keys. Open marks a version 1 file
-//     as 2; service.New converts its contents (service/index.go).
-const schemaVersion = 2
-
-// Keys of the meta bucket.
-var (
-	metaSchema    = []byte("schema")    // schemaVersion, U64
-	metaRev       = []byte("rev")       // last appended revision, U64
-	metaCompacted = []byte("compacted") // every event with Rev <= this is deleted, U64
-)
-
-// Options tune a DB. The zero value is usable: every zero field takes its default.
-type Options struct {
-	LockTimeout time.Duration // bbolt file-lock timeout; default 1s
-	RingSize    int           // recent committed events kept in memory for watchers; default 8192
-	WatchBuffer int           // per-watcher push buffer (events); default 64
-	MaxBatch    int           // most update functions per group commit; default 512
-	// OnCommit, when set, is told how long each successful bbolt commit (its write and sync)
-	// took. It runs on the committer, so it must be quick (a histogram's Observe).
-	OnCommit func(time.Duration)
-
-	maxSize int // bbolt MaxSize; tests use it to make a commit fail at the bbolt level
+// DB is an open store. It is safe for concurrent use.
+type DB interface {
+	// Update runs fn in a write transaction and returns once its writes are durably committed, or
+	// with fn's error, in which case none of fn's writes survive. fn may run more than once (see
+	// the package comment) and must not block or call the DB. A panic in fn is returned as an error
+	// wrapping ErrPanic. If ctx is done before fn starts, Update returns ctx.Err() without running
+	// it; once fn has started, Update waits for the outcome. After Close it returns ErrClosed.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction: a consistent snapshot. Writes inside fn return
+	// ErrReadOnly. fn must not call the DB, and must not block on anything slow.
+	View(fn func(tx Tx) error) error
+	// Watch returns a watcher of every committed event with Rev >= from, only those whose Key is
+	// key unless key is "", in revision order: first history, then live. from 0 means from now
+	// on (Rev()+1). from < Oldest() returns a *CompactedError; from > Rev()+1 an error wrapping
+	// ErrFutureRevision.
+	Watch(from uint64, key string) (Watcher, error)
+	// Events returns the committed events with Rev >= from (0 means 1) in ascending order, at
+	// most limit of them (limit <= 0: no limit); from < Oldest() returns a *CompactedError.
+	Events(from uint64, limit int) ([]Event, error)
+	// Rev is the last committed revision, 0 when no event was ever appended.
+	Rev() uint64
+	// Oldest is the oldest revision still stored: 1 when never compacted.
+	Oldest() uint64
+	// Compact deletes every event with Rev < rev, so that Oldest() becomes rev. rev above Rev()
+	// returns an error wrapping ErrFutureRevision; rev at or below Oldest() is a no-op. Writers
+	// keep going while it runs.
+	Compact(ctx context.Context, rev uint64) error
+	// Err is nil while the DB is healthy: it returns a sticky storage failure (the DB then refuses
+	// all updates), or ErrClosed after Close. Health checks use it.
+	Err() error
+	// Backup calls fn with a consistent copy of the whole store, taken while it keeps serving.
+	// The copy is valid only during fn.
+	Backup(fn func(s Snapshot) error) error
+	// Close stops accepting updates, lets those already queued commit, ends every watcher and
+	// releases the storage. It is idempotent.
+	Close() error
 }
 
-func (o Options) withDefaults() Options {
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = time.Second
-	}
-	if o.RingSize <= 0 {
-		o.RingSize = 8192
-	}
-	if o.WatchBuffer <= 0 {
-		o.WatchBuffer = 64
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 512
-	}
-	return o
+// Tx is a transaction handed to an Update or View function. It is valid only until that function
+// returns and must not be used from another goroutine. A bucket that was not declared when the
+// backend was opened does not exist: reads find nothing, writes fail.
+type Tx interface {
+	// Get returns a copy of the value under key (safe to keep), or nil if there is none.
+	Get(b Bucket, key []byte) []byte
+	// Put stores value under key. The caller may reuse key and value once Put returns.
+	Put(b Bucket, key, value []byte) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(b Bucket, key []byte) error
+	// Scan calls fn for each key of b in ascending byte order, from the first key >= start (nil:
+	// the first key), until fn returns false or an error, which Scan returns. k and v are valid
+	// only during fn; fn must not modify b.
+	Scan(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error
+	// ScanReverse is Scan in descending order, from the last key <= start (nil: the last key).
+	ScanReverse(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error
+	// Count is the number of keys in b, this transaction's writes included.
+	Count(b Bucket) int
+	// Append adds an event about key (the resource it concerns; watchers filter on it) to the log
+	// and returns its revision.
+	Append(key string, value []byte) (rev uint64, err error)
+	// OnCommit registers f to run once this function's writes are durably committed (see the
+	// package comment). f must be quick and must not block or use the DB. In View it returns
+	// ErrReadOnly.
+	OnCommit(f func()) error
+	// Rev is the latest revision visible to this transaction, its own appends included.
+	Rev() uint64
+	// Context is the context the transaction's Update was called with (context.Background in a
+	// View): it carries the caller's values, such as a request id for log lines. The store does
+	// not watch it once the function runs.
+	Context() context.Context
 }
 
-// DB is an open store. It is safe for concurrent use. Close it to release the file lock.
-type DB struct {
-	path string
-	opts Options
-	bolt *bolt.DB
-
-	mu      sync.Mutex // guards queue, closing, fatal
-	wakeup  sync.Cond  // signalled (with mu) when queue grows or closing is set
-	queue   []*call    // update calls waiting for the committer
-	closing bool       // Close started: no new calls
-	fatal   error      // sticky bbolt-level failure
-
-	committerDone chan struct{} // closed when commitLoop returns
-	done          chan struct{} // closed when the DB is closed; wakes blocked watchers
-
-	hub hub
-
-	closeOnce sync.Once
-	closeErr  error
-
-	compactChunk uint64        // events deleted per compaction transaction
-	commits      atomic.Uint64 // successful bbolt commits by the committer
-	onEnqueue    func()        // test hook, called after an update call is queued
-}
-
-// Open opens (creating if needed) the store at path. The parent directory is created with mode 0700 and
-// the file with 0600. Open fails if another process holds the file for longer than opts.LockTimeout, or if
-// the file was written by a newer schema.
-func Open(path string, opts Options) (*DB, error) {
-	opts = opts.withDefaults()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	bdb, err := bolt.Open(path, 0o600, boltOptions(opts))
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	var rev, compacted uint64
-	err = bdb.Update(func(btx *bolt.Tx) error {
-		var err error
-		rev, compacted, err = initSchema(btx)
-		return err
-	})
-	if err != nil {
-		_ = bdb.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	db := &DB{
-		path:          path,
-		opts:          opts,
-		bolt:          bdb,
-		committerDone: make(chan struct{}),
-		done:          make(chan struct{}),
-		compactChunk:  compactChunk,
-	}
-	db.wakeup.L = &db.mu
-	db.hub.init(rev, compacted, opts)
-	go db.commitLoop()
-	return db, nil
-}
-
-// boltOptions are the bbolt options the store opens its file with.
-func boltOptions(opts Options) *bolt.Options {
-	return &bolt.Options{
-		Timeout:      opts.LockTimeout,
-		FreelistType: bolt.FreelistMapType, // compaction frees many pages; the map freelist stays fast
-		// The free page list is not written at every commit (as etcd does): it is rebuilt from the
-		// tree when the file is opened. Committed data is as durable; a commit writes fewer pages,
-		// and as many fewer as the list is long.
-		NoFreelistSync: true,
-		MaxSize:        opts.maxSize,
-	}
-}
-
-// initSchema checks the schema version, creates every bucket, and returns the current and compacted
-// revisions.
-func initSchema(btx *bolt.Tx) (rev, compacted uint64, err error) {
-	if meta := btx.Bucket(metaBucket.key()); meta != nil {
-		if v := meta.Get(metaSchema); v != nil {
-			got, err := ParseU64(v)
-			if err != nil {
-				return 0, 0, fmt.Errorf("schema version: %w", err)
-			}
-			if got > schemaVersion {
-				return 0, 0, fmt.Errorf("%w: file has version %d, this binary understands up to %d; run a newer erasured",
-					errSchemaTooNew, got, schemaVersion)
-			}
-		}
-	}
-	for _, b := range allBuckets {
-		if _, err := btx.CreateBucketIfNotExists(b.key()); err != nil {
-			return 0, 0, fmt.Errorf("create bucket %s: %w", b, err)
-		}
-	}
-	meta := btx.Bucket(metaBucket.key())
-	got, err := metaU64(meta, metaSchema)
-	if err != nil {
-		return 0, 0, fmt.Errorf("schema version: %w", err)
-	}
-	if got < schemaVersion { // a new file (0), or version 1, whose contents the service converts
-		if err := meta.Put(metaSchema, U64(schemaVersion)); err != nil {
-			return 0, 0, err
-		}
-	}
-	if rev, err = metaU64(meta, metaRev); err != nil {
-		return 0, 0, err
-	}
-	if compacted, err = metaU64(meta, metaCompacted); err != nil {
-		return 0, 0, err
-	}
-	return rev, compacted, nil
-}
-
-// metaU64 reads a U64 meta value; absent is 0.
-func metaU64(meta *bolt.Bucket, key []byte) (uint64, error) {
-	v := meta.Get(key)
-	if v == nil {
-		return 0, nil
-	}
-	n, err := ParseU64(v)
-	if err != nil {
-		return 0, fmt.Errorf("meta %s: %w", key, err)
-	}
-	return n, nil
-}
-
-// Path is the file the DB was opened from.
-func (db *DB) Path() string { return db.path }
-
-// Err is nil while the DB is healthy. It returns the sticky error of a failed bbolt commit (a disk
-// failure: the DB refuses all further updates), or ErrClosed after Close. Health checks use it.
-func (db *DB) Err() error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.fatal != nil {
-		return db.fatal
-	}
-	if db.closing {
-		return ErrClosed
-	}
-	return nil
-}
-
-// Close stops accepting updates (they return ErrClosed), lets every already queued update commit, ends
-// all watchers (their Next returns ErrClosed), and closes the file. It is idempotent; concurrent callers
-// all wait for the first to finish.
-func (db *DB) Close() error {
-	db.closeOnce.Do(func() {
-		db.mu.Lock()
-		db.closing = true
-		db.wakeup.Broadcast()
-		db.mu.Unlock()
-		<-db.committerDone
-
-		db.hub.close()
-		close(db.done)
-		if err := db.bolt.Close(); err != nil {
-			db.closeErr = fmt.Errorf("store: close %s: %w", db.path, err)
-		}
-	})
-	return db.closeErr
-}
-
-// View runs fn in a read-only transaction: a consistent snapshot that does not block writers. Writes
-// inside fn return ErrReadOnly. fn must not call Update, View or Compact, and must not block on anything
-// slow (network, a stream): a long read transaction keeps bbolt from reusing pages and from growing the
-// file.
-func (db *DB) View(fn func(tx *Tx) error) error {
-	if db.isClosing() {
-		return ErrClosed
-	}
-	btx, err := db.bolt.Begin(false)
-	if err != nil {
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-			return ErrClosed
-		}
-		return fmt.Errorf("store: begin read: %w", err)
-	}
-	defer func() { _ = btx.Rollback() }()
-	tx := &Tx{btx: btx}
-	defer tx.finish()
-	return fn(tx)
-}
-
-func (db *DB) isClosing() bool {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return db.closing
+// Watcher yields committed events in revision order. Next must not be called concurrently with
+// itself; Progress and Close may be called from any goroutine.
+type Watcher interface {
+	// Next blocks until at least one matching event is available and returns them in revision
+	// order; each call continues exactly where the previous one stopped. The caller owns the
+	// slice; the events' Values are shared and must not be modified. It returns ctx.Err() when
+	// ctx is done, ErrClosed when the watcher or the DB is closed, and a sticky *CompactedError
+	// when the watcher fell behind past a compaction.
+	Next(ctx context.Context) ([]Event, error)
+	// Progress is the revision up to which every matching event has been returned by Next. It
+	// advances with the DB's revision even when nothing matches a filtered watcher, so it is what
+	// heartbeats report.
+	Progress() uint64
+	// Close ends the watcher: a blocked Next returns ErrClosed. Closing twice is harmless.
+	Close()
 }

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // ctlBackup writes the server's snapshot of its store to FILE. The file appears complete or
@@ -61,7 +61,7 @@ func ctlBackup(*flag.FlagSet) (func() error, ctlRun) {
 			return err
 		}
 		// A copy that does not pass bbolt's check never replaces an older, good backup.
-		if err := store.CheckFile(tmp.Name()); err != nil {
+		if err := boltstore.CheckFile(tmp.Name()); err != nil {
 			return fmt.Errorf("the backup received does not pass the check; %s was not written: %w", path, err)
 		}
 		if err := os.Rename(tmp.Name(), path); err != nil {

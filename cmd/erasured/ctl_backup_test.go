@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/erasured/erasured/server"
+	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // TestCtlBackup: `ctl backup FILE` writes a private, complete bbolt file holding the erasures
@@ -40,16 +42,16 @@ func TestCtlBackup(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	if err := store.CheckFile(path); err != nil {
+	if err := boltstore.CheckFile(path); err != nil {
 		t.Fatalf("bbolt check: %v", err)
 	}
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	n := 0
-	_ = db.View(func(tx *store.Tx) error { n = tx.Count(store.Erasures); return nil })
+	_ = db.View(func(tx store.Tx) error { n = tx.Count(schema.Erasures); return nil })
 	if n != 1 {
 		t.Errorf("restored store holds %d erasures, want 1", n)
 	}

@@ -17,7 +17,8 @@ import (
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // serveCtl serves svc over the real gRPC server on a loopback port until the test ends, and
@@ -50,7 +51,7 @@ func serveCtl(t *testing.T, svc *service.Service, opts server.Options) string {
 // erasures stay RECEIVED unless a call changes them.
 func ctlService(t *testing.T) *service.Service {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // canaryScan collects what erasured showed the outside world, by channel.
@@ -83,7 +84,7 @@ func (e *canaryEnv) keysOpen(dbFile, keyDir string) service.KeyCheck {
 	tmp := e.t.TempDir()
 	copyTree(e.t, keyDir, filepath.Join(tmp, "keys"))
 	copyTree(e.t, dbFile, filepath.Join(tmp, "erasure.db"))
-	db, err := store.Open(filepath.Join(tmp, "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(tmp, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -31,7 +31,8 @@ import (
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/liveperson/region"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(idleClosing{m}) }
@@ -180,7 +181,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 		t.Fatal(err)
 	}
 
-	db, err := store.Open(filepath.Join(t.TempDir(), "erasure.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // rotateLockTimeout is how long `keys rotate` waits for the database: a running server holds it,
@@ -58,7 +59,7 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	nid := masterKeyID(*newID, newKey)
 	dir := keyDirOf(&cfg)
 
-	db, err := store.Open(cfg.DB, store.Options{LockTimeout: rotateLockTimeout})
+	db, err := boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets, LockTimeout: rotateLockTimeout})
 	if err != nil {
 		return fmt.Errorf("open store (stop the server first): %w", err)
 	}

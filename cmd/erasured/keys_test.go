@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 func writeKey(t *testing.T, path string, key []byte, mode os.FileMode) {
@@ -133,7 +134,7 @@ func TestKeysRotate(t *testing.T) {
 	cfg := loadTestConfig(t, cfgPath)
 
 	// An erasure from before the key directory (its key wrapped by the master key), and one after.
-	db, err := store.Open(cfg.DB, store.Options{})
+	db, err := boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestKeysRotate(t *testing.T) {
 	// The server's configuration now names the new key: everything opens, receipts keep their key.
 	newCfg := cfg
 	newCfg.Privacy.MasterKeyFile, newCfg.Privacy.MasterKeyID = newFile, "mk-new"
-	db, err = store.Open(cfg.DB, store.Options{})
+	db, err = boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,7 +189,7 @@ func (m *metrics) authFailed(account, service string) {
 	m.lpAuthFailures.WithLabelValues(account, service).Inc()
 }
 
-// observeCommit records the duration of a store commit (store.Options.OnCommit).
+// observeCommit records the duration of a store commit (boltstore.Options.OnCommit).
 func (m *metrics) observeCommit(d time.Duration) { m.commits.Observe(d.Seconds()) }
 
 // incident counts a failure the service reported.

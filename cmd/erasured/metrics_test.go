@@ -20,7 +20,8 @@ import (
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // metricsEnv is erasured's wiring of metrics, store, service and gRPC server, as realMain does
@@ -30,7 +31,7 @@ type metricsEnv struct {
 	m      *metrics
 	srv    *server.Server
 	client erasurev1.ErasureServiceClient
-	db     *store.DB
+	db     *boltstore.DB
 	base   string // http://host:port of the metrics listener
 }
 
@@ -38,7 +39,7 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := newMetrics()
-	db, err := store.Open(filepath.Join(t.TempDir(), "erasure.db"), store.Options{OnCommit: m.observeCommit})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets, OnCommit: m.observeCommit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,8 @@ import (
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store/boltstore"
 )
 
 // realMain wires configuration, store, service and server, serves until ctx ends, then shuts
@@ -74,7 +75,7 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	m := newMetrics()
-	db, err := store.Open(cfg.DB, store.Options{OnCommit: m.observeCommit})
+	db, err := boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets, OnCommit: m.observeCommit})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

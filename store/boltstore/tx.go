@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -6,24 +6,25 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/erasured/erasured/store"
 )
 
 // errTxDone is returned when a Tx is used after its function returned.
 var errTxDone = errors.New("store: transaction used after its function returned")
 
-// Tx is a transaction handed to an Update or View function. It is valid only until that function returns
-// and must not be used from another goroutine.
-type Tx struct {
+// boltTx is the store.Tx handed to an Update or View function: a bbolt transaction, shared by the
+// functions of one group. It is valid only until its function returns.
+type boltTx struct {
+	db    *DB
 	btx   *bolt.Tx
 	st    *txState // nil in View: the transaction is read-only
 	dirty bool     // a write was attempted; a failing fn then forces a rollback of its group
 	call  *call    // the Update call whose function this is; nil in View
 }
 
-// Context is the context the transaction's Update was called with (context.Background in a
-// View). It carries the caller's values, such as the request id that log lines written for the
-// change should name; the store does not watch it once the function runs.
-func (tx *Tx) Context() context.Context {
+// Context implements store.Tx.
+func (tx *boltTx) Context() context.Context {
 	if tx.call == nil || tx.call.ctx == nil {
 		return context.Background()
 	}
@@ -32,10 +33,10 @@ func (tx *Tx) Context() context.Context {
 
 // txState is what the update functions of one group share inside one bbolt transaction.
 type txState struct {
-	startRev  uint64  // revision in meta when the bbolt transaction began
-	rev       uint64  // latest revision appended in this transaction
-	compacted uint64  // new compacted revision written by Compact, or 0
-	events    []Event // appended in this transaction, in revision order
+	startRev  uint64        // revision in meta when the bbolt transaction began
+	rev       uint64        // latest revision appended in this transaction
+	compacted uint64        // new compacted revision written by Compact, or 0
+	events    []store.Event // appended in this transaction, in revision order
 }
 
 func (st *txState) reset(btx *bolt.Tx) error {
@@ -49,39 +50,40 @@ func (st *txState) reset(btx *bolt.Tx) error {
 }
 
 // finish ends the Tx's validity.
-func (tx *Tx) finish() { tx.btx = nil }
+func (tx *boltTx) finish() { tx.btx = nil }
 
-func (tx *Tx) bucket(b Bucket) (*bolt.Bucket, error) {
+// bucket finds a declared bucket, returning it as declared (its hints are the declaration's).
+func (tx *boltTx) bucket(b store.Bucket) (*bolt.Bucket, bucket, error) {
 	if tx.btx == nil {
-		return nil, errTxDone
+		return nil, bucket{}, errTxDone
 	}
-	if b.name == "" {
-		return nil, errors.New("store: zero Bucket")
+	d, ok := tx.db.buckets[b.Name]
+	if !ok {
+		return nil, bucket{}, fmt.Errorf("%w: %q was not declared", store.ErrNoBucket, b.Name)
 	}
-	bb := tx.btx.Bucket(b.key())
+	bb := tx.btx.Bucket(bucket(d).key())
 	if bb == nil {
-		return nil, fmt.Errorf("store: no bucket %q", b.name)
+		return nil, bucket{}, fmt.Errorf("%w: %q", store.ErrNoBucket, b.Name)
 	}
-	return bb, nil
+	return bb, bucket(d), nil
 }
 
-func (tx *Tx) writable(b Bucket) (*bolt.Bucket, error) {
+func (tx *boltTx) writable(b store.Bucket) (*bolt.Bucket, error) {
 	if tx.st == nil {
-		return nil, ErrReadOnly
+		return nil, store.ErrReadOnly
 	}
-	bb, err := tx.bucket(b)
+	bb, d, err := tx.bucket(b)
 	if err != nil {
 		return nil, err
 	}
 	tx.dirty = true
-	bb.FillPercent = b.fill()
+	bb.FillPercent = d.fill()
 	return bb, nil
 }
 
-// Get returns a copy of the value stored under key (safe to keep after the transaction), or nil if there
-// is none.
-func (tx *Tx) Get(b Bucket, key []byte) []byte {
-	bb, err := tx.bucket(b)
+// Get implements store.Tx.
+func (tx *boltTx) Get(b store.Bucket, key []byte) []byte {
+	bb, _, err := tx.bucket(b)
 	if err != nil {
 		return nil
 	}
@@ -92,8 +94,8 @@ func (tx *Tx) Get(b Bucket, key []byte) []byte {
 	return append([]byte{}, v...)
 }
 
-// Put stores value under key. key and value may be reused by the caller after Put returns.
-func (tx *Tx) Put(b Bucket, key, value []byte) error {
+// Put implements store.Tx.
+func (tx *boltTx) Put(b store.Bucket, key, value []byte) error {
 	bb, err := tx.writable(b)
 	if err != nil {
 		return err
@@ -105,8 +107,8 @@ func (tx *Tx) Put(b Bucket, key, value []byte) error {
 	return nil
 }
 
-// Delete removes key; deleting an absent key is not an error.
-func (tx *Tx) Delete(b Bucket, key []byte) error {
+// Delete implements store.Tx.
+func (tx *boltTx) Delete(b store.Bucket, key []byte) error {
 	bb, err := tx.writable(b)
 	if err != nil {
 		return err
@@ -117,11 +119,9 @@ func (tx *Tx) Delete(b Bucket, key []byte) error {
 	return nil
 }
 
-// Scan calls fn for each key of b in ascending order, starting at the first key >= start (nil start: the
-// first key), until fn returns false or an error, which Scan returns. k and v are valid only during fn;
-// fn must not modify b.
-func (tx *Tx) Scan(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
-	bb, err := tx.bucket(b)
+// Scan implements store.Tx.
+func (tx *boltTx) Scan(b store.Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
+	bb, _, err := tx.bucket(b)
 	if err != nil {
 		return err
 	}
@@ -138,9 +138,9 @@ func (tx *Tx) Scan(b Bucket, start []byte, fn func(k, v []byte) (more bool, err 
 	return nil
 }
 
-// ScanReverse is Scan in descending order, starting at the last key <= start (nil start: the last key).
-func (tx *Tx) ScanReverse(b Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
-	bb, err := tx.bucket(b)
+// ScanReverse implements store.Tx.
+func (tx *boltTx) ScanReverse(b store.Bucket, start []byte, fn func(k, v []byte) (more bool, err error)) error {
+	bb, _, err := tx.bucket(b)
 	if err != nil {
 		return err
 	}
@@ -165,9 +165,9 @@ func (tx *Tx) ScanReverse(b Bucket, start []byte, fn func(k, v []byte) (more boo
 	return nil
 }
 
-// Count is the number of keys in b. It walks the bucket: O(keys).
-func (tx *Tx) Count(b Bucket) int {
-	bb, err := tx.bucket(b)
+// Count implements store.Tx. It walks the bucket: O(keys).
+func (tx *boltTx) Count(b store.Bucket) int {
+	bb, _, err := tx.bucket(b)
 	if err != nil {
 		return 0
 	}
@@ -184,18 +184,23 @@ func (tx *Tx) Count(b Bucket) int {
 // to the log and returns its revision: one more than the latest revision, the first ever being 1. The
 // revision counter lives in the transaction, so committed history has no gaps even when a group is
 // rolled back and re-run.
-func (tx *Tx) Append(key string, value []byte) (rev uint64, err error) {
-	bb, err := tx.writable(eventsBucket)
-	if err != nil {
-		return 0, err
+func (tx *boltTx) Append(key string, value []byte) (rev uint64, err error) {
+	if tx.btx == nil {
+		return 0, errTxDone
 	}
+	if tx.st == nil {
+		return 0, store.ErrReadOnly
+	}
+	tx.dirty = true
+	bb := tx.btx.Bucket(eventsBucket.key())
+	bb.FillPercent = eventsBucket.fill()
 	rev = tx.st.rev + 1
 	enc := encodeEvent(key, value)
-	if err := bb.Put(U64(rev), enc); err != nil {
+	if err := bb.Put(store.U64(rev), enc); err != nil {
 		return 0, fmt.Errorf("store: append revision %d: %w", rev, err)
 	}
 	tx.st.rev = rev
-	ev := Event{Rev: rev, Key: key}
+	ev := store.Event{Rev: rev, Key: key}
 	if len(value) > 0 {
 		ev.Value = enc[len(enc)-len(value):] // never modified: bbolt, the ring and watchers share it
 	}
@@ -208,19 +213,19 @@ func (tx *Tx) Append(key string, value []byte) (rev uint64, err error) {
 // after the commit and before Update returns to any caller of the group, so an in-memory view kept in
 // step with the store by hooks is never behind what a caller has been told. A hook must be quick and
 // must not block or use the DB. If the function is run again, only the hooks of its last run count.
-func (tx *Tx) OnCommit(f func()) error {
+func (tx *boltTx) OnCommit(f func()) error {
 	if tx.btx == nil {
 		return errTxDone
 	}
 	if tx.call == nil {
-		return ErrReadOnly
+		return store.ErrReadOnly
 	}
 	tx.call.onCommit = append(tx.call.onCommit, f)
 	return nil
 }
 
 // Rev is the latest revision visible to this transaction, including its own appends.
-func (tx *Tx) Rev() uint64 {
+func (tx *boltTx) Rev() uint64 {
 	if tx.btx == nil {
 		return 0
 	}

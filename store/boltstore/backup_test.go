@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/erasured/erasured/store"
 )
 
 // TestBackupWhileWriting takes a snapshot while updates commit, commits more while the
@@ -18,8 +20,8 @@ func TestBackupWhileWriting(t *testing.T) {
 	dir := t.TempDir()
 	db := openAt(t, filepath.Join(dir, "erasured.db"), Options{})
 	put := func(i int) error {
-		return db.Update(ctx, func(tx *Tx) error {
-			if err := tx.Put(Erasures, fmt.Appendf(nil, "e%05d", i), []byte("v")); err != nil {
+		return db.Update(ctx, func(tx store.Tx) error {
+			if err := tx.Put(ascBucket, fmt.Appendf(nil, "e%05d", i), []byte("v")); err != nil {
 				return err
 			}
 			_, err := tx.Append(fmt.Sprintf("e%05d", i), []byte("v"))
@@ -51,7 +53,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	}()
 	out := filepath.Join(dir, "backup.db")
 	var snapRev uint64
-	err := db.Backup(func(s Snapshot) error {
+	err := db.Backup(func(s store.Snapshot) error {
 		snapRev = s.Rev
 		// A commit goes through while the copy is held: the backup blocks no writer.
 		if err := put(1_000_000); err != nil {
@@ -91,11 +93,11 @@ func TestBackupWhileWriting(t *testing.T) {
 	if got := restored.Rev(); got != snapRev {
 		t.Errorf("restored Rev() = %d, want the snapshot's %d", got, snapRev)
 	}
-	err = restored.View(func(tx *Tx) error {
-		if n := uint64(tx.Count(Erasures)); n != snapRev {
+	err = restored.View(func(tx store.Tx) error {
+		if n := uint64(tx.Count(ascBucket)); n != snapRev {
 			return fmt.Errorf("restored store holds %d records, want %d (one per revision)", n, snapRev)
 		}
-		if tx.Get(Erasures, []byte("e00199")) == nil {
+		if tx.Get(ascBucket, []byte("e00199")) == nil {
 			return fmt.Errorf("a record committed before the backup is missing")
 		}
 		return nil
@@ -109,20 +111,20 @@ func TestBackupAfterClose(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "erasured.db"), Options{})
 	_ = db.Close()
 	called := false
-	if err := db.Backup(func(Snapshot) error { called = true; return nil }); err != ErrClosed || called {
-		t.Errorf("Backup after Close = %v (fn called %v), want ErrClosed", err, called)
+	if err := db.Backup(func(store.Snapshot) error { called = true; return nil }); err != store.ErrClosed || called {
+		t.Errorf("Backup after Close = %v (fn called %v), want store.ErrClosed", err, called)
 	}
 }
 
 // TestCheckFileRefusesDamage: a copy with damaged meta pages fails the check a backup must pass.
 func TestCheckFileRefusesDamage(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(filepath.Join(dir, "erasured.db"), Options{})
+	db, err := Open(filepath.Join(dir, "erasured.db"), Options{Buckets: testBuckets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "copy.db")
-	err = db.Backup(func(s Snapshot) error {
+	err = db.Backup(func(s store.Snapshot) error {
 		raw, err := io.ReadAll(s.Data)
 		if err != nil {
 			return err

@@ -1,6 +1,6 @@
 //go:build erasured_bug_reply_before_commit
 
-package store
+package boltstore
 
 // bugReplyBeforeCommit: see bug_off.go. THIS BUILD LOSES ACKNOWLEDGED WRITES ON A CRASH.
 const bugReplyBeforeCommit = true

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"errors"
@@ -9,27 +9,19 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/erasured/erasured/store"
 )
 
-// Snapshot is a consistent copy of the whole store, as Backup hands it over.
-type Snapshot struct {
-	// Rev is the last revision the copy holds.
-	Rev uint64
-	// Size is the copy's length in bytes.
-	Size int64
-	// Data reads the copy: a complete bbolt file that Open accepts.
-	Data io.Reader
-}
-
 // Backup takes a consistent copy of the whole file while the store keeps serving, and calls fn
-// with it. The copy is written inside a read transaction (writers are not blocked) into a
+// with it: a complete bbolt file that Open accepts. The copy is written inside a read transaction (writers are not blocked) into a
 // temporary file next to the store's own, mode 0600, which is removed when fn returns. The read
 // transaction ends before fn is called, so a slow reader of the copy (a remote client) never
 // holds it open: a long read transaction would keep bbolt from reusing pages and would stall a
 // commit that has to grow the file.
-func (db *DB) Backup(fn func(s Snapshot) error) error {
+func (db *DB) Backup(fn func(s store.Snapshot) error) error {
 	if db.isClosing() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	f, err := os.CreateTemp(filepath.Dir(db.path), "."+filepath.Base(db.path)+".backup-*")
 	if err != nil {
@@ -51,24 +43,24 @@ func (db *DB) Backup(fn func(s Snapshot) error) error {
 }
 
 // copyTo writes a consistent copy of the file to w in one read transaction.
-func (db *DB) copyTo(w io.Writer) (Snapshot, error) {
+func (db *DB) copyTo(w io.Writer) (store.Snapshot, error) {
 	btx, err := db.bolt.Begin(false)
 	if err != nil {
 		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-			return Snapshot{}, ErrClosed
+			return store.Snapshot{}, store.ErrClosed
 		}
-		return Snapshot{}, fmt.Errorf("store: backup: begin read: %w", err)
+		return store.Snapshot{}, fmt.Errorf("store: backup: begin read: %w", err)
 	}
 	defer func() { _ = btx.Rollback() }()
 	rev, err := metaU64(btx.Bucket(metaBucket.key()), metaRev)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("store: backup: %w", err)
+		return store.Snapshot{}, fmt.Errorf("store: backup: %w", err)
 	}
 	n, err := btx.WriteTo(w)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("store: backup: write copy: %w", err)
+		return store.Snapshot{}, fmt.Errorf("store: backup: write copy: %w", err)
 	}
-	return Snapshot{Rev: rev, Size: n}, nil
+	return store.Snapshot{Rev: rev, Size: n}, nil
 }
 
 // CheckFile opens the bbolt file at path read-only and runs bbolt's consistency check on it

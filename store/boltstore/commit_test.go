@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -14,64 +14,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/storetest"
 )
-
-func TestUpdateConcurrentRevisionsContiguous(t *testing.T) {
-	const writers, each = 32, 25
-	ctx := testContext(t)
-	db := openTest(t, Options{})
-	revs := make([][]uint64, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				key := fmt.Sprintf("w%d-%d", w, i)
-				var rev uint64
-				err := db.Update(ctx, func(tx *Tx) error {
-					if err := tx.Put(Erasures, []byte(key), []byte(key)); err != nil {
-						return err
-					}
-					r, err := tx.Append(key, []byte(key))
-					rev = r // overwritten by every run; read only after a nil Update
-					return err
-				})
-				if err != nil {
-					t.Errorf("Update(%s) = %v", key, err)
-					return
-				}
-				revs[w] = append(revs[w], rev)
-			}
-		})
-	}
-	wg.Wait()
-
-	all := slices.Sorted(slices.Values(slices.Concat(revs...)))
-	want := make([]uint64, writers*each)
-	for i := range want {
-		want[i] = uint64(i + 1)
-	}
-	if diff := cmp.Diff(want, all); diff != "" {
-		t.Errorf("revisions returned by Append mismatch (-want +got):\n%s", diff)
-	}
-	if got := db.Rev(); got != writers*each {
-		t.Errorf("Rev() = %d, want %d", got, writers*each)
-	}
-	evs, err := db.Events(1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := 0
-	db.View(func(tx *Tx) error { count = tx.Count(Erasures); return nil })
-	if len(evs) != writers*each || count != writers*each {
-		t.Errorf("len(Events(1, 0)), Count(Erasures) = %d, %d; want %d, %d", len(evs), count, writers*each, writers*each)
-	}
-	for i, ev := range evs {
-		if ev.Rev != uint64(i+1) || ev.Key != string(ev.Value) {
-			t.Errorf("Events(1, 0)[%d] = %+v, want Rev %d with Value == Key", i, ev, i+1)
-		}
-	}
-	t.Logf("%d updates in %d commits", writers*each, db.commits.Load())
-}
 
 // TestGroupCommitIsolatesFailures queues one group in which some functions fail, with or without having
 // written, or panic, and checks that only the successful ones leave a trace — in one commit — and that
@@ -87,9 +33,9 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		panicDirty
 	)
 	kinds := []kind{ok, failDirty, ok, failClean, ok, panicDirty, ok, failDirty, panicClean, ok, ok}
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{})
-	appendEvents(t, db, "before") // rev 1
+	storetest.AppendEvents(t, db, "before") // rev 1
 
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -102,7 +48,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		key := fmt.Sprintf("k%d", i)
 		wg.Go(func() {
 			var rev uint64
-			errs[i] = db.Update(ctx, func(tx *Tx) error {
+			errs[i] = db.Update(ctx, func(tx store.Tx) error {
 				if err := tx.OnCommit(func() { hooked = append(hooked, key) }); err != nil {
 					return err
 				}
@@ -112,7 +58,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				if k == panicClean {
 					panic("clean kaboom")
 				}
-				if err := tx.Put(Requests, []byte(key), []byte(key)); err != nil {
+				if err := tx.Put(bucketA, []byte(key), []byte(key)); err != nil {
 					return err
 				}
 				r, err := tx.Append(key, []byte(key))
@@ -147,7 +93,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	if got := db.commits.Load() - commitsBefore; got != 2 {
 		t.Errorf("commits for the blocker and the group = %d, want 2", got)
 	}
-	var wantEvents []Event
+	var wantEvents []store.Event
 	next := uint64(2)
 	for i, k := range kinds {
 		key := fmt.Sprintf("k%d", i)
@@ -161,24 +107,24 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				t.Errorf("Update(%s, fails) = %v, want %v", key, errs[i], errBoom)
 			}
 		case panicClean, panicDirty:
-			if !errors.Is(errs[i], ErrPanic) || !strings.Contains(errs[i].Error(), "kaboom") || !strings.Contains(errs[i].Error(), "goroutine") {
-				t.Errorf("Update(%s, panics) = %v, want %v with the panic value and stack", key, errs[i], ErrPanic)
+			if !errors.Is(errs[i], store.ErrPanic) || !strings.Contains(errs[i].Error(), "kaboom") || !strings.Contains(errs[i].Error(), "goroutine") {
+				t.Errorf("Update(%s, panics) = %v, want %v with the panic value and stack", key, errs[i], store.ErrPanic)
 			}
 		}
 		var got []byte
-		db.View(func(tx *Tx) error { got = tx.Get(Requests, []byte(key)); return nil })
+		db.View(func(tx store.Tx) error { got = tx.Get(bucketA, []byte(key)); return nil })
 		if k == ok {
 			if string(got) != key {
-				t.Errorf("Get(Requests, %s) = %q, want %q", key, got, key)
+				t.Errorf("Get(bucketA, %s) = %q, want %q", key, got, key)
 			}
 			// Revisions follow queue order among the survivors, with no gap left by the failures.
 			if revs[i] != next {
 				t.Errorf("revision of %s = %d, want %d", key, revs[i], next)
 			}
-			wantEvents = append(wantEvents, Event{Rev: next, Key: key, Value: []byte(key)})
+			wantEvents = append(wantEvents, store.Event{Rev: next, Key: key, Value: []byte(key)})
 			next++
 		} else if got != nil {
-			t.Errorf("Get(Requests, %s) = %q, want nil: a failed update left a write", key, got)
+			t.Errorf("Get(bucketA, %s) = %q, want nil: a failed update left a write", key, got)
 		}
 	}
 	evs, err := db.Events(2, 0)
@@ -193,7 +139,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 func TestUpdateContextDoneBeforeStart(t *testing.T) {
 	db := openTest(t, Options{})
 	var ran atomic.Bool
-	fn := func(*Tx) error { ran.Store(true); return nil }
+	fn := func(store.Tx) error { ran.Store(true); return nil }
 
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -214,27 +160,11 @@ func TestUpdateContextDoneBeforeStart(t *testing.T) {
 	}
 	release()
 	// This update queues after the cancelled one, so when it returns the committer has seen both.
-	if err := db.Update(context.Background(), func(*Tx) error { return nil }); err != nil {
+	if err := db.Update(context.Background(), func(store.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if ran.Load() {
 		t.Errorf("an update whose ctx was done before it started ran")
-	}
-}
-
-func TestUpdateContextDoneAfterStartWaits(t *testing.T) {
-	db := openTest(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	err := db.Update(ctx, func(tx *Tx) error {
-		cancel() // the caller is now waiting on a done ctx; the outcome still wins
-		_, err := tx.Append("k", nil)
-		return err
-	})
-	if err != nil {
-		t.Errorf("Update(ctx cancelled during fn) = %v, want nil", err)
-	}
-	if got := db.Rev(); got != 1 {
-		t.Errorf("Rev() = %d, want 1", got)
 	}
 }
 
@@ -245,7 +175,7 @@ func TestLoneCallerDoesNotWait(t *testing.T) {
 	db := openTest(t, Options{})
 	before := db.commits.Load()
 	start := time.Now()
-	appendEvents(t, db, slices.Repeat([]string{"k"}, n)...)
+	storetest.AppendEvents(t, db, slices.Repeat([]string{"k"}, n)...)
 	elapsed := time.Since(start)
 	if got := db.commits.Load() - before; got != n {
 		t.Errorf("commits for %d sequential updates = %d, want %d", n, got, n)
@@ -255,7 +185,7 @@ func TestLoneCallerDoesNotWait(t *testing.T) {
 
 func TestMaxBatchSplitsGroups(t *testing.T) {
 	const n = 10
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{MaxBatch: 3})
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -263,7 +193,7 @@ func TestMaxBatchSplitsGroups(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			if err := db.Update(ctx, func(tx *Tx) error { _, err := tx.Append("k", nil); return err }); err != nil {
+			if err := db.Update(ctx, func(tx store.Tx) error { _, err := tx.Append("k", nil); return err }); err != nil {
 				t.Error(err)
 			}
 		})
@@ -281,9 +211,9 @@ func TestMaxBatchSplitsGroups(t *testing.T) {
 // TestCommitFailureIsSticky makes a bbolt commit fail (the file may not grow past maxSize) and checks
 // that the whole group gets the error, Err reports it, and later updates fail fast.
 func TestCommitFailureIsSticky(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{maxSize: 1 << 20})
-	appendEvents(t, db, "a")
+	storetest.AppendEvents(t, db, "a")
 
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -292,11 +222,11 @@ func TestCommitFailureIsSticky(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, size := range []int{10, 2 << 20, 10} {
 		wg.Go(func() {
-			errs[i] = db.Update(ctx, func(tx *Tx) error {
+			errs[i] = db.Update(ctx, func(tx store.Tx) error {
 				if err := tx.OnCommit(func() { hooks.Add(1) }); err != nil {
 					return err
 				}
-				return tx.Put(Audit, U64(uint64(i)), make([]byte, size))
+				return tx.Put(bucketC, store.U64(uint64(i)), make([]byte, size))
 			})
 		})
 	}
@@ -317,7 +247,7 @@ func TestCommitFailureIsSticky(t *testing.T) {
 		t.Errorf("%d OnCommit hooks ran for a group whose commit failed, want 0", n)
 	}
 	ran := false
-	err := db.Update(ctx, func(*Tx) error { ran = true; return nil })
+	err := db.Update(ctx, func(store.Tx) error { ran = true; return nil })
 	if !errors.Is(err, berrors.ErrMaxSizeReached) || ran {
 		t.Errorf("Update after a failed commit = %v (ran %t), want %v without running", err, ran, berrors.ErrMaxSizeReached)
 	}
@@ -327,7 +257,7 @@ func TestCommitFailureIsSticky(t *testing.T) {
 }
 
 func TestCloseFinishesQueuedUpdates(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	db := openTest(t, Options{})
 	release := blockCommitter(t, db)
 	enqueued := countEnqueued(db)
@@ -335,7 +265,7 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			errs <- db.Update(ctx, func(tx *Tx) error { _, err := tx.Append("k", nil); return err })
+			errs <- db.Update(ctx, func(tx store.Tx) error { _, err := tx.Append("k", nil); return err })
 		}()
 	}
 	for range n {
@@ -347,8 +277,8 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 	for db.Err() == nil {
 		runtime.Gosched()
 	}
-	if err := db.Update(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("Update during Close = %v, want %v", err, ErrClosed)
+	if err := db.Update(ctx, func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Update during Close = %v, want %v", err, store.ErrClosed)
 	}
 	release()
 	for range n {
@@ -364,7 +294,7 @@ func TestCloseFinishesQueuedUpdates(t *testing.T) {
 // TestOnCommitReportsEachCommit: Options.OnCommit hears of every commit, with a positive
 // duration.
 func TestOnCommitReportsEachCommit(t *testing.T) {
-	ctx := testContext(t)
+	ctx := storetest.Context(t)
 	var commits atomic.Int64
 	var bad atomic.Bool
 	db := openTest(t, Options{OnCommit: func(d time.Duration) {
@@ -374,7 +304,7 @@ func TestOnCommitReportsEachCommit(t *testing.T) {
 		commits.Add(1)
 	}})
 	for i := range 3 {
-		if err := db.Update(ctx, func(tx *Tx) error { return tx.Put(Erasures, []byte{byte(i)}, []byte("v")) }); err != nil {
+		if err := db.Update(ctx, func(tx store.Tx) error { return tx.Put(ascBucket, []byte{byte(i)}, []byte("v")) }); err != nil {
 			t.Fatal(err)
 		}
 	}

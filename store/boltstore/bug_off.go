@@ -1,6 +1,6 @@
 //go:build !erasured_bug_reply_before_commit
 
-package store
+package boltstore
 
 // bugReplyBeforeCommit is true only in a deliberately broken build (build tag
 // erasured_bug_reply_before_commit) that answers Update before its commit is durable. It exists

@@ -1,10 +1,12 @@
-package store
+package boltstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/erasured/erasured/store"
 )
 
 // Watch, after etcd's mvcc watchable store.
@@ -33,8 +35,8 @@ type hub struct {
 	oldest uint64 // compacted revision + 1
 	ring   ring
 	bufMax int
-	byKey  map[string]map[*Watcher]struct{} // synced watchers of one key
-	all    map[*Watcher]struct{}            // synced watchers of every key
+	byKey  map[string]map[*watcher]struct{} // synced watchers of one key
+	all    map[*watcher]struct{}            // synced watchers of every key
 	closed bool
 	onJoin func() // test hook: a catching-up watcher joined
 }
@@ -42,16 +44,16 @@ type hub struct {
 func (h *hub) init(rev, compacted uint64, opts Options) {
 	h.rev = rev
 	h.oldest = compacted + 1
-	h.ring = ring{buf: make([]Event, opts.RingSize), last: rev}
+	h.ring = ring{buf: make([]store.Event, opts.RingSize), last: rev}
 	h.bufMax = opts.WatchBuffer
-	h.byKey = make(map[string]map[*Watcher]struct{})
-	h.all = make(map[*Watcher]struct{})
+	h.byKey = make(map[string]map[*watcher]struct{})
+	h.all = make(map[*watcher]struct{})
 }
 
 // publish hands a commit's events to the ring and the synced watchers. The committer calls it after the
 // commit and before replying to the callers, so a caller that sees Update return also sees Rev() cover
 // its events.
-func (h *hub) publish(evs []Event, compacted uint64) {
+func (h *hub) publish(evs []store.Event, compacted uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, ev := range evs {
@@ -67,7 +69,7 @@ func (h *hub) publish(evs []Event, compacted uint64) {
 	}
 }
 
-func (h *hub) deliver(ev Event, set map[*Watcher]struct{}) {
+func (h *hub) deliver(ev store.Event, set map[*watcher]struct{}) {
 	for w := range set {
 		if len(w.buf) >= h.bufMax {
 			// Too slow: set it aside. Its buffer is complete below ev.Rev; Next catches up from there.
@@ -79,7 +81,7 @@ func (h *hub) deliver(ev Event, set map[*Watcher]struct{}) {
 		if len(w.buf) == 0 {
 			// Synced with nothing buffered means everything before ev was returned already.
 			w.next = ev.Rev
-			w.buf = make([]Event, 0, min(h.bufMax, 8))
+			w.buf = make([]store.Event, 0, min(h.bufMax, 8))
 		}
 		w.buf = append(w.buf, ev)
 		select {
@@ -89,20 +91,20 @@ func (h *hub) deliver(ev Event, set map[*Watcher]struct{}) {
 	}
 }
 
-func (h *hub) add(w *Watcher) {
+func (h *hub) add(w *watcher) {
 	if w.key == "" {
 		h.all[w] = struct{}{}
 		return
 	}
 	set := h.byKey[w.key]
 	if set == nil {
-		set = make(map[*Watcher]struct{})
+		set = make(map[*watcher]struct{})
 		h.byKey[w.key] = set
 	}
 	set[w] = struct{}{}
 }
 
-func (h *hub) remove(w *Watcher) {
+func (h *hub) remove(w *watcher) {
 	if w.key == "" {
 		delete(h.all, w)
 		return
@@ -131,44 +133,40 @@ func (h *hub) close() {
 	clear(h.byKey)
 }
 
-// Watcher yields committed events in revision order. Next must not be called concurrently with itself;
-// Progress and Close may be called from any goroutine.
-type Watcher struct {
+// watcher is the store.Watcher that Watch hands out.
+type watcher struct {
 	db   *DB
 	key  string        // "" for every key
 	wake chan struct{} // 1 slot: poked when the buffer gets events or the watcher is closed
 
 	// Guarded by db.hub.mu.
-	next   uint64  // every matching event with Rev < next has been returned by Next
-	buf    []Event // synced: pushed, not yet returned
-	lostAt uint64  // unsynced with a buffer: the buffer is complete below this revision
-	synced bool    // in the hub; buf then holds every matching event after next - 1 up to hub.rev
+	next   uint64        // every matching event with Rev < next has been returned by Next
+	buf    []store.Event // synced: pushed, not yet returned
+	lostAt uint64        // unsynced with a buffer: the buffer is complete below this revision
+	synced bool          // in the hub; buf then holds every matching event after next - 1 up to hub.rev
 	closed bool
-	err    error // sticky: a *CompactedError
+	err    error // sticky: a *store.CompactedError
 }
 
-// Watch returns a watcher that yields every committed event with Rev >= from — only those whose Key is
-// key, unless key is "" — in revision order with no gap and no duplicate: first history (from the ring
-// or the file), then live. from 0 means from now on: Rev()+1. from < Oldest() returns a
-// *CompactedError; from > Rev()+1 returns an error wrapping ErrFutureRevision. Close the watcher when
-// done with it.
-func (db *DB) Watch(from uint64, key string) (*Watcher, error) {
+// Watch implements store.DB. A watcher starting at the hub's revision + 1 joins the hub at once; one
+// starting in the past catches up in its Next.
+func (db *DB) Watch(from uint64, key string) (store.Watcher, error) {
 	h := &db.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	if from == 0 {
 		from = h.rev + 1
 	}
 	if from > h.rev+1 {
-		return nil, fmt.Errorf("%w: watch from revision %d, current revision is %d", ErrFutureRevision, from, h.rev)
+		return nil, fmt.Errorf("%w: watch from revision %d, current revision is %d", store.ErrFutureRevision, from, h.rev)
 	}
 	if from < h.oldest {
-		return nil, &CompactedError{Requested: from, Oldest: h.oldest}
+		return nil, &store.CompactedError{Requested: from, Oldest: h.oldest}
 	}
-	w := &Watcher{db: db, key: key, wake: make(chan struct{}, 1), next: from}
+	w := &watcher{db: db, key: key, wake: make(chan struct{}, 1), next: from}
 	if from == h.rev+1 {
 		w.synced = true
 		h.add(w)
@@ -176,12 +174,8 @@ func (db *DB) Watch(from uint64, key string) (*Watcher, error) {
 	return w, nil
 }
 
-// Next blocks until at least one matching event is available and returns them in revision order, at
-// most max(WatchBuffer, 256) per call. The caller owns the returned slice; the events' Values are shared
-// and must not be modified. It returns nil and ctx.Err() when ctx is done, ErrClosed when the watcher or the DB
-// is closed, and a *CompactedError when the watcher fell behind past a compaction (that error is
-// sticky). Events returned by one call continue exactly where the previous call stopped.
-func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
+// Next implements store.Watcher.
+func (w *watcher) Next(ctx context.Context) ([]store.Event, error) {
 	h := &w.db.hub
 	for {
 		if err := ctx.Err(); err != nil {
@@ -191,7 +185,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 		switch {
 		case w.closed || h.closed:
 			h.mu.Unlock()
-			return nil, ErrClosed
+			return nil, store.ErrClosed
 		case w.err != nil:
 			h.mu.Unlock()
 			return nil, w.err
@@ -212,7 +206,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-w.db.done:
-				return nil, ErrClosed
+				return nil, store.ErrClosed
 			}
 			continue
 		}
@@ -225,7 +219,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 			continue
 		}
 		if pos < h.oldest {
-			w.err = &CompactedError{Requested: pos, Oldest: h.oldest}
+			w.err = &store.CompactedError{Requested: pos, Oldest: h.oldest}
 			h.mu.Unlock()
 			return nil, w.err
 		}
@@ -243,7 +237,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 
 		evs, next, err := w.db.readEvents(pos, upTo, w.key, maxNextBatch, scanMax)
 		h.mu.Lock()
-		if ce := (*CompactedError)(nil); errors.As(err, &ce) {
+		if ce := (*store.CompactedError)(nil); errors.As(err, &ce) {
 			w.err = ce
 		}
 		if err == nil && !w.closed {
@@ -263,7 +257,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 // caller) and, once that reaches the hub's revision, puts w back in the hub. Holding h.mu across the
 // check and the join is what keeps a commit from slipping between replay and live. Called with h.mu
 // held, on an unsynced watcher.
-func (w *Watcher) advance(h *hub, next uint64) {
+func (w *watcher) advance(h *hub, next uint64) {
 	w.next = next
 	if next > h.rev && !h.closed {
 		w.synced = true
@@ -274,9 +268,8 @@ func (w *Watcher) advance(h *hub, next uint64) {
 	}
 }
 
-// Progress is the revision up to which every matching event has been returned by Next. It advances with
-// the DB's revision even when nothing matches a filtered watcher, so it is what heartbeats report.
-func (w *Watcher) Progress() uint64 {
+// Progress implements store.Watcher.
+func (w *watcher) Progress() uint64 {
 	h := &w.db.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -286,8 +279,8 @@ func (w *Watcher) Progress() uint64 {
 	return w.next - 1
 }
 
-// Close ends the watcher: a blocked Next returns ErrClosed. Closing twice is harmless.
-func (w *Watcher) Close() {
+// Close implements store.Watcher.
+func (w *watcher) Close() {
 	h := &w.db.hub
 	h.mu.Lock()
 	if !w.closed {
@@ -302,7 +295,7 @@ func (w *Watcher) Close() {
 }
 
 // leave takes w out of the hub, keeping Progress where it was. Called with h.mu held.
-func (w *Watcher) leave(h *hub) {
+func (w *watcher) leave(h *hub) {
 	if !w.synced {
 		return
 	}

@@ -1,29 +1,13 @@
-package store
+package boltstore
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/erasured/erasured/store"
 )
-
-// Event is one entry of the event log.
-type Event struct {
-	Rev   uint64 // revision: 1, 2, 3, ... in commit order, no gaps
-	Key   string // the resource the event is about, as given to Tx.Append
-	Value []byte // the caller's encoding; shared with other readers, so it must not be modified
-}
-
-// CompactedError reports a request for revisions that compaction already deleted.
-type CompactedError struct {
-	Requested uint64 // the revision asked for
-	Oldest    uint64 // the oldest revision still stored
-}
-
-// Error names both revisions.
-func (e *CompactedError) Error() string {
-	return fmt.Sprintf("store: revision %d is compacted, oldest available is %d", e.Requested, e.Oldest)
-}
 
 // compactChunk is how many events one compaction transaction deletes, so writers are not starved.
 const compactChunk = 4096
@@ -53,24 +37,23 @@ func decodeEventKey(enc []byte) (key []byte, valueAt int, err error) {
 	return enc[l:end], end, nil
 }
 
-// Rev is the last committed revision, 0 when no event was ever appended.
+// Rev implements store.DB.
 func (db *DB) Rev() uint64 {
 	db.hub.mu.Lock()
 	defer db.hub.mu.Unlock()
 	return db.hub.rev
 }
 
-// Oldest is the oldest revision still stored: the compacted revision + 1, so 1 when never compacted.
+// Oldest implements store.DB: the compacted revision + 1.
 func (db *DB) Oldest() uint64 {
 	db.hub.mu.Lock()
 	defer db.hub.mu.Unlock()
 	return db.hub.oldest
 }
 
-// Events returns the committed events with Rev >= from in ascending order, at most limit of them
-// (limit <= 0: no limit). from 0 means 1. It reads the in-memory ring when the ring still holds from,
-// the file otherwise. from < Oldest() returns a *CompactedError.
-func (db *DB) Events(from uint64, limit int) ([]Event, error) {
+// Events implements store.DB. It reads the in-memory ring when the ring still holds from, the file
+// otherwise.
+func (db *DB) Events(from uint64, limit int) ([]store.Event, error) {
 	from = max(from, 1)
 	if limit <= 0 {
 		limit = int(^uint(0) >> 1)
@@ -79,10 +62,10 @@ func (db *DB) Events(from uint64, limit int) ([]Event, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	if from < h.oldest {
-		err := &CompactedError{Requested: from, Oldest: h.oldest}
+		err := &store.CompactedError{Requested: from, Oldest: h.oldest}
 		h.mu.Unlock()
 		return nil, err
 	}
@@ -105,19 +88,20 @@ func (db *DB) Events(from uint64, limit int) ([]Event, error) {
 // at most limit of them, examining at most scan events (scan < 0: no bound). next is the revision after
 // the last one examined. The check against the compacted revision happens in the same read
 // transaction as the reads, so a concurrent compaction cannot open a gap.
-func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []Event, next uint64, err error) {
+func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64, err error) {
 	next = from
-	err = db.View(func(tx *Tx) error {
+	err = db.View(func(stx store.Tx) error {
+		tx := stx.(*boltTx)
 		compacted, err := metaU64(tx.btx.Bucket(metaBucket.key()), metaCompacted)
 		if err != nil {
 			return err
 		}
 		if from <= compacted {
-			return &CompactedError{Requested: from, Oldest: compacted + 1}
+			return &store.CompactedError{Requested: from, Oldest: compacted + 1}
 		}
 		c := tx.btx.Bucket(eventsBucket.key()).Cursor()
-		for k, v := c.Seek(U64(from)); k != nil && len(evs) < limit && scan != 0; k, v = c.Next() {
-			rev, err := ParseU64(k)
+		for k, v := c.Seek(store.U64(from)); k != nil && len(evs) < limit && scan != 0; k, v = c.Next() {
+			rev, err := store.ParseU64(k)
 			if err != nil {
 				return err
 			}
@@ -143,33 +127,32 @@ func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []
 }
 
 // decodeEvent copies an event out of the file, unless key is set and the event is about another key.
-func decodeEvent(rev uint64, enc []byte, key string) (Event, bool, error) {
+func decodeEvent(rev uint64, enc []byte, key string) (store.Event, bool, error) {
 	k, at, err := decodeEventKey(enc)
 	if err != nil {
-		return Event{}, false, fmt.Errorf("revision %d: %w", rev, err)
+		return store.Event{}, false, fmt.Errorf("revision %d: %w", rev, err)
 	}
 	if key != "" && string(k) != key {
-		return Event{}, false, nil
+		return store.Event{}, false, nil
 	}
-	ev := Event{Rev: rev, Key: string(k)}
+	ev := store.Event{Rev: rev, Key: string(k)}
 	if at < len(enc) {
 		ev.Value = append([]byte{}, enc[at:]...)
 	}
 	return ev, true, nil
 }
 
-// Compact deletes every event with Rev < rev, so that Oldest() becomes rev. rev must not exceed Rev().
-// It deletes in chunks of a few thousand events, each its own group-committed transaction that also
+// Compact implements store.DB. It deletes in chunks of a few thousand events, each its own group-committed transaction that also
 // records the new compacted revision, so writers keep going in between. Compacting to a revision at or
-// below Oldest() is a no-op. Watchers and Events calls that need a deleted revision get a
-// *CompactedError.
+// below Oldest() is a no-op.
 func (db *DB) Compact(ctx context.Context, rev uint64) error {
 	if cur := db.Rev(); rev > cur {
-		return fmt.Errorf("%w: compact to %d, current revision is %d", ErrFutureRevision, rev, cur)
+		return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, cur)
 	}
 	for {
 		var done bool
-		err := db.Update(ctx, func(tx *Tx) error {
+		err := db.Update(ctx, func(stx store.Tx) error {
+			tx := stx.(*boltTx)
 			done = false
 			meta := tx.btx.Bucket(metaBucket.key())
 			compacted, err := metaU64(meta, metaCompacted)
@@ -185,11 +168,11 @@ func (db *DB) Compact(ctx context.Context, rev uint64) error {
 			events := tx.btx.Bucket(eventsBucket.key())
 			// Committed history has no gaps, so the keys to delete are exactly these numbers.
 			for r := compacted + 1; r <= end; r++ {
-				if err := events.Delete(U64(r)); err != nil {
+				if err := events.Delete(store.U64(r)); err != nil {
 					return fmt.Errorf("store: compact revision %d: %w", r, err)
 				}
 			}
-			if err := meta.Put(metaCompacted, U64(end)); err != nil {
+			if err := meta.Put(metaCompacted, store.U64(end)); err != nil {
 				return err
 			}
 			tx.st.compacted = end
@@ -204,12 +187,12 @@ func (db *DB) Compact(ctx context.Context, rev uint64) error {
 
 // ring keeps the most recent committed events, indexed by revision.
 type ring struct {
-	buf  []Event
+	buf  []store.Event
 	n    int    // events held, <= len(buf)
 	last uint64 // revision of the newest event (the DB's revision when n == 0)
 }
 
-func (r *ring) push(ev Event) {
+func (r *ring) push(ev store.Event) {
 	r.buf[ev.Rev%uint64(len(r.buf))] = ev
 	r.n = min(r.n+1, len(r.buf))
 	r.last = ev.Rev
@@ -219,7 +202,7 @@ func (r *ring) push(ev Event) {
 func (r *ring) low() uint64 { return r.last - uint64(r.n) + 1 }
 
 // collect is readEvents for the ring; from must be >= low().
-func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []Event, next uint64) {
+func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64) {
 	next = from
 	for ; next <= upTo && len(evs) < limit && scan != 0; next++ {
 		ev := r.buf[next%uint64(len(r.buf))]

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -7,48 +7,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-func TestEvents(t *testing.T) {
-	keys := []string{"a", "b", "c", "a", "b", "c", "a", "b", "c", "a"}
-	all := make([]Event, len(keys))
-	for i, k := range keys {
-		all[i] = wantEvent(uint64(i+1), k)
-	}
-	for _, src := range []struct {
-		name string
-		ring int
-	}{
-		{"ring", 1024},
-		{"disk", 3}, // the ring holds revisions 8..10 only
-	} {
-		t.Run(src.name, func(t *testing.T) {
-			db := openTest(t, Options{RingSize: src.ring})
-			appendEvents(t, db, keys...)
-			for _, tc := range []struct {
-				from  uint64
-				limit int
-				want  []Event
-			}{
-				{0, 0, all},
-				{1, 0, all},
-				{4, 3, all[3:6]},
-				{9, 0, all[8:]},
-				{10, 5, all[9:]},
-				{11, 0, nil},
-				{100, 0, nil},
-			} {
-				got, err := db.Events(tc.from, tc.limit)
-				if err != nil {
-					t.Fatalf("Events(%d, %d) = %v", tc.from, tc.limit, err)
-				}
-				if diff := cmp.Diff(tc.want, got); diff != "" {
-					t.Errorf("Events(%d, %d) mismatch (-want +got):\n%s", tc.from, tc.limit, diff)
-				}
-			}
-		})
-	}
-}
+	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/storetest"
+)
 
 func TestCompact(t *testing.T) {
 	ctx := context.Background()
@@ -69,7 +31,7 @@ func TestCompact(t *testing.T) {
 			for i := range keys {
 				keys[i] = "k"
 			}
-			appendEvents(t, db, keys...)
+			storetest.AppendEvents(t, db, keys...)
 
 			if err := db.Compact(ctx, 10); err != nil {
 				t.Fatalf("Compact(10) = %v", err)
@@ -83,22 +45,22 @@ func TestCompact(t *testing.T) {
 			if got := db.Oldest(); got != 10 {
 				t.Errorf("Oldest() after Compact(5) = %d, want 10", got)
 			}
-			if err := db.Compact(ctx, 21); !errors.Is(err, ErrFutureRevision) {
-				t.Errorf("Compact(21) with Rev 20 = %v, want %v", err, ErrFutureRevision)
+			if err := db.Compact(ctx, 21); !errors.Is(err, store.ErrFutureRevision) {
+				t.Errorf("Compact(21) with Rev 20 = %v, want %v", err, store.ErrFutureRevision)
 			}
 			var stored int
-			db.View(func(tx *Tx) error { stored = tx.Count(eventsBucket); return nil })
+			db.View(func(tx store.Tx) error { stored = tx.(*boltTx).btx.Bucket(eventsBucket.key()).Stats().KeyN; return nil })
 			if stored != 11 {
 				t.Errorf("events stored after Compact(10) = %d, want 11", stored)
 			}
 
-			wantCompacted := &CompactedError{Requested: 9, Oldest: 10}
+			wantCompacted := &store.CompactedError{Requested: 9, Oldest: 10}
 			_, err := db.Events(9, 0)
-			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+			if diff := cmp.Diff(wantCompacted, storetest.AsCompacted(err)); diff != "" {
 				t.Errorf("Events(9, 0) error mismatch (-want +got):\n%s", diff)
 			}
 			_, err = db.Watch(9, "")
-			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+			if diff := cmp.Diff(wantCompacted, storetest.AsCompacted(err)); diff != "" {
 				t.Errorf("Watch(9) error mismatch (-want +got):\n%s", diff)
 			}
 			evs, err := db.Events(10, 0)
@@ -114,14 +76,14 @@ func TestCompact(t *testing.T) {
 				t.Errorf("Oldest() after reopen = %d, want 10", got)
 			}
 			_, err = db.Events(9, 0)
-			if diff := cmp.Diff(wantCompacted, asCompacted(err)); diff != "" {
+			if diff := cmp.Diff(wantCompacted, storetest.AsCompacted(err)); diff != "" {
 				t.Errorf("Events(9, 0) after reopen error mismatch (-want +got):\n%s", diff)
 			}
 			if err := db.Compact(ctx, 20); err != nil {
 				t.Fatalf("Compact(20) = %v", err)
 			}
 			evs, err = db.Events(0, 0)
-			if diff := cmp.Diff(&CompactedError{Requested: 1, Oldest: 20}, asCompacted(err)); diff != "" {
+			if diff := cmp.Diff(&store.CompactedError{Requested: 1, Oldest: 20}, storetest.AsCompacted(err)); diff != "" {
 				t.Errorf("Events(0, 0) after Compact(20) error mismatch (-want +got):\n%s", diff)
 			}
 			if evs, err = db.Events(20, 0); err != nil || len(evs) != 1 {
@@ -129,20 +91,4 @@ func TestCompact(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestCompactedErrorMessage(t *testing.T) {
-	err := error(&CompactedError{Requested: 3, Oldest: 15})
-	if got, want := err.Error(), "store: revision 3 is compacted, oldest available is 15"; got != want {
-		t.Errorf("CompactedError{3, 15}.Error() = %q, want %q", got, want)
-	}
-}
-
-// asCompacted returns err's *CompactedError, or nil.
-func asCompacted(err error) *CompactedError {
-	var ce *CompactedError
-	if errors.As(err, &ce) {
-		return ce
-	}
-	return nil
 }

@@ -1,28 +1,18 @@
-package store
+package boltstore
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/erasured/erasured/store"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testTimeout bounds any wait in a test so a bug fails the test instead of hanging it. It is never used
-// to wait for something to happen.
-const testTimeout = 30 * time.Second
-
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // openTest opens a DB in a fresh directory and closes it when the test ends.
@@ -33,31 +23,15 @@ func openTest(t testing.TB, opts Options) *DB {
 
 func openAt(t testing.TB, path string, opts Options) *DB {
 	t.Helper()
+	if opts.Buckets == nil {
+		opts.Buckets = testBuckets
+	}
 	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", path, err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// appendEvents commits one event per key, each in its own Update, with value "v<rev>".
-func appendEvents(t testing.TB, db *DB, keys ...string) {
-	t.Helper()
-	for _, k := range keys {
-		err := db.Update(context.Background(), func(tx *Tx) error {
-			_, err := tx.Append(k, fmt.Appendf(nil, "v%d", tx.Rev()+1))
-			return err
-		})
-		if err != nil {
-			t.Fatalf("Update(append %q) = %v", k, err)
-		}
-	}
-}
-
-// wantEvent is the event appendEvents makes at rev.
-func wantEvent(rev uint64, key string) Event {
-	return Event{Rev: rev, Key: key, Value: fmt.Appendf(nil, "v%d", rev)}
 }
 
 // setOnEnqueue installs the test hook that Update calls after queueing.
@@ -76,7 +50,7 @@ func blockCommitter(t testing.TB, db *DB) (release func()) {
 	var once sync.Once
 	errc := make(chan error, 1)
 	go func() {
-		errc <- db.Update(context.Background(), func(*Tx) error {
+		errc <- db.Update(context.Background(), func(store.Tx) error {
 			once.Do(func() { close(started) })
 			<-unblock
 			return nil
@@ -97,3 +71,15 @@ func countEnqueued(db *DB) <-chan struct{} {
 	db.setOnEnqueue(func() { c <- struct{}{} })
 	return c
 }
+
+// Buckets the tests declare: ascBucket takes the Ascending hint, the others do not.
+var (
+	ascBucket = store.Bucket{Name: "asc", Ascending: true}
+	bucketA   = store.Bucket{Name: "a"}
+	bucketB   = store.Bucket{Name: "b"}
+	bucketC   = store.Bucket{Name: "c"}
+	bucketD   = store.Bucket{Name: "d"}
+	bucketE   = store.Bucket{Name: "e"}
+
+	testBuckets = []store.Bucket{ascBucket, bucketA, bucketB, bucketC, bucketD, bucketE}
+)

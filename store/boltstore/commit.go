@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/erasured/erasured/store"
 )
 
 // Group commit.
@@ -30,7 +32,7 @@ const (
 
 type call struct {
 	ctx      context.Context // the caller's, for Tx.Context
-	fn       func(*Tx) error
+	fn       func(store.Tx) error
 	state    atomic.Int32
 	err      error         // the outcome, written by the committer before done is closed
 	done     chan struct{} // closed by the committer when err is final
@@ -46,11 +48,11 @@ type call struct {
 // overwrites and read them only after Update returns nil — bbolt's Batch rule. fn runs on the committer
 // goroutine: it must not call Update, View or Compact, and must not block, or every writer waits.
 //
-// A panic in fn is recovered and returned as an error wrapping ErrPanic, with the panic value and stack.
+// A panic in fn is recovered and returned as an error wrapping store.ErrPanic, with the panic value and stack.
 // If ctx is done before fn starts, Update returns ctx.Err() without running it; once fn has started,
-// Update waits for the outcome. After Close, Update returns ErrClosed; after a failed bbolt commit, it
+// Update waits for the outcome. After Close, Update returns store.ErrClosed; after a failed bbolt commit, it
 // returns that sticky error (see Err).
-func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
+func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	db.mu.Lock()
 	if db.closing {
 		db.mu.Unlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if db.fatal != nil {
 		err := db.fatal
@@ -142,7 +144,7 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 
 		poisoned := -1 // index of a function that failed after writing
 		for i, c := range live {
-			tx := &Tx{btx: btx, st: st, call: c}
+			tx := &boltTx{db: db, btx: btx, st: st, call: c}
 			c.onCommit = c.onCommit[:0]
 			c.err = runFn(c.fn, tx)
 			tx.finish()
@@ -172,7 +174,7 @@ func (db *DB) commitGroup(group []*call, st *txState) {
 		}
 
 		if st.rev != st.startRev {
-			err = btx.Bucket(metaBucket.key()).Put(metaRev, U64(st.rev))
+			err = btx.Bucket(metaBucket.key()).Put(metaRev, store.U64(st.rev))
 		}
 		if bugReplyBeforeCommit && err == nil {
 			for _, c := range live {
@@ -224,10 +226,10 @@ func (db *DB) fail(live []*call, err error) {
 }
 
 // runFn calls fn, turning a panic into an error wrapping ErrPanic.
-func runFn(fn func(*Tx) error, tx *Tx) (err error) {
+func runFn(fn func(store.Tx) error, tx *boltTx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v\n%s", ErrPanic, r, debug.Stack())
+			err = fmt.Errorf("%w: %v\n%s", store.ErrPanic, r, debug.Stack())
 		}
 	}()
 	return fn(tx)

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/erasured/erasured/store"
 )
 
 // benchRecord is the size of a typical stored erasure (JSON).
@@ -56,8 +58,8 @@ func BenchmarkUpdate(b *testing.B) {
 			db := openTest(b, Options{})
 			ctx := context.Background()
 			runWriters(b, n, func(i uint64) error {
-				return db.Update(ctx, func(tx *Tx) error {
-					if err := tx.Put(Erasures, U64(i), benchRecord); err != nil {
+				return db.Update(ctx, func(tx store.Tx) error {
+					if err := tx.Put(ascBucket, store.U64(i), benchRecord); err != nil {
 						return err
 					}
 					_, err := tx.Append("erasure", benchRecord)
@@ -96,8 +98,8 @@ func BenchmarkUpdateBesideBusyGoroutines(b *testing.B) {
 			db := openTest(b, Options{})
 			ctx := context.Background()
 			runWriters(b, 16, func(i uint64) error {
-				return db.Update(ctx, func(tx *Tx) error {
-					if err := tx.Put(Erasures, U64(i), benchRecord); err != nil {
+				return db.Update(ctx, func(tx store.Tx) error {
+					if err := tx.Put(ascBucket, store.U64(i), benchRecord); err != nil {
 						return err
 					}
 					_, err := tx.Append("erasure", benchRecord)
@@ -139,7 +141,7 @@ func BenchmarkRawGroupCommit(b *testing.B) {
 			}
 			g := newRawCommitter(bdb)
 			defer g.stop()
-			runWriters(b, n, func(i uint64) error { return g.write(U64(i)) })
+			runWriters(b, n, func(i uint64) error { return g.write(store.U64(i)) })
 			b.ReportMetric(float64(b.N)/float64(g.commits), "writes/commit")
 		})
 	}
@@ -207,7 +209,7 @@ func (g *rawCommitter) loop() {
 					return err
 				}
 				rev++
-				if err := events.Put(U64(rev), encodeEvent("erasure", benchRecord)); err != nil {
+				if err := events.Put(store.U64(rev), encodeEvent("erasure", benchRecord)); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,34 @@
+// Package schema is the service's layout in the store: the buckets it declares, how their keys are
+// encoded, and the schema version with the check that refuses a store of another layout. The store
+// knows none of this: it is opened with Buckets and keeps bytes. Record and event values are JSON
+// of the service's own types and are encoded next to those types, in package service.
+package schema
+
+import "github.com/erasured/erasured/store"
+
+// The service's buckets. Values are the service's own encoding (JSON records, sealed bytes).
+var (
+	// Erasures holds erasure records by id (UUIDv7). Ids ascend with creation; a record is
+	// rewritten in place while its erasure runs.
+	Erasures = store.Bucket{Name: "erasures", Ascending: true}
+	// Requests holds the outcomes of deduplicated Submits, by a fresh UUIDv7 each.
+	Requests = store.Bucket{Name: "requests"}
+	// Audit holds the audit trail, by U64 sequence (AuditKey).
+	Audit = store.Bucket{Name: "audit"}
+	// Ledger holds the LivePerson quota ledger.
+	Ledger = store.Bucket{Name: "ledger"}
+	// Batches holds LivePerson deletion batches.
+	Batches = store.Bucket{Name: "batches"}
+	// Keys holds per-batch data keys, and those of erasures stored before their record held it
+	// (wrapped by a period key, or by the master key before the key directory).
+	Keys = store.Bucket{Name: "keys"}
+	// Schedule is the timer wheel: U64(due unix nanos) + task → nothing.
+	Schedule = store.Bucket{Name: "schedule"}
+	// Queue holds targets waiting for a LivePerson request, by account and kind.
+	Queue = store.Bucket{Name: "queue"}
+	// Receipts holds signed receipts, in chain order.
+	Receipts = store.Bucket{Name: "receipts"}
+)
+
+// Buckets is every bucket of the layout: what a backend is opened with.
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
