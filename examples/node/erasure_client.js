@@ -81,7 +81,8 @@ function unary(client, method, request) {
 }
 
 // watch streams the erasure's changes from startRevision and hands each event to onEvent, until
-// onEvent returns 'stop' (the stream is then cancelled: a deliberate disconnect) or 'done'.
+// onEvent returns 'stop' (the stream is then cancelled: a deliberate disconnect) or 'done', or
+// throws (a failed check).
 function watch(client, name, startRevision, onEvent) {
   return new Promise((resolve, reject) => {
     const call = client.Watch({ name, start_revision: String(startRevision) });
@@ -98,7 +99,15 @@ function watch(client, name, startRevision, onEvent) {
         console.log(`  heartbeat: everything up to revision ${res.progress_revision} was sent`);
       }
       for (const ev of res.events) {
-        const how = onEvent(ev);
+        let how;
+        try {
+          how = onEvent(ev);
+        } catch (err) {
+          // A failed check: end the call and fail the watch (a throw here would escape the promise).
+          finished = true;
+          call.cancel();
+          return reject(err);
+        }
         if (how) return finish(how); // the rest of this batch comes again after a resume
       }
     });
