@@ -93,6 +93,8 @@ func malformedSubmit(ctx context.Context, client erasurev1.ErasureServiceClient)
 		return errors.New("check failed: the error carries an ErrorInfo and a BadRequest")
 	}
 	fmt.Printf("  %v, ErrorInfo reason %s (domain %s)\n", st.Code(), info.GetReason(), info.GetDomain())
+	// No reason (string.uuid, ...) here, unlike the Node and Python examples: the errdetails of
+	// the genproto that grpc 1.64 brings has no FieldViolation.reason (a newer one reads it).
 	var fields []string
 	for _, v := range bad.GetFieldViolations() {
 		fields = append(fields, v.GetField())
