@@ -3,7 +3,9 @@
 # need (npm ci; Debian's grpcio, protobuf and protoc through apt-get), builds erasured, starts the
 # sandbox on a free loopback port with its store, keys and master key in a temporary directory (the
 # repository's var/ is not touched), waits until it is SERVING, runs the three examples at once
-# (each erases a different demo subject), stops the sandbox with SIGTERM, and fails if any failed.
+# (each erases a different demo subject), stops the sandbox with SIGTERM, and fails if any failed
+# (showing the end of the sandbox's log). The sandbox ignores the caller's ERASURED_* variables, and
+# nothing it starts outlives it.
 #   examples/run.sh          (make examples)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,16 +30,24 @@ if ((${#apt_packages[@]})); then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
+# npm ci deletes node_modules and installs it again: a second run.sh in this checkout waits for
+# the lock (exclusive here, shared while the Node example runs) instead of pulling node_modules
+# from under the first one's example.
 echo "== npm ci (examples/node)"
-(cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/node && flock -w 600 -x .npm-ci.lock npm ci --no-audit --no-fund --loglevel=error)
 
 tmp=$(mktemp -d)
 pid=
+example_pids=()
 cleanup() {
-  [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # The examples and the sandbox run under timeout(1), which passes the signal on to them.
+  for p in "${example_pids[@]}" $pid; do kill "$p" 2>/dev/null || true; done
+  for p in "${example_pids[@]}" $pid; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 echo "== building erasured and the Go example; checking the google/rpc definitions"
 go build -o "$tmp/erasured" ./cmd/erasured
@@ -56,8 +66,10 @@ go run ./examples/rpcwire "$tmp/rpc.binpb"
 echo "== starting the sandbox"
 mkdir "$tmp/sandbox"
 # Run from the temporary directory: the sandbox puts its master key under ./var/, and its key
-# directory beside --db.
-(cd "$tmp/sandbox" && exec "$tmp/erasured" --listen 127.0.0.1:0 --db "$tmp/sandbox/erasure.db") >"$tmp/sandbox.log" 2>&1 &
+# directory beside --db. Without the caller's ERASURED_* variables: ERASURED_CONFIG would make it
+# a configured server, ERASURED_LOG_LEVEL=warn would hide the line that gives its address.
+# timeout: it cannot outlive this script by more than ten minutes, whatever happens to the script.
+(cd "$tmp/sandbox" && unset "${!ERASURED_@}" && exec timeout 600 "$tmp/erasured" --listen 127.0.0.1:0 --db "$tmp/sandbox/erasure.db") >"$tmp/sandbox.log" 2>&1 &
 pid=$!
 addr=
 for _ in $(seq 100); do
@@ -75,9 +87,10 @@ done
 echo "   sandbox on $addr"
 
 echo "== running the Node, Python and Go examples at once (about a minute)"
-(cd examples/node && exec timeout 240 node erasure_client.js "$addr") >"$tmp/node.log" 2>&1 & node_pid=$!
+(cd examples/node && exec timeout 240 flock -w 60 -s .npm-ci.lock node erasure_client.js "$addr") >"$tmp/node.log" 2>&1 & node_pid=$!
 (exec timeout 240 examples/python/run.sh "$addr") >"$tmp/python.log" 2>&1 & python_pid=$!
 (exec timeout 240 "$tmp/go-example" "$addr") >"$tmp/go.log" 2>&1 & go_pid=$!
+example_pids=("$node_pid" "$python_pid" "$go_pid")
 failed=()
 for example in node python go; do
   var=${example}_pid
@@ -87,6 +100,12 @@ for example in node python go; do
   cat "$tmp/$example.log"
   ((rc == 0)) || failed+=("$example")
 done
+example_pids=()
+if ((${#failed[@]})); then
+  echo
+  echo "---- the sandbox's log, last 50 lines"
+  tail -50 "$tmp/sandbox.log"
+fi
 
 echo
 echo "== stopping the sandbox (SIGTERM)"

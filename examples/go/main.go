@@ -93,6 +93,8 @@ func malformedSubmit(ctx context.Context, client erasurev1.ErasureServiceClient)
 		return errors.New("check failed: the error carries an ErrorInfo and a BadRequest")
 	}
 	fmt.Printf("  %v, ErrorInfo reason %s (domain %s)\n", st.Code(), info.GetReason(), info.GetDomain())
+	// No reason (string.uuid, ...) here, unlike the Node and Python examples: the errdetails of
+	// the genproto that grpc 1.64 brings has no FieldViolation.reason (a newer one reads it).
 	var fields []string
 	for _, v := range bad.GetFieldViolations() {
 		fields = append(fields, v.GetField())
@@ -156,16 +158,32 @@ func submitAndWatch(ctx context.Context, client erasurev1.ErasureServiceClient) 
 	fmt.Printf("Submit: %s %v (request_id %s, revision %d%s)\n", e.GetName(), e.GetState(), requestID, e.GetRevision(), joined)
 
 	// Start from the Submit's own revision, so that the first states are seen even if they
-	// passed before the Watch began.
+	// passed before the Watch began. The first event is then the change the Submit made: it
+	// created the erasure, so its previous_state is STATE_UNSPECIFIED (when the Submit joined an
+	// open erasure, it is the state before that erasure's latest change). Every later event's
+	// previous_state is the state of the event before it, across the resume too: a lost change
+	// breaks that chain.
 	var seen []int64
 	last := e.GetRevision() - 1
+	var prev *erasurev1.WatchEvent
 	onEvent := func(ev *erasurev1.WatchEvent) error {
 		if ev.GetRevision() <= last {
 			return fmt.Errorf("check failed: revision %d follows %d (strictly increasing, none repeated)", ev.GetRevision(), last)
 		}
-		last = ev.GetRevision()
-		seen = append(seen, last)
 		er := ev.GetErasure()
+		switch {
+		case prev == nil && ev.GetRevision() != e.GetRevision():
+			return fmt.Errorf("check failed: the first event is the Submit's change at revision %d, not %d", e.GetRevision(), ev.GetRevision())
+		case prev == nil && er.GetState() != e.GetState():
+			return fmt.Errorf("check failed: the first event shows the Submit's state %v, not %v", e.GetState(), er.GetState())
+		case prev == nil && !res.GetDeduplicated() && ev.GetPreviousState() != erasurev1.State_STATE_UNSPECIFIED:
+			return fmt.Errorf("check failed: the change that created the erasure has previous_state STATE_UNSPECIFIED, not %v", ev.GetPreviousState())
+		case prev != nil && ev.GetPreviousState() != prev.GetErasure().GetState():
+			return fmt.Errorf("check failed: revision %d has previous_state %v, but the change before it (revision %d) left %v: a change was lost",
+				ev.GetRevision(), ev.GetPreviousState(), prev.GetRevision(), prev.GetErasure().GetState())
+		}
+		last, prev = ev.GetRevision(), ev
+		seen = append(seen, last)
 		blocked := ""
 		if er.GetBlockedOn() != erasurev1.BlockedOn_BLOCKED_ON_UNSPECIFIED {
 			blocked = fmt.Sprintf(" (%v)", er.GetBlockedOn())
@@ -192,8 +210,28 @@ func submitAndWatch(ctx context.Context, client erasurev1.ErasureServiceClient) 
 		if resumes++; resumes > 5 {
 			return errors.New("check failed: completion within 5 resumes")
 		}
-		fmt.Printf("  disconnected (%v); resuming with start_revision = last seen + 1 = %d\n", err, last+1)
-		err = watch(ctx, client, e.GetName(), last+1, onEvent)
+		resume := onEvent
+		if errors.Is(err, errStop) {
+			// Wait until the erasure changed while no one watched: the resumed watch must then
+			// replay that history, starting at or before the revision Status reports.
+			changed, err := changedSince(ctx, client, e.GetName(), last)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  disconnected on purpose; Status shows revision %d > %d, so the resume must replay it\n", changed, last)
+			first := true
+			resume = func(ev *erasurev1.WatchEvent) error {
+				if first && ev.GetRevision() > changed {
+					return fmt.Errorf("check failed: the resumed watch starts at revision %d, after %d (which Status reported): history was lost", ev.GetRevision(), changed)
+				}
+				first = false
+				return onEvent(ev)
+			}
+		} else {
+			fmt.Printf("  disconnected (%v)\n", err)
+		}
+		fmt.Printf("  resuming with start_revision = last seen + 1 = %d\n", last+1)
+		err = watch(ctx, client, e.GetName(), last+1, resume)
 	}
 	if !errors.Is(err, errDone) {
 		return fmt.Errorf("Watch: %w", err)
@@ -212,6 +250,25 @@ func submitAndWatch(ctx context.Context, client erasurev1.ErasureServiceClient) 
 	}
 	fmt.Printf("Status: %v, receipt signed by %s\n", st.GetErasure().GetState(), st.GetErasure().GetReceipt().GetKeyId())
 	return nil
+}
+
+// changedSince polls Status until the erasure's revision (that of its latest change) passes rev,
+// and returns it.
+func changedSince(ctx context.Context, client erasurev1.ErasureServiceClient, name string, rev int64) (int64, error) {
+	for {
+		st, err := client.Status(ctx, &erasurev1.StatusRequest{Name: name})
+		if err != nil {
+			return 0, fmt.Errorf("Status: %w", err)
+		}
+		if r := st.GetErasure().GetRevision(); r > rev {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("check failed: the erasure changes after revision %d: %w", rev, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // newUUID returns a random (version 4) UUID, the form request_id takes.

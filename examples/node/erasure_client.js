@@ -81,7 +81,8 @@ function unary(client, method, request) {
 }
 
 // watch streams the erasure's changes from startRevision and hands each event to onEvent, until
-// onEvent returns 'stop' (the stream is then cancelled: a deliberate disconnect) or 'done'.
+// onEvent returns 'stop' (the stream is then cancelled: a deliberate disconnect) or 'done', or
+// throws (a failed check).
 function watch(client, name, startRevision, onEvent) {
   return new Promise((resolve, reject) => {
     const call = client.Watch({ name, start_revision: String(startRevision) });
@@ -98,7 +99,15 @@ function watch(client, name, startRevision, onEvent) {
         console.log(`  heartbeat: everything up to revision ${res.progress_revision} was sent`);
       }
       for (const ev of res.events) {
-        const how = onEvent(ev);
+        let how;
+        try {
+          how = onEvent(ev);
+        } catch (err) {
+          // A failed check: end the call and fail the watch (a throw here would escape the promise).
+          finished = true;
+          call.cancel();
+          return reject(err);
+        }
         if (how) return finish(how); // the rest of this batch comes again after a resume
       }
     });
@@ -109,6 +118,16 @@ function watch(client, name, startRevision, onEvent) {
     });
     call.on('end', () => finish('ended'));
   });
+}
+
+// changedSince polls Status until the erasure's revision (that of its latest change) passes rev,
+// and returns it.
+async function changedSince(client, name, rev) {
+  for (;;) {
+    const r = BigInt((await unary(client, 'Status', { name })).erasure.revision);
+    if (r > rev) return r;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function submitAndWatch(client) {
@@ -128,15 +147,29 @@ async function submitAndWatch(client) {
   check(erasure.external_ref === 'NODE-EXAMPLE' || submitted.deduplicated, 'the snake_case external_ref reached the server');
 
   // Start from the Submit's own revision, so that the first states are seen even if they passed
-  // before the Watch began.
+  // before the Watch began. The first event is then the change the Submit made: it created the
+  // erasure, so its previous_state is STATE_UNSPECIFIED (when the Submit joined an open erasure,
+  // it is the state before that erasure's latest change). Every later event's previous_state is
+  // the state of the event before it, across the resume too: a lost change breaks that chain.
   const seen = [];
   let last = BigInt(erasure.revision) - 1n;
+  let prev = null;
   const onEvent = (ev) => {
     const rev = BigInt(ev.revision);
-    check(rev > last, `revision ${rev} follows ${last} (strictly increasing, none repeated)`);
-    last = rev;
-    seen.push(rev);
     const e = ev.erasure;
+    check(rev > last, `revision ${rev} follows ${last} (strictly increasing, none repeated)`);
+    if (prev === null) {
+      check(ev.revision === erasure.revision, `the first event is the Submit's change at revision ${erasure.revision}, not ${rev}`);
+      check(e.state === erasure.state, `the first event shows the Submit's state ${erasure.state}, not ${e.state}`);
+      check(submitted.deduplicated || ev.previous_state === 'STATE_UNSPECIFIED',
+        `the change that created the erasure has previous_state STATE_UNSPECIFIED, not ${ev.previous_state}`);
+    } else {
+      check(ev.previous_state === prev.erasure.state,
+        `revision ${rev} has previous_state ${ev.previous_state}, but the change before it (revision ${prev.revision}) left ${prev.erasure.state}: a change was lost`);
+    }
+    last = rev;
+    prev = ev;
+    seen.push(rev);
     console.log(`  revision ${rev}: ${ev.previous_state} -> ${e.state}${e.blocked_on !== 'BLOCKED_ON_UNSPECIFIED' ? ` (${e.blocked_on})` : ''}`);
     if (e.state === 'STATE_COMPLETED') return 'done';
     check(!['STATE_FAILED', 'STATE_CANCELLED', 'STATE_REJECTED'].includes(e.state), `the erasure ends COMPLETED, not ${e.state}`);
@@ -149,8 +182,24 @@ async function submitAndWatch(client) {
   while (how !== 'done') {
     check(resumes < 5, 'completion within 5 resumes');
     resumes++;
-    console.log(`  disconnected (${how}); resuming with start_revision = last seen + 1 = ${last + 1n}`);
-    how = await watch(client, erasure.name, last + 1n, onEvent);
+    let resume = onEvent;
+    if (how === 'stop') {
+      // Wait until the erasure changed while no one watched: the resumed watch must then replay
+      // that history, starting at or before the revision Status reports.
+      const changed = await changedSince(client, erasure.name, last);
+      console.log(`  disconnected on purpose; Status shows revision ${changed} > ${last}, so the resume must replay it`);
+      let first = true;
+      resume = (ev) => {
+        check(!first || BigInt(ev.revision) <= changed,
+          `the resumed watch starts at revision ${ev.revision}, after ${changed} (which Status reported): history was lost`);
+        first = false;
+        return onEvent(ev);
+      };
+    } else {
+      console.log(`  disconnected (${how})`);
+    }
+    console.log(`  resuming with start_revision = last seen + 1 = ${last + 1n}`);
+    how = await watch(client, erasure.name, last + 1n, resume);
   }
   check(resumes >= 1, 'the watch was resumed at least once');
   check(new Set(seen.map(String)).size === seen.length, 'no revision was seen twice');

@@ -103,6 +103,18 @@ def watch(stub, name, start_revision, on_event):
     return "ended"
 
 
+def changed_since(stub, name, rev):
+    """Polls Status until the erasure's revision (that of its latest change) passes rev, and
+    returns it."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        current = stub.Status(service_pb2.StatusRequest(name=name), timeout=30).erasure.revision
+        if current > rev:
+            return current
+        check(time.monotonic() < deadline, f"the erasure changes after revision {rev}")
+        time.sleep(0.1)
+
+
 def submit_and_watch(stub):
     request_id = str(uuid.uuid4())
     res = stub.Submit(service_pb2.SubmitRequest(
@@ -115,16 +127,33 @@ def submit_and_watch(stub):
     check(erasure.name.startswith("erasures/"), "Submit returns the erasure name")
 
     # Start from the Submit's own revision, so that the first states are seen even if they
-    # passed before the Watch began.
+    # passed before the Watch began. The first event is then the change the Submit made: it
+    # created the erasure, so its previous_state is STATE_UNSPECIFIED (when the Submit joined an
+    # open erasure, it is the state before that erasure's latest change). Every later event's
+    # previous_state is the state of the event before it, across the resume too: a lost change
+    # breaks that chain.
     seen = []
     last = erasure.revision - 1
+    prev = None
 
     def on_event(ev):
-        nonlocal last
-        check(ev.revision > last, f"revision {ev.revision} follows {last} (strictly increasing, none repeated)")
-        last = ev.revision
-        seen.append(ev.revision)
+        nonlocal last, prev
         e = ev.erasure
+        check(ev.revision > last, f"revision {ev.revision} follows {last} (strictly increasing, none repeated)")
+        if prev is None:
+            check(ev.revision == erasure.revision,
+                  f"the first event is the Submit's change at revision {erasure.revision}, not {ev.revision}")
+            check(e.state == erasure.state,
+                  f"the first event shows the Submit's state {state_name(erasure.state)}, not {state_name(e.state)}")
+            check(res.deduplicated or ev.previous_state == erasure_pb2.STATE_UNSPECIFIED,
+                  "the change that created the erasure has previous_state STATE_UNSPECIFIED, "
+                  f"not {state_name(ev.previous_state)}")
+        else:
+            check(ev.previous_state == prev.erasure.state,
+                  f"revision {ev.revision} has previous_state {state_name(ev.previous_state)}, but the change "
+                  f"before it (revision {prev.revision}) left {state_name(prev.erasure.state)}: a change was lost")
+        last, prev = ev.revision, ev
+        seen.append(ev.revision)
         blocked = ""
         if e.blocked_on != erasure_pb2.BLOCKED_ON_UNSPECIFIED:
             blocked = f" ({erasure_pb2.BlockedOn.Name(e.blocked_on)})"
@@ -140,8 +169,25 @@ def submit_and_watch(stub):
     while how != "done":
         check(resumes < 5, "completion within 5 resumes")
         resumes += 1
-        print(f"  disconnected ({how}); resuming with start_revision = last seen + 1 = {last + 1}")
-        how = watch(stub, erasure.name, last + 1, on_event)
+        resume = on_event
+        if how == "stop":
+            # Wait until the erasure changed while no one watched: the resumed watch must then
+            # replay that history, starting at or before the revision Status reports.
+            changed = changed_since(stub, erasure.name, last)
+            print(f"  disconnected on purpose; Status shows revision {changed} > {last}, so the resume must replay it")
+            first = True
+
+            def resume(ev, changed=changed):
+                nonlocal first
+                check(not first or ev.revision <= changed,
+                      f"the resumed watch starts at revision {ev.revision}, after {changed} "
+                      "(which Status reported): history was lost")
+                first = False
+                return on_event(ev)
+        else:
+            print(f"  disconnected ({how})")
+        print(f"  resuming with start_revision = last seen + 1 = {last + 1}")
+        how = watch(stub, erasure.name, last + 1, resume)
     check(resumes >= 1, "the watch was resumed at least once")
     check(len(set(seen)) == len(seen), "no revision was seen twice")
     print(f"Watch: STATE_COMPLETED after {len(seen)} changes and {resumes} resume(s), "

@@ -19,4 +19,5 @@ trap 'rm -rf "$out"' EXIT
   --python_out="$out" --grpc_python_out="$out" \
   erasure/v1/erasure.proto erasure/v1/plan.proto erasure/v1/service.proto erasure/v1/subject.proto \
   buf/validate/validate.proto google/rpc/status.proto google/rpc/error_details.proto
-PYTHONPATH="$out" exec /usr/bin/python3 "$here/erasure_client.py" "$@"
+# Not exec: this shell has to outlive python3 for its EXIT trap to remove the generated code.
+PYTHONPATH="$out" /usr/bin/python3 "$here/erasure_client.py" "$@"
