@@ -30,7 +30,7 @@ type Store interface {
 
 var _ Store = (*store.DB)(nil)
 
-// Config holds the service's settings.
+// Config holds the service's settings; a zero field takes its default from DefaultConfig.
 type Config struct {
 	// DefaultConfirmation applies when a Submit does not say; AUTOMATIC when unset.
 	DefaultConfirmation Confirmation
@@ -79,18 +79,7 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	if db == nil || keys == nil {
 		return nil, errors.New("service: store and keyring are required")
 	}
-	if cfg.DefaultConfirmation == ConfirmationUnspecified {
-		cfg.DefaultConfirmation = ConfirmationAutomatic
-	}
-	if cfg.CancelWindow == 0 {
-		cfg.CancelWindow = 120 * time.Hour
-	}
-	if cfg.DeletionWindow == 0 {
-		cfg.DeletionWindow = 480 * time.Hour
-	}
-	if cfg.Retention == 0 {
-		cfg.Retention = 720 * time.Hour
-	}
+	cfg = cfg.withDefaults()
 	if cfg.KeepInterval <= 0 {
 		cfg.KeepInterval = time.Hour
 		if keys.period > 0 {

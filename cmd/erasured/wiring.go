@@ -49,9 +49,10 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 	cfg.sandboxSecret = acct.ClientSecret
 	// Our timings follow the simulator's clock, in real time.
 	scale := func(d time.Duration) Duration { return Duration{time.Duration(float64(d) / sandboxSpeed)} }
-	cfg.LivePerson.CancelWindow = scale(120 * time.Hour)
-	cfg.LivePerson.DeletionWindow = scale(480 * time.Hour)
-	cfg.Pipeline.SearchLag = scale(2 * time.Hour)
+	lpd := service.DefaultConfig() // LivePerson's windows
+	cfg.LivePerson.CancelWindow = scale(lpd.CancelWindow)
+	cfg.LivePerson.DeletionWindow = scale(lpd.DeletionWindow)
+	cfg.Pipeline.SearchLag = scale(service.DefaultPipelineConfig().SearchLag)
 	cfg.Pipeline.BatchMaxWait = Duration{2 * time.Second}
 	cfg.Pipeline.PollInterval = Duration{2 * time.Second}
 	log.Warn("sandbox: in-process LivePerson simulator with demo data (account "+acct.ID+
@@ -195,7 +196,7 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 			if q, ok := quota[account]; ok {
 				return q
 			}
-			return 100
+			return service.DefaultMonthlyQuota
 		},
 	}
 }
