@@ -43,7 +43,7 @@ type Config struct {
 	// whether an erasure can still meet its deadline.
 	CancelWindow, DeletionWindow time.Duration
 	// Accounts are the LivePerson accounts this server acts for; Submit refuses others. Empty
-	// accepts any (tests).
+	// accepts any, for tests: the server refuses a configuration that lists none.
 	Accounts []string
 	// OnIncident, when set, is called for each failure an operator must see (see Incident),
 	// after it is logged. It must not block.

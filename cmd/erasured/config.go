@@ -335,6 +335,11 @@ func (c *Config) validate() error {
 			bad("%s must not be negative", name)
 		}
 	}
+	if len(c.Accounts) == 0 && !c.sandbox {
+		// The service refuses an erasure of an account not listed; with none listed it would
+		// take any account's, and then fail it at LivePerson, having stored the subject.
+		bad("accounts is empty: list the LivePerson accounts erasured may erase in (accounts[].id, .region, .auth)")
+	}
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {
 		switch {
