@@ -41,7 +41,8 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 		return nil, err
 	}
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(lis)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
 
 	cfg.LivePerson.DomainAPIURL = "http://" + lis.Addr().String()
 	cfg.Accounts = []Account{{ID: acct.ID, Region: "us", MonthlyQuota: 100}}
@@ -62,6 +63,7 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		<-served
 		sim.Close()
 	}, nil
 }
