@@ -212,8 +212,8 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKind, atRisk bool, now time.Time) (bool, error) {
 	for range 3 {
 		plan, err := p.prepareBatch(account, kind, atRisk, now)
-		if err != nil || plan == nil {
-			return false, err
+		if err != nil || plan == nil || (!plan.blocked && len(plan.members) == 0 && len(plan.gone) == 0) {
+			return false, err // nothing to write
 		}
 		formed, err := p.commitBatch(ctx, plan, account, kind, atRisk, now)
 		if errors.Is(err, errStalePlan) {
