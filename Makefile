@@ -29,13 +29,20 @@ check-generated: generate ## Fail if regenerating changes anything under version
 	@test -z "$$(git status --porcelain -- gen)" || (git status --porcelain -- gen; echo "untracked generated files" >&2; exit 1)
 
 .PHONY: lint
-lint: $(BIN)/buf ## buf lint + format check, gofmt, go vet.
+lint: $(BIN)/buf check-citations ## buf lint + format check, gofmt, go vet, no outside citations.
 	buf lint
 	buf format -d --exit-code proto
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || (echo "gofmt: $$out" >&2; exit 1)
 	$(GO) vet ./...
 	cd gen && $(GO) vet ./...
 	cd examples/go && $(GO) vet ./...
+
+# The project's design notes live outside the repository: a comment, doc or message that cites
+# them (by file name or section sign) sends a reader nowhere. Say the fact itself instead.
+.PHONY: check-citations
+check-citations: ## Fail if a tracked file cites a document outside the repository.
+	@if git grep -nIE 'SPEC ?§|SPEC\.md|LIVEPERSON\.md|STYLE\.md|shared/[A-Z]+\.md' -- ':!Makefile'; then \
+	  echo "cites a document outside the repository: state the fact itself" >&2; exit 1; fi
 
 .PHONY: examples
 examples: ## Run the Node, Python and Go client examples against a sandbox of their own (installs their packages).

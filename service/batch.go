@@ -1,11 +1,10 @@
 package service
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"slices"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -204,11 +203,31 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 
 // formBatch commits one batch's intent for an account and kind: up to 100 unique ids from the
 // queue, at-risk and soonest-due erasures first, and a quota unit. Sending is a separate step.
+// The batch is planned and sealed outside the committer (prepareBatch); the transaction checks
+// the plan still holds and writes it. A plan overtaken by another change is made again.
 func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKind, atRisk bool, now time.Time) (bool, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return false, err
+	for range 3 {
+		plan, err := p.prepareBatch(account, kind, atRisk, now)
+		if err != nil || plan == nil || (!plan.blocked && len(plan.members) == 0 && len(plan.gone) == 0) {
+			return false, err // nothing to write
+		}
+		formed, err := p.commitBatch(ctx, plan, account, kind, atRisk, now)
+		if errors.Is(err, errStalePlan) {
+			continue
+		}
+		if formed {
+			p.Wake()
+		}
+		return formed, err
 	}
+	return false, nil // overtaken each time: the next pass forms it
+}
+
+// commitBatch writes a plan in one transaction: the queue entries of erasures gone, each
+// member's targets and change, the batch, its key, a quota unit, the sequence and the batch's
+// task. It returns errStalePlan, having written nothing, when what the plan was read from has
+// changed. When the quota no longer allows a batch the queue's erasures wait for the month.
+func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account string, kind TargetKind, atRisk bool, now time.Time) (bool, error) {
 	formed := false
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		formed = false
@@ -217,104 +236,62 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 		if err != nil {
 			return err
 		}
-		g, err := queueOf(tx, account, kind)
-		if err != nil || g == nil {
-			return err
-		}
 		if !p.allowed(q, account, atRisk) {
+			g, err := queueOf(tx, account, kind)
+			if err != nil || g == nil {
+				return err
+			}
 			return p.blockOnQuota(tx, g, now)
 		}
-		order := make([]int, len(g.ids))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int {
-			ea, eb := g.entries[a], g.entries[b]
-			if ea.AtRisk != eb.AtRisk {
-				if ea.AtRisk {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
-		})
+		// Every check comes before the first write.
 		seq := uint64(0)
 		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if seq, err = store.ParseU64(v); err != nil {
 				return err
 			}
 		}
-		b := &batch{ID: seq + 1, Account: account, Kind: kind, State: batchIntent, Created: now}
-		chosen := map[string]bool{}
-		for _, i := range order {
-			if len(chosen) >= maxBatchIDs {
-				break
+		if plan.blocked || seq != plan.seq {
+			return errStalePlan
+		}
+		for _, r := range plan.gone {
+			if !r.unchanged(tx) {
+				return errStalePlan
 			}
-			r, err := getRecord(tx, g.ids[i])
-			if err != nil {
+		}
+		for _, m := range plan.members {
+			if !m.unchanged(tx) {
+				return errStalePlan
+			}
+		}
+		for _, r := range plan.gone {
+			if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), r.id)); err != nil {
 				return err
 			}
-			if r == nil || r.State.Final() {
-				if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), g.ids[i])); err != nil {
-					return err
-				}
-				continue
+		}
+		for _, m := range plan.members {
+			r := new(record) // decoded afresh: the store may run this function more than once
+			if err := json.Unmarshal(m.raw, r); err != nil {
+				return fmt.Errorf("decode erasure %s: %w", m.id, err)
 			}
-			ts, err := p.s.targetsOf(tx, r)
-			if err != nil {
-				return err
-			}
-			took := false
-			for j := range ts {
-				t := &ts[j]
-				if t.Kind != kind || t.Status != TargetQueued || t.Batch != 0 {
-					continue
-				}
-				if !chosen[t.ID] && len(chosen) >= maxBatchIDs {
-					continue
-				}
-				chosen[t.ID] = true
-				t.Batch = b.ID
-				took = true
-			}
-			if !took {
-				continue
-			}
-			b.AtRisk = b.AtRisk || r.AtRisk
-			b.Erasures = append(b.Erasures, r.ID)
 			prev := r.State
-			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+			r.SealedTargets, r.TargetCounts = m.sealed, countTargets(m.targets)
+			if err := p.enqueueTargets(tx, r, m.targets, now); err != nil {
 				return err
 			}
 			r.BlockedOn = BlockedNone
-			if hasStatus(ts, TargetDeferredOpen) {
+			if hasStatus(m.targets, TargetDeferredOpen) {
 				r.BlockedOn = BlockedOpenConversations // the rest still waits for its conversation to close
 			}
 			r.BlockedOn = heldFirst(r, r.BlockedOn)
-			if err := p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now}); err != nil {
+			if err := p.s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil { // targets set above, sealed
 				return err
 			}
 		}
-		if len(chosen) == 0 {
+		if len(plan.members) == 0 {
 			return nil
 		}
-		ids := make([]string, 0, len(chosen))
-		for id := range chosen {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		plain, err := json.Marshal(ids)
-		if err != nil {
-			return err
-		}
-		if b.Sealed, err = seal(key, plain, batchAAD(b.ID)); err != nil {
-			return err
-		}
-		wrapped, err := p.s.keys.wrapKey(string(schema.BatchKeyName(b.ID)), key)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(schema.Keys, schema.BatchKeyName(b.ID), wrapped); err != nil {
+		b := plan.batch
+		if err := tx.Put(schema.Keys, schema.BatchKeyName(b.ID), plan.wrapped); err != nil {
 			return err
 		}
 		q.Used++
@@ -329,11 +306,8 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind TargetKin
 			return err
 		}
 		formed = true
-		return putBatch(tx, b)
+		return putBatch(tx, &b)
 	})
-	if formed {
-		p.Wake()
-	}
 	return formed, err
 }
 

@@ -12,7 +12,8 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// PipelineConfig holds the pipeline's timings and limits.
+// PipelineConfig holds the pipeline's timings and limits; a zero field takes its default from
+// DefaultPipelineConfig.
 type PipelineConfig struct {
 	// SearchLag: how long after a conversation its attributes become searchable (default 2h).
 	SearchLag time.Duration
@@ -27,38 +28,10 @@ type PipelineConfig struct {
 	Quota func(account string) int
 	// Reserve is the share of each month's quota kept for at-risk work (default 10%, at least 1).
 	Reserve float64
-	// Workers bounds how many erasures are worked on at once (default 4).
+	// Workers bounds how many erasures are worked on at once (default 8).
 	Workers int
 	// StepTimeout bounds one step's LivePerson work (default 10m).
 	StepTimeout time.Duration
-}
-
-func (c PipelineConfig) withDefaults(s *Service) PipelineConfig {
-	if c.SearchLag == 0 {
-		c.SearchLag = 2 * time.Hour
-	}
-	if c.BatchMaxWait == 0 {
-		c.BatchMaxWait = 6 * time.Hour
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = time.Hour
-	}
-	if c.Margin == 0 {
-		c.Margin = min(24*time.Hour, (s.cfg.CancelWindow+s.cfg.DeletionWindow)/25)
-	}
-	if c.Quota == nil {
-		c.Quota = func(string) int { return 100 }
-	}
-	if c.Reserve == 0 {
-		c.Reserve = 0.1
-	}
-	if c.Workers <= 0 {
-		c.Workers = 4
-	}
-	if c.StepTimeout <= 0 {
-		c.StepTimeout = 10 * time.Minute
-	}
-	return c
 }
 
 // Pipeline carries erasures from RECEIVED to a final state. All its progress lives in the store:

@@ -31,7 +31,7 @@ type Store interface {
 
 var _ Store = store.DB(nil)
 
-// Config holds the service's settings.
+// Config holds the service's settings; a zero field takes its default from DefaultConfig.
 type Config struct {
 	// DefaultConfirmation applies when a Submit does not say; AUTOMATIC when unset.
 	DefaultConfirmation Confirmation
@@ -44,7 +44,7 @@ type Config struct {
 	// whether an erasure can still meet its deadline.
 	CancelWindow, DeletionWindow time.Duration
 	// Accounts are the LivePerson accounts this server acts for; Submit refuses others. Empty
-	// accepts any (tests).
+	// accepts any, for tests: the server refuses a configuration that lists none.
 	Accounts []string
 	// OnIncident, when set, is called for each failure an operator must see (see Incident),
 	// after it is logged. It must not block.
@@ -80,18 +80,7 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	if db == nil || keys == nil {
 		return nil, errors.New("service: store and keyring are required")
 	}
-	if cfg.DefaultConfirmation == ConfirmationUnspecified {
-		cfg.DefaultConfirmation = ConfirmationAutomatic
-	}
-	if cfg.CancelWindow == 0 {
-		cfg.CancelWindow = 120 * time.Hour
-	}
-	if cfg.DeletionWindow == 0 {
-		cfg.DeletionWindow = 480 * time.Hour
-	}
-	if cfg.Retention == 0 {
-		cfg.Retention = 720 * time.Hour
-	}
+	cfg = cfg.withDefaults()
 	if cfg.KeepInterval <= 0 {
 		cfg.KeepInterval = time.Hour
 		if keys.period > 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/liveperson/region"
+	"github.com/erasured/erasured/service"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -143,25 +144,45 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// defaultConfig is the configuration before the file, the environment and the flags: the
+// service's and the pipeline's defaults (service.DefaultConfig, service.DefaultPipelineConfig)
+// and the server's own. docs/operations.md lists them; TestDocumentedDefaults keeps it true.
 func defaultConfig() Config {
+	sd, pd := service.DefaultConfig(), service.DefaultPipelineConfig()
 	var c Config
 	c.Listen = "127.0.0.1:50051"
 	c.DB = "var/erasure.db"
 	c.LivePerson.DomainAPIURL = "https://api.liveperson.net"
 	c.LivePerson.Source = "erasured"
-	c.LivePerson.CancelWindow = Duration{120 * time.Hour}
-	c.LivePerson.DeletionWindow = Duration{480 * time.Hour}
-	c.Pipeline.SearchLag = Duration{2 * time.Hour}
-	c.Pipeline.BatchMaxWait = Duration{6 * time.Hour}
-	c.Pipeline.PollInterval = Duration{time.Hour}
-	c.Pipeline.Confirmation = "automatic"
-	c.Pipeline.Workers = 8
-	c.Privacy.Retention = Duration{720 * time.Hour}
+	c.LivePerson.CancelWindow = Duration{sd.CancelWindow}
+	c.LivePerson.DeletionWindow = Duration{sd.DeletionWindow}
+	c.Pipeline.SearchLag = Duration{pd.SearchLag}
+	c.Pipeline.BatchMaxWait = Duration{pd.BatchMaxWait}
+	c.Pipeline.PollInterval = Duration{pd.PollInterval}
+	c.Pipeline.Confirmation = confirmationName(sd.DefaultConfirmation)
+	c.Pipeline.Workers = pd.Workers
+	c.Privacy.Retention = Duration{sd.Retention}
 	c.Shutdown.Timeout = Duration{10 * time.Second}
 	c.History.KeepRevisions = 1_000_000
 	c.Tracing.SampleRatio = 1
 	c.Tracing.ServiceName = "erasured"
 	return c
+}
+
+// confirmations are the values of pipeline.confirmation.
+var confirmations = map[string]service.Confirmation{
+	"automatic": service.ConfirmationAutomatic,
+	"manual":    service.ConfirmationManual,
+}
+
+// confirmationName is the pipeline.confirmation value of c.
+func confirmationName(c service.Confirmation) string {
+	for name, v := range confirmations {
+		if v == c {
+			return name
+		}
+	}
+	return ""
 }
 
 // loadConfig reads flags, then the config file they name (if any), then lets ERASURED_*
@@ -291,7 +312,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.Privacy.KeyPeriod.Duration == 0 { // unset: a day, or the retention if shorter
-		c.Privacy.KeyPeriod.Duration = min(24*time.Hour, c.Privacy.Retention.Duration)
+		c.Privacy.KeyPeriod.Duration = min(service.DefaultKeyPeriod, c.Privacy.Retention.Duration)
 	}
 	if c.Privacy.Retention.Duration <= 0 || c.Privacy.KeyPeriod.Duration <= 0 {
 		bad("privacy.retention and privacy.key_period must be positive")
@@ -301,9 +322,7 @@ func (c *Config) validate() error {
 	if n := len(c.LivePerson.Source); n == 0 || n > 20 {
 		bad("liveperson.source must be 1 to 20 characters")
 	}
-	switch c.Pipeline.Confirmation {
-	case "automatic", "manual":
-	default:
+	if _, ok := confirmations[c.Pipeline.Confirmation]; !ok {
 		bad("pipeline.confirmation must be automatic or manual, not %q", c.Pipeline.Confirmation)
 	}
 	for name, d := range map[string]Duration{
@@ -315,6 +334,11 @@ func (c *Config) validate() error {
 		if d.Duration < 0 {
 			bad("%s must not be negative", name)
 		}
+	}
+	if len(c.Accounts) == 0 && !c.sandbox {
+		// The service refuses an erasure of an account not listed; with none listed it would
+		// take any account's, and then fail it at LivePerson, having stored the subject.
+		bad("accounts is empty: list the LivePerson accounts erasured may erase in (accounts[].id, .region, .auth)")
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {

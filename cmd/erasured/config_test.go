@@ -238,3 +238,26 @@ func TestSecretFileReadableByOthersRefused(t *testing.T) {
 		t.Errorf("credentials() with a 0600 secret file = %v", err)
 	}
 }
+
+// TestConfigWithoutAccountsRefused: a configuration file that lists no account (the key left out
+// or an empty list) is refused, by the server's start before the store is created and by the
+// same check `config check` runs, instead of letting Submit take an erasure in any account.
+func TestConfigWithoutAccountsRefused(t *testing.T) {
+	for _, accounts := range []string{"", "accounts: []\n"} {
+		dir := t.TempDir()
+		key := writeFile(t, dir, "master.key", strings.Repeat("A", 43)+"=\n", 0o600)
+		db := filepath.Join(dir, "erasure.db")
+		path := writeFile(t, dir, "erasured.yaml", "listen: 127.0.0.1:0\ndb: "+db+"\nprivacy: {master_key_file: "+key+"}\n"+accounts, 0o600)
+		_, err := loadConfig([]string{"--config", path}, noEnv)
+		if err == nil || !strings.Contains(err.Error(), "accounts is empty") {
+			t.Errorf("%q: loadConfig = %v, want accounts is empty", accounts, err)
+		}
+		err = runUntil(t, []string{"--config", path, "--no-credential-check"}, 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "accounts is empty") {
+			t.Errorf("%q: realMain = %v, want accounts is empty", accounts, err)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("%q: the store was created", accounts)
+		}
+	}
+}

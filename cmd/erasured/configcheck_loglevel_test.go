@@ -27,7 +27,10 @@ func TestSIGHUPReloadsLogLevel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hup := make(chan os.Signal, 1)
-	next := reloadLogLevel(ctx, hup, &cfg, &level, log)
+	next := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { defer close(done); reloadLogLevel(ctx, hup, next, &cfg, &level, log) }()
+	defer func() { cancel(); <-done }()
 	raw, _ := os.ReadFile(path)
 	for _, tc := range []struct {
 		level string

@@ -40,7 +40,7 @@ func ctlWatchCmd(fs *flag.FlagSet) (func() error, ctlRun) {
 // watch streams changes from revision from (0: from now on). A named watch without --from
 // first prints the erasure as it is and goes on from its revision, so that no change is missed
 // between the two; it ends when the erasure reaches a final state. After UNAVAILABLE (a server
-// restarting, or a watcher too far behind) it resumes from the revision after the last one
+// shutting down, or the connection lost) it resumes from the revision after the last one
 // received, as the API asks. Ctrl-C ends it without an error.
 func (c *ctl) watch(ctx context.Context, name string, from int64) error {
 	if name != "" && from == 0 {

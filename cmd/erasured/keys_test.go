@@ -98,7 +98,8 @@ func TestMasterKeyRefusals(t *testing.T) {
 func rotateSetup(t *testing.T, dir, masterFile string) (cfgPath string) {
 	t.Helper()
 	cfgPath = filepath.Join(dir, "erasured.yaml")
-	body := "listen: 127.0.0.1:0\ndb: " + filepath.Join(dir, "erasure.db") + "\nprivacy:\n  master_key_file: " + masterFile + "\n"
+	// privacy comes last: the rotation below appends to it.
+	body := "listen: 127.0.0.1:0\ndb: " + filepath.Join(dir, "erasure.db") + "\n" + accountsYAML(t, dir) + "privacy:\n  master_key_file: " + masterFile + "\n"
 	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

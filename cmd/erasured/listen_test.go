@@ -74,8 +74,16 @@ func startConfig(t *testing.T, dir, listen, metrics string) []string {
 	rand.Read(key)
 	mk := writeFile(t, dir, "master.key", base64.StdEncoding.EncodeToString(key)+"\n", 0o600)
 	cfg := writeFile(t, dir, "erasured.yaml", fmt.Sprintf("listen: %q\nmetrics_listen: %q\ndb: %s\nprivacy: {master_key_file: %s}\n",
-		listen, metrics, filepath.Join(dir, "erasure.db"), mk), 0o600)
+		listen, metrics, filepath.Join(dir, "erasure.db"), mk)+accountsYAML(t, dir), 0o600)
 	return []string{"--config", cfg, "--no-credential-check"}
+}
+
+// accountsYAML is the accounts section of a test configuration: one account, its OAuth 2.0
+// client secret in a file under dir. Nothing calls LivePerson unless an erasure is submitted.
+func accountsYAML(t *testing.T, dir string) string {
+	t.Helper()
+	secret := writeFile(t, dir, "client.secret", "test-secret\n", 0o600)
+	return fmt.Sprintf("accounts: [{id: \"1234\", region: us, auth: {oauth2: {client_id: test-client, client_secret_file: %s}}}]\n", secret)
 }
 
 // runUntil runs realMain for at most d; a start that serves returns nil when d ends.

@@ -119,12 +119,18 @@ func (m *metrics) serve(ctx context.Context, lis net.Listener, acc *access, log 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", m.readyz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// The shutdown below ends Serve; serve returns only once it has finished, so that no
+	// goroutine of the listener outlives it. A Serve that fails ends the shutdown's wait too.
+	ctx, stop := context.WithCancel(ctx)
+	shutDown := make(chan struct{})
 	go func() {
+		defer close(shutDown)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
+	defer func() { stop(); <-shutDown }()
 	log.Info("metrics serving", "listen", lis.Addr().String(), "tls", guarded, "token_required", guarded)
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -176,7 +176,7 @@ func writeServerConfig(t *testing.T, dir string, rel bool) string {
 	key := make([]byte, 32)
 	rand.Read(key)
 	writeFile(t, filepath.Join(dir, "data"), "master.key", base64.StdEncoding.EncodeToString(key)+"\n", 0o600)
-	return writeFile(t, dir, "erasured.yaml", "db: "+filepath.Join(base, "erasure.db")+"\nprivacy:\n  master_key_file: "+filepath.Join(base, "master.key")+"\n", 0o600)
+	return writeFile(t, dir, "erasured.yaml", "db: "+filepath.Join(base, "erasure.db")+"\nprivacy:\n  master_key_file: "+filepath.Join(base, "master.key")+"\n"+accountsYAML(t, dir), 0o600)
 }
 
 func publicKeyOut(t *testing.T, args ...string) (string, error) {

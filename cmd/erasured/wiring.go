@@ -41,7 +41,8 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 		return nil, err
 	}
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(lis)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
 
 	cfg.LivePerson.DomainAPIURL = "http://" + lis.Addr().String()
 	cfg.Accounts = []Account{{ID: acct.ID, Region: "us", MonthlyQuota: 100}}
@@ -49,9 +50,10 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 	cfg.sandboxSecret = acct.ClientSecret
 	// Our timings follow the simulator's clock, in real time.
 	scale := func(d time.Duration) Duration { return Duration{time.Duration(float64(d) / sandboxSpeed)} }
-	cfg.LivePerson.CancelWindow = scale(120 * time.Hour)
-	cfg.LivePerson.DeletionWindow = scale(480 * time.Hour)
-	cfg.Pipeline.SearchLag = scale(2 * time.Hour)
+	lpd := service.DefaultConfig() // LivePerson's windows
+	cfg.LivePerson.CancelWindow = scale(lpd.CancelWindow)
+	cfg.LivePerson.DeletionWindow = scale(lpd.DeletionWindow)
+	cfg.Pipeline.SearchLag = scale(service.DefaultPipelineConfig().SearchLag)
 	cfg.Pipeline.BatchMaxWait = Duration{2 * time.Second}
 	cfg.Pipeline.PollInterval = Duration{2 * time.Second}
 	log.Warn("sandbox: in-process LivePerson simulator with demo data (account "+acct.ID+
@@ -61,6 +63,7 @@ func startSandboxLivePerson(cfg *Config, log *slog.Logger) (func(), error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		<-served
 		sim.Close()
 	}, nil
 }
@@ -195,7 +198,7 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 			if q, ok := quota[account]; ok {
 				return q
 			}
-			return 100
+			return service.DefaultMonthlyQuota
 		},
 	}
 }

@@ -12,12 +12,6 @@ type Clock interface {
 	Now() time.Time
 }
 
-// SystemClock is real time.
-type SystemClock struct{}
-
-// Now returns time.Now().UTC().
-func (SystemClock) Now() time.Time { return time.Now().UTC() }
-
 // ManualClock only moves when told to.
 type ManualClock struct {
 	mu sync.Mutex
@@ -54,7 +48,8 @@ type scaledClock struct {
 }
 
 // ScaledClock starts at the real now and runs speed times faster than real
-// time: ScaledClock(50000) passes 25 days in about 43 s.
+// time: ScaledClock(50000) passes 25 days in about 43 s. ScaledClock(1) is real
+// time, in UTC: the simulator writes its timestamps with a literal Z.
 func ScaledClock(speed float64) Clock {
 	if speed <= 0 {
 		speed = 1

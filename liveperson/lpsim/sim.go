@@ -77,7 +77,7 @@ type Config struct {
 	// StaticTokens are bearer tokens accepted without sentinel: token →
 	// account id ("*" for any account).
 	StaticTokens map[string]string
-	Clock        Clock
+	Clock        Clock // default real time (ScaledClock(1))
 	Seed         uint64
 	CancelWindow time.Duration // NOT_STARTED period, default 5 days
 	DeletionTime time.Duration // IN_PROGRESS → DONE, default 20 days
@@ -137,7 +137,7 @@ type Sim struct {
 // New builds a simulator.
 func New(cfg Config) *Sim {
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = ScaledClock(1) // real time
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -161,8 +161,11 @@ type ErasureServiceClient interface {
 	// replays every change from start_revision, then streams new ones live, in revision order, with
 	// no gap and no duplicate. When idle it sends heartbeats carrying progress_revision. To resume
 	// after a disconnect, call again with start_revision = last revision seen + 1. A start_revision
-	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available);
-	// a watcher that falls too far behind is ended with UNAVAILABLE and should resume.
+	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available).
+	// A watcher that reads slowly holds up no one: it is caught up from the stored history, still
+	// without gap or duplicate, and ends with OUT_OF_RANGE (REVISION_COMPACTED) only if that
+	// history was compacted past where it had got to. The stream ends with UNAVAILABLE
+	// (SHUTTING_DOWN) when the server stops; resume from the last revision seen + 1.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// ListAuditRecords reads the audit trail, oldest first, one page at a time. The trail holds
 	// one record for every Submit, Cancel, Resolve preview, plan decision and SettleBatch made by
@@ -446,8 +449,11 @@ type ErasureServiceServer interface {
 	// replays every change from start_revision, then streams new ones live, in revision order, with
 	// no gap and no duplicate. When idle it sends heartbeats carrying progress_revision. To resume
 	// after a disconnect, call again with start_revision = last revision seen + 1. A start_revision
-	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available);
-	// a watcher that falls too far behind is ended with UNAVAILABLE and should resume.
+	// older than the oldest kept fails with OUT_OF_RANGE (the message names the oldest available).
+	// A watcher that reads slowly holds up no one: it is caught up from the stored history, still
+	// without gap or duplicate, and ends with OUT_OF_RANGE (REVISION_COMPACTED) only if that
+	// history was compacted past where it had got to. The stream ends with UNAVAILABLE
+	// (SHUTTING_DOWN) when the server stops; resume from the last revision seen + 1.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// ListAuditRecords reads the audit trail, oldest first, one page at a time. The trail holds
 	// one record for every Submit, Cancel, Resolve preview, plan decision and SettleBatch made by

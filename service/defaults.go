@@ -1,0 +1,90 @@
+package service
+
+import "time"
+
+// The defaults of the service and its pipeline live here alone: New and NewPipeline fill a zero
+// field from them, and the server's configuration file starts from them, so that a deployment
+// and a program using the package get the same values (docs/operations.md lists them; a test
+// in cmd/erasured keeps that table equal to these).
+
+// DefaultMonthlyQuota is an account's monthly LivePerson deletion-request quota when none is
+// configured.
+const DefaultMonthlyQuota = 100
+
+// DefaultKeyPeriod is how long one period key wraps new data keys, when the retention is not
+// shorter (a period key never outlives the retention).
+const DefaultKeyPeriod = 24 * time.Hour
+
+// DefaultConfig is the Service configuration New applies to each zero field. Now, Logger, the
+// callbacks and Accounts have no default; KeepInterval follows the key period (see Config).
+func DefaultConfig() Config {
+	return Config{
+		DefaultConfirmation: ConfirmationAutomatic,
+		CancelWindow:        120 * time.Hour, // LivePerson's 5 days in NOT_STARTED
+		DeletionWindow:      480 * time.Hour, // LivePerson's 20 days to finish a deletion
+		Retention:           720 * time.Hour,
+	}
+}
+
+// DefaultPipelineConfig is the pipeline configuration NewPipeline applies to each zero field.
+// Margin has no fixed default: it follows the service's windows (see PipelineConfig).
+func DefaultPipelineConfig() PipelineConfig {
+	return PipelineConfig{
+		SearchLag:    2 * time.Hour,
+		BatchMaxWait: 6 * time.Hour,
+		PollInterval: time.Hour,
+		Quota:        func(string) int { return DefaultMonthlyQuota },
+		Reserve:      0.1,
+		Workers:      8,
+		StepTimeout:  10 * time.Minute,
+	}
+}
+
+// withDefaults fills each zero field of c from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DefaultConfirmation == ConfirmationUnspecified {
+		c.DefaultConfirmation = d.DefaultConfirmation
+	}
+	if c.CancelWindow == 0 {
+		c.CancelWindow = d.CancelWindow
+	}
+	if c.DeletionWindow == 0 {
+		c.DeletionWindow = d.DeletionWindow
+	}
+	if c.Retention == 0 {
+		c.Retention = d.Retention
+	}
+	return c
+}
+
+// withDefaults fills each zero field of c from DefaultPipelineConfig, and the margin from the
+// service's windows: 1/25 of them, at most a day.
+func (c PipelineConfig) withDefaults(s *Service) PipelineConfig {
+	d := DefaultPipelineConfig()
+	if c.SearchLag == 0 {
+		c.SearchLag = d.SearchLag
+	}
+	if c.BatchMaxWait == 0 {
+		c.BatchMaxWait = d.BatchMaxWait
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = d.PollInterval
+	}
+	if c.Margin == 0 {
+		c.Margin = min(24*time.Hour, (s.cfg.CancelWindow+s.cfg.DeletionWindow)/25)
+	}
+	if c.Quota == nil {
+		c.Quota = d.Quota
+	}
+	if c.Reserve == 0 {
+		c.Reserve = d.Reserve
+	}
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = d.StepTimeout
+	}
+	return c
+}
