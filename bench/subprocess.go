@@ -78,6 +78,10 @@ func BuildErasured(ctx context.Context, dir string) (string, error) {
 func StartErasured(ctx context.Context, bin, dir string) (*Subprocess, error) {
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "erasure.db"))
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("ERASURED_LIMITS_MAX_STREAMS=%d", benchLimits.MaxStreams),
+		fmt.Sprintf("ERASURED_LIMITS_MAX_STREAMS_PER_PRINCIPAL=%d", benchLimits.MaxStreamsPerPrincipal),
+		fmt.Sprintf("ERASURED_LIMITS_MAX_CALLS=%d", benchLimits.MaxCalls),
+		fmt.Sprintf("ERASURED_LIMITS_MAX_CALLS_PER_PRINCIPAL=%d", benchLimits.MaxCallsPerPrincipal))
 	return startProcess(ctx, cmd)
 }
 
