@@ -275,7 +275,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			}
 			prev := r.State
 			r.SealedTargets, r.TargetCounts = m.sealed, countTargets(m.targets)
-			if err := p.enqueueTargets(tx, r, m.targets, now); err != nil {
+			if err := p.s.enqueueTargets(tx, r, m.targets, now); err != nil {
 				return err
 			}
 			r.BlockedOn = BlockedNone

@@ -39,7 +39,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	case LPNotStarted, LPInProgress:
 		return p.pollBatch(ctx, b)
 	}
-	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return p.pollNext(tx, b, time.Time{}) })
+	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return p.s.pollNext(tx, b, time.Time{}) })
 }
 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
@@ -88,7 +88,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		if !turn {
 			// Woken when the batch whose turn it is settles; the late poll is only a safety net.
 			waiting = true
-			if err := p.pollNext(tx, cur, now.Add(p.cfg.PollInterval)); err != nil {
+			if err := p.s.pollNext(tx, cur, now.Add(p.s.cfg.PollInterval)); err != nil {
 				return err
 			}
 			return putBatch(tx, cur)
@@ -135,7 +135,7 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 				return err
 			}
 		}
-		return p.follow(tx, b, d, "created", now)
+		return p.s.follow(tx, b, d, "created", now)
 	})
 }
 
@@ -144,13 +144,13 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 //
 // how says where d came from ("created", "reconciled", "settled"); the batch's new request is
 // logged with it once tx commits.
-func (p *Pipeline) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
-	if err := p.releaseSendTurn(tx, b, now); err != nil {
+func (s *Service) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
+	if err := s.releaseSendTurn(tx, b, now); err != nil {
 		return err
 	}
 	batchID, account, kind := b.ID, b.Account, b.Kind
 	if err := tx.OnCommit(func() {
-		p.s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
+		s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
 			"lp_request", d.ID, "kind", kind.String(), "lp_status", d.Status)
 	}); err != nil {
 		return err
@@ -162,10 +162,10 @@ func (p *Pipeline) follow(tx store.Tx, b *batch, d Deletion, how string, now tim
 		status = LPNotStarted
 	}
 	b.State = status
-	if err := p.applyBatchStatus(tx, b, now); err != nil {
+	if err := s.applyBatchStatus(tx, b, now); err != nil {
 		return err
 	}
-	return p.pollNext(tx, b, p.nextPoll(b, now))
+	return s.pollNext(tx, b, s.nextPoll(b, now))
 }
 
 // pollBatch asks LivePerson for the request's status and applies a change.
@@ -180,26 +180,26 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		cur.Failures = 0
 		if d.Status != "" && d.Status != cur.State {
 			cur.State = d.Status
-			if err := p.applyBatchStatus(tx, cur, now); err != nil {
+			if err := p.s.applyBatchStatus(tx, cur, now); err != nil {
 				return err
 			}
 		}
 		next := time.Time{}
 		if cur.State == LPNotStarted || cur.State == LPInProgress {
-			next = p.nextPoll(cur, now)
+			next = p.s.nextPoll(cur, now)
 		}
-		return p.pollNext(tx, cur, next)
+		return p.s.pollNext(tx, cur, next)
 	})
 }
 
 // nextPoll adapts polling to LivePerson's timeline: a NOT_STARTED request is looked at again
 // when its cancel window should end (or sooner, at the poll interval); an IN_PROGRESS one at
 // the poll interval. Never more often than 1/50 of the poll interval.
-func (p *Pipeline) nextPoll(b *batch, now time.Time) time.Time {
-	floor := max(p.cfg.PollInterval/50, 10*time.Millisecond)
-	wait := p.cfg.PollInterval
+func (s *Service) nextPoll(b *batch, now time.Time) time.Time {
+	floor := max(s.cfg.PollInterval/50, 10*time.Millisecond)
+	wait := s.cfg.PollInterval
 	if b.State == LPNotStarted {
-		wait = min(wait, b.Sent.Add(p.s.cfg.CancelWindow).Sub(now))
+		wait = min(wait, b.Sent.Add(s.cfg.CancelWindow).Sub(now))
 	}
 	return now.Add(max(wait, floor))
 }
@@ -211,11 +211,11 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause
 	now := p.s.now()
 	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		b.Failures++
-		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval, cause))
+		next := now.Add(retryDelay(b.Failures, p.s.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, b, step, cause, next); err != nil {
 			return err
 		}
-		return p.pollNext(tx, b, next)
+		return p.s.pollNext(tx, b, next)
 	})
 }
 
@@ -251,11 +251,11 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		}
 		cur.ListFailures++
 		cur.Failures++
-		next := now.Add(retryDelay(cur.Failures, p.cfg.PollInterval, cause))
+		next := now.Add(retryDelay(cur.Failures, p.s.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
 			return err
 		}
-		return p.pollNext(tx, cur, next)
+		return p.s.pollNext(tx, cur, next)
 	})
 	return err
 }
@@ -269,7 +269,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if b.State != batchIntent {
 			return errStale
 		}
-		if err := p.releaseSendTurn(tx, b, now); err != nil {
+		if err := p.s.releaseSendTurn(tx, b, now); err != nil {
 			return err
 		}
 		b.State = state
@@ -284,7 +284,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				return err
 			}
 		}
-		err := p.forMembers(tx, b, func(r *record, ts []Target) error {
+		err := p.s.forMembers(tx, b, func(r *record, ts []Target) error {
 			prev := r.State
 			failed := false
 			for i := range ts {
@@ -309,7 +309,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				r.NextAttemptTime = nextMonth(now)
 			}
 			if !failed {
-				if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+				if err := p.s.enqueueTargets(tx, r, ts, now); err != nil {
 					return err
 				}
 			}
@@ -318,12 +318,12 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if err != nil {
 			return err
 		}
-		return p.pollNext(tx, b, time.Time{})
+		return p.s.pollNext(tx, b, time.Time{})
 	})
 }
 
 // forMembers calls fn for each open erasure holding records of batch b, with its targets.
-func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
+func (s *Service) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
 	for _, eid := range b.Erasures {
 		r, err := getRecord(tx, eid)
 		if err != nil {
@@ -332,7 +332,7 @@ func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Tar
 		if r == nil || r.State.Final() {
 			continue
 		}
-		ts, err := p.s.targetsOf(tx, r)
+		ts, err := s.targetsOf(tx, r)
 		if err != nil {
 			return err
 		}
@@ -345,8 +345,8 @@ func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Tar
 
 // applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
 // moves each erasure to the state its targets now put it in.
-func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
-	return p.forMembers(tx, b, func(r *record, ts []Target) error {
+func (s *Service) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
+	return s.forMembers(tx, b, func(r *record, ts []Target) error {
 		prev := r.State
 		clearHeld(r, ts, b.ID) // a held batch that now follows a request is no longer held
 		n := int32(0)
@@ -374,10 +374,10 @@ func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error 
 		}
 		r.LPRequests[i].Status = b.State
 		if r.CancelRequested {
-			return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
+			return s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 		}
 		if b.State == LPCanceled {
-			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+			if err := s.enqueueTargets(tx, r, ts, now); err != nil {
 				return err
 			}
 		}
@@ -389,7 +389,7 @@ func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error 
 		if err := setNext(tx, r, next); err != nil {
 			return err
 		}
-		return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
+		return s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 	})
 }
 
@@ -413,7 +413,7 @@ func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx st
 }
 
 // pollNext schedules the batch's next step at `at` (zero: none).
-func (p *Pipeline) pollNext(tx store.Tx, b *batch, at time.Time) error {
+func (s *Service) pollNext(tx store.Tx, b *batch, at time.Time) error {
 	if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
 		return err
 	}

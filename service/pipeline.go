@@ -19,11 +19,6 @@ type PipelineConfig struct {
 	SearchLag time.Duration
 	// BatchMaxWait: the longest a queued target waits for a fuller batch (default 6h).
 	BatchMaxWait time.Duration
-	// PollInterval: the usual interval between polls of an open LivePerson request (default 1h).
-	PollInterval time.Duration
-	// Margin is kept between the latest safe submit time and the deadline (default: 1/25 of the
-	// cancel + deletion windows, at most 24h).
-	Margin time.Duration
 	// Quota returns an account's monthly deletion-request quota (default 100).
 	Quota func(account string) int
 	// Reserve is the share of each month's quota kept for at-risk work (default 10%, at least 1).
@@ -37,31 +32,29 @@ type PipelineConfig struct {
 // Pipeline carries erasures from RECEIVED to a final state. All its progress lives in the store:
 // it can stop at any moment (crash included) and a new Pipeline resumes from the store.
 type Pipeline struct {
-	s    *Service
-	lp   LivePerson
-	cfg  PipelineConfig
-	wake chan struct{}
+	s   *Service
+	lp  LivePerson
+	cfg PipelineConfig
 
 	mu       sync.Mutex
 	inflight map[string]bool // tasks being worked on, so no task runs twice at once
 }
 
-// NewPipeline prepares the pipeline of s over lp. Run starts it.
+// NewPipeline prepares the pipeline of s over lp, and gives s the port for the operations that
+// call LivePerson themselves (Preview, a remote Cancel, SettleBatch). Run starts it.
+//
+// The service never holds the pipeline: it signals new work on its wake channel, which the
+// pipeline listens to, and every decision it records (Confirm, Reject, Cancel) is a store write
+// the pipeline finds whenever it runs.
 func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
-	p := &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults(s), wake: make(chan struct{}, 1), inflight: map[string]bool{}}
 	s.mu.Lock()
-	s.pipeline = p
+	s.lp = lp
 	s.mu.Unlock()
-	return p
+	return &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults(), inflight: map[string]bool{}}
 }
 
 // Wake makes the pipeline look for due work now.
-func (p *Pipeline) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Pipeline) Wake() { p.s.wakePipeline() }
 
 // maxIdle is the longest the pipeline sleeps without looking at the store.
 const maxIdle = time.Second
@@ -112,7 +105,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-p.wake:
+		case <-p.s.wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -226,12 +219,11 @@ func scheduledTasks(tx store.Tx) ([]string, error) {
 	return out, err
 }
 
-// wakePipeline tells the pipeline, if one runs, that there is new work.
+// wakePipeline tells the pipeline, if one runs, that there is new work. It never blocks: one
+// pending wake-up stands for any number, since the pipeline reads the whole schedule each time.
 func (s *Service) wakePipeline() {
-	s.mu.Lock()
-	p := s.pipeline
-	s.mu.Unlock()
-	if p != nil {
-		p.Wake()
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }

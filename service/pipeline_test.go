@@ -41,7 +41,6 @@ type pipeEnv struct {
 var testPipelineConfig = PipelineConfig{
 	SearchLag:    2 * time.Hour,
 	BatchMaxWait: 6 * time.Hour,
-	PollInterval: time.Hour,
 }
 
 func newPipeEnv(t *testing.T) *pipeEnv {
@@ -94,7 +93,7 @@ func (e *pipeEnv) runLivePersonTimeline() {
 	e.lp.advance(LPNotStarted, LPInProgress)
 	e.advance(5 * 24 * time.Hour)
 	e.lp.advance(LPInProgress, LPDone)
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 }
 
 func (e *pipeEnv) ago(d time.Duration) time.Time { return e.clock.Now().Add(-d) }
@@ -159,7 +158,7 @@ func TestPipelineChatAndMessagingToCompleted(t *testing.T) {
 	e.advance(5 * 24 * time.Hour)
 	e.wantState(name, StateDeleting)
 	e.lp.advance(LPInProgress, LPDone)
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	done := e.wantState(name, StateCompleted)
 	if done.Receipt == nil {
 		t.Fatal("COMPLETED without a receipt")
@@ -429,7 +428,7 @@ func TestPipelineOpenConversationHeldUntilClosed(t *testing.T) {
 	e.lp.mu.Lock()
 	e.lp.convs[0].Open = false
 	e.lp.mu.Unlock()
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.advance(e.cfg.BatchMaxWait)
 	e.wantState(name, StateSubmitted)
 }
@@ -450,7 +449,7 @@ func TestPipelineVerificationFailureRequeuesThenFails(t *testing.T) {
 			e.lp.requests[i].Status = LPDone
 		}
 		e.lp.mu.Unlock()
-		e.advance(e.cfg.PollInterval)
+		e.advance(e.svc.cfg.PollInterval)
 	}
 	stubborn()
 	e.wantState(name, StateSubmitted) // queued once more, and sent at once: past its safe time

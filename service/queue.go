@@ -22,14 +22,14 @@ type queueEntry struct {
 
 // enqueueTargets puts every QUEUED target of r that is not in a batch yet in the queue,
 // refreshing the erasure's entry for each kind (or removing it when none waits).
-func (p *Pipeline) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
+func (s *Service) enqueueTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	counts := map[TargetKind]int{}
 	for _, t := range ts {
 		if t.Status == TargetQueued && t.Batch == 0 {
 			counts[t.Kind]++
 		}
 	}
-	safe := r.DueTime.Add(-(p.s.cfg.CancelWindow + p.s.cfg.DeletionWindow + p.cfg.Margin))
+	safe := r.DueTime.Add(-(s.cfg.CancelWindow + s.cfg.DeletionWindow + s.cfg.Margin))
 	for _, kind := range []TargetKind{KindEngagement, KindConversation, KindConsumer} {
 		key := schema.QueueKey(r.AccountID, int32(kind), r.ID)
 		if counts[kind] == 0 {

@@ -265,7 +265,7 @@ func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
 
 // releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
 // batches that waited for it at once.
-func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
+func (s *Service) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
 	v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account))
 	if v == nil {
 		return nil
@@ -285,7 +285,7 @@ func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
 		if w == nil || w.State != batchIntent {
 			continue
 		}
-		if err := p.pollNext(tx, w, now); err != nil {
+		if err := s.pollNext(tx, w, now); err != nil {
 			return err
 		}
 		if err := putBatch(tx, w); err != nil {
@@ -321,7 +321,7 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 		if taken = sib.taken(d.ID); taken {
 			return errStale
 		}
-		return p.follow(tx, b, d, "reconciled", now)
+		return p.s.follow(tx, b, d, "reconciled", now)
 	})
 	if err == nil && taken {
 		return p.batchRetry(ctx, id, "reconcile", errTaken)
@@ -340,7 +340,7 @@ func (p *Pipeline) showWaiting(tx store.Tx, b *batch, wait bool, now time.Time) 
 		return nil
 	}
 	b.Waited = wait
-	return p.forMembers(tx, b, func(r *record, _ []Target) error {
+	return p.s.forMembers(tx, b, func(r *record, _ []Target) error {
 		switch {
 		case wait && len(r.HeldBatches) == 0 && r.LastError != turnWaitError:
 			r.LastError = turnWaitError

@@ -54,7 +54,7 @@ func TestSettleBatchNotCreated(t *testing.T) {
 	e.settle()
 	e.wantCreates(3)
 	e.wantFollows(b, e.lastRequest())
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.wantCreates(3)
 }
 
@@ -151,7 +151,7 @@ func TestSettleBatchNotCreatedWaitsForTurn(t *testing.T) {
 	e.wantCreates(4)
 	e.wantFollows(c, mine)
 	e.wantFollows(b, e.lastRequest())
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.wantCreates(4)
 }
 
