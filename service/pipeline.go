@@ -5,9 +5,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -30,14 +30,14 @@ type PipelineConfig struct {
 }
 
 // Pipeline carries erasures from RECEIVED to a final state. All its progress lives in the store:
-// it can stop at any moment (crash included) and a new Pipeline resumes from the store.
+// it can stop at any moment (crash included) and a new Pipeline resumes from the store. Its
+// loop is the scheduler of package pipeline; the steps it runs are here, over the erasure
+// records.
 type Pipeline struct {
-	s   *Service
-	lp  LivePerson
-	cfg PipelineConfig
-
-	mu       sync.Mutex
-	inflight map[string]bool // tasks being worked on, so no task runs twice at once
+	s     *Service
+	lp    LivePerson
+	cfg   PipelineConfig
+	sched *pipeline.Scheduler
 }
 
 // NewPipeline prepares the pipeline of s over lp, and gives s the port for the operations that
@@ -50,83 +50,29 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	s.mu.Lock()
 	s.lp = lp
 	s.mu.Unlock()
-	return &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults(), inflight: map[string]bool{}}
+	p := &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults()}
+	p.sched = pipeline.New(pipeline.Config{DB: s.db, Now: s.now, Log: s.log, Workers: p.cfg.Workers,
+		StepTimeout: p.cfg.StepTimeout, Wake: s.wake, Step: p.step, Round: p.round,
+		Urgent: func(task string) bool { return strings.HasPrefix(task, taskBatch) }})
+	return p
 }
 
 // Wake makes the pipeline look for due work now.
 func (p *Pipeline) Wake() { p.s.wakePipeline() }
 
-// maxIdle is the longest the pipeline sleeps without looking at the store.
-const maxIdle = time.Second
-
 // Run works until ctx ends. Background work never inherits an RPC's deadline: it runs under
 // ctx, the pipeline's own.
-func (p *Pipeline) Run(ctx context.Context) error {
-	sem := make(chan struct{}, p.cfg.Workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		now := p.s.now()
-		tasks, next, err := p.due(now, 256)
-		if err != nil && ctx.Err() == nil {
-			p.s.log.Error("pipeline: reading the schedule", "err", err)
-		}
-		// Start as many due tasks as there are free workers, and no more: waiting here for a
-		// worker would hold up batching below behind a backlog of long resolve steps. A task
-		// that finishes wakes the loop for the next round.
-	launch:
-		for _, task := range tasks {
-			select {
-			case sem <- struct{}{}:
-			default:
-				break launch
-			}
-			if !p.claim(task) {
-				<-sem
-				continue
-			}
-			wg.Go(func() {
-				defer func() { <-sem; p.release(task) }()
-				p.runTask(ctx, task)
-			})
-		}
-		if err := p.flushQueues(ctx, now); err != nil && ctx.Err() == nil {
-			p.s.log.Error("pipeline: batching", "err", err)
-		}
-		if p.s.keepDue(now) {
-			wg.Go(func() { p.s.runKeeper(ctx) })
-		}
-		wait := maxIdle
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(p.s.now()), time.Millisecond))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-p.s.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
+func (p *Pipeline) Run(ctx context.Context) error { return p.sched.Run(ctx) }
 
-func (p *Pipeline) claim(task string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.inflight[task] {
-		return false
+// round is the work of each turn of the loop beside the due tasks: batching the queues, and
+// the key keeper when its time has come.
+func (p *Pipeline) round(ctx context.Context, now time.Time, start func(func())) {
+	if err := p.flushQueues(ctx, now); err != nil && ctx.Err() == nil {
+		p.s.log.Error("pipeline: batching", "err", err)
 	}
-	p.inflight[task] = true
-	return true
-}
-
-func (p *Pipeline) release(task string) {
-	p.mu.Lock()
-	delete(p.inflight, task)
-	p.mu.Unlock()
-	p.Wake()
+	if p.s.keepDue(now) {
+		start(func() { p.s.runKeeper(ctx) })
+	}
 }
 
 // Tasks in the schedule: an erasure step or a batch step.
@@ -135,56 +81,15 @@ const (
 	taskBatch   = "b/"
 )
 
-// due returns tasks whose time has come (at most limit, not counting tasks already running) and
-// the time of the next one after them. Batch tasks come first whatever their due time: a batch
-// holds up to 100 records of many erasures, and its send must not wait behind a backlog of
-// erasures still being resolved.
-func (p *Pipeline) due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
-	var batches, erasures []string
-	err = p.s.db.View(func(tx store.Tx) error {
-		return tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
-			at, task, err := schema.ParseScheduleKey(k)
-			if err != nil {
-				return false, err
-			}
-			if at.After(now) {
-				next = at
-				return false, nil
-			}
-			switch {
-			case p.running(task):
-			case strings.HasPrefix(task, taskBatch):
-				batches = append(batches, task)
-			case len(erasures) < limit:
-				erasures = append(erasures, task)
-			}
-			return true, nil
-		})
-	})
-	return append(batches, erasures...), next, err
-}
-
-func (p *Pipeline) running(task string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inflight[task]
-}
-
-func (p *Pipeline) runTask(ctx context.Context, task string) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.StepTimeout)
-	defer cancel()
-	var err error
+// step runs one task of the schedule.
+func (p *Pipeline) step(ctx context.Context, task string) error {
 	switch {
 	case strings.HasPrefix(task, taskErasure):
-		err = p.stepErasure(ctx, strings.TrimPrefix(task, taskErasure))
+		return p.stepErasure(ctx, strings.TrimPrefix(task, taskErasure))
 	case strings.HasPrefix(task, taskBatch):
-		err = p.stepBatch(ctx, strings.TrimPrefix(task, taskBatch))
-	default:
-		err = fmt.Errorf("unknown task %q", task)
+		return p.stepBatch(ctx, strings.TrimPrefix(task, taskBatch))
 	}
-	if err != nil && ctx.Err() == nil {
-		p.s.log.Warn("pipeline step failed", "task", task, "err", err)
-	}
+	return fmt.Errorf("unknown task %q", task)
 }
 
 // reschedule moves a task from old (zero: not scheduled) to at (zero: unschedule), in tx.

@@ -17,14 +17,14 @@ func (p *Pipeline) settle(ctx context.Context) error {
 		if err := p.flushQueues(ctx, now); err != nil {
 			return err
 		}
-		tasks, _, err := p.due(now, 1)
+		tasks, _, err := p.sched.Due(now, 1)
 		if err != nil {
 			return err
 		}
 		if len(tasks) == 0 {
 			return nil
 		}
-		p.runTask(ctx, tasks[0])
+		p.sched.RunTask(ctx, tasks[0])
 	}
 	return fmt.Errorf("pipeline did not settle")
 }
