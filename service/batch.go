@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -109,64 +110,15 @@ func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
 	return ids, json.Unmarshal(plain, &ids)
 }
 
-// monthOf names the quota month (UTC) of t.
-func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
-
-// nextMonth is the start of the month after t's (UTC): when a spent quota renews.
-func nextMonth(t time.Time) time.Time {
-	y, m, _ := t.UTC().Date()
-	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-}
-
-// quotaEntry is an account's use of one month's quota, persisted.
-type quotaEntry struct {
-	Used      int  `json:"used"`
-	Exhausted bool `json:"exhausted,omitempty"` // LivePerson answered 429
-}
-
-func getQuota(tx store.Tx, account, month string) (quotaEntry, error) {
-	var q quotaEntry
-	if v := tx.Get(schema.Ledger, schema.QuotaKey(account, month)); v != nil {
-		return q, json.Unmarshal(v, &q)
-	}
-	return q, nil
-}
-
-func putQuota(tx store.Tx, account, month string, q quotaEntry) error {
-	v, err := json.Marshal(q)
-	if err != nil {
-		return err
-	}
-	return tx.Put(schema.Ledger, schema.QuotaKey(account, month), v)
-}
-
 // QuotaLeft is how many deletion requests the account may still create this month.
 func (s *Service) QuotaLeft(account string, limit int) (int, error) {
 	var left int
 	err := s.db.View(func(tx store.Tx) error {
-		q, err := getQuota(tx, account, monthOf(s.now()))
-		if q.Exhausted {
-			left = 0
-		} else {
-			left = max(limit-q.Used, 0)
-		}
+		q, err := pipeline.GetQuota(tx, account, pipeline.Month(s.now()))
+		left = q.Left(limit)
 		return err
 	})
 	return left, err
-}
-
-// allowed reports whether a batch may be created now: routine work may not dip into the
-// reserve kept for at-risk work.
-func (p *Pipeline) allowed(q quotaEntry, account string, atRisk bool) bool {
-	limit := p.cfg.Quota(account)
-	if q.Exhausted || q.Used >= limit {
-		return false
-	}
-	if atRisk {
-		return true
-	}
-	reserve := max(int(float64(limit)*p.cfg.Reserve), 1)
-	return q.Used < limit-reserve
 }
 
 // flushQueues forms a batch for every account and kind whose queue is due: 100 ids waiting,
@@ -231,12 +183,12 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 	formed := false
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		formed = false
-		month := monthOf(now)
-		q, err := getQuota(tx, account, month)
+		month := pipeline.Month(now)
+		q, err := pipeline.GetQuota(tx, account, month)
 		if err != nil {
 			return err
 		}
-		if !p.allowed(q, account, atRisk) {
+		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
 			g, err := queueOf(tx, account, kind)
 			if err != nil || g == nil {
 				return err
@@ -295,7 +247,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		q.Used++
-		if err := putQuota(tx, account, month, q); err != nil {
+		if err := pipeline.PutQuota(tx, account, month, q); err != nil {
 			return err
 		}
 		if err := tx.Put(schema.Ledger, schema.BatchSeqKey, store.U64(b.ID)); err != nil {
@@ -343,7 +295,7 @@ func (p *Pipeline) blockOnQuota(tx store.Tx, g *queueGroup, now time.Time) error
 		if err := setNext(tx, r, time.Time{}); err != nil {
 			return err
 		}
-		r.NextAttemptTime = nextMonth(now)
+		r.NextAttemptTime = pipeline.NextMonth(now)
 		if err := p.s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}

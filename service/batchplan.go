@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -54,7 +55,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 	var plan *batchPlan
 	keys := map[string][]byte{} // each member's data key
 	err := p.s.db.View(func(tx store.Tx) error {
-		q, err := getQuota(tx, account, monthOf(now))
+		q, err := pipeline.GetQuota(tx, account, pipeline.Month(now))
 		if err != nil {
 			return err
 		}
@@ -63,7 +64,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 			return err
 		}
 		plan = &batchPlan{}
-		if !p.allowed(q, account, atRisk) {
+		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
 			plan.blocked = true
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -274,13 +275,13 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		}
 		b.State = state
 		if state == batchDissolved {
-			month := monthOf(now)
-			q, err := getQuota(tx, b.Account, month)
+			month := pipeline.Month(now)
+			q, err := pipeline.GetQuota(tx, b.Account, month)
 			if err != nil {
 				return err
 			}
 			q.Exhausted = true
-			if err := putQuota(tx, b.Account, month, q); err != nil {
+			if err := pipeline.PutQuota(tx, b.Account, month, q); err != nil {
 				return err
 			}
 		}
@@ -306,7 +307,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				r.LastError = "LivePerson rejected the deletion request twice"
 			case state == batchDissolved:
 				r.BlockedOn = heldFirst(r, BlockedQuota)
-				r.NextAttemptTime = nextMonth(now)
+				r.NextAttemptTime = pipeline.NextMonth(now)
 			}
 			if !failed {
 				if err := p.s.enqueueTargets(tx, r, ts, now); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/pipeline"
 )
 
 // settle runs every due task and batch flush, one at a time, until nothing is due at the
@@ -353,7 +355,7 @@ func TestPipelineQuotaExhaustedAndMonthRollover(t *testing.T) {
 		t.Fatalf("%d requests created after a 429 in the same month, want 1", n)
 	}
 	e.lp.quota = 0 // LivePerson's quota renews with the month
-	e.advance(nextMonth(e.clock.Now()).Sub(e.clock.Now()))
+	e.advance(pipeline.NextMonth(e.clock.Now()).Sub(e.clock.Now()))
 	if got := e.status(blocked.Name()); got.State != StateSubmitted {
 		t.Errorf("after the month turned: %s (blocked %d), want SUBMITTED", got.State, got.BlockedOn)
 	}
