@@ -254,7 +254,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		b.NextPoll = now
-		if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
+		if err := pipeline.Reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
 			return err
 		}
 		formed = true

@@ -415,7 +415,7 @@ func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx st
 
 // pollNext schedules the batch's next step at `at` (zero: none).
 func (s *Service) pollNext(tx store.Tx, b *batch, at time.Time) error {
-	if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
+	if err := pipeline.Reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
 		return err
 	}
 	b.NextPoll = at

@@ -1,14 +1,12 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/erasured/erasured/service/pipeline"
-	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
@@ -92,36 +90,13 @@ func (p *Pipeline) step(ctx context.Context, task string) error {
 	return fmt.Errorf("unknown task %q", task)
 }
 
-// reschedule moves a task from old (zero: not scheduled) to at (zero: unschedule), in tx.
-func reschedule(tx store.Tx, task string, old, at time.Time) error {
-	if !old.IsZero() {
-		if err := tx.Delete(schema.Schedule, schema.ScheduleKey(old, task)); err != nil {
-			return err
-		}
-	}
-	if at.IsZero() {
-		return nil
-	}
-	return tx.Put(schema.Schedule, schema.ScheduleKey(at, task), nil)
-}
-
 // setNext schedules the erasure's next step at `at` (zero: none) and records it on the erasure.
 func setNext(tx store.Tx, r *record, at time.Time) error {
-	if err := reschedule(tx, taskErasure+r.ID, r.NextAttemptTime, at); err != nil {
+	if err := pipeline.Reschedule(tx, taskErasure+r.ID, r.NextAttemptTime, at); err != nil {
 		return err
 	}
 	r.NextAttemptTime = at
 	return nil
-}
-
-// scheduledTasks lists every scheduled task (for tests and diagnostics).
-func scheduledTasks(tx store.Tx) ([]string, error) {
-	var out []string
-	err := tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
-		out = append(out, string(bytes.Clone(k[8:])))
-		return true, nil
-	})
-	return out, err
 }
 
 // wakePipeline tells the pipeline, if one runs, that there is new work. It never blocks: one

@@ -72,6 +72,20 @@ func New(cfg Config) *Scheduler {
 	return &Scheduler{cfg: cfg, inflight: map[string]bool{}}
 }
 
+// Reschedule moves task from old (zero: not scheduled) to at (zero: unschedule), in tx. A task
+// is scheduled once at most: whoever moves it names the time it was at.
+func Reschedule(tx store.Tx, task string, old, at time.Time) error {
+	if !old.IsZero() {
+		if err := tx.Delete(schema.Schedule, schema.ScheduleKey(old, task)); err != nil {
+			return err
+		}
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return tx.Put(schema.Schedule, schema.ScheduleKey(at, task), nil)
+}
+
 // MaxIdle is the longest Run sleeps without looking at the schedule.
 const MaxIdle = time.Second
 

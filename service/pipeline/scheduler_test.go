@@ -167,3 +167,34 @@ func TestRunTaskTimeout(t *testing.T) {
 		t.Errorf("step deadline in %v, want the hour of the step timeout", d)
 	}
 }
+
+func TestReschedule(t *testing.T) {
+	db := openSchedule(t, map[string]time.Time{"e/1": t0.Add(time.Hour)})
+	s := New(Config{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
+		Step: func(context.Context, string) error { return nil }})
+	steps := []struct {
+		name    string
+		old, at time.Time
+		want    []string // due at t0
+	}{
+		{"moved to now", t0.Add(time.Hour), t0, []string{"e/1"}},
+		{"moved away", t0, t0.Add(time.Hour), nil},
+		{"unscheduled", t0.Add(time.Hour), time.Time{}, nil},
+		{"scheduled anew", time.Time{}, t0.Add(-time.Minute), []string{"e/1"}},
+	}
+	for _, st := range steps {
+		err := db.Update(context.Background(), func(tx store.Tx) error { return Reschedule(tx, "e/1", st.old, st.at) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := s.Due(t0, 10)
+		if err != nil || !slices.Equal(got, st.want) {
+			t.Errorf("%s: due %v, %v; want %v", st.name, got, err, st.want)
+		}
+	}
+	var n int
+	db.View(func(tx store.Tx) error { n = tx.Count(schema.Schedule); return nil })
+	if n != 1 {
+		t.Errorf("the schedule holds %d entries, want the task once", n)
+	}
+}
