@@ -125,21 +125,16 @@ func (s *Service) QuotaLeft(account string, limit int) (int, error) {
 // the oldest waited batch_max_wait, a member's latest safe submit time has come, or a member is
 // at risk. At-risk erasures go first.
 func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
-	var groups []*queueGroup
-	if err := p.s.db.View(func(tx store.Tx) (err error) { groups, err = readQueues(tx); return err }); err != nil {
+	var queues []*pipeline.Queue
+	if err := p.s.db.View(func(tx store.Tx) (err error) { queues, err = pipeline.ReadQueues(tx); return err }); err != nil {
 		return err
 	}
-	for _, g := range groups {
-		total, atRisk, due := 0, false, false
-		for _, e := range g.entries {
-			total += e.Count
-			atRisk = atRisk || e.AtRisk
-			due = due || e.AtRisk || !now.Before(e.SafeBy) || !now.Before(e.Enqueued.Add(p.cfg.BatchMaxWait))
-		}
+	for _, g := range queues {
+		total, atRisk, due := g.Due(now, p.cfg.BatchMaxWait)
 		// A full batch goes at once, and as many full ones as the queue holds; a part-full one
 		// only when due.
 		for total >= maxBatchIDs || due {
-			formed, err := p.formBatch(ctx, g.account, g.kind, atRisk, now)
+			formed, err := p.formBatch(ctx, g.Account, TargetKind(g.Kind), atRisk, now)
 			if err != nil {
 				return err
 			}
@@ -189,7 +184,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
-			g, err := queueOf(tx, account, kind)
+			g, err := pipeline.QueueOf(tx, account, int32(kind))
 			if err != nil || g == nil {
 				return err
 			}
@@ -216,7 +211,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			}
 		}
 		for _, r := range plan.gone {
-			if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), r.id)); err != nil {
+			if err := pipeline.Dequeue(tx, account, r.id, int32(kind)); err != nil {
 				return err
 			}
 		}
@@ -263,23 +258,9 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 	return formed, err
 }
 
-// queueOf reads the queue of one account and kind.
-func queueOf(tx store.Tx, account string, kind TargetKind) (*queueGroup, error) {
-	groups, err := readQueues(tx)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range groups {
-		if g.account == account && g.kind == kind {
-			return g, nil
-		}
-	}
-	return nil, nil
-}
-
 // blockOnQuota marks the queue's erasures as waiting for quota until the month turns.
-func (p *Pipeline) blockOnQuota(tx store.Tx, g *queueGroup, now time.Time) error {
-	for _, id := range g.ids {
+func (p *Pipeline) blockOnQuota(tx store.Tx, g *pipeline.Queue, now time.Time) error {
+	for _, id := range g.IDs {
 		r, err := getRecord(tx, id)
 		// A held erasure keeps showing its hold: only an operator moves it on, and marking it
 		// again on every flush would write an event each time.

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -59,7 +58,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 		if err != nil {
 			return err
 		}
-		g, err := queueOf(tx, account, kind)
+		g, err := pipeline.QueueOf(tx, account, int32(kind))
 		if err != nil || g == nil {
 			return err
 		}
@@ -68,20 +67,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 			plan.blocked = true
 			return nil
 		}
-		order := make([]int, len(g.ids))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int {
-			ea, eb := g.entries[a], g.entries[b]
-			if ea.AtRisk != eb.AtRisk {
-				if ea.AtRisk {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
-		})
+		order := g.Order()
 		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if plan.seq, err = store.ParseU64(v); err != nil {
 				return err
@@ -94,7 +80,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 			if len(chosen) >= maxBatchIDs {
 				break
 			}
-			seen := seenRecord{id: g.ids[i], raw: tx.Get(schema.Erasures, []byte(g.ids[i]))}
+			seen := seenRecord{id: g.IDs[i], raw: tx.Get(schema.Erasures, []byte(g.IDs[i]))}
 			r, err := getRecord(tx, seen.id)
 			if err != nil {
 				return err
