@@ -132,7 +132,7 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 			return errStale
 		}
 		if who != "" {
-			if err := putRequestedBy(tx, b.Account, who); err != nil {
+			if err := pipeline.PutRequestedBy(tx, b.Account, who); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -119,7 +120,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
-		ours = string(tx.Get(schema.Ledger, schema.RequestedByKey(b.Account)))
+		ours = pipeline.RequestedBy(tx, b.Account)
 		return nil
 	})
 	if err != nil {
@@ -225,57 +226,32 @@ func inFlight(b *batch) bool {
 	return b.State == batchIntent && b.Sends > 0 && !b.Resend
 }
 
-// sendTurn is an account's turn to send, persisted: the batch in flight, and the batches waiting
-// for its outcome to be known (it is created, refused, or held).
-type sendTurn struct {
-	Batch   uint64   `json:"batch"`
-	Waiting []uint64 `json:"waiting,omitempty"`
-}
-
 // takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
 // joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
 // turn.
 func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
-	var t sendTurn
-	if v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account)); v != nil {
-		if err := json.Unmarshal(v, &t); err != nil {
-			return false, err
-		}
+	t, _, err := pipeline.GetSendTurn(tx, b.Account)
+	if err != nil {
+		return false, err
 	}
-	ok := true
+	free := true
 	if t.Batch != 0 && t.Batch != b.ID {
 		holder, err := getBatch(tx, t.Batch)
 		if err != nil {
 			return false, err
 		}
-		ok = holder == nil || !inFlight(holder)
+		free = holder == nil || !inFlight(holder)
 	}
-	if ok {
-		t.Batch = b.ID
-		t.Waiting = slices.DeleteFunc(t.Waiting, func(id uint64) bool { return id == b.ID })
-	} else if !slices.Contains(t.Waiting, b.ID) {
-		t.Waiting = append(t.Waiting, b.ID)
-	}
-	v, err := json.Marshal(t)
-	if err != nil {
-		return false, err
-	}
-	return ok, tx.Put(schema.Ledger, schema.SendTurnKey(b.Account), v)
+	ok := t.Take(b.ID, free)
+	return ok, pipeline.PutSendTurn(tx, b.Account, t)
 }
 
 // releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
 // batches that waited for it at once.
 func (s *Service) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
-	v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account))
-	if v == nil {
-		return nil
-	}
-	var t sendTurn
-	if err := json.Unmarshal(v, &t); err != nil {
+	t, held, err := pipeline.GetSendTurn(tx, b.Account)
+	if err != nil || !held || t.Batch != b.ID {
 		return err
-	}
-	if t.Batch != b.ID {
-		return nil
 	}
 	for _, id := range t.Waiting {
 		w, err := getBatch(tx, id)
@@ -292,12 +268,7 @@ func (s *Service) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
 			return err
 		}
 	}
-	return tx.Delete(schema.Ledger, schema.SendTurnKey(b.Account))
-}
-
-// putRequestedBy remembers who we are at LivePerson for account, as its create answers say.
-func putRequestedBy(tx store.Tx, account, who string) error {
-	return tx.Put(schema.Ledger, schema.RequestedByKey(account), []byte(who))
+	return pipeline.EndSendTurn(tx, b.Account)
 }
 
 // errTaken: the request reconciliation found was claimed or reserved by another batch in the

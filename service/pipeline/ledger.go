@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/erasured/erasured/service/schema"
@@ -64,4 +65,60 @@ func (q Quota) Allows(limit int, reserve float64, atRisk bool) bool {
 		return true
 	}
 	return q.Used < limit-max(int(float64(limit)*reserve), 1)
+}
+
+// SendTurn is an account's turn to send, as the ledger holds it: the batch in flight, and the
+// batches waiting for its outcome to be known (created, refused, or held). One batch of an
+// account at a time may be at LivePerson without our knowing its request, so that a lost
+// answer can be reconciled against LivePerson's list without confusing two batches.
+type SendTurn struct {
+	Batch   uint64   `json:"batch"`
+	Waiting []uint64 `json:"waiting,omitempty"`
+}
+
+// GetSendTurn reads account's send turn; held is false when no batch holds it.
+func GetSendTurn(tx store.Tx, account string) (t SendTurn, held bool, err error) {
+	v := tx.Get(schema.Ledger, schema.SendTurnKey(account))
+	if v == nil {
+		return t, false, nil
+	}
+	return t, true, json.Unmarshal(v, &t)
+}
+
+// PutSendTurn stores account's send turn.
+func PutSendTurn(tx store.Tx, account string, t SendTurn) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return tx.Put(schema.Ledger, schema.SendTurnKey(account), v)
+}
+
+// EndSendTurn frees account's send turn.
+func EndSendTurn(tx store.Tx, account string) error {
+	return tx.Delete(schema.Ledger, schema.SendTurnKey(account))
+}
+
+// Take gives the turn to batch id when free (no other batch in flight holds it) and reports
+// whether id holds it now; otherwise id waits, once, among the waiters.
+func (t *SendTurn) Take(id uint64, free bool) bool {
+	if free {
+		t.Batch = id
+		t.Waiting = slices.DeleteFunc(t.Waiting, func(w uint64) bool { return w == id })
+		return true
+	}
+	if !slices.Contains(t.Waiting, id) {
+		t.Waiting = append(t.Waiting, id)
+	}
+	return false
+}
+
+// PutRequestedBy remembers who we are at LivePerson for account, as its create answers say.
+func PutRequestedBy(tx store.Tx, account, who string) error {
+	return tx.Put(schema.Ledger, schema.RequestedByKey(account), []byte(who))
+}
+
+// RequestedBy is who we are at LivePerson for account ("" until a create answer said).
+func RequestedBy(tx store.Tx, account string) string {
+	return string(tx.Get(schema.Ledger, schema.RequestedByKey(account)))
 }

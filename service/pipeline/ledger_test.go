@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,60 @@ func TestQuotaLedger(t *testing.T) {
 		}
 		if q, _ := GetQuota(tx, "5678", month); q != (Quota{}) {
 			t.Errorf("another account's quota = %+v, want none used", q)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSendTurn: one batch of an account holds the turn; the others wait once each, in order,
+// and the turn is free again once it ends.
+func TestSendTurn(t *testing.T) {
+	db := openSchedule(t, nil)
+	err := db.Update(context.Background(), func(tx store.Tx) error {
+		if _, held, err := GetSendTurn(tx, "1234"); held || err != nil {
+			t.Errorf("a fresh ledger's turn: held %v, %v", held, err)
+		}
+		var turn SendTurn
+		steps := []struct {
+			id   uint64
+			free bool
+			want bool
+		}{{7, true, true}, {8, false, false}, {9, false, false}, {8, false, false}, {8, true, true}}
+		for _, st := range steps {
+			if got := turn.Take(st.id, st.free); got != st.want {
+				t.Errorf("Take(%d, free %v) = %v, want %v", st.id, st.free, got, st.want)
+			}
+		}
+		if turn.Batch != 8 || !slices.Equal(turn.Waiting, []uint64{9}) {
+			t.Errorf("turn = %+v, want batch 8 holding it and 9 waiting", turn)
+		}
+		if err := PutSendTurn(tx, "1234", turn); err != nil {
+			return err
+		}
+		got, held, err := GetSendTurn(tx, "1234")
+		if !held || err != nil || got.Batch != 8 || !slices.Equal(got.Waiting, []uint64{9}) {
+			t.Errorf("stored turn = %+v, held %v, %v", got, held, err)
+		}
+		if _, held, _ := GetSendTurn(tx, "5678"); held {
+			t.Error("another account's turn is held")
+		}
+		if err := EndSendTurn(tx, "1234"); err != nil {
+			return err
+		}
+		if _, held, _ := GetSendTurn(tx, "1234"); held {
+			t.Error("an ended turn is still held")
+		}
+		if err := PutRequestedBy(tx, "1234", "erasured-app"); err != nil {
+			return err
+		}
+		if who := RequestedBy(tx, "1234"); who != "erasured-app" {
+			t.Errorf("RequestedBy = %q", who)
+		}
+		if who := RequestedBy(tx, "5678"); who != "" {
+			t.Errorf("RequestedBy of an account never answered = %q, want empty", who)
 		}
 		return nil
 	})
