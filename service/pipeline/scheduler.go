@@ -1,12 +1,18 @@
 // Package pipeline holds the parts of the erasure pipeline that stand on the store and the
-// schema alone. Its first part is the scheduler: the loop that finds the tasks whose time has
-// come in the schedule and runs them on a bounded set of workers.
+// schema alone, with no erasure record in sight:
 //
-// The package never imports service: the service (and later the cmd wiring) hands it what a
-// task does as functions, so that imports go one way, service → pipeline → schema → store.
-// The domain steps (resolving, batching under the quota ledger, submitting, polling, verifying)
-// still live in service, where the erasure records and the transition function are; they move
-// here once those are in a package both can reach.
+//   - the scheduler: the loop that finds the tasks whose time has come in the schedule and runs
+//     them on a bounded set of workers, and the schedule writes (Reschedule);
+//   - the ledger: each account's monthly quota use and the reserve kept for at-risk work, its
+//     send turn, and who we are at LivePerson;
+//   - the queue of records waiting for a deletion request, per account and kind, with the
+//     batcher's policy of when a batch is due and in what order erasures join it.
+//
+// The package never imports service: the service hands the scheduler what a task does as
+// functions, and reads and writes the ledger and the queue in its own transactions, so that
+// imports go one way, service → pipeline → schema → store. The domain steps (resolving,
+// forming and sealing batches, submitting, polling, verifying) stay in service, beside the
+// erasure records and the one transition function they go through.
 package pipeline
 
 import (
