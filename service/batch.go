@@ -13,84 +13,20 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// A batch is one LivePerson deletion request: one kind, at most 100 unique ids, shared by the
-// targets of several erasures of one account. Exactly-once: the batch's intent (its kind and
-// sorted ids) is committed before the request is sent; LivePerson's request id after. If a send
-// may have reached LivePerson but its answer was lost (timeout, crash), LivePerson's list of
-// requests is searched for it before anything is sent again (see reconcile); when the list
-// cannot tell, the batch is held for an operator (SettleBatch) and never sent by itself; the
-// account's later batches go on meanwhile.
-type batch struct {
-	ID       uint64     `json:"id"`
-	Account  string     `json:"account"`
-	Kind     TargetKind `json:"kind"`
-	State    string     `json:"state"` // batchIntent, then LivePerson's status, or batchRejected/batchDissolved
-	Sealed   []byte     `json:"sealed"`
-	Erasures []string   `json:"erasures"`
-	Created  time.Time  `json:"created"`
-	Sends    int        `json:"sends"` // POSTs that may have reached LivePerson
-	// FirstSend is when the first POST was attempted (committed with Sends going to 1):
-	// LivePerson's requests stamped well before it cannot be this batch's.
-	FirstSend time.Time `json:"first_send,omitzero"`
-	LPID      int64     `json:"lp_id,omitempty"`
-	Sent      time.Time `json:"sent,omitzero"` // when LivePerson accepted it
-	AtRisk    bool      `json:"at_risk,omitempty"`
-	NextPoll  time.Time `json:"next_poll,omitzero"`
-	Failures  int       `json:"failures,omitempty"`
-	// Candidates are, while the batch is held, LivePerson's requests that might be its own: no
-	// other batch's reconciliation takes them until it is settled.
-	Candidates []int64 `json:"candidates,omitempty"`
-	// Rivals are, while the batch is held, the batches of its account that were in flight when
-	// it was held (none since sends take turns): any of its candidates may be theirs.
-	Rivals []uint64 `json:"rivals,omitempty"`
-	// Dismissed are LivePerson requests an operator found not to be this batch's, when settling
-	// it as not created: the batch's later reconciliations pass over them.
-	Dismissed []int64 `json:"dismissed,omitempty"`
-	// Unlisted is set while the batch is held because LivePerson's list of requests could not be
-	// read: it has no candidates to reserve, and any later batch's candidate may be its request.
-	Unlisted bool `json:"unlisted,omitempty"`
-	// ListFailures counts the reads of LivePerson's list that failed in a row while the batch's
-	// outcome was unknown; at maxListFailures the batch is held.
-	ListFailures int `json:"list_failures,omitempty"`
-	// Waited is set while the batch waits for its account's send turn and its erasures say so.
-	Waited bool `json:"waited,omitempty"`
-	// Resend is set when an operator settled a held batch as not created: the next send goes
-	// out without reconciling first (the operator already looked). The send clears it.
-	Resend bool `json:"resend,omitempty"`
-	// SettledBy names the operator who settled the batch, when one did.
-	SettledBy string `json:"settled_by,omitempty"`
-}
+// batch is the pipeline's record of one LivePerson deletion request (see pipeline.Batch).
+type batch = pipeline.Batch
 
-// Batch states of our own, besides LivePerson's statuses.
+// Batch states of our own, besides LivePerson's statuses (see package pipeline).
 const (
-	batchIntent    = "INTENT"    // committed; maybe sent
-	batchRejected  = "REJECTED"  // LivePerson refused it (4xx): its targets went back to the queue
-	batchDissolved = "DISSOLVED" // quota was spent (429): nothing was created; targets requeued
-	// batchHeld: a send may have reached LivePerson and its list cannot tell whether it did;
-	// only an operator moves it on (SettleBatch).
-	batchHeld = "HELD"
+	batchIntent    = pipeline.BatchIntent
+	batchRejected  = pipeline.BatchRejected
+	batchDissolved = pipeline.BatchDissolved
+	batchHeld      = pipeline.BatchHeld
 )
 
 const maxBatchIDs = 100
 
 func batchAAD(id uint64) []byte { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
-
-func getBatch(tx store.Tx, id uint64) (*batch, error) {
-	v := tx.Get(schema.Batches, schema.BatchKey(id))
-	if v == nil {
-		return nil, nil
-	}
-	b := new(batch)
-	return b, json.Unmarshal(v, b)
-}
-
-func putBatch(tx store.Tx, b *batch) error {
-	v, err := json.Marshal(b)
-	if err != nil {
-		return err
-	}
-	return tx.Put(schema.Batches, schema.BatchKey(b.ID), v)
-}
 
 // batchIDs unseals a batch's ids (sorted).
 func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
@@ -253,7 +189,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		formed = true
-		return putBatch(tx, &b)
+		return pipeline.PutBatch(tx, &b)
 	})
 	return formed, err
 }

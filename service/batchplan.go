@@ -74,7 +74,7 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 			}
 		}
 		b := &plan.batch
-		*b = batch{ID: plan.seq + 1, Account: account, Kind: kind, State: batchIntent, Created: now}
+		*b = batch{ID: plan.seq + 1, Account: account, Kind: int32(kind), State: batchIntent, Created: now}
 		chosen := map[string]bool{}
 		for _, i := range order {
 			if len(chosen) >= maxBatchIDs {

@@ -20,7 +20,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	var b *batch
 	var ids []string
 	err = p.s.db.View(func(tx store.Tx) error {
-		if b, err = getBatch(tx, id); err != nil || b == nil {
+		if b, err = pipeline.GetBatch(tx, id); err != nil || b == nil {
 			return err
 		}
 		if b.State == batchIntent {
@@ -40,7 +40,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	case LPNotStarted, LPInProgress:
 		return p.pollBatch(ctx, b)
 	}
-	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return p.s.pollNext(tx, b, time.Time{}) })
+	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return pipeline.PollNext(tx, b, time.Time{}) })
 }
 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
@@ -72,14 +72,14 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	waiting := false
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		waiting = false
-		cur, err := getBatch(tx, b.ID)
+		cur, err := pipeline.GetBatch(tx, b.ID)
 		if err != nil {
 			return err
 		}
 		if cur == nil || cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
 		}
-		turn, err := takeSendTurn(tx, cur)
+		turn, err := pipeline.TakeSendTurn(tx, cur)
 		if err != nil {
 			return err
 		}
@@ -89,17 +89,17 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		if !turn {
 			// Woken when the batch whose turn it is settles; the late poll is only a safety net.
 			waiting = true
-			if err := p.s.pollNext(tx, cur, now.Add(p.s.cfg.PollInterval)); err != nil {
+			if err := pipeline.PollNext(tx, cur, now.Add(p.s.cfg.PollInterval)); err != nil {
 				return err
 			}
-			return putBatch(tx, cur)
+			return pipeline.PutBatch(tx, cur)
 		}
 		if cur.Sends == 0 {
 			cur.FirstSend = now
 		}
 		cur.Sends++
 		cur.Resend, cur.ListFailures = false, 0
-		return putBatch(tx, cur)
+		return pipeline.PutBatch(tx, cur)
 	})
 	if errors.Is(err, errStale) {
 		return nil // another step moved the batch on; the schedule brings it back if needed
@@ -107,7 +107,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	if err != nil || waiting {
 		return err
 	}
-	d, err := p.lp.CreateDeletion(ctx, b.Account, b.Kind, ids)
+	d, err := p.lp.CreateDeletion(ctx, b.Account, TargetKind(b.Kind), ids)
 	if err != nil {
 		p.s.reportRefusal(b.Account, "submit", err, "batch", b.ID)
 	}
@@ -146,10 +146,10 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 // how says where d came from ("created", "reconciled", "settled"); the batch's new request is
 // logged with it once tx commits.
 func (s *Service) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
-	if err := s.releaseSendTurn(tx, b, now); err != nil {
+	if err := pipeline.ReleaseSendTurn(tx, b, now); err != nil {
 		return err
 	}
-	batchID, account, kind := b.ID, b.Account, b.Kind
+	batchID, account, kind := b.ID, b.Account, TargetKind(b.Kind)
 	if err := tx.OnCommit(func() {
 		s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
 			"lp_request", d.ID, "kind", kind.String(), "lp_status", d.Status)
@@ -166,7 +166,7 @@ func (s *Service) follow(tx store.Tx, b *batch, d Deletion, how string, now time
 	if err := s.applyBatchStatus(tx, b, now); err != nil {
 		return err
 	}
-	return s.pollNext(tx, b, s.nextPoll(b, now))
+	return pipeline.PollNext(tx, b, s.nextPoll(b, now))
 }
 
 // pollBatch asks LivePerson for the request's status and applies a change.
@@ -189,7 +189,7 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		if cur.State == LPNotStarted || cur.State == LPInProgress {
 			next = p.s.nextPoll(cur, now)
 		}
-		return p.s.pollNext(tx, cur, next)
+		return pipeline.PollNext(tx, cur, next)
 	})
 }
 
@@ -216,7 +216,7 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause
 		if err := p.logRetry(tx, b, step, cause, next); err != nil {
 			return err
 		}
-		return p.s.pollNext(tx, b, next)
+		return pipeline.PollNext(tx, b, next)
 	})
 }
 
@@ -256,7 +256,7 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
 			return err
 		}
-		return p.s.pollNext(tx, cur, next)
+		return pipeline.PollNext(tx, cur, next)
 	})
 	return err
 }
@@ -270,7 +270,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if b.State != batchIntent {
 			return errStale
 		}
-		if err := p.s.releaseSendTurn(tx, b, now); err != nil {
+		if err := pipeline.ReleaseSendTurn(tx, b, now); err != nil {
 			return err
 		}
 		b.State = state
@@ -319,7 +319,7 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if err != nil {
 			return err
 		}
-		return p.s.pollNext(tx, b, time.Time{})
+		return pipeline.PollNext(tx, b, time.Time{})
 	})
 }
 
@@ -370,7 +370,7 @@ func (s *Service) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
 		}
 		i := slices.IndexFunc(r.LPRequests, func(q LPRequest) bool { return q.ID == b.LPID })
 		if i < 0 {
-			r.LPRequests = append(r.LPRequests, LPRequest{ID: b.LPID, Kind: b.Kind, RecordCount: n})
+			r.LPRequests = append(r.LPRequests, LPRequest{ID: b.LPID, Kind: TargetKind(b.Kind), RecordCount: n})
 			i = len(r.LPRequests) - 1
 		}
 		r.LPRequests[i].Status = b.State
@@ -398,26 +398,17 @@ func (s *Service) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
 // applies" and is not an error.
 func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx store.Tx, b *batch) error) error {
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
-		b, err := getBatch(tx, id)
+		b, err := pipeline.GetBatch(tx, id)
 		if err != nil || b == nil {
 			return err
 		}
 		if err := change(tx, b); err != nil {
 			return err
 		}
-		return putBatch(tx, b)
+		return pipeline.PutBatch(tx, b)
 	})
 	if errors.Is(err, errStale) {
 		return nil
 	}
 	return err
-}
-
-// pollNext schedules the batch's next step at `at` (zero: none).
-func (s *Service) pollNext(tx store.Tx, b *batch, at time.Time) error {
-	if err := pipeline.Reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
-		return err
-	}
-	b.NextPoll = at
-	return nil
 }

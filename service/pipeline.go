@@ -76,7 +76,7 @@ func (p *Pipeline) round(ctx context.Context, now time.Time, start func(func()))
 // Tasks in the schedule: an erasure step or a batch step.
 const (
 	taskErasure = "e/"
-	taskBatch   = "b/"
+	taskBatch   = pipeline.TaskBatch
 )
 
 // step runs one task of the schedule.

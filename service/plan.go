@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -366,7 +367,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	var e Erasure
 	err = s.db.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		for _, bid := range batches {
-			b, err := getBatch(tx, bid)
+			b, err := pipeline.GetBatch(tx, bid)
 			if err != nil || b == nil {
 				return err
 			}
@@ -375,10 +376,10 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 				if err := s.applyBatchStatus(tx, b, now); err != nil {
 					return err
 				}
-				if err := s.pollNext(tx, b, time.Time{}); err != nil {
+				if err := pipeline.PollNext(tx, b, time.Time{}); err != nil {
 					return err
 				}
-				if err := putBatch(tx, b); err != nil {
+				if err := pipeline.PutBatch(tx, b); err != nil {
 					return err
 				}
 			}

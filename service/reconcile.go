@@ -134,7 +134,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		}
 		seen[d.ID] = true
 		if echoed(d) {
-			if sameIntent(d, b.Kind, ids) {
+			if sameIntent(d, TargetKind(b.Kind), ids) {
 				return reconciled{claim: true, request: d}, nil
 			}
 			continue
@@ -204,7 +204,7 @@ func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 			sib.claimed[other.LPID] = true
 		}
 		switch {
-		case inFlight(&other):
+		case other.InFlight():
 			sib.unknown++
 			sib.inFlight = append(sib.inFlight, other.ID)
 		case other.State == batchHeld && (other.Unlisted || slices.Contains(other.Rivals, self)):
@@ -217,58 +217,6 @@ func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 		return true, nil
 	})
 	return sib, err
-}
-
-// inFlight reports whether b may exist at LivePerson without our knowing its request and is
-// not held: such a batch holds its account's send turn. A batch an operator settled as not
-// created (Resend) is not in flight until it is sent again.
-func inFlight(b *batch) bool {
-	return b.State == batchIntent && b.Sends > 0 && !b.Resend
-}
-
-// takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
-// joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
-// turn.
-func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
-	t, _, err := pipeline.GetSendTurn(tx, b.Account)
-	if err != nil {
-		return false, err
-	}
-	free := true
-	if t.Batch != 0 && t.Batch != b.ID {
-		holder, err := getBatch(tx, t.Batch)
-		if err != nil {
-			return false, err
-		}
-		free = holder == nil || !inFlight(holder)
-	}
-	ok := t.Take(b.ID, free)
-	return ok, pipeline.PutSendTurn(tx, b.Account, t)
-}
-
-// releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
-// batches that waited for it at once.
-func (s *Service) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
-	t, held, err := pipeline.GetSendTurn(tx, b.Account)
-	if err != nil || !held || t.Batch != b.ID {
-		return err
-	}
-	for _, id := range t.Waiting {
-		w, err := getBatch(tx, id)
-		if err != nil {
-			return err
-		}
-		if w == nil || w.State != batchIntent {
-			continue
-		}
-		if err := s.pollNext(tx, w, now); err != nil {
-			return err
-		}
-		if err := putBatch(tx, w); err != nil {
-			return err
-		}
-	}
-	return pipeline.EndSendTurn(tx, b.Account)
 }
 
 // errTaken: the request reconciliation found was claimed or reserved by another batch in the

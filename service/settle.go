@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -40,7 +41,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 		if err != nil {
 			return err
 		}
-		if err := p.s.releaseSendTurn(tx, cur, now); err != nil {
+		if err := pipeline.ReleaseSendTurn(tx, cur, now); err != nil {
 			return err
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
@@ -49,7 +50,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 			return err
 		}
 		err = p.s.forMembers(tx, cur, func(r *record, ts []Target) error {
-			h := HeldBatch{BatchID: cur.ID, Kind: cur.Kind, Candidates: candidates, SendTime: cur.FirstSend}
+			h := HeldBatch{BatchID: cur.ID, Kind: TargetKind(cur.Kind), Candidates: candidates, SendTime: cur.FirstSend}
 			for _, t := range ts {
 				if t.Batch == cur.ID {
 					h.RecordCount++
@@ -66,7 +67,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 			return err
 		}
 		held = true
-		return p.s.pollNext(tx, cur, time.Time{})
+		return pipeline.PollNext(tx, cur, time.Time{})
 	})
 	if err == nil && held {
 		attrs := []any{"account", b.Account, "batch", b.ID, "candidates", candidates}
@@ -140,7 +141,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 				return err
 			}
 		}
-		kind = b.Kind
+		kind = TargetKind(b.Kind)
 		ids, err = s.batchIDs(tx, b)
 		return err
 	})
@@ -186,7 +187,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		if err != nil {
 			return err
 		}
-		if err := putBatch(tx, b); err != nil {
+		if err := pipeline.PutBatch(tx, b); err != nil {
 			return err
 		}
 		// One entry for the call, found under each erasure the batch holds records of.
@@ -229,12 +230,12 @@ func (s *Service) unhold(tx store.Tx, b *batch, now time.Time) error {
 	b.Dismissed = append(b.Dismissed, b.Candidates...)
 	b.State, b.Resend, b.Candidates, b.Rivals, b.Failures = batchIntent, true, nil, nil, 0
 	b.Unlisted, b.ListFailures = false, 0
-	return s.pollNext(tx, b, now)
+	return pipeline.PollNext(tx, b, now)
 }
 
 // heldBatch reads batch id of account, which must be held.
 func heldBatch(tx store.Tx, account string, id uint64) (*batch, error) {
-	b, err := getBatch(tx, id)
+	b, err := pipeline.GetBatch(tx, id)
 	if err != nil {
 		return nil, err
 	}

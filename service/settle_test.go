@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -202,7 +203,7 @@ func TestSettleBatchRefusals(t *testing.T) {
 	e.lp.getErr = nil
 	// Every refusal left the batch held.
 	var b *batch
-	if err := e.db.View(func(tx storeTx) (err error) { b, err = getBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
+	if err := e.db.View(func(tx storeTx) (err error) { b, err = pipeline.GetBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
 		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
 	}
 	e.wantCreates(2)

@@ -6,13 +6,16 @@
 //   - the ledger: each account's monthly quota use and the reserve kept for at-risk work, its
 //     send turn, and who we are at LivePerson;
 //   - the queue of records waiting for a deletion request, per account and kind, with the
-//     batcher's policy of when a batch is due and in what order erasures join it.
+//     batcher's policy of when a batch is due and in what order erasures join it;
+//   - the batch, the record of one LivePerson deletion request, with its polls in the schedule
+//     and the send turn that lets one batch of an account at a time be sent without an answer.
 //
 // The package never imports service: the service hands the scheduler what a task does as
 // functions, and reads and writes the ledger and the queue in its own transactions, so that
 // imports go one way, service → pipeline → schema → store. The domain steps (resolving,
 // forming and sealing batches, submitting, polling, verifying) stay in service, beside the
-// erasure records and the one transition function they go through.
+// erasure records and the one transition function they go through: each changes erasures as
+// well as batches.
 package pipeline
 
 import (
