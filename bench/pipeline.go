@@ -175,6 +175,7 @@ func RunPipeline(ctx context.Context, dir string, cfg PipelineConfig) (PipelineR
 		CancelWindow:        cfg.scale(lpCancelWindow),
 		DeletionWindow:      cfg.scale(lpDeletionWindow),
 		Accounts:            []string{acct.ID},
+		PollInterval:        cfg.PollInterval,
 	})
 	if err != nil {
 		return res, err
@@ -198,7 +199,6 @@ func RunPipeline(ctx context.Context, dir string, cfg PipelineConfig) (PipelineR
 	pipe := svc.NewPipeline(port.New(client), service.PipelineConfig{
 		SearchLag:    cfg.scale(lpSearchLag),
 		BatchMaxWait: cfg.BatchMaxWait,
-		PollInterval: cfg.PollInterval,
 		Quota:        func(string) int { return pipelineQuota },
 		Workers:      cfg.Workers,
 	})

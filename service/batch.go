@@ -8,88 +8,25 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
 
-// A batch is one LivePerson deletion request: one kind, at most 100 unique ids, shared by the
-// targets of several erasures of one account. Exactly-once: the batch's intent (its kind and
-// sorted ids) is committed before the request is sent; LivePerson's request id after. If a send
-// may have reached LivePerson but its answer was lost (timeout, crash), LivePerson's list of
-// requests is searched for it before anything is sent again (see reconcile); when the list
-// cannot tell, the batch is held for an operator (SettleBatch) and never sent by itself; the
-// account's later batches go on meanwhile.
-type batch struct {
-	ID       uint64     `json:"id"`
-	Account  string     `json:"account"`
-	Kind     TargetKind `json:"kind"`
-	State    string     `json:"state"` // batchIntent, then LivePerson's status, or batchRejected/batchDissolved
-	Sealed   []byte     `json:"sealed"`
-	Erasures []string   `json:"erasures"`
-	Created  time.Time  `json:"created"`
-	Sends    int        `json:"sends"` // POSTs that may have reached LivePerson
-	// FirstSend is when the first POST was attempted (committed with Sends going to 1):
-	// LivePerson's requests stamped well before it cannot be this batch's.
-	FirstSend time.Time `json:"first_send,omitzero"`
-	LPID      int64     `json:"lp_id,omitempty"`
-	Sent      time.Time `json:"sent,omitzero"` // when LivePerson accepted it
-	AtRisk    bool      `json:"at_risk,omitempty"`
-	NextPoll  time.Time `json:"next_poll,omitzero"`
-	Failures  int       `json:"failures,omitempty"`
-	// Candidates are, while the batch is held, LivePerson's requests that might be its own: no
-	// other batch's reconciliation takes them until it is settled.
-	Candidates []int64 `json:"candidates,omitempty"`
-	// Rivals are, while the batch is held, the batches of its account that were in flight when
-	// it was held (none since sends take turns): any of its candidates may be theirs.
-	Rivals []uint64 `json:"rivals,omitempty"`
-	// Dismissed are LivePerson requests an operator found not to be this batch's, when settling
-	// it as not created: the batch's later reconciliations pass over them.
-	Dismissed []int64 `json:"dismissed,omitempty"`
-	// Unlisted is set while the batch is held because LivePerson's list of requests could not be
-	// read: it has no candidates to reserve, and any later batch's candidate may be its request.
-	Unlisted bool `json:"unlisted,omitempty"`
-	// ListFailures counts the reads of LivePerson's list that failed in a row while the batch's
-	// outcome was unknown; at maxListFailures the batch is held.
-	ListFailures int `json:"list_failures,omitempty"`
-	// Waited is set while the batch waits for its account's send turn and its erasures say so.
-	Waited bool `json:"waited,omitempty"`
-	// Resend is set when an operator settled a held batch as not created: the next send goes
-	// out without reconciling first (the operator already looked). The send clears it.
-	Resend bool `json:"resend,omitempty"`
-	// SettledBy names the operator who settled the batch, when one did.
-	SettledBy string `json:"settled_by,omitempty"`
-}
+// batch is the pipeline's record of one LivePerson deletion request (see pipeline.Batch).
+type batch = pipeline.Batch
 
-// Batch states of our own, besides LivePerson's statuses.
+// Batch states of our own, besides LivePerson's statuses (see package pipeline).
 const (
-	batchIntent    = "INTENT"    // committed; maybe sent
-	batchRejected  = "REJECTED"  // LivePerson refused it (4xx): its targets went back to the queue
-	batchDissolved = "DISSOLVED" // quota was spent (429): nothing was created; targets requeued
-	// batchHeld: a send may have reached LivePerson and its list cannot tell whether it did;
-	// only an operator moves it on (SettleBatch).
-	batchHeld = "HELD"
+	batchIntent    = pipeline.BatchIntent
+	batchRejected  = pipeline.BatchRejected
+	batchDissolved = pipeline.BatchDissolved
+	batchHeld      = pipeline.BatchHeld
 )
 
 const maxBatchIDs = 100
 
 func batchAAD(id uint64) []byte { return []byte("batch\x00" + strconv.FormatUint(id, 10)) }
-
-func getBatch(tx store.Tx, id uint64) (*batch, error) {
-	v := tx.Get(schema.Batches, schema.BatchKey(id))
-	if v == nil {
-		return nil, nil
-	}
-	b := new(batch)
-	return b, json.Unmarshal(v, b)
-}
-
-func putBatch(tx store.Tx, b *batch) error {
-	v, err := json.Marshal(b)
-	if err != nil {
-		return err
-	}
-	return tx.Put(schema.Batches, schema.BatchKey(b.ID), v)
-}
 
 // batchIDs unseals a batch's ids (sorted).
 func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
@@ -109,85 +46,31 @@ func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
 	return ids, json.Unmarshal(plain, &ids)
 }
 
-// monthOf names the quota month (UTC) of t.
-func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
-
-// nextMonth is the start of the month after t's (UTC): when a spent quota renews.
-func nextMonth(t time.Time) time.Time {
-	y, m, _ := t.UTC().Date()
-	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-}
-
-// quotaEntry is an account's use of one month's quota, persisted.
-type quotaEntry struct {
-	Used      int  `json:"used"`
-	Exhausted bool `json:"exhausted,omitempty"` // LivePerson answered 429
-}
-
-func getQuota(tx store.Tx, account, month string) (quotaEntry, error) {
-	var q quotaEntry
-	if v := tx.Get(schema.Ledger, schema.QuotaKey(account, month)); v != nil {
-		return q, json.Unmarshal(v, &q)
-	}
-	return q, nil
-}
-
-func putQuota(tx store.Tx, account, month string, q quotaEntry) error {
-	v, err := json.Marshal(q)
-	if err != nil {
-		return err
-	}
-	return tx.Put(schema.Ledger, schema.QuotaKey(account, month), v)
-}
-
 // QuotaLeft is how many deletion requests the account may still create this month.
 func (s *Service) QuotaLeft(account string, limit int) (int, error) {
 	var left int
 	err := s.db.View(func(tx store.Tx) error {
-		q, err := getQuota(tx, account, monthOf(s.now()))
-		if q.Exhausted {
-			left = 0
-		} else {
-			left = max(limit-q.Used, 0)
-		}
+		q, err := pipeline.GetQuota(tx, account, pipeline.Month(s.now()))
+		left = q.Left(limit)
 		return err
 	})
 	return left, err
-}
-
-// allowed reports whether a batch may be created now: routine work may not dip into the
-// reserve kept for at-risk work.
-func (p *Pipeline) allowed(q quotaEntry, account string, atRisk bool) bool {
-	limit := p.cfg.Quota(account)
-	if q.Exhausted || q.Used >= limit {
-		return false
-	}
-	if atRisk {
-		return true
-	}
-	reserve := max(int(float64(limit)*p.cfg.Reserve), 1)
-	return q.Used < limit-reserve
 }
 
 // flushQueues forms a batch for every account and kind whose queue is due: 100 ids waiting,
 // the oldest waited batch_max_wait, a member's latest safe submit time has come, or a member is
 // at risk. At-risk erasures go first.
 func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
-	var groups []*queueGroup
-	if err := p.s.db.View(func(tx store.Tx) (err error) { groups, err = readQueues(tx); return err }); err != nil {
+	var queues []*pipeline.Queue
+	if err := p.s.db.View(func(tx store.Tx) (err error) { queues, err = pipeline.ReadQueues(tx); return err }); err != nil {
 		return err
 	}
-	for _, g := range groups {
-		total, atRisk, due := 0, false, false
-		for _, e := range g.entries {
-			total += e.Count
-			atRisk = atRisk || e.AtRisk
-			due = due || e.AtRisk || !now.Before(e.SafeBy) || !now.Before(e.Enqueued.Add(p.cfg.BatchMaxWait))
-		}
+	for _, g := range queues {
+		total, atRisk, due := g.Due(now, p.cfg.BatchMaxWait)
 		// A full batch goes at once, and as many full ones as the queue holds; a part-full one
 		// only when due.
 		for total >= maxBatchIDs || due {
-			formed, err := p.formBatch(ctx, g.account, g.kind, atRisk, now)
+			formed, err := p.formBatch(ctx, g.Account, TargetKind(g.Kind), atRisk, now)
 			if err != nil {
 				return err
 			}
@@ -231,13 +114,13 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 	formed := false
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		formed = false
-		month := monthOf(now)
-		q, err := getQuota(tx, account, month)
+		month := pipeline.Month(now)
+		q, err := pipeline.GetQuota(tx, account, month)
 		if err != nil {
 			return err
 		}
-		if !p.allowed(q, account, atRisk) {
-			g, err := queueOf(tx, account, kind)
+		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
+			g, err := pipeline.QueueOf(tx, account, int32(kind))
 			if err != nil || g == nil {
 				return err
 			}
@@ -264,7 +147,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			}
 		}
 		for _, r := range plan.gone {
-			if err := tx.Delete(schema.Queue, schema.QueueKey(account, int32(kind), r.id)); err != nil {
+			if err := pipeline.Dequeue(tx, account, r.id, int32(kind)); err != nil {
 				return err
 			}
 		}
@@ -275,7 +158,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			}
 			prev := r.State
 			r.SealedTargets, r.TargetCounts = m.sealed, countTargets(m.targets)
-			if err := p.enqueueTargets(tx, r, m.targets, now); err != nil {
+			if err := p.s.enqueueTargets(tx, r, m.targets, now); err != nil {
 				return err
 			}
 			r.BlockedOn = BlockedNone
@@ -295,39 +178,25 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		q.Used++
-		if err := putQuota(tx, account, month, q); err != nil {
+		if err := pipeline.PutQuota(tx, account, month, q); err != nil {
 			return err
 		}
 		if err := tx.Put(schema.Ledger, schema.BatchSeqKey, store.U64(b.ID)); err != nil {
 			return err
 		}
 		b.NextPoll = now
-		if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
+		if err := pipeline.Reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
 			return err
 		}
 		formed = true
-		return putBatch(tx, &b)
+		return pipeline.PutBatch(tx, &b)
 	})
 	return formed, err
 }
 
-// queueOf reads the queue of one account and kind.
-func queueOf(tx store.Tx, account string, kind TargetKind) (*queueGroup, error) {
-	groups, err := readQueues(tx)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range groups {
-		if g.account == account && g.kind == kind {
-			return g, nil
-		}
-	}
-	return nil, nil
-}
-
 // blockOnQuota marks the queue's erasures as waiting for quota until the month turns.
-func (p *Pipeline) blockOnQuota(tx store.Tx, g *queueGroup, now time.Time) error {
-	for _, id := range g.ids {
+func (p *Pipeline) blockOnQuota(tx store.Tx, g *pipeline.Queue, now time.Time) error {
+	for _, id := range g.IDs {
 		r, err := getRecord(tx, id)
 		// A held erasure keeps showing its hold: only an operator moves it on, and marking it
 		// again on every flush would write an event each time.
@@ -343,7 +212,7 @@ func (p *Pipeline) blockOnQuota(tx store.Tx, g *queueGroup, now time.Time) error
 		if err := setNext(tx, r, time.Time{}); err != nil {
 			return err
 		}
-		r.NextAttemptTime = nextMonth(now)
+		r.NextAttemptTime = pipeline.NextMonth(now)
 		if err := p.s.transition(tx, r, erasureChange{from: prev, now: now}); err != nil {
 			return err
 		}

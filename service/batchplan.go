@@ -1,13 +1,13 @@
 package service
 
 import (
-	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -54,46 +54,33 @@ func (p *Pipeline) prepareBatch(account string, kind TargetKind, atRisk bool, no
 	var plan *batchPlan
 	keys := map[string][]byte{} // each member's data key
 	err := p.s.db.View(func(tx store.Tx) error {
-		q, err := getQuota(tx, account, monthOf(now))
+		q, err := pipeline.GetQuota(tx, account, pipeline.Month(now))
 		if err != nil {
 			return err
 		}
-		g, err := queueOf(tx, account, kind)
+		g, err := pipeline.QueueOf(tx, account, int32(kind))
 		if err != nil || g == nil {
 			return err
 		}
 		plan = &batchPlan{}
-		if !p.allowed(q, account, atRisk) {
+		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
 			plan.blocked = true
 			return nil
 		}
-		order := make([]int, len(g.ids))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int {
-			ea, eb := g.entries[a], g.entries[b]
-			if ea.AtRisk != eb.AtRisk {
-				if ea.AtRisk {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Or(ea.SafeBy.Compare(eb.SafeBy), ea.Enqueued.Compare(eb.Enqueued))
-		})
+		order := g.Order()
 		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if plan.seq, err = store.ParseU64(v); err != nil {
 				return err
 			}
 		}
 		b := &plan.batch
-		*b = batch{ID: plan.seq + 1, Account: account, Kind: kind, State: batchIntent, Created: now}
+		*b = batch{ID: plan.seq + 1, Account: account, Kind: int32(kind), State: batchIntent, Created: now}
 		chosen := map[string]bool{}
 		for _, i := range order {
 			if len(chosen) >= maxBatchIDs {
 				break
 			}
-			seen := seenRecord{id: g.ids[i], raw: tx.Get(schema.Erasures, []byte(g.ids[i]))}
+			seen := seenRecord{id: g.IDs[i], raw: tx.Get(schema.Erasures, []byte(g.IDs[i]))}
 			r, err := getRecord(tx, seen.id)
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -56,7 +57,7 @@ func TestBatchPlanOvertakenIsMadeAgain(t *testing.T) {
 		} else if seq, err := store.ParseU64(v); err != nil || seq != 1 {
 			return errors.New("batch sequence is not 1: the refused plan took a number")
 		}
-		if got, err = getBatch(tx, 1); err != nil || got == nil {
+		if got, err = pipeline.GetBatch(tx, 1); err != nil || got == nil {
 			return errors.Join(err, errors.New("no batch 1"))
 		}
 		ids, err = e.svc.batchIDs(tx, got)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -19,7 +20,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	var b *batch
 	var ids []string
 	err = p.s.db.View(func(tx store.Tx) error {
-		if b, err = getBatch(tx, id); err != nil || b == nil {
+		if b, err = pipeline.GetBatch(tx, id); err != nil || b == nil {
 			return err
 		}
 		if b.State == batchIntent {
@@ -39,7 +40,7 @@ func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	case LPNotStarted, LPInProgress:
 		return p.pollBatch(ctx, b)
 	}
-	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return p.pollNext(tx, b, time.Time{}) })
+	return p.updateBatch(ctx, b.ID, func(tx store.Tx, b *batch) error { return pipeline.PollNext(tx, b, time.Time{}) })
 }
 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
@@ -71,14 +72,14 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	waiting := false
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
 		waiting = false
-		cur, err := getBatch(tx, b.ID)
+		cur, err := pipeline.GetBatch(tx, b.ID)
 		if err != nil {
 			return err
 		}
 		if cur == nil || cur.State != batchIntent || cur.Sends != b.Sends {
 			return errStale
 		}
-		turn, err := takeSendTurn(tx, cur)
+		turn, err := pipeline.TakeSendTurn(tx, cur)
 		if err != nil {
 			return err
 		}
@@ -88,17 +89,17 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 		if !turn {
 			// Woken when the batch whose turn it is settles; the late poll is only a safety net.
 			waiting = true
-			if err := p.pollNext(tx, cur, now.Add(p.cfg.PollInterval)); err != nil {
+			if err := pipeline.PollNext(tx, cur, now.Add(p.s.cfg.PollInterval)); err != nil {
 				return err
 			}
-			return putBatch(tx, cur)
+			return pipeline.PutBatch(tx, cur)
 		}
 		if cur.Sends == 0 {
 			cur.FirstSend = now
 		}
 		cur.Sends++
 		cur.Resend, cur.ListFailures = false, 0
-		return putBatch(tx, cur)
+		return pipeline.PutBatch(tx, cur)
 	})
 	if errors.Is(err, errStale) {
 		return nil // another step moved the batch on; the schedule brings it back if needed
@@ -106,7 +107,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 	if err != nil || waiting {
 		return err
 	}
-	d, err := p.lp.CreateDeletion(ctx, b.Account, b.Kind, ids)
+	d, err := p.lp.CreateDeletion(ctx, b.Account, TargetKind(b.Kind), ids)
 	if err != nil {
 		p.s.reportRefusal(b.Account, "submit", err, "batch", b.ID)
 	}
@@ -131,11 +132,11 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 			return errStale
 		}
 		if who != "" {
-			if err := putRequestedBy(tx, b.Account, who); err != nil {
+			if err := pipeline.PutRequestedBy(tx, b.Account, who); err != nil {
 				return err
 			}
 		}
-		return p.follow(tx, b, d, "created", now)
+		return p.s.follow(tx, b, d, "created", now)
 	})
 }
 
@@ -144,13 +145,13 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 //
 // how says where d came from ("created", "reconciled", "settled"); the batch's new request is
 // logged with it once tx commits.
-func (p *Pipeline) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
-	if err := p.releaseSendTurn(tx, b, now); err != nil {
+func (s *Service) follow(tx store.Tx, b *batch, d Deletion, how string, now time.Time) error {
+	if err := pipeline.ReleaseSendTurn(tx, b, now); err != nil {
 		return err
 	}
-	batchID, account, kind := b.ID, b.Account, b.Kind
+	batchID, account, kind := b.ID, b.Account, TargetKind(b.Kind)
 	if err := tx.OnCommit(func() {
-		p.s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
+		s.log.Info("LivePerson deletion request "+how, "batch", batchID, "account", account,
 			"lp_request", d.ID, "kind", kind.String(), "lp_status", d.Status)
 	}); err != nil {
 		return err
@@ -162,10 +163,10 @@ func (p *Pipeline) follow(tx store.Tx, b *batch, d Deletion, how string, now tim
 		status = LPNotStarted
 	}
 	b.State = status
-	if err := p.applyBatchStatus(tx, b, now); err != nil {
+	if err := s.applyBatchStatus(tx, b, now); err != nil {
 		return err
 	}
-	return p.pollNext(tx, b, p.nextPoll(b, now))
+	return pipeline.PollNext(tx, b, s.nextPoll(b, now))
 }
 
 // pollBatch asks LivePerson for the request's status and applies a change.
@@ -180,26 +181,26 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		cur.Failures = 0
 		if d.Status != "" && d.Status != cur.State {
 			cur.State = d.Status
-			if err := p.applyBatchStatus(tx, cur, now); err != nil {
+			if err := p.s.applyBatchStatus(tx, cur, now); err != nil {
 				return err
 			}
 		}
 		next := time.Time{}
 		if cur.State == LPNotStarted || cur.State == LPInProgress {
-			next = p.nextPoll(cur, now)
+			next = p.s.nextPoll(cur, now)
 		}
-		return p.pollNext(tx, cur, next)
+		return pipeline.PollNext(tx, cur, next)
 	})
 }
 
 // nextPoll adapts polling to LivePerson's timeline: a NOT_STARTED request is looked at again
 // when its cancel window should end (or sooner, at the poll interval); an IN_PROGRESS one at
 // the poll interval. Never more often than 1/50 of the poll interval.
-func (p *Pipeline) nextPoll(b *batch, now time.Time) time.Time {
-	floor := max(p.cfg.PollInterval/50, 10*time.Millisecond)
-	wait := p.cfg.PollInterval
+func (s *Service) nextPoll(b *batch, now time.Time) time.Time {
+	floor := max(s.cfg.PollInterval/50, 10*time.Millisecond)
+	wait := s.cfg.PollInterval
 	if b.State == LPNotStarted {
-		wait = min(wait, b.Sent.Add(p.s.cfg.CancelWindow).Sub(now))
+		wait = min(wait, b.Sent.Add(s.cfg.CancelWindow).Sub(now))
 	}
 	return now.Add(max(wait, floor))
 }
@@ -211,11 +212,11 @@ func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause
 	now := p.s.now()
 	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		b.Failures++
-		next := now.Add(retryDelay(b.Failures, p.cfg.PollInterval, cause))
+		next := now.Add(retryDelay(b.Failures, p.s.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, b, step, cause, next); err != nil {
 			return err
 		}
-		return p.pollNext(tx, b, next)
+		return pipeline.PollNext(tx, b, next)
 	})
 }
 
@@ -251,11 +252,11 @@ func (p *Pipeline) listFailed(ctx context.Context, b *batch, cause error) error 
 		}
 		cur.ListFailures++
 		cur.Failures++
-		next := now.Add(retryDelay(cur.Failures, p.cfg.PollInterval, cause))
+		next := now.Add(retryDelay(cur.Failures, p.s.cfg.PollInterval, cause))
 		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
 			return err
 		}
-		return p.pollNext(tx, cur, next)
+		return pipeline.PollNext(tx, cur, next)
 	})
 	return err
 }
@@ -269,22 +270,22 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if b.State != batchIntent {
 			return errStale
 		}
-		if err := p.releaseSendTurn(tx, b, now); err != nil {
+		if err := pipeline.ReleaseSendTurn(tx, b, now); err != nil {
 			return err
 		}
 		b.State = state
 		if state == batchDissolved {
-			month := monthOf(now)
-			q, err := getQuota(tx, b.Account, month)
+			month := pipeline.Month(now)
+			q, err := pipeline.GetQuota(tx, b.Account, month)
 			if err != nil {
 				return err
 			}
 			q.Exhausted = true
-			if err := putQuota(tx, b.Account, month, q); err != nil {
+			if err := pipeline.PutQuota(tx, b.Account, month, q); err != nil {
 				return err
 			}
 		}
-		err := p.forMembers(tx, b, func(r *record, ts []Target) error {
+		err := p.s.forMembers(tx, b, func(r *record, ts []Target) error {
 			prev := r.State
 			failed := false
 			for i := range ts {
@@ -306,10 +307,10 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 				r.LastError = "LivePerson rejected the deletion request twice"
 			case state == batchDissolved:
 				r.BlockedOn = heldFirst(r, BlockedQuota)
-				r.NextAttemptTime = nextMonth(now)
+				r.NextAttemptTime = pipeline.NextMonth(now)
 			}
 			if !failed {
-				if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+				if err := p.s.enqueueTargets(tx, r, ts, now); err != nil {
 					return err
 				}
 			}
@@ -318,12 +319,12 @@ func (p *Pipeline) dissolve(ctx context.Context, id uint64, state string, cause 
 		if err != nil {
 			return err
 		}
-		return p.pollNext(tx, b, time.Time{})
+		return pipeline.PollNext(tx, b, time.Time{})
 	})
 }
 
 // forMembers calls fn for each open erasure holding records of batch b, with its targets.
-func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
+func (s *Service) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Target) error) error {
 	for _, eid := range b.Erasures {
 		r, err := getRecord(tx, eid)
 		if err != nil {
@@ -332,7 +333,7 @@ func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Tar
 		if r == nil || r.State.Final() {
 			continue
 		}
-		ts, err := p.s.targetsOf(tx, r)
+		ts, err := s.targetsOf(tx, r)
 		if err != nil {
 			return err
 		}
@@ -345,8 +346,8 @@ func (p *Pipeline) forMembers(tx store.Tx, b *batch, fn func(r *record, ts []Tar
 
 // applyBatchStatus carries a batch's LivePerson status to its member erasures' targets, and
 // moves each erasure to the state its targets now put it in.
-func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
-	return p.forMembers(tx, b, func(r *record, ts []Target) error {
+func (s *Service) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error {
+	return s.forMembers(tx, b, func(r *record, ts []Target) error {
 		prev := r.State
 		clearHeld(r, ts, b.ID) // a held batch that now follows a request is no longer held
 		n := int32(0)
@@ -369,15 +370,15 @@ func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error 
 		}
 		i := slices.IndexFunc(r.LPRequests, func(q LPRequest) bool { return q.ID == b.LPID })
 		if i < 0 {
-			r.LPRequests = append(r.LPRequests, LPRequest{ID: b.LPID, Kind: b.Kind, RecordCount: n})
+			r.LPRequests = append(r.LPRequests, LPRequest{ID: b.LPID, Kind: TargetKind(b.Kind), RecordCount: n})
 			i = len(r.LPRequests) - 1
 		}
 		r.LPRequests[i].Status = b.State
 		if r.CancelRequested {
-			return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
+			return s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 		}
 		if b.State == LPCanceled {
-			if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+			if err := s.enqueueTargets(tx, r, ts, now); err != nil {
 				return err
 			}
 		}
@@ -389,7 +390,7 @@ func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error 
 		if err := setNext(tx, r, next); err != nil {
 			return err
 		}
-		return p.s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
+		return s.transition(tx, r, erasureChange{from: prev, targets: ts, now: now})
 	})
 }
 
@@ -397,26 +398,17 @@ func (p *Pipeline) applyBatchStatus(tx store.Tx, b *batch, now time.Time) error 
 // applies" and is not an error.
 func (p *Pipeline) updateBatch(ctx context.Context, id uint64, change func(tx store.Tx, b *batch) error) error {
 	err := p.s.db.Update(ctx, func(tx store.Tx) error {
-		b, err := getBatch(tx, id)
+		b, err := pipeline.GetBatch(tx, id)
 		if err != nil || b == nil {
 			return err
 		}
 		if err := change(tx, b); err != nil {
 			return err
 		}
-		return putBatch(tx, b)
+		return pipeline.PutBatch(tx, b)
 	})
 	if errors.Is(err, errStale) {
 		return nil
 	}
 	return err
-}
-
-// pollNext schedules the batch's next step at `at` (zero: none).
-func (p *Pipeline) pollNext(tx store.Tx, b *batch, at time.Time) error {
-	if err := reschedule(tx, taskBatch+strconv.FormatUint(b.ID, 10), b.NextPoll, at); err != nil {
-		return err
-	}
-	b.NextPoll = at
-	return nil
 }

@@ -16,13 +16,15 @@ const DefaultMonthlyQuota = 100
 const DefaultKeyPeriod = 24 * time.Hour
 
 // DefaultConfig is the Service configuration New applies to each zero field. Now, Logger, the
-// callbacks and Accounts have no default; KeepInterval follows the key period (see Config).
+// callbacks and Accounts have no default; KeepInterval follows the key period and Margin the
+// windows (see Config).
 func DefaultConfig() Config {
 	return Config{
 		DefaultConfirmation: ConfirmationAutomatic,
 		CancelWindow:        120 * time.Hour, // LivePerson's 5 days in NOT_STARTED
 		DeletionWindow:      480 * time.Hour, // LivePerson's 20 days to finish a deletion
 		Retention:           720 * time.Hour,
+		PollInterval:        time.Hour,
 	}
 }
 
@@ -32,7 +34,6 @@ func DefaultPipelineConfig() PipelineConfig {
 	return PipelineConfig{
 		SearchLag:    2 * time.Hour,
 		BatchMaxWait: 6 * time.Hour,
-		PollInterval: time.Hour,
 		Quota:        func(string) int { return DefaultMonthlyQuota },
 		Reserve:      0.1,
 		Workers:      8,
@@ -55,24 +56,23 @@ func (c Config) withDefaults() Config {
 	if c.Retention == 0 {
 		c.Retention = d.Retention
 	}
+	if c.PollInterval == 0 {
+		c.PollInterval = d.PollInterval
+	}
+	if c.Margin == 0 {
+		c.Margin = min(24*time.Hour, (c.CancelWindow+c.DeletionWindow)/25)
+	}
 	return c
 }
 
-// withDefaults fills each zero field of c from DefaultPipelineConfig, and the margin from the
-// service's windows: 1/25 of them, at most a day.
-func (c PipelineConfig) withDefaults(s *Service) PipelineConfig {
+// withDefaults fills each zero field of c from DefaultPipelineConfig.
+func (c PipelineConfig) withDefaults() PipelineConfig {
 	d := DefaultPipelineConfig()
 	if c.SearchLag == 0 {
 		c.SearchLag = d.SearchLag
 	}
 	if c.BatchMaxWait == 0 {
 		c.BatchMaxWait = d.BatchMaxWait
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = d.PollInterval
-	}
-	if c.Margin == 0 {
-		c.Margin = min(24*time.Hour, (s.cfg.CancelWindow+s.cfg.DeletionWindow)/25)
 	}
 	if c.Quota == nil {
 		c.Quota = d.Quota

@@ -1,6 +1,13 @@
 // Package service is erasured's domain: the erasure state machine, Submit idempotency and
 // subject deduplication, queries, and the watch of changes. It knows nothing of gRPC; the server
 // package adapts it. It keeps everything in a Store and no work lives only in memory.
+//
+// The pipeline (Pipeline, NewPipeline) carries erasures to a final state. Its steps live here,
+// beside the erasure records and the transition function they change; its loop, the schedule,
+// the quota ledger and the queue are in package pipeline, which knows no erasure and never
+// imports this one. The Service does not hold its pipeline: an API operation records what it
+// decided in the store (Confirm schedules the plan's records itself, with or without a pipeline)
+// and signals new work on the service's wake channel, which a running pipeline listens to.
 package service
 
 import (

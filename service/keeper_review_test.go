@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -168,7 +169,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 				if err := tx.Put(schema.Keys, schema.BatchKeyName(7), wrapped); err != nil {
 					return err
 				}
-				return putBatch(tx, b)
+				return pipeline.PutBatch(tx, b)
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +178,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			var w []byte
 			if err := e.db.View(func(tx store.Tx) (err error) {
 				w = tx.Get(schema.Keys, schema.BatchKeyName(7))
-				b, err = getBatch(tx, 7)
+				b, err = pipeline.GetBatch(tx, 7)
 				return err
 			}); err != nil {
 				t.Fatal(err)

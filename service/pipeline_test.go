@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/pipeline"
 )
 
 // settle runs every due task and batch flush, one at a time, until nothing is due at the
@@ -17,14 +19,14 @@ func (p *Pipeline) settle(ctx context.Context) error {
 		if err := p.flushQueues(ctx, now); err != nil {
 			return err
 		}
-		tasks, _, err := p.due(now, 1)
+		tasks, _, err := p.sched.Due(now, 1)
 		if err != nil {
 			return err
 		}
 		if len(tasks) == 0 {
 			return nil
 		}
-		p.runTask(ctx, tasks[0])
+		p.sched.RunTask(ctx, tasks[0])
 	}
 	return fmt.Errorf("pipeline did not settle")
 }
@@ -41,7 +43,6 @@ type pipeEnv struct {
 var testPipelineConfig = PipelineConfig{
 	SearchLag:    2 * time.Hour,
 	BatchMaxWait: 6 * time.Hour,
-	PollInterval: time.Hour,
 }
 
 func newPipeEnv(t *testing.T) *pipeEnv {
@@ -94,7 +95,7 @@ func (e *pipeEnv) runLivePersonTimeline() {
 	e.lp.advance(LPNotStarted, LPInProgress)
 	e.advance(5 * 24 * time.Hour)
 	e.lp.advance(LPInProgress, LPDone)
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 }
 
 func (e *pipeEnv) ago(d time.Duration) time.Time { return e.clock.Now().Add(-d) }
@@ -159,7 +160,7 @@ func TestPipelineChatAndMessagingToCompleted(t *testing.T) {
 	e.advance(5 * 24 * time.Hour)
 	e.wantState(name, StateDeleting)
 	e.lp.advance(LPInProgress, LPDone)
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	done := e.wantState(name, StateCompleted)
 	if done.Receipt == nil {
 		t.Fatal("COMPLETED without a receipt")
@@ -354,7 +355,7 @@ func TestPipelineQuotaExhaustedAndMonthRollover(t *testing.T) {
 		t.Fatalf("%d requests created after a 429 in the same month, want 1", n)
 	}
 	e.lp.quota = 0 // LivePerson's quota renews with the month
-	e.advance(nextMonth(e.clock.Now()).Sub(e.clock.Now()))
+	e.advance(pipeline.NextMonth(e.clock.Now()).Sub(e.clock.Now()))
 	if got := e.status(blocked.Name()); got.State != StateSubmitted {
 		t.Errorf("after the month turned: %s (blocked %d), want SUBMITTED", got.State, got.BlockedOn)
 	}
@@ -429,7 +430,7 @@ func TestPipelineOpenConversationHeldUntilClosed(t *testing.T) {
 	e.lp.mu.Lock()
 	e.lp.convs[0].Open = false
 	e.lp.mu.Unlock()
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.advance(e.cfg.BatchMaxWait)
 	e.wantState(name, StateSubmitted)
 }
@@ -450,7 +451,7 @@ func TestPipelineVerificationFailureRequeuesThenFails(t *testing.T) {
 			e.lp.requests[i].Status = LPDone
 		}
 		e.lp.mu.Unlock()
-		e.advance(e.cfg.PollInterval)
+		e.advance(e.svc.cfg.PollInterval)
 	}
 	stubborn()
 	e.wantState(name, StateSubmitted) // queued once more, and sent at once: past its safe time

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -211,12 +212,10 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 				return err
 			}
 		case d.Confirm:
-			p := s.currentPipeline()
-			if p == nil {
-				return &Error{Kind: KindUnavailable, Reason: "NO_PIPELINE", Message: "the pipeline is not running"}
-			}
+			// The decision and the scheduling it implies are store writes: they need no
+			// pipeline, which finds the queued targets whenever it runs.
 			r.Confirmed = true
-			if err := p.scheduleTargets(tx, r, ts, now); err != nil {
+			if err := s.scheduleTargets(tx, r, ts, now); err != nil {
 				return err
 			}
 		case d.Reject:
@@ -258,14 +257,14 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 			return Plan{}, err
 		}
 	}
-	p := s.currentPipeline()
-	if p == nil {
+	lp := s.livePerson()
+	if lp == nil {
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "NO_LIVEPERSON", Message: "no LivePerson connection is configured"}
 	}
 	ids := append([]Subject{subj}, aliases...)
 	chans := normalizeChannels(channels)
 	now := s.now()
-	res, err := resolver{lp: p.lp, now: now}.resolve(ctx, account, ids, chans, false)
+	res, err := resolver{lp: lp, now: now}.resolve(ctx, account, ids, chans, false)
 	if err != nil {
 		s.reportAuth(account, "preview", err)
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE", Message: describe(err)}
@@ -286,18 +285,20 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 		func() ([]byte, error) { return pk, nil })
 }
 
-func (s *Service) currentPipeline() *Pipeline {
+// livePerson is the LivePerson port a pipeline attached (NewPipeline), nil before: the
+// operations that call LivePerson themselves (Preview, a remote Cancel, SettleBatch) need it.
+func (s *Service) livePerson() LivePerson {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pipeline
+	return s.lp
 }
 
 // cancelRemote cancels an erasure whose records are in LivePerson requests that are all still
 // NOT_STARTED: it marks the erasure, cancels each request, and requeues the other erasures'
 // records of those requests (a shared request costs one more quota unit to resend).
 func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure, error) {
-	p := s.currentPipeline()
-	if p == nil {
+	lp := s.livePerson()
+	if lp == nil {
 		return Erasure{}, &Error{Kind: KindUnavailable, Reason: "NO_PIPELINE", Message: "the pipeline is not running"}
 	}
 	var lpIDs []int64
@@ -340,7 +341,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	}
 	// LivePerson is called outside any transaction, under the RPC's context.
 	for _, lpID := range lpIDs {
-		_, err := p.lp.CancelDeletion(ctx, account, lpID)
+		_, err := lp.CancelDeletion(ctx, account, lpID)
 		if err == nil {
 			s.log.InfoContext(ctx, "LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
 			continue
@@ -349,7 +350,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 		// A cancel whose answer was lost, or retried after one, has done its work; a request that
 		// became final meanwhile cannot be cancelled any more. (A request this loop did cancel
 		// before failing shows CANCELED at its next poll, and its records are queued again.)
-		d, gerr := p.lp.GetDeletion(ctx, account, lpID)
+		d, gerr := lp.GetDeletion(ctx, account, lpID)
 		if gerr == nil && d.Status == LPCanceled {
 			s.log.InfoContext(ctx, "LivePerson deletion request cancelled", "erasure", id, "account", account, "lp_request", lpID)
 			continue
@@ -366,19 +367,19 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 	var e Erasure
 	err = s.db.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		for _, bid := range batches {
-			b, err := getBatch(tx, bid)
+			b, err := pipeline.GetBatch(tx, bid)
 			if err != nil || b == nil {
 				return err
 			}
 			if b.State == LPNotStarted {
 				b.State = LPCanceled
-				if err := p.applyBatchStatus(tx, b, now); err != nil {
+				if err := s.applyBatchStatus(tx, b, now); err != nil {
 					return err
 				}
-				if err := p.pollNext(tx, b, time.Time{}); err != nil {
+				if err := pipeline.PollNext(tx, b, time.Time{}); err != nil {
 					return err
 				}
-				if err := putBatch(tx, b); err != nil {
+				if err := pipeline.PutBatch(tx, b); err != nil {
 					return err
 				}
 			}

@@ -119,7 +119,7 @@ func TestVerificationNeedsContent(t *testing.T) {
 			e.lp.mu.Lock()
 			tt.tamper(e.lp)
 			e.lp.mu.Unlock()
-			e.advance(e.cfg.PollInterval)
+			e.advance(e.svc.cfg.PollInterval)
 
 			got := e.wantState(name, StateVerifying)
 			if got.LastError != "LivePerson returned a record without its content" || got.NextAttemptTime.IsZero() {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -119,7 +120,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
-		ours = string(tx.Get(schema.Ledger, schema.RequestedByKey(b.Account)))
+		ours = pipeline.RequestedBy(tx, b.Account)
 		return nil
 	})
 	if err != nil {
@@ -133,7 +134,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		}
 		seen[d.ID] = true
 		if echoed(d) {
-			if sameIntent(d, b.Kind, ids) {
+			if sameIntent(d, TargetKind(b.Kind), ids) {
 				return reconciled{claim: true, request: d}, nil
 			}
 			continue
@@ -203,7 +204,7 @@ func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 			sib.claimed[other.LPID] = true
 		}
 		switch {
-		case inFlight(&other):
+		case other.InFlight():
 			sib.unknown++
 			sib.inFlight = append(sib.inFlight, other.ID)
 		case other.State == batchHeld && (other.Unlisted || slices.Contains(other.Rivals, self)):
@@ -216,88 +217,6 @@ func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 		return true, nil
 	})
 	return sib, err
-}
-
-// inFlight reports whether b may exist at LivePerson without our knowing its request and is
-// not held: such a batch holds its account's send turn. A batch an operator settled as not
-// created (Resend) is not in flight until it is sent again.
-func inFlight(b *batch) bool {
-	return b.State == batchIntent && b.Sends > 0 && !b.Resend
-}
-
-// sendTurn is an account's turn to send, persisted: the batch in flight, and the batches waiting
-// for its outcome to be known (it is created, refused, or held).
-type sendTurn struct {
-	Batch   uint64   `json:"batch"`
-	Waiting []uint64 `json:"waiting,omitempty"`
-}
-
-// takeSendTurn gives b its account's send turn, unless another batch in flight holds it: then b
-// joins the waiters, woken when that batch's outcome is known. A held batch does not keep the
-// turn.
-func takeSendTurn(tx store.Tx, b *batch) (bool, error) {
-	var t sendTurn
-	if v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account)); v != nil {
-		if err := json.Unmarshal(v, &t); err != nil {
-			return false, err
-		}
-	}
-	ok := true
-	if t.Batch != 0 && t.Batch != b.ID {
-		holder, err := getBatch(tx, t.Batch)
-		if err != nil {
-			return false, err
-		}
-		ok = holder == nil || !inFlight(holder)
-	}
-	if ok {
-		t.Batch = b.ID
-		t.Waiting = slices.DeleteFunc(t.Waiting, func(id uint64) bool { return id == b.ID })
-	} else if !slices.Contains(t.Waiting, b.ID) {
-		t.Waiting = append(t.Waiting, b.ID)
-	}
-	v, err := json.Marshal(t)
-	if err != nil {
-		return false, err
-	}
-	return ok, tx.Put(schema.Ledger, schema.SendTurnKey(b.Account), v)
-}
-
-// releaseSendTurn ends b's send turn (its outcome is known now, or it is held) and schedules the
-// batches that waited for it at once.
-func (p *Pipeline) releaseSendTurn(tx store.Tx, b *batch, now time.Time) error {
-	v := tx.Get(schema.Ledger, schema.SendTurnKey(b.Account))
-	if v == nil {
-		return nil
-	}
-	var t sendTurn
-	if err := json.Unmarshal(v, &t); err != nil {
-		return err
-	}
-	if t.Batch != b.ID {
-		return nil
-	}
-	for _, id := range t.Waiting {
-		w, err := getBatch(tx, id)
-		if err != nil {
-			return err
-		}
-		if w == nil || w.State != batchIntent {
-			continue
-		}
-		if err := p.pollNext(tx, w, now); err != nil {
-			return err
-		}
-		if err := putBatch(tx, w); err != nil {
-			return err
-		}
-	}
-	return tx.Delete(schema.Ledger, schema.SendTurnKey(b.Account))
-}
-
-// putRequestedBy remembers who we are at LivePerson for account, as its create answers say.
-func putRequestedBy(tx store.Tx, account, who string) error {
-	return tx.Put(schema.Ledger, schema.RequestedByKey(account), []byte(who))
 }
 
 // errTaken: the request reconciliation found was claimed or reserved by another batch in the
@@ -321,7 +240,7 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 		if taken = sib.taken(d.ID); taken {
 			return errStale
 		}
-		return p.follow(tx, b, d, "reconciled", now)
+		return p.s.follow(tx, b, d, "reconciled", now)
 	})
 	if err == nil && taken {
 		return p.batchRetry(ctx, id, "reconcile", errTaken)
@@ -340,7 +259,7 @@ func (p *Pipeline) showWaiting(tx store.Tx, b *batch, wait bool, now time.Time) 
 		return nil
 	}
 	b.Waited = wait
-	return p.forMembers(tx, b, func(r *record, _ []Target) error {
+	return p.s.forMembers(tx, b, func(r *record, _ []Target) error {
 		switch {
 		case wait && len(r.HeldBatches) == 0 && r.LastError != turnWaitError:
 			r.LastError = turnWaitError

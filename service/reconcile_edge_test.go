@@ -37,7 +37,7 @@ func TestReconcileLenientRequestTime(t *testing.T) {
 			e.advance(time.Minute)
 			e.wantCreates(1)
 			e.wantFollows(name, e.lastRequest())
-			e.advance(e.cfg.PollInterval)
+			e.advance(e.svc.cfg.PollInterval)
 			e.wantCreates(1)
 		})
 	}
@@ -105,7 +105,7 @@ func TestReconcileRequestedByOnlyChooses(t *testing.T) {
 			} else {
 				e.wantFollows(b, own)
 			}
-			e.advance(e.cfg.PollInterval)
+			e.advance(e.svc.cfg.PollInterval)
 			e.wantCreates(2)
 		})
 	}

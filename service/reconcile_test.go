@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/pipeline"
 )
 
 // documentedLP answers like LivePerson's documentation says it does: list and get answers carry
@@ -323,7 +325,7 @@ func (e *docEnv) twoBatches() string {
 func (e *docEnv) batchOf(id uint64) *batch {
 	e.t.Helper()
 	var b *batch
-	if err := e.db.View(func(tx storeTx) (err error) { b, err = getBatch(tx, id); return err }); err != nil {
+	if err := e.db.View(func(tx storeTx) (err error) { b, err = pipeline.GetBatch(tx, id); return err }); err != nil {
 		e.t.Fatal(err)
 	}
 	return b

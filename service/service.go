@@ -55,6 +55,13 @@ type Config struct {
 	// Retention is how long an erasure's sealed data is kept after it reaches a final state
 	// (default 720h); then it is destroyed (see shred.go).
 	Retention time.Duration
+	// PollInterval is the usual interval between polls of an open LivePerson request, and
+	// between looks at held open conversations (default 1h). It is the service's because
+	// Confirm and SettleBatch schedule that work themselves, with or without a pipeline.
+	PollInterval time.Duration
+	// Margin is kept between the latest safe submit time and the deadline (default: 1/25 of the
+	// cancel + deletion windows, at most 24h); Confirm writes it into the queue.
+	Margin time.Duration
 	// KeepInterval is how often the pipeline runs the key keeper (default: a quarter of the
 	// key period, at most an hour; an hour without a key directory).
 	KeepInterval time.Duration
@@ -62,8 +69,10 @@ type Config struct {
 
 // Service is the erasure domain over a Store.
 type Service struct {
-	mu       sync.Mutex
-	pipeline *Pipeline // nil until NewPipeline: erasures are stored but not worked on
+	mu sync.Mutex
+	lp LivePerson // nil until NewPipeline: erasures are stored and decided but not worked on
+	// wake carries the service's "new work" signal to the pipeline, whichever runs (pipeline.go).
+	wake chan struct{}
 
 	db    Store
 	index *submitIndex
@@ -90,7 +99,7 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	if keys.period > cfg.Retention {
 		return nil, fmt.Errorf("service: the key period (%s) must not be longer than the retention (%s)", keys.period, cfg.Retention)
 	}
-	s := &Service{db: db, keys: keys, cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	s := &Service{db: db, keys: keys, cfg: cfg, now: cfg.Now, log: cfg.Logger, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -40,7 +41,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 		if err != nil {
 			return err
 		}
-		if err := p.releaseSendTurn(tx, cur, now); err != nil {
+		if err := pipeline.ReleaseSendTurn(tx, cur, now); err != nil {
 			return err
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = batchHeld, candidates, sib.inFlight, 0
@@ -48,8 +49,8 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 		if err := tx.Put(schema.Ledger, schema.HeldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}
-		err = p.forMembers(tx, cur, func(r *record, ts []Target) error {
-			h := HeldBatch{BatchID: cur.ID, Kind: cur.Kind, Candidates: candidates, SendTime: cur.FirstSend}
+		err = p.s.forMembers(tx, cur, func(r *record, ts []Target) error {
+			h := HeldBatch{BatchID: cur.ID, Kind: TargetKind(cur.Kind), Candidates: candidates, SendTime: cur.FirstSend}
 			for _, t := range ts {
 				if t.Batch == cur.ID {
 					h.RecordCount++
@@ -66,7 +67,7 @@ func (p *Pipeline) hold(ctx context.Context, b *batch, candidates []int64, unlis
 			return err
 		}
 		held = true
-		return p.pollNext(tx, cur, time.Time{})
+		return pipeline.PollNext(tx, cur, time.Time{})
 	})
 	if err == nil && held {
 		attrs := []any{"account", b.Account, "batch", b.ID, "candidates", candidates}
@@ -124,8 +125,8 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	if lpRequestID < 0 || (lpRequestID > 0) == notCreated {
 		return SettleResult{}, newError(KindInvalid, "INVALID_OUTCOME", "give either a LivePerson request id or not_created")
 	}
-	p := s.currentPipeline()
-	if p == nil {
+	lp := s.livePerson()
+	if lp == nil {
 		return SettleResult{}, &Error{Kind: KindUnavailable, Reason: "NO_PIPELINE", Message: "the pipeline is not running"}
 	}
 	var ids []string
@@ -140,7 +141,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 				return err
 			}
 		}
-		kind = b.Kind
+		kind = TargetKind(b.Kind)
 		ids, err = s.batchIDs(tx, b)
 		return err
 	})
@@ -149,7 +150,7 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 	}
 	var d Deletion
 	if !notCreated {
-		if d, err = p.lp.GetDeletion(ctx, account, lpRequestID); err != nil || d.ID != lpRequestID {
+		if d, err = lp.GetDeletion(ctx, account, lpRequestID); err != nil || d.ID != lpRequestID {
 			s.reportAuth(account, "settle", err)
 			return SettleResult{}, lookupError(err, lpRequestID)
 		}
@@ -179,14 +180,14 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 			return err
 		}
 		if notCreated {
-			err = p.unhold(tx, b, now)
+			err = s.unhold(tx, b, now)
 		} else if err = notClaimed(tx, b, lpRequestID); err == nil {
-			err = p.follow(tx, b, d, "settled", now)
+			err = s.follow(tx, b, d, "settled", now)
 		}
 		if err != nil {
 			return err
 		}
-		if err := putBatch(tx, b); err != nil {
+		if err := pipeline.PutBatch(tx, b); err != nil {
 			return err
 		}
 		// One entry for the call, found under each erasure the batch holds records of.
@@ -218,10 +219,10 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 // found nothing at LivePerson. Its candidates are no longer reserved, and no longer its own
 // candidates either, should its next answer be lost too. It takes the account's
 // send turn like any other batch, waiting if another batch is in flight.
-func (p *Pipeline) unhold(tx store.Tx, b *batch, now time.Time) error {
-	err := p.forMembers(tx, b, func(r *record, ts []Target) error {
+func (s *Service) unhold(tx store.Tx, b *batch, now time.Time) error {
+	err := s.forMembers(tx, b, func(r *record, ts []Target) error {
 		clearHeld(r, ts, b.ID)
-		return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
+		return s.transition(tx, r, erasureChange{from: r.State, now: now})
 	})
 	if err != nil {
 		return err
@@ -229,12 +230,12 @@ func (p *Pipeline) unhold(tx store.Tx, b *batch, now time.Time) error {
 	b.Dismissed = append(b.Dismissed, b.Candidates...)
 	b.State, b.Resend, b.Candidates, b.Rivals, b.Failures = batchIntent, true, nil, nil, 0
 	b.Unlisted, b.ListFailures = false, 0
-	return p.pollNext(tx, b, now)
+	return pipeline.PollNext(tx, b, now)
 }
 
 // heldBatch reads batch id of account, which must be held.
 func heldBatch(tx store.Tx, account string, id uint64) (*batch, error) {
-	b, err := getBatch(tx, id)
+	b, err := pipeline.GetBatch(tx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -54,7 +55,7 @@ func TestSettleBatchNotCreated(t *testing.T) {
 	e.settle()
 	e.wantCreates(3)
 	e.wantFollows(b, e.lastRequest())
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.wantCreates(3)
 }
 
@@ -151,7 +152,7 @@ func TestSettleBatchNotCreatedWaitsForTurn(t *testing.T) {
 	e.wantCreates(4)
 	e.wantFollows(c, mine)
 	e.wantFollows(b, e.lastRequest())
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	e.wantCreates(4)
 }
 
@@ -202,7 +203,7 @@ func TestSettleBatchRefusals(t *testing.T) {
 	e.lp.getErr = nil
 	// Every refusal left the batch held.
 	var b *batch
-	if err := e.db.View(func(tx storeTx) (err error) { b, err = getBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
+	if err := e.db.View(func(tx storeTx) (err error) { b, err = pipeline.GetBatch(tx, 2); return err }); err != nil || b.State != batchHeld {
 		t.Fatalf("batch 2 after refusals: %+v, %v; want still HELD", b, err)
 	}
 	e.wantCreates(2)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -498,7 +499,7 @@ func (s *Service) shredErasures(ctx context.Context, plan keepPlan, now time.Tim
 func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats) error {
 	n := 0
 	err := inChunks(ctx, s, ids, func(tx store.Tx, id uint64) error {
-		b, err := getBatch(tx, id)
+		b, err := pipeline.GetBatch(tx, id)
 		if err != nil || b == nil {
 			return err
 		}
@@ -507,7 +508,7 @@ func (s *Service) shredBatches(ctx context.Context, ids []uint64, st *KeepStats)
 		}
 		b.Sealed = nil
 		n++
-		return putBatch(tx, b)
+		return pipeline.PutBatch(tx, b)
 	})
 	st.BatchesShredded += min(n, len(ids))
 	return err

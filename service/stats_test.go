@@ -178,7 +178,7 @@ func TestCountsFollowEveryChange(t *testing.T) {
 		if i > 24*20 {
 			t.Fatal("the held erasure never turned at risk")
 		}
-		e.advance(e.cfg.PollInterval)
+		e.advance(e.svc.cfg.PollInterval)
 	}
 	e.wantState(openName, StateScheduled)
 	atRisk := e.check("after an at-risk flip").AtRisk

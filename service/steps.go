@@ -160,7 +160,7 @@ func (p *Pipeline) backoff(ctx context.Context, snap *snapshot, stepErr error) e
 		if errors.Is(stepErr, ErrRejected) && r.Failures >= maxRejections {
 			return ts, p.s.failErasure(tx, r, "steps_rejected")
 		}
-		next := p.s.now().Add(retryDelay(r.Failures, p.cfg.PollInterval, stepErr))
+		next := p.s.now().Add(retryDelay(r.Failures, p.s.cfg.PollInterval, stepErr))
 		id, account, failures, reason := r.ID, r.AccountID, r.Failures, r.LastError
 		if err := tx.OnCommit(func() {
 			p.s.log.Warn("pipeline step failed; retrying", "erasure", id, "account", account, "step", step,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
 
@@ -160,7 +161,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 				return err
 			}
 		}
-		if err := reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
+		if err := pipeline.Reschedule(tx, taskErasure+eid, time.Time{}, now); err != nil {
 			return err
 		}
 		if err := s.transition(tx, fresh, erasureChange{from: StateUnspecified, now: now, encoded: &change}); err != nil {

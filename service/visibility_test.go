@@ -131,7 +131,7 @@ func TestWatchQuietWhileHeldOnOpenConversation(t *testing.T) {
 	}
 	rechecks := len(e.lp.searchCalls("convs:"))
 	for range 30 {
-		e.advance(e.cfg.PollInterval)
+		e.advance(e.svc.cfg.PollInterval)
 	}
 	if n := len(e.lp.searchCalls("convs:")) - rechecks; n < 30 {
 		t.Fatalf("%d rechecks in 30 poll intervals, want one each", n)
@@ -145,7 +145,7 @@ func TestWatchQuietWhileHeldOnOpenConversation(t *testing.T) {
 	e.lp.mu.Lock()
 	e.lp.convs[0].Open = false
 	e.lp.mu.Unlock()
-	e.advance(e.cfg.PollInterval)
+	e.advance(e.svc.cfg.PollInterval)
 	evs := eventsOf(t, e, name)
 	if len(evs) == len(held) {
 		t.Fatal("the release of the open conversation wrote no event")

@@ -47,20 +47,20 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 			r.BlockedOn = BlockedConfirmation
 			return merged, setNext(tx, r, time.Time{})
 		}
-		return merged, p.scheduleTargets(tx, r, merged, now)
+		return merged, p.s.scheduleTargets(tx, r, merged, now)
 	})
 }
 
 // scheduleTargets queues every found target, holds open conversations, and sets the erasure's
 // state, what it is blocked on and its next re-check accordingly.
-func (p *Pipeline) scheduleTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
+func (s *Service) scheduleTargets(tx store.Tx, r *record, ts []Target, now time.Time) error {
 	for i := range ts {
 		if ts[i].Status == TargetFound {
 			ts[i].Status = TargetQueued
 		}
 	}
-	r.AtRisk = now.Add(p.s.cfg.CancelWindow + p.s.cfg.DeletionWindow).After(r.DueTime)
-	if err := p.enqueueTargets(tx, r, ts, now); err != nil {
+	r.AtRisk = now.Add(s.cfg.CancelWindow + s.cfg.DeletionWindow).After(r.DueTime)
+	if err := s.enqueueTargets(tx, r, ts, now); err != nil {
 		return err
 	}
 	r.State = deriveState(r, ts)
@@ -69,7 +69,7 @@ func (p *Pipeline) scheduleTargets(tx store.Tx, r *record, ts []Target, now time
 	switch {
 	case hasStatus(ts, TargetDeferredOpen):
 		r.BlockedOn = BlockedOpenConversations
-		next = now.Add(p.cfg.PollInterval)
+		next = now.Add(s.cfg.PollInterval)
 	case r.State == StateVerifying:
 		next = now
 	}
@@ -124,7 +124,7 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures, r.LastError = 0, ""
 		merged, _ := mergeTargets(ts, found)
-		return merged, p.scheduleTargets(tx, r, merged, now)
+		return merged, p.s.scheduleTargets(tx, r, merged, now)
 	})
 }
 
@@ -193,7 +193,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			return ts, nil
 		}
 		if hasStatus(ts, TargetQueued) {
-			return ts, p.scheduleTargets(tx, r, ts, now)
+			return ts, p.s.scheduleTargets(tx, r, ts, now)
 		}
 		if sweep == nil {
 			r.BlockedOn = BlockedSearchLag
@@ -205,7 +205,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 		}
 		merged, added := mergeTargets(ts, sweep.targets)
 		if added > 0 {
-			return merged, p.scheduleTargets(tx, r, merged, now)
+			return merged, p.s.scheduleTargets(tx, r, merged, now)
 		}
 		return merged, p.finish(tx, r, merged, now)
 	})

@@ -127,5 +127,6 @@ func serviceConfig(cfg *Config, a *app) service.Config {
 		OnIncident:          a.m.incident,
 		OnStateChange:       a.m.stateChange,
 		Retention:           cfg.Privacy.Retention.Duration,
+		PollInterval:        cfg.Pipeline.PollInterval.Duration,
 	}
 }

@@ -158,7 +158,7 @@ func defaultConfig() Config {
 	c.LivePerson.DeletionWindow = Duration{sd.DeletionWindow}
 	c.Pipeline.SearchLag = Duration{pd.SearchLag}
 	c.Pipeline.BatchMaxWait = Duration{pd.BatchMaxWait}
-	c.Pipeline.PollInterval = Duration{pd.PollInterval}
+	c.Pipeline.PollInterval = Duration{sd.PollInterval}
 	c.Pipeline.Confirmation = confirmationName(sd.DefaultConfirmation)
 	c.Pipeline.Workers = pd.Workers
 	c.Privacy.Retention = Duration{sd.Retention}

@@ -194,7 +194,8 @@ func newE2E(t *testing.T, o e2eOptions) *e2eEnv {
 		t.Fatal(err)
 	}
 	e.svc, err = service.New(db, e.keys, service.Config{Now: e.clock.Now, Logger: logger,
-		CancelWindow: cfg.LivePerson.CancelWindow.Duration, DeletionWindow: cfg.LivePerson.DeletionWindow.Duration})
+		CancelWindow: cfg.LivePerson.CancelWindow.Duration, DeletionWindow: cfg.LivePerson.DeletionWindow.Duration,
+		PollInterval: cfg.Pipeline.PollInterval.Duration})
 	if err != nil {
 		t.Fatal(err)
 	}

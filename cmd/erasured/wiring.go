@@ -192,7 +192,6 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 	return service.PipelineConfig{
 		SearchLag:    cfg.Pipeline.SearchLag.Duration,
 		BatchMaxWait: cfg.Pipeline.BatchMaxWait.Duration,
-		PollInterval: cfg.Pipeline.PollInterval.Duration,
 		Workers:      cfg.Pipeline.Workers,
 		Quota: func(account string) int {
 			if q, ok := quota[account]; ok {

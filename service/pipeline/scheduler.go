@@ -1,0 +1,216 @@
+// Package pipeline holds the parts of the erasure pipeline that stand on the store and the
+// schema alone, with no erasure record in sight:
+//
+//   - the scheduler: the loop that finds the tasks whose time has come in the schedule and runs
+//     them on a bounded set of workers, and the schedule writes (Reschedule);
+//   - the ledger: each account's monthly quota use and the reserve kept for at-risk work, its
+//     send turn, and who we are at LivePerson;
+//   - the queue of records waiting for a deletion request, per account and kind, with the
+//     batcher's policy of when a batch is due and in what order erasures join it;
+//   - the batch, the record of one LivePerson deletion request, with its polls in the schedule
+//     and the send turn that lets one batch of an account at a time be sent without an answer.
+//
+// The package never imports service: the service hands the scheduler what a task does as
+// functions, and reads and writes the ledger and the queue in its own transactions, so that
+// imports go one way, service → pipeline → schema → store. The domain steps (resolving,
+// forming and sealing batches, submitting, polling, verifying) stay in service, beside the
+// erasure records and the one transition function they go through: each changes erasures as
+// well as batches.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
+)
+
+// Viewer is what the scheduler reads the schedule through: a read transaction of the store.
+type Viewer interface {
+	View(fn func(tx store.Tx) error) error
+}
+
+// Config is what a Scheduler runs.
+type Config struct {
+	// DB holds the schedule (schema.Schedule: due time + task → nothing). The scheduler only
+	// reads it; a task removes or moves its own entry when it runs.
+	DB Viewer
+	// Now is the clock.
+	Now func() time.Time
+	// Log receives the scheduler's own failures (never personal data).
+	Log *slog.Logger
+	// Workers bounds how many tasks run at once; StepTimeout bounds each one (zero: no bound).
+	Workers     int
+	StepTimeout time.Duration
+	// Wake makes Run look at the schedule at once. Its owner sends without blocking; Run also
+	// sends on it when a task finishes, so that the freed worker takes the next due task.
+	Wake chan struct{}
+	// Step runs one task.
+	Step func(ctx context.Context, task string) error
+	// Urgent tasks are run before every other due task whatever their due time, and are never
+	// held back by the limit of one read of the schedule.
+	Urgent func(task string) bool
+	// Round, when set, runs after each launch of due tasks, in the loop (batching the queues,
+	// say). Work it starts with start runs beside the tasks, and Run waits for it before it
+	// returns.
+	Round func(ctx context.Context, now time.Time, start func(func()))
+}
+
+// Scheduler runs the due tasks of the schedule. All its progress lives in the store: it can
+// stop at any moment, and a new Scheduler over the same store carries on.
+type Scheduler struct {
+	cfg Config
+
+	mu       sync.Mutex
+	inflight map[string]bool // tasks being run, so that no task runs twice at once
+}
+
+// New returns a scheduler of cfg; Run starts it. DB, Now, Wake and Step are required; fewer
+// than one worker counts as one, and a zero StepTimeout leaves steps unbounded.
+func New(cfg Config) *Scheduler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Urgent == nil {
+		cfg.Urgent = func(string) bool { return false }
+	}
+	cfg.Workers = max(cfg.Workers, 1)
+	return &Scheduler{cfg: cfg, inflight: map[string]bool{}}
+}
+
+// Reschedule moves task from old (zero: not scheduled) to at (zero: unschedule), in tx. A task
+// is scheduled once at most: whoever moves it names the time it was at.
+func Reschedule(tx store.Tx, task string, old, at time.Time) error {
+	if !old.IsZero() {
+		if err := tx.Delete(schema.Schedule, schema.ScheduleKey(old, task)); err != nil {
+			return err
+		}
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return tx.Put(schema.Schedule, schema.ScheduleKey(at, task), nil)
+}
+
+// MaxIdle is the longest Run sleeps without looking at the schedule.
+const MaxIdle = time.Second
+
+// Due reads the tasks whose time has come: the urgent ones first, then at most limit others,
+// leaving out tasks already running, and the due time of the first task after them (zero:
+// none). An urgent task is read first because it must not wait behind a backlog of others: a
+// batch holds records of many erasures.
+func (s *Scheduler) Due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
+	var urgent, rest []string
+	err = s.cfg.DB.View(func(tx store.Tx) error {
+		return tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
+			at, task, err := schema.ParseScheduleKey(k)
+			if err != nil {
+				return false, err
+			}
+			if at.After(now) {
+				next = at
+				return false, nil
+			}
+			switch {
+			case s.running(task):
+			case s.cfg.Urgent(task):
+				urgent = append(urgent, task)
+			case len(rest) < limit:
+				rest = append(rest, task)
+			}
+			return true, nil
+		})
+	})
+	return append(urgent, rest...), next, err
+}
+
+// Run works until ctx ends, then waits for every task and every piece of work Round started.
+// Tasks never inherit an RPC's deadline: they run under ctx, the scheduler's own.
+func (s *Scheduler) Run(ctx context.Context) error {
+	sem := make(chan struct{}, s.cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		now := s.cfg.Now()
+		tasks, next, err := s.Due(now, 256)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Error("pipeline: reading the schedule", "err", err)
+		}
+		// Start as many due tasks as there are free workers, and no more: waiting here for a
+		// worker would hold up Round (batching) behind a backlog of long steps. A task that
+		// finishes wakes the loop for the next round.
+	launch:
+		for _, task := range tasks {
+			select {
+			case sem <- struct{}{}:
+			default:
+				break launch
+			}
+			if !s.claim(task) {
+				<-sem
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-sem; s.release(task) }()
+				s.RunTask(ctx, task)
+			})
+		}
+		if s.cfg.Round != nil {
+			s.cfg.Round(ctx, now, wg.Go)
+		}
+		wait := MaxIdle
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(s.cfg.Now()), time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.cfg.Wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunTask runs one task under the step timeout, and logs its failure unless ctx ended.
+func (s *Scheduler) RunTask(ctx context.Context, task string) {
+	if s.cfg.StepTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.StepTimeout)
+		defer cancel()
+	}
+	if err := s.cfg.Step(ctx, task); err != nil && ctx.Err() == nil {
+		s.cfg.Log.Warn("pipeline step failed", "task", task, "err", err)
+	}
+}
+
+func (s *Scheduler) claim(task string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[task] {
+		return false
+	}
+	s.inflight[task] = true
+	return true
+}
+
+func (s *Scheduler) release(task string) {
+	s.mu.Lock()
+	delete(s.inflight, task)
+	s.mu.Unlock()
+	select {
+	case s.cfg.Wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) running(task string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight[task]
+}
