@@ -258,8 +258,8 @@ func TestSubjectDedupChecksStoredState(t *testing.T) {
 	}
 }
 
-// TestNewRefusesAnotherSchema: a store of the first layout, of a newer one, or holding data
-// without a version, is refused at New rather than converted or misread, and is left as it was.
+// TestNewRefusesAnotherSchema: a store of the first layout or of a newer one is refused at New
+// rather than converted or misread, and is left as it was.
 func TestNewRefusesAnotherSchema(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -267,7 +267,6 @@ func TestNewRefusesAnotherSchema(t *testing.T) {
 	}{
 		{"first layout", store.U64(1)},
 		{"newer", store.U64(schema.Version + 1)},
-		{"no version", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -294,6 +293,29 @@ func TestNewRefusesAnotherSchema(t *testing.T) {
 				t.Errorf("the refused store lost erasure %s", first.Erasure.ID)
 			}
 		})
+	}
+}
+
+// TestNewOpensAStoreOfTheReleasesBefore: a store written before the schema version was kept in
+// it (data, no version) opens, and its erasures are there.
+func TestNewOpensAStoreOfTheReleasesBefore(t *testing.T) {
+	e := newEnv(t)
+	first := e.submit(submitReq("4a7c1f62-0d5e-4f3b-9b7e-1c2d3e4f5a6b", "1234", customer("ABC-123")))
+	if err := e.db.Update(context.Background(), func(tx store.Tx) error {
+		return tx.Delete(schema.Meta, []byte("version"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := NewKeyring("test", testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(e.db, keys, Config{Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("New over a store of the releases before = %v", err)
+	}
+	if got, err := s.Status(context.Background(), first.Erasure.Name()); err != nil || got.ID != first.Erasure.ID {
+		t.Errorf("Get(%s) = %v, %v; want the erasure submitted before", first.Erasure.ID, got.ID, err)
 	}
 }
 

@@ -44,8 +44,7 @@ func TestEnsureMarksAFreshStore(t *testing.T) {
 	}
 }
 
-// TestEnsureRefuses: a store of any other layout is refused, and left as it was; in particular
-// one that holds data without a version is not taken for a fresh one.
+// TestEnsureRefuses: a store of any other layout is refused, and left as it was.
 func TestEnsureRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -53,10 +52,6 @@ func TestEnsureRefuses(t *testing.T) {
 	}{
 		{"newer", func(tx store.Tx) error { return tx.Put(Meta, versionKey, store.U64(Version+1)) }},
 		{"the first layout", func(tx store.Tx) error { return tx.Put(Meta, versionKey, store.U64(1)) }},
-		{"data without a version", func(tx store.Tx) error {
-			return tx.Put(Requests, []byte("a-request-id"), []byte(`{"erasure_id":"x"}`))
-		}},
-		{"events without a version", func(tx store.Tx) error { _, err := tx.Append("x", nil); return err }},
 		{"a malformed version", func(tx store.Tx) error { return tx.Put(Meta, versionKey, []byte("2")) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,5 +111,32 @@ func TestQueueKeysOfOneKindSharePrefix(t *testing.T) {
 		if bytes.HasPrefix(k, other) {
 			t.Errorf("QueueKey %q has another account's or kind's prefix %q", k, other)
 		}
+	}
+}
+
+// TestEnsureAdoptsAStoreOfTheReleasesBefore: a store holding data or events but no version was
+// written by a release that kept the version in the store's file format (layout 2): it is marked
+// 2, not taken for a fresh one, and opens.
+func TestEnsureAdoptsAStoreOfTheReleasesBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(tx store.Tx) error
+	}{
+		{"data", func(tx store.Tx) error { return tx.Put(Erasures, []byte("an-erasure"), []byte(`{}`)) }},
+		{"events", func(tx store.Tx) error { _, err := tx.Append("x", nil); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openStore(t)
+			if err := db.Update(ctx, tc.setup); err != nil {
+				t.Fatal(err)
+			}
+			if err := Ensure(ctx, db); err != nil {
+				t.Fatalf("Ensure = %v", err)
+			}
+			if got, want := storedVersion(t, db), store.U64(legacyVersion); !bytes.Equal(got, want) {
+				t.Errorf("stored version = %x, want %x (the releases before)", got, want)
+			}
+		})
 	}
 }

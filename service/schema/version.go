@@ -18,6 +18,12 @@ import (
 //     by ascending ids, Keys holds batch keys.
 const Version = 2
 
+// legacyVersion is the layout of the stores written before the version was kept here, by every
+// release since the Submit index moved to memory: their version lived in the store's own file
+// format, which the store still checks (it refuses files of the first layout). Ensure records it
+// when it finds such a store, so upgrading from those releases needs nothing.
+const legacyVersion = 2
+
 // Meta holds the schema's own metadata: the version, under versionKey.
 var Meta = store.Bucket{Name: "schema"}
 
@@ -33,8 +39,9 @@ type DB interface {
 }
 
 // Ensure checks that db holds this binary's layout, writing the version into a fresh store (no
-// event, no key in any bucket). A store of another version, or one holding data but no version,
-// is refused with an error wrapping ErrVersion: its layout is never guessed from its contents.
+// event, no key in any bucket), and legacyVersion into a store that holds data but no version (a
+// store of the releases before the version was kept here). A store of another version is refused
+// with an error wrapping ErrVersion: its layout is never guessed from its contents.
 func Ensure(ctx context.Context, db DB) error {
 	var (
 		got   uint64
@@ -53,13 +60,16 @@ func Ensure(ctx context.Context, db DB) error {
 	if err := db.View(read); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
-	if !known && fresh {
+	if !known {
 		err := db.Update(ctx, func(tx store.Tx) error {
-			if err := read(tx); err != nil || known || !fresh {
-				return err // another opener got there first, or wrote data: judged below
+			if err := read(tx); err != nil || known {
+				return err // another opener got there first: judged below
 			}
 			got, known = Version, true
-			return tx.Put(Meta, versionKey, store.U64(Version))
+			if !fresh {
+				got = legacyVersion
+			}
+			return tx.Put(Meta, versionKey, store.U64(got))
 		})
 		if err != nil {
 			return fmt.Errorf("schema: write the version: %w", err)
@@ -73,7 +83,7 @@ func Ensure(ctx context.Context, db DB) error {
 	case known:
 		return fmt.Errorf("%w: the store has version %d, this binary reads only %d and converts none older", ErrVersion, got, Version)
 	default:
-		return fmt.Errorf("%w: the store holds data but no schema version (a development build's, or the first layout); start from an empty store", ErrVersion)
+		return fmt.Errorf("%w: no schema version could be read or written", ErrVersion)
 	}
 }
 

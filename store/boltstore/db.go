@@ -22,8 +22,12 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// errFormatTooNew is wrapped when the file was written by a newer erasured.
-var errFormatTooNew = errors.New("store file format is newer than this binary")
+// errFormatTooNew is wrapped when the file was written by a newer erasured, errFormatTooOld when
+// by one so old that this binary does not read it.
+var (
+	errFormatTooNew = errors.New("store file format is newer than this binary")
+	errFormatTooOld = errors.New("store file format is older than this binary reads")
+)
 
 // fileFormat is the layout of the store's own data in the file: the event log's keys and encoding
 // and the meta keys. It says nothing of the buckets its user declares (their layout is the user's
@@ -180,10 +184,15 @@ func initFile(btx *bolt.Tx, declared []store.Bucket) (rev, compacted uint64, err
 	if err != nil {
 		return 0, 0, fmt.Errorf("file format: %w", err)
 	}
-	if got < fileFormat { // a new file
+	switch {
+	case got == 0: // a new file
 		if err := meta.Put(metaFormat, store.U64(fileFormat)); err != nil {
 			return 0, 0, err
 		}
+	case got < fileFormat:
+		// Format 1 held the first layout, which no release reads any more.
+		return 0, 0, fmt.Errorf("%w: file has format %d, which this binary does not read; start from an empty store",
+			errFormatTooOld, got)
 	}
 	if rev, err = metaU64(meta, metaRev); err != nil {
 		return 0, 0, err

@@ -66,6 +66,26 @@ func TestOpenRefusesNewerFormat(t *testing.T) {
 	t.Logf("Open(newer format) = %v", err)
 }
 
+// TestOpenRefusesTheFirstFormat: a file of format 1 (the first layout) is refused, not rewritten.
+func TestOpenRefusesTheFirstFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "erasured.db")
+	db, err := Open(path, Options{Buckets: testBuckets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setFormat(t, path, 1)
+	db, err = Open(path, Options{Buckets: testBuckets})
+	if err == nil {
+		db.Close()
+	}
+	if !errors.Is(err, errFormatTooOld) {
+		t.Fatalf("Open(format 1) = %v, want %v", err, errFormatTooOld)
+	}
+}
+
 // TestOpenChecksDeclaredBuckets: a declaration that would clash with the store's own buckets, or
 // with itself, is refused before the file is touched.
 func TestOpenChecksDeclaredBuckets(t *testing.T) {
