@@ -12,6 +12,11 @@ import (
 // values changes, and have Ensure migrate the version before it (a function of one transaction
 // from version n to n+1), so that an older binary refuses the new layout rather than misread it.
 //
+// Only binaries that read this key refuse a newer version. Those built before it was kept here
+// check nothing but boltstore's file format (still 2) and would open a layout-3 store and misread
+// it. So the first bump past 2 must also bump boltstore's fileFormat, which those binaries do
+// check; later bumps need not, as every binary that reads version 3 reads this key too.
+//
 //  1. The first layout: Requests keyed by request_id, the subject index in Subjects. Not read:
 //     no store of it exists outside development.
 //  2. The Submit index lives in memory and an erasure's data key in its record: Requests is keyed

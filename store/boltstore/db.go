@@ -34,6 +34,10 @@ var (
 // schema, with its own version). Bump it whenever this package changes the meaning of what it
 // writes, so that an older binary refuses the file rather than misread it. It was 2 when the user's
 // schema version lived here too; the key keeps its name so that those files open.
+//
+// Binaries built before the user's schema kept its own version check only this key. So the
+// user's first schema version past 2 must come with a bump of fileFormat too (to 3), or those
+// binaries would open the new layout and misread it; service/schema's Version says the same.
 const fileFormat = 2
 
 // Keys of the meta bucket.
