@@ -11,12 +11,46 @@ import (
 	"github.com/erasured/erasured/store"
 )
 
-// stepBatch sends, reconciles or polls one batch, as its state calls for.
+// stepBatch sends, reconciles or polls one batch, as its state calls for. A step whose change
+// of an erasure the transition table refuses backs off like any failed step and reports the
+// refusal: the batch's schedule entry is still due after a failed transaction, and retrying at
+// once would call LivePerson in a tight loop for as long as the refusal lasts.
 func (p *Pipeline) stepBatch(ctx context.Context, idText string) error {
 	id, err := strconv.ParseUint(idText, 10, 64)
 	if err != nil {
 		return err
 	}
+	err = p.stepBatchOnce(ctx, id, idText)
+	if transitionRefused(err) {
+		return p.refusedRetry(ctx, id, "batch", err)
+	}
+	return err
+}
+
+// refusedRetry reports that a step of batch id asked for an erasure change the transition
+// table refuses, and has the batch tried again later (batchRetry).
+func (p *Pipeline) refusedRetry(ctx context.Context, id uint64, step string, cause error) error {
+	p.reportRefusedMove(ctx, id, step)
+	return p.batchRetry(ctx, id, step, cause)
+}
+
+// reportRefusedMove reports a transition refused at a step of batch id, as an incident of its
+// account. The incident names the batch, never an erasure's data.
+func (p *Pipeline) reportRefusedMove(ctx context.Context, id uint64, step string) {
+	account := ""
+	_ = p.s.db.View(func(tx store.Tx) error {
+		b, err := pipeline.GetBatch(tx, id)
+		if err == nil && b != nil {
+			account = b.Account
+		}
+		return err
+	})
+	p.s.report(Incident{Kind: IncidentTransitionRefused, Account: account, Step: step, Reason: "state_transition_not_allowed"}, "batch", id)
+}
+
+// stepBatchOnce is one step of batch id (stepBatch).
+func (p *Pipeline) stepBatchOnce(ctx context.Context, id uint64, idText string) error {
+	var err error
 	var b *batch
 	var ids []string
 	err = p.s.db.View(func(tx store.Tx) error {
@@ -127,7 +161,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *batch, ids []string) error 
 // remembered as who we are at LivePerson.
 func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who string) error {
 	now := p.s.now()
-	return p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
+	err := p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
 		if b.State != batchIntent {
 			return errStale
 		}
@@ -138,6 +172,34 @@ func (p *Pipeline) batchCreated(ctx context.Context, id uint64, d Deletion, who 
 		}
 		return p.s.follow(tx, b, d, "created", now)
 	})
+	if transitionRefused(err) {
+		return p.followRefused(ctx, id, d, "submit", err)
+	}
+	return err
+}
+
+// followRefused handles a batch that could not follow request d, just created or found to be its
+// own, because the transition table refused a change of one of its erasures. The batch holds
+// its account's send turn until it follows a request, and retrying would hold it for as long
+// as the refusal lasts, keeping the account's other batches from being sent. So the refusal is
+// reported and the batch is held with d as its one candidate: the turn passes on, the erasures
+// show that an operator must settle the batch, and SettleBatch with d makes it follow d once
+// the table allows the change. If even the hold fails, the batch is retried later.
+func (p *Pipeline) followRefused(ctx context.Context, id uint64, d Deletion, step string, cause error) error {
+	p.reportRefusedMove(ctx, id, step)
+	var b *batch
+	err := p.s.db.View(func(tx store.Tx) error {
+		var err error
+		b, err = pipeline.GetBatch(tx, id)
+		return err
+	})
+	if err != nil || b == nil {
+		return err
+	}
+	if err := p.hold(ctx, b, []int64{d.ID}, nil); err == nil {
+		return nil
+	}
+	return p.batchRetry(ctx, id, step, cause)
 }
 
 // follow makes batch b follow LivePerson request d: a create's answer, a request found in
@@ -177,9 +239,12 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		return p.batchRetry(ctx, b.ID, "poll", err)
 	}
 	now := p.s.now()
-	return p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *batch) error {
+	err = p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *batch) error {
 		cur.Failures = 0
-		if d.Status != "" && d.Status != cur.State {
+		// A status does not go back: NOT_STARTED after IN_PROGRESS is an older answer than
+		// the one already applied (see the transition table), and changes nothing.
+		regressed := d.Status == LPNotStarted && cur.State == LPInProgress
+		if d.Status != "" && d.Status != cur.State && !regressed {
 			cur.State = d.Status
 			if err := p.s.applyBatchStatus(tx, cur, now); err != nil {
 				return err
@@ -191,6 +256,10 @@ func (p *Pipeline) pollBatch(ctx context.Context, b *batch) error {
 		}
 		return pipeline.PollNext(tx, cur, next)
 	})
+	if transitionRefused(err) {
+		return p.refusedRetry(ctx, b.ID, "poll", err)
+	}
+	return err
 }
 
 // nextPoll adapts polling to LivePerson's timeline: a NOT_STARTED request is looked at again

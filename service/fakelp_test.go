@@ -48,6 +48,8 @@ type fakeLivePerson struct {
 	// calls logs every search and read: "chat:<keyword>", "sde:<customerInfo>|<personalInfo>",
 	// "consumer:<id>", "convs:<ids>".
 	calls []string
+	// gets counts GetDeletion calls.
+	gets int
 }
 
 func newFakeLP() *fakeLivePerson {
@@ -218,6 +220,7 @@ func (f *fakeLivePerson) ListDeletions(context.Context, string, time.Time, time.
 func (f *fakeLivePerson) GetDeletion(_ context.Context, _ string, id int64) (Deletion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
 	for _, d := range f.requests {
 		if d.ID == id {
 			return d, nil

@@ -21,4 +21,8 @@ const (
 	IncidentAuthFailed = "auth_failed"
 	// IncidentFailed: an erasure moved to FAILED.
 	IncidentFailed = "erasure_failed"
+	// IncidentTransitionRefused: a pipeline step asked for a change of an erasure that the
+	// transition table does not allow (a gap in the table, or a step that read a stale state).
+	// The step backs off instead of retrying at once, and the batch concerned says which.
+	IncidentTransitionRefused = "transition_refused"
 )

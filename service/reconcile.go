@@ -242,8 +242,11 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 		}
 		return p.s.follow(tx, b, d, "reconciled", now)
 	})
-	if err == nil && taken {
+	switch {
+	case err == nil && taken:
 		return p.batchRetry(ctx, id, "reconcile", errTaken)
+	case transitionRefused(err):
+		return p.followRefused(ctx, id, d, "reconcile", err)
 	}
 	return err
 }

@@ -265,12 +265,21 @@ func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 	case !r.State.Final():
 		r.BlockedOn = heldFirst(r, r.BlockedOn)
 	}
-	if c.from == r.State {
+	if c.from != StateUnspecified {
+		// The caller's c.from becomes the event's previous state: check it against the state
+		// stored, so that a caller that read a stale record cannot write a false history.
 		old, err := getRecord(tx, r.ID)
 		if err != nil {
 			return err
 		}
-		if old != nil && unchangedForWatchers(old, r) {
+		if old == nil || old.State != c.from {
+			stored := StateUnspecified
+			if old != nil {
+				stored = old.State
+			}
+			return refuseMove("erasure change from %s, but the erasure stored is %s", c.from, stored)
+		}
+		if c.from == r.State && unchangedForWatchers(old, r) {
 			r.UpdateTime, r.Revision = old.UpdateTime, old.Revision
 			return putQuiet(tx, r)
 		}

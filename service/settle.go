@@ -193,6 +193,10 @@ func (s *Service) SettleBatch(ctx context.Context, account string, batchID uint6
 		// One entry for the call, found under each erasure the batch holds records of.
 		return appendAuditFor(tx, audit, members)
 	})
+	if transitionRefused(err) {
+		// The operator sees the refusal; the incident makes the gap in the table visible.
+		s.report(Incident{Kind: IncidentTransitionRefused, Account: account, Step: "settle", Reason: "state_transition_not_allowed"}, "batch", batchID)
+	}
 	if err != nil {
 		return SettleResult{}, s.storeError(err)
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -13,6 +14,14 @@ import (
 //     approved: the new plan is searched, then reviewed again.
 //   - SUBMITTED → SCHEDULED when a shared LivePerson request was cancelled for another erasure
 //     and this erasure's records go back to the queue.
+//   - DELETING → SCHEDULED when a request that had started was cancelled after all (LivePerson
+//     reports CANCELED for a request last seen IN_PROGRESS): its records go back to the queue
+//     and are sent again in a new request.
+//
+// There is no DELETING → SUBMITTED. A request's status does not go back: a poll that reports
+// NOT_STARTED for a request last seen IN_PROGRESS (a stale replica, a lagging cache) is taken
+// as no news, the batch stays IN_PROGRESS and the erasure DELETING (pollBatch). Moving back
+// would tell watchers the deletion had not begun when LivePerson already said it had.
 //   - VERIFYING → SCHEDULED when a record still holds data and is queued once more, or the final
 //     sweep found records that appeared late.
 var transitions = map[State][]State{
@@ -21,7 +30,7 @@ var transitions = map[State][]State{
 	StateAwaitingConfirmation: {StateScheduled, StateRejected, StateResolving},
 	StateScheduled:            {StateSubmitted},
 	StateSubmitted:            {StateDeleting, StateScheduled},
-	StateDeleting:             {StateVerifying},
+	StateDeleting:             {StateVerifying, StateScheduled},
 	StateVerifying:            {StateCompleted, StateScheduled},
 }
 
@@ -77,8 +86,22 @@ func checkMove(from, to State) ([]State, error) {
 	if states, ok := skips[[2]State{from, to}]; ok {
 		return states, nil
 	}
-	return nil, &Error{Kind: KindFailedPrecondition, Reason: "STATE_TRANSITION_NOT_ALLOWED",
-		Message: fmt.Sprintf("erasure cannot move from %s to %s", from, to)}
+	return nil, refuseMove("erasure cannot move from %s to %s", from, to)
+}
+
+// reasonTransitionRefused is the reason of the error of a change the transition table refuses.
+const reasonTransitionRefused = "STATE_TRANSITION_NOT_ALLOWED"
+
+// refuseMove returns the error of a refused change; its message names states, never data.
+func refuseMove(format string, args ...any) error {
+	return newError(KindFailedPrecondition, reasonTransitionRefused, format, args...)
+}
+
+// transitionRefused reports whether err is (or wraps) the refusal of a change by the
+// transition table.
+func transitionRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == reasonTransitionRefused
 }
 
 // CheckHistory checks a change history of erasures, as Watch delivers it from the first

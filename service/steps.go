@@ -209,6 +209,8 @@ func describe(err error) string {
 		return "the erasure's data key is destroyed"
 	case errors.Is(err, errContentUnread):
 		return "LivePerson returned a record without its content"
+	case transitionRefused(err):
+		return "the erasure cannot make the change LivePerson's answer calls for"
 	}
 	return "internal error"
 }
@@ -228,9 +230,10 @@ func stepName(st State) string {
 
 // incidentMessages are the log messages of incidents, by kind.
 var incidentMessages = map[string]string{
-	IncidentAuthFailed:   "incident: LivePerson refused the account's credentials",
-	IncidentStepRejected: "incident: LivePerson refused a step",
-	IncidentFailed:       "incident: erasure failed",
+	IncidentAuthFailed:        "incident: LivePerson refused the account's credentials",
+	IncidentStepRejected:      "incident: LivePerson refused a step",
+	IncidentFailed:            "incident: erasure failed",
+	IncidentTransitionRefused: "incident: a pipeline step asked for an erasure change the transition table refuses",
 }
 
 // report logs an incident an operator must see, then passes it to Config.OnIncident. The line
