@@ -71,11 +71,12 @@ func TestCanceledAfterInProgressRequeues(t *testing.T) {
 }
 
 // TestBackwardPollKeepsDeleting: a poll that reports NOT_STARTED for a request last seen
-// IN_PROGRESS changes nothing: the erasure stays DELETING, is polled at the usual interval,
-// and completes once the request is DONE.
+// IN_PROGRESS changes nothing: the erasure stays DELETING with its requests IN_PROGRESS, is
+// polled at the usual interval with nothing refused, and completes once the request is DONE.
 func TestBackwardPollKeepsDeleting(t *testing.T) {
 	e := newPipeEnv(t)
 	name := e.toDeleting()
+	l := watchIncidents(e)
 	before := e.status(name)
 	gets := 0
 	e.getsSince(&gets)
@@ -87,6 +88,12 @@ func TestBackwardPollKeepsDeleting(t *testing.T) {
 	if got.Revision != before.Revision {
 		t.Errorf("after the backward polls the erasure is at revision %d, want %d (unchanged)", got.Revision, before.Revision)
 	}
+	for _, q := range got.LPRequests {
+		if q.Status != LPInProgress {
+			t.Errorf("request %d shows %s, want IN_PROGRESS (a status does not go back)", q.ID, q.Status)
+		}
+	}
+	wantIncidents(t, l, IncidentTransitionRefused, nil)
 	if n := e.getsSince(&gets); n != 6 {
 		t.Errorf("3 poll intervals asked LivePerson %d times about 2 requests, want 6", n)
 	}
