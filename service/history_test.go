@@ -74,7 +74,8 @@ func TestCheckMove(t *testing.T) {
 		{StateScheduled, StateCompleted, nil, true},
 		{StateReceived, StateScheduled, nil, true},
 		{StateResolving, StateSubmitted, nil, true},
-		{StateDeleting, StateScheduled, nil, true},
+		{StateDeleting, StateScheduled, nil, false}, // a request that had started was cancelled
+		{StateDeleting, StateSubmitted, nil, true},  // a status does not go back
 		{StateVerifying, StateResolving, nil, true},
 		{StateUnspecified, StateResolving, nil, true},
 		{StateUnspecified, StateUnspecified, nil, true},

@@ -89,19 +89,17 @@ func checkMove(from, to State) ([]State, error) {
 	return nil, refuseMove("erasure cannot move from %s to %s", from, to)
 }
 
-// reasonTransitionRefused is the reason of the error of a change the transition table refuses.
-const reasonTransitionRefused = "STATE_TRANSITION_NOT_ALLOWED"
-
-// refuseMove returns the error of a refused change; its message names states, never data.
+// refuseMove returns the error of a change the transition table refuses; its message names
+// states, never data.
 func refuseMove(format string, args ...any) error {
-	return newError(KindFailedPrecondition, reasonTransitionRefused, format, args...)
+	return newError(KindFailedPrecondition, "STATE_TRANSITION_NOT_ALLOWED", format, args...)
 }
 
 // transitionRefused reports whether err is (or wraps) the refusal of a change by the
 // transition table.
 func transitionRefused(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Reason == reasonTransitionRefused
+	return errors.As(err, &e) && e.Reason == "STATE_TRANSITION_NOT_ALLOWED"
 }
 
 // CheckHistory checks a change history of erasures, as Watch delivers it from the first

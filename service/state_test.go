@@ -18,6 +18,7 @@ func TestCanTransition(t *testing.T) {
 		{StateSubmitted, StateDeleting}:             true,
 		{StateSubmitted, StateScheduled}:            true,
 		{StateDeleting, StateVerifying}:             true,
+		{StateDeleting, StateScheduled}:             true,
 		{StateVerifying, StateCompleted}:            true,
 		{StateVerifying, StateScheduled}:            true,
 	}
