@@ -180,7 +180,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // RunTask runs one task under the step timeout, and logs its failure unless ctx ended. A failed
 // step leaves the task's schedule entry as it was, still due, so the next round runs it again at
 // once: a step that can fail for a while must move its own entry on (the service's batch steps
-// back off with batchRetry, whatever the failure, a refused state change included).
+// back off with batchRetry on LivePerson's failures and on a refused state change).
 func (s *Scheduler) RunTask(ctx context.Context, task string) {
 	if s.cfg.StepTimeout > 0 {
 		var cancel context.CancelFunc
