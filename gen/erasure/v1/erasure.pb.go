@@ -40,7 +40,8 @@ const (
 	State_STATE_SCHEDULED State = 4
 	// Every record is in a LivePerson deletion request that can still be cancelled (NOT_STARTED).
 	State_STATE_SUBMITTED State = 5
-	// LivePerson made the deletion final (IN_PROGRESS); it completes within 20 days.
+	// LivePerson is deleting (IN_PROGRESS); it completes within 20 days. Should LivePerson still
+	// report the request CANCELED, its records go back to SCHEDULED and are sent again.
 	State_STATE_DELETING State = 6
 	// LivePerson reports DONE; the records are being re-read to prove they are erased.
 	State_STATE_VERIFYING State = 7
