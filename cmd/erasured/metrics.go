@@ -60,7 +60,7 @@ func newMetrics() *metrics {
 	}, []string{"account", "service"})
 	m.incidents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "erasured_incidents_total",
-		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed), by kind and pipeline step.",
+		Help: "Failures an operator must see (step_rejected, auth_failed, erasure_failed, transition_refused), by kind and pipeline step.",
 	}, []string{"kind", "step"})
 	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "erasured_state_changes_total",
