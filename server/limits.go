@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// Limits cap what callers may hold open at once. Zero takes the default shown.
+// Limits cap what callers may hold open at once. Zero takes the default shown (DefaultLimits).
 type Limits struct {
 	// MaxStreams caps the open streams (Watch, health Watch, reflection) of the whole server
 	// (default 1000); MaxStreamsPerPrincipal those of one principal (default 200).
@@ -24,17 +24,25 @@ type Limits struct {
 	MaxHealthStreamsPerPeer int
 }
 
+// DefaultLimits are the caps a server applies where its Options leave a limit at zero.
+func DefaultLimits() Limits {
+	return Limits{MaxStreams: 1000, MaxStreamsPerPrincipal: 200, MaxCalls: 512, MaxCallsPerPrincipal: 128,
+		MaxHealthStreamsPerPeer: 16}
+}
+
+// withDefaults is l with each limit left at zero (or below) taken from DefaultLimits.
 func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&l.MaxStreams, 1000)
-	def(&l.MaxStreamsPerPrincipal, 200)
-	def(&l.MaxCalls, 512)
-	def(&l.MaxCallsPerPrincipal, 128)
-	def(&l.MaxHealthStreamsPerPeer, 16)
+	def(&l.MaxStreams, d.MaxStreams)
+	def(&l.MaxStreamsPerPrincipal, d.MaxStreamsPerPrincipal)
+	def(&l.MaxCalls, d.MaxCalls)
+	def(&l.MaxCallsPerPrincipal, d.MaxCallsPerPrincipal)
+	def(&l.MaxHealthStreamsPerPeer, d.MaxHealthStreamsPerPeer)
 	return l
 }
 

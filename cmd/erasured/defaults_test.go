@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 )
 
@@ -38,13 +39,19 @@ func TestDocumentedDefaults(t *testing.T) {
 		var got reflect.Value
 		if v, ok := elsewhere[r.key]; ok {
 			got = reflect.ValueOf(v)
-		} else if strings.Contains(r.key, "[]") || strings.HasPrefix(r.key, "limits.") || r.key == "privacy.key_dir" {
-			// A list's entries have no default; the limits are the server's (server.Limits);
-			// the key directory is found beside the db (keyDirOf).
+		} else if strings.Contains(r.key, "[]") || r.key == "privacy.key_dir" {
+			// A list's entries have no default; the key directory is found beside the db
+			// (keyDirOf).
 			continue
 		} else if got, ok = configValue(code, r.key); !ok {
 			t.Errorf("docs/operations.md documents %s, which the configuration does not have", r.key)
 			continue
+		} else if name, isLimit := strings.CutPrefix(r.key, "limits."); isLimit {
+			// The configuration leaves the limits at zero: the server applies its defaults.
+			if got = reflect.ValueOf(server.DefaultLimits()).FieldByName(goName(name)); !got.IsValid() {
+				t.Errorf("docs/operations.md documents %s, which server.Limits does not have", r.key)
+				continue
+			}
 		}
 		if msg := matchDefault(got, r.def); msg != "" {
 			t.Errorf("docs/operations.md: %s defaults to %q, but the code's default is %v: %s", r.key, r.def, got.Interface(), msg)
@@ -102,6 +109,17 @@ func backticked(cell string) []string {
 		out = append(out, parts[i])
 	}
 	return out
+}
+
+// goName is the Go name of a snake_case key: max_calls_per_principal is MaxCallsPerPrincipal.
+func goName(key string) string {
+	var b strings.Builder
+	for _, w := range strings.Split(key, "_") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
 }
 
 // configValue is the field of c at a key path such as "pipeline.workers", found by yaml tags.
