@@ -269,7 +269,9 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// checkURL checks a URL setting: http or https, with a host.
+// checkURL checks the Domain API URL setting as the LivePerson client does when erasured
+// starts, in the client's words: http or https, a host, and no path (the client builds every
+// path itself).
 func checkURL(key, raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -279,6 +281,8 @@ func checkURL(key, raw string) error {
 		return fmt.Errorf("%s: scheme %s is not http or https", key, strconv.Quote(u.Scheme))
 	case u.Host == "":
 		return fmt.Errorf("%s: %q has no host", key, raw)
+	case strings.Trim(u.Path, "/") != "":
+		return fmt.Errorf("%s: %q has a path: the domain API URL must be http(s)://host[:port]", key, raw)
 	}
 	return nil
 }

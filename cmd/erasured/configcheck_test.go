@@ -198,3 +198,36 @@ func TestConfigCheckIsTheStartsCheck(t *testing.T) {
 	}
 	_ = os.Remove(path)
 }
+
+// TestConfigCheckDomainAPIURL: config check refuses a Domain API URL that the LivePerson client
+// would refuse at start (one with a path), in the client's words, by key path and line; a
+// trailing slash, which the client accepts, passes.
+func TestConfigCheckDomainAPIURL(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want string // in the error; "" for a file that passes
+	}{
+		{"https://api.liveperson.net", ""},
+		{"https://api.liveperson.net/", ""},
+		{"http://127.0.0.1:8080", ""},
+		{"https://api.liveperson.net/x", `line 2: liveperson.domain_api_url: "https://api.liveperson.net/x" has a path: the domain API URL must be http(s)://host[:port]`},
+		{"https://api.liveperson.net/api/account/", `line 2: liveperson.domain_api_url: "https://api.liveperson.net/api/account/" has a path`},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			dir := t.TempDir()
+			good, err := os.ReadFile(goodConfig(t, dir, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := writeFile(t, dir, "c.yaml", "liveperson:\n  domain_api_url: "+tc.url+"\n"+string(good), 0o600)
+			var out bytes.Buffer
+			err = configMain([]string{"check", path}, &out, noEnv)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("config check = %v, want ok", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("config check = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}

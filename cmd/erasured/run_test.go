@@ -56,8 +56,8 @@ func verifyNoneLeft(t *testing.T, ignore goleak.Option) {
 // TestRealMainEarlyErrorLeavesNoGoroutine: realMain returns an error that stops the start with
 // every goroutine of what it had built ended. The metrics listener is bound last of all (after
 // tracing, the simulator, the store, the service, the server and its health monitor, the
-// LivePerson client and the pipeline); the LivePerson client is built after the server (a
-// Domain API URL with a path passes the configuration's check but not the client's).
+// LivePerson client and the pipeline); the LivePerson client is built after the server, and
+// is made to refuse its setting by changing the configuration after its check.
 func TestRealMainEarlyErrorLeavesNoGoroutine(t *testing.T) {
 	t.Run("metrics listener taken", func(t *testing.T) {
 		ignore := goleak.IgnoreCurrent()
@@ -77,12 +77,21 @@ func TestRealMainEarlyErrorLeavesNoGoroutine(t *testing.T) {
 		verifyNoneLeft(t, ignore)
 	})
 	t.Run("LivePerson client refused", func(t *testing.T) {
+		// The configuration's check refuses every setting the client would, so the setting is
+		// changed after load checked it: wire then fails at the client, after the server.
 		ignore := goleak.IgnoreCurrent()
-		t.Setenv("ERASURED_LIVEPERSON_DOMAIN_API_URL", "https://api.liveperson.net/x")
-		var runErr error
-		captureOutput(t, func() { runErr = runUntil(t, startConfig(t, t.TempDir(), "127.0.0.1:0", ""), 10*time.Second) })
-		if runErr == nil || !strings.Contains(runErr.Error(), "domain API URL") {
-			t.Fatalf("realMain = %v, want the LivePerson client's error", runErr)
+		var wireErr error
+		captureOutput(t, func() {
+			l, err := load(startConfig(t, t.TempDir(), "127.0.0.1:0", ""))
+			if err != nil {
+				t.Errorf("load = %v", err)
+				return
+			}
+			l.cfg.LivePerson.DomainAPIURL = "https://api.liveperson.net/x"
+			_, wireErr = wire(context.Background(), l)
+		})
+		if wireErr == nil || !strings.Contains(wireErr.Error(), "domain API URL") {
+			t.Fatalf("wire = %v, want the LivePerson client's error", wireErr)
 		}
 		verifyNoneLeft(t, ignore)
 	})
