@@ -180,6 +180,7 @@ func TestCrashPipeline(t *testing.T) {
 		t.Errorf("LivePerson deletion requests created twice: %d bodies (of %d created); lpsim seed=%d",
 			len(stats.Duplicates), stats.DeletionsCreated, variantsSeed)
 	}
+	checkHistoryOver(t, ctx, client)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-p.done; err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)

@@ -216,6 +216,7 @@ func TestCrashKeepsAcknowledgedSubmits(t *testing.T) {
 			}
 		}
 	}
+	checkHistoryOver(t, ctx, client)
 	// SIGTERM with the Watch stream still open: a clean exit within the shutdown deadline.
 	begin := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)

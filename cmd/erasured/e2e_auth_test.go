@@ -240,6 +240,9 @@ func TestAuthThroughBinary(t *testing.T) {
 
 	s.checkMetrics(t)
 	s.checkReload(t, p, client)
+	hctx, hcancel := bearer("viewer-token") // a viewer's token, kept by the reload
+	defer hcancel()
+	checkHistoryOver(t, hctx, client)
 }
 
 // checkMetrics scrapes the metrics listener (beyond loopback, so over TLS with a token).

@@ -365,6 +365,7 @@ func TestCanaryThroughBinary(t *testing.T) {
 	_, err = e.client.Submit(ctx, req) // the request_id of a shredded erasure
 	cancel()
 	e.scan.addErr("errors", err)
+	checkHistoryOver(t, context.Background(), e.client) // the whole history, before and after the restart
 	e.stop()
 	e.files("database file", e.db, old)
 	e.files("log", filepath.Join(e.dir, "erasured.log"))

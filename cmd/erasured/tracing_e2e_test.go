@@ -108,6 +108,7 @@ func TestTracingEndToEnd(t *testing.T) {
 				return
 			}
 		}
+		checkHistoryOver(t, context.Background(), client)
 	})
 	if runErr != nil {
 		t.Fatalf("realMain: %v\n%s", runErr, logs)
