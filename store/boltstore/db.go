@@ -106,6 +106,10 @@ type DB struct {
 	compactChunk uint64        // events deleted per compaction transaction
 	commits      atomic.Uint64 // successful bbolt commits by the committer
 	onEnqueue    func()        // test hook, called after an update call is queued
+
+	leadMu sync.Mutex // guards lead, terms
+	lead   *boltTerm  // the term held now, nil when none
+	terms  int64      // terms handed out so far
 }
 
 var _ store.DB = (*DB)(nil)

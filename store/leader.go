@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotLeader is returned by an Update whose context carries a fence (Leadership.Fence) once
+// that term of leadership has ended: the function's writes were not committed.
+var ErrNotLeader = errors.New("store: leadership lost")
+
+// Elector elects, among the processes that share one store, the one that does the work only one
+// of them may do at a time (erasured's pipeline). A backend that only one process can open at a
+// time (a bbolt file, held under a file lock) elects its only user at once, for as long as it is
+// open.
+type Elector interface {
+	// Campaign blocks until the caller (named by id, for logs and metrics) leads, and returns
+	// that term of leadership; or it returns ctx.Err() when ctx ends first, ErrClosed when the
+	// store is closed.
+	Campaign(ctx context.Context, id string) (Leadership, error)
+	// Leader names the current leader (the id it campaigned with), "" when none leads.
+	Leader(ctx context.Context) (string, error)
+}
+
+// Leadership is one term of leadership. Once it has ended it never comes back: the caller
+// campaigns again for a new term.
+type Leadership interface {
+	// Done is closed when the term has ended or may have ended: the store no longer confirms
+	// it (its lease could not be renewed), it was resigned, or the store was closed.
+	Done() <-chan struct{}
+	// Fence returns ctx marked with this term. An Update called with it, or with a context
+	// derived from it, commits only while the term holds on the store; otherwise it returns an
+	// error wrapping ErrNotLeader and writes nothing. Only the marked Updates are fenced.
+	Fence(ctx context.Context) context.Context
+	// ValidUntil is the latest time at which this term is certainly still held: no other
+	// process can be elected before it, whatever happens to this one (paused, cut off). Work
+	// with effects outside the store (a request to LivePerson) must finish before it. It moves
+	// forward as the term is renewed; for a backend without leases it is far in the future.
+	ValidUntil() time.Time
+	// Term identifies the term; a later term of any process has a greater value.
+	Term() int64
+	// Resign ends the term at once, letting another process lead.
+	Resign(ctx context.Context) error
+}
+
+type fenceKey struct{}
+
+// WithFence marks ctx with fence, a backend's own token for a term of leadership. Backends use
+// it to implement Leadership.Fence; FenceOf reads it back inside Update.
+func WithFence(ctx context.Context, fence any) context.Context {
+	return context.WithValue(ctx, fenceKey{}, fence)
+}
+
+// FenceOf returns the fence WithFence put on ctx, or nil.
+func FenceOf(ctx context.Context) any {
+	return ctx.Value(fenceKey{})
+}
