@@ -32,6 +32,8 @@ type Leadership interface {
 	// Fence returns ctx marked with this term. An Update called with it, or with a context
 	// derived from it, commits only while the term holds on the store; otherwise it returns an
 	// error wrapping ErrNotLeader and writes nothing. Only the marked Updates are fenced.
+	// LeadershipOf(ctx) returns the Leadership back, so that work outside the store (a request
+	// to LivePerson) can check ValidUntil before it starts.
 	Fence(ctx context.Context) context.Context
 	// ValidUntil is the latest time at which this term is certainly still held: no other
 	// process can be elected before it, whatever happens to this one (paused, cut off). Work
@@ -46,13 +48,14 @@ type Leadership interface {
 
 type fenceKey struct{}
 
-// WithFence marks ctx with fence, a backend's own token for a term of leadership. Backends use
-// it to implement Leadership.Fence; FenceOf reads it back inside Update.
-func WithFence(ctx context.Context, fence any) context.Context {
-	return context.WithValue(ctx, fenceKey{}, fence)
+// WithFence marks ctx with the term l. Backends implement Leadership.Fence with it; inside
+// Update they read the term back with LeadershipOf and check it is one of theirs.
+func WithFence(ctx context.Context, l Leadership) context.Context {
+	return context.WithValue(ctx, fenceKey{}, l)
 }
 
-// FenceOf returns the fence WithFence put on ctx, or nil.
-func FenceOf(ctx context.Context) any {
-	return ctx.Value(fenceKey{})
+// LeadershipOf returns the term ctx was fenced with, or nil for a context that is not fenced.
+func LeadershipOf(ctx context.Context) Leadership {
+	l, _ := ctx.Value(fenceKey{}).(Leadership)
+	return l
 }

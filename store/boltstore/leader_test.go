@@ -57,3 +57,24 @@ func TestLeadership(t *testing.T) {
 		t.Errorf("Campaign after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestLeadershipOf: a fenced context carries its term back to whoever checks it.
+func TestLeadershipOf(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "erasured.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.Campaign(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.LeadershipOf(context.Background()) != nil {
+		t.Error("an unfenced context carries a term")
+	}
+	ctx, cancel := context.WithCancel(l.Fence(context.Background()))
+	defer cancel()
+	if got := store.LeadershipOf(ctx); got != l {
+		t.Errorf("LeadershipOf(derived fenced ctx) = %v, want the term", got)
+	}
+}
