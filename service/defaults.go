@@ -17,7 +17,8 @@ const DefaultKeyPeriod = 24 * time.Hour
 
 // DefaultConfig is the Service configuration New applies to each zero field. Now, Logger, the
 // callbacks and Accounts have no default; KeepInterval follows the key period and Margin the
-// windows (see Config).
+// windows (see Config). Shared is false: the store is this process's alone, as a bbolt file is;
+// the server sets it for a store other replicas share.
 func DefaultConfig() Config {
 	return Config{
 		DefaultConfirmation: ConfirmationAutomatic,

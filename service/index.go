@@ -40,6 +40,11 @@ import (
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
 // checks against the erasure's stored state inside its transaction; the request map is exact.
 //
+// All of this holds for a store only this process writes. One shared with other processes
+// (Config.Shared) gets the two indexes in the store as well, where Submit's transaction reads
+// them: there the store decides, memory is a cache (shared.go). The extra keys cost what is
+// said above, in the middle of trees, so a store of one process goes without them.
+//
 // Cost (BenchmarkLoadIndex): about 360 bytes of heap per open erasure without aliases (its request
 // and its subject), half that once it has ended; New decodes every erasure record once and, to
 // open its sealed index, unwraps its data key: about 14 µs each (1.4 s for 100,000 erasures),
@@ -216,15 +221,29 @@ func (s *Service) putRequest(tx store.Tx, key string, e requestEntry, hash [32]b
 	if err := tx.Put(schema.Requests, []byte(key), v); err != nil {
 		return err
 	}
+	if s.cfg.Shared {
+		if err := putStoredRequest(tx, e); err != nil {
+			return err
+		}
+	}
 	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
 }
 
 // indexCreated has the index learn, on commit, the erasure r that a Submit has just created, with
-// its request hash and root fingerprints.
-func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets) error {
+// its request hash and root fingerprints. In a shared store it writes them in the store too, the
+// hash as sealedHash (sealRequestHash with r's data key).
+func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedHash []byte) error {
 	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID}.ref(sec.hash)
 	if err != nil {
 		return err
+	}
+	if s.cfg.Shared {
+		if err := putStoredRequest(tx, requestEntry{RequestID: r.RequestID, ErasureID: r.ID, SealedHash: sealedHash}); err != nil {
+			return err
+		}
+		if err := storeOpen(tx, r.ID, r.AccountID, sec.fps); err != nil {
+			return err
+		}
 	}
 	rid, sks, id := r.RequestID, fpKeys(r.AccountID, sec.fps), r.ID
 	return tx.OnCommit(func() {
@@ -234,15 +253,30 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets) error {
 }
 
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
-// refs).
+// refs); in a shared store, the store too.
 func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
+	if s.cfg.Shared {
+		fps := make([]string, len(added))
+		for i, a := range added {
+			fps[i] = a.Fingerprint
+		}
+		if err := storeOpen(tx, r.ID, r.AccountID, fps); err != nil {
+			return err
+		}
+	}
 	sks, id := subjectKeys(r.AccountID, added), r.ID
 	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
 }
 
 // indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
-// reached a final state. Their root fingerprints are in r's sealed index.
+// reached a final state. Their root fingerprints are in r's sealed index. In a shared store they
+// are removed from the store in tx, which needs no data key.
 func (s *Service) indexClosed(tx store.Tx, r *record) error {
+	if s.cfg.Shared {
+		if err := storeClosed(tx, r.ID); err != nil {
+			return err
+		}
+	}
 	var key []byte
 	if r.Index != nil {
 		var err error
@@ -373,7 +407,10 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			ref.unreadable = e.SealedHash != nil && unreadable[e.ErasureID]
 			ix.requests[e.RequestID] = ref
 		}
-		if len(unreadable) > 0 {
+		switch {
+		case len(unreadable) > 0 && s.cfg.Shared: // the store dedups them (shared.go)
+			s.log.Error("the data keys of some erasures do not unwrap: their retries and joins fail", "erasures", len(unreadable))
+		case len(unreadable) > 0:
 			s.log.Error("the data keys of some erasures do not unwrap: their Submits are not deduplicated and their retries fail",
 				"erasures", len(unreadable))
 		}

@@ -22,6 +22,12 @@ import (
 // its request hash with the data key of the erasure it points at. Shredding destroys the data
 // key, and with it every way to read them.
 //
+// One exception: a store shared with other processes keeps the Submit index in the store
+// (shared.go), where the other processes' transactions read it, so the root fingerprints of an
+// open erasure are keys there, in the clear, while it is open. The transaction that ends it
+// deletes them; its sealed subject, which the same master key opens, says as much meanwhile.
+// The request hashes there are sealed, as in Requests.
+//
 // What callers see (Status, events, Watch, plans, receipts) are public fingerprints: HMACs
 // under a key derived from the erasure's own data key (publicFPKey). They are stable for the
 // erasure's life and let a caller tell its identifiers apart, but two erasures of one subject

@@ -65,6 +65,11 @@ type Config struct {
 	// KeepInterval is how often the pipeline runs the key keeper (default: a quarter of the
 	// key period, at most an hour; an hour without a key directory).
 	KeepInterval time.Duration
+	// Shared says other erasured processes share the store (replicas over etcd): Submit then
+	// decides idempotency and subject dedup by keys it reads and writes in its transaction,
+	// not from this process's memory (shared.go). New refuses to share a store that holds
+	// erasures written without those keys. False for a store only this process opens (bbolt).
+	Shared bool
 }
 
 // Service is the erasure domain over a Store.
@@ -108,6 +113,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 	}
 	if err := schema.Ensure(context.Background(), db); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
+	}
+	if err := s.ensureShared(context.Background()); err != nil {
+		return nil, err
 	}
 	if err := s.ensureCounts(context.Background()); err != nil {
 		return nil, err

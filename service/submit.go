@@ -72,7 +72,20 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
-	if !known {
+	shared := s.cfg.Shared
+	if known && shared {
+		// Memory knows the request_id; the store's entry answers (shared.go), and only an
+		// entry missing from the store sends this Submit on to its transaction.
+		res, found, err := s.replayStored(req.RequestID, hash)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		if found {
+			return res, s.auditRetry(ctx, req, res, now)
+		}
+		known = false
+	}
+	if !known && !shared { // a shared store lists the open erasures whatever their keys: no block
 		if n := s.index.blocked(req.AccountID); n > 0 {
 			release()
 			return SubmitResult{}, &Error{Kind: KindUnavailable, Reason: "DATA_KEYS_UNREADABLE",
@@ -87,14 +100,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		if err != nil {
 			return SubmitResult{}, err
 		}
-		e := s.audited(ctx, "Submit", AuditSubmit, now)
-		e.Erasure, e.Account, e.Detail = res.Erasure.ID, req.AccountID, "retry"
-		if err := s.AppendAudit(ctx, e); err != nil {
-			return SubmitResult{}, err
-		}
-		return res, nil
+		return res, s.auditRetry(ctx, req, res, now)
 	}
-	defer release()
+	if release != nil { // nil when memory knew the request_id but the store did not
+		defer release()
+	}
 
 	// Everything random or costly is prepared outside the transaction function, which the store
 	// may run more than once.
@@ -115,8 +125,14 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, err
 	}
+	var sealedHash []byte // the store's copy of the request hash (shared.go)
+	if shared {
+		if sealedHash, err = sealRequestHash(plainKey, eid, req.RequestID, hash); err != nil {
+			return SubmitResult{}, err
+		}
+	}
 	var dupKey string
-	if len(open) > 0 {
+	if len(open) > 0 || shared {
 		dup, err := uuid.NewV7()
 		if err != nil {
 			return SubmitResult{}, err
@@ -127,8 +143,29 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	audit := s.audited(ctx, "Submit", AuditSubmit, now)
 	audit.Account = req.AccountID
 	var res SubmitResult
+	var retried bool
 	err = s.db.Update(ctx, func(tx store.Tx) error {
-		for _, id := range open {
+		candidates := open
+		retried = false
+		if shared {
+			// The store decides: this request_id's entry, then the open erasures of the
+			// identifiers, as they are at this transaction (shared.go).
+			e, err := getStoredRequest(tx, req.RequestID)
+			if err != nil {
+				return err
+			}
+			if e != nil {
+				if res, err = s.answerStored(tx, *e, hash); err != nil {
+					return err
+				}
+				retried = true
+				return appendAudit(tx, retryEntry(audit, req, res))
+			}
+			if candidates, err = storedOpen(tx, req.AccountID, sec.fps); err != nil {
+				return err
+			}
+		}
+		for _, id := range candidates {
 			// The index's answer is a hint: the erasure may have ended since. Its stored state
 			// decides, in this transaction.
 			r, err := getRecord(tx, id)
@@ -136,6 +173,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 				return err
 			}
 			if r == nil || r.State.Final() {
+				if shared { // listed in the store but ended: no longer
+					if err := storeClosed(tx, id); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			key, err := s.join(tx, r, req, refs, now)
@@ -173,13 +215,28 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		if err := appendAudit(tx, created); err != nil {
 			return err
 		}
-		return s.indexCreated(tx, fresh, sec)
+		return s.indexCreated(tx, fresh, sec, sealedHash)
 	})
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
-	s.wakePipeline()
+	if !retried {
+		s.wakePipeline()
+	}
 	return res, nil
+}
+
+// retryEntry is the audit entry of a Submit answered as a retry of the erasure in res; e is the
+// call's entry.
+func retryEntry(e AuditEntry, req SubmitRequest, res SubmitResult) AuditEntry {
+	e.Erasure, e.Account, e.Detail = res.Erasure.ID, req.AccountID, "retry"
+	return e
+}
+
+// auditRetry commits the audit entry of a Submit answered as a retry from a read: a retry
+// changes nothing else.
+func (s *Service) auditRetry(ctx context.Context, req SubmitRequest, res SubmitResult, now time.Time) error {
+	return s.AppendAudit(ctx, retryEntry(s.audited(ctx, "Submit", AuditSubmit, now), req, res))
 }
 
 // checkAccount refuses an account this server has no LivePerson configuration for.
@@ -225,13 +282,8 @@ func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitReques
 // replay answers a Submit whose request_id was accepted before: the same erasure if the payload
 // is the same, a conflict if it is not (always, once the erasure is shredded: its hash is zero).
 func (s *Service) replay(prior requestRef, hash [32]byte) (SubmitResult, error) {
-	if prior.unreadable {
-		return SubmitResult{}, s.storeError(fmt.Errorf("the data key of erasure %s does not unwrap: its request hash is unknown", prior.erasure))
-	}
-	if hash != prior.hash {
-		return SubmitResult{}, &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
-			Message:  "request_id was already used with a different payload",
-			Metadata: map[string]string{"erasure": NamePrefix + prior.erasure.String()}}
+	if err := checkReplay(prior, hash); err != nil {
+		return SubmitResult{}, s.storeError(err)
 	}
 	e, err := s.get(prior.erasure.String())
 	if KindOf(err) == KindNotFound { // the index names an erasure the store does not have
@@ -241,6 +293,20 @@ func (s *Service) replay(prior requestRef, hash [32]byte) (SubmitResult, error) 
 		return SubmitResult{}, err
 	}
 	return SubmitResult{Erasure: e, Deduplicated: prior.dedup}, nil
+}
+
+// checkReplay refuses a Submit whose request_id produced prior if its payload hash is another
+// (REQUEST_ID_REUSED), or unknown (a storage failure, for storeError).
+func checkReplay(prior requestRef, hash [32]byte) error {
+	if prior.unreadable {
+		return fmt.Errorf("the data key of erasure %s does not unwrap: its request hash is unknown", prior.erasure)
+	}
+	if hash != prior.hash {
+		return &Error{Kind: KindConflict, Reason: "REQUEST_ID_REUSED",
+			Message:  "request_id was already used with a different payload",
+			Metadata: map[string]string{"erasure": NamePrefix + prior.erasure.String()}}
+	}
+	return nil
 }
 
 // newRecord builds the stored form of a new erasure (its revision is set when it is stored).

@@ -28,7 +28,13 @@ var (
 	Queue = store.Bucket{Name: "queue"}
 	// Receipts holds signed receipts, in chain order.
 	Receipts = store.Bucket{Name: "receipts"}
+	// SubmitIndex is the Submit index in the store, written only while the store is shared
+	// with other erasured processes (service.Config.Shared), where no process's memory can
+	// decide alone: the outcome of each request_id, the open erasures of each subject
+	// fingerprint, and each erasure's entries among those. A store one process opens keeps the
+	// index in memory and leaves this bucket empty: adding it changed no stored meaning.
+	SubmitIndex = store.Bucket{Name: "submit_index"}
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, SubmitIndex}

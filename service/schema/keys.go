@@ -30,6 +30,11 @@ import (
 //	Schedule  U64(due unix nanos) task                       → nothing
 //	Queue     account 0 decimal kind 0 erasure id            → waiting targets of that kind
 //	Receipts  U64(sequence)                                  → signed receipt, in chain order
+//	SubmitIndex (shared stores only)
+//	          "m/shared"                                     → 1: every Submit kept the index
+//	          "r/" request_id                                → outcome of the Submit that took it
+//	          "s/" account 0 root fingerprint (hex)          → the open erasures holding it
+//	          "e/" erasure id                                → its "s/" entries, while it is open
 
 // AuditKey is the key of audit entry seq.
 func AuditKey(seq uint64) []byte { return store.U64(seq) }
@@ -115,3 +120,24 @@ var ReceiptHeadKey = []byte("receipts/head")
 
 // ReceiptKey is the key of receipt seq in Receipts.
 func ReceiptKey(seq uint64) []byte { return store.U64(seq) }
+
+// SharedIndexKey marks, in SubmitIndex, a store whose every Submit wrote the shared index: a
+// process sharing the store may let the store decide.
+var SharedIndexKey = []byte("m/shared")
+
+// RequestIDKey holds, in SubmitIndex, the outcome of the Submit that took request_id. A
+// request_id is the caller's idempotency key, held in the clear by the erasure record too.
+func RequestIDKey(requestID string) []byte { return []byte("r/" + requestID) }
+
+// OpenSubjectPrefix starts the SubmitIndex keys of open subjects.
+var OpenSubjectPrefix = []byte("s/")
+
+// OpenSubjectKey holds, in SubmitIndex, the open erasures of an account holding the identifier
+// whose root fingerprint (a keyed hash, in hex) is fingerprint. No identifier is in the key.
+func OpenSubjectKey(account, fingerprint string) []byte {
+	return []byte("s/" + account + "\x00" + fingerprint)
+}
+
+// ErasureSubjectsKey holds, in SubmitIndex, the OpenSubjectKey entries erasure id is listed
+// in, so that they are removed when it ends without opening its sealed index.
+func ErasureSubjectsKey(id string) []byte { return []byte("e/" + id) }
