@@ -68,7 +68,8 @@ type Config struct {
 	// Shared says other erasured processes share the store (replicas over etcd): Submit then
 	// decides idempotency and subject dedup by keys it reads and writes in its transaction,
 	// not from this process's memory (shared.go). New refuses to share a store that holds
-	// erasures written without those keys. False for a store only this process opens (bbolt).
+	// erasures written without those keys. Every process that submits to a shared store must
+	// set it. False for a store only this process opens (bbolt).
 	Shared bool
 }
 

@@ -38,6 +38,19 @@ import (
 // accounts with unreadable data keys) the store answers here: none of it is read from memory.
 // Memory is kept for this process's commits only and is a cache.
 //
+// What else a replica keeps in memory, and whether what it answers depends on it:
+//
+//   - The erasure counts (Stats: the metrics' gauges by state and at risk), the quota used and
+//     the held batches are read from the store on each call (stats.go): exact on every replica.
+//   - The commit hooks that are not the Submit index only report: log lines, and the
+//     OnStateChange and OnIncident callbacks, which feed the server's counters of state changes
+//     and incidents. Each process counts the changes it committed (a follower the erasures its
+//     Submits created and the decisions its RPCs made, the leader the pipeline's work): those
+//     counters are per replica, and only their sum over the replicas counts everything.
+//   - The key keeper's last run (shred.go) and the wake channel are the pipeline's, which only
+//     the leader runs; a Submit on a follower wakes it through the store (the leader watches
+//     it). The period keys (keys.go) follow their own rules for a shared store.
+//
 // Root fingerprints are keyed hashes: no identifier is in a key or a value. They are kept only
 // while their erasure is open (whose sealed subject the same master key opens), and deleted in
 // the transaction that ends it. A backend that keeps history (etcd's revisions) keeps them until
@@ -253,14 +266,17 @@ var errUnsharedStore = errors.New("service: the store holds erasures written wit
 	"subjects apart; share only a store that was shared from its first erasure")
 
 // ensureShared checks, for a process that shares the store, that every Submit kept the shared
-// index, and marks an empty store as shared. A process that does not share the store removes
-// the mark, since its Submits will not keep the index.
+// index (the store is marked), and marks an empty store. A process that does not share the store
+// checks nothing: every process that submits to a shared store must share it (the server does,
+// for a backend other processes open).
 func (s *Service) ensureShared(ctx context.Context) error {
+	if !s.cfg.Shared {
+		return nil
+	}
 	var marked, empty bool
 	read := func(tx store.Tx) error {
-		marked = tx.Get(schema.SubmitIndex, schema.SharedIndexKey) != nil
-		empty = true
-		if !s.cfg.Shared || marked {
+		marked, empty = tx.Get(schema.SubmitIndex, schema.SharedIndexKey) != nil, true
+		if marked {
 			return nil
 		}
 		return tx.Scan(schema.Erasures, nil, func(_, _ []byte) (bool, error) {
@@ -271,21 +287,13 @@ func (s *Service) ensureShared(ctx context.Context) error {
 	if err := s.db.View(read); err != nil {
 		return fmt.Errorf("service: read the shared index mark: %w", err)
 	}
-	switch {
-	case s.cfg.Shared && marked, !s.cfg.Shared && !marked:
+	if marked {
 		return nil
-	case s.cfg.Shared && !empty:
-		return errUnsharedStore
 	}
 	err := s.db.Update(ctx, func(tx store.Tx) error {
-		if err := read(tx); err != nil {
+		switch err := read(tx); {
+		case err != nil || marked:
 			return err
-		}
-		switch {
-		case !s.cfg.Shared:
-			return tx.Delete(schema.SubmitIndex, schema.SharedIndexKey)
-		case marked:
-			return nil
 		case !empty:
 			return errUnsharedStore
 		}

@@ -30,6 +30,9 @@ import (
 // key destroyed, see shred.go) and keeps its final state, so it stays counted; compaction drops
 // change history, not erasures. Neither changes the counts.
 //
+// Kept in the store, they are exact on every process that shares it (replicas), whichever
+// committed the change; the counters fed by Config.OnStateChange are per process (shared.go).
+//
 // A store written before the counts were kept is counted once when it is opened (ensureCounts).
 // One changed by a binary that did not keep them (a downgrade and upgrade again) would drift: the
 // key keeper, which reads every erasure anyway, compares what it read with the counts and
