@@ -264,7 +264,7 @@ func TestSharedKeysLeaveWithTheErasure(t *testing.T) {
 	if res := mustSubmit(t, svc, joined); !res.Deduplicated {
 		t.Fatalf("join = %+v, want deduplicated", res)
 	}
-	if got := indexKeys(t, e.db, "s/"); len(got) != 3 {
+	if got := indexKeys(t, e.db, string(schema.OpenSubjectPrefix)); len(got) != 3 {
 		t.Errorf("open subject keys = %d, want 3 (subject, alias, joined alias)", len(got))
 	}
 	if got := indexKeys(t, e.db, "e/"); len(got) != 1 {
@@ -281,7 +281,7 @@ func TestSharedKeysLeaveWithTheErasure(t *testing.T) {
 	if _, err := svc.Cancel(ctx, first.Erasure.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	if got := append(indexKeys(t, e.db, "s/"), indexKeys(t, e.db, "e/")...); len(got) != 0 {
+	if got := append(indexKeys(t, e.db, string(schema.OpenSubjectPrefix)), indexKeys(t, e.db, "e/")...); len(got) != 0 {
 		t.Errorf("keys of the cancelled erasure left: %q", got)
 	}
 	svc.index = newSubmitIndex()

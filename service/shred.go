@@ -37,8 +37,9 @@ import (
 //     sealed with it (its subject, record ids, consumers, and the root fingerprints and request
 //     hashes of the Submit index), in one transaction with an event (its public fingerprints
 //     empty, and it shows purged). The sealed request hashes of the Submits deduplicated onto
-//     it go too, and in a shared store the copies of the Submit index there (shared.go). A batch loses its key and sealed ids as soon as nothing can read them: once it
-//     is neither INTENT nor HELD (batchIDsNeeded), or once all its erasures are shredded.
+//     it go too, and in a shared store the copies of the Submit index there (shared.go). A
+//     batch loses its key and sealed ids as soon as nothing can read them: once it is neither
+//     INTENT nor HELD (batchIDsNeeded), or once all its erasures are shredded.
 //  3. Destroy. A period key no data key in the database is wrapped by any more, and that stopped
 //     being current at least the retention ago, is overwritten and removed; never the current
 //     key nor one current within the last keeper interval, and never one a data key on its way
