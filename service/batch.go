@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/service/pipeline"
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -157,7 +158,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 				return fmt.Errorf("decode erasure %s: %w", m.id, err)
 			}
 			prev := r.State
-			r.SealedTargets, r.TargetCounts = m.sealed, countTargets(m.targets)
+			r.SealedTargets, r.TargetCounts = m.sealed, model.CountTargets(m.targets)
 			if err := p.s.enqueueTargets(tx, r, m.targets, now); err != nil {
 				return err
 			}

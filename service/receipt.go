@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -48,7 +49,7 @@ func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) e
 		Erasure:             r.Name(),
 		AccountID:           r.AccountID,
 		SubjectFingerprint:  r.Fingerprint,
-		Counts:              countTargets(ts),
+		Counts:              model.CountTargets(ts),
 		LPRequestIDs:        lpRequestIDs(r),
 		ReceivedTime:        r.ReceivedTime.UTC(),
 		CompleteTime:        now.UTC(),

@@ -3,24 +3,15 @@ package service
 import (
 	"context"
 	"fmt"
+	"github.com/erasured/erasured/service/model"
 	"iter"
 	"slices"
 	"strings"
 	"time"
 )
 
-// Target is one LivePerson record to erase. Its id is personal data: targets are stored sealed.
-type Target struct {
-	Kind      TargetKind   `json:"k"`
-	ID        string       `json:"i"`
-	Status    TargetStatus `json:"s"`
-	LPRequest int64        `json:"r,omitempty"` // the LivePerson deletion request holding it
-	Batch     uint64       `json:"b,omitempty"` // our batch holding it (intent committed)
-	Requeued  int          `json:"q,omitempty"` // times verification found it not erased
-	Rejected  int          `json:"x,omitempty"` // times LivePerson rejected a request holding it
-	// Start is when a chat began: verification re-reads it in the one search window holding it.
-	Start time.Time `json:"t,omitzero"`
-}
+// Target is one LivePerson record to erase (see model.Target).
+type Target = model.Target
 
 // resolution is the outcome of one search for a subject's records.
 type resolution struct {
@@ -88,7 +79,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 					return resolution{}, fmt.Errorf("chat search: %w", err)
 				}
 				for _, r := range recs {
-					if matches(r.CustomerIDs, r.Emails, r.Phones) && !r.erased() {
+					if matches(r.CustomerIDs, r.Emails, r.Phones) && !erased(r.ContentRead, r.Masked) {
 						add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound, Start: r.Start})
 					}
 				}
@@ -135,7 +126,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 					if !authenticated && !matches(r.UnauthCustomerIDs, r.UnauthEmails, r.UnauthPhones) {
 						continue
 					}
-					if !r.erased() {
+					if !erased(r.ContentRead, r.Masked) {
 						add(conversationTarget(r))
 					}
 					if !authenticated {
@@ -162,7 +153,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 			for _, r := range recs {
 				// The by-consumer search is exact by construction, but check anyway. Whether the
 				// conversation carries attributes does not matter: it is the consumer's.
-				if slices.Contains(r.ConsumerIDs, c) && !r.erased() {
+				if slices.Contains(r.ConsumerIDs, c) && !erased(r.ContentRead, r.Masked) {
 					add(conversationTarget(r))
 				}
 			}
@@ -194,7 +185,7 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 			switch {
 			case i < 0:
 				res.targets = append(res.targets, Target{Kind: KindConversation, ID: id, Status: TargetNotFound})
-			case !recs[i].erased():
+			case !erased(recs[i].ContentRead, recs[i].Masked):
 				res.targets = append(res.targets, conversationTarget(recs[i]))
 			}
 		}
@@ -206,7 +197,7 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 			return resolution{}, err
 		case !found:
 			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetNotFound})
-		case !r.erased():
+		case !erased(r.ContentRead, r.Masked):
 			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound, Start: r.Start})
 		}
 	}
@@ -227,12 +218,9 @@ func (rv resolver) chatByID(ctx context.Context, account, id string) (ChatRecord
 	return ChatRecord{}, false, nil
 }
 
-// erased reports whether a chat is known to be erased already: read with its content, masked.
+// erased reports whether a record is known to be erased already: read with its content, masked.
 // Masked without the content read would prove nothing.
-func (r ChatRecord) erased() bool { return r.ContentRead && r.Masked }
-
-// erased reports whether a conversation is known to be erased already, likewise.
-func (r ConversationRecord) erased() bool { return r.ContentRead && r.Masked }
+func erased(contentRead, masked bool) bool { return contentRead && masked }
 
 func conversationTarget(r ConversationRecord) Target {
 	st := TargetFound
@@ -247,12 +235,12 @@ func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
 	case SubjectCustomerID:
 		return slices.Contains(customerIDs, s.Value)
 	case SubjectEmail:
-		want := normalizeSubject(s)
+		want := model.NormalizeSubject(s)
 		return slices.ContainsFunc(emails, func(e string) bool { return strings.ToLower(strings.TrimSpace(e)) == want })
 	case SubjectPhone:
-		want := normalizeSubject(s)
+		want := model.NormalizeSubject(s)
 		return want != "" && slices.ContainsFunc(phones, func(p string) bool {
-			return normalizeSubject(Subject{Kind: SubjectPhone, Value: p}) == want
+			return model.NormalizeSubject(Subject{Kind: SubjectPhone, Value: p}) == want
 		})
 	}
 	return false
@@ -298,4 +286,13 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// searched records what a search with ids (the subject first) showed of the identifiers. The
+// person's consumer, once found, stays found: the records that led to it may be erased since,
+// and a later search then no longer sees them, but the consumer was the person's.
+func searched(r *record, res resolution, ids []Subject) {
+	r.SubjectDigits = digitsOnly(ids[0])
+	r.ConsumerFound = r.ConsumerFound || res.consumerFound
+	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, r.ConsumerFound)
 }

@@ -45,15 +45,6 @@ var skips = map[[2]State][]State{
 	{StateSubmitted, StateVerifying}: {StateDeleting},
 }
 
-// Final reports whether s is a final state: nothing moves out of it.
-func (s State) Final() bool {
-	switch s {
-	case StateCompleted, StateFailed, StateCancelled, StateRejected:
-		return true
-	}
-	return false
-}
-
 // CanTransition reports whether an erasure in state from may move to state to in one step. Any
 // non-final state may also move to FAILED or CANCELLED.
 func CanTransition(from, to State) bool {

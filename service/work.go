@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/erasured/erasured/service/model"
 	"slices"
 	"time"
 
@@ -27,13 +28,13 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 	}
 	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
 	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
-		r.searched(res, ids)
+		searched(r, res, ids)
 		if err := p.s.addConsumers(tx, r, res.consumers); err != nil {
 			return nil, err
 		}
 		r.Failures, r.LastError = 0, ""
-		merged, _ := mergeTargets(ts, res.targets)
-		if !hasLive(merged) { // nothing, or only named records LivePerson does not have
+		merged, _ := model.MergeTargets(ts, res.targets)
+		if !model.HasLive(merged) { // nothing, or only named records LivePerson does not have
 			if lagPassed {
 				return merged, p.finish(tx, r, merged, now)
 			}
@@ -83,7 +84,7 @@ func deriveState(r *record, ts []Target) State {
 		status[q.ID] = q.Status
 	}
 	switch {
-	case !hasLive(ts):
+	case !model.HasLive(ts):
 		return r.State
 	case hasStatus(ts, TargetFound, TargetQueued, TargetDeferredOpen):
 		return StateScheduled
@@ -123,7 +124,7 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 	now := p.s.now()
 	return p.commit(ctx, snap, func(tx store.Tx, r *record, ts []Target) ([]Target, error) {
 		r.Failures, r.LastError = 0, ""
-		merged, _ := mergeTargets(ts, found)
+		merged, _ := model.MergeTargets(ts, found)
 		return merged, p.s.scheduleTargets(tx, r, merged, now)
 	})
 }
@@ -199,11 +200,11 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			r.BlockedOn = BlockedSearchLag
 			return ts, setNext(tx, r, r.ReceivedTime.Add(p.cfg.SearchLag))
 		}
-		r.searched(*sweep, ids)
+		searched(r, *sweep, ids)
 		if err := p.s.addConsumers(tx, r, sweep.consumers); err != nil {
 			return nil, err
 		}
-		merged, added := mergeTargets(ts, sweep.targets)
+		merged, added := model.MergeTargets(ts, sweep.targets)
 		if added > 0 {
 			return merged, p.s.scheduleTargets(tx, r, merged, now)
 		}
@@ -315,17 +316,4 @@ func lpRequestIDs(r *record) []int64 {
 		ids = append(ids, q.ID)
 	}
 	return ids
-}
-
-// String names a record kind as LivePerson's deletion API does.
-func (k TargetKind) String() string {
-	switch k {
-	case KindEngagement:
-		return "engagement"
-	case KindConversation:
-		return "conversation"
-	case KindConsumer:
-		return "consumer"
-	}
-	return "unknown"
 }
