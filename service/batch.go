@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/model"
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )

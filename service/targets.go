@@ -80,8 +80,6 @@ func (s *Service) setTargets(tx store.Tx, r *record, ts []Target) error {
 	return nil
 }
 
-
-
 // hasStatus reports whether any target is in one of the statuses.
 func hasStatus(ts []Target, statuses ...TargetStatus) bool { return model.HasStatus(ts, statuses...) }
 
