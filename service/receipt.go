@@ -50,7 +50,7 @@ func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) e
 		AccountID:           r.AccountID,
 		SubjectFingerprint:  r.Fingerprint,
 		Counts:              model.CountTargets(ts),
-		LPRequestIDs:        lpRequestIDs(r),
+		LPRequestIDs:        model.LPRequestIDs(&r.Erasure),
 		ReceivedTime:        r.ReceivedTime.UTC(),
 		CompleteTime:        now.UTC(),
 		VerificationSummary: o.summary(r.IdentifierUnsearchable),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/erasured/erasured/service/model"
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -221,11 +222,11 @@ func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 			return err
 		}
 		r.BlockedOn = BlockedNone
-		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
+		if err := pipeline.DequeueErasure(tx, r.AccountID, r.ID); err != nil {
 			return err
 		}
 	case !r.State.Final():
-		r.BlockedOn = heldFirst(r, r.BlockedOn)
+		r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn)
 	}
 	if c.from != StateUnspecified {
 		// The caller's c.from becomes the event's previous state: check it against the state
