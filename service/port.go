@@ -37,6 +37,3 @@ var (
 // WithRetryAfter returns err carrying LivePerson's wait d; with no wait (d <= 0) or no error it
 // returns err as it is (see model.WithRetryAfter).
 func WithRetryAfter(err error, d time.Duration) error { return model.WithRetryAfter(err, d) }
-
-// serverWait is the wait LivePerson asked for with err, 0 when it asked for none.
-func serverWait(err error) time.Duration { return model.ServerWait(err) }

@@ -22,7 +22,7 @@ const HeldUnlistedError = "LivePerson's list of deletion requests could not be r
 
 // hold stops batch b for an operator: it will not be sent again by itself. Its candidates stay
 // reserved for it, and it gives up its account's send turn, so the account's next batch goes
-// on (see reconcile.go for why that is sound). Its erasures show the hold; it is logged once,
+// on (see reconciler.go for why that is sound). Its erasures show the hold; it is logged once,
 // with the candidate requests (LivePerson ids, not personal data). unlisted, when set, is why
 // LivePerson's list could not be read: the batch has no candidates.
 func (p *Pipeline) hold(ctx context.Context, b *Batch, candidates []int64, unlisted error) error {

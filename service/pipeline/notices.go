@@ -22,7 +22,7 @@ type CallRetry struct {
 	Service string        // the LivePerson service that failed ("" when not known), for the log
 	Attempt int           // the attempt that failed, the first is 1 (0 when not known)
 	Wait    time.Duration // until the next attempt
-	Err     error         // the failure, wrapping this package's errors as a method's would
+	Err     error         // the failure, wrapping the port's errors (package model) as a method's would
 }
 
 // RetryingCall tells the pipeline step that ctx belongs to that a LivePerson call failed and is

@@ -161,7 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // RunTask runs one task under the step timeout, and logs its failure unless ctx ended. A failed
 // step leaves the task's schedule entry as it was, still due, so the next round runs it again at
-// once: a step that can fail for a while must move its own entry on (the service's batch steps
+// once: a step that can fail for a while must move its own entry on (the batch steps
 // back off with batchRetry on LivePerson's failures and on a refused state change).
 func (s *Scheduler) RunTask(ctx context.Context, task string) {
 	if s.cfg.StepTimeout > 0 {

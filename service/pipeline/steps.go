@@ -19,7 +19,7 @@ type snapshot struct {
 	r       model.Record
 	targets []model.Target
 
-	mu sync.Mutex // guards r.Revision, which a retry notice moves on (retrying.go)
+	mu sync.Mutex // guards r.Revision, which a retry notice moves on (notices.go)
 }
 
 func (s *snapshot) revision() uint64 {
