@@ -2,230 +2,95 @@
 // subject deduplication, queries, and the watch of changes. It knows nothing of gRPC; the server
 // package adapts it. It keeps everything in a Store and no work lives only in memory.
 //
-// The pipeline (Pipeline, NewPipeline) carries erasures to a final state. Its steps live here,
-// beside the erasure records and the transition function they change; its loop, the schedule,
-// the quota ledger and the queue are in package pipeline, which knows no erasure and never
-// imports this one. The Service does not hold its pipeline: an API operation records what it
-// decided in the store (Confirm schedules the plan's records itself, with or without a pipeline)
-// and signals new work on the service's wake channel, which a running pipeline listens to.
+// The packages below it, and which way they point:
+//
+//   - service/model holds the domain's data types (an erasure's public view and stored record,
+//     its targets) and the LivePerson port. This package re-exports them under their old names
+//     (the aliases below), so that callers name them as before.
+//   - service/schema holds the store layout: bucket names, key encodings, schema versions.
+//   - service/pipeline carries erasures to a final state: its scheduler loop and every step
+//     (resolver, batcher with the quota ledger, submitter, poller, reconciler, verifier). It
+//     imports model, schema and store, never this package: what it needs of the erasure domain
+//     (sealing and unsealing with an erasure's data key, the one transition function, receipts,
+//     incidents) it reaches through pipeline.Domain, which the Service implements (domain.go).
+//
+// This package imports pipeline to build a pipeline (NewPipeline), to wake it, and for the
+// changes its own operations share with the steps (a confirmation schedules the plan's records,
+// a remote cancel and SettleBatch change batches): pipeline.Changes. The Service does not hold
+// its pipeline: an API operation records what it decided in the store and signals new work on
+// the service's wake channel, which a running pipeline listens to.
 package service
 
 import (
 	"time"
+
+	"github.com/erasured/erasured/service/model"
 )
 
-// State is the lifecycle state of an erasure. The numbering matches erasure.v1.State.
-type State int32
+// The domain's data types live in package model; these are their names here.
+type (
+	State        = model.State
+	SubjectKind  = model.SubjectKind
+	Channel      = model.Channel
+	Confirmation = model.Confirmation
+	BlockedOn    = model.BlockedOn
+	TargetKind   = model.TargetKind
+	TargetStatus = model.TargetStatus
+	Subject      = model.Subject
+	TargetCount  = model.TargetCount
+	LPRequest    = model.LPRequest
+	Receipt      = model.Receipt
+	HeldBatch    = model.HeldBatch
+	Erasure      = model.Erasure
+)
 
-// The lifecycle states.
 const (
-	StateUnspecified State = iota
-	StateReceived
-	StateResolving
-	StateAwaitingConfirmation
-	StateScheduled
-	StateSubmitted
-	StateDeleting
-	StateVerifying
-	StateCompleted
-	StateFailed
-	StateCancelled
-	StateRejected
+	StateUnspecified              = model.StateUnspecified
+	StateReceived                 = model.StateReceived
+	StateResolving                = model.StateResolving
+	StateAwaitingConfirmation     = model.StateAwaitingConfirmation
+	StateScheduled                = model.StateScheduled
+	StateSubmitted                = model.StateSubmitted
+	StateDeleting                 = model.StateDeleting
+	StateVerifying                = model.StateVerifying
+	StateCompleted                = model.StateCompleted
+	StateFailed                   = model.StateFailed
+	StateCancelled                = model.StateCancelled
+	StateRejected                 = model.StateRejected
+	SubjectUnspecified            = model.SubjectUnspecified
+	SubjectCustomerID             = model.SubjectCustomerID
+	SubjectEmail                  = model.SubjectEmail
+	SubjectPhone                  = model.SubjectPhone
+	SubjectConsumerID             = model.SubjectConsumerID
+	SubjectTargets                = model.SubjectTargets
+	ChannelUnspecified            = model.ChannelUnspecified
+	ChannelChat                   = model.ChannelChat
+	ChannelMessaging              = model.ChannelMessaging
+	ConfirmationUnspecified       = model.ConfirmationUnspecified
+	ConfirmationAutomatic         = model.ConfirmationAutomatic
+	ConfirmationManual            = model.ConfirmationManual
+	BlockedNone                   = model.BlockedNone
+	BlockedQuota                  = model.BlockedQuota
+	BlockedOpenConversations      = model.BlockedOpenConversations
+	BlockedSearchLag              = model.BlockedSearchLag
+	BlockedLivePersonUnavailable  = model.BlockedLivePersonUnavailable
+	BlockedConfirmation           = model.BlockedConfirmation
+	BlockedIdentifierUnsearchable = model.BlockedIdentifierUnsearchable
+	BlockedDeletionOutcomeUnknown = model.BlockedDeletionOutcomeUnknown
+	KindUnspecified               = model.KindUnspecified
+	KindEngagement                = model.KindEngagement
+	KindConversation              = model.KindConversation
+	KindConsumer                  = model.KindConsumer
+	TargetUnspecified             = model.TargetUnspecified
+	TargetFound                   = model.TargetFound
+	TargetDeferredOpen            = model.TargetDeferredOpen
+	TargetQueued                  = model.TargetQueued
+	TargetSubmitted               = model.TargetSubmitted
+	TargetDone                    = model.TargetDone
+	TargetVerified                = model.TargetVerified
+	TargetNotFound                = model.TargetNotFound
+	NamePrefix                    = model.NamePrefix
 )
-
-var stateNames = [...]string{"UNSPECIFIED", "RECEIVED", "RESOLVING", "AWAITING_CONFIRMATION", "SCHEDULED",
-	"SUBMITTED", "DELETING", "VERIFYING", "COMPLETED", "FAILED", "CANCELLED", "REJECTED"}
-
-func (s State) String() string {
-	if s < 0 || int(s) >= len(stateNames) {
-		return "UNKNOWN"
-	}
-	return stateNames[s]
-}
-
-// Valid reports whether s is one of the defined states other than StateUnspecified.
-func (s State) Valid() bool { return s > StateUnspecified && s <= StateRejected }
-
-// SubjectKind says which kind of identifier names the subject. Numbering matches erasure.v1.
-type SubjectKind int32
-
-// Subject kinds.
-const (
-	SubjectUnspecified SubjectKind = iota
-	SubjectCustomerID
-	SubjectEmail
-	SubjectPhone
-	SubjectConsumerID
-	SubjectTargets
-)
-
-// Channel is a LivePerson channel. Numbering matches erasure.v1.Channel.
-type Channel int32
-
-// Channels.
-const (
-	ChannelUnspecified Channel = iota
-	ChannelChat
-	ChannelMessaging
-)
-
-// Confirmation says how a plan is approved. Numbering matches erasure.v1.Confirmation.
-type Confirmation int32
-
-// Confirmation modes.
-const (
-	ConfirmationUnspecified Confirmation = iota
-	ConfirmationAutomatic
-	ConfirmationManual
-)
-
-// BlockedOn says what an erasure waits for. Numbering matches erasure.v1.BlockedOn.
-type BlockedOn int32
-
-// Reasons an erasure waits.
-const (
-	BlockedNone BlockedOn = iota
-	BlockedQuota
-	BlockedOpenConversations
-	BlockedSearchLag
-	BlockedLivePersonUnavailable
-	BlockedConfirmation
-	// BlockedIdentifierUnsearchable: an identifier may be unsearchable in Messaging
-	// Interactions and no searchable one led to the person's consumer; the erasure waits for an
-	// alias or an approver before it completes.
-	BlockedIdentifierUnsearchable
-	// BlockedDeletionOutcomeUnknown: a batch's create may or may not have reached LivePerson and
-	// reconciliation cannot tell; it is held for an operator (SettleBatch).
-	BlockedDeletionOutcomeUnknown
-)
-
-// TargetKind is the kind of a LivePerson record. Numbering matches erasure.v1.TargetKind.
-type TargetKind int32
-
-// Record kinds.
-const (
-	KindUnspecified TargetKind = iota
-	KindEngagement
-	KindConversation
-	KindConsumer
-)
-
-// TargetStatus is where a record is in its deletion. Numbering matches erasure.v1.TargetStatus.
-type TargetStatus int32
-
-// Record statuses.
-const (
-	TargetUnspecified TargetStatus = iota
-	TargetFound
-	TargetDeferredOpen
-	TargetQueued
-	TargetSubmitted
-	TargetDone
-	TargetVerified
-	// TargetNotFound: named explicitly (or the subject's consumer id) but LivePerson has no such
-	// record; nothing was erased for it.
-	TargetNotFound
-)
-
-// Subject is a data subject named by exactly one identifier. It is personal data: it is only ever
-// stored sealed, and never logged, returned or put in an event.
-type Subject struct {
-	Kind            SubjectKind `json:"k"`
-	Value           string      `json:"v,omitempty"`
-	ConversationIDs []string    `json:"c,omitempty"`
-	EngagementIDs   []string    `json:"e,omitempty"`
-}
-
-// TargetCount is how many of an erasure's records of one kind are in one status.
-type TargetCount struct {
-	Kind   TargetKind   `json:"kind"`
-	Status TargetStatus `json:"status"`
-	Count  int32        `json:"count"`
-}
-
-// LPRequest is a LivePerson deletion request holding records of an erasure.
-type LPRequest struct {
-	ID          int64      `json:"id"`
-	Kind        TargetKind `json:"kind"`
-	Status      string     `json:"status"`
-	RecordCount int32      `json:"records"`
-}
-
-// Receipt is the signed proof of a completed erasure. It holds no personal data.
-type Receipt struct {
-	Erasure             string        `json:"erasure"`
-	AccountID           string        `json:"account_id"`
-	SubjectFingerprint  string        `json:"subject_fingerprint"`
-	Counts              []TargetCount `json:"counts,omitempty"`
-	LPRequestIDs        []int64       `json:"lp_request_ids,omitempty"`
-	ReceivedTime        time.Time     `json:"received_time"`
-	CompleteTime        time.Time     `json:"complete_time"`
-	VerificationSummary string        `json:"verification_summary"`
-	PreviousHash        string        `json:"previous_hash,omitempty"`
-	Hash                string        `json:"hash"`
-	Signature           string        `json:"signature"`
-	KeyID               string        `json:"key_id"`
-	AliasFingerprints   []string      `json:"alias_fingerprints,omitempty"`
-	UnsearchedChannels  []Channel     `json:"unsearched_channels,omitempty"`
-	UnverifiableCount   int32         `json:"unverifiable_count,omitempty"` // consumer profiles: DONE, not re-readable
-	NotFoundCount       int32         `json:"not_found_count,omitempty"`
-}
-
-// HeldBatch is a batch whose create outcome at LivePerson is unknown and undecidable; it waits
-// for an operator (SettleBatch). It holds no personal data.
-type HeldBatch struct {
-	BatchID     uint64     `json:"batch_id"`
-	Kind        TargetKind `json:"kind"`
-	RecordCount int32      `json:"records"`
-	Candidates  []int64    `json:"candidates,omitempty"`
-	SendTime    time.Time  `json:"send_time,omitzero"`
-}
-
-// Erasure is the public view of an erasure: everything Status shows, safe to log and to put in
-// events. It never holds the subject's identifier or LivePerson record ids.
-type Erasure struct {
-	ID          string      `json:"id"`
-	RequestID   string      `json:"request_id"`
-	AccountID   string      `json:"account_id"`
-	SubjectKind SubjectKind `json:"subject_kind"`
-	// Fingerprint is the subject's public fingerprint: an HMAC under a key derived from the
-	// erasure's data key, meaningless once that key is destroyed (sealedindex.go).
-	Fingerprint            string        `json:"fingerprint"`
-	Channels               []Channel     `json:"channels"`
-	EraseConsumerProfile   bool          `json:"erase_consumer_profile,omitempty"`
-	Confirmation           Confirmation  `json:"confirmation"`
-	ExternalRef            string        `json:"external_ref,omitempty"`
-	State                  State         `json:"state"`
-	ReceivedTime           time.Time     `json:"received_time"`
-	CreateTime             time.Time     `json:"create_time"`
-	UpdateTime             time.Time     `json:"update_time"`
-	DueTime                time.Time     `json:"due_time"`
-	AtRisk                 bool          `json:"at_risk,omitempty"`
-	BlockedOn              BlockedOn     `json:"blocked_on,omitempty"`
-	NextAttemptTime        time.Time     `json:"next_attempt_time,omitzero"`
-	LastError              string        `json:"last_error,omitempty"`
-	TargetCounts           []TargetCount `json:"target_counts,omitempty"`
-	LPRequests             []LPRequest   `json:"lp_requests,omitempty"`
-	Receipt                *Receipt      `json:"receipt,omitempty"`
-	Revision               uint64        `json:"revision,omitempty"` // in events, the event's revision
-	SubmittedBy            string        `json:"submitted_by"`
-	Reason                 string        `json:"reason,omitempty"`
-	IdentifierUnsearchable bool          `json:"identifier_unsearchable,omitempty"`
-	AliasCount             int32         `json:"alias_count,omitempty"`
-	UnsearchableAccepted   bool          `json:"unsearchable_accepted,omitempty"`
-	HeldBatches            []HeldBatch   `json:"held_batches,omitempty"`
-	// PurgeTime is when the erasure's sealed data (identifiers, record ids, the keys sealing
-	// them) is destroyed: its final time plus the retention. Zero while it is open.
-	PurgeTime time.Time `json:"purge_time,omitzero"`
-	// Purged is set once that data is destroyed; its fingerprints are empty from then on.
-	Purged bool `json:"purged,omitempty"`
-}
-
-// Name is the erasure's resource name, erasures/{id}.
-func (e Erasure) Name() string { return NamePrefix + e.ID }
-
-// NamePrefix starts every erasure's resource name.
-const NamePrefix = "erasures/"
 
 // Event is one change of one erasure, as Watch delivers it.
 type Event struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/model"
 )
 
 // history reads the whole change history of e's store, from revision 1, over Watch. ok is false
@@ -163,14 +165,15 @@ func TestIllegalJumpRefused(t *testing.T) {
 	before := e.wantState(name, StateScheduled)
 	rev := e.db.Rev()
 	jumps := map[string]func() error{
-		"Pipeline.commit": func() error {
-			snap, err := e.p.load(before.ID)
-			if err != nil {
-				return err
-			}
-			return e.p.commit(context.Background(), snap, func(_ storeTx, r *record, ts []Target) ([]Target, error) {
-				r.State = StateCompleted
-				return ts, nil
+		// The pipeline's steps change an erasure through pipeline.Domain.Transition alone.
+		"pipeline.Domain.Transition": func() error {
+			return e.db.Update(context.Background(), func(tx storeTx) error {
+				m, err := model.GetRecord(tx, before.ID)
+				if err != nil {
+					return err
+				}
+				m.State = StateCompleted
+				return domain{e.svc}.Transition(tx, m, StateScheduled, nil, e.clock.Now())
 			})
 		},
 		"Service.update": func() error {

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"unicode"
 
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/store"
 )
 
@@ -24,21 +24,11 @@ type sealedSubject struct {
 	Aliases []Subject `json:"a,omitempty"`
 }
 
-// identRef is one identifier of a subject as the record keeps it: never the value.
-type identRef struct {
-	Kind        SubjectKind `json:"k"`
-	Fingerprint string      `json:"f"`
-	// Digits is true when the value looks like one Messaging Interactions may be unable to
-	// search (see possiblyUnsearchable). Whether it matters depends on the channels.
-	Digits bool `json:"d,omitempty"`
-}
+// identRef is one identifier of a subject as the record keeps it (see model.IdentRef).
+type identRef = model.IdentRef
 
 // identRefs lists every identifier of r, the subject first, then its aliases in the order given.
-func identRefs(r *record) []identRef {
-	out := make([]identRef, 0, 1+len(r.Aliases))
-	out = append(out, identRef{Kind: r.SubjectKind, Fingerprint: r.Fingerprint, Digits: r.SubjectDigits})
-	return append(out, r.Aliases...)
-}
+func identRefs(r *record) []identRef { return model.IdentRefs(&r.Erasure, &r.private) }
 
 // refsOf fingerprints identifiers of one account.
 func (s *Service) refsOf(account string, ids []Subject) []identRef {
@@ -49,56 +39,17 @@ func (s *Service) refsOf(account string, ids []Subject) []identRef {
 	return out
 }
 
-// possiblyUnsearchable reports whether Messaging Interactions may be unable to search v. Its
-// documented limitation concerns attribute values "comprised of numbers that contain more than
-// three consecutive digits": a value with no letter and a run of four digits or more, such as a
-// numeric customer id or a phone number. "jane1984@example.com" and "CUST-12345" are words
-// with digits in them, and are searchable. Such a value is searched anyway; finding nothing
-// for it proves nothing.
-func possiblyUnsearchable(v string) bool {
-	run, long := 0, false
-	for _, r := range v {
-		switch {
-		case unicode.IsLetter(r):
-			return false
-		case r >= '0' && r <= '9':
-			run++
-			long = long || run > 3
-		default:
-			run = 0
-		}
-	}
-	return long
-}
+// possiblyUnsearchable reports whether Messaging Interactions may be unable to search v (see
+// model.PossiblyUnsearchable).
+func possiblyUnsearchable(v string) bool { return model.PossiblyUnsearchable(v) }
 
 // digitsOnly is possiblyUnsearchable for identifiers searched by attribute value.
-func digitsOnly(s Subject) bool {
-	switch s.Kind {
-	case SubjectCustomerID, SubjectEmail, SubjectPhone:
-		return possiblyUnsearchable(s.Value)
-	}
-	return false
-}
+func digitsOnly(s Subject) bool { return model.DigitsOnly(s) }
 
 // identifierUnsearchable reports whether Messaging Interactions may have missed the person's
-// conversations: messaging is searched, some identifier may be unsearchable there, and the
-// person's consumer is not known — no identifier is a consumer id, and covered is false.
-//
-// Only the person's consumer makes up for an identifier that may be unsearchable: every
-// conversation of that consumer is found by consumer, which needs no attribute search. So a
-// searchable identifier (an e-mail alias, say) stands in for a numeric one only when a
-// conversation it matched led to the consumer; when it found nothing in messaging, the
-// numeric identifier's conversations may still be there, unfound. covered says whether a
-// search did find the consumer that way (see resolution.consumerFound), or, before any
-// search, whether a searchable identifier has yet to be searched (see searchable).
+// conversations (see model.IdentifierUnsearchable).
 func identifierUnsearchable(refs []identRef, channels []Channel, covered bool) bool {
-	if covered || !slices.Contains(channels, ChannelMessaging) {
-		return false
-	}
-	if slices.ContainsFunc(refs, func(r identRef) bool { return r.Kind == SubjectConsumerID }) {
-		return false
-	}
-	return slices.ContainsFunc(refs, func(r identRef) bool { return r.Digits })
+	return model.IdentifierUnsearchable(refs, channels, covered)
 }
 
 // searchable reports whether any of refs is an attribute identifier Messaging Interactions can
@@ -111,15 +62,6 @@ func searchable(refs []identRef) bool {
 		}
 		return false
 	})
-}
-
-// searched records what a search with ids (the subject first) showed of the identifiers. The
-// person's consumer, once found, stays found: the records that led to it may be erased since,
-// and a later search then no longer sees them, but the consumer was the person's.
-func (r *record) searched(res resolution, ids []Subject) {
-	r.SubjectDigits = digitsOnly(ids[0])
-	r.ConsumerFound = r.ConsumerFound || res.consumerFound
-	r.IdentifierUnsearchable = identifierUnsearchable(identRefs(r), r.Channels, r.ConsumerFound)
 }
 
 // identities unseals an erasure's subject and aliases (the subject first), for the work that

@@ -50,7 +50,8 @@ func (l *incidentLog) text() string {
 	return l.out.String()
 }
 
-// watchIncidents makes e's service report incidents and log to the returned collector.
+// watchIncidents makes e's service, and a new pipeline of it over e.lp, report incidents and
+// log to the returned collector.
 func watchIncidents(e *pipeEnv) *incidentLog {
 	l := &incidentLog{}
 	e.svc.log = slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug,
@@ -61,6 +62,7 @@ func watchIncidents(e *pipeEnv) *incidentLog {
 			return a
 		}}))
 	e.svc.cfg.OnIncident = l.add
+	e.p = e.svc.NewPipeline(e.lp, e.cfg) // a pipeline logs to the service's logger of its making
 	return l
 }
 
@@ -138,8 +140,8 @@ func (r refusingCreates) CreateDeletion(context.Context, string, TargetKind, []s
 // fault: reported as auth_failed at the submit step, not as a rejected step.
 func TestIncidentForbiddenCreate(t *testing.T) {
 	e := newPipeEnv(t)
-	e.p = e.svc.NewPipeline(refusingCreates{e.lp, fmt.Errorf("%w: %w: 403", ErrRejected, ErrUnauthorized)}, e.cfg)
 	l := watchIncidents(e)
+	e.p = e.svc.NewPipeline(refusingCreates{e.lp, fmt.Errorf("%w: %w: 403", ErrRejected, ErrUnauthorized)}, e.cfg)
 	e.lp.chats = []ChatRecord{{EngagementID: "4242000055", Start: e.ago(30 * time.Hour), CustomerIDs: []string{"CANARY-403-1"}}}
 	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("CANARY-403-1"))
 	req.Channels = []Channel{ChannelChat}

@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/erasured/erasured/service/pipeline"
@@ -27,16 +25,10 @@ type PipelineConfig struct {
 	StepTimeout time.Duration
 }
 
-// Pipeline carries erasures from RECEIVED to a final state. All its progress lives in the store:
-// it can stop at any moment (crash included) and a new Pipeline resumes from the store. Its
-// loop is the scheduler of package pipeline; the steps it runs are here, over the erasure
-// records.
-type Pipeline struct {
-	s     *Service
-	lp    LivePerson
-	cfg   PipelineConfig
-	sched *pipeline.Scheduler
-}
+// Pipeline carries erasures from RECEIVED to a final state (see package pipeline). All its
+// progress lives in the store: it can stop at any moment (crash included) and a new Pipeline
+// resumes from the store.
+type Pipeline = pipeline.Pipeline
 
 // NewPipeline prepares the pipeline of s over lp, and gives s the port for the operations that
 // call LivePerson themselves (Preview, a remote Cancel, SettleBatch). Run starts it.
@@ -48,56 +40,29 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	s.mu.Lock()
 	s.lp = lp
 	s.mu.Unlock()
-	p := &Pipeline{s: s, lp: lp, cfg: cfg.withDefaults()}
-	p.sched = pipeline.New(pipeline.Config{DB: s.db, Now: s.now, Log: s.log, Workers: p.cfg.Workers,
-		StepTimeout: p.cfg.StepTimeout, Wake: s.wake, Step: p.step, Round: p.round,
-		Urgent: func(task string) bool { return strings.HasPrefix(task, taskBatch) }})
-	return p
+	cfg = cfg.withDefaults()
+	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: lp, Now: s.now, Log: s.log,
+		Wake: s.wake, Timing: s.timing(), SearchLag: cfg.SearchLag, BatchMaxWait: cfg.BatchMaxWait,
+		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout})
 }
 
-// Wake makes the pipeline look for due work now.
-func (p *Pipeline) Wake() { p.s.wakePipeline() }
-
-// Run works until ctx ends. Background work never inherits an RPC's deadline: it runs under
-// ctx, the pipeline's own.
-func (p *Pipeline) Run(ctx context.Context) error { return p.sched.Run(ctx) }
-
-// round is the work of each turn of the loop beside the due tasks: batching the queues, and
-// the key keeper when its time has come.
-func (p *Pipeline) round(ctx context.Context, now time.Time, start func(func())) {
-	if err := p.flushQueues(ctx, now); err != nil && ctx.Err() == nil {
-		p.s.log.Error("pipeline: batching", "err", err)
-	}
-	if p.s.keepDue(now) {
-		start(func() { p.s.runKeeper(ctx) })
-	}
+// timing is what the pipeline and the service's own operations share of the service's timings.
+func (s *Service) timing() pipeline.Timing {
+	return pipeline.Timing{PollInterval: s.cfg.PollInterval, CancelWindow: s.cfg.CancelWindow,
+		DeletionWindow: s.cfg.DeletionWindow, Margin: s.cfg.Margin}
 }
 
-// Tasks in the schedule: an erasure step or a batch step.
-const (
-	taskErasure = "e/"
-	taskBatch   = pipeline.TaskBatch
-)
-
-// step runs one task of the schedule.
-func (p *Pipeline) step(ctx context.Context, task string) error {
-	switch {
-	case strings.HasPrefix(task, taskErasure):
-		return p.stepErasure(ctx, strings.TrimPrefix(task, taskErasure))
-	case strings.HasPrefix(task, taskBatch):
-		return p.stepBatch(ctx, strings.TrimPrefix(task, taskBatch))
-	}
-	return fmt.Errorf("unknown task %q", task)
+// changes are the erasure and batch changes the service's own operations share with the
+// pipeline's steps (see pipeline.Changes); they need no running pipeline.
+func (s *Service) changes() *pipeline.Changes {
+	return pipeline.NewChanges(domain{s}, s.timing(), s.log)
 }
+
+// taskErasure starts the schedule's task of each erasure step (see package pipeline).
+const taskErasure = pipeline.TaskErasure
 
 // setNext schedules the erasure's next step at `at` (zero: none) and records it on the erasure.
-func setNext(tx store.Tx, r *record, at time.Time) error {
-	if err := pipeline.Reschedule(tx, taskErasure+r.ID, r.NextAttemptTime, at); err != nil {
-		return err
-	}
-	r.NextAttemptTime = at
-	return nil
-}
+func setNext(tx store.Tx, r *record, at time.Time) error { return pipeline.SetNext(tx, &r.Erasure, at) }
 
 // wakePipeline tells the pipeline, if one runs, that there is new work. It never blocks: one
 // pending wake-up stands for any number, since the pipeline reads the whole schedule each time.
@@ -106,4 +71,12 @@ func (s *Service) wakePipeline() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// keeperDue is the key keeper, when its time has come at now (pipeline.Domain.Maintenance).
+func (s *Service) keeperDue(now time.Time) func(ctx context.Context) {
+	if !s.keepDue(now) {
+		return nil
+	}
+	return s.runKeeper
 }

@@ -11,24 +11,46 @@ import (
 	"github.com/erasured/erasured/service/pipeline"
 )
 
-// settle runs every due task and batch flush, one at a time, until nothing is due at the
-// current time. Tests drive the pipeline with it under a fake clock.
-func (p *Pipeline) settle(ctx context.Context) error {
+// settlePipeline runs every due task and batch flush, one at a time, until nothing is due at
+// the clock's time. Tests drive the pipeline with it under a fake clock.
+func settlePipeline(ctx context.Context, p *Pipeline, now func() time.Time) error {
 	for range 10000 {
-		now := p.s.now()
-		if err := p.flushQueues(ctx, now); err != nil {
-			return err
-		}
-		tasks, _, err := p.sched.Due(now, 1)
+		ran, err := p.Step(ctx, now())
 		if err != nil {
 			return err
 		}
-		if len(tasks) == 0 {
+		if !ran {
 			return nil
 		}
-		p.sched.RunTask(ctx, tasks[0])
 	}
 	return fmt.Errorf("pipeline did not settle")
+}
+
+// The pipeline's limits the tests reach.
+const (
+	maxRejections     = pipeline.MaxRejections
+	maxListFailures   = pipeline.MaxListFailures
+	requestTimeMargin = pipeline.RequestTimeMargin
+)
+
+// The last_error texts the tests look for.
+const (
+	heldError         = pipeline.HeldError
+	heldUnlistedError = pipeline.HeldUnlistedError
+	turnWaitError     = pipeline.TurnWaitError
+)
+
+// updateBatch changes batch id as stored, behind the pipeline's back (what a crash at some point
+// of a step leaves).
+func (e *pipeEnv) updateBatch(id uint64, change func(b *batch)) error {
+	return e.db.Update(context.Background(), func(tx storeTx) error {
+		b, err := pipeline.GetBatch(tx, id)
+		if err != nil || b == nil {
+			return err
+		}
+		change(b)
+		return pipeline.PutBatch(tx, b)
+	})
 }
 
 // pipeEnv is a service with a pipeline over a fake LivePerson, driven step by step under a fake
@@ -59,7 +81,7 @@ func (e *pipeEnv) restart() {
 
 func (e *pipeEnv) settle() {
 	e.t.Helper()
-	if err := e.p.settle(context.Background()); err != nil {
+	if err := settlePipeline(context.Background(), e.p, e.clock.Now); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -316,11 +338,11 @@ func TestPipelineCrashAfterIntentResendsOnce(t *testing.T) {
 	name := e.submit(req).Erasure.Name()
 	e.settle()
 	e.clock.Advance(e.cfg.BatchMaxWait)
-	if err := e.p.flushQueues(context.Background(), e.clock.Now()); err != nil {
+	if err := e.p.Flush(context.Background(), e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// The send was recorded (Sends = 1) and then the process died before the POST.
-	if err := e.p.updateBatch(context.Background(), 1, func(_ storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
+	if err := e.updateBatch(1, func(b *batch) { b.Sends = 1 }); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()

@@ -8,9 +8,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/store"
 )
+
+// Target is one LivePerson record to erase (see model.Target).
+type Target = model.Target
 
 // Plan is an erasure's deletion plan: every record found, by kind, with its status.
 type Plan struct {
@@ -111,7 +115,7 @@ func (s *Service) buildPlan(account string, ts []Target, refs []identRef, channe
 		}
 	}
 	for _, n := range needed {
-		p.LivePersonRequestsNeeded += (n + maxBatchIDs - 1) / maxBatchIDs
+		p.LivePersonRequestsNeeded += (n + pipeline.MaxBatchIDs - 1) / pipeline.MaxBatchIDs
 	}
 	p.Etag = hex.EncodeToString(h.Sum(nil))[:20]
 	return p, nil
@@ -215,7 +219,10 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 			// The decision and the scheduling it implies are store writes: they need no
 			// pipeline, which finds the queued targets whenever it runs.
 			r.Confirmed = true
-			if err := s.scheduleTargets(tx, r, ts, now); err != nil {
+			m := toModel(r)
+			err := s.changes().ScheduleTargets(tx, m, ts, now)
+			r.set(m)
+			if err != nil {
 				return err
 			}
 		case d.Reject:
@@ -264,7 +271,7 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 	ids := append([]Subject{subj}, aliases...)
 	chans := normalizeChannels(channels)
 	now := s.now()
-	res, err := resolver{lp: lp, now: now}.resolve(ctx, account, ids, chans, false)
+	res, err := pipeline.Search(ctx, lp, now, account, ids, chans, false)
 	if err != nil {
 		s.reportAuth(account, "preview", err)
 		return Plan{}, &Error{Kind: KindUnavailable, Reason: "LIVEPERSON_UNAVAILABLE", Message: describe(err)}
@@ -281,7 +288,7 @@ func (s *Service) Preview(ctx context.Context, account string, subj Subject, cha
 	if err != nil {
 		return Plan{}, err
 	}
-	return s.buildPlan(account, res.targets, publicRefs(pk, account, ids), chans, res.unsearchable,
+	return s.buildPlan(account, res.Targets, publicRefs(pk, account, ids), chans, res.Unsearchable,
 		func() ([]byte, error) { return pk, nil })
 }
 
@@ -373,7 +380,7 @@ func (s *Service) cancelRemote(ctx context.Context, id, reason string) (Erasure,
 			}
 			if b.State == LPNotStarted {
 				b.State = LPCanceled
-				if err := s.applyBatchStatus(tx, b, now); err != nil {
+				if err := s.changes().ApplyBatchStatus(tx, b, now); err != nil {
 					return err
 				}
 				if err := pipeline.PollNext(tx, b, time.Time{}); err != nil {

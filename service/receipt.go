@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -48,8 +49,8 @@ func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) e
 		Erasure:             r.Name(),
 		AccountID:           r.AccountID,
 		SubjectFingerprint:  r.Fingerprint,
-		Counts:              countTargets(ts),
-		LPRequestIDs:        lpRequestIDs(r),
+		Counts:              model.CountTargets(ts),
+		LPRequestIDs:        model.LPRequestIDs(&r.Erasure),
 		ReceivedTime:        r.ReceivedTime.UTC(),
 		CompleteTime:        now.UTC(),
 		VerificationSummary: o.summary(r.IdentifierUnsearchable),

@@ -421,11 +421,11 @@ func TestReconcileTwoUnknownBatchesHold(t *testing.T) {
 	name := e.submit(req).Erasure.Name()
 	e.settle()
 	e.clock.Advance(e.cfg.BatchMaxWait)
-	if err := e.p.flushQueues(ctx, e.clock.Now()); err != nil {
+	if err := e.p.Flush(ctx, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []uint64{1, 2} {
-		if err := e.p.updateBatch(ctx, id, func(_ storeTx, b *batch) error { b.Sends = 1; return nil }); err != nil {
+		if err := e.updateBatch(id, func(b *batch) { b.Sends = 1 }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erasured/erasured/service/model"
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -133,57 +135,18 @@ func (s *Service) Healthy() error { return s.db.Err() }
 // record is an erasure as stored: the public view plus the subject sealed with the erasure's
 // data key, and that key wrapped by the master key. Events carry only the public view, so removing
 // the wrapped key from the record destroys the only copy the store keeps.
+//
+// It is model.Record with its parts named as this package has always named them (its private
+// part is the field private), and it is stored and encoded exactly like it: the pipeline works
+// on model.Record, and the Service's side of pipeline.Domain converts between the two
+// (domain.go).
 type record struct {
 	Erasure
 	private
 }
 
-// private is what a record holds beyond the public view. Both are stored as one JSON object
-// (encoding/json promotes the fields of embedded structs); encodeChange relies on that.
-type private struct {
-	// DataKey is the erasure's data key wrapped by a period key (or, as older erasures have it,
-	// by the master key; the wrapped form says which); nil for erasures stored before it moved
-	// here from the Keys bucket, where theirs still is, and for shredded erasures.
-	DataKey       []byte `json:"data_key,omitempty"`
-	Sealed        []byte `json:"sealed,omitempty"`
-	SealedTargets []byte `json:"targets,omitempty"`
-	// Index seals, with the data key, what the Submit index is rebuilt from: the request hash of
-	// the Submit that created the erasure (so that a retry with its request_id can be told from
-	// a reuse with another payload) and the root fingerprints of its subject and aliases
-	// (sealedindex.go). nil once shredded.
-	Index []byte `json:"index,omitempty"`
-	// PayloadHash is the request hash in the clear (hex), as records written before Index held
-	// it; New seals it. Shredded records of that time hold shreddedHash.
-	PayloadHash string `json:"payload_hash,omitempty"`
-	// Swept is set once a re-resolution sweep run at least search_lag after received_time found
-	// nothing new: the condition for COMPLETED.
-	Swept bool `json:"swept,omitempty"`
-	// Confirmed is set when an approver confirmed the plan of a MANUAL erasure.
-	Confirmed bool `json:"confirmed,omitempty"`
-	// Failures counts consecutive failed attempts at the erasure's current step (for backoff).
-	Failures int `json:"failures,omitempty"`
-	// CancelRequested is set before LivePerson requests holding the erasure are cancelled.
-	CancelRequested bool `json:"cancel_requested,omitempty"`
-	// Aliases are the subject's further identifiers by kind and public fingerprint, in the
-	// order given (their values are sealed with the subject, their root fingerprints in Index).
-	Aliases []identRef `json:"aliases,omitempty"`
-	// SubjectDigits: the subject's identifier may be unsearchable in Messaging Interactions.
-	SubjectDigits bool `json:"subject_digits,omitempty"`
-	// ConsumerFound: the last search found the person's consumer through a searchable
-	// identifier (see resolution.consumerFound). A join needs it to tell whether the erasure's
-	// identifiers, with the new ones, may leave messaging unsearched.
-	ConsumerFound bool `json:"consumer_found,omitempty"`
-	// SealedConsumers are the messaging consumers a search followed as the person's (sealed
-	// like the targets). Later searches follow them again: once the conversations that led to
-	// a consumer are erased, no attribute search finds it any more, and a late conversation of
-	// that consumer would otherwise be missed by the final sweep.
-	SealedConsumers []byte `json:"consumers,omitempty"`
-	// FinalTime is when the erasure reached its final state; retention counts from it. Records
-	// that became final before it was kept use their update time.
-	FinalTime time.Time `json:"final_time,omitzero"`
-	// ShredTime is when the erasure's data key and sealed data were destroyed.
-	ShredTime time.Time `json:"shred_time,omitzero"`
-}
+// private is what a record holds beyond the public view (see model.Private).
+type private = model.Private
 
 // principalKey carries the calling principal in a context.
 type principalKey struct{}
@@ -268,11 +231,11 @@ func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 			return err
 		}
 		r.BlockedOn = BlockedNone
-		if err := dequeueErasure(tx, r.AccountID, r.ID); err != nil {
+		if err := pipeline.DequeueErasure(tx, r.AccountID, r.ID); err != nil {
 			return err
 		}
 	case !r.State.Final():
-		r.BlockedOn = heldFirst(r, r.BlockedOn)
+		r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn)
 	}
 	if c.from != StateUnspecified {
 		// The caller's c.from becomes the event's previous state: check it against the state

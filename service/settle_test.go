@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -83,11 +82,11 @@ func TestSettleBatchNotCreatedLostAgain(t *testing.T) {
 // that is none of theirs.
 func (e *docEnv) reserved() []int64 {
 	e.t.Helper()
-	var sib siblings
-	if err := e.db.View(func(tx storeTx) (err error) { sib, err = scanSiblings(tx, "1234", 999); return err }); err != nil {
+	var reserved []int64
+	if err := e.db.View(func(tx storeTx) (err error) { reserved, err = pipeline.Reserved(tx, "1234", 999); return err }); err != nil {
 		e.t.Fatal(err)
 	}
-	return slices.Sorted(maps.Keys(sib.reserved))
+	return reserved
 }
 
 // TestSettleBatchNotCreatedReleasesReservations: while B is held its candidates are reserved;

@@ -20,7 +20,7 @@ import (
 //
 // There is no DELETING → SUBMITTED. A request's status does not go back: a poll that reports
 // NOT_STARTED for a request last seen IN_PROGRESS (a stale replica, a lagging cache) is taken
-// as no news, the batch stays IN_PROGRESS and the erasure DELETING (pollBatch). Moving back
+// as no news, the batch stays IN_PROGRESS and the erasure DELETING (the pipeline's poller). Moving back
 // would tell watchers the deletion had not begun when LivePerson already said it had.
 //   - VERIFYING → SCHEDULED when a record still holds data and is queued once more, or the final
 //     sweep found records that appeared late.
@@ -43,15 +43,6 @@ var skips = map[[2]State][]State{
 	{StateScheduled, StateDeleting}:  {StateSubmitted},
 	{StateScheduled, StateVerifying}: {StateSubmitted, StateDeleting},
 	{StateSubmitted, StateVerifying}: {StateDeleting},
-}
-
-// Final reports whether s is a final state: nothing moves out of it.
-func (s State) Final() bool {
-	switch s {
-	case StateCompleted, StateFailed, StateCancelled, StateRejected:
-		return true
-	}
-	return false
 }
 
 // CanTransition reports whether an erasure in state from may move to state to in one step. Any

@@ -2,11 +2,11 @@ package service
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
 
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -66,7 +66,7 @@ func (s *Service) setTargets(tx store.Tx, r *record, ts []Target) error {
 	if err != nil {
 		return err
 	}
-	r.TargetCounts = countTargets(ts)
+	r.TargetCounts = model.CountTargets(ts)
 	// Unchanged targets keep their sealed bytes, so that a step that changed nothing leaves the
 	// record as it was (putChange then writes no event).
 	if len(r.SealedTargets) > 0 {
@@ -80,54 +80,8 @@ func (s *Service) setTargets(tx store.Tx, r *record, ts []Target) error {
 	return nil
 }
 
-// countTargets is the public summary of targets: how many of each kind are in each status.
-func countTargets(ts []Target) []TargetCount {
-	m := map[[2]int32]int32{}
-	for _, t := range ts {
-		m[[2]int32{int32(t.Kind), int32(t.Status)}]++
-	}
-	out := make([]TargetCount, 0, len(m))
-	for k, n := range m {
-		out = append(out, TargetCount{Kind: TargetKind(k[0]), Status: TargetStatus(k[1]), Count: n})
-	}
-	slices.SortFunc(out, func(a, b TargetCount) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Status, b.Status))
-	})
-	return out
-}
-
-// mergeTargets adds newly found targets to known ones; known targets keep their progress.
-// It returns the merged list and how many were new (a record not found before and found now
-// counts as new).
-func mergeTargets(known, found []Target) ([]Target, int) {
-	out := slices.Clone(known)
-	added := 0
-	for _, f := range found {
-		i := slices.IndexFunc(out, func(t Target) bool { return t.Kind == f.Kind && t.ID == f.ID })
-		switch {
-		case i < 0:
-			out = append(out, f)
-			added++
-		case out[i].Status == TargetDeferredOpen && f.Status == TargetFound:
-			out[i].Status = TargetFound // the held conversation has closed
-		case out[i].Status == TargetNotFound && f.Status != TargetNotFound:
-			out[i].Status, out[i].Start = f.Status, f.Start // LivePerson has it now
-			added++
-		}
-	}
-	return out, added
-}
-
 // hasStatus reports whether any target is in one of the statuses.
-func hasStatus(ts []Target, statuses ...TargetStatus) bool {
-	return slices.ContainsFunc(ts, func(t Target) bool { return slices.Contains(statuses, t.Status) })
-}
-
-// hasLive reports whether any target is a record LivePerson has: anything but NOT_FOUND, which
-// the pipeline never queues, sends or waits for.
-func hasLive(ts []Target) bool {
-	return slices.ContainsFunc(ts, func(t Target) bool { return t.Status != TargetNotFound })
-}
+func hasStatus(ts []Target, statuses ...TargetStatus) bool { return model.HasStatus(ts, statuses...) }
 
 // consumersOf unseals the consumers earlier searches of r followed, inside a transaction.
 func (s *Service) consumersOf(tx store.Tx, r *record) ([]string, error) {

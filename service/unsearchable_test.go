@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/pipeline"
 )
 
 func TestPossiblyUnsearchable(t *testing.T) {
@@ -221,13 +223,13 @@ func TestUnsearchableCoveredOnlyByTheConsumer(t *testing.T) {
 			{ConversationID: "c-1", Start: now.Add(-40 * 24 * time.Hour), ConsumerIDs: []string{"k-9"}, CustomerIDs: []string{"98765432"}},
 			found,
 		}
-		res, err := resolver{lp: f, now: now}.resolve(context.Background(), "1234",
+		res, err := pipeline.Search(context.Background(), f, now, "1234",
 			[]Subject{customer("98765432"), email("kim@example.com")}, []Channel{ChannelMessaging}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.unsearchable != tt.want || res.consumerFound == tt.want {
-			t.Errorf("%s: unsearchable %v consumer found %v, want unsearchable %v", tt.name, res.unsearchable, res.consumerFound, tt.want)
+		if res.Unsearchable != tt.want || res.ConsumerFound == tt.want {
+			t.Errorf("%s: unsearchable %v consumer found %v, want unsearchable %v", tt.name, res.Unsearchable, res.ConsumerFound, tt.want)
 		}
 		if got := f.searchCalls("consumer:"); !slices.Equal(got, tt.calls) {
 			t.Errorf("%s: by-consumer searches %v, want %v", tt.name, got, tt.calls)

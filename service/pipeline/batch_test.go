@@ -32,7 +32,7 @@ func TestInFlight(t *testing.T) {
 // waits for the turn; the first one's outcome frees the turn and schedules the waiter at once.
 func TestSendTurnProtocol(t *testing.T) {
 	db := openSchedule(t, nil)
-	s := New(Config{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
+	s := NewScheduler(SchedulerConfig{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
 		Step: func(context.Context, string) error { return nil }})
 	update := func(fn func(tx store.Tx) error) {
 		t.Helper()

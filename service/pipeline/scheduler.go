@@ -1,21 +1,3 @@
-// Package pipeline holds the parts of the erasure pipeline that stand on the store and the
-// schema alone, with no erasure record in sight:
-//
-//   - the scheduler: the loop that finds the tasks whose time has come in the schedule and runs
-//     them on a bounded set of workers, and the schedule writes (Reschedule);
-//   - the ledger: each account's monthly quota use and the reserve kept for at-risk work, its
-//     send turn, and who we are at LivePerson;
-//   - the queue of records waiting for a deletion request, per account and kind, with the
-//     batcher's policy of when a batch is due and in what order erasures join it;
-//   - the batch, the record of one LivePerson deletion request, with its polls in the schedule
-//     and the send turn that lets one batch of an account at a time be sent without an answer.
-//
-// The package never imports service: the service hands the scheduler what a task does as
-// functions, and reads and writes the ledger and the queue in its own transactions, so that
-// imports go one way, service → pipeline → schema → store. The domain steps (resolving,
-// forming and sealing batches, submitting, polling, verifying) stay in service, beside the
-// erasure records and the one transition function they go through: each changes erasures as
-// well as batches.
 package pipeline
 
 import (
@@ -33,8 +15,8 @@ type Viewer interface {
 	View(fn func(tx store.Tx) error) error
 }
 
-// Config is what a Scheduler runs.
-type Config struct {
+// SchedulerConfig is what a Scheduler runs.
+type SchedulerConfig struct {
 	// DB holds the schedule (schema.Schedule: due time + task → nothing). The scheduler only
 	// reads it; a task removes or moves its own entry when it runs.
 	DB Viewer
@@ -62,15 +44,15 @@ type Config struct {
 // Scheduler runs the due tasks of the schedule. All its progress lives in the store: it can
 // stop at any moment, and a new Scheduler over the same store carries on.
 type Scheduler struct {
-	cfg Config
+	cfg SchedulerConfig
 
 	mu       sync.Mutex
 	inflight map[string]bool // tasks being run, so that no task runs twice at once
 }
 
-// New returns a scheduler of cfg; Run starts it. DB, Now, Wake and Step are required; fewer
+// NewScheduler returns a scheduler of cfg; Run starts it. DB, Now, Wake and Step are required; fewer
 // than one worker counts as one, and a zero StepTimeout leaves steps unbounded.
-func New(cfg Config) *Scheduler {
+func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -179,7 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // RunTask runs one task under the step timeout, and logs its failure unless ctx ended. A failed
 // step leaves the task's schedule entry as it was, still due, so the next round runs it again at
-// once: a step that can fail for a while must move its own entry on (the service's batch steps
+// once: a step that can fail for a while must move its own entry on (the batch steps
 // back off with batchRetry on LivePerson's failures and on a refused state change).
 func (s *Scheduler) RunTask(ctx context.Context, task string) {
 	if s.cfg.StepTimeout > 0 {

@@ -45,7 +45,7 @@ func TestDue(t *testing.T) {
 		"b/9": t0, // due now, and urgent: first though latest
 		"e/4": t0.Add(time.Minute), "e/5": t0.Add(time.Hour),
 	})
-	s := New(Config{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
+	s := NewScheduler(SchedulerConfig{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
 		Step:   func(context.Context, string) error { return nil },
 		Urgent: func(task string) bool { return task[0] == 'b' }})
 	tests := []struct {
@@ -79,7 +79,7 @@ func TestDue(t *testing.T) {
 // TestClaim: a task runs once at a time, and its end wakes the loop for the freed worker.
 func TestClaim(t *testing.T) {
 	wake := make(chan struct{}, 1)
-	s := New(Config{DB: openSchedule(t, nil), Now: time.Now, Wake: wake, Step: func(context.Context, string) error { return nil }})
+	s := NewScheduler(SchedulerConfig{DB: openSchedule(t, nil), Now: time.Now, Wake: wake, Step: func(context.Context, string) error { return nil }})
 	if !s.claim("e/1") || s.claim("e/1") {
 		t.Fatal("a claimed task was claimed again")
 	}
@@ -132,7 +132,7 @@ func TestRunBoundsWorkers(t *testing.T) {
 	round := func(ctx context.Context, _ time.Time, start func(func())) {
 		start(func() { <-ctx.Done(); time.Sleep(10 * time.Millisecond); roundWork.Add(1) })
 	}
-	s := New(Config{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1), Workers: 2,
+	s := NewScheduler(SchedulerConfig{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1), Workers: 2,
 		StepTimeout: time.Minute, Step: step, Round: round})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -160,7 +160,7 @@ func TestRunBoundsWorkers(t *testing.T) {
 // TestRunTaskTimeout: a step runs under the step timeout, not under the loop's context alone.
 func TestRunTaskTimeout(t *testing.T) {
 	var deadline time.Time
-	s := New(Config{DB: openSchedule(t, nil), Now: time.Now, Wake: make(chan struct{}, 1), StepTimeout: time.Hour,
+	s := NewScheduler(SchedulerConfig{DB: openSchedule(t, nil), Now: time.Now, Wake: make(chan struct{}, 1), StepTimeout: time.Hour,
 		Step: func(ctx context.Context, _ string) error { deadline, _ = ctx.Deadline(); return nil }})
 	s.RunTask(context.Background(), "e/1")
 	if d := time.Until(deadline); d <= 59*time.Minute || d > time.Hour {
@@ -170,7 +170,7 @@ func TestRunTaskTimeout(t *testing.T) {
 
 func TestReschedule(t *testing.T) {
 	db := openSchedule(t, map[string]time.Time{"e/1": t0.Add(time.Hour)})
-	s := New(Config{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
+	s := NewScheduler(SchedulerConfig{DB: db, Now: func() time.Time { return t0 }, Wake: make(chan struct{}, 1),
 		Step: func(context.Context, string) error { return nil }})
 	steps := []struct {
 		name    string

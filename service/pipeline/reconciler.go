@@ -1,14 +1,15 @@
-package service
+package pipeline
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
-	"github.com/erasured/erasured/service/pipeline"
+	"github.com/erasured/erasured/service/model"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
 )
@@ -28,7 +29,7 @@ import (
 // would send the batch a second time. So both are used only as far as they are certain:
 //
 //   - request_time rules a request out only when it is plausible (after 2000) and more than
-//     requestTimeMargin before the first POST. LivePerson's timestamps are read leniently: a
+//     RequestTimeMargin before the first POST. LivePerson's timestamps are read leniently: a
 //     time without a zone is read as UTC (a local US time is then hours off), a date alone as
 //     midnight, unix seconds may read as milliseconds (1970). A missing or implausible time
 //     rules nothing out.
@@ -44,7 +45,7 @@ import (
 // batch is held: never sent by itself, its erasures blocked on DELETION_OUTCOME_UNKNOWN, until
 // an operator settles it. Its candidates are reserved meanwhile: no other batch's
 // reconciliation takes them. A batch is held too, with no candidates, when LivePerson's list
-// cannot be read (refused, or failing maxListFailures times in a row): it would otherwise keep
+// cannot be read (refused, or failing MaxListFailures times in a row): it would otherwise keep
 // its account's send turn for ever.
 //
 // A held batch gives up the send turn, so one undecidable answer does not stop every later
@@ -66,34 +67,34 @@ import (
 // nothing, since it never saw its candidates, and any later batch's candidate may be its
 // request.
 
-// requestTimeMargin is how much earlier than our first POST a request may be stamped and still
+// RequestTimeMargin is how much earlier than our first POST a request may be stamped and still
 // be the one that POST created. It allows for LivePerson's clock, its zone (a time without one
 // is read as UTC) and a date stamped without its time (read as midnight). The list is read from
 // as far back.
-const requestTimeMargin = 48 * time.Hour
+const RequestTimeMargin = 48 * time.Hour
 
 // plausibleSince: a request_time before it is not a time at all (a missing value, or seconds
 // read as milliseconds), and rules nothing out.
 var plausibleSince = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// maxListFailures is how many times in a row LivePerson's list may fail for a batch whose
+// MaxListFailures is how many times in a row LivePerson's list may fail for a batch whose
 // outcome is unknown before the batch is held (about two minutes with the retry backoff).
-const maxListFailures = 5
+const MaxListFailures = 5
 
 // errListUnread marks a reconciliation that could not read LivePerson's list.
 var errListUnread = errors.New("LivePerson's list of deletion requests could not be read")
 
 // ruledOutByTime reports whether request d cannot have been created by a POST first attempted
 // at sent: only a plausible request_time, well before sent, says so.
-func ruledOutByTime(d Deletion, sent time.Time) bool {
-	return !d.Created.Before(plausibleSince) && d.Created.Before(sent.Add(-requestTimeMargin))
+func ruledOutByTime(d model.Deletion, sent time.Time) bool {
+	return !d.Created.Before(plausibleSince) && d.Created.Before(sent.Add(-RequestTimeMargin))
 }
 
 // reconciled is what LivePerson's list says about a batch whose create outcome is unknown:
 // claim request, hold with candidates, or neither (nothing was created: send).
 type reconciled struct {
 	claim      bool
-	request    Deletion
+	request    model.Deletion
 	hold       bool
 	candidates []int64
 }
@@ -103,30 +104,30 @@ type reconciled struct {
 // not dismissed by an operator for this batch, and, if LivePerson echoes its body, with the batch's kind and ids; a request whose echoed body
 // differs is never one. requested_by only chooses among candidates. An error wrapping
 // errListUnread means LivePerson's list could not be read.
-func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (reconciled, error) {
+func (p *Pipeline) reconcile(ctx context.Context, b *Batch, ids []string) (reconciled, error) {
 	sent := b.FirstSend
 	if sent.IsZero() {
 		sent = b.Created // stored before first sends were recorded: the intent came first
 	}
 	// Open-ended towards the future: LivePerson's clock, not ours, stamps request_time, and a
 	// request missed here would be created a second time.
-	list, err := p.lp.ListDeletions(ctx, b.Account, sent.Add(-requestTimeMargin), time.Time{})
+	list, err := p.lp.ListDeletions(ctx, b.Account, sent.Add(-RequestTimeMargin), time.Time{})
 	if err != nil {
 		return reconciled{}, fmt.Errorf("%w: %w", errListUnread, err)
 	}
 	var sib siblings
 	var ours string
-	err = p.s.db.View(func(tx store.Tx) error {
+	err = p.db.View(func(tx store.Tx) error {
 		if sib, err = scanSiblings(tx, b.Account, b.ID); err != nil {
 			return err
 		}
-		ours = pipeline.RequestedBy(tx, b.Account)
+		ours = RequestedBy(tx, b.Account)
 		return nil
 	})
 	if err != nil {
 		return reconciled{}, err
 	}
-	var candidates, mine []Deletion
+	var candidates, mine []model.Deletion
 	seen := map[int64]bool{}
 	for _, d := range list {
 		if sib.taken(d.ID) || seen[d.ID] || ruledOutByTime(d, sent) || slices.Contains(b.Dismissed, d.ID) {
@@ -134,7 +135,7 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 		}
 		seen[d.ID] = true
 		if echoed(d) {
-			if sameIntent(d, TargetKind(b.Kind), ids) {
+			if sameIntent(d, model.TargetKind(b.Kind), ids) {
 				return reconciled{claim: true, request: d}, nil
 			}
 			continue
@@ -169,10 +170,10 @@ func (p *Pipeline) reconcile(ctx context.Context, b *batch, ids []string) (recon
 }
 
 // echoed reports whether LivePerson's answer carried the request's body.
-func echoed(d Deletion) bool { return d.Kind != KindUnspecified || len(d.IDs) > 0 }
+func echoed(d model.Deletion) bool { return d.Kind != model.KindUnspecified || len(d.IDs) > 0 }
 
 // sameIntent reports whether d's echoed body is kind with exactly ids (sorted).
-func sameIntent(d Deletion, kind TargetKind, ids []string) bool {
+func sameIntent(d model.Deletion, kind model.TargetKind, ids []string) bool {
 	return d.Kind == kind && slices.Equal(slices.Sorted(slices.Values(d.IDs)), ids)
 }
 
@@ -193,7 +194,7 @@ func (s siblings) taken(id int64) bool { return s.claimed[id] || s.reserved[id] 
 func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 	sib := siblings{claimed: map[int64]bool{}, reserved: map[int64]bool{}}
 	err := tx.Scan(schema.Batches, nil, func(_, v []byte) (bool, error) {
-		var other batch
+		var other Batch
 		if err := json.Unmarshal(v, &other); err != nil {
 			return false, err
 		}
@@ -207,9 +208,9 @@ func scanSiblings(tx store.Tx, account string, self uint64) (siblings, error) {
 		case other.InFlight():
 			sib.unknown++
 			sib.inFlight = append(sib.inFlight, other.ID)
-		case other.State == batchHeld && (other.Unlisted || slices.Contains(other.Rivals, self)):
+		case other.State == BatchHeld && (other.Unlisted || slices.Contains(other.Rivals, self)):
 			sib.unknown++
-		case other.State == batchHeld:
+		case other.State == BatchHeld:
 			for _, id := range other.Candidates {
 				sib.reserved[id] = true
 			}
@@ -225,12 +226,12 @@ var errTaken = errors.New("the LivePerson request found for the batch now belong
 
 // claimFound makes batch id follow request d, which reconciliation found to be its own, unless
 // another batch took d since the list was read: then it reconciles again later.
-func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error {
-	now := p.s.now()
+func (p *Pipeline) claimFound(ctx context.Context, id uint64, d model.Deletion) error {
+	now := p.now()
 	taken := false
-	err := p.updateBatch(ctx, id, func(tx store.Tx, b *batch) error {
+	err := p.updateBatch(ctx, id, func(tx store.Tx, b *Batch) error {
 		taken = false
-		if b.State != batchIntent {
+		if b.State != BatchIntent {
 			return errStale
 		}
 		sib, err := scanSiblings(tx, b.Account, b.ID)
@@ -240,7 +241,7 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 		if taken = sib.taken(d.ID); taken {
 			return errStale
 		}
-		return p.s.follow(tx, b, d, "reconciled", now)
+		return p.ch.Follow(tx, b, d, "reconciled", now)
 	})
 	switch {
 	case err == nil && taken:
@@ -251,26 +252,46 @@ func (p *Pipeline) claimFound(ctx context.Context, id uint64, d Deletion) error 
 	return err
 }
 
-// turnWaitError is the last_error of an erasure whose batch waits for its account's send turn.
-const turnWaitError = "waiting for an earlier LivePerson deletion request of this account to be confirmed"
+// TurnWaitError is the last_error of an erasure whose batch waits for its account's send turn.
+const TurnWaitError = "waiting for an earlier LivePerson deletion request of this account to be confirmed"
 
 // showWaiting makes b's erasures show, or stop showing, that b waits for its account's send
 // turn. Each change is written once: a batch that keeps waiting writes nothing more. A hold
 // shown by an erasure outranks the wait.
-func (p *Pipeline) showWaiting(tx store.Tx, b *batch, wait bool, now time.Time) error {
+func (p *Pipeline) showWaiting(tx store.Tx, b *Batch, wait bool, now time.Time) error {
 	if b.Waited == wait {
 		return nil
 	}
 	b.Waited = wait
-	return p.s.forMembers(tx, b, func(r *record, _ []Target) error {
+	return p.ch.forMembers(tx, b, func(r *model.Record, _ []model.Target) error {
 		switch {
-		case wait && len(r.HeldBatches) == 0 && r.LastError != turnWaitError:
-			r.LastError = turnWaitError
-		case !wait && r.LastError == turnWaitError:
+		case wait && len(r.HeldBatches) == 0 && r.LastError != TurnWaitError:
+			r.LastError = TurnWaitError
+		case !wait && r.LastError == TurnWaitError:
 			r.LastError = ""
 		default:
 			return nil
 		}
-		return p.s.transition(tx, r, erasureChange{from: r.State, now: now})
+		return p.d.Transition(tx, r, r.State, nil, now)
 	})
+}
+
+// Claimed reports whether another batch of account than self already follows LivePerson
+// request lpID: an operator cannot settle self with it.
+func Claimed(tx store.Tx, account string, self uint64, lpID int64) (bool, error) {
+	sib, err := scanSiblings(tx, account, self)
+	return sib.claimed[lpID], err
+}
+
+// Reserved lists, sorted, the LivePerson requests that held batches of account reserve against
+// batch self (see reconcile): no reconciliation of self may claim them.
+func Reserved(tx store.Tx, account string, self uint64) ([]int64, error) {
+	sib, err := scanSiblings(tx, account, self)
+	return slices.Sorted(maps.Keys(sib.reserved)), err
+}
+
+// OtherRecords reports whether LivePerson echoed d's body and it names other records than kind
+// with ids (sorted): then d is certainly not the request of a batch of those ids.
+func OtherRecords(d model.Deletion, kind model.TargetKind, ids []string) bool {
+	return echoed(d) && !sameIntent(d, kind, ids)
 }

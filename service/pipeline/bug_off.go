@@ -1,6 +1,6 @@
 //go:build !erasured_bug_no_reconcile
 
-package service
+package pipeline
 
 // bugNoReconcile is true only in a deliberately broken build (build tag
 // erasured_bug_no_reconcile) that resends a batch whose earlier send may have reached LivePerson

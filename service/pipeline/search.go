@@ -1,4 +1,4 @@
-package service
+package pipeline
 
 import (
 	"context"
@@ -7,24 +7,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// Target is one LivePerson record to erase. Its id is personal data: targets are stored sealed.
-type Target struct {
-	Kind      TargetKind   `json:"k"`
-	ID        string       `json:"i"`
-	Status    TargetStatus `json:"s"`
-	LPRequest int64        `json:"r,omitempty"` // the LivePerson deletion request holding it
-	Batch     uint64       `json:"b,omitempty"` // our batch holding it (intent committed)
-	Requeued  int          `json:"q,omitempty"` // times verification found it not erased
-	Rejected  int          `json:"x,omitempty"` // times LivePerson rejected a request holding it
-	// Start is when a chat began: verification re-reads it in the one search window holding it.
-	Start time.Time `json:"t,omitzero"`
-}
+	"github.com/erasured/erasured/service/model"
+)
 
 // resolution is the outcome of one search for a subject's records.
 type resolution struct {
-	targets []Target
+	targets []model.Target
 	// unsearchable: messaging was searched, some identifier may be unsearchable there, and
 	// the person's consumer was not found (see identifierUnsearchable).
 	unsearchable bool
@@ -50,7 +39,7 @@ const (
 
 // resolver finds a subject's records in one account.
 type resolver struct {
-	lp  LivePerson
+	lp  model.LivePerson
 	now time.Time
 	// followed are consumers earlier searches found to be the person's; they are followed
 	// again whether or not an attribute search still leads to them.
@@ -62,24 +51,24 @@ type resolver struct {
 // exactly. LivePerson's keyword search is fuzzy: a hit that does not match exactly is never a
 // target — deleting another person's data is the worst failure there is. Every conversation of
 // a consumer found that way, or named by a consumer id, is the person's.
-func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, channels []Channel, consumerProfile bool) (resolution, error) {
-	if len(ids) > 0 && ids[0].Kind == SubjectTargets {
+func (rv resolver) resolve(ctx context.Context, account string, ids []model.Subject, channels []model.Channel, consumerProfile bool) (resolution, error) {
+	if len(ids) > 0 && ids[0].Kind == model.SubjectTargets {
 		return rv.resolveExplicit(ctx, account, ids[0])
 	}
 	var res resolution
 	seen := map[string]bool{}
-	add := func(t Target) {
+	add := func(t model.Target) {
 		if k := t.Kind.String() + "/" + t.ID; !seen[k] {
 			seen[k] = true
 			res.targets = append(res.targets, t)
 		}
 	}
 	matches := func(customerIDs, emails, phones []string) bool {
-		return slices.ContainsFunc(ids, func(s Subject) bool { return attributesMatch(s, customerIDs, emails, phones) })
+		return slices.ContainsFunc(ids, func(s model.Subject) bool { return attributesMatch(s, customerIDs, emails, phones) })
 	}
-	if slices.Contains(channels, ChannelChat) {
+	if slices.Contains(channels, model.ChannelChat) {
 		for _, s := range ids {
-			if s.Kind == SubjectConsumerID {
+			if s.Kind == model.SubjectConsumerID {
 				continue // messaging participants do not appear in chat attributes
 			}
 			for from, to := range windows(rv.now, chatWindow) {
@@ -88,42 +77,42 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 					return resolution{}, fmt.Errorf("chat search: %w", err)
 				}
 				for _, r := range recs {
-					if matches(r.CustomerIDs, r.Emails, r.Phones) && !r.erased() {
-						add(Target{Kind: KindEngagement, ID: r.EngagementID, Status: TargetFound, Start: r.Start})
+					if matches(r.CustomerIDs, r.Emails, r.Phones) && !erased(r.ContentRead, r.Masked) {
+						add(model.Target{Kind: model.KindEngagement, ID: r.EngagementID, Status: model.TargetFound, Start: r.Start})
 					}
 				}
 			}
 		}
 	}
-	if slices.Contains(channels, ChannelMessaging) {
-		refs := make([]identRef, len(ids))
+	if slices.Contains(channels, model.ChannelMessaging) {
+		refs := make([]model.IdentRef, len(ids))
 		consumers := map[string]bool{}
 		for _, c := range rv.followed {
 			consumers[c] = true
 		}
 		for i, s := range ids {
-			refs[i] = identRef{Kind: s.Kind, Digits: digitsOnly(s)}
-			if s.Kind == SubjectConsumerID {
+			refs[i] = model.IdentRef{Kind: s.Kind, Digits: model.DigitsOnly(s)}
+			if s.Kind == model.SubjectConsumerID {
 				consumers[s.Value] = true
 			}
 		}
 		// findsConsumer: the authenticated attributes carry an identifier that can be searched,
 		// so the consumer they lead to is the person's, found without relying on a search that
 		// may be unable to see numbers.
-		findsConsumer := func(r ConversationRecord) bool {
-			return len(r.ConsumerIDs) > 0 && slices.ContainsFunc(ids, func(s Subject) bool {
-				return !digitsOnly(s) && attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
+		findsConsumer := func(r model.ConversationRecord) bool {
+			return len(r.ConsumerIDs) > 0 && slices.ContainsFunc(ids, func(s model.Subject) bool {
+				return !model.DigitsOnly(s) && attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
 			})
 		}
 		for _, s := range ids {
-			if s.Kind == SubjectConsumerID {
+			if s.Kind == model.SubjectConsumerID {
 				continue
 			}
 			// Searched even when the value may be unsearchable: LivePerson's limitation is
 			// described loosely, and a search that finds something is never wasted.
-			sde := SDESearch{PersonalInfo: s.Value}
-			if s.Kind == SubjectCustomerID {
-				sde = SDESearch{CustomerInfo: s.Value}
+			sde := model.SDESearch{PersonalInfo: s.Value}
+			if s.Kind == model.SubjectCustomerID {
+				sde = model.SDESearch{CustomerInfo: s.Value}
 			}
 			for from, to := range windows(rv.now, messagingWindow) {
 				recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde)
@@ -135,7 +124,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 					if !authenticated && !matches(r.UnauthCustomerIDs, r.UnauthEmails, r.UnauthPhones) {
 						continue
 					}
-					if !r.erased() {
+					if !erased(r.ContentRead, r.Masked) {
 						add(conversationTarget(r))
 					}
 					if !authenticated {
@@ -152,7 +141,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 				}
 			}
 		}
-		res.unsearchable = identifierUnsearchable(refs, channels, res.consumerFound)
+		res.unsearchable = model.IdentifierUnsearchable(refs, channels, res.consumerFound)
 		res.consumers = sortedKeys(consumers)
 		for _, c := range res.consumers {
 			recs, err := rv.lp.ConversationsByConsumer(ctx, account, c)
@@ -162,18 +151,18 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 			for _, r := range recs {
 				// The by-consumer search is exact by construction, but check anyway. Whether the
 				// conversation carries attributes does not matter: it is the consumer's.
-				if slices.Contains(r.ConsumerIDs, c) && !r.erased() {
+				if slices.Contains(r.ConsumerIDs, c) && !erased(r.ContentRead, r.Masked) {
 					add(conversationTarget(r))
 				}
 			}
 			if consumerProfile {
 				// A consumer with no conversation at all is one LivePerson does not know (a
 				// consumer id given by the caller): there is nothing to delete.
-				st := TargetFound
+				st := model.TargetFound
 				if len(recs) == 0 {
-					st = TargetNotFound
+					st = model.TargetNotFound
 				}
-				add(Target{Kind: KindConsumer, ID: c, Status: st})
+				add(model.Target{Kind: model.KindConsumer, ID: c, Status: st})
 			}
 		}
 	}
@@ -182,7 +171,7 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []Subject, c
 
 // resolveExplicit checks records named by id. Each that LivePerson has is a target (open
 // conversations are held); each it does not have is reported as not found.
-func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subject) (resolution, error) {
+func (rv resolver) resolveExplicit(ctx context.Context, account string, s model.Subject) (resolution, error) {
 	var res resolution
 	for chunk := range slices.Chunk(s.ConversationIDs, 100) {
 		recs, err := rv.lp.ConversationsByID(ctx, account, chunk)
@@ -190,11 +179,11 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 			return resolution{}, fmt.Errorf("conversations by id: %w", err)
 		}
 		for _, id := range chunk {
-			i := slices.IndexFunc(recs, func(r ConversationRecord) bool { return r.ConversationID == id })
+			i := slices.IndexFunc(recs, func(r model.ConversationRecord) bool { return r.ConversationID == id })
 			switch {
 			case i < 0:
-				res.targets = append(res.targets, Target{Kind: KindConversation, ID: id, Status: TargetNotFound})
-			case !recs[i].erased():
+				res.targets = append(res.targets, model.Target{Kind: model.KindConversation, ID: id, Status: model.TargetNotFound})
+			case !erased(recs[i].ContentRead, recs[i].Masked):
 				res.targets = append(res.targets, conversationTarget(recs[i]))
 			}
 		}
@@ -205,54 +194,51 @@ func (rv resolver) resolveExplicit(ctx context.Context, account string, s Subjec
 		case err != nil:
 			return resolution{}, err
 		case !found:
-			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetNotFound})
-		case !r.erased():
-			res.targets = append(res.targets, Target{Kind: KindEngagement, ID: id, Status: TargetFound, Start: r.Start})
+			res.targets = append(res.targets, model.Target{Kind: model.KindEngagement, ID: id, Status: model.TargetNotFound})
+		case !erased(r.ContentRead, r.Masked):
+			res.targets = append(res.targets, model.Target{Kind: model.KindEngagement, ID: id, Status: model.TargetFound, Start: r.Start})
 		}
 	}
 	return res, nil
 }
 
 // chatByID looks for one engagement in every window of the retention.
-func (rv resolver) chatByID(ctx context.Context, account, id string) (ChatRecord, bool, error) {
+func (rv resolver) chatByID(ctx context.Context, account, id string) (model.ChatRecord, bool, error) {
 	for from, to := range windows(rv.now, chatWindow) {
 		r, found, err := rv.lp.ChatByID(ctx, account, id, from, to)
 		if err != nil {
-			return ChatRecord{}, false, fmt.Errorf("chat by id: %w", err)
+			return model.ChatRecord{}, false, fmt.Errorf("chat by id: %w", err)
 		}
 		if found && r.EngagementID == id {
 			return r, true, nil
 		}
 	}
-	return ChatRecord{}, false, nil
+	return model.ChatRecord{}, false, nil
 }
 
-// erased reports whether a chat is known to be erased already: read with its content, masked.
+// erased reports whether a record is known to be erased already: read with its content, masked.
 // Masked without the content read would prove nothing.
-func (r ChatRecord) erased() bool { return r.ContentRead && r.Masked }
+func erased(contentRead, masked bool) bool { return contentRead && masked }
 
-// erased reports whether a conversation is known to be erased already, likewise.
-func (r ConversationRecord) erased() bool { return r.ContentRead && r.Masked }
-
-func conversationTarget(r ConversationRecord) Target {
-	st := TargetFound
+func conversationTarget(r model.ConversationRecord) model.Target {
+	st := model.TargetFound
 	if r.Open {
-		st = TargetDeferredOpen
+		st = model.TargetDeferredOpen
 	}
-	return Target{Kind: KindConversation, ID: r.ConversationID, Status: st}
+	return model.Target{Kind: model.KindConversation, ID: r.ConversationID, Status: st}
 }
 
-func attributesMatch(s Subject, customerIDs, emails, phones []string) bool {
+func attributesMatch(s model.Subject, customerIDs, emails, phones []string) bool {
 	switch s.Kind {
-	case SubjectCustomerID:
+	case model.SubjectCustomerID:
 		return slices.Contains(customerIDs, s.Value)
-	case SubjectEmail:
-		want := normalizeSubject(s)
+	case model.SubjectEmail:
+		want := model.NormalizeSubject(s)
 		return slices.ContainsFunc(emails, func(e string) bool { return strings.ToLower(strings.TrimSpace(e)) == want })
-	case SubjectPhone:
-		want := normalizeSubject(s)
+	case model.SubjectPhone:
+		want := model.NormalizeSubject(s)
 		return want != "" && slices.ContainsFunc(phones, func(p string) bool {
-			return normalizeSubject(Subject{Kind: SubjectPhone, Value: p}) == want
+			return model.NormalizeSubject(model.Subject{Kind: model.SubjectPhone, Value: p}) == want
 		})
 	}
 	return false
@@ -298,4 +284,33 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// searched records what a search with ids (the subject first) showed of the identifiers. The
+// person's consumer, once found, stays found: the records that led to it may be erased since,
+// and a later search then no longer sees them, but the consumer was the person's.
+func searched(r *model.Record, res resolution, ids []model.Subject) {
+	r.SubjectDigits = model.DigitsOnly(ids[0])
+	r.ConsumerFound = r.ConsumerFound || res.consumerFound
+	r.IdentifierUnsearchable = model.IdentifierUnsearchable(model.IdentRefs(&r.Erasure, &r.Private), r.Channels, r.ConsumerFound)
+}
+
+// Found is what a search for a subject's records found.
+type Found struct {
+	Targets []model.Target
+	// Unsearchable: messaging was searched, some identifier may be unsearchable there, and the
+	// person's consumer was not found (see model.IdentifierUnsearchable).
+	Unsearchable bool
+	// ConsumerFound: a conversation whose authenticated attributes carry a searchable identifier
+	// named the person's consumer.
+	ConsumerFound bool
+}
+
+// Search searches LivePerson at now for the records of a subject of account (ids: the subject
+// first, then its aliases) in the channels asked for, as the resolve step does for an erasure
+// searched for the first time: only records whose attributes carry one of the identifiers
+// exactly are found. It stores nothing (a preview).
+func Search(ctx context.Context, lp model.LivePerson, now time.Time, account string, ids []model.Subject, channels []model.Channel, consumerProfile bool) (Found, error) {
+	res, err := resolver{lp: lp, now: now}.resolve(ctx, account, ids, channels, consumerProfile)
+	return Found{Targets: res.targets, Unsearchable: res.unsearchable, ConsumerFound: res.consumerFound}, err
 }

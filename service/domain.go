@@ -1,0 +1,132 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"time"
+
+	"github.com/erasured/erasured/service/model"
+	"github.com/erasured/erasured/service/pipeline"
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
+)
+
+// domain is the Service's side of pipeline.Domain: what the pipeline needs of the erasure
+// domain. The pipeline works on model.Record, this package on record, the same stored record
+// with its private part named as this package names it; each method converts between the two
+// (the conversion copies the two parts, sharing their slices) and copies back what it changed.
+type domain struct{ s *Service }
+
+var _ pipeline.Domain = domain{}
+
+// fromModel is m as this package's record (a copy); toModel is r as the pipeline's.
+func fromModel(m *model.Record) *record { return &record{Erasure: m.Erasure, private: m.Private} }
+
+func toModel(r *record) *model.Record { return &model.Record{Erasure: r.Erasure, Private: r.private} }
+
+// into copies r back into m; set copies m back into r.
+func (r *record) into(m *model.Record) { m.Erasure, m.Private = r.Erasure, r.private }
+
+func (r *record) set(m *model.Record) { r.Erasure, r.private = m.Erasure, m.Private }
+
+func (d domain) Targets(tx store.Tx, m *model.Record) ([]Target, error) {
+	return d.s.targetsOf(tx, fromModel(m))
+}
+
+func (d domain) Search(tx store.Tx, m *model.Record) ([]Subject, []string, error) {
+	r := fromModel(m)
+	sub, err := d.s.unsealSubject(tx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	followed, err := d.s.consumersOf(tx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append([]Subject{sub.Subject}, sub.Aliases...), followed, nil
+}
+
+func (d domain) AddConsumers(tx store.Tx, m *model.Record, found []string) error {
+	r := fromModel(m)
+	err := d.s.addConsumers(tx, r, found)
+	r.into(m)
+	return err
+}
+
+func (d domain) TargetSealer(tx store.Tx, m *model.Record) (func([]Target) ([]byte, error), error) {
+	key, err := d.s.dataKeyOf(tx, fromModel(m))
+	if err != nil {
+		return nil, err
+	}
+	id := m.ID
+	return func(ts []Target) ([]byte, error) {
+		plain, err := json.Marshal(ts)
+		if err != nil {
+			return nil, err
+		}
+		return seal(key, plain, targetsAAD(id))
+	}, nil
+}
+
+func (d domain) SealBatchIDs(id uint64, ids []string) (sealed, wrapped []byte, err error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, nil, err
+	}
+	plain, err := json.Marshal(ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sealed, err = seal(key, plain, batchAAD(id)); err != nil {
+		return nil, nil, err
+	}
+	wrapped, err = d.s.keys.wrapKey(string(schema.BatchKeyName(id)), key)
+	return sealed, wrapped, err
+}
+
+func (d domain) BatchIDs(tx store.Tx, b *batch) ([]string, error) { return d.s.batchIDs(tx, b) }
+
+func (d domain) Transition(tx store.Tx, m *model.Record, from State, ts []Target, now time.Time) error {
+	r := fromModel(m)
+	err := d.s.transition(tx, r, erasureChange{from: from, targets: ts, now: now})
+	r.into(m)
+	if transitionRefused(err) {
+		return refusal{err}
+	}
+	return err
+}
+
+func (d domain) Complete(tx store.Tx, m *model.Record, ts []Target, now time.Time) error {
+	r := fromModel(m)
+	err := d.s.complete(tx, r, ts, now)
+	r.into(m)
+	return err
+}
+
+func (d domain) Fail(tx store.Tx, m *model.Record, reason string) error {
+	r := fromModel(m)
+	err := d.s.failErasure(tx, r, reason)
+	r.into(m)
+	return err
+}
+
+func (d domain) Describe(err error) string { return describe(err) }
+
+func (d domain) ReportRefusal(account, step string, err error, attrs ...any) {
+	d.s.reportRefusal(account, step, err, attrs...)
+}
+
+func (d domain) ReportRefusedMove(account, step string, attrs ...any) {
+	d.s.report(Incident{Kind: IncidentTransitionRefused, Account: account, Step: step, Reason: "state_transition_not_allowed"}, attrs...)
+}
+
+func (d domain) Maintenance(now time.Time) func(ctx context.Context) { return d.s.keeperDue(now) }
+
+// refusal is a transition refusal (an *Error with reason STATE_TRANSITION_NOT_ALLOWED) as the
+// pipeline sees it: it also matches pipeline.ErrTransitionRefused, which the pipeline tells a
+// refusal by, as it knows nothing of this package's Error.
+type refusal struct{ err error }
+
+func (e refusal) Error() string   { return e.err.Error() }
+func (e refusal) Unwrap() []error { return []error{e.err, pipeline.ErrTransitionRefused} }

@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/erasured/erasured/service/model"
+	"github.com/erasured/erasured/store"
+)
+
+// resolveStep searches LivePerson for the subject's records and plans their deletion.
+func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
+	ids, followed, err := p.subject(snap.r.ID)
+	if err != nil {
+		return err
+	}
+	now := p.now()
+	res, err := resolver{lp: p.lp, now: now, followed: followed}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
+	if err != nil {
+		return err
+	}
+	lagPassed := !now.Before(snap.r.ReceivedTime.Add(p.cfg.SearchLag))
+	return p.commit(ctx, snap, func(tx store.Tx, r *model.Record, ts []model.Target) ([]model.Target, error) {
+		searched(r, res, ids)
+		if err := p.d.AddConsumers(tx, r, res.consumers); err != nil {
+			return nil, err
+		}
+		r.Failures, r.LastError = 0, ""
+		merged, _ := model.MergeTargets(ts, res.targets)
+		if !model.HasLive(merged) { // nothing, or only named records LivePerson does not have
+			if lagPassed {
+				return merged, p.finish(tx, r, merged, now)
+			}
+			// Nothing yet, but records of the last two hours are not searchable: look again
+			// once the search lag has passed before declaring that nothing exists.
+			r.BlockedOn = model.BlockedSearchLag
+			return merged, SetNext(tx, &r.Erasure, r.ReceivedTime.Add(p.cfg.SearchLag))
+		}
+		if r.Confirmation == model.ConfirmationManual && !r.Confirmed {
+			r.State = model.StateAwaitingConfirmation
+			r.BlockedOn = model.BlockedConfirmation
+			return merged, SetNext(tx, &r.Erasure, time.Time{})
+		}
+		return merged, p.ch.ScheduleTargets(tx, r, merged, now)
+	})
+}
+
+// scheduleTargets queues every found target, holds open conversations, and sets the erasure's
+// state, what it is blocked on and its next re-check accordingly.
+func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Target, now time.Time) error {
+	for i := range ts {
+		if ts[i].Status == model.TargetFound {
+			ts[i].Status = model.TargetQueued
+		}
+	}
+	r.AtRisk = now.Add(c.t.CancelWindow + c.t.DeletionWindow).After(r.DueTime)
+	if err := c.enqueueTargets(tx, r, ts, now); err != nil {
+		return err
+	}
+	r.State = deriveState(r, ts)
+	r.BlockedOn = model.BlockedNone
+	next := time.Time{}
+	switch {
+	case model.HasStatus(ts, model.TargetDeferredOpen):
+		r.BlockedOn = model.BlockedOpenConversations
+		next = now.Add(c.t.PollInterval)
+	case r.State == model.StateVerifying:
+		next = now
+	}
+	return SetNext(tx, &r.Erasure, next)
+}
+
+// deriveState is the state an erasure's targets put it in, once it is past confirmation.
+func deriveState(r *model.Record, ts []model.Target) model.State {
+	status := map[int64]string{}
+	for _, q := range r.LPRequests {
+		status[q.ID] = q.Status
+	}
+	switch {
+	case !model.HasLive(ts):
+		return r.State
+	case model.HasStatus(ts, model.TargetFound, model.TargetQueued, model.TargetDeferredOpen):
+		return model.StateScheduled
+	case slices.ContainsFunc(ts, func(t model.Target) bool {
+		return t.Status == model.TargetSubmitted && status[t.LPRequest] == model.LPNotStarted
+	}):
+		return model.StateSubmitted
+	case model.HasStatus(ts, model.TargetSubmitted):
+		return model.StateDeleting
+	}
+	return model.StateVerifying
+}
+
+// recheckOpen looks again at held open conversations; those now closed are queued.
+func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
+	var open []string
+	for _, t := range snap.targets {
+		if t.Status == model.TargetDeferredOpen {
+			open = append(open, t.ID)
+		}
+	}
+	if len(open) == 0 {
+		return p.commit(ctx, snap, func(tx store.Tx, r *model.Record, ts []model.Target) ([]model.Target, error) {
+			return ts, SetNext(tx, &r.Erasure, time.Time{})
+		})
+	}
+	var found []model.Target
+	for chunk := range slices.Chunk(open, 100) {
+		recs, err := p.lp.ConversationsByID(ctx, snap.r.AccountID, chunk)
+		if err != nil {
+			return err
+		}
+		for _, c := range recs {
+			if !c.Open && slices.Contains(chunk, c.ConversationID) {
+				found = append(found, model.Target{Kind: model.KindConversation, ID: c.ConversationID, Status: model.TargetFound})
+			}
+		}
+	}
+	now := p.now()
+	return p.commit(ctx, snap, func(tx store.Tx, r *model.Record, ts []model.Target) ([]model.Target, error) {
+		r.Failures, r.LastError = 0, ""
+		merged, _ := model.MergeTargets(ts, found)
+		return merged, p.ch.ScheduleTargets(tx, r, merged, now)
+	})
+}
+
+// queuedKinds are the record kinds the queue holds: each has a queue per account (see package
+// pipeline), and a batch holds records of one kind.
+var queuedKinds = []int32{int32(model.KindEngagement), int32(model.KindConversation), int32(model.KindConsumer)}
+
+// enqueueTargets puts every QUEUED target of r that is not in a batch yet in the queue,
+// refreshing the erasure's entry for each kind (or removing it when none waits).
+func (c *Changes) enqueueTargets(tx store.Tx, r *model.Record, ts []model.Target, now time.Time) error {
+	counts := map[model.TargetKind]int{}
+	for _, t := range ts {
+		if t.Status == model.TargetQueued && t.Batch == 0 {
+			counts[t.Kind]++
+		}
+	}
+	safe := r.DueTime.Add(-(c.t.CancelWindow + c.t.DeletionWindow + c.t.Margin))
+	for _, kind := range queuedKinds {
+		e := QueueEntry{Enqueued: now, SafeBy: safe, AtRisk: r.AtRisk, Count: counts[model.TargetKind(kind)]}
+		if err := Enqueue(tx, r.AccountID, kind, r.ID, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DequeueErasure removes every queue entry of an erasure (it is final).
+func DequeueErasure(tx store.Tx, account, id string) error {
+	return Dequeue(tx, account, id, queuedKinds...)
+}
