@@ -13,34 +13,21 @@ import (
 )
 
 // domain is the Service's side of pipeline.Domain: what the pipeline needs of the erasure
-// domain. The pipeline works on model.Record, this package on record, the same stored record
-// with its private part named as this package names it; each method converts between the two
-// (the conversion copies the two parts, sharing their slices) and copies back what it changed.
+// domain. Both sides work on the same stored record, model.Record (this package's record).
 type domain struct{ s *Service }
 
 var _ pipeline.Domain = domain{}
 
-// fromModel is m as this package's record (a copy); toModel is r as the pipeline's.
-func fromModel(m *model.Record) *record { return &record{Erasure: m.Erasure, private: m.Private} }
-
-func toModel(r *record) *model.Record { return &model.Record{Erasure: r.Erasure, Private: r.private} }
-
-// into copies r back into m; set copies m back into r.
-func (r *record) into(m *model.Record) { m.Erasure, m.Private = r.Erasure, r.private }
-
-func (r *record) set(m *model.Record) { r.Erasure, r.private = m.Erasure, m.Private }
-
 func (d domain) Targets(tx store.Tx, m *model.Record) ([]Target, error) {
-	return d.s.targetsOf(tx, fromModel(m))
+	return d.s.targetsOf(tx, m)
 }
 
 func (d domain) Search(tx store.Tx, m *model.Record) ([]Subject, []string, error) {
-	r := fromModel(m)
-	sub, err := d.s.unsealSubject(tx, r)
+	sub, err := d.s.unsealSubject(tx, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	followed, err := d.s.consumersOf(tx, r)
+	followed, err := d.s.consumersOf(tx, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,14 +35,12 @@ func (d domain) Search(tx store.Tx, m *model.Record) ([]Subject, []string, error
 }
 
 func (d domain) AddConsumers(tx store.Tx, m *model.Record, found []string) error {
-	r := fromModel(m)
-	err := d.s.addConsumers(tx, r, found)
-	r.into(m)
+	err := d.s.addConsumers(tx, m, found)
 	return err
 }
 
 func (d domain) TargetSealer(tx store.Tx, m *model.Record) (func([]Target) ([]byte, error), error) {
-	key, err := d.s.dataKeyOf(tx, fromModel(m))
+	key, err := d.s.dataKeyOf(tx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -88,9 +73,7 @@ func (d domain) SealBatchIDs(id uint64, ids []string) (sealed, wrapped []byte, e
 func (d domain) BatchIDs(tx store.Tx, b *batch) ([]string, error) { return d.s.batchIDs(tx, b) }
 
 func (d domain) Transition(tx store.Tx, m *model.Record, from State, ts []Target, now time.Time) error {
-	r := fromModel(m)
-	err := d.s.transition(tx, r, erasureChange{from: from, targets: ts, now: now})
-	r.into(m)
+	err := d.s.transition(tx, m, erasureChange{from: from, targets: ts, now: now})
 	if transitionRefused(err) {
 		return refusal{err}
 	}
@@ -98,16 +81,12 @@ func (d domain) Transition(tx store.Tx, m *model.Record, from State, ts []Target
 }
 
 func (d domain) Complete(tx store.Tx, m *model.Record, ts []Target, now time.Time) error {
-	r := fromModel(m)
-	err := d.s.complete(tx, r, ts, now)
-	r.into(m)
+	err := d.s.complete(tx, m, ts, now)
 	return err
 }
 
 func (d domain) Fail(tx store.Tx, m *model.Record, reason string) error {
-	r := fromModel(m)
-	err := d.s.failErasure(tx, r, reason)
-	r.into(m)
+	err := d.s.failErasure(tx, m, reason)
 	return err
 }
 

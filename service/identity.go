@@ -28,7 +28,7 @@ type sealedSubject struct {
 type identRef = model.IdentRef
 
 // identRefs lists every identifier of r, the subject first, then its aliases in the order given.
-func identRefs(r *record) []identRef { return model.IdentRefs(&r.Erasure, &r.private) }
+func identRefs(r *record) []identRef { return model.IdentRefs(&r.Erasure, &r.Private) }
 
 // refsOf fingerprints identifiers of one account.
 func (s *Service) refsOf(account string, ids []Subject) []identRef {

@@ -157,7 +157,7 @@ func TestBatchIdsShreddedOnceNoLongerNeeded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done := &record{Erasure: Erasure{ID: "x", State: StateCompleted, UpdateTime: now}, private: private{FinalTime: now}}
+			done := &record{Erasure: Erasure{ID: "x", State: StateCompleted, UpdateTime: now}, Private: private{FinalTime: now}}
 			open := &record{Erasure: Erasure{ID: "y", State: StateScheduled, UpdateTime: now}}
 			b := &batch{ID: 7, State: tc.state, Sealed: sealed, Erasures: []string{"x", "y"}, LPID: 99}
 			if err := e.db.Update(context.Background(), func(tx store.Tx) error {

@@ -219,10 +219,7 @@ func (s *Service) Resolve(ctx context.Context, name string, d *Decision) (Resolv
 			// The decision and the scheduling it implies are store writes: they need no
 			// pipeline, which finds the queued targets whenever it runs.
 			r.Confirmed = true
-			m := toModel(r)
-			err := s.changes().ScheduleTargets(tx, m, ts, now)
-			r.set(m)
-			if err != nil {
+			if err := s.changes().ScheduleTargets(tx, r, ts, now); err != nil {
 				return err
 			}
 		case d.Reject:

@@ -136,14 +136,8 @@ func (s *Service) Healthy() error { return s.db.Err() }
 // data key, and that key wrapped by the master key. Events carry only the public view, so removing
 // the wrapped key from the record destroys the only copy the store keeps.
 //
-// It is model.Record with its parts named as this package has always named them (its private
-// part is the field private), and it is stored and encoded exactly like it: the pipeline works
-// on model.Record, and the Service's side of pipeline.Domain converts between the two
-// (domain.go).
-type record struct {
-	Erasure
-	private
-}
+// It is model.Record, which the pipeline works on too.
+type record = model.Record
 
 // private is what a record holds beyond the public view (see model.Private).
 type private = model.Private
@@ -338,7 +332,7 @@ func encodeChange(r *record, prev State, skipped []State, now time.Time) (encode
 	if err != nil {
 		return encodedChange{}, err
 	}
-	priv, err := json.Marshal(&r.private)
+	priv, err := json.Marshal(&r.Private)
 	if err != nil {
 		return encodedChange{}, err
 	}

@@ -320,7 +320,7 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 		conf = s.cfg.DefaultConfirmation
 	}
 	due := AddMonth(received)
-	return &record{private: private{SubjectDigits: digitsOnly(req.Subject)}, Erasure: Erasure{
+	return &record{Private: private{SubjectDigits: digitsOnly(req.Subject)}, Erasure: Erasure{
 		ID:                   id,
 		RequestID:            req.RequestID,
 		AccountID:            req.AccountID,

@@ -325,7 +325,7 @@ func TestEncodedChangeRoundTrip(t *testing.T) {
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	r := &record{Erasure: Erasure{ID: "0190d7a4-0000-7000-8000-000000000001", RequestID: "r", AccountID: "1234",
 		State: StateReceived, Channels: []Channel{ChannelChat}, ReceivedTime: now, UpdateTime: now, Revision: 99},
-		private: private{Sealed: []byte{1, 2, 3}, PayloadHash: "ab", Failures: 2}}
+		Private: private{Sealed: []byte{1, 2, 3}, PayloadHash: "ab", Failures: 2}}
 	c, err := encodeChange(r, StateUnspecified, nil, now)
 	if err != nil {
 		t.Fatal(err)
