@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -26,10 +27,11 @@ import (
 // a random per-erasure data key (AES-256-GCM). With a key directory (OpenKeyring) the data key is
 // wrapped by the key of the current period, itself stored sealed by the master key in the
 // directory, so destroying the period key later makes every copy of the wrapped data key, in
-// any old copy of the database, unreadable (crypto-shredding; see shred.go). Without one
-// (NewKeyring) data keys are wrapped by the master key itself, as databases written before the
-// key directory existed have them. Subjects are compared through a keyed HMAC fingerprint,
-// never in the clear.
+// any old copy of the database, unreadable (crypto-shredding; see shred.go). On a store shared
+// by several processes (OpenSharedKeyring) the period keys are records of the store instead, so
+// that every process wraps with the same keys (keystore_shared.go). Without either (NewKeyring)
+// data keys are wrapped by the master key itself, as databases written before the key directory
+// existed have them. Subjects are compared through a keyed HMAC fingerprint, never in the clear.
 type Keyring struct {
 	id      string
 	wrap    cipher.AEAD // from the master key: seals the key files, and opens data keys it wrapped directly
@@ -37,8 +39,15 @@ type Keyring struct {
 	hashKey []byte
 	signing ed25519.PrivateKey
 
-	dir    *keyDir // nil: no key directory
+	ks     keyStore     // nil: no key directory nor shared store
+	shared *sharedKeys  // ks, when the keys are in a store shared with other processes
 	period time.Duration
+
+	// changeMu serializes the changes of the set of period keys (roll, destroyPeriod, reload)
+	// that wait on the key store. It is never taken inside a transaction function, mu is never
+	// held while the key store is waited on: a store's committer may run a transaction
+	// function that takes mu while a roll waits for its commit.
+	changeMu sync.Mutex
 
 	mu      sync.RWMutex
 	periods []*periodKey // oldest first
@@ -46,6 +55,11 @@ type Keyring struct {
 	// doomed are the period keys about to be destroyed (see doom): no data key wrapped by one
 	// may be committed any more.
 	doomed map[string]bool
+	// On a shared store: gone are period keys found destroyed there, and reloadDue says a
+	// newer period key was met, so that the next new data key reloads the list first (and
+	// forgets the keys destroyed since).
+	gone      map[string]bool
+	reloadDue bool
 
 	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
 	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
@@ -91,49 +105,44 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 	if period <= 0 {
 		return nil, errors.New("key period must be positive")
 	}
-	if k.dir, err = openKeyDir(dir); err != nil {
-		return nil, err
-	}
-	k.period, k.opened = period, time.Now()
-	if err := k.finishLeftovers(); err != nil {
-		return nil, err
-	}
-	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
-	if errors.Is(err, fs.ErrNotExist) {
-		root = bytes.Clone(master)
-		err = k.dir.create(keyFile{Name: rootKeyName, MasterKeyID: id, Created: now.UTC()}, root, k.wrap)
-		if errors.Is(err, fs.ErrExist) { // made by another process meanwhile: use that one
-			_, root, err = k.dir.read(rootKeyName, k.wrap, id)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("root key: %w", err)
-	}
-	k.setRoot(root)
-	names, err := k.dir.periodNames()
+	d, err := openKeyDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		kf, secret, err := k.dir.read(name, k.wrap, id)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := newGCM(secret)
-		if err != nil {
-			return nil, err
-		}
-		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead})
-		if kf.Start.After(now) {
-			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
-				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
-				"key", name, "start", kf.Start, "now", now.UTC())
-		}
-	}
-	if _, err := k.roll(now); err != nil {
+	if err := k.open(context.Background(), d, master, period, now); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// open loads the root secret and the period keys from ks, making the root secret (equal to
+// master) if ks has none, and rolls to now's period.
+func (k *Keyring) open(ctx context.Context, ks keyStore, master []byte, period time.Duration, now time.Time) error {
+	k.ks, k.period, k.opened = ks, period, time.Now()
+	if err := k.finishLeftovers(); err != nil {
+		return err
+	}
+	_, root, err := ks.read(rootKeyName, k.wrap, k.id)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Should another process make it meanwhile, create returns that one.
+		_, root, err = ks.create(ctx, keyFile{Name: rootKeyName, MasterKeyID: k.id, Created: now.UTC()}, bytes.Clone(master), k.wrap)
+	}
+	if err != nil {
+		return fmt.Errorf("root key: %w", err)
+	}
+	k.setRoot(root)
+	if k.periods, err = ks.periods(k.wrap, k.id); err != nil {
+		return err
+	}
+	for _, pk := range k.periods {
+		if pk.start.After(now) {
+			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
+				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
+				"key", pk.name, "start", pk.start, "now", now.UTC())
+		}
+	}
+	_, err = k.roll(now)
+	return err
 }
 
 // setRoot derives the fingerprint, request-hash and receipt-signing keys from the root secret.
@@ -243,6 +252,9 @@ type dataKey struct {
 // newDataKey makes a random data key and wraps it for the erasure id (the id is bound in as
 // associated data, so a wrapped key cannot be moved to another erasure).
 func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
+	if err := k.reloadIfDue(); err != nil {
+		return dataKey{}, err
+	}
 	plain, err := newSecret()
 	if err != nil {
 		return dataKey{}, err
@@ -256,9 +268,24 @@ func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
 
 // unwrap recovers a data key wrapped for purpose (an erasure id, or a batch's key name). A key
 // whose period key was destroyed is errShredded.
+// On a shared store, a key named by no period key the keyring holds is looked for in the store,
+// in a View of its own: inside a transaction, unwrapIn reads it there instead.
 func (k *Keyring) unwrap(purpose string, wrapped []byte) ([]byte, error) {
+	return k.unwrapWith(purpose, wrapped, k.fetchPeriod)
+}
+
+// unwrapWith is unwrap, with fetch looking for a period key the keyring does not hold (shared
+// stores only): nil when the store has none.
+func (k *Keyring) unwrapWith(purpose string, wrapped []byte, fetch func(name string) (*periodKey, error)) ([]byte, error) {
 	if name, sealed, ok := parseWrapped(wrapped); ok {
-		if pk := k.periodKey(name); pk != nil {
+		pk := k.periodKey(name)
+		if pk == nil && k.shared != nil {
+			var err error
+			if pk, err = fetch(name); err != nil {
+				return nil, err
+			}
+		}
+		if pk != nil {
 			if plain, err := openWith(pk.aead, sealed, periodAAD(name, purpose)); err == nil {
 				return plain, nil
 			}
@@ -337,13 +364,21 @@ func (k *Keyring) periodKey(name string) *periodKey {
 // name ("" without a key directory). A new key is due when a period of the configured length
 // began after the newest key's start, or when the newest key was current for its own period
 // (the key period may have been longer when it was made). A clock that went back keeps the
-// newest key current, and a clock set far forward is not believed (effectiveNow).
+// newest key current, and a clock set far forward is not believed (effectiveNow). On a shared
+// store the keyring first reloads the period keys, so that it goes by the keys other processes
+// made and forgets the ones they destroyed.
 func (k *Keyring) roll(now time.Time) (string, error) {
-	if k.dir == nil {
+	if k.ks == nil {
 		return "", nil
 	}
+	k.changeMu.Lock()
+	defer k.changeMu.Unlock()
+	if k.shared != nil {
+		if err := k.reload(); err != nil {
+			return "", err
+		}
+	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	now = k.effectiveNow(now.UTC())
 	start := now.Truncate(k.period)
 	if n := len(k.periods); n > 0 {
@@ -351,36 +386,48 @@ func (k *Keyring) roll(now time.Time) (string, error) {
 		ownEnd := last.period > 0 && !now.Before(last.start.Add(last.period))
 		if !start.After(last.start) && !ownEnd {
 			k.current = last
-			return k.current.name, nil
+			k.mu.Unlock()
+			return last.name, nil
 		}
 		if !start.After(last.start) {
 			start = last.start.Add(last.period) // its own period ended before the configured grid's next
 		}
 	}
+	k.mu.Unlock()
 	secret, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	name := periodKeyName(start)
 	kf := keyFile{Name: name, MasterKeyID: k.id, Created: now, Start: start, Period: k.period}
-	err = k.dir.create(kf, secret, k.wrap)
-	if errors.Is(err, fs.ErrExist) {
-		// Another process made this period's key first: share it rather than replace it.
-		kf, secret, err = k.dir.read(name, k.wrap, k.id)
-	}
+	// Another process may make this period's key first: create shares it rather than replace it.
+	kf, secret, err = k.ks.create(context.Background(), kf, secret, k.wrap)
 	if err != nil {
 		return "", fmt.Errorf("new period key: %w", err)
 	}
-	aead, err := newGCM(secret)
+	pk, err := newPeriodKey(kf, secret)
 	if err != nil {
 		return "", err
 	}
-	if k.current != nil {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pk = k.addPeriod(pk)
+	if k.current != nil && k.current != pk {
 		k.current.retired = now
 	}
-	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
-	k.periods = append(k.periods, k.current)
+	k.current = pk
 	return name, nil
+}
+
+// addPeriod adds pk to the period keys in order of start, unless a key of its name is there
+// already; it returns the key the keyring holds under the name. k.mu is held.
+func (k *Keyring) addPeriod(pk *periodKey) *periodKey {
+	i, found := slices.BinarySearchFunc(k.periods, pk.name, func(p *periodKey, name string) int { return strings.Compare(p.name, name) })
+	if found {
+		return k.periods[i]
+	}
+	k.periods = slices.Insert(k.periods, i, pk)
+	return pk
 }
 
 // maxClockStep is how far the host's wall clock may be set forward, beyond the time its
@@ -490,18 +537,23 @@ func (k *Keyring) pastPeriods() []periodInfo {
 	return out
 }
 
-// destroyPeriod destroys the period key name: its file and the copy in memory.
-func (k *Keyring) destroyPeriod(name string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.current != nil && k.current.name == name {
+// destroyPeriod destroys the period key name: in the key store and the copy in memory.
+func (k *Keyring) destroyPeriod(ctx context.Context, name string) error {
+	k.changeMu.Lock()
+	defer k.changeMu.Unlock()
+	k.mu.RLock()
+	current := k.current != nil && k.current.name == name
+	k.mu.RUnlock()
+	if current {
 		return fmt.Errorf("period key %s is current", name)
 	}
-	if err := k.dir.destroy(name); err != nil {
+	if err := k.ks.destroy(ctx, name); err != nil {
 		return err
 	}
+	k.mu.Lock()
 	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
 	delete(k.doomed, name)
+	k.mu.Unlock()
 	// A temporary file left by an interrupted write since the keyring was opened (within a
 	// minute of a crash, too young to be destroyed then) may hold a copy of the key.
 	return k.finishLeftovers()
@@ -510,9 +562,9 @@ func (k *Keyring) destroyPeriod(name string) error {
 // finishLeftovers destroys what interrupted writes and destructions left in the key directory
 // (keyDir.finishLeftovers), and logs it.
 func (k *Keyring) finishLeftovers() error {
-	left, err := k.dir.finishLeftovers()
+	left, err := k.ks.finishLeftovers()
 	if len(left) > 0 {
-		k.logger().Warn("key directory: destroyed the files of interrupted key writes and destructions", "dir", k.dir.path, "files", left)
+		k.logger().Warn("key directory: destroyed the files of interrupted key writes and destructions", "dir", k.ks.String(), "files", left)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
@@ -20,7 +21,8 @@ import (
 // The key directory holds the keys that must live outside the database so that they can be
 // destroyed: a copy of the database file (a backup, or the freed pages bbolt leaves in the file)
 // keeps every wrapped data key it ever held, and only destroying the key that wraps them makes
-// those copies unreadable.
+// those copies unreadable. (On a store shared by several processes the same keys are records of
+// the store instead: keystore_shared.go.)
 //
 // It holds one file per key, each sealed by the master key (AES-256-GCM, with the file's name
 // and the master key's id as associated data, so a file cannot be renamed into another's place
@@ -90,6 +92,37 @@ type periodKey struct {
 	aead    cipher.AEAD
 }
 
+func newPeriodKey(kf keyFile, secret []byte) (*periodKey, error) {
+	aead, err := newGCM(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &periodKey{name: kf.Name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}, nil
+}
+
+// keyStore keeps a Keyring's root secret and period keys, each sealed by the master key (a
+// keyFile): a key directory on a store only this process opens, the store itself when it is
+// shared with other processes (keystore_shared.go), so that every process wraps with the same
+// keys. Its methods are called with no Keyring lock held: they may wait on disk or network.
+type keyStore interface {
+	// read returns the key name, unsealed; an error wrapping fs.ErrNotExist if there is none.
+	read(name string, wrap cipher.AEAD, masterID string) (keyFile, []byte, error)
+	// create stores the key kf.Name with secret unless a key of that name exists, and returns
+	// the key the name holds then: the new one, or the one another process made first.
+	create(ctx context.Context, kf keyFile, secret []byte, wrap cipher.AEAD) (keyFile, []byte, error)
+	// periods returns every period key, unsealed, oldest first.
+	periods(wrap cipher.AEAD, masterID string) ([]*periodKey, error)
+	// destroy destroys the key name.
+	destroy(ctx context.Context, name string) error
+	// finishLeftovers destroys what interrupted writes and destructions left behind, and
+	// returns their names.
+	finishLeftovers() ([]string, error)
+	// String names the key store in logs.
+	String() string
+}
+
+var _ keyStore = (*keyDir)(nil)
+
 // keyDir is the key directory of a Keyring.
 type keyDir struct {
 	path string
@@ -129,19 +162,26 @@ func (d *keyDir) read(name string, wrap cipher.AEAD, masterID string) (keyFile, 
 	if err != nil {
 		return keyFile{}, nil, err
 	}
+	return openKeyFile("key file "+path, name, raw, wrap, masterID)
+}
+
+// openKeyFile decodes and unseals raw, the key stored as name (what names it in errors), with
+// the master wrap key. A key stored under another name than its own, or sealed by another
+// master key, is refused.
+func openKeyFile(what, name string, raw []byte, wrap cipher.AEAD, masterID string) (keyFile, []byte, error) {
 	var kf keyFile
 	if err := json.Unmarshal(raw, &kf); err != nil {
-		return keyFile{}, nil, fmt.Errorf("key file %s: %w", path, err)
+		return keyFile{}, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if kf.Name != name {
-		return keyFile{}, nil, fmt.Errorf("key file %s names itself %q", path, kf.Name)
+		return keyFile{}, nil, fmt.Errorf("%s names itself %q", what, kf.Name)
 	}
 	if kf.MasterKeyID != masterID {
-		return keyFile{}, nil, fmt.Errorf("key file %s is sealed by master key %q, not by the configured %q: %w", path, kf.MasterKeyID, masterID, ErrOtherMasterKey)
+		return keyFile{}, nil, fmt.Errorf("%s is sealed by master key %q, not by the configured %q: %w", what, kf.MasterKeyID, masterID, ErrOtherMasterKey)
 	}
 	plain, err := openWith(wrap, kf.Sealed, keyFileAAD(name, masterID))
 	if err != nil {
-		return keyFile{}, nil, fmt.Errorf("key file %s does not open with master key %q", path, masterID)
+		return keyFile{}, nil, fmt.Errorf("%s does not open with master key %q", what, masterID)
 	}
 	return kf, plain, nil
 }
@@ -156,16 +196,23 @@ func (d *keyDir) write(kf keyFile, secret []byte, wrap cipher.AEAD) error {
 	return writeFileAtomic(d.file(kf.Name), raw, true)
 }
 
-// create is write for a new key: it never replaces a file. If the file exists it returns an
-// error wrapping fs.ErrExist, and the caller reads the key there instead. Another process using
-// the same directory (a second server started by mistake, a command) may have made the key for
-// the same period a moment before; replacing it would orphan every data key wrapped by it.
-func (d *keyDir) create(kf keyFile, secret []byte, wrap cipher.AEAD) error {
+// create is write for a new key: it never replaces a file. If the file exists it reads the key
+// there instead, and returns that one. Another process using the same directory (a second
+// server started by mistake, a command) may have made the key for the same period a moment
+// before; replacing it would orphan every data key wrapped by it.
+func (d *keyDir) create(_ context.Context, kf keyFile, secret []byte, wrap cipher.AEAD) (keyFile, []byte, error) {
 	raw, err := sealKeyFile(kf, secret, wrap)
 	if err != nil {
-		return err
+		return keyFile{}, nil, err
 	}
-	return writeFileAtomic(d.file(kf.Name), raw, false)
+	err = writeFileAtomic(d.file(kf.Name), raw, false)
+	if errors.Is(err, fs.ErrExist) {
+		return d.read(kf.Name, wrap, kf.MasterKeyID)
+	}
+	if err != nil {
+		return keyFile{}, nil, err
+	}
+	return kf, secret, nil
 }
 
 func sealKeyFile(kf keyFile, secret []byte, wrap cipher.AEAD) ([]byte, error) {
@@ -181,7 +228,31 @@ func sealKeyFile(kf keyFile, secret []byte, wrap cipher.AEAD) ([]byte, error) {
 	return append(raw, '\n'), nil
 }
 
-// names lists the period keys of the directory, oldest first.
+// periods loads and unseals every period key of the directory, oldest first.
+func (d *keyDir) periods(wrap cipher.AEAD, masterID string) ([]*periodKey, error) {
+	names, err := d.periodNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []*periodKey
+	for _, name := range names {
+		kf, secret, err := d.read(name, wrap, masterID)
+		if err != nil {
+			return nil, err
+		}
+		pk, err := newPeriodKey(kf, secret)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
+
+// String is the directory's path.
+func (d *keyDir) String() string { return d.path }
+
+// periodNames lists the period keys of the directory, oldest first.
 func (d *keyDir) periodNames() ([]string, error) {
 	entries, err := os.ReadDir(d.path)
 	if err != nil {
@@ -201,7 +272,7 @@ func (d *keyDir) periodNames() ([]string, error) {
 // destroy destroys the key file name: it renames it out of the way, overwrites it, syncs it and
 // removes it. After a crash the rename leaves the file to finishLeftovers; without it the
 // overwritten file would keep its name and no longer open, and the server would not start.
-func (d *keyDir) destroy(name string) error {
+func (d *keyDir) destroy(_ context.Context, name string) error {
 	path, doomed := d.file(name), filepath.Join(d.path, destroyPrefix+name+keyFileExt)
 	if err := os.Rename(path, doomed); err != nil {
 		return fmt.Errorf("destroy key file %s: %w", path, err)
@@ -476,16 +547,17 @@ type KeyCheck struct {
 // CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
 func (s *Service) CheckKeys() (KeyCheck, error) {
 	var c KeyCheck
-	try := func(purpose string, w []byte) {
-		if _, err := s.keys.unwrap(purpose, w); err != nil {
-			c.Unreadable++
-			return
-		}
-		c.Open++
-		if wrappedBy(w) == "" {
-			c.Master++
-		}
-	}
-	err := s.db.View(func(tx store.Tx) error { return eachDataKey(tx, try) })
+	err := s.db.View(func(tx store.Tx) error {
+		return eachDataKey(tx, func(purpose string, w []byte) {
+			if _, err := s.keys.unwrapIn(tx, purpose, w); err != nil {
+				c.Unreadable++
+				return
+			}
+			c.Open++
+			if wrappedBy(w) == "" {
+				c.Master++
+			}
+		})
+	})
 	return c, err
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// KeepInterval is how often the pipeline runs the key keeper (default: a quarter of the
 	// key period, at most an hour; an hour without a key directory).
 	KeepInterval time.Duration
+	// Shared says the store is shared with other erasured processes. Its keyring must then
+	// keep its period keys in the store (OpenSharedKeyring), not in a key directory.
+	Shared bool
 }
 
 // Service is the erasure domain over a Store.
@@ -95,6 +98,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 		if keys.period > 0 {
 			cfg.KeepInterval = min(keys.period/4, time.Hour)
 		}
+	}
+	if err := keys.checkShared(cfg.Shared); err != nil {
+		return nil, err
 	}
 	if keys.period > cfg.Retention {
 		return nil, fmt.Errorf("service: the key period (%s) must not be longer than the retention (%s)", keys.period, cfg.Retention)

@@ -28,7 +28,11 @@ var (
 	Queue = store.Bucket{Name: "queue"}
 	// Receipts holds signed receipts, in chain order.
 	Receipts = store.Bucket{Name: "receipts"}
+	// WrappingKeys holds, on a store shared by several erasured processes, the keys that wrap
+	// data keys (the period keys) and the root secret, each sealed by the master key: what a
+	// key directory holds on a store only one process uses. Empty otherwise.
+	WrappingKeys = store.Bucket{Name: "wrapping_keys"}
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, WrappingKeys}

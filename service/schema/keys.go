@@ -30,6 +30,8 @@ import (
 //	Schedule  U64(due unix nanos) task                       → nothing
 //	Queue     account 0 decimal kind 0 erasure id            → waiting targets of that kind
 //	Receipts  U64(sequence)                                  → signed receipt, in chain order
+//	WrappingKeys  "root", or "p-" and a period's start       → that key, sealed by the master key
+//	          (the names of the key directory's files)
 
 // AuditKey is the key of audit entry seq.
 func AuditKey(seq uint64) []byte { return store.U64(seq) }
