@@ -39,8 +39,8 @@ type Keyring struct {
 	hashKey []byte
 	signing ed25519.PrivateKey
 
-	ks     keyStore     // nil: no key directory nor shared store
-	shared *sharedKeys  // ks, when the keys are in a store shared with other processes
+	ks     keyStore    // nil: no key directory nor shared store
+	shared *sharedKeys // ks, when the keys are in a store shared with other processes
 	period time.Duration
 
 	// changeMu serializes the changes of the set of period keys (roll, destroyPeriod, reload)
