@@ -157,3 +157,28 @@ func (k *Keyring) committable(w []byte) bool {
 	defer k.mu.RUnlock()
 	return !k.doomed[name] && slices.ContainsFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
 }
+
+// KeyCheck counts the wrapped data keys of a database by whether the keyring opens them.
+type KeyCheck struct {
+	Open       int // data keys the keyring unwraps
+	Unreadable int // data keys it does not (destroyed period keys, another master key)
+	Master     int // of the open ones, keys the master key wraps directly
+}
+
+// CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
+func (s *Service) CheckKeys() (KeyCheck, error) {
+	var c KeyCheck
+	err := s.db.View(func(tx store.Tx) error {
+		return eachDataKey(tx, func(purpose string, w []byte) {
+			if _, err := s.keys.unwrapIn(tx, purpose, w); err != nil {
+				c.Unreadable++
+				return
+			}
+			c.Open++
+			if wrappedBy(w) == "" {
+				c.Master++
+			}
+		})
+	})
+	return c, err
+}

@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/erasured/erasured/store"
 )
 
 // The key directory holds the keys that must live outside the database so that they can be
@@ -78,27 +76,6 @@ func keyFileAAD(name, masterID string) []byte {
 // ErrOtherMasterKey is wrapped by the error for a key file sealed by another master key id than
 // the keyring's (after a rotation, the old key's).
 var ErrOtherMasterKey = errors.New("key file sealed by another master key")
-
-// periodKeyName names the period key of the period starting at start.
-func periodKeyName(start time.Time) string { return periodPrefix + start.UTC().Format(periodLayout) }
-
-// periodKey is one period key, unsealed.
-type periodKey struct {
-	name    string
-	start   time.Time
-	created time.Time     // when it was made, by the clock of the keyring that made it
-	period  time.Duration // how long it is current at most; 0: not recorded (an older file)
-	retired time.Time     // when roll made another key current instead (zero: not since open)
-	aead    cipher.AEAD
-}
-
-func newPeriodKey(kf keyFile, secret []byte) (*periodKey, error) {
-	aead, err := newGCM(secret)
-	if err != nil {
-		return nil, err
-	}
-	return &periodKey{name: kf.Name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}, nil
-}
 
 // keyStore keeps a Keyring's root secret and period keys, each sealed by the master key (a
 // keyFile): a key directory on a store only this process opens, the store itself when it is
@@ -501,63 +478,4 @@ func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster [
 		st.Rewrapped++
 	}
 	return st, nil
-}
-
-// CheckMasterKey refuses a master key that is not 32 bytes or is plainly not random: all bytes
-// equal, fewer than 16 distinct byte values (32 random bytes have about 30), or every byte a
-// printable ASCII character, which is a passphrase typed in place of a key (32 random bytes
-// are all printable with a probability of about 1.6e-14). Every master key erasured reads, from
-// a file or the environment, passes through it.
-func CheckMasterKey(key []byte) error {
-	if err := checkMasterKey(key); err != nil {
-		return err
-	}
-	for _, b := range key {
-		if b < 0x20 || b > 0x7e {
-			return nil
-		}
-	}
-	return errors.New("master key is weak: all its bytes are printable characters, a passphrase rather than 32 random bytes; generate one with `head -c 32 /dev/urandom | base64`")
-}
-
-func checkMasterKey(key []byte) error {
-	if len(key) != 32 {
-		return fmt.Errorf("master key must be 32 bytes, got %d", len(key))
-	}
-	seen := map[byte]bool{}
-	for _, b := range key {
-		seen[b] = true
-	}
-	switch {
-	case len(seen) == 1:
-		return errors.New("master key is weak: all its bytes are equal")
-	case len(seen) < 16:
-		return fmt.Errorf("master key is weak: only %d distinct byte values; generate one with `head -c 32 /dev/urandom | base64`", len(seen))
-	}
-	return nil
-}
-
-// KeyCheck counts the wrapped data keys of a database by whether the keyring opens them.
-type KeyCheck struct {
-	Open       int // data keys the keyring unwraps
-	Unreadable int // data keys it does not (destroyed period keys, another master key)
-	Master     int // of the open ones, keys the master key wraps directly
-}
-
-// CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
-func (s *Service) CheckKeys() (KeyCheck, error) {
-	var c KeyCheck
-	err := s.db.View(func(tx store.Tx) error {
-		return eachDataKey(tx, func(purpose string, w []byte) {
-			if _, err := s.keys.unwrapIn(tx, purpose, w); err != nil {
-				c.Unreadable++
-				return
-			}
-			c.Open++
-			if wrappedBy(w) == "" {
-				c.Master++
-			}
-		})
-	})
-	return c, err
 }
