@@ -1,0 +1,480 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/boltstore"
+)
+
+// openBolt opens a store with the service's buckets, closed when the test ends.
+func openBolt(t *testing.T) store.DB {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// keyBackend is where a keyring keeps its keys: a key directory, or the store.
+type keyBackend struct {
+	name string
+	// start makes fresh storage and returns how to open a keyring over it (each call opens
+	// another keyring over the same keys: a restart) and how to move a stored key under another
+	// name, replacing that name's.
+	start func(t *testing.T) (open func(id string, master []byte, now time.Time) (*Keyring, error), rename func(from, to string))
+}
+
+var keyBackends = []keyBackend{
+	{"key directory", func(t *testing.T) (func(string, []byte, time.Time) (*Keyring, error), func(string, string)) {
+		dir := filepath.Join(t.TempDir(), "keys")
+		open := func(id string, master []byte, now time.Time) (*Keyring, error) {
+			return OpenKeyring(id, master, dir, testPeriod, now)
+		}
+		rename := func(from, to string) {
+			if err := os.Rename(filepath.Join(dir, from+keyFileExt), filepath.Join(dir, to+keyFileExt)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return open, rename
+	}},
+	{"shared store", func(t *testing.T) (func(string, []byte, time.Time) (*Keyring, error), func(string, string)) {
+		db := openBolt(t)
+		open := func(id string, master []byte, now time.Time) (*Keyring, error) {
+			return OpenSharedKeyring(context.Background(), id, master, db, testPeriod, now)
+		}
+		rename := func(from, to string) {
+			if err := db.Update(context.Background(), func(tx store.Tx) error {
+				v := tx.Get(schema.WrappingKeys, []byte(from))
+				if v == nil {
+					return errors.New("no such record")
+				}
+				if err := tx.Put(schema.WrappingKeys, []byte(to), v); err != nil {
+					return err
+				}
+				return tx.Delete(schema.WrappingKeys, []byte(from))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return open, rename
+	}},
+}
+
+var otherMaster = []byte("fedcba9876543210FEDCBA9876543210")
+
+// TestKeyStoreBehaviour: a keyring keeps the same keys in a key directory and in a shared store:
+// a new one gets the root secret equal to the master key and the key of the current period; a
+// reopened one opens what the first wrapped; it rolls to a new key per period; a destroyed key
+// opens nothing any more, also after a restart; another master key, or a key stored under
+// another key's name, is refused.
+func TestKeyStoreBehaviour(t *testing.T) {
+	plain := bytes.Repeat([]byte{7}, 32)
+	first, next := periodKeyName(testNow.Truncate(testPeriod)), periodKeyName(testNow.Add(testPeriod).Truncate(testPeriod))
+	cases := []struct {
+		name string
+		run  func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), rename func(string, string))
+	}{
+		{"create", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if got := k.PeriodKeys(); !slices.Equal(got, []string{first}) {
+				t.Errorf("period keys of a new keyring: %v, want [%s]", got, first)
+			}
+			plainRing, err := NewKeyring("test", testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Fingerprint("1234", customer("ABC-123")) != plainRing.Fingerprint("1234", customer("ABC-123")) || k.SigningKeyID() != plainRing.SigningKeyID() {
+				t.Error("a new keyring's root secret is not the master key: fingerprints and receipts of before would change")
+			}
+		}},
+		{"reopen", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			w, err := k.wrapKey("erasure-1", plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow))
+			if got, err := again.unwrap("erasure-1", w); err != nil || !bytes.Equal(got, plain) {
+				t.Errorf("a reopened keyring does not open a data key the first wrapped: %v", err)
+			}
+			if !slices.Equal(again.PeriodKeys(), k.PeriodKeys()) || again.SigningKeyID() != k.SigningKeyID() {
+				t.Errorf("reopened: period keys %v, want %v; or another receipt key", again.PeriodKeys(), k.PeriodKeys())
+			}
+		}},
+		{"roll", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if cur, err := k.roll(testNow.Add(time.Hour)); err != nil || cur != first {
+				t.Errorf("roll within the period: %s, %v; want %s", cur, err, first)
+			}
+			if cur, err := k.roll(testNow.Add(testPeriod)); err != nil || cur != next {
+				t.Errorf("roll a period on: %s, %v; want %s", cur, err, next)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow.Add(testPeriod)))
+			if got := again.PeriodKeys(); !slices.Equal(got, []string{first, next}) {
+				t.Errorf("reopened after a roll: period keys %v, want [%s %s]", got, first, next)
+			}
+			if past := again.pastPeriods(); len(past) != 1 || past[0].name != first {
+				t.Errorf("past periods %v, want only %s", past, first)
+			}
+		}},
+		{"destroy", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			w, err := k.wrapKey("erasure-1", plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.destroyPeriod(context.Background(), first); err == nil {
+				t.Error("the current period key was destroyed")
+			}
+			if _, err := k.roll(testNow.Add(testPeriod)); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.destroyPeriod(context.Background(), first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+				t.Errorf("a data key wrapped by a destroyed key: %v, want it shredded", err)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow.Add(testPeriod)))
+			if _, err := again.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+				t.Errorf("after a restart, a data key wrapped by a destroyed key: %v, want it shredded", err)
+			}
+			if got := again.PeriodKeys(); !slices.Equal(got, []string{next}) {
+				t.Errorf("period keys after the destruction: %v, want [%s]", got, next)
+			}
+		}},
+		{"another master key", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			mustKeyring(t)(open("test", testKey, testNow))
+			if _, err := open("other", testKey, testNow); !errors.Is(err, ErrOtherMasterKey) {
+				t.Errorf("keys sealed under another master key id: %v, want ErrOtherMasterKey", err)
+			}
+			if _, err := open("test", otherMaster, testNow); err == nil {
+				t.Error("keys open with another master key of the same id")
+			}
+		}},
+		{"a key under another's name", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), rename func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if _, err := k.roll(testNow.Add(testPeriod)); err != nil {
+				t.Fatal(err)
+			}
+			rename(next, first)
+			if _, err := open("test", testKey, testNow.Add(testPeriod)); err == nil {
+				t.Errorf("a keyring opened with the key of %s stored as %s", next, first)
+			}
+		}},
+	}
+	for _, b := range keyBackends {
+		for _, tc := range cases {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				open, rename := b.start(t)
+				tc.run(t, open, rename)
+			})
+		}
+	}
+}
+
+func mustKeyring(t *testing.T) func(*Keyring, error) *Keyring {
+	return func(k *Keyring, err error) *Keyring {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+}
+
+// openReplicas opens n keyrings over one shared store, as n replicas do.
+func openReplicas(t *testing.T, db Store, n int, now time.Time) []*Keyring {
+	t.Helper()
+	out := make([]*Keyring, n)
+	for i := range out {
+		out[i] = mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, now))
+	}
+	return out
+}
+
+// wantOpens checks that every keyring of ks opens what each of them wraps.
+func wantOpens(t *testing.T, ks []*Keyring) {
+	t.Helper()
+	plain := bytes.Repeat([]byte{3}, 32)
+	for i, a := range ks {
+		w, err := a.wrapKey("erasure-1", plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, b := range ks {
+			if got, err := b.unwrap("erasure-1", w); err != nil || !bytes.Equal(got, plain) {
+				t.Errorf("replica %d does not open a data key replica %d wrapped (by %s): %v", j, i, wrappedBy(w), err)
+			}
+		}
+	}
+}
+
+// TestReplicasRollToTheSameKey: replicas that start a new period at the same moment all wrap by
+// one key of it, whoever made it, and each opens what the others wrap.
+func TestReplicasRollToTheSameKey(t *testing.T) {
+	db := openBolt(t)
+	ks := openReplicas(t, db, 4, testNow)
+	next := testNow.Add(testPeriod)
+	errs := make(chan error, len(ks))
+	for _, k := range ks {
+		go func() {
+			_, err := k.roll(next)
+			errs <- err
+		}()
+	}
+	for range ks {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, k := range ks {
+		if got, want := k.PeriodKeys(), ks[0].PeriodKeys(); !slices.Equal(got, want) || len(got) != 2 {
+			t.Errorf("replica %d holds period keys %v, replica 0 %v; want the same two", i, got, want)
+		}
+	}
+	wantOpens(t, ks)
+}
+
+// rerunStore makes the next Update do what a shared store does when another process commits
+// something the function read: it runs the function once in a transaction it throws away, then
+// lets between commit (the other replica's work), then runs the function again for real.
+type rerunStore struct {
+	Store
+	between func()
+}
+
+var errThrownAway = errors.New("the first run, thrown away")
+
+func (s *rerunStore) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	if b := s.between; b != nil {
+		s.between = nil
+		err := s.Store.Update(ctx, func(tx store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errThrownAway
+		})
+		if !errors.Is(err, errThrownAway) {
+			return err
+		}
+		b()
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestRollRerunAfterAnotherReplicaMadeTheKey: a replica's transaction that found no key of the
+// new period, run again after another replica made it, keeps that replica's key instead of
+// storing its own under the same name.
+func TestRollRerunAfterAnotherReplicaMadeTheKey(t *testing.T) {
+	db := openBolt(t)
+	racing := &rerunStore{Store: db}
+	a := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, testNow))
+	b := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, racing, testPeriod, testNow))
+	next := testNow.Add(testPeriod)
+	racing.between = func() {
+		if _, err := a.roll(next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.roll(next); err != nil {
+		t.Fatal(err)
+	}
+	if racing.between != nil {
+		t.Fatal("the roll made no transaction")
+	}
+	wantOpens(t, []*Keyring{a, b, mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, next))})
+}
+
+// TestReplicaReadsAPeriodKeyItDoesNotHold: a replica meets a data key wrapped by a period key
+// another replica made after it started: it reads the key from the store, in a View or inside
+// the transaction at hand, and keeps it. A key found destroyed there is shredded.
+func TestReplicaReadsAPeriodKeyItDoesNotHold(t *testing.T) {
+	db := openBolt(t)
+	ks := openReplicas(t, db, 2, testNow)
+	leader, follower := ks[0], ks[1]
+	next := testNow.Add(testPeriod)
+	if _, err := leader.roll(next); err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte{5}, 32)
+	w, err := leader.wrapKey("erasure-1", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(follower.PeriodKeys(), wrappedBy(w)) {
+		t.Fatal("the follower holds the new key already: nothing to test")
+	}
+	var inTx []byte
+	if err := db.View(func(tx store.Tx) (err error) {
+		inTx, err = follower.unwrapIn(tx, "erasure-1", w)
+		return err
+	}); err != nil || !bytes.Equal(inTx, plain) {
+		t.Errorf("unwrapIn on the follower: %v", err)
+	}
+	if !slices.Contains(follower.PeriodKeys(), wrappedBy(w)) {
+		t.Error("the follower did not keep the key it read")
+	}
+	other := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, testNow))
+	if _, err := leader.roll(next.Add(testPeriod)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.unwrap("erasure-1", w); err != nil || !bytes.Equal(got, plain) {
+		t.Errorf("unwrap on another follower: %v", err)
+	}
+	if err := leader.destroyPeriod(context.Background(), wrappedBy(w)); err != nil {
+		t.Fatal(err)
+	}
+	late := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, next.Add(testPeriod)))
+	if _, err := late.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+		t.Errorf("a data key wrapped by a key destroyed in the store: %v, want it shredded", err)
+	}
+}
+
+// TestDestroyOnOneReplicaReachesTheOthers: once the leader destroys a period key, another replica
+// opens nothing with it after it reloads the keys: at once when asked to, and by itself before
+// its next new data key once it met a newer period key.
+func TestDestroyOnOneReplicaReachesTheOthers(t *testing.T) {
+	for _, by := range []string{"reload", "a newer period met"} {
+		t.Run(by, func(t *testing.T) {
+			db := openBolt(t)
+			ks := openReplicas(t, db, 2, testNow)
+			leader, follower := ks[0], ks[1]
+			old := leader.PeriodKeys()[0]
+			w, err := follower.wrapKey("erasure-1", bytes.Repeat([]byte{5}, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := leader.roll(testNow.Add(testPeriod)); err != nil {
+				t.Fatal(err)
+			}
+			if err := leader.destroyPeriod(context.Background(), old); err != nil {
+				t.Fatal(err)
+			}
+			switch by {
+			case "reload":
+				follower.changeMu.Lock()
+				err = follower.reload()
+				follower.changeMu.Unlock()
+			default:
+				err = db.Update(context.Background(), func(tx store.Tx) error {
+					if follower.committableIn(tx, w) {
+						t.Error("a data key wrapped by a destroyed key is committable")
+					}
+					return nil
+				})
+				if err == nil {
+					_, err = follower.newDataKey("erasure-2")
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(follower.PeriodKeys(), old) {
+				t.Errorf("the follower still holds the destroyed key %s", old)
+			}
+			if _, err := follower.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+				t.Errorf("the follower opens a data key wrapped by a destroyed key: %v", err)
+			}
+		})
+	}
+}
+
+// TestFollowerWrapRacingADestroy: a follower wraps a data key by the period key it holds, then
+// commits it in a transaction; meanwhile the leader rolls to a new key and destroys the old one
+// (between a first run of the transaction and the run that commits, as on a shared store, or
+// before the transaction). The committed key is never wrapped by the destroyed key: the check
+// in the transaction finds the store's newest key and the key is wrapped again by that one. The
+// check of the follower's memory alone (committable) commits a key nobody can open: the control.
+func TestFollowerWrapRacingADestroy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rerun   bool // the leader's work comes between two runs of the transaction
+		inStore bool // the check reads the store (committableIn), not memory only (committable)
+	}{
+		{"between two runs", true, true},
+		{"before the transaction", false, true},
+		{"between two runs, memory only (control)", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openBolt(t)
+			racing := &rerunStore{Store: db}
+			leader := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, testNow))
+			follower := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, racing, testPeriod, testNow))
+			old := leader.PeriodKeys()[0]
+			dk, err := follower.newDataKey("erasure-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaderWork := func() {
+				if _, err := leader.roll(testNow.Add(testPeriod)); err != nil {
+					t.Fatal(err)
+				}
+				if err := leader.destroyPeriod(context.Background(), old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.rerun {
+				racing.between = leaderWork
+			} else {
+				leaderWork()
+			}
+			w := dk.wrapped
+			if err := racing.Update(context.Background(), func(tx store.Tx) error {
+				ok := follower.committable(w)
+				if tc.inStore {
+					ok = follower.committableIn(tx, w)
+				}
+				if !ok {
+					if w, err = follower.wrapKey("erasure-1", dk.plain); err != nil {
+						return err
+					}
+				}
+				return tx.Put(schema.Keys, []byte("erasure-1"), w)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var stored []byte
+			if err := db.View(func(tx store.Tx) error {
+				stored = tx.Get(schema.Keys, []byte("erasure-1"))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			fresh := mustKeyring(t)(OpenSharedKeyring(context.Background(), "test", testKey, db, testPeriod, testNow.Add(testPeriod)))
+			_, err = fresh.unwrap("erasure-1", stored)
+			if broken := wrappedBy(stored) == old || err != nil; broken == tc.inStore {
+				t.Errorf("committed a data key wrapped by %s (destroyed: %s), which opens: %v; want it broken only without the check in the store",
+					wrappedBy(stored), old, err)
+			}
+		})
+	}
+}
+
+// TestSharedStoreKeepsTheNewestKey: the newest period key of a shared store is the one every
+// replica's new data keys are committed under; a replica whose memory is behind (it does not
+// know that key is current) cannot destroy it.
+func TestSharedStoreKeepsTheNewestKey(t *testing.T) {
+	db := openBolt(t)
+	ks := openReplicas(t, db, 2, testNow)
+	leader, behind := ks[0], ks[1]
+	newest, err := leader.roll(testNow.Add(testPeriod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := behind.destroyPeriod(context.Background(), newest); err == nil {
+		t.Fatal("a replica destroyed the newest period key of the store")
+	}
+	wantOpens(t, ks)
+}
