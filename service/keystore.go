@@ -416,20 +416,7 @@ type RotateStats struct {
 // key must be moved under period keys first (Service.MigrateKeys).
 func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster []byte) (RotateStats, error) {
 	st := RotateStats{OldKeyID: oldID, NewKeyID: newID}
-	if oldID == newID {
-		return st, errors.New("the new master key id must differ from the old one")
-	}
-	if bytes.Equal(oldMaster, newMaster) {
-		return st, errors.New("the new master key is the old one")
-	}
-	if err := checkMasterKey(newMaster); err != nil {
-		return st, err
-	}
-	oldWrap, err := newGCM(derive(oldMaster, wrapLabel))
-	if err != nil {
-		return st, err
-	}
-	newWrap, err := newGCM(derive(newMaster, wrapLabel))
+	oldWrap, newWrap, err := rotationWraps(oldID, oldMaster, newID, newMaster)
 	if err != nil {
 		return st, err
 	}
@@ -478,4 +465,22 @@ func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster [
 		st.Rewrapped++
 	}
 	return st, nil
+}
+
+// rotationWraps checks a rotation's master keys and derives their wrap keys.
+func rotationWraps(oldID string, oldMaster []byte, newID string, newMaster []byte) (oldWrap, newWrap cipher.AEAD, err error) {
+	if oldID == newID {
+		return nil, nil, errors.New("the new master key id must differ from the old one")
+	}
+	if bytes.Equal(oldMaster, newMaster) {
+		return nil, nil, errors.New("the new master key is the old one")
+	}
+	if err := checkMasterKey(newMaster); err != nil {
+		return nil, nil, err
+	}
+	if oldWrap, err = newGCM(derive(oldMaster, wrapLabel)); err != nil {
+		return nil, nil, err
+	}
+	newWrap, err = newGCM(derive(newMaster, wrapLabel))
+	return oldWrap, newWrap, err
 }

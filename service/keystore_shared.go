@@ -339,3 +339,79 @@ func (k *Keyring) checkShared(shared bool) error {
 	}
 	return nil
 }
+
+// RotateSharedKeys seals every key of a shared store again under the new master key, in one
+// transaction: RotateKeyDir for a shared store. Keys sealed by oldID are opened with oldMaster;
+// keys already sealed by newID are checked with newMaster and left. Every replica must be
+// stopped first and started again with the new master key: a replica still holding the old one
+// opens no key the store holds afterwards. Data keys wrapped directly by the master key must be
+// moved under period keys first (Service.MigrateKeys).
+func RotateSharedKeys(ctx context.Context, db Store, oldID string, oldMaster []byte, newID string, newMaster []byte) (RotateStats, error) {
+	st := RotateStats{OldKeyID: oldID, NewKeyID: newID}
+	oldWrap, newWrap, err := rotationWraps(oldID, oldMaster, newID, newMaster)
+	if err != nil {
+		return st, err
+	}
+	err = db.Update(ctx, func(tx store.Tx) error {
+		st.Rewrapped, st.AlreadyNew = 0, 0 // the function may run more than once
+		type rec struct {
+			name string
+			raw  []byte
+		}
+		var recs []rec
+		if err := tx.Scan(schema.WrappingKeys, nil, func(k, v []byte) (bool, error) {
+			recs = append(recs, rec{string(k), bytes.Clone(v)})
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			kf, secret, err := openKeyFile(keyRecordName(r.name), r.name, r.raw, oldWrap, oldID)
+			if errors.Is(err, ErrOtherMasterKey) {
+				if _, _, err := openKeyFile(keyRecordName(r.name), r.name, r.raw, newWrap, newID); err != nil {
+					return err
+				}
+				st.AlreadyNew++
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			kf.MasterKeyID = newID
+			raw, err := sealKeyFile(kf, secret, newWrap)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(schema.WrappingKeys, []byte(r.name), raw); err != nil {
+				return err
+			}
+			st.Rewrapped++
+		}
+		return nil
+	})
+	return st, err
+}
+
+// ReadSharedReceiptKey is ReadReceiptKey for a shared store: the receipt-signing key derived
+// from the root secret the store holds (the master key itself if it holds none yet), read
+// without writing anything.
+func ReadSharedReceiptKey(masterID string, master []byte, db Store) (ReceiptKey, error) {
+	return readReceiptKey(masterID, master, &sharedKeys{db: db})
+}
+
+// readReceiptKey is the receipt-signing key derived from the root secret ks holds, or from the
+// master key where ks holds none yet (what a first start makes).
+func readReceiptKey(masterID string, master []byte, ks keyStore) (ReceiptKey, error) {
+	k, err := NewKeyring(masterID, master)
+	if err != nil {
+		return ReceiptKey{}, err
+	}
+	_, root, err := ks.read(rootKeyName, k.wrap, masterID)
+	switch {
+	case err == nil:
+		k.setRoot(root)
+	case !errors.Is(err, fs.ErrNotExist):
+		return ReceiptKey{}, fmt.Errorf("root key: %w", err)
+	}
+	return ReceiptKey{ID: k.SigningKeyID(), PublicKey: k.PublicKey()}, nil
+}

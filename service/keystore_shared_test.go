@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -477,4 +479,130 @@ func TestSharedStoreKeepsTheNewestKey(t *testing.T) {
 		t.Fatal("a replica destroyed the newest period key of the store")
 	}
 	wantOpens(t, ks)
+}
+
+// TestReplicasKeepErasuresReadable: two services over one store, each with a keyring of its own
+// over the store's keys, as two replicas. Erasures submitted on the follower, in the first
+// period and after the leader rolled to the next (the follower still wraps by the first key),
+// are wrapped again by the leader's keeper; once the leader has destroyed the first key, both
+// replicas still open them.
+func TestReplicasKeepErasuresReadable(t *testing.T) {
+	db := openBolt(t)
+	clock := &fakeClock{t: testNow}
+	cfg := Config{Now: clock.Now, Retention: testRetention, Shared: true, Logger: slog.New(slog.DiscardHandler)}
+	rings := openReplicas(t, db, 2, testNow)
+	leader, err := New(db, rings[0], cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower, err := New(db, rings[1], cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first := rings[0].PeriodKeys()[0]
+	var ids []string
+	for i, sub := range []string{"ABC-123", "DEF-456"} {
+		if i == 1 {
+			clock.Advance(testPeriod)
+			if _, err := leader.Keep(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := follower.Submit(ctx, submitReq(fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i+1), "1234", customer(sub)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Erasure.ID)
+	}
+	for range 13 { // past the retention after the first key stopped being current
+		clock.Advance(testPeriod)
+		if _, err := leader.Keep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slices.Contains(rings[0].PeriodKeys(), first) {
+		t.Fatalf("the leader's keeper did not destroy %s", first)
+	}
+	if err := db.View(func(tx store.Tx) error {
+		if tx.Get(schema.WrappingKeys, []byte(first)) != nil {
+			t.Errorf("the store still holds the destroyed key %s", first)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if held := rings[1].PeriodKeys(); slices.Contains(held, rings[0].PeriodKeys()[0]) {
+		t.Fatalf("the follower holds the leader's keys %v already: nothing to test", held)
+	}
+	for name, svc := range map[string]*Service{"leader": leader, "follower": follower} {
+		for _, id := range ids {
+			if _, err := svc.identities(id); err != nil {
+				t.Errorf("the %s does not open erasure %s: %v", name, id, err)
+			}
+		}
+	}
+}
+
+// TestSharedStoreRefusesAKeyDirectory: a service told that its store is shared refuses a keyring
+// whose period keys are in a key directory of this host, which the other replicas cannot read.
+func TestSharedStoreRefusesAKeyDirectory(t *testing.T) {
+	db := openBolt(t)
+	dirRing := mustKeyring(t)(OpenKeyring("test", testKey, filepath.Join(t.TempDir(), "keys"), testPeriod, testNow))
+	if _, err := New(db, dirRing, Config{Shared: true}); err == nil {
+		t.Error("a shared store was served with a key directory")
+	}
+	if _, err := New(db, openReplicas(t, db, 1, testNow)[0], Config{Shared: true}); err != nil {
+		t.Errorf("a shared store with its keys in the store: %v", err)
+	}
+}
+
+// TestRotateSharedKeys: a master-key rotation seals every key of a shared store again under the
+// new master key, in one transaction (run again, it finds nothing left to do); the old master
+// key opens none of them afterwards, and the new one opens every data key and keeps the receipt
+// key.
+func TestRotateSharedKeys(t *testing.T) {
+	db := openBolt(t)
+	ctx := context.Background()
+	k := openReplicas(t, db, 1, testNow)[0]
+	if _, err := k.roll(testNow.Add(testPeriod)); err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte{9}, 32)
+	w, err := k.wrapKey("erasure-1", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := RotateSharedKeys(ctx, db, "test", testKey, "new", otherMaster)
+	if err != nil || st.Rewrapped != 3 || st.AlreadyNew != 0 { // the root secret and two period keys
+		t.Fatalf("RotateSharedKeys: %+v, %v; want 3 keys sealed again", st, err)
+	}
+	if again, err := RotateSharedKeys(ctx, db, "test", testKey, "new", otherMaster); err != nil || again.Rewrapped != 0 || again.AlreadyNew != 3 {
+		t.Errorf("a second RotateSharedKeys: %+v, %v", again, err)
+	}
+	if _, err := OpenSharedKeyring(ctx, "test", testKey, db, testPeriod, testNow.Add(testPeriod)); !errors.Is(err, ErrOtherMasterKey) {
+		t.Errorf("the old master key opens the store's keys: %v", err)
+	}
+	oldWrap, err := newGCM(derive(testKey, wrapLabel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.View(func(tx store.Tx) error {
+		return tx.Scan(schema.WrappingKeys, nil, func(name, raw []byte) (bool, error) {
+			if _, _, err := openKeyFile("record", string(name), raw, oldWrap, "test"); err == nil {
+				t.Errorf("the old master key opens the record %s", name)
+			}
+			return true, nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nk := mustKeyring(t)(OpenSharedKeyring(ctx, "new", otherMaster, db, testPeriod, testNow.Add(testPeriod)))
+	if got, err := nk.unwrap("erasure-1", w); err != nil || !bytes.Equal(got, plain) {
+		t.Errorf("after the rotation a data key does not open: %v", err)
+	}
+	rk, err := ReadSharedReceiptKey("new", otherMaster, db)
+	if err != nil || rk.ID != k.SigningKeyID() || nk.SigningKeyID() != k.SigningKeyID() {
+		t.Errorf("receipt key after the rotation: %s, %v; keyring %s; want %s", rk.ID, err, nk.SigningKeyID(), k.SigningKeyID())
+	}
 }
