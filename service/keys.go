@@ -54,11 +54,12 @@ type Keyring struct {
 	// doomed are the period keys about to be destroyed (see doom): no data key wrapped by one
 	// may be committed any more.
 	doomed map[string]bool
-	// On a shared store: gone are period keys found destroyed there, and reloadDue says a
-	// newer period key was met, so that the next new data key reloads the list first (and
-	// forgets the keys destroyed since).
+	// On a shared store: gone are period keys found destroyed there; reloadDue says a newer
+	// period key was met, so that the next new data key reloads the keys first (and forgets
+	// those destroyed since), and reloaded is when they were last reloaded (see reloadIfDue).
 	gone      map[string]bool
 	reloadDue bool
+	reloaded  time.Time
 
 	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
 	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
@@ -249,7 +250,8 @@ type dataKey struct {
 }
 
 // newDataKey makes a random data key and wraps it for the erasure id (the id is bound in as
-// associated data, so a wrapped key cannot be moved to another erasure).
+// associated data, so a wrapped key cannot be moved to another erasure). On a shared store it
+// may read the store first (reloadIfDue): it is not for use inside a transaction function.
 func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
 	if err := k.reloadIfDue(); err != nil {
 		return dataKey{}, err

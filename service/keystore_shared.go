@@ -260,7 +260,14 @@ func (k *Keyring) adopt(name string, raw []byte) (*periodKey, error) {
 		return nil, nil
 	}
 	pk := k.periodKey(name)
-	if pk == nil {
+	if pk != nil {
+		k.mu.RLock()
+		held := k.current != nil && k.current.name >= name
+		k.mu.RUnlock()
+		if held { // what every transaction finds until the next roll: no write lock
+			return pk, nil
+		}
+	} else {
 		var err error
 		if pk, err = openPeriodRecord(name, raw, k.wrap, k.id); err != nil {
 			return nil, err
@@ -284,7 +291,7 @@ func (k *Keyring) reload() error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.reloadDue = false
+	k.reloadDue, k.reloaded = false, time.Now()
 	newest := pks[len(pks)-1].name
 	stored := make(map[string]bool, len(pks))
 	for _, pk := range pks {
@@ -313,14 +320,22 @@ func (k *Keyring) reload() error {
 	return nil
 }
 
-// reloadIfDue reloads the keys of a shared store once the keyring met a period key newer than
-// its current one.
+// sharedReloadEvery is how often a keyring on a shared store reloads its keys before a new data
+// key: a replica that is not the leader then wraps by the current period key within that much
+// of the leader's roll, and forgets destroyed keys as soon.
+const sharedReloadEvery = time.Minute
+
+// reloadIfDue reloads the keys of a shared store when the keyring met a period key newer than its
+// current one, or sharedReloadEvery after the last reload (by this host's clock). A data key
+// wrapped by a key that has stopped being the newest meanwhile is wrapped again when it is
+// committed (committableIn); reloading keeps that rare, and keeps the wrap fresh where the
+// committing transaction does not check.
 func (k *Keyring) reloadIfDue() error {
 	if k.shared == nil {
 		return nil
 	}
 	k.mu.RLock()
-	due := k.reloadDue
+	due := k.reloadDue || time.Since(k.reloaded) >= sharedReloadEvery
 	k.mu.RUnlock()
 	if !due {
 		return nil
