@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/erasured/erasured/service/schema"
@@ -36,16 +37,16 @@ import (
 //   - A replica that meets a data key wrapped by a period key it does not hold reads the store
 //     and keeps the key; one the store no longer holds was destroyed (errShredded).
 //   - Destroying a period key deletes its record in a transaction. Each replica forgets it when
-//     it reloads the keys: the leader at every roll, the others once they meet a newer period
-//     key (at the next new data key after that).
+//     it reloads the keys: the leader at every roll, the others before a new data key, once
+//     they met a newer period key or a minute after their last reload (reloadIfDue).
 //
 // What shredding means on a shared store. Deleting the record does not by itself make the key
 // unrecoverable: etcd keeps every version of a key. The deleted record's last value (the period
 // key, sealed by the master key) stays in etcd's history until etcd compacts past the deletion,
 // then in the freed pages of each member's database file until they are reused or the member is
 // defragmented, in each member's write-ahead log and snapshot files until etcd purges them, and
-// in every etcd snapshot or backup taken before. erasured's own compaction (history
-// keep_revisions) compacts its event log only, never etcd's history. So the operator must run
+// in every etcd snapshot or backup taken before. erasured's own compaction
+// (history.keep_revisions) compacts its event log only, never etcd's history. So the operator must run
 // etcd with auto-compaction of hours, not days (--auto-compaction-mode=periodic
 // --auto-compaction-retention=1h), defragment members regularly, and keep etcd backups no longer
 // than the privacy policy allows data to outlive its retention. Each of those copies opens only
@@ -65,6 +66,13 @@ var periodScanEnd = []byte(periodPrefix + "\xff")
 // other hosts): the root secret and the period keys are kept in db itself, sealed by the master
 // key, so that every process uses the same keys. Every replica opens it with the same master key
 // and id. A new store gets a root secret equal to master, as a new key directory does.
+//
+// Shredding on a shared store: destroying a period key deletes its record, but an etcd store
+// keeps the deleted value (sealed by the master key) in its history until etcd compacts past
+// the deletion, in its members' files until they are defragmented and their logs purged, and in
+// every etcd backup taken before. erasured's compaction does not compact etcd's history: etcd's
+// auto-compaction must be set (hours, not days) and etcd backups kept no longer than the
+// retention allows.
 func OpenSharedKeyring(ctx context.Context, id string, master []byte, db Store, period time.Duration, now time.Time) (*Keyring, error) {
 	k, err := NewKeyring(id, master)
 	if err != nil {
@@ -284,6 +292,9 @@ func (k *Keyring) adopt(name string, raw []byte) (*periodKey, error) {
 
 // reload reads the period keys of the shared store again: it adds those other processes made and
 // forgets those they destroyed. The newest becomes current if it is newer. k.changeMu is held.
+//
+// A key held but not read is dropped, not marked gone: it may have been made after the read by
+// a process that went by another key period. Should a data key name it, unwrap reads it again.
 func (k *Keyring) reload() error {
 	pks, err := k.ks.periods(k.wrap, k.id)
 	if err != nil || len(pks) == 0 {
@@ -299,14 +310,9 @@ func (k *Keyring) reload() error {
 	}
 	kept := k.periods[:0:0]
 	for _, pk := range k.periods {
-		switch {
-		case stored[pk.name], pk.name > newest: // a key adopted after the read is kept
+		if stored[pk.name] || pk.name > newest { // a key adopted after the read is kept
 			kept = append(kept, pk)
-		default:
-			if k.gone == nil {
-				k.gone = map[string]bool{}
-			}
-			k.gone[pk.name] = true
+		} else {
 			delete(k.doomed, pk.name)
 		}
 	}
@@ -314,8 +320,8 @@ func (k *Keyring) reload() error {
 	for _, pk := range pks {
 		k.addPeriod(pk) // keeps the copy held, and when it was retired
 	}
-	if n := len(k.periods); k.current == nil || k.gone[k.current.name] || k.periods[n-1].name > k.current.name {
-		k.current = k.periods[n-1]
+	if last := k.periods[len(k.periods)-1]; k.current == nil || !slices.Contains(k.periods, k.current) || last.name > k.current.name {
+		k.current = last
 	}
 	return nil
 }
@@ -346,7 +352,8 @@ func (k *Keyring) reloadIfDue() error {
 }
 
 // checkShared refuses a keyring whose period keys other processes sharing the store cannot
-// read: a key directory is on one host.
+// read: a key directory is on one host. A keyring with no period keys (NewKeyring: data keys
+// wrapped by the master key, the same on every replica) is accepted.
 func (k *Keyring) checkShared(shared bool) error {
 	if shared && k.ks != nil && k.shared == nil {
 		return errors.New("service: the store is shared with other processes but the period keys are in a key directory of this host: " +
