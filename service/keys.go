@@ -268,9 +268,9 @@ func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
 }
 
 // unwrap recovers a data key wrapped for purpose (an erasure id, or a batch's key name). A key
-// whose period key was destroyed is errShredded.
-// On a shared store, a key named by no period key the keyring holds is looked for in the store,
-// in a View of its own: inside a transaction, unwrapIn reads it there instead.
+// whose period key was destroyed is errShredded. On a shared store, a period key the keyring
+// does not hold is looked for in the store, in a View of its own; inside a transaction, unwrapIn
+// reads it in that transaction instead.
 func (k *Keyring) unwrap(purpose string, wrapped []byte) ([]byte, error) {
 	return k.unwrapWith(purpose, wrapped, k.fetchPeriod)
 }
