@@ -42,10 +42,10 @@ type Keyring struct {
 	shared *sharedKeys // ks, when the keys are in a store shared with other processes
 	period time.Duration
 
-	// changeMu serializes the changes of the set of period keys (roll, destroyPeriod, reload)
-	// that wait on the key store. It is never taken inside a transaction function, mu is never
-	// held while the key store is waited on: a store's committer may run a transaction
-	// function that takes mu while a roll waits for its commit.
+	// changeMu serializes the changes of the set of period keys that wait on the key store
+	// (roll, destroyPeriod, reload). It is never taken inside a transaction function, and mu
+	// is never held while the key store is waited on: a store's committer may run a
+	// transaction function that takes mu while a roll waits for its commit.
 	changeMu sync.Mutex
 
 	mu      sync.RWMutex
