@@ -28,7 +28,7 @@ func (s *Service) batchIDs(tx store.Tx, b *batch) ([]string, error) {
 	if wrapped == nil {
 		return nil, errShredded
 	}
-	key, err := s.keys.unwrap(string(schema.BatchKeyName(b.ID)), wrapped)
+	key, err := s.keys.unwrapIn(tx, string(schema.BatchKeyName(b.ID)), wrapped)
 	if err != nil {
 		return nil, err
 	}

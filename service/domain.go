@@ -35,8 +35,7 @@ func (d domain) Search(tx store.Tx, m *model.Record) ([]Subject, []string, error
 }
 
 func (d domain) AddConsumers(tx store.Tx, m *model.Record, found []string) error {
-	err := d.s.addConsumers(tx, m, found)
-	return err
+	return d.s.addConsumers(tx, m, found)
 }
 
 func (d domain) TargetSealer(tx store.Tx, m *model.Record) (func([]Target) ([]byte, error), error) {
@@ -69,6 +68,8 @@ func (d domain) SealBatchIDs(id uint64, ids []string) (sealed, wrapped []byte, e
 	wrapped, err = d.s.keys.wrapKey(string(schema.BatchKeyName(id)), key)
 	return sealed, wrapped, err
 }
+
+func (d domain) Committable(tx store.Tx, w []byte) bool { return d.s.keys.committableIn(tx, w) }
 
 func (d domain) BatchIDs(tx store.Tx, b *batch) ([]string, error) { return d.s.batchIDs(tx, b) }
 

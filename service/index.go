@@ -351,7 +351,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 				if w == nil {
 					w = tx.Get(schema.Keys, []byte(r.ID))
 				}
-				key, err := s.keys.unwrap(r.ID, w)
+				key, err := s.keys.unwrapIn(tx, r.ID, w)
 				if err != nil {
 					// A wrong master key or key directory. New still starts (`erasured keys
 					// check` counts what opens): the request_id stays known and its retries

@@ -30,8 +30,14 @@ import (
 //     all, and destroys the rest. Destroying in the transaction itself is not an option: a
 //     transaction function may run more than once and must have no effect outside it.
 //
-// A batch's data key is wrapped inside the transaction that commits it, by the key current
-// then, which is never doomed: no check is needed there.
+// A batch's data key is wrapped when its plan is sealed, by the key current then, and committed
+// a moment later: the rule of the keeper interval covers it.
+//
+// On a store shared with other processes, the keeper runs on one of them (the leader), and the
+// doom is its own: the others' transactions are covered by the rule that a data key committed
+// there is wrapped by the newest period key of the store, checked inside the transaction
+// (committableIn, keystore_shared.go). The newest key is never destroyed, and a transaction that
+// read a key as the newest before a newer one was made is run again by the store.
 
 // destroyUnused destroys each period key that no wrapped data key in the database names, that
 // stopped being current at least the retention ago, and that was not current within the last
@@ -69,7 +75,7 @@ func (s *Service) destroyUnused(ctx context.Context, now time.Time, st *KeepStat
 			s.keys.spare([]string{name})
 			continue
 		}
-		if err := s.keys.destroyPeriod(name); err != nil {
+		if err := s.keys.destroyPeriod(ctx, name); err != nil {
 			s.keys.spare(doomed[i:])
 			return err
 		}
@@ -140,7 +146,8 @@ func (k *Keyring) spare(names []string) {
 }
 
 // committable reports whether the wrapped data key w may be committed: the key that wraps it is
-// loaded and not about to be destroyed (or it is the master key).
+// loaded and not about to be destroyed (or it is the master key). Inside a transaction on a
+// shared store, committableIn also asks the store.
 func (k *Keyring) committable(w []byte) bool {
 	name := wrappedBy(w)
 	if name == "" {
@@ -149,4 +156,29 @@ func (k *Keyring) committable(w []byte) bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return !k.doomed[name] && slices.ContainsFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
+}
+
+// KeyCheck counts the wrapped data keys of a database by whether the keyring opens them.
+type KeyCheck struct {
+	Open       int // data keys the keyring unwraps
+	Unreadable int // data keys it does not (destroyed period keys, another master key)
+	Master     int // of the open ones, keys the master key wraps directly
+}
+
+// CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
+func (s *Service) CheckKeys() (KeyCheck, error) {
+	var c KeyCheck
+	err := s.db.View(func(tx store.Tx) error {
+		return eachDataKey(tx, func(purpose string, w []byte) {
+			if _, err := s.keys.unwrapIn(tx, purpose, w); err != nil {
+				c.Unreadable++
+				return
+			}
+			c.Open++
+			if wrappedBy(w) == "" {
+				c.Master++
+			}
+		})
+	})
+	return c, err
 }

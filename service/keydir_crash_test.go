@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func TestDestroyLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	spy := linkOutside(t, filepath.Join(dir, old+keyFileExt))
-	if err := k.destroyPeriod(old); err != nil {
+	if err := k.destroyPeriod(context.Background(), old); err != nil {
 		t.Fatal(err)
 	}
 	if names := dirNames(t, dir); len(names) != 2 { // root.key and the current period's key
@@ -190,7 +191,7 @@ func TestLeftoverTempFilesAreDestroyed(t *testing.T) {
 			case "OpenKeyring":
 				_, err = OpenKeyring("test", testKey, dir, testPeriod, testNow.Add(testPeriod))
 			case "destroyPeriod":
-				err = k.destroyPeriod(old)
+				err = k.destroyPeriod(context.Background(), old)
 			default:
 				_, err = RotateKeyDir(dir, "test", testKey, "new", []byte("fedcba9876543210FEDCBA9876543210"))
 			}

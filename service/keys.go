@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -14,22 +15,21 @@ import (
 	"hash"
 	"io/fs"
 	"log/slog"
-	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
+
+	"github.com/erasured/erasured/service/model"
 )
 
 // Keyring holds the master key and the keys derived from it. Subject identifiers are sealed with
 // a random per-erasure data key (AES-256-GCM). With a key directory (OpenKeyring) the data key is
 // wrapped by the key of the current period, itself stored sealed by the master key in the
 // directory, so destroying the period key later makes every copy of the wrapped data key, in
-// any old copy of the database, unreadable (crypto-shredding; see shred.go). Without one
-// (NewKeyring) data keys are wrapped by the master key itself, as databases written before the
-// key directory existed have them. Subjects are compared through a keyed HMAC fingerprint,
-// never in the clear.
+// any old copy of the database, unreadable (crypto-shredding; see shred.go). On a store shared
+// by several processes (OpenSharedKeyring) the period keys are records of the store instead, so
+// that every process wraps with the same keys (keystore_shared.go). Without either (NewKeyring)
+// data keys are wrapped by the master key itself, as databases written before the key directory
+// existed have them. Subjects are compared through a keyed HMAC fingerprint, never in the clear.
 type Keyring struct {
 	id      string
 	wrap    cipher.AEAD // from the master key: seals the key files, and opens data keys it wrapped directly
@@ -37,8 +37,15 @@ type Keyring struct {
 	hashKey []byte
 	signing ed25519.PrivateKey
 
-	dir    *keyDir // nil: no key directory
+	ks     keyStore    // nil: no key directory nor shared store
+	shared *sharedKeys // ks, when the keys are in a store shared with other processes
 	period time.Duration
+
+	// changeMu serializes the changes of the set of period keys that wait on the key store
+	// (roll, destroyPeriod, reload). It is never taken inside a transaction function, and mu
+	// is never held while the key store is waited on: a store's committer may run a
+	// transaction function that takes mu while a roll waits for its commit.
+	changeMu sync.Mutex
 
 	mu      sync.RWMutex
 	periods []*periodKey // oldest first
@@ -46,6 +53,12 @@ type Keyring struct {
 	// doomed are the period keys about to be destroyed (see doom): no data key wrapped by one
 	// may be committed any more.
 	doomed map[string]bool
+	// On a shared store: gone are period keys found destroyed there; reloadDue says a newer
+	// period key was met, so that the next new data key reloads the keys first (and forgets
+	// those destroyed since), and reloaded is when they were last reloaded (see reloadIfDue).
+	gone      map[string]bool
+	reloadDue bool
+	reloaded  time.Time
 
 	// opened is when OpenKeyring ran, by the host's clock (with its monotonic reading);
 	// clockStep, when set (tests), replaces the measure of how far the host's wall clock has
@@ -91,49 +104,44 @@ func OpenKeyring(id string, master []byte, dir string, period time.Duration, now
 	if period <= 0 {
 		return nil, errors.New("key period must be positive")
 	}
-	if k.dir, err = openKeyDir(dir); err != nil {
-		return nil, err
-	}
-	k.period, k.opened = period, time.Now()
-	if err := k.finishLeftovers(); err != nil {
-		return nil, err
-	}
-	_, root, err := k.dir.read(rootKeyName, k.wrap, id)
-	if errors.Is(err, fs.ErrNotExist) {
-		root = bytes.Clone(master)
-		err = k.dir.create(keyFile{Name: rootKeyName, MasterKeyID: id, Created: now.UTC()}, root, k.wrap)
-		if errors.Is(err, fs.ErrExist) { // made by another process meanwhile: use that one
-			_, root, err = k.dir.read(rootKeyName, k.wrap, id)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("root key: %w", err)
-	}
-	k.setRoot(root)
-	names, err := k.dir.periodNames()
+	d, err := openKeyDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		kf, secret, err := k.dir.read(name, k.wrap, id)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := newGCM(secret)
-		if err != nil {
-			return nil, err
-		}
-		k.periods = append(k.periods, &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead})
-		if kf.Start.After(now) {
-			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
-				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
-				"key", name, "start", kf.Start, "now", now.UTC())
-		}
-	}
-	if _, err := k.roll(now); err != nil {
+	if err := k.open(context.Background(), d, master, period, now); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// open loads the root secret and the period keys from ks, making the root secret (equal to
+// master) if ks has none, and rolls to now's period.
+func (k *Keyring) open(ctx context.Context, ks keyStore, master []byte, period time.Duration, now time.Time) error {
+	k.ks, k.period, k.opened = ks, period, time.Now()
+	if err := k.finishLeftovers(); err != nil {
+		return err
+	}
+	_, root, err := ks.read(rootKeyName, k.wrap, k.id)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Should another process make it meanwhile, create returns that one.
+		_, root, err = ks.create(ctx, keyFile{Name: rootKeyName, MasterKeyID: k.id, Created: now.UTC()}, bytes.Clone(master), k.wrap)
+	}
+	if err != nil {
+		return fmt.Errorf("root key: %w", err)
+	}
+	k.setRoot(root)
+	if k.periods, err = ks.periods(k.wrap, k.id); err != nil {
+		return err
+	}
+	for _, pk := range k.periods {
+		if pk.start.After(now) {
+			k.logger().Error("period key of a period that has not begun: the clock was ahead when it was made, or is behind now; "+
+				"it stays current until its period begins, and keeps the data keys it wraps readable until after that",
+				"key", pk.name, "start", pk.start, "now", now.UTC())
+		}
+	}
+	_, err = k.roll(now)
+	return err
 }
 
 // setRoot derives the fingerprint, request-hash and receipt-signing keys from the root secret.
@@ -212,27 +220,7 @@ func (k *Keyring) requestHash(canonical []byte) [32]byte {
 // normalizeSubject gives the form in which two spellings of one identifier compare equal: e-mail
 // addresses ignore case and surrounding space, phone numbers keep only their digits, explicit
 // targets are sorted. Customer and consumer ids are exact.
-func normalizeSubject(s Subject) string {
-	switch s.Kind {
-	case SubjectEmail:
-		return strings.ToLower(strings.TrimSpace(s.Value))
-	case SubjectPhone:
-		return strings.Map(func(r rune) rune {
-			if unicode.IsDigit(r) {
-				return r
-			}
-			return -1
-		}, s.Value)
-	case SubjectTargets:
-		c := append([]string(nil), s.ConversationIDs...)
-		e := append([]string(nil), s.EngagementIDs...)
-		sort.Strings(c)
-		sort.Strings(e)
-		return "c:" + strings.Join(c, ",") + "\x00e:" + strings.Join(e, ",")
-	default:
-		return s.Value
-	}
-}
+func normalizeSubject(s Subject) string { return model.NormalizeSubject(s) }
 
 // dataKey is a fresh per-erasure key, in the clear and wrapped.
 type dataKey struct {
@@ -241,8 +229,12 @@ type dataKey struct {
 }
 
 // newDataKey makes a random data key and wraps it for the erasure id (the id is bound in as
-// associated data, so a wrapped key cannot be moved to another erasure).
+// associated data, so a wrapped key cannot be moved to another erasure). On a shared store it
+// may read the store first (reloadIfDue): it is not for use inside a transaction function.
 func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
+	if err := k.reloadIfDue(); err != nil {
+		return dataKey{}, err
+	}
 	plain, err := newSecret()
 	if err != nil {
 		return dataKey{}, err
@@ -255,10 +247,25 @@ func (k *Keyring) newDataKey(erasureID string) (dataKey, error) {
 }
 
 // unwrap recovers a data key wrapped for purpose (an erasure id, or a batch's key name). A key
-// whose period key was destroyed is errShredded.
+// whose period key was destroyed is errShredded. On a shared store, a period key the keyring
+// does not hold is looked for in the store, in a View of its own; inside a transaction, unwrapIn
+// reads it in that transaction instead.
 func (k *Keyring) unwrap(purpose string, wrapped []byte) ([]byte, error) {
+	return k.unwrapWith(purpose, wrapped, k.fetchPeriod)
+}
+
+// unwrapWith is unwrap, with fetch looking for a period key the keyring does not hold (shared
+// stores only): nil when the store has none.
+func (k *Keyring) unwrapWith(purpose string, wrapped []byte, fetch func(name string) (*periodKey, error)) ([]byte, error) {
 	if name, sealed, ok := parseWrapped(wrapped); ok {
-		if pk := k.periodKey(name); pk != nil {
+		pk := k.periodKey(name)
+		if pk == nil && k.shared != nil {
+			var err error
+			if pk, err = fetch(name); err != nil {
+				return nil, err
+			}
+		}
+		if pk != nil {
 			if plain, err := openWith(pk.aead, sealed, periodAAD(name, purpose)); err == nil {
 				return plain, nil
 			}
@@ -322,212 +329,6 @@ func wrappedBy(w []byte) string {
 	return name
 }
 
-func (k *Keyring) periodKey(name string) *periodKey {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	for _, pk := range k.periods {
-		if pk.name == name {
-			return pk
-		}
-	}
-	return nil
-}
-
-// roll makes the period key of now's period current, creating it if needed, and returns its
-// name ("" without a key directory). A new key is due when a period of the configured length
-// began after the newest key's start, or when the newest key was current for its own period
-// (the key period may have been longer when it was made). A clock that went back keeps the
-// newest key current, and a clock set far forward is not believed (effectiveNow).
-func (k *Keyring) roll(now time.Time) (string, error) {
-	if k.dir == nil {
-		return "", nil
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	now = k.effectiveNow(now.UTC())
-	start := now.Truncate(k.period)
-	if n := len(k.periods); n > 0 {
-		last := k.periods[n-1]
-		ownEnd := last.period > 0 && !now.Before(last.start.Add(last.period))
-		if !start.After(last.start) && !ownEnd {
-			k.current = last
-			return k.current.name, nil
-		}
-		if !start.After(last.start) {
-			start = last.start.Add(last.period) // its own period ended before the configured grid's next
-		}
-	}
-	secret, err := newSecret()
-	if err != nil {
-		return "", err
-	}
-	name := periodKeyName(start)
-	kf := keyFile{Name: name, MasterKeyID: k.id, Created: now, Start: start, Period: k.period}
-	err = k.dir.create(kf, secret, k.wrap)
-	if errors.Is(err, fs.ErrExist) {
-		// Another process made this period's key first: share it rather than replace it.
-		kf, secret, err = k.dir.read(name, k.wrap, k.id)
-	}
-	if err != nil {
-		return "", fmt.Errorf("new period key: %w", err)
-	}
-	aead, err := newGCM(secret)
-	if err != nil {
-		return "", err
-	}
-	if k.current != nil {
-		k.current.retired = now
-	}
-	k.current = &periodKey{name: name, start: kf.Start, created: kf.Created, period: kf.Period, aead: aead}
-	k.periods = append(k.periods, k.current)
-	return name, nil
-}
-
-// maxClockStep is how far the host's wall clock may be set forward, beyond the time its
-// monotonic clock measured, before roll stops believing it.
-const maxClockStep = time.Minute
-
-// effectiveNow is the time roll goes by. A wall clock set forward while the process runs (a bad
-// time source, a virtual machine resumed with a wrong clock) would make the key of a far future
-// period; once the clock came back, that key would stay current, and every data key it wraps
-// readable in old copies of the database, until real time reached its period. So while the wall
-// clock is more than maxClockStep ahead of the time the monotonic clock measured since the
-// keyring was opened, roll goes by the latter, and logs an error. A legitimate step (a clock
-// corrected forward, a host resumed from suspend, which the monotonic clock does not count) only
-// makes keys roll that much later until the next start, as downtime does. It is called with
-// k.mu held.
-func (k *Keyring) effectiveNow(now time.Time) time.Time {
-	var step time.Duration
-	if k.clockStep != nil {
-		step = k.clockStep()
-	} else if !k.opened.IsZero() {
-		wall := time.Now()
-		step = wall.Round(0).Sub(k.opened.Round(0)) - wall.Sub(k.opened)
-	}
-	if step <= maxClockStep {
-		k.stepLogged = 0
-		return now
-	}
-	if d := step - k.stepLogged; d > maxClockStep || d < -maxClockStep {
-		k.stepLogged = step
-		k.logger().Error("the host's clock was set forward while running: period keys roll by the time that passed instead",
-			"clock_step", step.Round(time.Second).String())
-	}
-	return now.Add(-step)
-}
-
-func (k *Keyring) logger() *slog.Logger {
-	if k.log != nil {
-		return k.log
-	}
-	return slog.Default()
-}
-
-// keyFor names the period key a data key that must stay readable until t plus retention should
-// be wrapped by: the newest key whose period began by t, or the current key if there is none.
-func (k *Keyring) keyFor(t time.Time) string {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if k.current == nil {
-		return ""
-	}
-	for i := len(k.periods) - 1; i >= 0; i-- {
-		if !k.periods[i].start.After(t) {
-			return k.periods[i].name
-		}
-	}
-	return k.current.name
-}
-
-// rewrap wraps the data key w (for purpose) again, by the period key named target. An error
-// wrapping errUnreadable means the keyring does not open w.
-func (k *Keyring) rewrap(purpose string, w []byte, target string) ([]byte, error) {
-	plain, err := k.unwrap(purpose, w)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnreadable, err)
-	}
-	pk := k.periodKey(target)
-	if pk == nil {
-		return nil, fmt.Errorf("period key %s is not loaded", target)
-	}
-	return wrapWith(pk, purpose, plain)
-}
-
-// periodInfo is a period key's name and when it stopped being current (zero: it still is).
-type periodInfo struct {
-	name string
-	end  time.Time
-	// retired is when this keyring stopped using it as the current key, by the clock roll was
-	// given; zero if it was not current since the keyring was opened.
-	retired time.Time
-}
-
-// pastPeriods lists the period keys that are no longer current, oldest first, with when each
-// stopped being current.
-func (k *Keyring) pastPeriods() []periodInfo {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	var out []periodInfo
-	for i := 0; i+1 < len(k.periods); i++ {
-		if k.periods[i] == k.current {
-			break
-		}
-		// A key stops being current when its successor is made (after its successor's start, by
-		// up to a keeper interval, or by the downtime if the service was down then), and at the
-		// latest when its own period ends if the service was running then, since roll makes the
-		// successor by then. The key period configured now may differ from the one the key was
-		// made with; a key file that does not record its own gets no such bound.
-		pk, next := k.periods[i], k.periods[i+1]
-		end := next.start
-		if next.created.After(end) {
-			end = next.created
-		}
-		if own := pk.start.Add(pk.period); pk.period > 0 && own.Before(end) {
-			end = own
-		}
-		out = append(out, periodInfo{name: pk.name, end: end, retired: pk.retired})
-	}
-	return out
-}
-
-// destroyPeriod destroys the period key name: its file and the copy in memory.
-func (k *Keyring) destroyPeriod(name string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.current != nil && k.current.name == name {
-		return fmt.Errorf("period key %s is current", name)
-	}
-	if err := k.dir.destroy(name); err != nil {
-		return err
-	}
-	k.periods = slices.DeleteFunc(k.periods, func(pk *periodKey) bool { return pk.name == name })
-	delete(k.doomed, name)
-	// A temporary file left by an interrupted write since the keyring was opened (within a
-	// minute of a crash, too young to be destroyed then) may hold a copy of the key.
-	return k.finishLeftovers()
-}
-
-// finishLeftovers destroys what interrupted writes and destructions left in the key directory
-// (keyDir.finishLeftovers), and logs it.
-func (k *Keyring) finishLeftovers() error {
-	left, err := k.dir.finishLeftovers()
-	if len(left) > 0 {
-		k.logger().Warn("key directory: destroyed the files of interrupted key writes and destructions", "dir", k.dir.path, "files", left)
-	}
-	return err
-}
-
-// PeriodKeys lists the names of the period keys the keyring holds, oldest first.
-func (k *Keyring) PeriodKeys() []string {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	out := make([]string, len(k.periods))
-	for i, pk := range k.periods {
-		out[i] = pk.name
-	}
-	return out
-}
-
 // seal encrypts plaintext with a data key; aad binds it to its erasure.
 func seal(key, plaintext, aad []byte) ([]byte, error) {
 	g, err := newGCM(key)
@@ -566,3 +367,37 @@ var errShredded = errors.New("subject data key destroyed")
 
 // errUnreadable is wrapped by rewrap's error for a data key the keyring does not open.
 var errUnreadable = errors.New("data key does not open")
+
+// CheckMasterKey refuses a master key that is not 32 bytes or is plainly not random: all bytes
+// equal, fewer than 16 distinct byte values (32 random bytes have about 30), or every byte a
+// printable ASCII character, which is a passphrase typed in place of a key (32 random bytes
+// are all printable with a probability of about 1.6e-14). Every master key erasured reads, from
+// a file or the environment, passes through it.
+func CheckMasterKey(key []byte) error {
+	if err := checkMasterKey(key); err != nil {
+		return err
+	}
+	for _, b := range key {
+		if b < 0x20 || b > 0x7e {
+			return nil
+		}
+	}
+	return errors.New("master key is weak: all its bytes are printable characters, a passphrase rather than 32 random bytes; generate one with `head -c 32 /dev/urandom | base64`")
+}
+
+func checkMasterKey(key []byte) error {
+	if len(key) != 32 {
+		return fmt.Errorf("master key must be 32 bytes, got %d", len(key))
+	}
+	seen := map[byte]bool{}
+	for _, b := range key {
+		seen[b] = true
+	}
+	switch {
+	case len(seen) == 1:
+		return errors.New("master key is weak: all its bytes are equal")
+	case len(seen) < 16:
+		return fmt.Errorf("master key is weak: only %d distinct byte values; generate one with `head -c 32 /dev/urandom | base64`", len(seen))
+	}
+	return nil
+}

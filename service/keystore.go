@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
@@ -13,14 +14,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/erasured/erasured/store"
 )
 
 // The key directory holds the keys that must live outside the database so that they can be
 // destroyed: a copy of the database file (a backup, or the freed pages bbolt leaves in the file)
 // keeps every wrapped data key it ever held, and only destroying the key that wraps them makes
-// those copies unreadable.
+// those copies unreadable. (On a store shared by several processes the same keys are records of
+// the store instead: keystore_shared.go.)
 //
 // It holds one file per key, each sealed by the master key (AES-256-GCM, with the file's name
 // and the master key's id as associated data, so a file cannot be renamed into another's place
@@ -77,18 +77,28 @@ func keyFileAAD(name, masterID string) []byte {
 // the keyring's (after a rotation, the old key's).
 var ErrOtherMasterKey = errors.New("key file sealed by another master key")
 
-// periodKeyName names the period key of the period starting at start.
-func periodKeyName(start time.Time) string { return periodPrefix + start.UTC().Format(periodLayout) }
-
-// periodKey is one period key, unsealed.
-type periodKey struct {
-	name    string
-	start   time.Time
-	created time.Time     // when it was made, by the clock of the keyring that made it
-	period  time.Duration // how long it is current at most; 0: not recorded (an older file)
-	retired time.Time     // when roll made another key current instead (zero: not since open)
-	aead    cipher.AEAD
+// keyStore keeps a Keyring's root secret and period keys, each sealed by the master key (a
+// keyFile): a key directory on a store only this process opens, the store itself when it is
+// shared with other processes (keystore_shared.go), so that every process wraps with the same
+// keys. Its methods are called with no Keyring lock held: they may wait on disk or network.
+type keyStore interface {
+	// read returns the key name, unsealed; an error wrapping fs.ErrNotExist if there is none.
+	read(name string, wrap cipher.AEAD, masterID string) (keyFile, []byte, error)
+	// create stores the key kf.Name with secret unless a key of that name exists, and returns
+	// the key the name holds then: the new one, or the one another process made first.
+	create(ctx context.Context, kf keyFile, secret []byte, wrap cipher.AEAD) (keyFile, []byte, error)
+	// periods returns every period key, unsealed, oldest first.
+	periods(wrap cipher.AEAD, masterID string) ([]*periodKey, error)
+	// destroy destroys the key name.
+	destroy(ctx context.Context, name string) error
+	// finishLeftovers destroys what interrupted writes and destructions left behind, and
+	// returns their names.
+	finishLeftovers() ([]string, error)
+	// String names the key store in logs.
+	String() string
 }
+
+var _ keyStore = (*keyDir)(nil)
 
 // keyDir is the key directory of a Keyring.
 type keyDir struct {
@@ -129,19 +139,26 @@ func (d *keyDir) read(name string, wrap cipher.AEAD, masterID string) (keyFile, 
 	if err != nil {
 		return keyFile{}, nil, err
 	}
+	return openKeyFile("key file "+path, name, raw, wrap, masterID)
+}
+
+// openKeyFile decodes and unseals raw, the key stored as name (what names it in errors), with
+// the master wrap key. A key stored under another name than its own, or sealed by another
+// master key, is refused.
+func openKeyFile(what, name string, raw []byte, wrap cipher.AEAD, masterID string) (keyFile, []byte, error) {
 	var kf keyFile
 	if err := json.Unmarshal(raw, &kf); err != nil {
-		return keyFile{}, nil, fmt.Errorf("key file %s: %w", path, err)
+		return keyFile{}, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if kf.Name != name {
-		return keyFile{}, nil, fmt.Errorf("key file %s names itself %q", path, kf.Name)
+		return keyFile{}, nil, fmt.Errorf("%s names itself %q", what, kf.Name)
 	}
 	if kf.MasterKeyID != masterID {
-		return keyFile{}, nil, fmt.Errorf("key file %s is sealed by master key %q, not by the configured %q: %w", path, kf.MasterKeyID, masterID, ErrOtherMasterKey)
+		return keyFile{}, nil, fmt.Errorf("%s is sealed by master key %q, not by the configured %q: %w", what, kf.MasterKeyID, masterID, ErrOtherMasterKey)
 	}
 	plain, err := openWith(wrap, kf.Sealed, keyFileAAD(name, masterID))
 	if err != nil {
-		return keyFile{}, nil, fmt.Errorf("key file %s does not open with master key %q", path, masterID)
+		return keyFile{}, nil, fmt.Errorf("%s does not open with master key %q", what, masterID)
 	}
 	return kf, plain, nil
 }
@@ -156,16 +173,23 @@ func (d *keyDir) write(kf keyFile, secret []byte, wrap cipher.AEAD) error {
 	return writeFileAtomic(d.file(kf.Name), raw, true)
 }
 
-// create is write for a new key: it never replaces a file. If the file exists it returns an
-// error wrapping fs.ErrExist, and the caller reads the key there instead. Another process using
-// the same directory (a second server started by mistake, a command) may have made the key for
-// the same period a moment before; replacing it would orphan every data key wrapped by it.
-func (d *keyDir) create(kf keyFile, secret []byte, wrap cipher.AEAD) error {
+// create is write for a new key: it never replaces a file. If the file exists it reads the key
+// there instead, and returns that one. Another process using the same directory (a second
+// server started by mistake, a command) may have made the key for the same period a moment
+// before; replacing it would orphan every data key wrapped by it.
+func (d *keyDir) create(_ context.Context, kf keyFile, secret []byte, wrap cipher.AEAD) (keyFile, []byte, error) {
 	raw, err := sealKeyFile(kf, secret, wrap)
 	if err != nil {
-		return err
+		return keyFile{}, nil, err
 	}
-	return writeFileAtomic(d.file(kf.Name), raw, false)
+	err = writeFileAtomic(d.file(kf.Name), raw, false)
+	if errors.Is(err, fs.ErrExist) {
+		return d.read(kf.Name, wrap, kf.MasterKeyID)
+	}
+	if err != nil {
+		return keyFile{}, nil, err
+	}
+	return kf, secret, nil
 }
 
 func sealKeyFile(kf keyFile, secret []byte, wrap cipher.AEAD) ([]byte, error) {
@@ -181,7 +205,31 @@ func sealKeyFile(kf keyFile, secret []byte, wrap cipher.AEAD) ([]byte, error) {
 	return append(raw, '\n'), nil
 }
 
-// names lists the period keys of the directory, oldest first.
+// periods loads and unseals every period key of the directory, oldest first.
+func (d *keyDir) periods(wrap cipher.AEAD, masterID string) ([]*periodKey, error) {
+	names, err := d.periodNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []*periodKey
+	for _, name := range names {
+		kf, secret, err := d.read(name, wrap, masterID)
+		if err != nil {
+			return nil, err
+		}
+		pk, err := newPeriodKey(kf, secret)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
+
+// String is the directory's path.
+func (d *keyDir) String() string { return d.path }
+
+// periodNames lists the period keys of the directory, oldest first.
 func (d *keyDir) periodNames() ([]string, error) {
 	entries, err := os.ReadDir(d.path)
 	if err != nil {
@@ -201,7 +249,7 @@ func (d *keyDir) periodNames() ([]string, error) {
 // destroy destroys the key file name: it renames it out of the way, overwrites it, syncs it and
 // removes it. After a crash the rename leaves the file to finishLeftovers; without it the
 // overwritten file would keep its name and no longer open, and the server would not start.
-func (d *keyDir) destroy(name string) error {
+func (d *keyDir) destroy(_ context.Context, name string) error {
 	path, doomed := d.file(name), filepath.Join(d.path, destroyPrefix+name+keyFileExt)
 	if err := os.Rename(path, doomed); err != nil {
 		return fmt.Errorf("destroy key file %s: %w", path, err)
@@ -368,20 +416,7 @@ type RotateStats struct {
 // key must be moved under period keys first (Service.MigrateKeys).
 func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster []byte) (RotateStats, error) {
 	st := RotateStats{OldKeyID: oldID, NewKeyID: newID}
-	if oldID == newID {
-		return st, errors.New("the new master key id must differ from the old one")
-	}
-	if bytes.Equal(oldMaster, newMaster) {
-		return st, errors.New("the new master key is the old one")
-	}
-	if err := checkMasterKey(newMaster); err != nil {
-		return st, err
-	}
-	oldWrap, err := newGCM(derive(oldMaster, wrapLabel))
-	if err != nil {
-		return st, err
-	}
-	newWrap, err := newGCM(derive(newMaster, wrapLabel))
+	oldWrap, newWrap, err := rotationWraps(oldID, oldMaster, newID, newMaster)
 	if err != nil {
 		return st, err
 	}
@@ -432,60 +467,20 @@ func RotateKeyDir(dir, oldID string, oldMaster []byte, newID string, newMaster [
 	return st, nil
 }
 
-// CheckMasterKey refuses a master key that is not 32 bytes or is plainly not random: all bytes
-// equal, fewer than 16 distinct byte values (32 random bytes have about 30), or every byte a
-// printable ASCII character, which is a passphrase typed in place of a key (32 random bytes
-// are all printable with a probability of about 1.6e-14). Every master key erasured reads, from
-// a file or the environment, passes through it.
-func CheckMasterKey(key []byte) error {
-	if err := checkMasterKey(key); err != nil {
-		return err
+// rotationWraps checks a rotation's master keys and derives their wrap keys.
+func rotationWraps(oldID string, oldMaster []byte, newID string, newMaster []byte) (oldWrap, newWrap cipher.AEAD, err error) {
+	if oldID == newID {
+		return nil, nil, errors.New("the new master key id must differ from the old one")
 	}
-	for _, b := range key {
-		if b < 0x20 || b > 0x7e {
-			return nil
-		}
+	if bytes.Equal(oldMaster, newMaster) {
+		return nil, nil, errors.New("the new master key is the old one")
 	}
-	return errors.New("master key is weak: all its bytes are printable characters, a passphrase rather than 32 random bytes; generate one with `head -c 32 /dev/urandom | base64`")
-}
-
-func checkMasterKey(key []byte) error {
-	if len(key) != 32 {
-		return fmt.Errorf("master key must be 32 bytes, got %d", len(key))
+	if err := checkMasterKey(newMaster); err != nil {
+		return nil, nil, err
 	}
-	seen := map[byte]bool{}
-	for _, b := range key {
-		seen[b] = true
+	if oldWrap, err = newGCM(derive(oldMaster, wrapLabel)); err != nil {
+		return nil, nil, err
 	}
-	switch {
-	case len(seen) == 1:
-		return errors.New("master key is weak: all its bytes are equal")
-	case len(seen) < 16:
-		return fmt.Errorf("master key is weak: only %d distinct byte values; generate one with `head -c 32 /dev/urandom | base64`", len(seen))
-	}
-	return nil
-}
-
-// KeyCheck counts the wrapped data keys of a database by whether the keyring opens them.
-type KeyCheck struct {
-	Open       int // data keys the keyring unwraps
-	Unreadable int // data keys it does not (destroyed period keys, another master key)
-	Master     int // of the open ones, keys the master key wraps directly
-}
-
-// CheckKeys tries to unwrap every data key the database holds (of erasures and of batches).
-func (s *Service) CheckKeys() (KeyCheck, error) {
-	var c KeyCheck
-	try := func(purpose string, w []byte) {
-		if _, err := s.keys.unwrap(purpose, w); err != nil {
-			c.Unreadable++
-			return
-		}
-		c.Open++
-		if wrappedBy(w) == "" {
-			c.Master++
-		}
-	}
-	err := s.db.View(func(tx store.Tx) error { return eachDataKey(tx, try) })
-	return c, err
+	newWrap, err = newGCM(derive(newMaster, wrapLabel))
+	return oldWrap, newWrap, err
 }

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
 )
 
 func TestRotateKeyDirKeepsDataAndReceipts(t *testing.T) {
@@ -145,5 +149,173 @@ func TestTwoKeyringsShareAPeriodKey(t *testing.T) {
 		if got, err := k.unwrap("erasure-1", wrapped); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{7}, 32)) {
 			t.Errorf("%s cannot open a data key wrapped by the first one under the same period: %v", name, err)
 		}
+	}
+}
+
+// keyBackend is where a keyring keeps its keys: a key directory, or the store.
+type keyBackend struct {
+	name string
+	// start makes fresh storage and returns how to open a keyring over it (each call opens
+	// another keyring over the same keys: a restart) and how to move a stored key under another
+	// name, replacing that name's.
+	start func(t *testing.T) (open func(id string, master []byte, now time.Time) (*Keyring, error), rename func(from, to string))
+}
+
+var keyBackends = []keyBackend{
+	{"key directory", func(t *testing.T) (func(string, []byte, time.Time) (*Keyring, error), func(string, string)) {
+		dir := filepath.Join(t.TempDir(), "keys")
+		open := func(id string, master []byte, now time.Time) (*Keyring, error) {
+			return OpenKeyring(id, master, dir, testPeriod, now)
+		}
+		rename := func(from, to string) {
+			if err := os.Rename(filepath.Join(dir, from+keyFileExt), filepath.Join(dir, to+keyFileExt)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return open, rename
+	}},
+	{"shared store", func(t *testing.T) (func(string, []byte, time.Time) (*Keyring, error), func(string, string)) {
+		db := openBolt(t)
+		open := func(id string, master []byte, now time.Time) (*Keyring, error) {
+			return OpenSharedKeyring(context.Background(), id, master, db, testPeriod, now)
+		}
+		rename := func(from, to string) {
+			if err := db.Update(context.Background(), func(tx store.Tx) error {
+				v := tx.Get(schema.WrappingKeys, []byte(from))
+				if v == nil {
+					return errors.New("no such record")
+				}
+				if err := tx.Put(schema.WrappingKeys, []byte(to), v); err != nil {
+					return err
+				}
+				return tx.Delete(schema.WrappingKeys, []byte(from))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return open, rename
+	}},
+}
+
+var otherMaster = []byte("fedcba9876543210FEDCBA9876543210")
+
+// TestKeyStoreBehaviour: a keyring keeps the same keys in a key directory and in a shared store:
+// a new one gets the root secret equal to the master key and the key of the current period; a
+// reopened one opens what the first wrapped; it rolls to a new key per period; a destroyed key
+// opens nothing any more, also after a restart; another master key, or a key stored under
+// another key's name, is refused.
+func TestKeyStoreBehaviour(t *testing.T) {
+	plain := bytes.Repeat([]byte{7}, 32)
+	first, next := periodKeyName(testNow.Truncate(testPeriod)), periodKeyName(testNow.Add(testPeriod).Truncate(testPeriod))
+	cases := []struct {
+		name string
+		run  func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), rename func(string, string))
+	}{
+		{"create", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if got := k.PeriodKeys(); !slices.Equal(got, []string{first}) {
+				t.Errorf("period keys of a new keyring: %v, want [%s]", got, first)
+			}
+			plainRing, err := NewKeyring("test", testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Fingerprint("1234", customer("ABC-123")) != plainRing.Fingerprint("1234", customer("ABC-123")) || k.SigningKeyID() != plainRing.SigningKeyID() {
+				t.Error("a new keyring's root secret is not the master key: fingerprints and receipts of before would change")
+			}
+		}},
+		{"reopen", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			w, err := k.wrapKey("erasure-1", plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow))
+			if got, err := again.unwrap("erasure-1", w); err != nil || !bytes.Equal(got, plain) {
+				t.Errorf("a reopened keyring does not open a data key the first wrapped: %v", err)
+			}
+			if !slices.Equal(again.PeriodKeys(), k.PeriodKeys()) || again.SigningKeyID() != k.SigningKeyID() {
+				t.Errorf("reopened: period keys %v, want %v; or another receipt key", again.PeriodKeys(), k.PeriodKeys())
+			}
+		}},
+		{"roll", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if cur, err := k.roll(testNow.Add(time.Hour)); err != nil || cur != first {
+				t.Errorf("roll within the period: %s, %v; want %s", cur, err, first)
+			}
+			if cur, err := k.roll(testNow.Add(testPeriod)); err != nil || cur != next {
+				t.Errorf("roll a period on: %s, %v; want %s", cur, err, next)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow.Add(testPeriod)))
+			if got := again.PeriodKeys(); !slices.Equal(got, []string{first, next}) {
+				t.Errorf("reopened after a roll: period keys %v, want [%s %s]", got, first, next)
+			}
+			if past := again.pastPeriods(); len(past) != 1 || past[0].name != first {
+				t.Errorf("past periods %v, want only %s", past, first)
+			}
+		}},
+		{"destroy", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			w, err := k.wrapKey("erasure-1", plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.destroyPeriod(context.Background(), first); err == nil {
+				t.Error("the current period key was destroyed")
+			}
+			if _, err := k.roll(testNow.Add(testPeriod)); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.destroyPeriod(context.Background(), first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+				t.Errorf("a data key wrapped by a destroyed key: %v, want it shredded", err)
+			}
+			again := mustKeyring(t)(open("test", testKey, testNow.Add(testPeriod)))
+			if _, err := again.unwrap("erasure-1", w); !errors.Is(err, errShredded) {
+				t.Errorf("after a restart, a data key wrapped by a destroyed key: %v, want it shredded", err)
+			}
+			if got := again.PeriodKeys(); !slices.Equal(got, []string{next}) {
+				t.Errorf("period keys after the destruction: %v, want [%s]", got, next)
+			}
+		}},
+		{"another master key", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), _ func(string, string)) {
+			mustKeyring(t)(open("test", testKey, testNow))
+			if _, err := open("other", testKey, testNow); !errors.Is(err, ErrOtherMasterKey) {
+				t.Errorf("keys sealed under another master key id: %v, want ErrOtherMasterKey", err)
+			}
+			if _, err := open("test", otherMaster, testNow); err == nil {
+				t.Error("keys open with another master key of the same id")
+			}
+		}},
+		{"a key under another's name", func(t *testing.T, open func(string, []byte, time.Time) (*Keyring, error), rename func(string, string)) {
+			k := mustKeyring(t)(open("test", testKey, testNow))
+			if _, err := k.roll(testNow.Add(testPeriod)); err != nil {
+				t.Fatal(err)
+			}
+			rename(next, first)
+			if _, err := open("test", testKey, testNow.Add(testPeriod)); err == nil {
+				t.Errorf("a keyring opened with the key of %s stored as %s", next, first)
+			}
+		}},
+	}
+	for _, b := range keyBackends {
+		for _, tc := range cases {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				open, rename := b.start(t)
+				tc.run(t, open, rename)
+			})
+		}
+	}
+}
+
+func mustKeyring(t *testing.T) func(*Keyring, error) *Keyring {
+	return func(k *Keyring, err error) *Keyring {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
 	}
 }

@@ -6,9 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
-	"fmt"
-	"io/fs"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -62,16 +59,5 @@ func (s *Service) ReceiptKeys() []ReceiptKey {
 // master key itself where dir holds none yet: what the server's first start makes), without
 // writing anything: not a key directory, not a period key.
 func ReadReceiptKey(masterID string, master []byte, dir string) (ReceiptKey, error) {
-	k, err := NewKeyring(masterID, master)
-	if err != nil {
-		return ReceiptKey{}, err
-	}
-	_, root, err := (&keyDir{path: dir}).read(rootKeyName, k.wrap, masterID)
-	switch {
-	case err == nil:
-		k.setRoot(root)
-	case !errors.Is(err, fs.ErrNotExist):
-		return ReceiptKey{}, fmt.Errorf("root key: %w", err)
-	}
-	return ReceiptKey{ID: k.SigningKeyID(), PublicKey: k.PublicKey()}, nil
+	return readReceiptKey(masterID, master, &keyDir{path: dir})
 }

@@ -72,6 +72,8 @@ type Config struct {
 	// not from this process's memory (shared.go). New refuses to share a store that holds
 	// erasures written without those keys. Every process that submits to a shared store must
 	// set it. False for a store only this process opens (bbolt).
+	// Its keyring must then keep its period keys in the store (OpenSharedKeyring), not in a
+	// key directory.
 	Shared bool
 }
 
@@ -103,6 +105,9 @@ func New(db Store, keys *Keyring, cfg Config) (*Service, error) {
 		if keys.period > 0 {
 			cfg.KeepInterval = min(keys.period/4, time.Hour)
 		}
+	}
+	if err := keys.checkShared(cfg.Shared); err != nil {
+		return nil, err
 	}
 	if keys.period > cfg.Retention {
 		return nil, fmt.Errorf("service: the key period (%s) must not be longer than the retention (%s)", keys.period, cfg.Retention)

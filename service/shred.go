@@ -20,7 +20,8 @@ import (
 // An erasure's personal data (subject, aliases, LivePerson record ids, followed consumers) is
 // sealed with its data key, and a deletion batch's record ids with the batch's data key. Data
 // keys are wrapped by period keys, which live outside the database in the key directory
-// (keystore.go). A copy of the database (a backup, or freed pages bbolt has not overwritten)
+// (keystore.go) — or, on a store shared by replicas, in the store itself, where destroying one
+// takes the store's own compaction too (keystore_shared.go). A copy of the database (a backup, or freed pages bbolt has not overwritten)
 // keeps every wrapped data key it ever held; it becomes unreadable once the period keys that
 // wrapped them are destroyed. The keeper, run by the pipeline every KeepInterval, does three
 // things:

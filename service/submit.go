@@ -193,7 +193,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 			return s.putRequest(tx, dupKey, requestEntry{RequestID: req.RequestID, ErasureID: r.ID,
 				Deduplicated: true}, hash, key)
 		}
-		if !s.keys.committable(fresh.DataKey) {
+		if !s.keys.committableIn(tx, fresh.DataKey) {
 			// The period key that wrapped the data key is about to be destroyed: this Submit
 			// waited long for its transaction (keydestroy.go). Wrap it again by the current key.
 			if fresh.DataKey, err = s.keys.wrapKey(eid, plainKey); err != nil {

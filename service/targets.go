@@ -24,7 +24,7 @@ func (s *Service) dataKeyOf(tx store.Tx, r *record) ([]byte, error) {
 	if wrapped == nil {
 		return nil, errShredded
 	}
-	return s.keys.unwrap(r.ID, wrapped)
+	return s.keys.unwrapIn(tx, r.ID, wrapped)
 }
 
 // wrappedKey is r's wrapped data key: in the record, or for erasures stored before it moved

@@ -133,6 +133,9 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return nil
 		}
 		b := plan.batch
+		if !p.d.Committable(tx, plan.wrapped) {
+			return errStalePlan
+		}
 		if err := tx.Put(schema.Keys, schema.BatchKeyName(b.ID), plan.wrapped); err != nil {
 			return err
 		}

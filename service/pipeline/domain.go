@@ -31,6 +31,10 @@ type Domain interface {
 	// wrapped; the batcher stores both. BatchIDs opens them again (sorted), inside tx.
 	SealBatchIDs(id uint64, ids []string) (sealed, wrappedKey []byte, err error)
 	BatchIDs(tx store.Tx, b *Batch) ([]string, error)
+	// Committable reports whether a key SealBatchIDs wrapped may still be stored in tx: the key
+	// that wrapped it is the newest and is not about to be destroyed. False makes the batcher
+	// plan again, with a key wrapped anew.
+	Committable(tx store.Tx, wrappedKey []byte) bool
 	// Transition is the one way an erasure changes: it checks the move from `from` to r.State
 	// against the transition table, seals and stores targets (nil: as stored), stores r and
 	// appends the change's one event, and updates r (revision, times, what it is blocked on).

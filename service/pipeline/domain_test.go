@@ -28,6 +28,7 @@ func (d *fakeDomain) Search(store.Tx, *model.Record) ([]model.Subject, []string,
 }
 
 func (d *fakeDomain) AddConsumers(store.Tx, *model.Record, []string) error { return nil }
+func (d *fakeDomain) Committable(store.Tx, []byte) bool                    { return true }
 
 func (d *fakeDomain) TargetSealer(store.Tx, *model.Record) (func([]model.Target) ([]byte, error), error) {
 	return func(ts []model.Target) ([]byte, error) { return json.Marshal(ts) }, nil

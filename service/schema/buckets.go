@@ -34,7 +34,11 @@ var (
 	// fingerprint, and each erasure's entries among those. A store one process opens keeps the
 	// index in memory and leaves this bucket empty: adding it changed no stored meaning.
 	SubmitIndex = store.Bucket{Name: "submit_index"}
+	// WrappingKeys holds, on a store shared by several erasured processes, the keys that wrap
+	// data keys (the period keys) and the root secret, each sealed by the master key: what a
+	// key directory holds on a store only one process uses. Empty otherwise.
+	WrappingKeys = store.Bucket{Name: "wrapping_keys"}
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, SubmitIndex}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, SubmitIndex, WrappingKeys}

@@ -35,6 +35,8 @@ import (
 //	          "r/" request_id                                → outcome of the Submit that took it
 //	          "s/" account 0 root fingerprint (hex)          → the open erasures holding it
 //	          "e/" erasure id                                → its "s/" entries, while it is open
+//	WrappingKeys  "root", or "p-" and a period's start       → that key, sealed by the master key
+//	          (the names of the key directory's files)
 
 // AuditKey is the key of audit entry seq.
 func AuditKey(seq uint64) []byte { return store.U64(seq) }
