@@ -265,12 +265,27 @@ var errUnsharedStore = errors.New("service: the store holds erasures written wit
 	"(by a process that did not share it): processes sharing it could not tell their request_ids and " +
 	"subjects apart; share only a store that was shared from its first erasure")
 
+// errSharedStore refuses a process that does not share a store that is shared.
+var errSharedStore = errors.New("service: the store is shared with other erasured processes (it keeps the shared Submit index), " +
+	"but this process was not configured to share it: its Submits would not see the others' request_ids and subjects; " +
+	"open it as a shared store")
+
 // ensureShared checks, for a process that shares the store, that every Submit kept the shared
 // index (the store is marked), and marks an empty store. A process that does not share the store
-// checks nothing: every process that submits to a shared store must share it (the server does,
-// for a backend other processes open).
+// is refused a marked one: its Submits would neither read nor write the shared index, and could
+// create a second erasure for a subject another process has open.
 func (s *Service) ensureShared(ctx context.Context) error {
 	if !s.cfg.Shared {
+		var marked bool
+		if err := s.db.View(func(tx store.Tx) error {
+			marked = tx.Get(schema.SubmitIndex, schema.SharedIndexKey) != nil
+			return nil
+		}); err != nil {
+			return fmt.Errorf("service: read the shared index mark: %w", err)
+		}
+		if marked {
+			return errSharedStore
+		}
 		return nil
 	}
 	var marked, empty bool

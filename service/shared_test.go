@@ -388,7 +388,7 @@ func TestSharedReplicasOnOneStore(t *testing.T) {
 
 // TestSharingRefusesAStoreWrittenAlone: a store holding erasures that a process which did not
 // share it wrote lacks their keys, so New refuses to share it; one shared from its first erasure
-// opens again.
+// opens again, but only for processes that share it.
 func TestSharingRefusesAStoreWrittenAlone(t *testing.T) {
 	keys, err := NewKeyring("test", testKey)
 	if err != nil {
@@ -397,6 +397,11 @@ func TestSharingRefusesAStoreWrittenAlone(t *testing.T) {
 	e := newSharedEnv(t)
 	mustSubmit(t, e.service(nil), submitReq(rid(1), "1234", customer("ABC-123"))) // marks the empty store
 	e.service(nil)                                                                // and opens it again
+	// A process not configured to share it is refused the shared store: its Submits would
+	// neither read nor write the shared index, and could open a second erasure of a subject.
+	if _, err := New(e.db, keys, Config{Now: e.clock.Now}); !errors.Is(err, errSharedStore) {
+		t.Errorf("New not sharing a shared store = %v, want %v", err, errSharedStore)
+	}
 
 	alone := newSharedEnv(t)
 	svc, err := New(alone.db, keys, Config{Now: alone.clock.Now})

@@ -23,6 +23,12 @@
 //     commit); then one call failing never fails, loses or duplicates the others. To allow that, a
 //     backend MAY RUN AN UPDATE FUNCTION MORE THAN ONCE: the function must have no effect outside its
 //     Tx, and report results through variables that each run overwrites.
+//   - Serializability. Updates behave as if run one at a time, in commit order: a function reads
+//     every write committed before it (by any process sharing the store), and if anything it read
+//     (a key it found, or a key it found absent, or a range it scanned) changes before its writes
+//     commit, that run is discarded and the function runs again on the new data. A store several
+//     processes share must keep this across them: it is what lets them decide, each in its own
+//     transaction, whether a request was already taken.
 //   - OnCommit hooks run only for a function whose writes committed, after the commit is durable and
 //     before Update returns to any caller of that commit; in commit order, and within one function in
 //     registration order; once, even when the function ran more than once (only its last run's
