@@ -91,7 +91,12 @@ var fakeMoves = map[[2]model.State]bool{
 	{model.StateVerifying, model.StateCompleted}:   true,
 }
 
-func (d *fakeDomain) Complete(store.Tx, *model.Record, []model.Target, time.Time) error { return nil }
+func (d *fakeDomain) Complete(_ store.Tx, r *model.Record, _ []model.Target, _ time.Time) error {
+	if r.State != model.StateCompleted {
+		return fmt.Errorf("fake: a receipt for an erasure %s", r.State)
+	}
+	return nil
+}
 
 func (d *fakeDomain) Fail(_ store.Tx, r *model.Record, _ string) error {
 	r.State = model.StateFailed
