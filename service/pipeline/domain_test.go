@@ -107,6 +107,10 @@ func (d *fakeDomain) Describe(error) string                       { return "fail
 func (d *fakeDomain) ReportRefusal(string, string, error, ...any) {}
 func (d *fakeDomain) Maintenance(time.Time) func(context.Context) { return nil }
 
+func (d *fakeDomain) ReportRefusedMove(account, step string, attrs ...any) {
+	d.refusedMoves = append(d.refusedMoves, strings.TrimSpace(fmt.Sprintln(append([]any{account, step}, attrs...)...)))
+}
+
 // putRecord stores r in the Erasures bucket as the service would.
 func putRecord(tx store.Tx, r *model.Record) error {
 	v, err := json.Marshal(r)
@@ -114,10 +118,6 @@ func putRecord(tx store.Tx, r *model.Record) error {
 		return err
 	}
 	return tx.Put(schema.Erasures, []byte(r.ID), v)
-}
-
-func (d *fakeDomain) ReportRefusedMove(account, step string, attrs ...any) {
-	d.refusedMoves = append(d.refusedMoves, strings.TrimSpace(fmt.Sprintln(append([]any{account, step}, attrs...)...)))
 }
 
 // seed stores r with targets ts as a new erasure, straight in the state the test needs.
