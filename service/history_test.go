@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/erasured/erasured/service/model"
 )
 
 // history reads the whole change history of e's store, from revision 1, over Watch. ok is false
@@ -154,9 +152,10 @@ func TestCheckHistory(t *testing.T) {
 	}
 }
 
-// TestIllegalJumpRefused: a change that jumps from SCHEDULED to COMPLETED, through the
-// pipeline's commit or through Service.update, is refused with STATE_TRANSITION_NOT_ALLOWED and
-// writes nothing: the record keeps its state and revision, and the history gains no event.
+// TestIllegalJumpRefused: a change that jumps from SCHEDULED to COMPLETED, made through the
+// path by which every pipeline step commits (Pipeline.CommitForTest, over the Service's Domain)
+// or through Service.update, is refused with STATE_TRANSITION_NOT_ALLOWED and writes nothing:
+// the record keeps its state and revision, and the history gains no event.
 func TestIllegalJumpRefused(t *testing.T) {
 	e := newPipeEnv(t)
 	e.seedCustomer()
@@ -165,16 +164,8 @@ func TestIllegalJumpRefused(t *testing.T) {
 	before := e.wantState(name, StateScheduled)
 	rev := e.db.Rev()
 	jumps := map[string]func() error{
-		// The pipeline's steps change an erasure through pipeline.Domain.Transition alone.
-		"pipeline.Domain.Transition": func() error {
-			return e.db.Update(context.Background(), func(tx storeTx) error {
-				m, err := model.GetRecord(tx, before.ID)
-				if err != nil {
-					return err
-				}
-				m.State = StateCompleted
-				return domain{e.svc}.Transition(tx, m, StateScheduled, nil, e.clock.Now())
-			})
+		"pipeline commit": func() error {
+			return e.p.CommitForTest(context.Background(), before.ID, func(r *record) { r.State = StateCompleted })
 		},
 		"Service.update": func() error {
 			_, err := e.svc.update(context.Background(), before.ID, func(r *record) error { r.State = StateCompleted; return nil })

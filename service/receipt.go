@@ -33,8 +33,15 @@ func signedContent(r Receipt) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-// complete attaches a signed receipt to r and appends it to the chain, in tx.
+// complete attaches a signed receipt to r and appends it to the chain, in tx. It is half of a
+// change: the caller has set r.State to COMPLETED and then stores the change through transition
+// in this transaction. An erasure in any other state gets no receipt: complete refuses before
+// writing anything, so a caller's mistake cannot leave a receipt for an open erasure in the
+// chain.
 func (s *Service) complete(tx store.Tx, r *record, ts []Target, now time.Time) error {
+	if r.State != StateCompleted {
+		return fmt.Errorf("erasure %s: a receipt is for a COMPLETED erasure, not one %s", r.ID, r.State)
+	}
 	var head receiptHead
 	if v := tx.Get(schema.Ledger, schema.ReceiptHeadKey); v != nil {
 		if err := json.Unmarshal(v, &head); err != nil {

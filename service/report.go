@@ -84,7 +84,8 @@ func (s *Service) reportAuth(account, step string, err error) {
 
 // failErasure moves r to FAILED, in tx, and reports the move once tx commits (not at all if
 // it does not, and once however often the store runs the transaction function). reason is a
-// fixed string.
+// fixed string. It is half of a change: it only sets r.State, and the caller then stores the
+// change through transition in this transaction, which checks the move.
 func (s *Service) failErasure(tx store.Tx, r *record, reason string) error {
 	from := apiName(r.State)
 	r.State = StateFailed

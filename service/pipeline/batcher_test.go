@@ -15,7 +15,9 @@ import (
 // TestBatchPlanOvertakenIsMadeAgain: a batch is planned and sealed outside the committer; when
 // one of its erasures changes before the plan commits (here it is cancelled), the commit writes
 // nothing (no batch, no quota unit, no sequence step) and the batch formed next leaves that
-// erasure out, its ids those of the others alone.
+// erasure out, its ids those of the others alone. The fake's cancel leaves a's queue entry, so
+// the plan made again finds erasure a final and drops the entry; a Cancel through the service, which
+// dequeues, is tested in package service (TestBatchPlanOvertakenByCancel).
 func TestBatchPlanOvertakenIsMadeAgain(t *testing.T) {
 	db := openSchedule(t, nil)
 	d := &fakeDomain{}
@@ -33,7 +35,7 @@ func TestBatchPlanOvertakenIsMadeAgain(t *testing.T) {
 		update(func(tx store.Tx) error {
 			r := &model.Record{Erasure: model.Erasure{ID: id, AccountID: "1234", State: model.StateScheduled}}
 			ts := []model.Target{{Kind: model.KindEngagement, ID: chat, Status: model.TargetQueued}}
-			if err := d.Transition(tx, r, model.StateScheduled, ts, t0); err != nil {
+			if err := d.Transition(tx, r, model.StateUnspecified, ts, t0); err != nil {
 				return err
 			}
 			return p.ch.enqueueTargets(tx, r, ts, t0)

@@ -40,10 +40,13 @@ type Domain interface {
 	// appends the change's one event, and updates r (revision, times, what it is blocked on).
 	// A refused move writes nothing and returns an error that matches ErrTransitionRefused.
 	Transition(tx store.Tx, r *model.Record, from model.State, targets []model.Target, now time.Time) error
-	// Complete attaches a signed receipt to r (whose State the caller sets to COMPLETED),
-	// chained to the receipts before it.
+	// Complete attaches a signed receipt to r, chained to the receipts before it. It is half of
+	// a change: the caller sets r.State to COMPLETED first (Complete refuses, writing nothing,
+	// for any other state), then calls Transition in this transaction.
 	Complete(tx store.Tx, r *model.Record, ts []model.Target, now time.Time) error
-	// Fail moves r to FAILED and reports the incident once tx commits; reason is fixed text.
+	// Fail sets r.State to FAILED and reports the incident once tx commits; reason is fixed
+	// text. It is half of a change: the caller then calls Transition in this transaction,
+	// which checks the move.
 	Fail(tx store.Tx, r *model.Record, reason string) error
 	// Describe words a step's failure for an erasure's last_error: a fixed phrase by kind,
 	// never the text of a LivePerson answer.

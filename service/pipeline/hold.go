@@ -95,15 +95,6 @@ func clearHeld(r *model.Record, ts []model.Target, id uint64) {
 	}
 }
 
-// heldFirst is what r shows it is blocked on when something else would block it: a held batch
-// outranks every other reason, since only an operator can move it on.
-func heldFirst(r *model.Record, other model.BlockedOn) model.BlockedOn {
-	if len(r.HeldBatches) > 0 {
-		return model.BlockedDeletionOutcomeUnknown
-	}
-	return other
-}
-
 // unhold sends a held batch back to INTENT to be sent once, without reconciling: the operator
 // found nothing at LivePerson. Its candidates are no longer reserved, and no longer its own
 // candidates either, should its next answer be lost too. It takes the account's
