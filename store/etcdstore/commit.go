@@ -230,7 +230,6 @@ func (db *DB) failAll(live []*call, err error) []*call {
 
 // finish runs the hooks of a committed group, hands its events to the watchers, and replies.
 func (db *DB) finish(g *group, ran []*call) {
-	db.commits.Add(1)
 	for _, c := range ran {
 		if c.err == nil {
 			for _, f := range c.onCommit {
@@ -287,9 +286,17 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 	}
 
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
-	resp, err := db.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
-	cancel()
+	var resp *clientv3.TxnResponse
+	var err error
+	lose := db.loseReply != nil && db.loseReply()
+	if !lose || db.loseSends {
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+		resp, err = db.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
+		cancel()
+	}
+	if lose {
+		resp, err = nil, context.DeadlineExceeded
+	}
 	if err != nil {
 		if refusedAsTooLarge(err) {
 			db.maxOps = max(8, min(db.maxOps, len(then))/2)
@@ -326,7 +333,9 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 				}
 			}
 			db.base.etcdRev = nb.etcdRev // same seq: the cache stays valid
-			if !lost {
+			if lost {
+				db.fenceFailures.Add(1)
+			} else {
 				return failed, errors.New("store: etcd transaction failed without a reason")
 			}
 			return fenceLost, nil
@@ -337,6 +346,7 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 		}
 	}
 	// Committed: the new state is the base plus the overlay.
+	db.commits.Add(1)
 	if db.base.seq == b.seq { // settle may have read a later state already
 		db.base.seq = b.seq + 1
 		db.base.rev = g.rev

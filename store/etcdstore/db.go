@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/erasured/erasured/store"
 )
@@ -136,13 +138,19 @@ type DB struct {
 
 	lastOK atomic.Int64 // unix nanoseconds of etcd's last answer
 
-	leadMu sync.Mutex
-	terms  map[*term]struct{} // terms held or being campaigned for
+	leadMu     sync.Mutex
+	terms      map[*term]struct{} // terms held or being campaigned for
+	blindTerms bool               // test hook: terms end only by Resign, Close or a failed compare
 
 	closeOnce sync.Once
 	closeErr  error
 
-	commits atomic.Uint64 // successful etcd commits, for tests
+	commits       atomic.Uint64 // successful etcd commits, for tests
+	fenceFailures atomic.Uint64 // transactions that failed on a fence compare, for tests
+	// Test hooks: when loseReply returns true, a commit's reply is lost; the transaction is
+	// sent first when loseSends is set, not at all otherwise.
+	loseReply func() bool
+	loseSends bool
 }
 
 var (
@@ -234,6 +242,12 @@ func dial(opts Options) (cli *clientv3.Client, own bool, err error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		MaxCallSendMsgSize:   opts.MaxTxnBytes + 1<<20,
+		// Reconnect to a member that came back within seconds, not grpc's default of up to two
+		// minutes: a cluster has few members, and a store without them is down.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: dial etcd %v: %w", opts.Endpoints, err)

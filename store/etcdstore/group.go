@@ -146,6 +146,11 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 	m := g.mark()
 	tx := &etcdTx{db: g.db, g: g, call: c}
 	c.onCommit = c.onCommit[:0]
+	if c.fence != nil && c.fence.ended() {
+		c.err = fmt.Errorf("%w: term %d has ended", store.ErrNotLeader, c.fence.rev)
+		c.onCommit = nil
+		return true, nil
+	}
 	c.err = runFn(c.fn, tx)
 	tx.done = true
 	if tx.readErr != nil {
