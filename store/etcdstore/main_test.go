@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	cluster.Close()
+	closeBench()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -77,3 +78,8 @@ var (
 	bucketB     = store.Bucket{Name: "b"}
 	testBuckets = []store.Bucket{bucketA, bucketB}
 )
+
+// clientOptsPrefixCount counts the keys under a prefix.
+func clientOptsPrefixCount() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
+}
