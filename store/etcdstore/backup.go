@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/erasured/erasured/store"
@@ -105,7 +106,7 @@ func (db *DB) dumpTo(w io.Writer) (store.Snapshot, error) {
 	for {
 		page, err := db.readAt(lo, at, clientv3.WithRange(hi), clientv3.WithLimit(scanPage))
 		if err != nil {
-			if strings.Contains(err.Error(), "compacted") {
+			if errors.Is(err, rpctypes.ErrCompacted) {
 				return store.Snapshot{}, fmt.Errorf("%w: %v", errDumpCompacted, err)
 			}
 			return store.Snapshot{}, err

@@ -138,9 +138,10 @@ type DB struct {
 
 	lastOK atomic.Int64 // unix nanoseconds of etcd's last answer
 
-	leadMu     sync.Mutex
-	terms      map[*term]struct{} // terms held or being campaigned for
-	blindTerms bool               // test hook: terms end only by Resign, Close or a failed compare
+	leadMu      sync.Mutex
+	terms       map[*term]struct{} // terms held or being campaigned for
+	termsClosed bool               // Close has ended the terms: no new one
+	blindTerms  bool               // test hook: terms end only by Resign, Close or a failed compare
 
 	closeOnce sync.Once
 	closeErr  error

@@ -136,6 +136,15 @@ func (db *DB) newTerm(ctx context.Context, id string) (*term, error) {
 	var kctx context.Context
 	kctx, t.stop = context.WithCancel(context.Background())
 	db.leadMu.Lock()
+	if db.termsClosed {
+		db.leadMu.Unlock()
+		t.stop()
+		t.session.Orphan()
+		rctx, cancel := context.WithTimeout(context.Background(), min(db.opts.RequestTimeout, time.Second))
+		_, _ = db.cli.Revoke(rctx, g.ID)
+		cancel()
+		return nil, store.ErrClosed
+	}
 	db.terms[t] = struct{}{}
 	db.leadMu.Unlock()
 	t.renewing.Go(func() { t.renew(kctx) })
@@ -334,6 +343,9 @@ func (db *DB) checkTerms() {
 
 // endTerms releases every term, for Close.
 func (db *DB) endTerms() {
+	db.leadMu.Lock()
+	db.termsClosed = true
+	db.leadMu.Unlock()
 	for _, h := range db.heldTerms() {
 		_ = h.t.release()
 	}

@@ -51,6 +51,7 @@ type Config struct {
 // Cluster is a running etcd cluster of embedded members.
 type Cluster struct {
 	cfg     Config
+	ownDir  bool // New made the directory: Close removes it
 	members []*member
 	mu      sync.Mutex
 }
@@ -95,14 +96,15 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = embed.DefaultMaxRequestBytes
 	}
-	if cfg.Dir == "" {
+	own := cfg.Dir == ""
+	if own {
 		dir, err := os.MkdirTemp("", "etcdtest-")
 		if err != nil {
 			return nil, err
 		}
 		cfg.Dir = dir
 	}
-	c := &Cluster{cfg: cfg}
+	c := &Cluster{cfg: cfg, ownDir: own}
 	for i := range cfg.Members {
 		ports, err := freePorts(3)
 		if err != nil {
@@ -278,10 +280,14 @@ func (c *Cluster) TestClient(t testing.TB) *clientv3.Client {
 	return cli
 }
 
-// Close stops every member. Its data directory stays (Start's is removed by the test).
+// Close stops every member, and removes the data directory if New made it (Start's is the
+// test's, removed by the test).
 func (c *Cluster) Close() {
 	for i := range c.members {
 		c.Stop(i)
+	}
+	if c.ownDir {
+		_ = os.RemoveAll(c.cfg.Dir)
 	}
 }
 
