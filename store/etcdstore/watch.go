@@ -179,8 +179,40 @@ type watcher struct {
 }
 
 // Watch implements store.DB. A watcher starting at the hub's revision + 1 joins the hub at once; one
-// starting in the past catches up in its Next.
+// starting in the past catches up in its Next. A revision that another process committed and the
+// follower has not delivered yet is not in the future: Watch delivers what lies between first, so
+// that a watch resumes on any replica from what another one has shown.
 func (db *DB) Watch(from uint64, key string) (store.Watcher, error) {
+	if from > db.Rev()+1 {
+		if err := db.catchUp(from - 1); err != nil {
+			return nil, err
+		}
+	}
+	return db.watchHub(from, key)
+}
+
+// catchUp delivers the events up to rev, when the store has them.
+func (db *DB) catchUp(rev uint64) error {
+	if db.isClosing() {
+		return store.ErrClosed
+	}
+	b, err := db.readBase(context.Background())
+	if err != nil {
+		return err
+	}
+	if b.rev < rev {
+		return nil // in the future indeed: the hub refuses it
+	}
+	db.pubMu.Lock()
+	defer db.pubMu.Unlock()
+	if cur := db.Rev(); cur < rev {
+		db.fillGap(cur+1, rev)
+	}
+	return nil
+}
+
+// watchHub is Watch on the hub as it is.
+func (db *DB) watchHub(from uint64, key string) (store.Watcher, error) {
 	h := &db.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
