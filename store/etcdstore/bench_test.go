@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -64,10 +65,21 @@ func benchValue() []byte {
 }
 
 // BenchmarkUpdate: parallel Updates, each a Put of a new key and an Append, both ~1.5 kB.
-func BenchmarkUpdate(b *testing.B) {
+func BenchmarkUpdate(b *testing.B) { benchUpdate(b, false, false) }
+
+// BenchmarkUpdateReading: BenchmarkUpdate whose functions first read the key they write (absent),
+// as a Submit checks its request id: each such read is a round trip to etcd on the committer.
+func BenchmarkUpdateReading(b *testing.B) { benchUpdate(b, true, false) }
+
+// BenchmarkUpdateReadingNoPrefetch: BenchmarkUpdateReading without the prefetch that makes a
+// group's reads in one request.
+func BenchmarkUpdateReadingNoPrefetch(b *testing.B) { benchUpdate(b, true, true) }
+
+func benchUpdate(b *testing.B, read, noPrefetch bool) {
 	c := benchEtcd(b)
 	opts := testOptions(fmt.Sprintf("bench/%s/", rand.Text()), []store.Bucket{bucketA})
 	opts.Endpoints = c.Endpoints()
+	opts.NoPrefetch = noPrefetch
 	db := openTest(b, opts)
 	value := benchValue()
 	var n atomic.Uint64
@@ -79,6 +91,9 @@ func BenchmarkUpdate(b *testing.B) {
 		for pb.Next() {
 			key := store.U64(n.Add(1))
 			err := db.Update(context.Background(), func(tx store.Tx) error {
+				if read && tx.Get(bucketA, key) != nil {
+					return errors.New("the key is there already")
+				}
 				if err := tx.Put(bucketA, key, value); err != nil {
 					return err
 				}

@@ -155,6 +155,7 @@ func (db *DB) commitSome(live []*call) []*call {
 				return db.failAll(live, err)
 			}
 		}
+		db.prefetch(live)
 		g := newGroup(db)
 		n := 0
 		var voidErr error // a read failed: this run of the group is void

@@ -56,6 +56,10 @@ type Options struct {
 	// HealthInterval is how often Err's health probe asks etcd; default 1s. HealthTimeout is
 	// how long etcd may go unanswered before Err reports it; default 3s.
 	HealthInterval, HealthTimeout time.Duration
+	// NoPrefetch turns off the prefetch of a group's point reads: each function of a group
+	// then reads what it needs from etcd one round trip after another, instead of all the
+	// group's reads going in one request after a dry run of the functions (see prefetch).
+	NoPrefetch bool
 	// OnCommit, when set, is told how long each successful etcd commit took. It runs on the
 	// committer, so it must be quick (a histogram's Observe).
 	OnCommit func(time.Duration)
@@ -148,6 +152,7 @@ type DB struct {
 
 	commits       atomic.Uint64 // successful etcd commits, for tests
 	fenceFailures atomic.Uint64 // transactions that failed on a fence compare, for tests
+	readRequests  atomic.Uint64 // read requests of transactions, for tests
 	// Test hooks: when loseReply returns true, a commit's reply is lost; the transaction is
 	// sent first when loseSends is set, not at all otherwise.
 	loseReply func() bool

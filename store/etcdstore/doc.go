@@ -29,7 +29,10 @@
 // (up to MaxBatch, and as many as fit in MaxTxnOps operations and MaxTxnBytes) commit as ONE etcd
 // transaction whose If compares meta/seq with the value read. If another process (a replica)
 // committed meanwhile, nothing is written and the functions run again on the new state, which the
-// contract allows: so two replicas taking the same request id at once cannot both insert it. A
+// contract allows: so two replicas taking the same request id at once cannot both insert it.
+// Before a group runs, its functions run once each in a dry run whose reads that miss the cache
+// find nothing and are recorded; the recorded keys are then read in one etcd request, so that a
+// group of Submits, each checking its request id, costs one read round trip instead of one each. A
 // function that fails is undone from the overlay alone; the others commit. A reply lost to a
 // timeout is settled before anything else: the committer bumps meta/seq if it still has the old
 // value (after which the lost transaction can never apply) and reads its commit key to learn

@@ -408,3 +408,64 @@ func TestMemberDown(t *testing.T) {
 		t.Errorf("Err() = %v", err)
 	}
 }
+
+// TestPrefetchReadsInOneRequest: a group of updates that each read a key they do not write
+// before reads all those keys in one request, and each update still sees what the one before it
+// in the group wrote.
+func TestPrefetchReadsInOneRequest(t *testing.T) {
+	ctx := storetest.Context(t)
+	for _, tc := range []struct {
+		noPrefetch         bool
+		minReads, maxReads uint64
+	}{{false, 1, 2}, {true, 20, 21}} {
+		t.Run(fmt.Sprintf("NoPrefetch=%t", tc.noPrefetch), func(t *testing.T) {
+			opts := testOptions(newPrefix(t), testBuckets)
+			opts.NoPrefetch = tc.noPrefetch
+			db := openTest(t, opts)
+			release := blockCommitter(t, db)
+			const n = 20
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					errs[i] = db.Update(ctx, func(tx store.Tx) error {
+						if tx.Get(bucketA, fmt.Appendf(nil, "absent-%d", i)) != nil {
+							return errors.New("found an absent key")
+						}
+						// A shared key: each sees the writes before it in the group.
+						var count uint64
+						if v := tx.Get(bucketB, []byte("count")); v != nil {
+							count, _ = store.ParseU64(v)
+						}
+						return tx.Put(bucketB, []byte("count"), store.U64(count+1))
+					})
+				})
+			}
+			waitQueued(t, db, n)
+			before := db.readRequests.Load()
+			release()
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("Update %d = %v", i, err)
+				}
+			}
+			if reads := db.readRequests.Load() - before; reads < tc.minReads || reads > tc.maxReads {
+				t.Errorf("%d read requests for %d updates, want %d to %d", reads, n, tc.minReads, tc.maxReads)
+			}
+			v := getKey2(t, db, bucketB, "count")
+			if c, err := store.ParseU64(v); err != nil || c != n {
+				t.Errorf("count = %d, %v; want %d", c, err, n)
+			}
+		})
+	}
+}
+
+func getKey2(t *testing.T, db store.DB, b store.Bucket, key string) []byte {
+	t.Helper()
+	var v []byte
+	if err := db.View(func(tx store.Tx) error { v = tx.Get(b, []byte(key)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

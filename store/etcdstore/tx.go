@@ -30,6 +30,8 @@ type etcdTx struct {
 
 	viewRev    int64 // View: the etcd revision every read is at, 0 until the first read
 	viewMetaRv uint64
+
+	misses *[]string // a prefetch run: the keys it read that the cache does not hold
 }
 
 // View implements store.DB: fn reads one etcd revision, the latest when its first read is made
@@ -116,6 +118,7 @@ func (tx *etcdTx) rev() (int64, error) {
 
 // readAt reads key (with opts: a range, a limit) at etcd revision rev, from any member that has it.
 func (db *DB) readAt(key string, rev int64, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	db.readRequests.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
 	defer cancel()
 	opts = append(opts, clientv3.WithRev(rev))
@@ -134,6 +137,10 @@ func (tx *etcdTx) baseGet(key string) ([]byte, bool) {
 		if v, ok, hit := tx.db.cache.get(key); hit {
 			return v, ok
 		}
+	}
+	if tx.misses != nil { // a prefetch run: record, find nothing
+		*tx.misses = append(*tx.misses, key)
+		return nil, false
 	}
 	rev, err := tx.rev()
 	if err != nil {
@@ -220,6 +227,9 @@ func (tx *etcdTx) scan(b store.Bucket, start []byte, reverse bool, fn func(k, v 
 		lo = bp + string(start)
 	case start != nil && reverse:
 		hi = bp + string(start) + "\x00"
+	}
+	if tx.misses != nil {
+		return nil // a prefetch run reads no range
 	}
 	var ov []string // the group's written keys in range, in scan order
 	if tx.g != nil {
@@ -311,6 +321,9 @@ func (tx *etcdTx) scan(b store.Bucket, start []byte, reverse bool, fn func(k, v 
 func (tx *etcdTx) Count(b store.Bucket) int {
 	if tx.bucket(b) != nil {
 		return 0
+	}
+	if tx.misses != nil {
+		return 0 // a prefetch run reads no range
 	}
 	bp := tx.db.lay.bucketPrefix(b.Name)
 	rev, err := tx.rev()
