@@ -1,0 +1,346 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/erasured/erasured/store"
+)
+
+// compactChunk is how many events one compaction transaction deletes, so that neither etcd's
+// apply loop nor the writers wait long for one.
+const compactChunk = 10000
+
+// Catch-up limits: a watcher batch, and how many events one ring or etcd pass examines.
+const (
+	maxNextBatch = 256
+	scanMax      = 1024
+)
+
+// Rev implements store.DB: the last revision delivered to the hub, from this process's commits
+// or, through the follower, from any process's.
+func (db *DB) Rev() uint64 {
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	return db.hub.rev
+}
+
+// Oldest implements store.DB.
+func (db *DB) Oldest() uint64 {
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	return db.hub.oldest
+}
+
+// Events implements store.DB: from the ring when it still holds from, from etcd otherwise; never
+// past Rev().
+func (db *DB) Events(from uint64, limit int) ([]store.Event, error) {
+	from = max(from, 1)
+	if limit <= 0 {
+		limit = int(^uint(0) >> 1)
+	}
+	h := &db.hub
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, store.ErrClosed
+	}
+	if from < h.oldest {
+		err := &store.CompactedError{Requested: from, Oldest: h.oldest}
+		h.mu.Unlock()
+		return nil, err
+	}
+	upTo := h.rev
+	if from > upTo {
+		h.mu.Unlock()
+		return nil, nil
+	}
+	if from >= h.ring.low() {
+		evs, _ := h.ring.collect(from, upTo, "", limit, -1)
+		h.mu.Unlock()
+		return evs, nil
+	}
+	h.mu.Unlock()
+	var all []store.Event
+	for from <= upTo && len(all) < limit {
+		evs, next, err := db.readEvents(from, upTo, "", limit-len(all), -1)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, evs...)
+		if next == from {
+			break
+		}
+		from = next
+	}
+	return all, nil
+}
+
+// readEvents reads events from etcd: Rev in [from, upTo], only those about key unless key is "",
+// at most limit of them, examining at most scan events (scan < 0: up to a page). next is the
+// revision after the last one examined. meta/oldest is read in the same etcd transaction, so a
+// concurrent compaction cannot open a gap.
+func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64, err error) {
+	next = from
+	if scan < 0 || scan > scanMax {
+		scan = scanMax
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+	defer cancel()
+	resp, err := db.cli.Txn(ctx).Then(
+		clientv3.OpGet(db.lay.key(metaOldest)),
+		clientv3.OpGet(db.lay.eventKey(from), clientv3.WithRange(db.lay.eventKey(upTo+1)), clientv3.WithLimit(int64(scan))),
+	).Commit()
+	if err != nil {
+		if db.isClosing() {
+			return nil, from, store.ErrClosed
+		}
+		return nil, from, fmt.Errorf("store: read events: %w", err)
+	}
+	db.answered()
+	var oldestV []byte
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+		oldestV = kvs[0].Value
+	}
+	oldest, err := u64(metaOldest, oldestV)
+	if err != nil {
+		return nil, from, err
+	}
+	if from < oldest {
+		return nil, from, &store.CompactedError{Requested: from, Oldest: oldest}
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		rev, ok := db.lay.parseEventKey(kv.Key)
+		if !ok {
+			return nil, from, fmt.Errorf("store: stray key %q among the events", kv.Key)
+		}
+		if rev != next {
+			return nil, from, fmt.Errorf("store: event log has a gap: revision %d follows %d", rev, next-1)
+		}
+		next = rev + 1
+		ev, err := decodeEvent(rev, kv.Value)
+		if err != nil {
+			return nil, from, err
+		}
+		if key == "" || ev.Key == key {
+			evs = append(evs, ev)
+			if len(evs) >= limit {
+				break
+			}
+		}
+	}
+	return evs, next, nil
+}
+
+// deliver hands committed events (in revision order, possibly already delivered) to the hub,
+// after reading from etcd the ones between the hub's revision and the first of them, which
+// another process committed and the follower has not delivered yet. oldest is meta/oldest as of
+// the events (0: unknown).
+func (db *DB) deliver(evs []store.Event, oldest uint64) {
+	db.pubMu.Lock()
+	defer db.pubMu.Unlock()
+	h := &db.hub
+	h.mu.Lock()
+	cur := h.rev
+	h.mu.Unlock()
+	for len(evs) > 0 && evs[0].Rev <= cur {
+		evs = evs[1:]
+	}
+	if len(evs) > 0 && evs[0].Rev > cur+1 {
+		if !db.fillGap(cur+1, evs[0].Rev-1) {
+			return // the follower will catch up from etcd
+		}
+	}
+	h.mu.Lock()
+	if len(evs) == 0 {
+		h.raiseOldest(oldest)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	h.publish(evs, oldest)
+}
+
+// fillGap delivers the events [from, to] from etcd. Called with pubMu held. It returns false
+// when it could not read them (after retrying for a while); when they were compacted away it
+// moves the hub past them.
+func (db *DB) fillGap(from, to uint64) bool {
+	failures := 0
+	for from <= to {
+		evs, next, err := db.readEvents(from, to, "", maxNextBatch, -1)
+		if ce := (*store.CompactedError)(nil); errors.As(err, &ce) {
+			db.hub.jump(min(ce.Oldest-1, to), ce.Oldest)
+			from = db.Rev() + 1
+			continue
+		}
+		if err != nil || next == from {
+			if failures++; failures > 20 || errors.Is(err, store.ErrClosed) {
+				return false
+			}
+			time.Sleep(time.Duration(failures) * 50 * time.Millisecond)
+			continue
+		}
+		db.hub.publish(evs, 0)
+		from = next
+	}
+	return true
+}
+
+// follow is the follower: one etcd watch on the whole prefix, from etcd revision from on. It
+// delivers every process's events, raises the oldest revision, tells the committer of other
+// processes' commits, and ends terms whose election key is deleted. When the watch breaks (etcd
+// compacted its history, or the connection is lost for good) it re-reads the store's state and
+// the events since the hub's revision from the ev/ keys, and watches again from there.
+func (db *DB) follow(from int64) {
+	wait := 50 * time.Millisecond
+	for db.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(db.ctx))
+		// ev/, leader/ and meta/ are contiguous in key order, before anything else and after
+		// the buckets' b/, whose writes the follower has no use for.
+		wch := db.cli.Watch(ctx, db.lay.key(eventsDir), clientv3.WithRange(prefixEnd(db.lay.key("meta/"))), clientv3.WithRev(from))
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				break
+			}
+			db.answered()
+			db.apply(wr.Events)
+			from = wr.Header.Revision + 1
+			wait = 50 * time.Millisecond
+		}
+		cancel()
+		if db.ctx.Err() != nil {
+			return
+		}
+		// Resynchronize: the counters now, the events since the hub's revision, then watch on.
+		b, err := db.readBase(db.ctx)
+		if err != nil {
+			select {
+			case <-db.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 2*time.Second)
+			continue
+		}
+		db.foreignSeq.Store(max(db.foreignSeq.Load(), b.seq))
+		db.pubMu.Lock()
+		if db.fillGap(db.Rev()+1, b.rev) {
+			db.hub.mu.Lock()
+			db.hub.raiseOldest(b.oldest)
+			db.hub.mu.Unlock()
+			from = b.etcdRev + 1
+		}
+		db.pubMu.Unlock()
+		db.checkTerms()
+	}
+}
+
+// apply handles the etcd events of one watch response.
+func (db *DB) apply(evs []*clientv3.Event) {
+	var ours []store.Event
+	var oldest uint64
+	for _, e := range evs {
+		k := string(e.Kv.Key)
+		switch {
+		case e.Type == mvccpb.DELETE:
+			if strings.HasPrefix(k, db.lay.electionPrefix()+"/") {
+				db.electionKeyDeleted(k)
+			}
+		case k == db.lay.key(metaSeq):
+			if n, err := u64(metaSeq, e.Kv.Value); err == nil && n > db.foreignSeq.Load() {
+				db.foreignSeq.Store(n)
+			}
+		case k == db.lay.key(metaOldest):
+			if n, err := u64(metaOldest, e.Kv.Value); err == nil {
+				oldest = max(oldest, n)
+			}
+		default:
+			if rev, ok := db.lay.parseEventKey(e.Kv.Key); ok {
+				if ev, err := decodeEvent(rev, e.Kv.Value); err == nil {
+					ours = append(ours, ev)
+				}
+			}
+		}
+	}
+	if len(ours) > 0 || oldest > 0 {
+		slices.SortFunc(ours, func(a, b store.Event) int {
+			switch {
+			case a.Rev < b.Rev:
+				return -1
+			case a.Rev > b.Rev:
+				return 1
+			}
+			return 0
+		})
+		db.deliver(ours, oldest)
+	}
+}
+
+// Compact implements store.DB: it deletes the ev/ keys below rev with range deletes of up to
+// compactChunk revisions, each in its own group-committed transaction that also sets
+// meta/oldest, so writers keep going in between. It is independent of etcd's own compaction of
+// its history, which never deletes a live key.
+func (db *DB) Compact(ctx context.Context, rev uint64) error {
+	if cur := db.Rev(); rev > cur {
+		return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, cur)
+	}
+	for {
+		var done bool
+		err := db.Update(ctx, func(stx store.Tx) error {
+			tx := stx.(*etcdTx)
+			g := tx.g
+			done = false
+			cur := g.oldest()
+			if cur >= rev {
+				done = true
+				return nil
+			}
+			if rev > g.base.rev {
+				return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, g.base.rev)
+			}
+			end := min(cur+compactChunk, rev)
+			g.compactTo = end
+			done = end >= rev
+			return nil
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// ring keeps the most recent committed events, indexed by revision.
+type ring struct {
+	buf  []store.Event
+	n    int
+	last uint64
+}
+
+func (r *ring) push(ev store.Event) {
+	r.buf[ev.Rev%uint64(len(r.buf))] = ev
+	r.n = min(r.n+1, len(r.buf))
+	r.last = ev.Rev
+}
+
+// low is the oldest revision held; last+1 when empty.
+func (r *ring) low() uint64 { return r.last - uint64(r.n) + 1 }
+
+// collect is readEvents for the ring; from must be >= low().
+func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64) {
+	next = from
+	for ; next <= upTo && len(evs) < limit && scan != 0; next++ {
+		ev := r.buf[next%uint64(len(r.buf))]
+		scan--
+		if key == "" || ev.Key == key {
+			evs = append(evs, ev)
+		}
+	}
+	return evs, next
+}
