@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
-	"github.com/erasured/erasured/service/schema"
-	"github.com/erasured/erasured/store/boltstore"
+	"github.com/erasured/erasured/store"
 )
 
 // app is erasured wired: every part built and both listeners bound, none of the background
@@ -19,12 +20,13 @@ import (
 type app struct {
 	*loaded
 	m        *metrics
-	db       *boltstore.DB
+	db       *openedStore
 	svc      *service.Service
 	acc      *access
 	srv      *server.Server
 	lp       *livePerson
 	pipeline *service.Pipeline
+	lead     *leadPipeline // runs the pipeline while this process leads
 	lis      net.Listener
 	mlis     net.Listener // nil without metrics_listen
 
@@ -76,10 +78,15 @@ func wire(ctx context.Context, l *loaded) (_ *app, err error) {
 		a.onClose(stopSim)
 	}
 	a.m = newMetrics()
-	if a.db, err = boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets, OnCommit: a.m.observeCommit}); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if a.db, err = openStore(ctx, cfg, a.m.observeCommit); err != nil {
+		return nil, err
 	}
 	a.onClose(func() { a.db.Close() }) // run closes it first, and reports its error
+	if cfg.Store.shared() {
+		if a.keys, err = openSharedKeyring(ctx, cfg, a.db, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if a.svc, err = service.New(a.db, a.keys, serviceConfig(cfg, a)); err != nil {
 		return nil, err
 	}
@@ -94,11 +101,12 @@ func wire(ctx context.Context, l *loaded) (_ *app, err error) {
 	// The server's health monitor runs from here on; a shutdown ends it, served or not.
 	a.onClose(func() { a.srv.Shutdown(context.Background()) })
 	pcfg := pipelineConfig(cfg)
-	a.m.attach(a.svc, a.srv, a.db.Path(), accountIDs(cfg.Accounts), pcfg.Quota)
+	a.m.attach(a.svc, a.srv, a.db.path, accountIDs(cfg.Accounts), pcfg.Quota)
 	if a.lp, err = wireLivePerson(cfg, log, lpReports{call: a.m.observeCall, authFailed: a.m.authFailed, traces: traces}); err != nil {
 		return nil, err
 	}
 	a.pipeline = a.svc.NewPipeline(port.New(a.lp.client), pcfg)
+	a.lead = newLeadPipeline(cfg, a.db, a.pipeline, log, a.m.leading)
 	// Both listeners are bound before any work starts: a port taken, or an address that
 	// resolved beyond loopback where loopback is required, stops erasured here instead of
 	// leaving it running without its metrics.
@@ -128,5 +136,20 @@ func serviceConfig(cfg *Config, a *app) service.Config {
 		OnStateChange:       a.m.stateChange,
 		Retention:           cfg.Privacy.Retention.Duration,
 		PollInterval:        cfg.Pipeline.PollInterval.Duration,
+		Shared:              cfg.Store.shared(),
 	}
+}
+
+// newLeadPipeline runs the pipeline p while this process leads the store's election. On a
+// shared store (etcd) a new leader waits out what the last one may still have in flight, and
+// follows the store's changes to see the work other replicas accept; on bbolt the file lock
+// makes this process the only one, elected at once, whose own calls wake its pipeline.
+func newLeadPipeline(cfg *Config, db storeBackend, p *service.Pipeline, log *slog.Logger, onTerm func(bool)) *leadPipeline {
+	l := &leadPipeline{elector: db, id: cfg.Store.replicaID(), run: p.Run, wake: p.Wake, log: log, onTerm: onTerm,
+		retry: leaderRetry, after: time.After}
+	if cfg.Store.shared() {
+		l.takeover = takeoverWait
+		l.watch = func() (store.Watcher, error) { return db.Watch(0, "") }
+	}
+	return l
 }

@@ -22,7 +22,10 @@ import (
 type Config struct {
 	Listen        string `yaml:"listen"`
 	MetricsListen string `yaml:"metrics_listen"`
-	DB            string `yaml:"db"`
+	// DB is the bbolt file of store.backend bbolt; unused with etcd.
+	DB string `yaml:"db"`
+	// Store chooses the backend: bbolt at DB, or an etcd cluster shared by replicas.
+	Store StoreConfig `yaml:"store"`
 	// LogLevel is debug, info, warn or error (default info); SIGHUP reads it again.
 	LogLevel   string `yaml:"log_level"`
 	LivePerson struct {
@@ -152,6 +155,8 @@ func defaultConfig() Config {
 	var c Config
 	c.Listen = "127.0.0.1:50051"
 	c.DB = "var/erasure.db"
+	c.Store.Backend = backendBolt
+	c.Store.Etcd = etcdDefaults()
 	c.LivePerson.DomainAPIURL = "https://api.liveperson.net"
 	c.LivePerson.Source = "erasured"
 	c.LivePerson.CancelWindow = Duration{sd.CancelWindow}
@@ -277,9 +282,6 @@ func readConfigFile(args []string, getenv func(string) string) (c Config, proble
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.DB == "" {
-		bad("db is empty")
-	}
 	if c.Pipeline.Workers < 1 || c.Pipeline.Workers > 1000 {
 		bad("pipeline.workers must be between 1 and 1000")
 	}
@@ -372,7 +374,7 @@ func (c *Config) validate() error {
 	}
 	_, cerr := c.credentials()
 	_, aerr := c.callers()
-	return errors.Join(append(errs, cerr, aerr, c.checkListeners(), c.Tracing.check())...)
+	return errors.Join(append(errs, cerr, aerr, c.checkListeners(), c.Tracing.check(), c.checkStore())...)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -157,8 +157,9 @@ type envSetting struct {
 	idx []int  // the field's index path in Config
 }
 
-// envSettings are every scalar setting of the file (lists and maps are written in the file
-// only): the variable is ERASURED_ and the key path in upper case, dots as underscores.
+// envSettings are every scalar setting of the file, and the lists of strings whose variable
+// separates them by commas (other lists and maps are written in the file only): the variable
+// is ERASURED_ and the key path in upper case, dots as underscores.
 var envSettings = func() []envSetting {
 	var out []envSetting
 	var walk func(t reflect.Type, path string, idx []int)
@@ -171,7 +172,7 @@ var envSettings = func() []envSetting {
 			}
 			key, at := join(path, name), append(append([]int(nil), idx...), i)
 			switch {
-			case f.Type == durationType:
+			case f.Type == durationType, f.Type == listType:
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, key, at)
 				continue
@@ -196,6 +197,16 @@ func (c *Config) applyEnv(getenv func(string) string) []error {
 		}
 		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: raw}
 		f := v.FieldByIndex(s.idx)
+		if f.Type() == listType {
+			var l List
+			for _, item := range strings.Split(raw, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					l = append(l, item)
+				}
+			}
+			f.Set(reflect.ValueOf(l))
+			continue
+		}
 		if f.Kind() != reflect.String { // let yaml read numbers and booleans as such
 			n.Tag = ""
 		}

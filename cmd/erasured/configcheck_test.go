@@ -103,6 +103,7 @@ func TestConfigCheckExitAndNoFiles(t *testing.T) {
 		{"missing secret files", []string{"config", "check", without}, false, "accounts[0].auth.oauth2.client_secret_file"},
 		{"missing secret files, --no-files", []string{"config", "check", "--no-files", without}, true, ": ok"},
 		{"the deploy/ example, --no-files", []string{"config", "check", "--no-files", "../../deploy/erasured.yaml"}, true, ": ok"},
+		{"the deploy/ replica example, --no-files", []string{"config", "check", "--no-files", "../../deploy/erasured-replica.yaml"}, true, ": ok"},
 		{"no file named", []string{"config", "check"}, false, "usage:"},
 		{"no subcommand", []string{"config"}, false, "usage:"},
 		{"help", []string{"config", "--help"}, true, "--no-files"},

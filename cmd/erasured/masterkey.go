@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -28,13 +29,28 @@ func loadKeyring(path, id string, create bool) (*service.Keyring, error) {
 	return service.NewKeyring(masterKeyID(id, key), key)
 }
 
-// openKeyring is the server's keyring: the master key, and the key directory it seals.
+// openKeyring is the server's keyring: the master key, and the key directory it seals. On a
+// store shared by replicas the wrapping keys live in the store itself, which is not open yet: this
+// reads and checks only the master key, and wire opens the rest (openSharedKeyring).
 func openKeyring(cfg *Config, now time.Time) (*service.Keyring, error) {
 	key, _, err := readMasterKey(cfg.Privacy.MasterKeyFile, cfg.sandbox, cfg.env)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Store.shared() {
+		return service.NewKeyring(masterKeyID(cfg.Privacy.MasterKeyID, key), key)
+	}
 	return service.OpenKeyring(masterKeyID(cfg.Privacy.MasterKeyID, key), key, keyDirOf(cfg), cfg.Privacy.KeyPeriod.Duration, now)
+}
+
+// openSharedKeyring is the server's keyring on a store shared by replicas: the master key, and
+// the root secret and period keys it seals, kept in db (created there by the first replica).
+func openSharedKeyring(ctx context.Context, cfg *Config, db service.Store, now time.Time) (*service.Keyring, error) {
+	key, _, err := readMasterKey(cfg.Privacy.MasterKeyFile, false, cfg.env)
+	if err != nil {
+		return nil, err
+	}
+	return service.OpenSharedKeyring(ctx, masterKeyID(cfg.Privacy.MasterKeyID, key), key, db, cfg.Privacy.KeyPeriod.Duration, now)
 }
 
 // keyDirOf is privacy.key_dir, by default a "keys" directory beside the db file.

@@ -37,6 +37,8 @@ type metrics struct {
 	incidents      *prometheus.CounterVec
 	stateChanges   *prometheus.CounterVec
 	commits        prometheus.Histogram
+	leader         prometheus.Gauge
+	leaderTerms    prometheus.Counter
 	state          *stateCollector // the gauges; nil until attach
 	ready          func() error    // /readyz; nil until attach
 }
@@ -70,19 +72,26 @@ func newMetrics() *metrics {
 		Name: "erasured_store_commit_seconds", Help: "Duration of the store's commits (write and sync to disk).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "erasured_leader",
+		Help: "1 while this replica holds the pipeline's leadership (it alone runs the pipeline), 0 otherwise.",
+	})
+	m.leaderTerms = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "erasured_leader_terms_total", Help: "Terms of pipeline leadership this replica has won.",
+	})
 	version, revision, goVersion := buildLabels()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "erasured_build_info", Help: "Always 1; the labels name the running build.",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.grpc, m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents, m.stateChanges, m.commits, build,
+	m.reg.MustRegister(m.grpc, m.lpCalls, m.lpLatency, m.lpAuthFailures, m.incidents, m.stateChanges, m.commits, m.leader, m.leaderTerms, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // attach adds the gauges read at scrape time (erasures, quota, held batches, Watch streams,
-// store size) and makes /readyz follow srv's readiness. quotaLimit is each account's monthly
+// store health and size; dbPath is "" for a store that is not a file) and makes /readyz follow srv's readiness. quotaLimit is each account's monthly
 // quota as the pipeline applies it.
 func (m *metrics) attach(svc *service.Service, srv *server.Server, dbPath string, accounts []string, quotaLimit func(string) int) {
 	m.ready = srv.Ready
@@ -195,6 +204,16 @@ func (m *metrics) authFailed(account, service string) {
 	m.lpAuthFailures.WithLabelValues(account, service).Inc()
 }
 
+// leading records that a term of pipeline leadership began (true) or ended (false).
+func (m *metrics) leading(on bool) {
+	if on {
+		m.leader.Set(1)
+		m.leaderTerms.Inc()
+		return
+	}
+	m.leader.Set(0)
+}
+
 // observeCommit records the duration of a store commit (boltstore.Options.OnCommit).
 func (m *metrics) observeCommit(d time.Duration) { m.commits.Observe(d.Seconds()) }
 
@@ -219,7 +238,9 @@ var (
 	descHeld  = prometheus.NewDesc("erasured_deletion_batches_held",
 		"Deletion batches whose LivePerson create outcome is unknown, held until an operator settles them (SettleBatch), per account.",
 		[]string{"account"}, nil)
-	descSize = prometheus.NewDesc("erasured_store_size_bytes", "Size of the store's database file.", nil, nil)
+	descSize    = prometheus.NewDesc("erasured_store_size_bytes", "Size of the store's database file.", nil, nil)
+	descStoreUp = prometheus.NewDesc("erasured_store_up",
+		"1 while the store serves, 0 while it reports a failure (etcd unreachable, a commit failed on the disk, closed).", nil, nil)
 )
 
 // stateCollector reads the gauges at scrape time. Each is cheap to read: the erasure counts
@@ -234,14 +255,30 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descByState, descAtRisk, descWatch, descUsed, descLimit, descHeld, descSize} {
+	for _, d := range []*prometheus.Desc{descByState, descAtRisk, descWatch, descUsed, descLimit, descHeld, descSize, descStoreUp} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	// A count that cannot be read fails the scrape (the target shows down) rather than leaving its
-	// series out, which would quietly silence the alerts on them.
+	ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, float64(c.watchers()))
+	for _, acct := range c.accounts {
+		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(c.quotaLimit(acct)), acct)
+	}
+	if fi, err := os.Stat(c.dbPath); c.dbPath != "" && err == nil {
+		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(fi.Size()))
+	}
+	// A store that reports a failure is not read: erasured_store_up 0 says why the series read
+	// from it are missing (and is what to alert on), and a scrape does not wait on a store that
+	// does not answer.
+	if c.svc.Healthy() != nil {
+		ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
+	// A count that cannot be read from a store that reports no failure fails the scrape (the
+	// target shows down) rather than leaving its series out, which would quietly silence the
+	// alerts on them.
 	if st, err := c.svc.Stats(); err != nil {
 		ch <- prometheus.NewInvalidMetric(descByState, err)
 	} else {
@@ -250,7 +287,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descAtRisk, prometheus.GaugeValue, float64(st.AtRisk))
 	}
-	ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, float64(c.watchers()))
 	for _, acct := range c.accounts {
 		limit := c.quotaLimit(acct)
 		if left, err := c.svc.QuotaLeft(acct, limit); err != nil {
@@ -258,14 +294,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(limit-left), acct)
 		}
-		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(limit), acct)
 	}
 	if held, err := c.svc.HeldBatchCounts(); err == nil {
 		for acct, n := range held {
 			ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(n), acct)
 		}
-	}
-	if fi, err := os.Stat(c.dbPath); err == nil {
-		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(fi.Size()))
 	}
 }

@@ -31,7 +31,8 @@ type metricsEnv struct {
 	m      *metrics
 	srv    *server.Server
 	client erasurev1.ErasureServiceClient
-	db     *boltstore.DB
+	conn   *grpc.ClientConn
+	db     *faultyStore
 	base   string // http://host:port of the metrics listener
 }
 
@@ -39,10 +40,11 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := newMetrics()
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets, OnCommit: m.observeCommit})
+	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "erasure.db"), boltstore.Options{Buckets: schema.Buckets, OnCommit: m.observeCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := &faultyStore{storeBackend: bolt}
 	keys, err := service.NewKeyring("test", []byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -51,11 +53,11 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(svc, server.Options{Logger: log, Metrics: m.grpc})
+	srv, err := server.New(svc, server.Options{Logger: log, Metrics: m.grpc, HealthPoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.attach(svc, srv, db.Path(), []string{"1234"}, func(string) int { return 100 })
+	m.attach(svc, srv, bolt.Path(), []string{"1234"}, func(string) int { return 100 })
 
 	glis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +87,7 @@ func newMetricsEnv(t *testing.T) *metricsEnv {
 		<-served
 		db.Close()
 	})
-	return &metricsEnv{t: t, m: m, srv: srv, client: erasurev1.NewErasureServiceClient(conn), db: db, base: "http://" + mlis.Addr().String()}
+	return &metricsEnv{t: t, m: m, srv: srv, client: erasurev1.NewErasureServiceClient(conn), conn: conn, db: db, base: "http://" + mlis.Addr().String()}
 }
 
 // get fetches path from the metrics listener: its status and body.
@@ -226,16 +228,42 @@ func TestErasureCountsCurrent(t *testing.T) {
 	}
 }
 
-// TestUnreadableCountsFailTheScrape: when the erasure counts cannot be read, the scrape fails
-// (the target shows down) instead of dropping the series, which would silence an alert on them.
+// TestUnreadableCountsFailTheScrape: when the erasure counts cannot be read from a store that
+// reports no failure, the scrape fails (the target shows down) instead of dropping the series,
+// which would silence an alert on them.
 func TestUnreadableCountsFailTheScrape(t *testing.T) {
 	e := newMetricsEnv(t)
 	if code, _ := e.get("/metrics"); code != http.StatusOK {
 		t.Fatalf("scrape with a readable store: HTTP %d", code)
 	}
-	e.db.Close() // the cleanup's second Close is harmless
+	e.db.failViews.Store(true)
 	if code, body := e.get("/metrics"); code != http.StatusInternalServerError {
-		t.Errorf("scrape with a closed store: HTTP %d, want 500\n%s", code, body)
+		t.Errorf("scrape with a store whose reads fail: HTTP %d, want 500\n%s", code, body)
+	}
+}
+
+// TestFailedStoreScrapesStoreDown: a store that reports a failure (closed here; etcd
+// unreachable alike) is not read: the scrape answers, with erasured_store_up 0 and without the
+// series read from the store, so the alert on erasured_store_up fires, not a scrape failure.
+func TestFailedStoreScrapesStoreDown(t *testing.T) {
+	e := newMetricsEnv(t)
+	code, body := e.get("/metrics")
+	if up, ok := sample(body, "erasured_store_up", nil); code != http.StatusOK || !ok || up != 1 {
+		t.Fatalf("scrape with a healthy store: HTTP %d, erasured_store_up %v (found %v), want 200 and 1", code, up, ok)
+	}
+	e.db.Close() // the cleanup's second Close is harmless
+	code, body = e.get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("scrape with a closed store: HTTP %d, want 200\n%s", code, body)
+	}
+	if up, ok := sample(body, "erasured_store_up", nil); !ok || up != 0 {
+		t.Errorf("erasured_store_up = %v (found %v), want 0", up, ok)
+	}
+	if _, ok := sample(body, "erasured_erasures", nil); ok {
+		t.Error("erasured_erasures is reported from a closed store")
+	}
+	if _, ok := sample(body, "erasured_quota_limit_requests", map[string]string{"account": "1234"}); !ok {
+		t.Error("erasured_quota_limit_requests, which the configuration gives, is missing")
 	}
 }
 

@@ -243,6 +243,11 @@ func receiptPublicKey(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Store.shared() {
+		// On etcd the root secret is in the store, not in a key directory: a running replica
+		// answers from it.
+		return errors.New("receipt public-key: reads a key directory, and store.backend is etcd: ask a running replica instead: erasured ctl receipt-keys")
+	}
 	master, _, err := readMasterKey(cfg.Privacy.MasterKeyFile, false, cfg.env)
 	if errors.Is(err, fs.ErrNotExist) {
 		abs, _ := filepath.Abs(cfg.Privacy.MasterKeyFile)

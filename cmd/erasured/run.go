@@ -77,11 +77,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	workCtx, stopWork := context.WithCancel(context.Background())
 	var work sync.WaitGroup
 	defer func() { stopWork(); work.Wait() }()
-	work.Go(func() {
-		if err := a.pipeline.Run(workCtx); err != nil {
-			log.Error("pipeline stopped", "err", err)
-		}
-	})
+	work.Go(func() { a.lead.Run(workCtx) }) // the pipeline, while this process leads
 	// The credential check runs beside the service: it reports, it does not hold start-up.
 	if !cfg.noCredentialCheck {
 		work.Go(func() { checkCredentials(workCtx, a.lp, log, time.Now()) })
@@ -100,7 +96,8 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		})
 	}
 
-	log.Info("erasured serving", "listen", a.lis.Addr().String(), "db", cfg.DB, "key_id", a.keys.ID(),
+	log.Info("erasured serving", "listen", a.lis.Addr().String(), "store", cfg.Store.Backend, "db", a.db.where,
+		"replica", a.lead.id, "key_id", a.keys.ID(),
 		"receipt_key_id", a.keys.SigningKeyID(), "tls", a.acc.tls != nil, "mtls", cfg.TLS.ClientCAFile != "",
 		"authentication", a.acc.auth != nil, "tokens", tokens, "certificates", certificates)
 

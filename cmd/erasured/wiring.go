@@ -171,7 +171,9 @@ func wireLivePerson(cfg *Config, log *slog.Logger, reports lpReports) (*livePers
 		return nil, err
 	}
 	auth.Authenticators = map[string]liveperson.Authenticator{liveperson.MethodOAuth2: oauth2, liveperson.MethodOAuth1: legacy}
-	refusals := newAuthFailures(tracedTransport(http.DefaultTransport, reports.traces), log, reports.authFailed)
+	// The pipeline's requests are checked against its term of leadership last, just before
+	// they go out (sendguard.go).
+	refusals := newAuthFailures(tracedTransport(newSendGuard(http.DefaultTransport), reports.traces), log, reports.authFailed)
 	client, err := liveperson.New(liveperson.WithResolver(router), liveperson.WithAuth(refusals.authenticator(auth)),
 		liveperson.WithHTTPClient(&http.Client{Transport: refusals}),
 		liveperson.WithSource(cfg.LivePerson.Source), liveperson.WithObserver(observe))
