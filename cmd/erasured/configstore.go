@@ -52,6 +52,11 @@ type EtcdConfig struct {
 	// (dead, paused, cut off) is replaced within about this long, and it bounds each LivePerson
 	// call the pipeline makes (see sendguard.go). Whole seconds, as etcd's leases are.
 	LeaseTTL Duration `yaml:"lease_ttl"`
+	// MaxTxnOps is the etcd cluster's --max-txn-ops: the most operations erasured puts in one
+	// etcd transaction, and so how many concurrent Submits share one commit (at 128, about 20).
+	// Set it to the cluster's value: below it wastes commits, above it etcd refuses
+	// the large transactions and the store halves its limit after each refusal.
+	MaxTxnOps int `yaml:"max_txn_ops"`
 }
 
 // List is a list of strings: a YAML list in the file, comma-separated in its ERASURED_*
@@ -64,9 +69,13 @@ var listType = reflect.TypeFor[List]()
 // leave each LivePerson call room below it once the send margin is taken off.
 const minLeaseTTL = 3 * time.Second
 
-// etcdDefaults are the etcd settings erasured starts from.
+// minTxnOps is the smallest max_txn_ops accepted: a group commit's counters and one Submit's
+// keys and event, with room to spare.
+const minTxnOps = 16
+
+// etcdDefaults are the etcd settings erasured starts from. max_txn_ops is etcd's own default.
 func etcdDefaults() EtcdConfig {
-	return EtcdConfig{Prefix: "/erasured/", DialTimeout: Duration{5 * time.Second}, LeaseTTL: Duration{10 * time.Second}}
+	return EtcdConfig{Prefix: "/erasured/", DialTimeout: Duration{5 * time.Second}, LeaseTTL: Duration{10 * time.Second}, MaxTxnOps: 128}
 }
 
 // shared reports whether the store is shared with other erasured processes.
@@ -150,6 +159,9 @@ func (c *Config) checkStore() error {
 		bad("store.etcd.lease_ttl must be from %s to 1h, not %s", minLeaseTTL, d)
 	case d%time.Second != 0:
 		bad("store.etcd.lease_ttl must be whole seconds (etcd's leases are), not %s", d)
+	}
+	if e.MaxTxnOps < minTxnOps {
+		bad("store.etcd.max_txn_ops must be at least %d, not %d: set it to the etcd cluster's --max-txn-ops (etcd's default is 128)", minTxnOps, e.MaxTxnOps)
 	}
 	if len(errs) == 0 && !c.noFiles {
 		if _, err := c.etcdTLS(); err != nil {

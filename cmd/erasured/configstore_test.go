@@ -71,6 +71,11 @@ func TestStoreConfig(t *testing.T) {
 			"line 10: store.etcd.dial_timeout must be positive", "line 11: store.etcd.lease_ttl must be from 3s to 1h, not 2s"}},
 		{"a lease of part of a second", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    lease_ttl: 4500ms\n",
 			[]string{"store.etcd.lease_ttl must be whole seconds"}},
+		{"a transaction limit below 16", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    max_txn_ops: 8\n",
+			[]string{"line 10: store.etcd.max_txn_ops must be at least 16, not 8"}},
+		{"a transaction limit that is not a number", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    max_txn_ops: many\n",
+			[]string{"line 10: store.etcd.max_txn_ops: \"many\" is not a whole number"}},
+		{"etcd's raised transaction limit", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    max_txn_ops: 1024\n", nil},
 		{"a replica id with spaces", "store:\n  replica_id: \"eu 1\"\n", []string{"line 7: store.replica_id must be at most 128 printable characters"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,7 +112,7 @@ func TestStoreConfigDefaultsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := c.Store.Etcd
-	if c.Store.Backend != "bbolt" || e.Prefix != "/erasured/" || e.DialTimeout.Duration != 5*time.Second || e.LeaseTTL.Duration != 10*time.Second || c.Store.ReplicaID != "" {
+	if c.Store.Backend != "bbolt" || e.Prefix != "/erasured/" || e.DialTimeout.Duration != 5*time.Second || e.LeaseTTL.Duration != 10*time.Second || e.MaxTxnOps != 128 || c.Store.ReplicaID != "" {
 		t.Errorf("defaults = %+v", c.Store)
 	}
 	host, _ := os.Hostname()
@@ -120,6 +125,7 @@ func TestStoreConfigDefaultsAndEnv(t *testing.T) {
 		"ERASURED_STORE_ETCD_PREFIX":       "/erasured/staging/",
 		"ERASURED_STORE_ETCD_DIAL_TIMEOUT": "3s",
 		"ERASURED_STORE_ETCD_LEASE_TTL":    "20s",
+		"ERASURED_STORE_ETCD_MAX_TXN_OPS":  "1024",
 		"ERASURED_STORE_REPLICA_ID":        "replica-b",
 	}
 	c, err = loadConfig([]string{"--config", path}, func(k string) string { return env[k] })
@@ -128,7 +134,7 @@ func TestStoreConfigDefaultsAndEnv(t *testing.T) {
 	}
 	e = c.Store.Etcd
 	if !c.Store.shared() || strings.Join(e.Endpoints, " ") != "http://10.0.0.5:2379 http://10.0.0.6:2379" || e.Prefix != "/erasured/staging/" ||
-		e.DialTimeout.Duration != 3*time.Second || e.LeaseTTL.Duration != 20*time.Second || c.Store.replicaID() != "replica-b" {
+		e.DialTimeout.Duration != 3*time.Second || e.LeaseTTL.Duration != 20*time.Second || e.MaxTxnOps != 1024 || c.Store.replicaID() != "replica-b" {
 		t.Errorf("from the environment: %+v", c.Store)
 	}
 	env["ERASURED_STORE_ETCD_LEASE_TTL"] = "long"
@@ -168,5 +174,25 @@ func TestEtcdTLS(t *testing.T) {
 	c.Store.Etcd.Endpoints = List{"http://127.0.0.1:2379"}
 	if cfg, err := c.etcdTLS(); err != nil || cfg != nil {
 		t.Errorf("http endpoints: TLS %v, %v; want none", cfg, err)
+	}
+}
+
+// TestEtcdOptions: the etcd store is opened with the configuration's settings, the transaction
+// limit included (a zero limit would leave the store at its own default, whatever the file says).
+func TestEtcdOptions(t *testing.T) {
+	c := defaultConfig()
+	c.Store.Backend = backendEtcd
+	c.Store.Etcd.Endpoints = List{"http://10.0.0.5:2379", "http://10.0.0.6:2379"}
+	c.Store.Etcd.Prefix = "/erasured/prod/"
+	c.Store.Etcd.DialTimeout = Duration{2 * time.Second}
+	c.Store.Etcd.LeaseTTL = Duration{15 * time.Second}
+	c.Store.Etcd.MaxTxnOps = 1024
+	o, err := etcdOptions(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.Endpoints, " ") != "http://10.0.0.5:2379 http://10.0.0.6:2379" || o.Prefix != "/erasured/prod/" || o.DialTimeout != 2*time.Second ||
+		o.LeaseTTL != 15*time.Second || o.MaxTxnOps != 1024 || o.TLS != nil || len(o.Buckets) == 0 {
+		t.Errorf("etcdOptions = %+v", o)
 	}
 }

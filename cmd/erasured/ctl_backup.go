@@ -11,9 +11,53 @@ import (
 
 	erasurev1 "github.com/erasured/erasured/gen/erasure/v1"
 	"github.com/erasured/erasured/store/boltstore"
+	"github.com/erasured/erasured/store/etcdstore"
 )
 
-// ctlBackup writes the server's snapshot of its store to FILE. The file appears complete or
+// The formats of a backup: what the server's store writes.
+const (
+	formatBolt = "bbolt"
+	formatEtcd = "etcd-dump"
+)
+
+// backupFormats describe the formats in ctl backup's line.
+var backupFormats = map[string]string{
+	formatBolt: "a bbolt file",
+	formatEtcd: "an etcd store dump",
+}
+
+// checkBackup checks the backup file at path as what it is: a dump of the etcd store (its
+// header, records, count and checksum, and the revision the server announced), or a bbolt file
+// (bbolt's own check). It returns the format.
+func checkBackup(path string, rev int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, etcdstore.DumpHeaderLen)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	if !etcdstore.IsDump(head[:n]) {
+		return formatBolt, boltstore.CheckFile(path)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	info, err := etcdstore.CheckDump(f)
+	if err != nil {
+		return "", err
+	}
+	if int64(info.Rev) != rev {
+		return "", fmt.Errorf("the dump is of revision %d, the server announced %d", info.Rev, rev)
+	}
+	return formatEtcd, nil
+}
+
+// ctlBackup writes the server's snapshot of its store to FILE: a bbolt file, or on etcd a dump
+// of the store's prefix (see etcdstore.Backup), checked before it is kept. The file appears complete or
 // not at all: the chunks go to a temporary file beside it (mode 0600: the snapshot holds sealed
 // personal data), which is synced and then renamed over FILE. The call has no deadline of its
 // own (a large store takes a while); interrupt it to stop.
@@ -60,8 +104,9 @@ func ctlBackup(*flag.FlagSet) (func() error, ctlRun) {
 		if err := tmp.Close(); err != nil {
 			return err
 		}
-		// A copy that does not pass bbolt's check never replaces an older, good backup.
-		if err := boltstore.CheckFile(tmp.Name()); err != nil {
+		// A copy that does not pass its check never replaces an older, good backup.
+		format, err := checkBackup(tmp.Name(), rev)
+		if err != nil {
 			return fmt.Errorf("the backup received does not pass the check; %s was not written: %w", path, err)
 		}
 		if err := os.Rename(tmp.Name(), path); err != nil {
@@ -72,10 +117,10 @@ func ctlBackup(*flag.FlagSet) (func() error, ctlRun) {
 			_ = d.Close()
 		}
 		if c.opts.output == "json" {
-			_, err = fmt.Fprintf(c.out, "{\"file\": %q, \"size\": %d, \"revision\": %d}\n", path, size, rev)
+			_, err = fmt.Fprintf(c.out, "{\"file\": %q, \"format\": %q, \"size\": %d, \"revision\": %d}\n", path, format, size, rev)
 			return err
 		}
-		_, err = fmt.Fprintf(c.out, "wrote %s: %d bytes, revision %d\n", path, size, rev)
+		_, err = fmt.Fprintf(c.out, "wrote %s: %s, %d bytes, revision %d\n", path, backupFormats[format], size, rev)
 		return err
 	}
 }

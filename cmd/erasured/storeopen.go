@@ -38,21 +38,33 @@ func openStore(ctx context.Context, cfg *Config, onCommit func(time.Duration)) (
 		return &openedStore{storeBackend: db, path: db.Path(), where: db.Path()}, nil
 	}
 	e := cfg.Store.Etcd
-	tlsCfg, err := cfg.etcdTLS()
+	opts, err := etcdOptions(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := etcdstore.Open(ctx, etcdstore.Options{
+	opts.OnCommit = onCommit
+	db, err := etcdstore.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store: etcd %v under %s: %w", []string(e.Endpoints), e.Prefix, err)
+	}
+	return &openedStore{storeBackend: db, where: "etcd " + e.Prefix}, nil
+}
+
+// etcdOptions are the etcd store's options of the configuration: how to reach the cluster
+// (its TLS files read), the prefix, the lease and the transaction limit.
+func etcdOptions(cfg *Config) (etcdstore.Options, error) {
+	e := cfg.Store.Etcd
+	tlsCfg, err := cfg.etcdTLS()
+	if err != nil {
+		return etcdstore.Options{}, err
+	}
+	return etcdstore.Options{
 		Endpoints:   e.Endpoints,
 		Prefix:      e.Prefix,
 		DialTimeout: e.DialTimeout.Duration,
 		TLS:         tlsCfg,
 		Buckets:     schema.Buckets,
 		LeaseTTL:    e.LeaseTTL.Duration,
-		OnCommit:    onCommit,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: etcd %v under %s: %w", []string(e.Endpoints), e.Prefix, err)
-	}
-	return &openedStore{storeBackend: db, where: "etcd " + e.Prefix}, nil
+		MaxTxnOps:   e.MaxTxnOps,
+	}, nil
 }

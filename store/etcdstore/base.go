@@ -141,7 +141,8 @@ func (db *DB) readBase(ctx context.Context) (base, error) {
 func (db *DB) reloadBase() error {
 	b, err := db.readBase(context.Background())
 	if err != nil {
-		return err
+		// The committer's read, as a read of an update function is (see etcdTx.fail).
+		return fmt.Errorf("store: read from etcd: prefix %q: %w", db.opts.Prefix, err)
 	}
 	db.setBase(b)
 	return nil

@@ -36,7 +36,9 @@ type etcdTx struct {
 
 // View implements store.DB: fn reads one etcd revision, the latest when its first read is made
 // (a linearizable read). Reads go to etcd; writes return store.ErrReadOnly. A read that fails
-// (etcd unreachable) makes View return its error.
+// (etcd unreachable) makes View return that read's error, whatever fn returned: fn saw empty
+// answers, so its own error (a missing record, a count of nothing) would mislead. Update does
+// the same (see group.run).
 func (db *DB) View(fn func(tx store.Tx) error) error {
 	if db.isClosing() {
 		return store.ErrClosed
@@ -44,8 +46,8 @@ func (db *DB) View(fn func(tx store.Tx) error) error {
 	tx := &etcdTx{db: db}
 	err := fn(tx)
 	tx.done = true
-	if err == nil && tx.readErr != nil {
-		err = fmt.Errorf("store: read from etcd: %w", tx.readErr)
+	if tx.readErr != nil {
+		return fmt.Errorf("store: read from etcd: %w", tx.readErr)
 	}
 	return err
 }
@@ -84,10 +86,11 @@ func (tx *etcdTx) writable(b store.Bucket, key []byte) error {
 	return nil
 }
 
-// fail records the first failed read.
+// fail records the first failed read, naming the store it read (the endpoints are in the
+// start's log line; the prefix tells deployments on one cluster apart).
 func (tx *etcdTx) fail(err error) {
 	if tx.readErr == nil {
-		tx.readErr = err
+		tx.readErr = fmt.Errorf("prefix %q: %w", tx.db.opts.Prefix, err)
 	}
 }
 
