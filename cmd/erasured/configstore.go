@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -68,6 +69,13 @@ var listType = reflect.TypeFor[List]()
 // minLeaseTTL is the shortest lease_ttl accepted: the term must outlast a renewal or two and
 // leave each LivePerson call room below it once the send margin is taken off.
 const minLeaseTTL = 3 * time.Second
+
+// minLeaseTTLRemote is the shortest lease_ttl accepted when LivePerson is not on loopback (a
+// test's simulator is). A term is renewed every third of the lease and its ValidUntil keeps a
+// twentieth in hand, and the send guard ends each call a second before it: at 10s the worst case
+// leaves a call about 5s, what a LivePerson create or search needs; below it, calls are cut short
+// and retried, creates end with unknown outcomes, and deadlines slip.
+const minLeaseTTLRemote = 10 * time.Second
 
 // minTxnOps is the smallest max_txn_ops accepted: a group commit's counters and one Submit's
 // keys and event, with room to spare.
@@ -159,6 +167,9 @@ func (c *Config) checkStore() error {
 		bad("store.etcd.lease_ttl must be from %s to 1h, not %s", minLeaseTTL, d)
 	case d%time.Second != 0:
 		bad("store.etcd.lease_ttl must be whole seconds (etcd's leases are), not %s", d)
+	case d < minLeaseTTLRemote && !loopbackURL(c.LivePerson.DomainAPIURL):
+		bad("store.etcd.lease_ttl must be at least %s, not %s: the pipeline's LivePerson calls end before the term may, "+
+			"and a shorter lease leaves a call less than about 5s in the worst case", minLeaseTTLRemote, d)
 	}
 	if e.MaxTxnOps < minTxnOps {
 		bad("store.etcd.max_txn_ops must be at least %d, not %d: set it to the etcd cluster's --max-txn-ops (etcd's default is 128)", minTxnOps, e.MaxTxnOps)
@@ -210,4 +221,14 @@ func (c *Config) etcdTLS() (*tls.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// loopbackURL reports whether the URL's host is a loopback address (a local simulator).
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()
 }

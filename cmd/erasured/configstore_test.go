@@ -76,6 +76,9 @@ func TestStoreConfig(t *testing.T) {
 		{"a transaction limit that is not a number", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    max_txn_ops: many\n",
 			[]string{"line 10: store.etcd.max_txn_ops: \"many\" is not a whole number"}},
 		{"etcd's raised transaction limit", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    max_txn_ops: 1024\n", nil},
+		{"a lease too short for LivePerson's calls", "store:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    lease_ttl: 5s\n",
+			[]string{"line 10: store.etcd.lease_ttl must be at least 10s, not 5s"}},
+		{"a short lease against a simulator on loopback", "liveperson:\n  domain_api_url: http://127.0.0.1:9\nstore:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    lease_ttl: 3s\n", nil},
 		{"a replica id with spaces", "store:\n  replica_id: \"eu 1\"\n", []string{"line 7: store.replica_id must be at most 128 printable characters"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
