@@ -50,6 +50,9 @@ type EtcdPoint struct {
 // DefaultEtcdClients are the etcd scenario's client counts.
 var DefaultEtcdClients = []int{16, 64}
 
+// DefaultEtcdMaxTxnOps is etcd's own default --max-txn-ops, which the store assumes unless told.
+const DefaultEtcdMaxTxnOps = 128
+
 // runEtcd measures the etcd scenario into res.
 func runEtcd(ctx context.Context, cfg Config, res *Results) error {
 	for i := range res.Etcd {
@@ -59,13 +62,17 @@ func runEtcd(ctx context.Context, cfg Config, res *Results) error {
 	if len(clients) == 0 {
 		clients = DefaultEtcdClients
 	}
+	e := &etcdBench{maxTxnOps: cfg.EtcdMaxTxnOps}
+	if e.maxTxnOps <= 0 {
+		e.maxTxnOps = DefaultEtcdMaxTxnOps
+	}
 	_, err := inDir(cfg.Dir, "etcd", func(dir string) (struct{}, error) {
-		cluster, err := etcdtest.New(etcdtest.Config{Dir: dir, Direct: true})
+		cluster, err := etcdtest.New(etcdtest.Config{Dir: dir, Direct: true, MaxTxnOps: uint(e.maxTxnOps)})
 		if err != nil {
 			return struct{}{}, fmt.Errorf("start etcd: %w", err)
 		}
 		defer cluster.Close()
-		e := &etcdBench{cluster: cluster}
+		e.cluster = cluster
 		if e.admin, err = cluster.Client(); err != nil {
 			return struct{}{}, err
 		}
@@ -104,9 +111,10 @@ func runEtcd(ctx context.Context, cfg Config, res *Results) error {
 
 // etcdBench is the scenario's etcd and a client for its own requests.
 type etcdBench struct {
-	cluster *etcdtest.Cluster
-	admin   *clientv3.Client
-	points  int
+	maxTxnOps int
+	cluster   *etcdtest.Cluster
+	admin     *clientv3.Client
+	points    int
 }
 
 // point runs fn under a fresh prefix, counting etcd's WAL fsyncs, and then removes what it wrote.
@@ -140,7 +148,7 @@ func (e *etcdBench) clean(ctx context.Context, prefix string) error {
 func (e *etcdBench) sampleBytes(ctx context.Context, n int) (SubmitBytes, error) {
 	var sb SubmitBytes
 	_, err := e.point(ctx, func(prefix string) (EtcdPoint, error) {
-		t, err := StartInProcessEtcd(ctx, e.cluster.Endpoints(), prefix)
+		t, err := StartInProcessEtcd(ctx, e.cluster.Endpoints(), prefix, e.maxTxnOps)
 		if err != nil {
 			return EtcdPoint{}, err
 		}
@@ -187,7 +195,7 @@ func (e *etcdBench) runStore(ctx context.Context, prefix string, layout Layout, 
 	}
 	var txns atomic.Int64
 	db, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: e.cluster.Endpoints(), Prefix: prefix, Buckets: schema.Buckets,
-		OnCommit: func(time.Duration) { txns.Add(1) }})
+		MaxTxnOps: e.maxTxnOps, OnCommit: func(time.Duration) { txns.Add(1) }})
 	if err != nil {
 		return EtcdPoint{}, err
 	}
@@ -200,7 +208,7 @@ func (e *etcdBench) runStore(ctx context.Context, prefix string, layout Layout, 
 
 // runSubmit measures Submit on a server over etcdstore under prefix.
 func (e *etcdBench) runSubmit(ctx context.Context, prefix string, l Load) (EtcdPoint, error) {
-	t, err := StartInProcessEtcd(ctx, e.cluster.Endpoints(), prefix)
+	t, err := StartInProcessEtcd(ctx, e.cluster.Endpoints(), prefix, e.maxTxnOps)
 	if err != nil {
 		return EtcdPoint{}, err
 	}

@@ -73,11 +73,12 @@ func startServer(dir string, log *slog.Logger) (*InProcess, error) {
 
 // StartInProcessEtcd serves, as StartInProcess does, a fresh store under prefix on the etcd
 // cluster at endpoints, wired as cmd/erasured wires its etcd backend: the service told the store
-// is shared (its Submit index decided in the store), its keyring kept in the store.
-func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string) (*InProcess, error) {
+// is shared (its Submit index decided in the store), its keyring kept in the store. maxTxnOps is
+// the cluster's --max-txn-ops (0: etcd's default).
+func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string, maxTxnOps int) (*InProcess, error) {
 	txns := new(atomic.Int64)
 	db, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: endpoints, Prefix: prefix, Buckets: schema.Buckets,
-		OnCommit: func(time.Duration) { txns.Add(1) }})
+		MaxTxnOps: maxTxnOps, OnCommit: func(time.Duration) { txns.Add(1) }})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	Pipeline      PipelineConfig
 	PipelineRuns  int   // repetitions of the pipeline scenario (0: Runs)
 	EtcdClients   []int // Submit callers and raw Put writers per etcd point (nil: DefaultEtcdClients)
+	EtcdMaxTxnOps int   // etcd's --max-txn-ops, told to the store too (0: etcd's default, 128)
 	SkipSubmit    bool
 	SkipEtcd      bool
 	SkipWatch     bool

@@ -43,6 +43,7 @@ func realMain(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions of every scenario; the table shows medians")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measurement window per Submit and raw point")
 	fs.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "uncounted warm-up before each point")
+	fs.IntVar(&cfg.EtcdMaxTxnOps, "etcd-max-txn-ops", bench.DefaultEtcdMaxTxnOps, "etcd: the embedded etcd's --max-txn-ops, told to the store (128 is etcd's default)")
 	fs.IntVar(&cfg.SampleSubmits, "sample", 500, "Submits whose stored bytes size the raw baseline's record")
 	fs.IntVar(&cfg.Watch.Streams, "streams", 10_000, "concurrent Watch streams")
 	fs.IntVar(&cfg.Watch.Erasures, "erasures", 0, "erasures they watch (0: one per stream)")
