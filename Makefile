@@ -61,7 +61,7 @@ run: ## Start the sandbox (gRPC on 127.0.0.1:50051, store under var/).
 	$(GO) run ./cmd/erasured
 
 .PHONY: bench
-bench: ## Benchmarks (~6 min): Submit vs a raw bbolt group commit, Watch fan-out, the pipeline vs the simulator.
+bench: ## Benchmarks (~8 min): Submit vs a raw bbolt group commit, Submit on etcd vs a raw etcd Put, Watch fan-out, the pipeline vs the simulator.
 	$(GO) run ./bench/cmd/erasured-bench
 
 $(BIN)/buf:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -262,5 +263,35 @@ func TestPipeline(t *testing.T) {
 func TestRunLengths(t *testing.T) {
 	if got, want := runLengths([]int{77, 100, 100, 3, 100}), "100×3, 77, 3"; got != want {
 		t.Errorf("runLengths = %q, want %q", got, want)
+	}
+}
+
+// TestEtcd runs the etcd scenario on a tiny load against its own embedded etcd and checks that
+// the report has its three rows at each client count and the goal at 16 clients.
+func TestEtcd(t *testing.T) {
+	cfg := Config{Runs: 1, EtcdClients: []int{2, 16}, Duration: 150 * time.Millisecond, SampleSubmits: 10,
+		SkipSubmit: true, SkipWatch: true, SkipPipeline: true, Dir: t.TempDir()}
+	res, err := Run(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"erasures", "events", "submit_index"} {
+		if res.EtcdBytes.Buckets[b].Key+res.EtcdBytes.Buckets[b].Value == 0 {
+			t.Errorf("EtcdBytes = %+v, want bytes in %s", res.EtcdBytes, b)
+		}
+	}
+	for sys := range numEtcdSystems {
+		for _, c := range cfg.EtcdClients {
+			if ps := res.Etcd[sys][c]; len(ps) != 1 || ps[0].Ops == 0 || ps[0].Calls < ps[0].Ops || ps[0].Fsyncs == 0 {
+				t.Errorf("%s at %d clients = %+v, want one point with operations and etcd fsyncs", sys, c, ps)
+			}
+		}
+	}
+	var out strings.Builder
+	Report(&out, cfg, res, "header", "command")
+	for _, want := range []string{EtcdSubmit.String(), EtcdStore.String(), EtcdRaw.String(), "per txn", "raw etcd Put at 16 clients"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -10,12 +10,15 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
 	"github.com/erasured/erasured/store/boltstore"
+	"github.com/erasured/erasured/store/etcdstore"
 )
 
 // Target is a running erasured the scenarios drive over gRPC.
@@ -33,10 +36,12 @@ type Target interface {
 // inside this process. Clients and server share the process, its scheduler and its garbage
 // collector, as they share the machine's two cores anyway.
 type InProcess struct {
-	DB     *boltstore.DB
+	DB     store.DB
+	Where  string // the store: the bbolt file, or the etcd prefix
 	srv    *server.Server
 	addr   string
 	served chan error
+	txns   *atomic.Int64 // etcd commits; nil on bbolt
 }
 
 var _ Target = (*InProcess)(nil)
@@ -63,11 +68,41 @@ func startServer(dir string, log *slog.Logger) (*InProcess, error) {
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	return serve(db, db.Path(), keys, false, log)
+}
+
+// StartInProcessEtcd serves, as StartInProcess does, a fresh store under prefix on the etcd
+// cluster at endpoints, wired as cmd/erasured wires its etcd backend: the service told the store
+// is shared (its Submit index decided in the store), its keyring kept in the store. maxTxnOps is
+// the cluster's --max-txn-ops (0: etcd's default).
+func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string, maxTxnOps int) (*InProcess, error) {
+	txns := new(atomic.Int64)
+	db, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: endpoints, Prefix: prefix, Buckets: schema.Buckets,
+		MaxTxnOps: maxTxnOps, OnCommit: func(time.Duration) { txns.Add(1) }})
+	if err != nil {
+		return nil, err
+	}
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	keys, err := service.OpenSharedKeyring(ctx, "bench", master, db, service.DefaultKeyPeriod, time.Now())
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	p, err := serve(db, "etcd "+prefix, keys, true, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if p != nil {
+		p.txns = txns
+	}
+	return p, err
+}
+
+// serve starts the service and server over db, which it closes on failure and in Close.
+func serve(db store.DB, where string, keys *service.Keyring, shared bool, log *slog.Logger) (*InProcess, error) {
 	svc, err := service.New(db, keys, service.Config{
 		DefaultConfirmation: service.ConfirmationAutomatic,
 		Logger:              log,
 		CancelWindow:        120 * time.Hour, // cmd/erasured's defaults
 		DeletionWindow:      480 * time.Hour,
+		Shared:              shared,
 	})
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -85,9 +120,17 @@ func startServer(dir string, log *slog.Logger) (*InProcess, error) {
 		srv.Shutdown(ctx)
 		return nil, errors.Join(err, db.Close())
 	}
-	p := &InProcess{DB: db, srv: srv, addr: lis.Addr().String(), served: make(chan error, 1)}
+	p := &InProcess{DB: db, Where: where, srv: srv, addr: lis.Addr().String(), served: make(chan error, 1)}
 	go func() { p.served <- srv.Serve(lis) }() // ends with Shutdown in Close
 	return p, nil
+}
+
+// commits is how many etcd transactions the store has committed; 0 on bbolt.
+func (p *InProcess) commits() int64 {
+	if p.txns == nil {
+		return 0
+	}
+	return p.txns.Load()
 }
 
 // Addr implements Target.

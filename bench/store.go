@@ -24,19 +24,39 @@ import (
 // the function has no side effects — and ascending keys come from a counter, in roughly commit
 // order, as Submit's UUIDv7s do.
 func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, error) {
-	byName := map[string]store.Bucket{}
-	for _, b := range schema.Buckets {
-		byName[b.String()] = b
-	}
-	for _, p := range layout {
-		if _, ok := byName[p.Bucket]; !ok && p.Bucket != "events" {
-			return Point{}, fmt.Errorf("store: no bucket %q", p.Bucket)
-		}
+	if err := checkLayout(layout); err != nil {
+		return Point{}, err
 	}
 	db, err := boltstore.Open(filepath.Join(dir, "store.db"), boltstore.Options{Buckets: schema.Buckets})
 	if err != nil {
 		return Point{}, err
 	}
+	p, err := runUpdates(ctx, db, layout, l)
+	return p, errors.Join(err, db.Close())
+}
+
+// checkLayout refuses a layout with a bucket the store does not have.
+func checkLayout(layout Layout) error {
+	for _, p := range layout {
+		if _, ok := bucketsByName[p.Bucket]; !ok && p.Bucket != "events" {
+			return fmt.Errorf("store: no bucket %q", p.Bucket)
+		}
+	}
+	return nil
+}
+
+// bucketsByName are the service's buckets by name.
+var bucketsByName = func() map[string]store.Bucket {
+	m := map[string]store.Bucket{}
+	for _, b := range schema.Buckets {
+		m[b.String()] = b
+	}
+	return m
+}()
+
+// runUpdates drives db with l.Concurrency writers, each Update putting layout (see RunStore).
+func runUpdates(ctx context.Context, db store.DB, layout Layout, l Load) (Point, error) {
+	byName := bucketsByName
 
 	type write struct{ keys, values [][]byte }
 	writes := make([]write, l.Concurrency)
@@ -48,7 +68,7 @@ func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, er
 		}
 	}
 	var seq atomic.Uint64
-	p, err := drive(ctx, l, func(ctx context.Context, worker, _ int) error {
+	return drive(ctx, l, func(ctx context.Context, worker, _ int) error {
 		wr := writes[worker] // reusable at once: Put and Append copy what they keep
 		n := seq.Add(1)
 		for i, p := range layout {
@@ -73,7 +93,6 @@ func RunStore(ctx context.Context, dir string, layout Layout, l Load) (Point, er
 			return nil
 		})
 	})
-	return p, errors.Join(err, db.Close())
 }
 
 func btoi(b bool) int {
@@ -81,4 +100,18 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// countingDB counts the Updates of a DB that succeed.
+type countingDB struct {
+	store.DB
+	n *atomic.Int64
+}
+
+func (c countingDB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	err := c.DB.Update(ctx, fn)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return err
 }

@@ -50,7 +50,7 @@ func ServeChild(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("erasured serving", "listen", p.Addr(), "db", p.DB.Path())
+	log.Info("erasured serving", "listen", p.Addr(), "db", p.Where)
 	<-ctx.Done()
 	return p.Close()
 }

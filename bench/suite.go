@@ -22,8 +22,11 @@ type Config struct {
 	Watch         WatchConfig
 	WatchServer   string // "child" (default), "erasured" or "inprocess": see watchTarget
 	Pipeline      PipelineConfig
-	PipelineRuns  int // repetitions of the pipeline scenario (0: Runs)
+	PipelineRuns  int   // repetitions of the pipeline scenario (0: Runs)
+	EtcdClients   []int // Submit callers and raw Put writers per etcd point (nil: DefaultEtcdClients)
+	EtcdMaxTxnOps int   // etcd's --max-txn-ops, told to the store too (0: etcd's default, 128)
 	SkipSubmit    bool
+	SkipEtcd      bool
 	SkipWatch     bool
 	SkipPipeline  bool
 	Dir           string    // scratch directory; every database lives and dies under it
@@ -54,6 +57,8 @@ type Results struct {
 	Watch      []WatchResult
 	MemoryKind string // what the Watch memory figures count
 	Pipeline   []PipelineResult
+	EtcdBytes  SubmitBytes                         // what one Submit stores on the etcd backend
+	Etcd       [numEtcdSystems]map[int][]EtcdPoint // by system, then concurrency: one per run
 }
 
 // Run measures everything cfg asks for.
@@ -68,6 +73,11 @@ func Run(ctx context.Context, cfg Config) (Results, error) {
 	if !cfg.SkipSubmit {
 		if err := runSubmit(ctx, cfg, &res); err != nil {
 			return res, err
+		}
+	}
+	if !cfg.SkipEtcd {
+		if err := runEtcd(ctx, cfg, &res); err != nil {
+			return res, fmt.Errorf("etcd: %w", err)
 		}
 	}
 	if !cfg.SkipWatch {

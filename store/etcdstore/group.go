@@ -1,10 +1,13 @@
 package etcdstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -258,18 +261,134 @@ func (db *DB) readInto(keys []string) error {
 	return nil
 }
 
-// applyToCache records the group's committed writes in the committer's cache.
+// applyToCache records the group's committed writes in the committer's cache: its point reads
+// and its scans' pages.
 func (g *group) applyToCache(c *readCache) {
 	for k, e := range g.ov {
 		c.put(k, e.val, !e.del)
 	}
+	for pk, p := range c.pages {
+		if np, ok := p.with(pk, g.ov); ok {
+			c.pages[pk] = np
+			c.bytes += np.bytes() - p.bytes()
+		} else {
+			delete(c.pages, pk)
+		}
+	}
 }
 
-// readCache holds point reads of the committer's base: valid as long as meta/seq has the base's
-// value, since every write transaction bumps it.
+// readCache holds point reads and scan pages of the committer's base: valid as long as meta/seq
+// has the base's value, since every write transaction bumps it.
 type readCache struct {
 	m     map[string]cached
+	pages map[pageKey]*cachedPage
 	bytes int
+}
+
+// pageKey names a range read of a scan: the keys of [lo, hi) from lo up, or from hi down.
+type pageKey struct {
+	lo, hi  string
+	reverse bool
+}
+
+// cachedPage is a range read of the base: kvs are the range's first keys in scan order (at most
+// 2 × scanPage of them); more says that keys remain past the last one.
+type cachedPage struct {
+	kvs  []*mvccpb.KeyValue
+	more bool
+}
+
+func (p *cachedPage) bytes() int {
+	n := 0
+	for _, kv := range p.kvs {
+		n += len(kv.Key) + len(kv.Value) + 48
+	}
+	return n
+}
+
+// covers reports whether key k lies in the part of range pk that p holds.
+func (p *cachedPage) covers(pk pageKey, k string) bool {
+	if k < pk.lo || k >= pk.hi {
+		return false
+	}
+	if !p.more {
+		return true
+	}
+	last := string(p.kvs[len(p.kvs)-1].Key)
+	if pk.reverse {
+		return k >= last
+	}
+	return k <= last
+}
+
+// with is p after the writes ov committed: the writes in the part p holds are merged in (the keys
+// past it are read from etcd when a scan gets there). It returns p itself when ov touches none of
+// it, and false when nothing of p is left to hold.
+func (p *cachedPage) with(pk pageKey, ov map[string]*ovEntry) (*cachedPage, bool) {
+	var touched []string
+	for k := range ov {
+		if p.covers(pk, k) {
+			touched = append(touched, k)
+		}
+	}
+	if len(touched) == 0 {
+		return p, true
+	}
+	byKey := make(map[string]*mvccpb.KeyValue, len(p.kvs)+len(touched))
+	for _, kv := range p.kvs {
+		byKey[string(kv.Key)] = kv
+	}
+	for _, k := range touched {
+		if e := ov[k]; e.del {
+			delete(byKey, k)
+		} else {
+			byKey[k] = &mvccpb.KeyValue{Key: []byte(k), Value: e.val}
+		}
+	}
+	np := &cachedPage{kvs: make([]*mvccpb.KeyValue, 0, len(byKey)), more: p.more}
+	for _, kv := range byKey {
+		np.kvs = append(np.kvs, kv)
+	}
+	slices.SortFunc(np.kvs, func(a, b *mvccpb.KeyValue) int {
+		if pk.reverse {
+			return bytes.Compare(b.Key, a.Key)
+		}
+		return bytes.Compare(a.Key, b.Key)
+	})
+	if len(np.kvs) > 2*scanPage { // a trail appended to at every commit: keep its first page
+		clear(np.kvs[scanPage:])
+		np.kvs, np.more = np.kvs[:scanPage], true
+	}
+	if np.more && len(np.kvs) == 0 {
+		return nil, false // where it stopped is lost: read it again
+	}
+	return np, true
+}
+
+// readPage is one range read of a scan: the keys of [lo, hi) from its start, at most scanPage of
+// them (it may return more from the cache), at rev. In an Update the committer's cache answers
+// it when it holds the page, and keeps it otherwise: the scans every function of a group makes
+// (a trail's last entry, the newest of some keys) then cost one etcd request between commits
+// that write the range, not one per function.
+func (tx *etcdTx) readPage(lo, hi string, rev int64, reverse bool) (kvs []*mvccpb.KeyValue, more bool, err error) {
+	pk := pageKey{lo: lo, hi: hi, reverse: reverse}
+	if tx.g != nil {
+		if p, hit := tx.db.cache.pages[pk]; hit {
+			return p.kvs, p.more, nil
+		}
+	}
+	opts := []clientv3.OpOption{clientv3.WithRange(hi), clientv3.WithLimit(scanPage)}
+	if reverse {
+		opts = append(opts, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	}
+	resp, err := tx.db.readAt(lo, rev, opts...)
+	if err != nil {
+		return nil, false, err
+	}
+	if tx.g != nil && (len(resp.Kvs) > 0 || !resp.More) {
+		tx.db.cache.putPage(pk, &cachedPage{kvs: resp.Kvs, more: resp.More})
+	}
+	return resp.Kvs, resp.More, nil
 }
 
 type cached struct {
@@ -280,11 +399,23 @@ type cached struct {
 // cacheMax bounds the cache's memory; past it, the cache starts again empty.
 const cacheMax = 32 << 20
 
-func (c *readCache) init() { c.m = make(map[string]cached) }
+func (c *readCache) init() {
+	c.m = make(map[string]cached)
+	c.pages = make(map[pageKey]*cachedPage)
+}
 
 func (c *readCache) clear() {
 	clear(c.m)
+	clear(c.pages)
 	c.bytes = 0
+}
+
+func (c *readCache) putPage(pk pageKey, p *cachedPage) {
+	if c.bytes > cacheMax {
+		c.clear()
+	}
+	c.pages[pk] = p
+	c.bytes += p.bytes()
 }
 
 func (c *readCache) get(key string) (v []byte, ok, hit bool) {

@@ -268,16 +268,12 @@ func (tx *etcdTx) scan(b store.Bucket, start []byte, reverse bool, fn func(k, v 
 		return fmt.Errorf("store: scan %s: %w", b, err)
 	}
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(hi), clientv3.WithLimit(scanPage)}
-		if reverse {
-			opts = append(opts, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
-		}
-		resp, err := tx.db.readAt(lo, rev, opts...)
+		kvs, more, err := tx.readPage(lo, hi, rev, reverse)
 		if err != nil {
 			tx.fail(err)
 			return fmt.Errorf("store: scan %s: %w", b, err)
 		}
-		for _, kv := range resp.Kvs {
+		for _, kv := range kvs {
 			k := string(kv.Key)
 			for len(ov) > 0 && before(ov[0], k) {
 				if err := emitOv(ov[0]); err != nil || stop {
@@ -301,10 +297,10 @@ func (tx *etcdTx) scan(b store.Bucket, start []byte, reverse bool, fn func(k, v 
 				return err
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
+		if !more || len(kvs) == 0 {
 			break
 		}
-		last := string(resp.Kvs[len(resp.Kvs)-1].Key)
+		last := string(kvs[len(kvs)-1].Key)
 		if reverse {
 			hi = last
 		} else {

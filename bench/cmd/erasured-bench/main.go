@@ -1,5 +1,6 @@
 // Command erasured-bench measures erasured against baselines taken in the same run and prints
-// medians over several runs: Submit against a raw bbolt group commit, Watch fan-out, and the
+// medians over several runs: Submit against a raw bbolt group commit, Submit on the etcd backend
+// against a raw etcd Put, Watch fan-out, and the
 // erasure pipeline against the LivePerson simulator's limits. `make bench` runs it with the
 // defaults; docs/benchmarks.md explains what is measured and how.
 package main
@@ -35,12 +36,14 @@ func realMain(ctx context.Context, args []string) error {
 	var (
 		cfg     bench.Config
 		clients = fs.String("clients", "1,16,64", "comma-separated Submit callers (and raw writers) per point")
-		only    = fs.String("only", "", "run only one scenario: submit, watch or pipeline")
+		only    = fs.String("only", "", "run only one scenario: submit, etcd, watch or pipeline")
+		etcdCli = fs.String("etcd-clients", "16,64", "comma-separated Submit callers (and raw Put writers) per etcd point")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process (clients, and the server when in-process) to `file`")
 	)
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions of every scenario; the table shows medians")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measurement window per Submit and raw point")
 	fs.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "uncounted warm-up before each point")
+	fs.IntVar(&cfg.EtcdMaxTxnOps, "etcd-max-txn-ops", bench.DefaultEtcdMaxTxnOps, "etcd: the embedded etcd's --max-txn-ops, told to the store (128 is etcd's default)")
 	fs.IntVar(&cfg.SampleSubmits, "sample", 500, "Submits whose stored bytes size the raw baseline's record")
 	fs.IntVar(&cfg.Watch.Streams, "streams", 10_000, "concurrent Watch streams")
 	fs.IntVar(&cfg.Watch.Erasures, "erasures", 0, "erasures they watch (0: one per stream)")
@@ -74,16 +77,21 @@ func realMain(ctx context.Context, args []string) error {
 	if cfg.Clients, err = parseInts(*clients); err != nil {
 		return fmt.Errorf("-clients: %w", err)
 	}
+	if cfg.EtcdClients, err = parseInts(*etcdCli); err != nil {
+		return fmt.Errorf("-etcd-clients: %w", err)
+	}
 	switch *only {
 	case "":
 	case "submit":
-		cfg.SkipWatch, cfg.SkipPipeline = true, true
+		cfg.SkipEtcd, cfg.SkipWatch, cfg.SkipPipeline = true, true, true
+	case "etcd":
+		cfg.SkipSubmit, cfg.SkipWatch, cfg.SkipPipeline = true, true, true
 	case "watch":
-		cfg.SkipSubmit, cfg.SkipPipeline = true, true
+		cfg.SkipSubmit, cfg.SkipEtcd, cfg.SkipPipeline = true, true, true
 	case "pipeline":
-		cfg.SkipSubmit, cfg.SkipWatch = true, true
+		cfg.SkipSubmit, cfg.SkipEtcd, cfg.SkipWatch = true, true, true
 	default:
-		return fmt.Errorf("-only must be submit, watch or pipeline, not %q", *only)
+		return fmt.Errorf("-only must be submit, etcd, watch or pipeline, not %q", *only)
 	}
 	// The pipeline scenario takes about two minutes a run: once in the full suite, unless asked.
 	if cfg.PipelineRuns <= 0 {
