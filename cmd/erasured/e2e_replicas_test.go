@@ -39,7 +39,7 @@ func TestReplicasEndToEnd(t *testing.T) {
 	t.Logf("three replicas and etcd up in %v; replica-%d leads", time.Since(begin).Round(time.Millisecond), e.leader(-1))
 
 	// 1. A Submit on replica 0 is visible on 1 and 2.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := b.submit(ctx, e.client(0), b.withRecords())
 	if err != nil {
