@@ -72,6 +72,10 @@ crash: ## Crash harnesses: 50 SIGKILLs under Submit load, then 500 with the pipe
 	ERASURED_CRASH_CYCLES=$${ERASURED_CRASH_CYCLES:-50} $(GO) test -count=1 -v -run 'TestCrashKeeps' -timeout 60m ./cmd/erasured
 	ERASURED_CRASH_PIPELINE_CYCLES=$${ERASURED_CRASH_PIPELINE_CYCLES:-500} $(GO) test -count=1 -v -run 'TestCrashPipeline' -timeout 120m ./cmd/erasured
 
+.PHONY: crash-replicas
+crash-replicas: ## Replica crash harness: 30 SIGKILLs of three replicas on a three-member etcd cluster, leader or follower at random, under Submit load (victims: ERASURED_CRASH_REPLICA_SEED, readings: ERASURED_LPSIM_SEED, else random).
+	ERASURED_CRASH_REPLICA_CYCLES=$${ERASURED_CRASH_REPLICA_CYCLES:-30} $(GO) test -count=1 -v -run '^TestCrashReplicas$$' -timeout 30m ./cmd/erasured
+
 .PHONY: crash-broken
 crash-broken: ## Show the crash harnesses catch two deliberately broken builds (each run must FAIL).
 	! ERASURED_CRASH_TAGS=erasured_bug_reply_before_commit ERASURED_CRASH_CYCLES=20 $(GO) test -count=1 -run 'TestCrashKeeps' ./cmd/erasured
