@@ -39,6 +39,8 @@ type Leadership interface {
 	// process can be elected before it, whatever happens to this one (paused, cut off). Work
 	// with effects outside the store (a request to LivePerson) must finish before it. It moves
 	// forward as the term is renewed; for a backend without leases it is far in the future.
+	// A backend with leases returns a time with a monotonic clock reading (as time.Now has), so
+	// that comparisons with time.Now are not moved by steps of the wall clock.
 	ValidUntil() time.Time
 	// Term identifies the term; a later term of any process has a greater value.
 	Term() int64

@@ -49,7 +49,9 @@ type term struct {
 	key string // the election key, once elected (set under db.leadMu)
 	rev int64  // its CreateRevision: the term
 
-	validUntil atomic.Int64 // unix nanoseconds
+	// validUntil keeps the time with its monotonic reading, so that a step of the wall clock
+	// neither lengthens nor shortens the term as this process sees it.
+	validUntil atomic.Pointer[time.Time]
 	done       chan struct{}
 	once       sync.Once
 	stop       context.CancelFunc // ends the renewals
@@ -124,7 +126,8 @@ func (db *DB) newTerm(ctx context.Context, id string) (*term, error) {
 	}
 	t := &term{db: db, id: id, lease: g.ID, ttl: time.Duration(g.TTL) * time.Second, done: make(chan struct{})}
 	t.margin = max(t.ttl/20, 50*time.Millisecond)
-	t.validUntil.Store(sent.Add(t.ttl - t.margin).UnixNano())
+	until := sent.Add(t.ttl - t.margin)
+	t.validUntil.Store(&until)
 	t.session, err = concurrency.NewSession(db.cli, concurrency.WithLease(g.ID), concurrency.WithTTL(int(g.TTL)))
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
@@ -200,8 +203,8 @@ func (t *term) renew(ctx context.Context) {
 		switch {
 		case err == nil && resp.TTL > 0:
 			until := sent.Add(time.Duration(resp.TTL)*time.Second - t.margin)
-			if until.UnixNano() > t.validUntil.Load() {
-				t.validUntil.Store(until.UnixNano())
+			if until.After(*t.validUntil.Load()) {
+				t.validUntil.Store(&until)
 			}
 			next = interval
 		case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
@@ -271,7 +274,7 @@ func (t *term) Fence(ctx context.Context) context.Context { return store.WithFen
 
 // ValidUntil implements store.Leadership: the time the last renewal was sent plus the lease's
 // TTL, less a margin. The term may end earlier (Resign, a revoke), never later.
-func (t *term) ValidUntil() time.Time { return time.Unix(0, t.validUntil.Load()) }
+func (t *term) ValidUntil() time.Time { return *t.validUntil.Load() }
 
 // Term implements store.Leadership: the election key's CreateRevision.
 func (t *term) Term() int64 { return t.rev }

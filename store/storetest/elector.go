@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +78,10 @@ func testOneLeaderAtATime(t *testing.T, open OpenPair) {
 		if who, err := e.Leader(ctx); err != nil || who != "a" {
 			t.Errorf("%s.Leader() = %q, %v; want a", name, who, err)
 		}
+	}
+	if !strings.Contains(la.ValidUntil().String(), " m=") {
+		// Without a monotonic reading, a wall clock stepped back would lengthen the term.
+		t.Errorf("ValidUntil %v carries no monotonic clock reading", la.ValidUntil())
 	}
 	if !la.ValidUntil().After(time.Now()) {
 		t.Errorf("ValidUntil of a new term = %v, already past", la.ValidUntil())
