@@ -283,13 +283,24 @@ func (db *DB) apply(evs []*clientv3.Event) {
 	}
 }
 
-// Compact implements store.DB: it deletes the ev/ keys below rev with range deletes of up to
+// Compact implements store.DB: rev is in the future when the store (not only this process) has
+// not reached it. It deletes the ev/ keys below rev with range deletes of up to
 // compactChunk revisions, each in its own group-committed transaction that also sets
 // meta/oldest, so writers keep going in between. It is independent of etcd's own compaction of
 // its history, which never deletes a live key.
 func (db *DB) Compact(ctx context.Context, rev uint64) error {
-	if cur := db.Rev(); rev > cur {
-		return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, cur)
+	if rev > db.Rev() {
+		// This process may not have heard of another's commit yet: ask the store.
+		if db.isClosing() {
+			return store.ErrClosed
+		}
+		b, err := db.readBase(ctx)
+		if err != nil {
+			return err
+		}
+		if rev > b.rev {
+			return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, b.rev)
+		}
 	}
 	for {
 		var done bool
