@@ -236,7 +236,15 @@ func (db *DB) finish(g *group, ran []*call) {
 		}
 	}
 	if len(g.events) > 0 || g.compactTo > 0 {
-		db.deliver(g.events, g.oldest())
+		if err := db.deliver(g.events, g.oldest()); err != nil {
+			// Committed, but Rev cannot cover it until the follower reads what other
+			// processes committed before: nil would promise what Rev does not show yet.
+			for _, c := range ran {
+				if c.err == nil {
+					c.err = fmt.Errorf("store: committed, but this process is behind the store: %w", err)
+				}
+			}
+		}
 	}
 	for _, c := range ran {
 		close(c.done)

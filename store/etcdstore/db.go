@@ -157,6 +157,10 @@ type DB struct {
 	// sent first when loseSends is set, not at all otherwise.
 	loseReply func() bool
 	loseSends bool
+	// failEventReads makes every read of events from etcd fail; gapTries, when set, is how many
+	// times fillGap tries.
+	failEventReads atomic.Bool
+	gapTries       atomic.Int32
 }
 
 var (
