@@ -328,12 +328,22 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 		if refusedUnsent(err) {
 			return failed, fmt.Errorf("store: etcd commit: %w", err)
 		}
-		ok, serr := db.settle(nonce)
-		if serr != nil {
-			return failed, serr
+		known := false
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			db.answered()
+			var ok bool
+			if ok, known = db.decideNoSpace(nonce); known && !ok {
+				return failed, fmt.Errorf("store: etcd commit: %w", err)
+			}
 		}
-		if !ok {
-			return conflict, nil // nothing was written; the base was reloaded
+		if !known {
+			ok, serr := db.settle(nonce)
+			if serr != nil {
+				return failed, serr
+			}
+			if !ok {
+				return conflict, nil // nothing was written; the base was reloaded
+			}
 		}
 	} else {
 		db.answered()

@@ -42,6 +42,9 @@ type Config struct {
 	TickMs, ElectionMs uint
 	MaxTxnOps          uint // default MaxTxnOps
 	MaxRequestBytes    uint // default etcd's 1.5 MiB
+	// QuotaBackendBytes is the members' space quota (etcd's --quota-backend-bytes); default
+	// etcd's 2 GiB. A small one lets a test fill the database.
+	QuotaBackendBytes int64
 	// Direct makes clients connect to the members' own ports. By default each member's client
 	// endpoint is a proxy that Stop closes at once with all its connections, as a crash would;
 	// stopping a member that clients still watch then takes milliseconds instead of seconds.
@@ -189,6 +192,7 @@ func (c *Cluster) start(i int) error {
 	cfg.MaxTxnOps = c.cfg.MaxTxnOps
 	cfg.MaxRequestBytes = c.cfg.MaxRequestBytes
 	cfg.UnsafeNoFsync = c.cfg.NoFsync
+	cfg.QuotaBackendBytes = c.cfg.QuotaBackendBytes
 	cfg.ListenMetricsUrls = nil
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.Logger = "zap"
