@@ -24,6 +24,8 @@ func (db *DB) settle(nonce string) (committedIt bool, err error) {
 	b := db.base
 	wait := 50 * time.Millisecond
 	var closingSince time.Time
+	db.unsettledSince.Store(time.Now().UnixNano())
+	defer db.unsettledSince.Store(0)
 	for {
 		db.nonce++
 		abort := string(store.U64(db.nonce))
@@ -53,6 +55,16 @@ func (db *DB) settle(nonce string) (committedIt bool, err error) {
 			}
 			return false, nil // an abort of ours, or another process, moved the counter first
 		}
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			// etcd answered: the abort applied or never will. If the counter has moved,
+			// the lost transaction can no longer apply, and the commit key tells.
+			db.answered()
+			nb, last, rerr := db.readCommitKey()
+			if rerr == nil && nb.seq != b.seq {
+				db.setBase(nb)
+				return last == nonce, nil
+			}
+		}
 		if db.isClosing() {
 			if closingSince.IsZero() {
 				closingSince = time.Now()
@@ -66,6 +78,37 @@ func (db *DB) settle(nonce string) (committedIt bool, err error) {
 	}
 }
 
+// decideNoSpace decides the outcome of a commit etcd answered with ErrNoSpace: it has applied or
+// never will, so one linearizable read of the commit key tells. known is false when the read
+// failed. It returns with the base at what the read found.
+func (db *DB) decideNoSpace(nonce string) (committedIt, known bool) {
+	nb, last, err := db.readCommitKey()
+	if err != nil {
+		return false, false
+	}
+	db.setBase(nb)
+	return last == nonce, true
+}
+
+// readCommitKey reads the counters and this opener's commit key, in one linearizable read.
+func (db *DB) readCommitKey() (b base, commitKey string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+	defer cancel()
+	resp, err := db.cli.Txn(ctx).Then(db.baseOps()...).Commit()
+	if err != nil {
+		return base{}, "", err
+	}
+	db.answered()
+	b, err = db.baseFrom(resp.Header.Revision, resp.Responses)
+	if err != nil {
+		return base{}, "", err
+	}
+	if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) == 1 {
+		commitKey = string(kvs[0].Value)
+	}
+	return b, commitKey, nil
+}
+
 // refusedAsTooLarge reports an error of a transaction etcd refused for its size, before
 // proposing it.
 func refusedAsTooLarge(err error) bool {
@@ -76,13 +119,14 @@ func refusedAsTooLarge(err error) bool {
 	return ok && s.Code() == codes.ResourceExhausted
 }
 
-// refusedUnsent reports an error that proves etcd did not apply the request.
+// refusedUnsent reports an error that proves etcd did not apply the request. Not ErrNoSpace:
+// etcd checks its space quota before proposing a transaction and again after applying it, and
+// answers ErrNoSpace to some that it applied.
 func refusedUnsent(err error) bool {
 	switch {
 	case errors.Is(err, rpctypes.ErrDuplicateKey), errors.Is(err, rpctypes.ErrKeyNotFound),
 		errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrInvalidAuthToken),
-		errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrNoSpace),
-		errors.Is(err, rpctypes.ErrUserEmpty):
+		errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrUserEmpty):
 		return true
 	}
 	return false

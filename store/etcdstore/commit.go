@@ -236,7 +236,15 @@ func (db *DB) finish(g *group, ran []*call) {
 		}
 	}
 	if len(g.events) > 0 || g.compactTo > 0 {
-		db.deliver(g.events, g.oldest())
+		if err := db.deliver(g.events, g.oldest()); err != nil {
+			// Committed, but Rev cannot cover it until the follower reads what other
+			// processes committed before: nil would promise what Rev does not show yet.
+			for _, c := range ran {
+				if c.err == nil {
+					c.err = fmt.Errorf("store: committed, but this process is behind the store: %w", err)
+				}
+			}
+		}
 	}
 	for _, c := range ran {
 		close(c.done)
@@ -262,11 +270,6 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 			fences[c.fence] = struct{}{}
 		}
 	}
-	if !g.writes() && len(fences) == 0 {
-		return committed, nil // nothing to write and nothing to check: reads were at a committed state
-	}
-	db.nonce++
-	nonce := string(store.U64(db.nonce))
 	b := db.base
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.Value(db.lay.key(metaSeq)), "=", string(store.U64(b.seq)))}
 	var terms []*term
@@ -274,14 +277,35 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 		terms = append(terms, t)
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(t.key), "=", t.rev))
 	}
-	then := append([]clientv3.Op{
-		clientv3.OpPut(db.lay.key(metaSeq), string(store.U64(b.seq+1))),
-		clientv3.OpPut(db.commitKey, nonce),
-	}, g.ops()...)
 	els := db.baseOps()
 	for _, t := range terms {
 		els = append(els, clientv3.OpGet(t.key))
 	}
+	if !g.writes() {
+		// Nothing to write (functions that only read, or that failed after reading): the
+		// outcome still rests on what they read, which may predate another process's commit
+		// that this one has not heard of yet. One read-only transaction checks meta/seq (and
+		// the terms) as etcd has them now: a linearizable read, with no write that would void
+		// the other processes' caches.
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+		resp, err := db.cli.Txn(ctx).If(cmps...).Else(els...).Commit()
+		cancel()
+		if err != nil {
+			return failed, fmt.Errorf("store: etcd read: %w", err)
+		}
+		db.answered()
+		if resp.Succeeded {
+			db.base.etcdRev = resp.Header.Revision // the same seq: the cache stays valid
+			return committed, nil
+		}
+		return db.refused(b, terms, resp, len(els))
+	}
+	db.nonce++
+	nonce := string(store.U64(db.nonce))
+	then := append([]clientv3.Op{
+		clientv3.OpPut(db.lay.key(metaSeq), string(store.U64(b.seq+1))),
+		clientv3.OpPut(db.commitKey, nonce),
+	}, g.ops()...)
 
 	start := time.Now()
 	var resp *clientv3.TxnResponse
@@ -304,39 +328,27 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 		if refusedUnsent(err) {
 			return failed, fmt.Errorf("store: etcd commit: %w", err)
 		}
-		ok, serr := db.settle(nonce)
-		if serr != nil {
-			return failed, serr
+		known := false
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			db.answered()
+			var ok bool
+			if ok, known = db.decideNoSpace(nonce); known && !ok {
+				return failed, fmt.Errorf("store: etcd commit: %w", err)
+			}
 		}
-		if !ok {
-			return conflict, nil // nothing was written; the base was reloaded
+		if !known {
+			ok, serr := db.settle(nonce)
+			if serr != nil {
+				return failed, serr
+			}
+			if !ok {
+				return conflict, nil // nothing was written; the base was reloaded
+			}
 		}
 	} else {
 		db.answered()
 		if !resp.Succeeded {
-			nb, err := db.baseFrom(resp.Header.Revision, resp.Responses)
-			if err != nil {
-				return failed, err
-			}
-			if nb.seq != b.seq {
-				db.setBase(nb)
-				return conflict, nil
-			}
-			lost := false
-			for i, t := range terms {
-				kvs := resp.Responses[len(els)-len(terms)+i].GetResponseRange().Kvs
-				if len(kvs) == 0 || kvs[0].CreateRevision != t.rev {
-					t.end()
-					lost = true
-				}
-			}
-			db.base.etcdRev = nb.etcdRev // same seq: the cache stays valid
-			if lost {
-				db.fenceFailures.Add(1)
-			} else {
-				return failed, errors.New("store: etcd transaction failed without a reason")
-			}
-			return fenceLost, nil
+			return db.refused(b, terms, resp, len(els))
 		}
 		db.base.etcdRev = resp.Header.Revision
 		if db.opts.OnCommit != nil {
@@ -352,6 +364,33 @@ func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 		g.applyToCache(&db.cache)
 	}
 	return committed, nil
+}
+
+// refused handles the Else branch of a group's transaction whose compares failed: the base
+// moved (conflict, the base is reloaded) or a term was lost (fenceLost, the term is ended).
+func (db *DB) refused(b base, terms []*term, resp *clientv3.TxnResponse, nels int) (outcome, error) {
+	nb, err := db.baseFrom(resp.Header.Revision, resp.Responses)
+	if err != nil {
+		return failed, err
+	}
+	if nb.seq != b.seq {
+		db.setBase(nb)
+		return conflict, nil
+	}
+	lost := false
+	for i, t := range terms {
+		kvs := resp.Responses[nels-len(terms)+i].GetResponseRange().Kvs
+		if len(kvs) == 0 || kvs[0].CreateRevision != t.rev {
+			t.end()
+			lost = true
+		}
+	}
+	db.base.etcdRev = nb.etcdRev // same seq: the cache stays valid
+	if !lost {
+		return failed, errors.New("store: etcd transaction failed without a reason")
+	}
+	db.fenceFailures.Add(1)
+	return fenceLost, nil
 }
 
 // runFn calls fn, turning a panic into an error wrapping ErrPanic.

@@ -141,6 +141,9 @@ type DB struct {
 	pubMu sync.Mutex // serializes deliveries to the hub from the committer and the follower
 
 	lastOK atomic.Int64 // unix nanoseconds of etcd's last answer
+	// unsettledSince is when the committer began settling a commit of unknown outcome (unix
+	// nanoseconds; 0 when none): while it lasts, no update commits.
+	unsettledSince atomic.Int64
 
 	leadMu      sync.Mutex
 	terms       map[*term]struct{} // terms held or being campaigned for
@@ -157,6 +160,10 @@ type DB struct {
 	// sent first when loseSends is set, not at all otherwise.
 	loseReply func() bool
 	loseSends bool
+	// failEventReads makes every read of events from etcd fail; gapTries, when set, is how many
+	// times fillGap tries.
+	failEventReads atomic.Bool
+	gapTries       atomic.Int32
 }
 
 var (
@@ -314,7 +321,8 @@ func (db *DB) Client() *clientv3.Client { return db.cli }
 func (db *DB) Prefix() string { return db.opts.Prefix }
 
 // Err is nil while etcd answers. It returns an error when etcd has not answered for longer than
-// HealthTimeout (it clears once etcd answers again), and store.ErrClosed after Close.
+// HealthTimeout, or when the outcome of a commit has stayed unknown for as long (it clears once
+// etcd answers, or the outcome is known), and store.ErrClosed after Close.
 func (db *DB) Err() error {
 	if db.isClosing() {
 		return store.ErrClosed
@@ -322,6 +330,12 @@ func (db *DB) Err() error {
 	last := time.Unix(0, db.lastOK.Load())
 	if since := time.Since(last); since > db.opts.HealthTimeout {
 		return fmt.Errorf("store: etcd has not answered for %s", since.Round(time.Millisecond))
+	}
+	if u := db.unsettledSince.Load(); u != 0 {
+		if since := time.Since(time.Unix(0, u)); since > db.opts.HealthTimeout {
+			// etcd answers (a full database, say) but not whether a commit applied.
+			return fmt.Errorf("store: the outcome of a commit has been unknown for %s; no update commits meanwhile", since.Round(time.Millisecond))
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@
 //	meta/rev             the last event revision appended
 //	meta/oldest          the oldest event revision still stored (1 until compacted)
 //	meta/commit/<id>     one per open DB: the nonce of its last write, to settle a lost reply
+//	                     (deleted by Close; see below for a process that crashed)
 //	b/<bucket>/<key>     the buckets' keys (arbitrary bytes; etcd orders keys bytewise, as bbolt does)
 //	ev/<16 hex digits>   the event of that revision: uvarint(len(key)) key value
 //	leader/<lease id>    the election's candidates (concurrency.Election)
@@ -36,7 +37,15 @@
 // function that fails is undone from the overlay alone; the others commit. A reply lost to a
 // timeout is settled before anything else: the committer bumps meta/seq if it still has the old
 // value (after which the lost transaction can never apply) and reads its commit key to learn
-// whether it had.
+// whether it had. etcd answers ErrNoSpace (its space quota exceeded) to some transactions it has
+// applied, so that answer too is settled, by one read of the commit key. A group that writes
+// nothing (functions that only read, or that failed) is checked by a read-only transaction
+// comparing meta/seq (and its terms), so that it decides on the store as it is, not on what this
+// process last heard of it, without voiding the other processes' caches.
+//
+// A process that crashes leaves its meta/commit/<id> key behind: a few bytes, never read by
+// another process. Delete those of processes known to be gone (etcdctl del) when they pile up; not
+// a running process's, which needs its key to settle a lost reply.
 //
 // # Revisions and watch
 //
@@ -65,9 +74,16 @@
 //
 // # Guarantees and etcd settings
 //
+// The etcd server must be v3.5.23 or later in 3.5, v3.6.5 or later in 3.6, or 3.7: earlier
+// releases may revoke a lease that is being renewed, when a stalled old etcd leader revokes it
+// (etcd-io/etcd#15247), or answer a renewal of a revoked lease as a success (etcd-io/etcd#20590),
+// and ValidUntil rests on neither happening.
+//
 // Update returns nil once etcd has committed the transaction (a quorum has it in its log, fsynced
-// unless etcd runs with --unsafe-no-fsync). Err is nil while a linearizable read answers within
-// HealthTimeout, so it reports a cluster without quorum as well as an unreachable one. What
+// unless etcd runs with --unsafe-no-fsync) and Rev covers its appends; when this process cannot
+// read other processes' events before them, it returns an error though the writes committed. Err
+// is nil while a linearizable read answers within HealthTimeout, so it reports a cluster without
+// quorum as well as an unreachable one, and while no commit's outcome has been unknown for as long. What
 // matters in etcd's configuration:
 //
 //   - --max-txn-ops (default 128): the operations of one transaction, so the size of a group

@@ -137,6 +137,43 @@ func TestFenceComparedInEtcd(t *testing.T) {
 	}
 }
 
+// TestFencedReadChecksTermWithoutWriting: a fenced Update that writes nothing is checked against
+// its term in etcd, and writes nothing to etcd (meta/seq, which every process's cache rests on,
+// stays): it returns nil while the term holds and ErrNotLeader once its lease is gone.
+func TestFencedReadChecksTermWithoutWriting(t *testing.T) {
+	ctx := storetest.Context(t)
+	db := openTest(t, testOptions(newPrefix(t), testBuckets))
+	l, err := db.Campaign(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := rawClient(t)
+	seq := func() string {
+		resp, err := cli.Get(ctx, db.lay.key(metaSeq))
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("read meta/seq: %v", err)
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	before := seq()
+	read := func(tx store.Tx) error { _ = tx.Get(bucketA, []byte("k")); return nil }
+	if err := db.Update(l.Fence(ctx), read); err != nil {
+		t.Fatalf("fenced read-only Update = %v", err)
+	}
+	if after := seq(); after != before {
+		t.Errorf("a fenced read-only Update moved meta/seq from %x to %x", before, after)
+	}
+	db.leadMu.Lock()
+	db.blindTerms = true
+	db.leadMu.Unlock()
+	if _, err := cli.Revoke(ctx, l.(*term).lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(l.Fence(ctx), read); !errors.Is(err, store.ErrNotLeader) {
+		t.Errorf("fenced read-only Update after the revoke = %v, want %v", err, store.ErrNotLeader)
+	}
+}
+
 // TestLostReplySettled: a commit whose reply is lost is settled: when it was applied, Update
 // returns nil and nothing is written twice; when it was not, the group runs again and commits once.
 func TestLostReplySettled(t *testing.T) {

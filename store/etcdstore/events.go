@@ -92,6 +92,9 @@ func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []
 	if scan < 0 || scan > scanMax {
 		scan = scanMax
 	}
+	if db.failEventReads.Load() {
+		return nil, from, errors.New("test: event reads fail")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
 	defer cancel()
 	resp, err := db.cli.Txn(ctx).Then(
@@ -142,8 +145,9 @@ func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []
 // deliver hands committed events (in revision order, possibly already delivered) to the hub,
 // after reading from etcd the ones between the hub's revision and the first of them, which
 // another process committed and the follower has not delivered yet. oldest is meta/oldest as of
-// the events (0: unknown).
-func (db *DB) deliver(evs []store.Event, oldest uint64) {
+// the events (0: unknown). It returns an error wrapping errUnavailable, having published
+// nothing, when it could not read those: the follower delivers them all once it catches up.
+func (db *DB) deliver(evs []store.Event, oldest uint64) error {
 	db.pubMu.Lock()
 	defer db.pubMu.Unlock()
 	h := &db.hub
@@ -154,24 +158,36 @@ func (db *DB) deliver(evs []store.Event, oldest uint64) {
 		evs = evs[1:]
 	}
 	if len(evs) > 0 && evs[0].Rev > cur+1 {
-		if !db.fillGap(cur+1, evs[0].Rev-1) {
-			return // the follower will catch up from etcd
+		if err := db.fillGap(cur+1, evs[0].Rev-1); err != nil {
+			return err
 		}
 	}
 	h.mu.Lock()
 	if len(evs) == 0 {
 		h.raiseOldest(oldest)
 		h.mu.Unlock()
-		return
+		return nil
 	}
 	h.mu.Unlock()
 	h.publish(evs, oldest)
+	return nil
 }
 
-// fillGap delivers the events [from, to] from etcd. Called with pubMu held. It returns false
-// when it could not read them (after retrying for a while); when they were compacted away it
-// moves the hub past them.
-func (db *DB) fillGap(from, to uint64) bool {
+// errUnavailable is wrapped when this process could not read from etcd the events other
+// processes committed, so that its revision cannot reach one the store has.
+var errUnavailable = errors.New("store: etcd unavailable")
+
+// gapTries is how many reads fillGap tries before it gives up.
+const gapTries = 20
+
+// fillGap delivers the events [from, to] from etcd. Called with pubMu held. It returns an error
+// wrapping errUnavailable (or store.ErrClosed) when it could not read them (after retrying for a
+// while); when they were compacted away it moves the hub past them.
+func (db *DB) fillGap(from, to uint64) error {
+	tries := gapTries
+	if n := db.gapTries.Load(); n > 0 {
+		tries = int(n)
+	}
 	failures := 0
 	for from <= to {
 		evs, next, err := db.readEvents(from, to, "", maxNextBatch, -1)
@@ -180,9 +196,15 @@ func (db *DB) fillGap(from, to uint64) bool {
 			from = db.Rev() + 1
 			continue
 		}
+		if errors.Is(err, store.ErrClosed) {
+			return err
+		}
 		if err != nil || next == from {
-			if failures++; failures > 20 || errors.Is(err, store.ErrClosed) {
-				return false
+			if err == nil {
+				err = fmt.Errorf("no event at revision %d", from)
+			}
+			if failures++; failures >= tries {
+				return fmt.Errorf("%w: read the events %d to %d: %v", errUnavailable, from, to, err)
 			}
 			time.Sleep(time.Duration(failures) * 50 * time.Millisecond)
 			continue
@@ -190,7 +212,7 @@ func (db *DB) fillGap(from, to uint64) bool {
 		db.hub.publish(evs, 0)
 		from = next
 	}
-	return true
+	return nil
 }
 
 // follow is the follower: one etcd watch on the whole prefix, from etcd revision from on. It
@@ -210,7 +232,9 @@ func (db *DB) follow(from int64) {
 				break
 			}
 			db.answered()
-			db.apply(wr.Events)
+			if db.apply(wr.Events) != nil {
+				break
+			}
 			from = wr.Header.Revision + 1
 			wait = 50 * time.Millisecond
 		}
@@ -231,7 +255,7 @@ func (db *DB) follow(from int64) {
 		}
 		db.foreignSeq.Store(max(db.foreignSeq.Load(), b.seq))
 		db.pubMu.Lock()
-		if db.fillGap(db.Rev()+1, b.rev) {
+		if db.fillGap(db.Rev()+1, b.rev) == nil {
 			db.hub.mu.Lock()
 			db.hub.raiseOldest(b.oldest)
 			db.hub.mu.Unlock()
@@ -242,8 +266,9 @@ func (db *DB) follow(from int64) {
 	}
 }
 
-// apply handles the etcd events of one watch response.
-func (db *DB) apply(evs []*clientv3.Event) {
+// apply handles the etcd events of one watch response. It fails when the events before them
+// could not be read (see deliver): the follower then catches up as after a broken watch.
+func (db *DB) apply(evs []*clientv3.Event) error {
 	var ours []store.Event
 	var oldest uint64
 	for _, e := range evs {
@@ -279,17 +304,29 @@ func (db *DB) apply(evs []*clientv3.Event) {
 			}
 			return 0
 		})
-		db.deliver(ours, oldest)
+		return db.deliver(ours, oldest)
 	}
+	return nil
 }
 
-// Compact implements store.DB: it deletes the ev/ keys below rev with range deletes of up to
+// Compact implements store.DB: rev is in the future when the store (not only this process) has
+// not reached it. It deletes the ev/ keys below rev with range deletes of up to
 // compactChunk revisions, each in its own group-committed transaction that also sets
 // meta/oldest, so writers keep going in between. It is independent of etcd's own compaction of
 // its history, which never deletes a live key.
 func (db *DB) Compact(ctx context.Context, rev uint64) error {
-	if cur := db.Rev(); rev > cur {
-		return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, cur)
+	if rev > db.Rev() {
+		// This process may not have heard of another's commit yet: ask the store.
+		if db.isClosing() {
+			return store.ErrClosed
+		}
+		b, err := db.readBase(ctx)
+		if err != nil {
+			return err
+		}
+		if rev > b.rev {
+			return fmt.Errorf("%w: compact to %d, current revision is %d", store.ErrFutureRevision, rev, b.rev)
+		}
 	}
 	for {
 		var done bool

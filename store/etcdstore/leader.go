@@ -52,6 +52,7 @@ type term struct {
 	// validUntil keeps the time with its monotonic reading, so that a step of the wall clock
 	// neither lengthens nor shortens the term as this process sees it.
 	validUntil atomic.Pointer[time.Time]
+	endedAt    atomic.Pointer[time.Time] // when end ran (nil before)
 	done       chan struct{}
 	once       sync.Once
 	stop       context.CancelFunc // ends the renewals
@@ -224,6 +225,8 @@ func (t *term) renew(ctx context.Context) {
 // and the renewals stop; their goroutine then revokes the lease.
 func (t *term) end() {
 	t.once.Do(func() {
+		now := time.Now()
+		t.endedAt.Store(&now)
 		close(t.done)
 		t.stop()
 	})
@@ -273,8 +276,15 @@ func (t *term) Done() <-chan struct{} { return t.done }
 func (t *term) Fence(ctx context.Context) context.Context { return store.WithFence(ctx, t) }
 
 // ValidUntil implements store.Leadership: the time the last renewal was sent plus the lease's
-// TTL, less a margin. The term may end earlier (Resign, a revoke), never later.
-func (t *term) ValidUntil() time.Time { return *t.validUntil.Load() }
+// TTL, less a margin; once the term has ended (Resign, a revoke, a failed renewal), the time it
+// ended if that is earlier, since another process may lead from then on.
+func (t *term) ValidUntil() time.Time {
+	v := *t.validUntil.Load()
+	if e := t.endedAt.Load(); e != nil && e.Before(v) {
+		return *e
+	}
+	return v
+}
 
 // Term implements store.Leadership: the election key's CreateRevision.
 func (t *term) Term() int64 { return t.rev }

@@ -191,7 +191,8 @@ func (db *DB) Watch(from uint64, key string) (store.Watcher, error) {
 	return db.watchHub(from, key)
 }
 
-// catchUp delivers the events up to rev, when the store has them.
+// catchUp delivers the events up to rev, when the store has them. It fails (rather than let
+// Watch call rev+1 the future) when the store has them but they could not be read.
 func (db *DB) catchUp(rev uint64) error {
 	if db.isClosing() {
 		return store.ErrClosed
@@ -206,7 +207,7 @@ func (db *DB) catchUp(rev uint64) error {
 	db.pubMu.Lock()
 	defer db.pubMu.Unlock()
 	if cur := db.Rev(); cur < rev {
-		db.fillGap(cur+1, rev)
+		return db.fillGap(cur+1, rev)
 	}
 	return nil
 }

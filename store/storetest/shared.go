@@ -46,6 +46,8 @@ func RunShared(t *testing.T, open OpenPair) {
 		{"IncrementsSerializable", testIncrementsSerializable},
 		{"WatchResumesOnTheOther", testWatchResumesOnTheOther},
 		{"CompactionSeenByTheOther", testCompactionSeenByTheOther},
+		{"UpdateAfterTheOthersCommitSeesIt", testUpdateAfterTheOthersCommitSeesIt},
+		{"CompactToTheOthersRevision", testCompactToTheOthersRevision},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
@@ -310,5 +312,68 @@ func testCompactionSeenByTheOther(t *testing.T, open OpenPair) {
 	evs, err := p.B.Events(6, 0)
 	if err != nil || len(evs) != 5 || evs[0].Rev != 6 {
 		t.Errorf("B.Events(6, 0) = %d events, %v; want 5 from revision 6", len(evs), err)
+	}
+}
+
+// testUpdateAfterTheOthersCommitSeesIt: once an Update on A has returned, an Update on B reads
+// its write, even when B's function writes nothing: one that only reads, and one that fails
+// when the key is absent (as a request that refuses an unknown id does) must decide on the
+// store as it is, not on what B last heard of it.
+func testUpdateAfterTheOthersCommitSeesIt(t *testing.T, open OpenPair) {
+	const rounds = 50
+	ctx := Context(t)
+	p := openPair(t, open)
+	for _, tc := range []struct {
+		name   string
+		bucket store.Bucket
+		fn     func(key, want []byte) func(tx store.Tx) error
+	}{
+		{"read-only", bucketA, func(key, want []byte) func(tx store.Tx) error {
+			return func(tx store.Tx) error {
+				if got := tx.Get(bucketA, key); string(got) != string(want) {
+					return fmt.Errorf("Get(%s) = %q, want %q", key, got, want)
+				}
+				return nil
+			}
+		}},
+		{"failing when absent", bucketB, func(key, _ []byte) func(tx store.Tx) error {
+			return func(tx store.Tx) error {
+				if tx.Get(bucketB, key) == nil {
+					return fmt.Errorf("%s not found", key)
+				}
+				return nil
+			}
+		}},
+	} {
+		failures := 0
+		for round := range rounds {
+			key := fmt.Appendf(nil, "%s-%d", tc.name, round)
+			if err := p.A.Update(ctx, func(tx store.Tx) error { return tx.Put(tc.bucket, key, key) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.B.Update(ctx, tc.fn(key, key)); err != nil {
+				failures++
+				if failures == 1 {
+					t.Errorf("%s: round %d: Update on B after A's commit = %v", tc.name, round, err)
+				}
+			}
+		}
+		if failures > 0 {
+			t.Errorf("%s: %d of %d Updates on B missed A's returned commit", tc.name, failures, rounds)
+		}
+	}
+}
+
+// testCompactToTheOthersRevision: B compacts to the revision A's Update has just reached, before
+// B may have heard of it: that revision is not in the future.
+func testCompactToTheOthersRevision(t *testing.T, open OpenPair) {
+	ctx := Context(t)
+	p := openPair(t, open)
+	for round := range 10 {
+		AppendEvents(t, p.A, fmt.Sprint("e", round))
+		rev := p.A.Rev()
+		if err := p.B.Compact(ctx, rev); err != nil {
+			t.Fatalf("round %d: B.Compact(%d) right after A's commit = %v", round, rev, err)
+		}
 	}
 }

@@ -37,11 +37,15 @@ type Config struct {
 	// NoFsync turns etcd's fsync off: faster, and loses data on a machine crash (not on a killed
 	// process). Tests that kill only processes may use it.
 	NoFsync bool
-	// TickMs and ElectionMs are the raft heartbeat and election timeout; defaults 50 and 500,
-	// shorter than etcd's so that a stopped member's leadership moves on quickly.
+	// TickMs and ElectionMs are the raft heartbeat and election timeout; defaults 100 and 1000
+	// (etcd's own): a shorter election timeout lets a loaded machine's pauses start spurious
+	// elections.
 	TickMs, ElectionMs uint
 	MaxTxnOps          uint // default MaxTxnOps
 	MaxRequestBytes    uint // default etcd's 1.5 MiB
+	// QuotaBackendBytes is the members' space quota (etcd's --quota-backend-bytes); default
+	// etcd's 2 GiB. A small one lets a test fill the database.
+	QuotaBackendBytes int64
 	// Direct makes clients connect to the members' own ports. By default each member's client
 	// endpoint is a proxy that Stop closes at once with all its connections, as a crash would;
 	// stopping a member that clients still watch then takes milliseconds instead of seconds.
@@ -63,7 +67,7 @@ type member struct {
 	serveURL   url.URL // the member's own client port
 	peerURL    url.URL
 	etcd       *embed.Etcd // nil while stopped
-	proxy      *proxy      // nil while stopped, or Direct
+	proxy      *proxy      // nil when Direct; paused while stopped
 	everServed bool
 }
 
@@ -85,10 +89,10 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Members = 1
 	}
 	if cfg.TickMs == 0 {
-		cfg.TickMs = 50
+		cfg.TickMs = 100
 	}
 	if cfg.ElectionMs == 0 {
-		cfg.ElectionMs = 500
+		cfg.ElectionMs = 1000
 	}
 	if cfg.MaxTxnOps == 0 {
 		cfg.MaxTxnOps = MaxTxnOps
@@ -104,6 +108,24 @@ func New(cfg Config) (*Cluster, error) {
 		}
 		cfg.Dir = dir
 	}
+	// The ports are free when chosen, not reserved: another process may take one before etcd
+	// binds it. Then the cluster starts again on new ones.
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(cfg, own)
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			if err != nil && own {
+				_ = os.RemoveAll(cfg.Dir)
+			}
+			return c, err
+		}
+		for i := range cfg.Members {
+			_ = os.RemoveAll(filepath.Join(cfg.Dir, fmt.Sprintf("m%d", i)))
+		}
+	}
+}
+
+// newCluster starts the members of a new cluster on free ports.
+func newCluster(cfg Config, own bool) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, ownDir: own}
 	for i := range cfg.Members {
 		ports, err := freePorts(3)
@@ -117,10 +139,15 @@ func New(cfg Config) (*Cluster, error) {
 			peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])},
 		}
 		m.serveURL = m.clientURL
+		c.members = append(c.members, m)
 		if !cfg.Direct {
 			m.serveURL.Host = fmt.Sprintf("127.0.0.1:%d", ports[2])
+			// Bound now and for the cluster's life: clients' port stays ours across Stop.
+			if m.proxy, err = listenProxy(m.clientURL.Host, m.serveURL.Host); err != nil {
+				c.closeMembers()
+				return nil, fmt.Errorf("member %s: proxy: %w", m.name, err)
+			}
 		}
-		c.members = append(c.members, m)
 	}
 	// Every member must be starting before any can finish: a new cluster's members wait for a
 	// quorum before they report ready.
@@ -132,7 +159,7 @@ func New(cfg Config) (*Cluster, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			c.Close()
+			c.closeMembers()
 			return nil, err
 		}
 	}
@@ -189,6 +216,7 @@ func (c *Cluster) start(i int) error {
 	cfg.MaxTxnOps = c.cfg.MaxTxnOps
 	cfg.MaxRequestBytes = c.cfg.MaxRequestBytes
 	cfg.UnsafeNoFsync = c.cfg.NoFsync
+	cfg.QuotaBackendBytes = c.cfg.QuotaBackendBytes
 	cfg.ListenMetricsUrls = nil
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.Logger = "zap"
@@ -205,18 +233,13 @@ func (c *Cluster) start(i int) error {
 		e.Close()
 		return fmt.Errorf("member %s did not become ready", m.name)
 	}
-	var p *proxy
-	if !c.cfg.Direct {
-		if p, err = listenProxy(m.clientURL.Host, m.serveURL.Host); err != nil {
-			e.Close()
-			return fmt.Errorf("member %s: proxy: %w", m.name, err)
-		}
-	}
 	c.mu.Lock()
 	m.etcd = e
-	m.proxy = p
 	m.everServed = true
 	c.mu.Unlock()
+	if m.proxy != nil {
+		m.proxy.resume()
+	}
 	return nil
 }
 
@@ -240,10 +263,10 @@ func (c *Cluster) Members() int { return len(c.members) }
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
 	e, p := c.members[i].etcd, c.members[i].proxy
-	c.members[i].etcd, c.members[i].proxy = nil, nil
+	c.members[i].etcd = nil
 	c.mu.Unlock()
 	if p != nil {
-		p.close()
+		p.pause()
 	}
 	if e != nil {
 		e.Close()
@@ -283,11 +306,19 @@ func (c *Cluster) TestClient(t testing.TB) *clientv3.Client {
 // Close stops every member, and removes the data directory if New made it (Start's is the
 // test's, removed by the test).
 func (c *Cluster) Close() {
-	for i := range c.members {
-		c.Stop(i)
-	}
+	c.closeMembers()
 	if c.ownDir {
 		_ = os.RemoveAll(c.cfg.Dir)
+	}
+}
+
+// closeMembers stops every member and closes the proxies.
+func (c *Cluster) closeMembers() {
+	for i, m := range c.members {
+		c.Stop(i)
+		if m.proxy != nil {
+			m.proxy.close()
+		}
 	}
 }
 

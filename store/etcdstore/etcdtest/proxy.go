@@ -6,25 +6,27 @@ import (
 	"sync"
 )
 
-// proxy forwards TCP connections from a listener to a member's client port. Closing it drops
+// proxy forwards TCP connections from a listener to a member's client port. Pausing it drops
 // every connection at once, as a crashed member would: without it, stopping an embedded member
-// waits seconds for its clients' long-lived streams (watches) to end.
+// waits seconds for its clients' long-lived streams (watches) to end. A paused proxy keeps its
+// port (so that no other process takes it before the member restarts) and closes what it
+// accepts, as a port with nothing listening refuses connections.
 type proxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
-	closed bool
+	paused bool
 	wg     sync.WaitGroup
 }
 
-// listenProxy starts a proxy on addr (host:port) to target.
+// listenProxy starts a proxy on addr (host:port) to target, paused.
 func listenProxy(addr, target string) (*proxy, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{}), paused: true}
 	p.wg.Go(p.accept)
 	return p, nil
 }
@@ -39,11 +41,11 @@ func (p *proxy) accept() {
 	}
 }
 
-// track registers c, or closes it and returns false once the proxy is closed.
+// track registers c, or closes it and returns false while the proxy is paused.
 func (p *proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.paused {
 		_ = c.Close()
 		return false
 	}
@@ -79,15 +81,27 @@ func (p *proxy) drop(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// close stops accepting and drops every connection.
-func (p *proxy) close() {
-	_ = p.ln.Close()
+// pause drops every connection, and closes those accepted until resume.
+func (p *proxy) pause() {
 	p.mu.Lock()
-	p.closed = true
+	p.paused = true
 	for c := range p.conns {
 		_ = c.Close()
 	}
 	clear(p.conns)
 	p.mu.Unlock()
+}
+
+// resume forwards the connections accepted from now on.
+func (p *proxy) resume() {
+	p.mu.Lock()
+	p.paused = false
+	p.mu.Unlock()
+}
+
+// close stops accepting and drops every connection.
+func (p *proxy) close() {
+	_ = p.ln.Close()
+	p.pause()
 	p.wg.Wait()
 }
