@@ -45,6 +45,7 @@ func (l *unanswered) ListDeletions(context.Context, string, time.Time, time.Time
 // t0, over lp, with a clock the test moves.
 type listWaitEnv struct {
 	db  DB
+	cfg Config
 	p   *Pipeline
 	now time.Time
 }
@@ -55,9 +56,10 @@ func newListWaitEnv(t *testing.T, lp model.LivePerson) *listWaitEnv {
 	t.Helper()
 	e := &listWaitEnv{db: openSchedule(t, nil), now: t0}
 	d := &fakeDomain{}
-	e.p = New(Config{DB: e.db, Domain: d, LP: lp, Now: func() time.Time { return e.now }, Wake: make(chan struct{}, 1),
+	e.cfg = Config{DB: e.db, Domain: d, LP: lp, Now: func() time.Time { return e.now }, Wake: make(chan struct{}, 1),
 		Timing: Timing{PollInterval: time.Hour}, Quota: func(string) int { return 100 }, Reserve: 0.1,
-		CallTimeout: testCallTimeout})
+		CallTimeout: testCallTimeout}
+	e.p = New(e.cfg)
 	err := e.db.Update(context.Background(), func(tx store.Tx) error {
 		r := &model.Record{Erasure: model.Erasure{ID: "a", AccountID: "1234", State: model.StateScheduled}}
 		ts := []model.Target{{Kind: model.KindEngagement, ID: "1234000001", Status: model.TargetQueued}}
@@ -78,10 +80,17 @@ func newListWaitEnv(t *testing.T, lp model.LivePerson) *listWaitEnv {
 // step runs batch 1's step at the env's time.
 func (e *listWaitEnv) step(t *testing.T) {
 	t.Helper()
-	if err := e.p.step(context.Background(), TaskBatch+"1"); err != nil {
+	if err := e.stepIn(context.Background()); err != nil {
 		t.Fatalf("batch step at %v: %v", e.now, err)
 	}
 }
+
+// stepIn runs batch 1's step under ctx.
+func (e *listWaitEnv) stepIn(ctx context.Context) error { return e.p.step(ctx, TaskBatch+"1") }
+
+// restart replaces the pipeline by a new one over the same store, as a process started again
+// after a crash would.
+func (e *listWaitEnv) restart() { e.p = New(e.cfg) }
 
 // batch reads batch 1 and erasure a's last_error.
 func (e *listWaitEnv) batch(t *testing.T) (*Batch, string) {
