@@ -58,10 +58,11 @@ func (p *Pipeline) stepBatchOnce(ctx context.Context, id uint64, idText string) 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
 // have been sent (Sends > 0: an earlier attempt's outcome is unknown, or the process died
 // around the POST) is first looked for in LivePerson's list of requests, unless an operator has
-// just settled it as not created; a batch not found there is sent again only once a create of its
-// still being processed by LivePerson would be listed (listwait.go). Only one batch of an account may be in flight (sent, outcome
-// unknown, not held) at a time, so that a request found in the list can be told to be this
-// batch's: a batch whose turn has not come waits, and its erasures say so.
+// just settled it as not created. A batch not found there is sent again only once a create
+// LivePerson may still be processing would be listed (listwait.go). Only one batch of an
+// account may be in flight (sent, outcome unknown, not held) at a time, so that a request
+// found in the list can be told to be this batch's: a batch whose turn has not come waits, and
+// its erasures say so.
 func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error {
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
