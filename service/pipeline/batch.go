@@ -41,8 +41,8 @@ type Batch struct {
 	// their sends are long past.
 	LastSend time.Time `json:"last_send,omitzero"`
 	// ListWait is set while the batch, its request not in LivePerson's list, waits until a
-	// create of its still being processed would be listed (see listwait.go); the batch is
-	// reconciled again then, and its erasures say why it waits.
+	// create LivePerson may still be processing would be listed (see listwait.go); the batch
+	// is reconciled again then, and its erasures say why it waits.
 	ListWait time.Time `json:"list_wait,omitzero"`
 	// Candidates are, while the batch is held, LivePerson's requests that might be its own: no
 	// other batch's reconciliation takes them until it is settled.
