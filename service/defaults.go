@@ -39,6 +39,7 @@ func DefaultPipelineConfig() PipelineConfig {
 		Reserve:      0.1,
 		Workers:      8,
 		StepTimeout:  10 * time.Minute,
+		CallTimeout:  30 * time.Second, // the LivePerson client's default
 	}
 }
 
@@ -86,6 +87,9 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	}
 	if c.StepTimeout <= 0 {
 		c.StepTimeout = d.StepTimeout
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = d.CallTimeout
 	}
 	return c
 }

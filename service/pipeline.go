@@ -23,6 +23,9 @@ type PipelineConfig struct {
 	Workers int
 	// StepTimeout bounds one step's LivePerson work (default 10m).
 	StepTimeout time.Duration
+	// CallTimeout is the LivePerson client's timeout of one call (default 30 s, the client's
+	// own): a create whose answer was lost is sent again only once LivePerson would list it.
+	CallTimeout time.Duration
 }
 
 // Pipeline carries erasures from RECEIVED to a final state (see package pipeline). All its
@@ -43,7 +46,8 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	cfg = cfg.withDefaults()
 	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: lp, Now: s.now, Log: s.log,
 		Wake: s.wake, Timing: s.timing(), SearchLag: cfg.SearchLag, BatchMaxWait: cfg.BatchMaxWait,
-		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout})
+		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout,
+		CallTimeout: cfg.CallTimeout})
 }
 
 // timing is what the pipeline and the service's own operations share of the service's timings.

@@ -20,6 +20,9 @@ type Deletion struct {
 	Canceled    bool
 	CanceledAt  time.Time
 	Applied     bool // masking done
+	// Recorded is when LivePerson has processed the create: list and get show
+	// the request only from then (FaultSlowCreate). Created otherwise.
+	Recorded time.Time
 }
 
 // status derives the lifecycle from the sim clock: NOT_STARTED during the
@@ -164,12 +167,20 @@ func (s *Sim) delCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &Deletion{ID: s.nextReq, Account: acct, Kind: kind, IDs: ids, Body: compact(raw),
-		RequestedBy: principal(r), Created: now}
+		RequestedBy: principal(r), Created: now, Recorded: now}
+	if slow, ok := recordDelay(r); ok {
+		d.Recorded = now.Add(slow.delay)
+		slow.until = d.Recorded
+	}
 	s.nextReq++
 	s.deletions = append(s.deletions, d)
 	s.created[canonicalBody(kind, ids)]++
 	writeJSON(w, http.StatusCreated, s.deletionJSON(d, answerCreate))
 }
+
+// listed reports whether LivePerson shows request d at now: once it has
+// recorded it.
+func listed(d *Deletion, now time.Time) bool { return !now.Before(d.Recorded) }
 
 func (s *Sim) delList(w http.ResponseWriter, r *http.Request) {
 	acct := r.PathValue("acct")
@@ -200,7 +211,7 @@ func (s *Sim) delList(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	out := []any{}
 	for _, d := range s.deletions {
-		if d.Account != acct || (st != "" && s.status(d, s.clock.Now()) != st) ||
+		if d.Account != acct || !listed(d, s.clock.Now()) || (st != "" && s.status(d, s.clock.Now()) != st) ||
 			(!from.IsZero() && d.Created.Before(from)) || (!to.IsZero() && !d.Created.Before(to)) {
 			continue
 		}
@@ -213,7 +224,7 @@ func (s *Sim) find(w http.ResponseWriter, r *http.Request) *Deletion {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err == nil {
 		for _, d := range s.deletions {
-			if d.ID == id && d.Account == r.PathValue("acct") {
+			if d.ID == id && d.Account == r.PathValue("acct") && listed(d, s.clock.Now()) {
 				return d
 			}
 		}

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDeleteJSONReadings: in the create-only reading only the 201 of create
@@ -138,6 +140,72 @@ func TestMaskingReadings(t *testing.T) {
 		}
 		if p := event(dig(eng[0], "sdes", "events"), "personalInfo"); dig(p, "personalInfo", "contacts", 0, "personalContact", "email") != DeletedMarker {
 			t.Errorf("%s: personalInfo on the wire after DONE = %v", mode, p)
+		}
+	}
+}
+
+// TestSlowCreateFault: a create under FaultSlowCreate is received (it takes its quota unit at
+// once) but listed, and answered, only once the simulator's clock has passed the delay; with
+// After its connection is dropped at once and the request still appears only then.
+func TestSlowCreateFault(t *testing.T) {
+	for _, dropped := range []bool{false, true} {
+		h := newHarness(t, Config{})
+		h.sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultSlowCreate, Latency: 6 * time.Second, After: dropped})
+		type answer struct {
+			status int
+			err    error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", h.srv.URL+delPath, strings.NewReader(`{"consumer":["p1"]}`))
+			req.Header.Set("Authorization", "Bearer tok")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := h.srv.Client().Do(req)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			resp.Body.Close()
+			done <- answer{status: resp.StatusCode}
+		}()
+		for len(h.sim.Deletions(acct)) == 0 { // received: the handler has run
+			time.Sleep(time.Millisecond)
+		}
+		d := h.sim.Deletions(acct)[0]
+		if !d.Recorded.Equal(t0.Add(6 * time.Second)) {
+			t.Errorf("dropped=%v: recorded at %v, want %v", dropped, d.Recorded, t0.Add(6*time.Second))
+		}
+		listed := func() int {
+			_, b := h.do(t, "GET", delPath, "", "")
+			return len(decodeJSON(t, b).([]any))
+		}
+		h.clk.Advance(5 * time.Second)
+		if n := listed(); n != 0 {
+			t.Errorf("dropped=%v: 5 s after receipt the list shows %d requests, want none", dropped, n)
+		}
+		if st, _ := h.do(t, "GET", delPath+"/"+strconv.FormatInt(d.ID, 10), "", ""); st != http.StatusNotFound {
+			t.Errorf("dropped=%v: get before the request is recorded = %d, want 404", dropped, st)
+		}
+		if !dropped {
+			select {
+			case a := <-done:
+				t.Errorf("create answered %d, %v before it was recorded", a.status, a.err)
+			default:
+			}
+		}
+		if dropped {
+			if a := <-done; a.err == nil {
+				t.Errorf("dropped=%v: the create was answered %d, want its connection dropped", dropped, a.status)
+			}
+		}
+		h.clk.Advance(time.Second)
+		if !dropped {
+			if a := <-done; a.err != nil || a.status != http.StatusCreated {
+				t.Errorf("create answer once recorded = %d, %v; want 201", a.status, a.err)
+			}
+		}
+		if n := listed(); n != 1 {
+			t.Errorf("dropped=%v: once recorded the list shows %d requests, want 1", dropped, n)
 		}
 	}
 }

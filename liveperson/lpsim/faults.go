@@ -1,6 +1,7 @@
 package lpsim
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -36,11 +37,18 @@ const (
 	// FaultWrongHost makes the Domain API answer Host (for ForService, or for
 	// every service when empty).
 	FaultWrongHost
+	// FaultSlowCreate has LivePerson record a deletion create Latency after
+	// receiving it (simulator time): list and get show the request only from
+	// then, and the answer comes then, unless the client has given up by then;
+	// with After the connection is dropped at once instead. The quota unit is
+	// taken on receipt.
+	FaultSlowCreate
 )
 
 var faultNames = map[FaultKind]string{FaultStatus: "status", FaultLatency: "latency", FaultHang: "hang",
 	FaultReset: "reset", FaultMalformed: "malformed", FaultTruncated: "truncated",
-	FaultPartialResult: "partialResult", FaultPartialRecord: "partialRecord", FaultWrongHost: "wrongHost"}
+	FaultPartialResult: "partialResult", FaultPartialRecord: "partialRecord", FaultWrongHost: "wrongHost",
+	FaultSlowCreate: "slowCreate"}
 
 func (k FaultKind) String() string {
 	if n, ok := faultNames[k]; ok {
@@ -61,7 +69,7 @@ type Fault struct {
 	Probability float64
 	Status      int           // FaultStatus
 	RetryAfter  string        // FaultStatus: Retry-After header value
-	Latency     time.Duration // FaultLatency
+	Latency     time.Duration // FaultLatency; FaultSlowCreate, in simulator time
 	Host        string        // FaultWrongHost
 	ForService  string        // FaultWrongHost
 	// After serves the request first and then fails the answer (FaultStatus,
@@ -77,7 +85,7 @@ type faultState struct {
 
 func (f *faultState) after() bool {
 	switch f.Kind {
-	case FaultTruncated, FaultPartialResult, FaultPartialRecord, FaultWrongHost:
+	case FaultTruncated, FaultPartialResult, FaultPartialRecord, FaultWrongHost, FaultSlowCreate:
 		return true
 	}
 	return f.After
@@ -149,9 +157,19 @@ func (s *Sim) injectBefore(w http.ResponseWriter, r *http.Request, f *faultState
 // or lost answer.
 func (s *Sim) injectAfter(w http.ResponseWriter, r *http.Request, f *faultState, fn http.HandlerFunc) {
 	rec := httptest.NewRecorder()
+	var slow *slowCreate
+	if f.Kind == FaultSlowCreate {
+		slow = &slowCreate{delay: f.Latency}
+		r = r.WithContext(context.WithValue(r.Context(), slowCreateKey{}, slow))
+	}
 	fn(rec, r)
 	body := rec.Body.Bytes()
 	switch f.Kind {
+	case FaultSlowCreate:
+		if f.After || !s.waitRecorded(r, slow.until) {
+			reset(w)
+			return
+		}
 	case FaultStatus:
 		writeStatus(w, f)
 		return
@@ -173,6 +191,39 @@ func (s *Sim) injectAfter(w http.ResponseWriter, r *http.Request, f *faultState,
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(body)
+}
+
+// slowCreate carries FaultSlowCreate's delay to the create handler, which
+// sets until to when it records the request (zero: it created none).
+type slowCreate struct {
+	delay time.Duration
+	until time.Time
+}
+
+type slowCreateKey struct{}
+
+// recordDelay returns the FaultSlowCreate state r carries, if any.
+func recordDelay(r *http.Request) (*slowCreate, bool) {
+	sc, ok := r.Context().Value(slowCreateKey{}).(*slowCreate)
+	return sc, ok
+}
+
+// waitRecorded holds a slow create's answer until the simulator's clock
+// reaches until, which may be moved by hand (ManualClock). It reports false
+// when the client gave up or the simulator closed first.
+func (s *Sim) waitRecorded(r *http.Request, until time.Time) bool {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for s.clock.Now().Before(until) {
+		select {
+		case <-tick.C:
+		case <-r.Context().Done():
+			return false
+		case <-s.closing:
+			return false
+		}
+	}
+	return true
 }
 
 func writeStatus(w http.ResponseWriter, f *faultState) {

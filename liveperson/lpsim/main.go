@@ -33,6 +33,10 @@ type ServeOptions struct {
 	// LoseCreateAnswers is the share of deletion creates whose answer is lost (503) after
 	// LivePerson created the request.
 	LoseCreateAnswers float64
+	// SlowCreates, when > 0, is how long (real time) LivePerson takes to record each deletion
+	// create: its answer comes then, and list and get show the request only from then. With
+	// LoseCreateAnswers, the lost answers' connections are dropped at once instead.
+	SlowCreates time.Duration
 	// Variants choose the documented readings served (VariantsFromSeed picks
 	// them from a seed); their UnauthShare also shapes the generated data.
 	Variants Variants
@@ -60,7 +64,17 @@ func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
 	sim := New(Config{Accounts: opts.Accounts, StaticTokens: tokens, Clock: clock, Seed: opts.Seed,
 		TokenTTL: time.Duration(float64(time.Hour) * max(1, opts.Speed)), Variants: opts.Variants})
 	defer sim.Close()
-	if opts.LoseCreateAnswers > 0 {
+	if opts.SlowCreates > 0 {
+		// Faults take simulator time, which runs Speed times faster.
+		slow := Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultSlowCreate,
+			Latency: time.Duration(float64(opts.SlowCreates) * opts.Speed)}
+		if opts.LoseCreateAnswers > 0 {
+			lost := slow
+			lost.After, lost.Probability = true, opts.LoseCreateAnswers
+			sim.AddFault(lost)
+		}
+		sim.AddFault(slow)
+	} else if opts.LoseCreateAnswers > 0 {
 		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: opts.LoseCreateAnswers})
 	}
 	if err := sim.Load(Generate(opts.Seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: opts.Consumers,

@@ -34,6 +34,16 @@ type Batch struct {
 	AtRisk    bool      `json:"at_risk,omitempty"`
 	NextPoll  time.Time `json:"next_poll,omitzero"`
 	Failures  int       `json:"failures,omitempty"`
+	// LastSend is when the latest POST was attempted (committed with Sends++, before the POST
+	// goes out), moved on to when that POST's call ended if it ended without LivePerson's
+	// answer: LivePerson may still be processing a create it received until then, and its list
+	// shows the request only once it is done. Zero in batches stored before it was recorded:
+	// their sends are long past.
+	LastSend time.Time `json:"last_send,omitzero"`
+	// ListWait is set while the batch, its request not in LivePerson's list, waits until a
+	// create LivePerson may still be processing would be listed (see listwait.go); the batch
+	// is reconciled again then, and its erasures say why it waits.
+	ListWait time.Time `json:"list_wait,omitzero"`
 	// Candidates are, while the batch is held, LivePerson's requests that might be its own: no
 	// other batch's reconciliation takes them until it is settled.
 	Candidates []int64 `json:"candidates,omitempty"`

@@ -41,7 +41,7 @@ func (p *Pipeline) hold(ctx context.Context, b *Batch, candidates []int64, unlis
 			return err
 		}
 		cur.State, cur.Candidates, cur.Rivals, cur.Failures = BatchHeld, candidates, sib.inFlight, 0
-		cur.Unlisted, cur.ListFailures = unlisted != nil, 0
+		cur.Unlisted, cur.ListFailures, cur.ListWait = unlisted != nil, 0, time.Time{}
 		if err := tx.Put(schema.Ledger, schema.HeldKey(cur.Account, cur.ID), nil); err != nil {
 			return err
 		}

@@ -63,6 +63,10 @@ type Config struct {
 	// Workers bounds how many tasks run at once; StepTimeout bounds one step's LivePerson work.
 	Workers     int
 	StepTimeout time.Duration
+	// CallTimeout is the longest one LivePerson call may take (the LivePerson client's timeout
+	// of each attempt): LivePerson may still be processing a create it received that long
+	// after, and not list it yet (see ListingWait). Zero leaves ListingAllowance alone.
+	CallTimeout time.Duration
 }
 
 // Pipeline carries erasures from RECEIVED to a final state. Its loop is the Scheduler; the

@@ -79,6 +79,9 @@ func (c *Changes) ApplyBatchStatus(tx store.Tx, b *Batch, now time.Time) error {
 	return c.forMembers(tx, b, func(r *model.Record, ts []model.Target) error {
 		prev := r.State
 		clearHeld(r, ts, b.ID) // a held batch that now follows a request is no longer held
+		if r.LastError == ListingWaitError {
+			r.LastError = "" // nor waits for LivePerson's list
+		}
 		n := int32(0)
 		for i := range ts {
 			t := &ts[i]

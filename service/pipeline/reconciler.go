@@ -263,16 +263,22 @@ func (p *Pipeline) showWaiting(tx store.Tx, b *Batch, wait bool, now time.Time) 
 		return nil
 	}
 	b.Waited = wait
-	return p.ch.forMembers(tx, b, func(r *model.Record, _ []model.Target) error {
+	return p.ch.showOnMembers(tx, b, TurnWaitError, wait, now)
+}
+
+// showOnMembers makes b's erasures show why b waits (msg as their last_error), or stop showing
+// it. A hold shown by an erasure outranks the wait; an erasure already as asked is not written.
+func (c *Changes) showOnMembers(tx store.Tx, b *Batch, msg string, show bool, now time.Time) error {
+	return c.forMembers(tx, b, func(r *model.Record, _ []model.Target) error {
 		switch {
-		case wait && len(r.HeldBatches) == 0 && r.LastError != TurnWaitError:
-			r.LastError = TurnWaitError
-		case !wait && r.LastError == TurnWaitError:
+		case show && len(r.HeldBatches) == 0 && r.LastError != msg:
+			r.LastError = msg
+		case !show && r.LastError == msg:
 			r.LastError = ""
 		default:
 			return nil
 		}
-		return p.d.Transition(tx, r, r.State, nil, now)
+		return c.d.Transition(tx, r, r.State, nil, now)
 	})
 }
 

@@ -58,9 +58,11 @@ func (p *Pipeline) stepBatchOnce(ctx context.Context, id uint64, idText string) 
 // sendBatch creates the LivePerson request of a batch exactly once. A batch that may already
 // have been sent (Sends > 0: an earlier attempt's outcome is unknown, or the process died
 // around the POST) is first looked for in LivePerson's list of requests, unless an operator has
-// just settled it as not created. Only one batch of an account may be in flight (sent, outcome
-// unknown, not held) at a time, so that a request found in the list can be told to be this
-// batch's: a batch whose turn has not come waits, and its erasures say so.
+// just settled it as not created. A batch not found there is sent again only once a create
+// LivePerson may still be processing would be listed (listwait.go). Only one batch of an
+// account may be in flight (sent, outcome unknown, not held) at a time, so that a request
+// found in the list can be told to be this batch's: a batch whose turn has not come waits, and
+// its erasures say so.
 func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error {
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
@@ -76,6 +78,9 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error 
 			return p.claimFound(ctx, b.ID, found.request)
 		case found.hold:
 			return p.hold(ctx, b, found.candidates, nil)
+		}
+		if until := p.listedBy(b); p.now().Before(until) {
+			return p.waitListing(ctx, b, until)
 		}
 	}
 	// Record that a send is about to happen before it happens: a crash after this commit
@@ -106,10 +111,14 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error 
 			}
 			return PutBatch(tx, cur)
 		}
+		if err := p.showListWait(tx, cur, time.Time{}, now); err != nil {
+			return err
+		}
 		if cur.Sends == 0 {
 			cur.FirstSend = now
 		}
 		cur.Sends++
+		cur.LastSend = now
 		cur.Resend, cur.ListFailures = false, 0
 		return PutBatch(tx, cur)
 	})
@@ -131,7 +140,7 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error 
 	case errors.Is(err, model.ErrRejected) || errors.Is(err, model.ErrResidency):
 		return p.dissolve(ctx, b.ID, BatchRejected, err)
 	}
-	return p.batchRetry(ctx, b.ID, "submit", err)
+	return p.sendLost(ctx, b.ID, b.Sends+1, err)
 }
 
 // batchCreated records LivePerson's request id and moves the batch's targets to SUBMITTED.
@@ -173,7 +182,7 @@ func (c *Changes) Follow(tx store.Tx, b *Batch, d model.Deletion, how string, no
 		return err
 	}
 	b.LPID, b.Sent, b.Failures, b.Candidates, b.Rivals = d.ID, now, 0, nil, nil
-	b.Unlisted, b.ListFailures = false, 0
+	b.Unlisted, b.ListFailures, b.ListWait = false, 0, time.Time{}
 	status := d.Status
 	if status == "" {
 		status = model.LPNotStarted
@@ -190,14 +199,32 @@ func (c *Changes) Follow(tx store.Tx, b *Batch, d model.Deletion, how string, no
 // The retry is logged once stored, with the step that failed and the next attempt time.
 func (p *Pipeline) batchRetry(ctx context.Context, id uint64, step string, cause error) error {
 	now := p.now()
+	return p.updateBatch(ctx, id, func(tx store.Tx, b *Batch) error { return p.retryLater(tx, b, step, cause, now) })
+}
+
+// sendLost is batchRetry for a create that ended without LivePerson's answer: its POST, the
+// batch's sends-th, may have reached LivePerson as late as now, so the batch's last send moves
+// on to now (a create waiting its turn inside the call, for the host, the rate limit or
+// credentials, left later than it was recorded).
+func (p *Pipeline) sendLost(ctx context.Context, id uint64, sends int, cause error) error {
+	now := p.now()
 	return p.updateBatch(ctx, id, func(tx store.Tx, b *Batch) error {
-		b.Failures++
-		next := now.Add(retryDelay(b.Failures, p.t.PollInterval, cause))
-		if err := p.logRetry(tx, b, step, cause, next); err != nil {
-			return err
+		if b.State == BatchIntent && b.Sends == sends {
+			b.LastSend = now
 		}
-		return PollNext(tx, b, next)
+		return p.retryLater(tx, b, "submit", cause, now)
 	})
+}
+
+// retryLater counts a failure of batch b's step and schedules the next attempt with backoff;
+// the caller stores b.
+func (p *Pipeline) retryLater(tx store.Tx, b *Batch, step string, cause error, now time.Time) error {
+	b.Failures++
+	next := now.Add(retryDelay(b.Failures, p.t.PollInterval, cause))
+	if err := p.logRetry(tx, b, step, cause, next); err != nil {
+		return err
+	}
+	return PollNext(tx, b, next)
 }
 
 // logRetry logs, once tx commits, that batch b's step failed and is tried again at next.
@@ -231,12 +258,7 @@ func (p *Pipeline) listFailed(ctx context.Context, b *Batch, cause error) error 
 			return errStale
 		}
 		cur.ListFailures++
-		cur.Failures++
-		next := now.Add(retryDelay(cur.Failures, p.t.PollInterval, cause))
-		if err := p.logRetry(tx, cur, "reconcile", cause, next); err != nil {
-			return err
-		}
-		return PollNext(tx, cur, next)
+		return p.retryLater(tx, cur, "reconcile", cause, now)
 	})
 	return err
 }
