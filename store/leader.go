@@ -39,6 +39,8 @@ type Leadership interface {
 	// process can be elected before it, whatever happens to this one (paused, cut off). Work
 	// with effects outside the store (a request to LivePerson) must finish before it. It moves
 	// forward as the term is renewed; for a backend without leases it is far in the future.
+	// Once the term has ended it is at most the time it ended. A term that ends by itself (its
+	// renewal failed) is not handed to another process before its last ValidUntil.
 	// A backend with leases returns a time with a monotonic clock reading (as time.Now has), so
 	// that comparisons with time.Now are not moved by steps of the wall clock.
 	ValidUntil() time.Time

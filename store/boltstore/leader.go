@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/erasured/erasured/store"
@@ -69,6 +70,8 @@ type boltTerm struct {
 	term int64
 	once sync.Once
 	done chan struct{}
+
+	endedAt atomic.Pointer[time.Time] // when the term ended, nil while it holds
 }
 
 func (l *boltTerm) Done() <-chan struct{} { return l.done }
@@ -76,7 +79,13 @@ func (l *boltTerm) Done() <-chan struct{} { return l.done }
 // Fence marks ctx only so that the term can be recognised; no Update needs checking.
 func (l *boltTerm) Fence(ctx context.Context) context.Context { return store.WithFence(ctx, l) }
 
-func (l *boltTerm) ValidUntil() time.Time { return forever }
+// ValidUntil is far in the future while the term holds, and the time it ended after.
+func (l *boltTerm) ValidUntil() time.Time {
+	if e := l.endedAt.Load(); e != nil {
+		return *e
+	}
+	return forever
+}
 
 func (l *boltTerm) Term() int64 { return l.term }
 
@@ -88,6 +97,8 @@ func (l *boltTerm) Resign(context.Context) error {
 // end closes the term and frees the DB for the next one.
 func (l *boltTerm) end() {
 	l.once.Do(func() {
+		now := time.Now()
+		l.endedAt.Store(&now)
 		l.db.leadMu.Lock()
 		if l.db.lead == l {
 			l.db.lead = nil

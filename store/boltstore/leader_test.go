@@ -37,6 +37,9 @@ func TestLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-l.Done()
+	if !l.ValidUntil().Before(time.Now().Add(time.Second)) {
+		t.Errorf("ValidUntil after Resign = %v, want the time it ended", l.ValidUntil())
+	}
 	l2, err := db.Campaign(ctx, "b")
 	if err != nil {
 		t.Fatal(err)

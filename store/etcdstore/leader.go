@@ -58,6 +58,12 @@ type term struct {
 	stop       context.CancelFunc // ends the renewals
 	renewing   sync.WaitGroup
 	revokeErr  error // guarded by db.leadMu
+	// released is closed by release (Resign, Close): the holder has stopped its work, so the
+	// lease may be revoked at once. A term that ended by itself keeps its lease until its
+	// ValidUntil has passed, so that no other process is elected while this one's work may
+	// still be running within that bound.
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 // Campaign implements store.Elector: it blocks until the caller leads, or ctx ends (ctx.Err()),
@@ -125,7 +131,7 @@ func (db *DB) newTerm(ctx context.Context, id string) (*term, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &term{db: db, id: id, lease: g.ID, ttl: time.Duration(g.TTL) * time.Second, done: make(chan struct{})}
+	t := &term{db: db, id: id, lease: g.ID, ttl: time.Duration(g.TTL) * time.Second, done: make(chan struct{}), released: make(chan struct{})}
 	t.margin = max(t.ttl/20, 50*time.Millisecond)
 	until := sent.Add(t.ttl - t.margin)
 	t.validUntil.Store(&until)
@@ -243,9 +249,20 @@ func (t *term) ended() bool {
 
 // revoke stops the session's keepalive and revokes the lease, which deletes the election key
 // and lets the next candidate in; a process that cannot reach etcd leaves the lease to expire.
-// The renewing goroutine calls it as it ends, and then forgets the term.
+// The renewing goroutine calls it as it ends, and then forgets the term. Unless the holder has
+// released the term, it first waits until the term's last ValidUntil: a term that ended by itself
+// (a renewal that failed or came too late) may still have work in flight that was allowed to run
+// until then, and revoking earlier would let another process be elected while it runs.
 func (t *term) revoke() {
 	t.session.Orphan()
+	if wait := time.Until(*t.validUntil.Load()); wait > 0 {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-t.released:
+		}
+		timer.Stop()
+	}
 	// Not long: an etcd that cannot be reached lets the lease expire by itself.
 	ctx, cancel := context.WithTimeout(context.Background(), min(t.db.opts.RequestTimeout, time.Second))
 	_, err := t.db.cli.Revoke(ctx, t.lease)
@@ -258,6 +275,7 @@ func (t *term) revoke() {
 
 // release ends the term and waits until its lease is revoked.
 func (t *term) release() error {
+	t.releaseOnce.Do(func() { close(t.released) })
 	t.end()
 	t.renewing.Wait()
 	t.db.leadMu.Lock()
