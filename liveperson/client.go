@@ -18,9 +18,13 @@ const (
 	ServiceAgentVep     = "agentVep"
 	serviceDomainAPI    = "domain"
 	maxSourceLen        = 20
-	defaultCallTimeout  = 30 * time.Second
 	defaultMaxRespBytes = 32 << 20
 )
+
+// DefaultCallTimeout bounds each HTTP attempt unless WithCallTimeout says otherwise. The pipeline
+// waits at least this long after a create whose answer it lost before it takes "not listed" for
+// "not created".
+const DefaultCallTimeout = 30 * time.Second
 
 // HostResolver tells the client where an account's service lives. The
 // regional router (package region) implements it, residency guard included.
@@ -136,7 +140,7 @@ func New(opts ...Option) (*Client, error) {
 	c := &Client{
 		hc:          &http.Client{},
 		clock:       SystemClock{},
-		callTimeout: defaultCallTimeout,
+		callTimeout: DefaultCallTimeout,
 		maxBody:     defaultMaxRespBytes,
 		random:      rand.Float64,
 		limits:      map[string]RateLimit{},

@@ -32,6 +32,7 @@ func lpsimOptions(args []string, stderr io.Writer) (lpsim.ServeOptions, error) {
 	fs.IntVar(&opts.Consumers, "consumers", 2000, "generated consumers per account")
 	fs.BoolVar(&opts.Demo, "demo", true, "add the documented demo subjects to the first account")
 	fs.Float64Var(&opts.LoseCreateAnswers, "lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
+	fs.DurationVar(&opts.SlowCreates, "slow-creates", 0, "how long LivePerson takes to record each deletion create (real time): list and get show it only then")
 	variants := fs.Uint64("variants-seed", 0, "seed choosing which of the readings LivePerson's documentation allows the simulator serves (0: the defaults)")
 	deleteJSON := fs.String("delete-json", "", "where deletion requests carry delete_json, whatever --variants-seed chose: "+
 		lpsim.DeleteJSONEcho+" (create, get and list) or "+lpsim.DeleteJSONCreateOnly+" (the create answer only)")

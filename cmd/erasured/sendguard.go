@@ -26,8 +26,10 @@ import (
 // network allowance) before its pipeline starts. So the old leader's last bytes left it at
 // least sendMargin before the new term began, and the new leader's first request leaves a
 // further takeoverWait after that: whatever the old leader sent has reached LivePerson (the
-// allowance covers a slow network and the time LivePerson takes to record a create) before
-// the new leader reads LivePerson's list to settle the outcomes it does not know.
+// allowance covers a slow network) before the new leader reads LivePerson's list to settle the
+// outcomes it does not know. LivePerson may take longer than that to record a create it has
+// received; the pipeline covers that itself: it does not take "not listed" for "not created"
+// until the last send's call timeout and an allowance have passed (service/pipeline listwait.go).
 //
 // The residual risk is a process frozen between the check and the write of its request (a
 // SIGSTOP, a VM paused, a GC pause of many seconds) inside the Go runtime or the kernel: the

@@ -195,6 +195,7 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 		SearchLag:    cfg.Pipeline.SearchLag.Duration,
 		BatchMaxWait: cfg.Pipeline.BatchMaxWait.Duration,
 		Workers:      cfg.Pipeline.Workers,
+		CallTimeout:  liveperson.DefaultCallTimeout, // the client's, as wireLivePerson builds it
 		Quota: func(account string) int {
 			if q, ok := quota[account]; ok {
 				return q
