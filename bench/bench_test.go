@@ -267,29 +267,43 @@ func TestRunLengths(t *testing.T) {
 }
 
 // TestEtcd runs the etcd scenario on a tiny load against its own embedded etcd and checks that
-// the report has its three rows at each client count and the goal at 16 clients.
+// the report has its four rows at each client count, at both --max-txn-ops settings, the floor's
+// ratios and the goal at 16 clients.
 func TestEtcd(t *testing.T) {
-	cfg := Config{Runs: 1, EtcdClients: []int{2, 16}, Duration: 150 * time.Millisecond, SampleSubmits: 10,
+	cfg := Config{Runs: 1, EtcdClients: []int{2, 16}, EtcdMaxTxnOps: []int{128, 1024}, Duration: 150 * time.Millisecond, SampleSubmits: 10,
 		SkipSubmit: true, SkipWatch: true, SkipPipeline: true, Dir: t.TempDir()}
 	res, err := Run(testContext(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"erasures", "events", "submit_index"} {
-		if res.EtcdBytes.Buckets[b].Key+res.EtcdBytes.Buckets[b].Value == 0 {
-			t.Errorf("EtcdBytes = %+v, want bytes in %s", res.EtcdBytes, b)
-		}
+	if len(res.Etcd) != len(cfg.EtcdMaxTxnOps) {
+		t.Fatalf("%d etcd results, want one per --max-txn-ops setting (%v)", len(res.Etcd), cfg.EtcdMaxTxnOps)
 	}
-	for sys := range numEtcdSystems {
-		for _, c := range cfg.EtcdClients {
-			if ps := res.Etcd[sys][c]; len(ps) != 1 || ps[0].Ops == 0 || ps[0].Calls < ps[0].Ops || ps[0].Fsyncs == 0 {
-				t.Errorf("%s at %d clients = %+v, want one point with operations and etcd fsyncs", sys, c, ps)
+	for i, er := range res.Etcd {
+		if er.MaxTxnOps != cfg.EtcdMaxTxnOps[i] {
+			t.Errorf("etcd result %d has --max-txn-ops %d, want %d", i, er.MaxTxnOps, cfg.EtcdMaxTxnOps[i])
+		}
+		for _, b := range []string{"erasures", "events", "submit_index"} {
+			if er.Bytes.Buckets[b].Key+er.Bytes.Buckets[b].Value == 0 {
+				t.Errorf("Bytes = %+v, want bytes in %s", er.Bytes, b)
 			}
+		}
+		for sys := range numEtcdSystems {
+			for _, c := range cfg.EtcdClients {
+				if ps := er.Points[sys][c]; len(ps) != 1 || ps[0].Ops == 0 || ps[0].Calls < ps[0].Ops || ps[0].Fsyncs == 0 {
+					t.Errorf("%s at %d clients = %+v, want one point with operations and etcd fsyncs", sys, c, ps)
+				}
+			}
+		}
+		// The floor's calls are its Puts: every completed Submit it answered must have put one.
+		if ps := er.Points[EtcdFloor][16]; len(ps) == 1 && ps[0].Calls < ps[0].Ops {
+			t.Errorf("floor at 16 clients: %d Puts for %d calls", ps[0].Calls, ps[0].Ops)
 		}
 	}
 	var out strings.Builder
 	Report(&out, cfg, res, "header", "command")
-	for _, want := range []string{EtcdSubmit.String(), EtcdStore.String(), EtcdRaw.String(), "per txn", "raw etcd Put at 16 clients"} {
+	for _, want := range []string{EtcdSubmit.String(), EtcdFloor.String(), EtcdStore.String(), EtcdRaw.String(), "per txn",
+		"raw etcd Put at 16 clients", "--max-txn-ops 1024", "Submit/floor"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -30,13 +30,23 @@ type EtcdSystem int
 // The systems, from the whole service down to etcd's own Put.
 const (
 	EtcdSubmit EtcdSystem = iota // Submit over gRPC: server, service, etcdstore, etcd
+	EtcdFloor                    // Submit over the same gRPC server whose handler is one etcd Put of Submit's size
 	EtcdStore                    // store.Update on etcdstore writing Submit's layout
 	EtcdRaw                      // clientv3 Put of one value of Submit's size under a fresh key
 	numEtcdSystems
 )
 
 func (s EtcdSystem) String() string {
-	return [...]string{"Submit over gRPC, etcd store", "store.Update on etcd, Submit's layout", "raw etcd Put, one value"}[s]
+	return [...]string{"Submit over gRPC, etcd store", "gRPC floor: the server, one etcd Put", "store.Update on etcd, Submit's layout", "raw etcd Put, one value"}[s]
+}
+
+func (s EtcdSystem) short() string { return [...]string{"Submit", "floor", "store", "Put"}[s] }
+
+// EtcdResult is the etcd scenario at one --max-txn-ops: its own etcd member, its own sample.
+type EtcdResult struct {
+	MaxTxnOps int
+	Bytes     SubmitBytes                         // what one Submit stores on the etcd backend
+	Points    [numEtcdSystems]map[int][]EtcdPoint // by system, then concurrency: one per run
 }
 
 // EtcdPoint is an etcd-scenario point and what etcd did during it (warm-up included).
@@ -53,19 +63,37 @@ var DefaultEtcdClients = []int{16, 64}
 // DefaultEtcdMaxTxnOps is etcd's own default --max-txn-ops, which the store assumes unless told.
 const DefaultEtcdMaxTxnOps = 128
 
-// runEtcd measures the etcd scenario into res.
+// runEtcd measures the etcd scenario into res: at each of cfg's --max-txn-ops settings, one after
+// the other, each on an etcd member of its own.
 func runEtcd(ctx context.Context, cfg Config, res *Results) error {
-	for i := range res.Etcd {
-		res.Etcd[i] = map[int][]EtcdPoint{}
+	settings := cfg.EtcdMaxTxnOps
+	if len(settings) == 0 {
+		settings = []int{DefaultEtcdMaxTxnOps}
+	}
+	for _, ops := range settings {
+		if ops <= 0 {
+			ops = DefaultEtcdMaxTxnOps
+		}
+		r, err := runEtcdAt(ctx, cfg, ops)
+		if err != nil {
+			return fmt.Errorf("--max-txn-ops %d: %w", ops, err)
+		}
+		res.Etcd = append(res.Etcd, r)
+	}
+	return nil
+}
+
+// runEtcdAt measures the etcd scenario on a member started with --max-txn-ops maxTxnOps.
+func runEtcdAt(ctx context.Context, cfg Config, maxTxnOps int) (EtcdResult, error) {
+	res := EtcdResult{MaxTxnOps: maxTxnOps}
+	for i := range res.Points {
+		res.Points[i] = map[int][]EtcdPoint{}
 	}
 	clients := cfg.EtcdClients
 	if len(clients) == 0 {
 		clients = DefaultEtcdClients
 	}
-	e := &etcdBench{maxTxnOps: cfg.EtcdMaxTxnOps}
-	if e.maxTxnOps <= 0 {
-		e.maxTxnOps = DefaultEtcdMaxTxnOps
-	}
+	e := &etcdBench{maxTxnOps: maxTxnOps}
 	_, err := inDir(cfg.Dir, "etcd", func(dir string) (struct{}, error) {
 		cluster, err := etcdtest.New(etcdtest.Config{Dir: dir, Direct: true, MaxTxnOps: uint(e.maxTxnOps)})
 		if err != nil {
@@ -77,36 +105,36 @@ func runEtcd(ctx context.Context, cfg Config, res *Results) error {
 			return struct{}{}, err
 		}
 		defer e.admin.Close()
-		if res.EtcdBytes, err = e.sampleBytes(ctx, cfg.SampleSubmits); err != nil {
+		if res.Bytes, err = e.sampleBytes(ctx, cfg.SampleSubmits); err != nil {
 			return struct{}{}, fmt.Errorf("measure what Submit stores on etcd: %w", err)
 		}
-		cfg.logf("Submit stores %d bytes per call on etcd (%s), measured over %d Submits", res.EtcdBytes.PerSubmit, bucketBytes(res.EtcdBytes), res.EtcdBytes.Erasures)
-		layout := SubmitLayout(res.EtcdBytes)
+		cfg.logf("Submit stores %d bytes per call on etcd (%s), measured over %d Submits", res.Bytes.PerSubmit, bucketBytes(res.Bytes), res.Bytes.Erasures)
+		layout := SubmitLayout(res.Bytes)
+		size := res.Bytes.PerSubmit
 		measure := [numEtcdSystems]func(prefix string, l Load) (EtcdPoint, error){
-			EtcdRaw: func(prefix string, l Load) (EtcdPoint, error) {
-				return e.runRaw(ctx, prefix, res.EtcdBytes.PerSubmit, l)
-			},
+			EtcdRaw:    func(prefix string, l Load) (EtcdPoint, error) { return e.runRaw(ctx, prefix, size, l) },
 			EtcdStore:  func(prefix string, l Load) (EtcdPoint, error) { return e.runStore(ctx, prefix, layout, l) },
+			EtcdFloor:  func(prefix string, l Load) (EtcdPoint, error) { return e.runFloor(ctx, prefix, size, l) },
 			EtcdSubmit: func(prefix string, l Load) (EtcdPoint, error) { return e.runSubmit(ctx, prefix, l) },
 		}
 		for run := 1; run <= cfg.Runs; run++ {
 			for _, c := range clients {
 				l := Load{Concurrency: c, Warmup: cfg.Warmup, Duration: cfg.Duration}
-				line := fmt.Sprintf("run %d/%d  etcd c=%-3d", run, cfg.Runs, c)
+				line := fmt.Sprintf("run %d/%d  etcd ops %d c=%-3d", run, cfg.Runs, maxTxnOps, c)
 				for sys := numEtcdSystems - 1; sys >= 0; sys-- {
 					p, err := e.point(ctx, func(prefix string) (EtcdPoint, error) { return measure[sys](prefix, l) })
 					if err != nil {
 						return struct{}{}, fmt.Errorf("%s, %d callers: %w", sys, c, err)
 					}
-					res.Etcd[sys][c] = append(res.Etcd[sys][c], p)
-					line += fmt.Sprintf(" | %s %.0f/s p50 %v", [...]string{"Submit", "store", "Put"}[sys], p.Rate(), ms(p.Latency.P50))
+					res.Points[sys][c] = append(res.Points[sys][c], p)
+					line += fmt.Sprintf(" | %s %.0f/s p50 %v", sys.short(), p.Rate(), ms(p.Latency.P50))
 				}
 				cfg.logf("%s", line)
 			}
 		}
 		return struct{}{}, nil
 	})
-	return err
+	return res, err
 }
 
 // etcdBench is the scenario's etcd and a client for its own requests.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/service/schema"
@@ -76,6 +78,11 @@ func startServer(dir string, log *slog.Logger) (*InProcess, error) {
 // is shared (its Submit index decided in the store), its keyring kept in the store. maxTxnOps is
 // the cluster's --max-txn-ops (0: etcd's default).
 func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string, maxTxnOps int) (*InProcess, error) {
+	return startInProcessEtcd(ctx, endpoints, prefix, maxTxnOps)
+}
+
+// startInProcessEtcd is StartInProcessEtcd with extra options for the gRPC server.
+func startInProcessEtcd(ctx context.Context, endpoints []string, prefix string, maxTxnOps int, extra ...grpc.ServerOption) (*InProcess, error) {
 	txns := new(atomic.Int64)
 	db, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: endpoints, Prefix: prefix, Buckets: schema.Buckets,
 		MaxTxnOps: maxTxnOps, OnCommit: func(time.Duration) { txns.Add(1) }})
@@ -88,7 +95,7 @@ func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string, 
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	p, err := serve(db, "etcd "+prefix, keys, true, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	p, err := serve(db, "etcd "+prefix, keys, true, slog.New(slog.NewJSONHandler(io.Discard, nil)), extra...)
 	if p != nil {
 		p.txns = txns
 	}
@@ -96,7 +103,7 @@ func StartInProcessEtcd(ctx context.Context, endpoints []string, prefix string, 
 }
 
 // serve starts the service and server over db, which it closes on failure and in Close.
-func serve(db store.DB, where string, keys *service.Keyring, shared bool, log *slog.Logger) (*InProcess, error) {
+func serve(db store.DB, where string, keys *service.Keyring, shared bool, log *slog.Logger, extra ...grpc.ServerOption) (*InProcess, error) {
 	svc, err := service.New(db, keys, service.Config{
 		DefaultConfirmation: service.ConfirmationAutomatic,
 		Logger:              log,
@@ -109,7 +116,7 @@ func serve(db store.DB, where string, keys *service.Keyring, shared bool, log *s
 	}
 	// The Watch scenario opens 10,000 streams from one (anonymous) caller: far beyond the caps a
 	// production server keeps per principal, which are not what it measures.
-	srv, err := server.New(svc, server.Options{Logger: log, Limits: benchLimits})
+	srv, err := server.New(svc, server.Options{Logger: log, Limits: benchLimits, ExtraOptions: extra})
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}

@@ -24,7 +24,7 @@ type Config struct {
 	Pipeline      PipelineConfig
 	PipelineRuns  int   // repetitions of the pipeline scenario (0: Runs)
 	EtcdClients   []int // Submit callers and raw Put writers per etcd point (nil: DefaultEtcdClients)
-	EtcdMaxTxnOps int   // etcd's --max-txn-ops, told to the store too (0: etcd's default, 128)
+	EtcdMaxTxnOps []int // etcd's --max-txn-ops, told to the store too, one etcd member each (nil: etcd's default, 128)
 	SkipSubmit    bool
 	SkipEtcd      bool
 	SkipWatch     bool
@@ -57,8 +57,7 @@ type Results struct {
 	Watch      []WatchResult
 	MemoryKind string // what the Watch memory figures count
 	Pipeline   []PipelineResult
-	EtcdBytes  SubmitBytes                         // what one Submit stores on the etcd backend
-	Etcd       [numEtcdSystems]map[int][]EtcdPoint // by system, then concurrency: one per run
+	Etcd       []EtcdResult // by --max-txn-ops setting, in the order measured
 }
 
 // Run measures everything cfg asks for.

@@ -189,13 +189,22 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 // reads every recorded key at the base's revision in read-only transactions and fills the cache.
 // Those runs' writes, hooks and results are thrown away, and what they got wrong by finding
 // nothing (a key read only because another was present) the real run reads itself.
+//
+// It stops once the dry runs have written more than one transaction holds: the functions after
+// that go in a later transaction, whose own prefetch runs them. Without the stop, a queue of n
+// functions of which k fit in a transaction had its tail dry-run n/k times.
 func (db *DB) prefetch(live []*call) {
 	if db.opts.NoPrefetch || len(live) < 2 {
 		return
 	}
 	var keys []string
 	seen := make(map[string]bool)
+	written := make(map[string]bool) // what the dry runs wrote: a group writes each key once
+	ops, bytes := newGroup(db).opCount(), 0
 	for _, c := range live {
+		if ops > db.maxOps || bytes > db.maxBytes {
+			break
+		}
 		if c.fence != nil && c.fence.ended() {
 			continue
 		}
@@ -209,6 +218,14 @@ func (db *DB) prefetch(live []*call) {
 				keys = append(keys, k)
 			}
 		}
+		for k := range tx.g.ov {
+			if !written[k] {
+				written[k] = true
+				ops++
+			}
+		}
+		ops += len(tx.g.events)
+		bytes += tx.g.bytes
 	}
 	if len(keys) < 2 {
 		return // the real run reads it as fast

@@ -38,12 +38,12 @@ func realMain(ctx context.Context, args []string) error {
 		clients = fs.String("clients", "1,16,64", "comma-separated Submit callers (and raw writers) per point")
 		only    = fs.String("only", "", "run only one scenario: submit, etcd, watch or pipeline")
 		etcdCli = fs.String("etcd-clients", "16,64", "comma-separated Submit callers (and raw Put writers) per etcd point")
+		etcdOps = fs.String("etcd-max-txn-ops", fmt.Sprint(bench.DefaultEtcdMaxTxnOps), "etcd: comma-separated --max-txn-ops of the embedded etcd, told to the store, each measured on a member of its own (128 is etcd's default)")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process (clients, and the server when in-process) to `file`")
 	)
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions of every scenario; the table shows medians")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measurement window per Submit and raw point")
 	fs.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "uncounted warm-up before each point")
-	fs.IntVar(&cfg.EtcdMaxTxnOps, "etcd-max-txn-ops", bench.DefaultEtcdMaxTxnOps, "etcd: the embedded etcd's --max-txn-ops, told to the store (128 is etcd's default)")
 	fs.IntVar(&cfg.SampleSubmits, "sample", 500, "Submits whose stored bytes size the raw baseline's record")
 	fs.IntVar(&cfg.Watch.Streams, "streams", 10_000, "concurrent Watch streams")
 	fs.IntVar(&cfg.Watch.Erasures, "erasures", 0, "erasures they watch (0: one per stream)")
@@ -79,6 +79,9 @@ func realMain(ctx context.Context, args []string) error {
 	}
 	if cfg.EtcdClients, err = parseInts(*etcdCli); err != nil {
 		return fmt.Errorf("-etcd-clients: %w", err)
+	}
+	if cfg.EtcdMaxTxnOps, err = parseInts(*etcdOps); err != nil {
+		return fmt.Errorf("-etcd-max-txn-ops: %w", err)
 	}
 	switch *only {
 	case "":
