@@ -34,10 +34,11 @@ type Batch struct {
 	AtRisk    bool      `json:"at_risk,omitempty"`
 	NextPoll  time.Time `json:"next_poll,omitzero"`
 	Failures  int       `json:"failures,omitempty"`
-	// LastSend is when the latest POST was attempted (committed with Sends++, before the POST
-	// goes out), moved on to when that POST's call ended if it ended without LivePerson's
-	// answer: LivePerson may still be processing a create it received until then, and its list
-	// shows the request only once it is done. Zero in batches stored before it was recorded:
+	// LastSend is the latest moment the latest POST can have left: committed with Sends++,
+	// before the create call starts, as the call's start plus CallTimeout (the call is cut
+	// then, whatever it waited for), and moved back to when the call ended if it ended without
+	// LivePerson's answer. LivePerson may still be processing a create it received until then,
+	// and its list shows the request only once it is done. Zero in batches stored before it was recorded:
 	// their sends are long past.
 	LastSend time.Time `json:"last_send,omitzero"`
 	// ListWait is set while the batch, its request not in LivePerson's list, waits until a

@@ -64,6 +64,18 @@ func (p *Pipeline) stepBatchOnce(ctx context.Context, id uint64, idText string) 
 // found in the list can be told to be this batch's: a batch whose turn has not come waits, and
 // its erasures say so.
 func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error {
+	if b.Sends > 0 && b.Resend {
+		// An operator settled the batch as not created; a create LivePerson is still processing
+		// would not have shown in what they checked either, so the resend waits for that too.
+		if until := p.listedBy(b); p.now().Before(until) {
+			return p.updateBatch(ctx, b.ID, func(tx store.Tx, cur *Batch) error {
+				if cur.State != BatchIntent || cur.Sends != b.Sends || !cur.Resend {
+					return errStale
+				}
+				return PollNext(tx, cur, until)
+			})
+		}
+	}
 	if b.Sends > 0 && !b.Resend && !bugNoReconcile {
 		found, err := p.reconcile(ctx, b, ids)
 		if err != nil {
@@ -118,7 +130,9 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error 
 			cur.FirstSend = now
 		}
 		cur.Sends++
-		cur.LastSend = now
+		// The create call below is cut at now + CallTimeout, whatever it waits for first (the
+		// rate limiter, a token, a retry after 429): that is the latest its POST can leave.
+		cur.LastSend = now.Add(p.cfg.CallTimeout)
 		cur.Resend, cur.ListFailures = false, 0
 		return PutBatch(tx, cur)
 	})
@@ -128,7 +142,9 @@ func (p *Pipeline) sendBatch(ctx context.Context, b *Batch, ids []string) error 
 	if err != nil || waiting {
 		return err
 	}
-	d, err := p.lp.CreateDeletion(ctx, b.Account, model.TargetKind(b.Kind), ids)
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout) // a real-time bound; now may be a test's clock
+	d, err := p.lp.CreateDeletion(cctx, b.Account, model.TargetKind(b.Kind), ids)
+	cancel()
 	if err != nil {
 		p.d.ReportRefusal(b.Account, "submit", err, "batch", b.ID)
 	}

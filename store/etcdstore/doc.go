@@ -67,7 +67,8 @@
 // time plus the TTL, less a margin. etcd measures the lease from when it received the renewal, so
 // no other process can be elected before ValidUntil, even if this one is paused or cut off. The
 // term ends (Done) when a renewal is refused, when ValidUntil passes unrenewed, when the election
-// key is deleted, on Resign and on Close; ending it revokes the lease. An Update fenced with a term
+// key is deleted, on Resign and on Close; ending it revokes the lease (at once on Resign and Close,
+// after its last ValidUntil when it ended by itself). An Update fenced with a term
 // adds a compare of the election key's CreateRevision to its transaction, so a deposed leader's
 // writes fail with store.ErrNotLeader however late they arrive; fenced and unfenced functions
 // share a transaction, and a failed fence compare fails only the functions of that term.

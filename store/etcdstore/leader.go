@@ -30,7 +30,9 @@ import (
 // A term ends (Done closes) when a renewal is refused (the lease is gone), when ValidUntil
 // passes without a renewal, when the follower sees the election key deleted, on Resign and on
 // Close. Ending it revokes the lease, which deletes the election key and lets the next
-// candidate in; a process that cannot reach etcd to revoke leaves it to expire.
+// candidate in: at once on Resign and Close (the holder has stopped its work), and only once its
+// last ValidUntil has passed when the term ended by itself, since the holder's work may run until
+// then; a process that cannot reach etcd to revoke leaves the lease to expire.
 //
 // Fencing: an Update fenced with a term adds a compare of the election key's CreateRevision
 // with the term to its transaction. Once the lease has expired or been revoked, the key is gone
