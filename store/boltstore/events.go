@@ -12,12 +12,9 @@ import (
 // compactChunk is how many events one compaction transaction deletes, so writers are not starved.
 const compactChunk = 4096
 
-// Catch-up limits: a watcher batch, and how many events one ring or disk pass examines before letting go
-// of the hub lock or the read transaction (filtered watchers may skip many).
-const (
-	maxNextBatch = 256
-	scanMax      = 4096
-)
+// scanMax is how many events one ring or disk pass of a catching-up watcher examines before letting
+// go of the hub lock or the read transaction (filtered watchers may skip many).
+const scanMax = 4096
 
 // encodeEvent lays an event out as uvarint(len(key)) key value.
 func encodeEvent(key string, value []byte) []byte {
@@ -38,50 +35,18 @@ func decodeEventKey(enc []byte) (key []byte, valueAt int, err error) {
 }
 
 // Rev implements store.DB.
-func (db *DB) Rev() uint64 {
-	db.hub.mu.Lock()
-	defer db.hub.mu.Unlock()
-	return db.hub.rev
-}
+func (db *DB) Rev() uint64 { return db.hub.Rev() }
 
 // Oldest implements store.DB: the compacted revision + 1.
-func (db *DB) Oldest() uint64 {
-	db.hub.mu.Lock()
-	defer db.hub.mu.Unlock()
-	return db.hub.oldest
-}
+func (db *DB) Oldest() uint64 { return db.hub.Oldest() }
 
 // Events implements store.DB. It reads the in-memory ring when the ring still holds from, the file
 // otherwise.
 func (db *DB) Events(from uint64, limit int) ([]store.Event, error) {
-	from = max(from, 1)
-	if limit <= 0 {
-		limit = int(^uint(0) >> 1)
-	}
-	h := &db.hub
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, store.ErrClosed
-	}
-	if from < h.oldest {
-		err := &store.CompactedError{Requested: from, Oldest: h.oldest}
-		h.mu.Unlock()
-		return nil, err
-	}
-	upTo := h.rev
-	if from > upTo {
-		h.mu.Unlock()
-		return nil, nil
-	}
-	if from >= h.ring.low() {
-		evs, _ := h.ring.collect(from, upTo, "", limit, -1)
-		h.mu.Unlock()
-		return evs, nil
-	}
-	h.mu.Unlock()
-	evs, _, err := db.readEvents(from, upTo, "", limit, -1)
-	return evs, err
+	return db.hub.Events(from, limit, func(from, upTo uint64, limit int) ([]store.Event, error) {
+		evs, _, err := db.readEvents(from, upTo, "", limit, -1)
+		return evs, err
+	})
 }
 
 // readEvents reads events from the file: Rev in [from, upTo], only those about key unless key is "",
@@ -183,33 +148,4 @@ func (db *DB) Compact(ctx context.Context, rev uint64) error {
 			return err
 		}
 	}
-}
-
-// ring keeps the most recent committed events, indexed by revision.
-type ring struct {
-	buf  []store.Event
-	n    int    // events held, <= len(buf)
-	last uint64 // revision of the newest event (the DB's revision when n == 0)
-}
-
-func (r *ring) push(ev store.Event) {
-	r.buf[ev.Rev%uint64(len(r.buf))] = ev
-	r.n = min(r.n+1, len(r.buf))
-	r.last = ev.Rev
-}
-
-// low is the oldest revision held; last+1 when empty.
-func (r *ring) low() uint64 { return r.last - uint64(r.n) + 1 }
-
-// collect is readEvents for the ring; from must be >= low().
-func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64) {
-	next = from
-	for ; next <= upTo && len(evs) < limit && scan != 0; next++ {
-		ev := r.buf[next%uint64(len(r.buf))]
-		scan--
-		if key == "" || ev.Key == key {
-			evs = append(evs, ev)
-		}
-	}
-	return evs, next
 }

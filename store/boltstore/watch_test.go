@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/internal/watchhub"
 	"github.com/erasured/erasured/store/storetest"
 )
 
@@ -48,17 +49,18 @@ func waitIdle(t *testing.T, db *DB, w store.Watcher) {
 	t.Helper()
 	joined := make(chan struct{}, 1)
 	h := &db.hub
-	h.mu.Lock()
-	h.onJoin = func() {
+	h.SetOnJoin(func() {
+		select {
+		case joined <- struct{}{}:
+		default:
+		}
+	})
+	if w.(*watchhub.Watcher).Synced() {
 		select {
 		case joined <- struct{}{}:
 		default:
 		}
 	}
-	if w.(*watcher).synced {
-		joined <- struct{}{}
-	}
-	h.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -73,9 +75,7 @@ func waitIdle(t *testing.T, db *DB, w store.Watcher) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Next() = %v, want %v", err, context.Canceled)
 	}
-	h.mu.Lock()
-	h.onJoin = nil
-	h.mu.Unlock()
+	h.SetOnJoin(nil)
 }
 
 // TestWatchCompactedWhileLagging: a live watcher whose push buffer overflowed falls out of the
@@ -180,9 +180,7 @@ func TestWatchersDoNotBlockWriters(t *testing.T) {
 	start := time.Now()
 	storetest.AppendEvents(t, db, storetest.Keys(50)...)
 	t.Logf("50 updates with 100 unread watchers: %v", time.Since(start))
-	db.hub.mu.Lock()
-	synced := len(db.hub.all)
-	db.hub.mu.Unlock()
+	synced := db.hub.SyncedWatchers()
 	if synced != 0 {
 		t.Errorf("watchers still in the hub after falling behind = %d, want 0", synced)
 	}

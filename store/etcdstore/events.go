@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/erasured/erasured/store"
+	"github.com/erasured/erasured/store/internal/watchhub"
 )
 
 // compactChunk is how many events one compaction transaction deletes, so that neither etcd's
@@ -20,67 +21,35 @@ const compactChunk = 10000
 
 // Catch-up limits: a watcher batch, and how many events one ring or etcd pass examines.
 const (
-	maxNextBatch = 256
+	maxNextBatch = watchhub.NextBatch
 	scanMax      = 1024
 )
 
 // Rev implements store.DB: the last revision delivered to the hub, from this process's commits
 // or, through the follower, from any process's.
-func (db *DB) Rev() uint64 {
-	db.hub.mu.Lock()
-	defer db.hub.mu.Unlock()
-	return db.hub.rev
-}
+func (db *DB) Rev() uint64 { return db.hub.Rev() }
 
 // Oldest implements store.DB.
-func (db *DB) Oldest() uint64 {
-	db.hub.mu.Lock()
-	defer db.hub.mu.Unlock()
-	return db.hub.oldest
-}
+func (db *DB) Oldest() uint64 { return db.hub.Oldest() }
 
 // Events implements store.DB: from the ring when it still holds from, from etcd otherwise; never
 // past Rev().
 func (db *DB) Events(from uint64, limit int) ([]store.Event, error) {
-	from = max(from, 1)
-	if limit <= 0 {
-		limit = int(^uint(0) >> 1)
-	}
-	h := &db.hub
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, store.ErrClosed
-	}
-	if from < h.oldest {
-		err := &store.CompactedError{Requested: from, Oldest: h.oldest}
-		h.mu.Unlock()
-		return nil, err
-	}
-	upTo := h.rev
-	if from > upTo {
-		h.mu.Unlock()
-		return nil, nil
-	}
-	if from >= h.ring.low() {
-		evs, _ := h.ring.collect(from, upTo, "", limit, -1)
-		h.mu.Unlock()
-		return evs, nil
-	}
-	h.mu.Unlock()
-	var all []store.Event
-	for from <= upTo && len(all) < limit {
-		evs, next, err := db.readEvents(from, upTo, "", limit-len(all), -1)
-		if err != nil {
-			return nil, err
+	return db.hub.Events(from, limit, func(from, upTo uint64, limit int) ([]store.Event, error) {
+		var all []store.Event
+		for from <= upTo && len(all) < limit {
+			evs, next, err := db.readEvents(from, upTo, "", limit-len(all), -1)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, evs...)
+			if next == from {
+				break
+			}
+			from = next
 		}
-		all = append(all, evs...)
-		if next == from {
-			break
-		}
-		from = next
-	}
-	return all, nil
+		return all, nil
+	})
 }
 
 // readEvents reads events from etcd: Rev in [from, upTo], only those about key unless key is "",
@@ -151,9 +120,7 @@ func (db *DB) deliver(evs []store.Event, oldest uint64) error {
 	db.pubMu.Lock()
 	defer db.pubMu.Unlock()
 	h := &db.hub
-	h.mu.Lock()
-	cur := h.rev
-	h.mu.Unlock()
+	cur := h.Rev()
 	for len(evs) > 0 && evs[0].Rev <= cur {
 		evs = evs[1:]
 	}
@@ -162,14 +129,11 @@ func (db *DB) deliver(evs []store.Event, oldest uint64) error {
 			return err
 		}
 	}
-	h.mu.Lock()
 	if len(evs) == 0 {
-		h.raiseOldest(oldest)
-		h.mu.Unlock()
+		h.RaiseOldest(oldest)
 		return nil
 	}
-	h.mu.Unlock()
-	h.publish(evs, oldest)
+	h.Publish(evs, oldest)
 	return nil
 }
 
@@ -192,7 +156,7 @@ func (db *DB) fillGap(from, to uint64) error {
 	for from <= to {
 		evs, next, err := db.readEvents(from, to, "", maxNextBatch, -1)
 		if ce := (*store.CompactedError)(nil); errors.As(err, &ce) {
-			db.hub.jump(min(ce.Oldest-1, to), ce.Oldest)
+			db.hub.Jump(min(ce.Oldest-1, to), ce.Oldest)
 			from = db.Rev() + 1
 			continue
 		}
@@ -209,7 +173,7 @@ func (db *DB) fillGap(from, to uint64) error {
 			time.Sleep(time.Duration(failures) * 50 * time.Millisecond)
 			continue
 		}
-		db.hub.publish(evs, 0)
+		db.hub.Publish(evs, 0)
 		from = next
 	}
 	return nil
@@ -256,9 +220,7 @@ func (db *DB) follow(from int64) {
 		db.foreignSeq.Store(max(db.foreignSeq.Load(), b.seq))
 		db.pubMu.Lock()
 		if db.fillGap(db.Rev()+1, b.rev) == nil {
-			db.hub.mu.Lock()
-			db.hub.raiseOldest(b.oldest)
-			db.hub.mu.Unlock()
+			db.hub.RaiseOldest(b.oldest)
 			from = b.etcdRev + 1
 		}
 		db.pubMu.Unlock()
@@ -351,33 +313,4 @@ func (db *DB) Compact(ctx context.Context, rev uint64) error {
 			return err
 		}
 	}
-}
-
-// ring keeps the most recent committed events, indexed by revision.
-type ring struct {
-	buf  []store.Event
-	n    int
-	last uint64
-}
-
-func (r *ring) push(ev store.Event) {
-	r.buf[ev.Rev%uint64(len(r.buf))] = ev
-	r.n = min(r.n+1, len(r.buf))
-	r.last = ev.Rev
-}
-
-// low is the oldest revision held; last+1 when empty.
-func (r *ring) low() uint64 { return r.last - uint64(r.n) + 1 }
-
-// collect is readEvents for the ring; from must be >= low().
-func (r *ring) collect(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64) {
-	next = from
-	for ; next <= upTo && len(evs) < limit && scan != 0; next++ {
-		ev := r.buf[next%uint64(len(r.buf))]
-		scan--
-		if key == "" || ev.Key == key {
-			evs = append(evs, ev)
-		}
-	}
-	return evs, next
 }
