@@ -26,7 +26,8 @@ const rotateLockTimeout = 200 * time.Millisecond
 // file of the key directory again under the new master key, one file at a time, atomically. The
 // root secret is kept, so fingerprints, request hashes and the receipt-signing key stay the same:
 // receipts signed before and after verify against the same public key. Afterwards the old master
-// key opens nothing. An interrupted rotation is finished by running it again.
+// key opens nothing. An interrupted rotation is finished by running it again. On a store shared by
+// replicas the key records live in the store instead (rotateShared).
 func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "rotate" {
 		return errors.New("usage: erasured keys rotate --config FILE --new-master-key-file FILE [--new-master-key-id ID]")
@@ -47,12 +48,6 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Store.shared() {
-		// Rotation needs the store to itself, which a file lock gives on bbolt only. On etcd it
-		// would take every replica stopped, then service.RotateSharedKeys over the store; this
-		// command does not do that yet.
-		return errors.New("keys rotate: works on the bbolt backend only; store.backend is etcd")
-	}
 	oldKey, _, err := readMasterKey(cfg.Privacy.MasterKeyFile, false, cfg.env)
 	if err != nil {
 		return err
@@ -63,6 +58,9 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	nid := masterKeyID(*newID, newKey)
+	if cfg.Store.shared() {
+		return rotateShared(ctx, &cfg, oldID, oldKey, nid, newKey, *newFile, stdout)
+	}
 	dir := keyDirOf(&cfg)
 
 	db, err := boltstore.Open(cfg.DB, boltstore.Options{Buckets: schema.Buckets, LockTimeout: rotateLockTimeout})
@@ -119,5 +117,68 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 		c.Open, nid, c.Unreadable, keys.SigningKeyID())
 	fmt.Fprintf(stdout, "now set privacy.master_key_file to %s and privacy.master_key_id to %q (or ERASURED_MASTER_KEY), start the server, and destroy the old master key\n",
 		*newFile, nid)
+	return db.Close()
+}
+
+// rotateShared is keys rotate on a store shared by replicas (etcd), whose wrapping keys are
+// records of the store: with every replica stopped, it moves data keys wrapped by the master key
+// under the period key, seals every key record again under the new master key in one
+// transaction, and checks with the new key alone that every data key opens. Every running
+// replica campaigns for the pipeline's leadership, so a leader on the store means one runs.
+func rotateShared(ctx context.Context, cfg *Config, oldID string, oldKey []byte, nid string, newKey []byte, newFile string, stdout io.Writer) error {
+	db, err := openStore(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	who, err := db.Leader(ctx)
+	if err != nil {
+		return fmt.Errorf("keys rotate: ask the store whether a replica runs: %w", err)
+	}
+	if who != "" {
+		return fmt.Errorf("keys rotate: replica %q is running on this store: stop every replica first", who)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svcCfg := service.Config{Logger: quiet, Retention: cfg.Privacy.Retention.Duration, Shared: true}
+	period, now := cfg.Privacy.KeyPeriod.Duration, time.Now()
+	old, err := service.OpenSharedKeyring(ctx, oldID, oldKey, db, period, now)
+	switch {
+	case errors.Is(err, service.ErrOtherMasterKey):
+		fmt.Fprintf(stdout, "the store's keys are partly sealed by master key %s already: finishing the rotation\n", nid)
+	case err != nil:
+		return err
+	default:
+		svc, err := service.New(db, old, svcCfg)
+		if err != nil {
+			return err
+		}
+		st, err := svc.MigrateKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("move data keys under the period key: %w", err)
+		}
+		fmt.Fprintf(stdout, "moved %d data keys wrapped by master key %s under period key %s\n", st.Migrated, oldID, st.CurrentKey)
+	}
+	rs, err := service.RotateSharedKeys(ctx, db, oldID, oldKey, nid, newKey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sealed %d key records of the store again, from master key %s to %s (%d were sealed by %s already)\n",
+		rs.Rewrapped, oldID, nid, rs.AlreadyNew, nid)
+	keys, err := service.OpenSharedKeyring(ctx, nid, newKey, db, period, now)
+	if err != nil {
+		return err
+	}
+	svc, err := service.New(db, keys, svcCfg)
+	if err != nil {
+		return err
+	}
+	c, err := svc.CheckKeys()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checked: %d data keys open with master key %s (%d unreadable: destroyed with their period keys); receipt key %s unchanged\n",
+		c.Open, nid, c.Unreadable, keys.SigningKeyID())
+	fmt.Fprintf(stdout, "now give every replica privacy.master_key_file %s and privacy.master_key_id %q (or ERASURED_MASTER_KEY), start them, and destroy the old master key\n",
+		newFile, nid)
 	return db.Close()
 }
