@@ -80,15 +80,9 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	case err != nil:
 		return err
 	default:
-		svc, err := service.New(db, old, svcCfg)
-		if err != nil {
+		if err := migrateDataKeys(ctx, db, old, svcCfg, oldID, stdout); err != nil {
 			return err
 		}
-		st, err := svc.MigrateKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("move data keys under the period key: %w", err)
-		}
-		fmt.Fprintf(stdout, "moved %d data keys wrapped by master key %s under period key %s\n", st.Migrated, oldID, st.CurrentKey)
 	}
 	rs, err := service.RotateKeyDir(dir, oldID, oldKey, nid, newKey)
 	if err != nil {
@@ -105,16 +99,9 @@ func keysMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := service.New(db, keys, svcCfg)
-	if err != nil {
+	if err := checkRotated(db, keys, svcCfg, stdout); err != nil {
 		return err
 	}
-	c, err := svc.CheckKeys()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "checked: %d data keys open with master key %s (%d unreadable: destroyed with their period keys); receipt key %s unchanged\n",
-		c.Open, nid, c.Unreadable, keys.SigningKeyID())
 	fmt.Fprintf(stdout, "now set privacy.master_key_file to %s and privacy.master_key_id to %q (or ERASURED_MASTER_KEY), start the server, and destroy the old master key\n",
 		*newFile, nid)
 	return db.Close()
@@ -148,15 +135,9 @@ func rotateShared(ctx context.Context, cfg *Config, oldID string, oldKey []byte,
 	case err != nil:
 		return err
 	default:
-		svc, err := service.New(db, old, svcCfg)
-		if err != nil {
+		if err := migrateDataKeys(ctx, db, old, svcCfg, oldID, stdout); err != nil {
 			return err
 		}
-		st, err := svc.MigrateKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("move data keys under the period key: %w", err)
-		}
-		fmt.Fprintf(stdout, "moved %d data keys wrapped by master key %s under period key %s\n", st.Migrated, oldID, st.CurrentKey)
 	}
 	rs, err := service.RotateSharedKeys(ctx, db, oldID, oldKey, nid, newKey)
 	if err != nil {
@@ -168,6 +149,32 @@ func rotateShared(ctx context.Context, cfg *Config, oldID string, oldKey []byte,
 	if err != nil {
 		return err
 	}
+	if err := checkRotated(db, keys, svcCfg, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "now give every replica privacy.master_key_file %s and privacy.master_key_id %q (or ERASURED_MASTER_KEY), start them, and destroy the old master key\n",
+		newFile, nid)
+	return db.Close()
+}
+
+// migrateDataKeys moves the data keys the old master key wraps directly under the current period
+// key, the first step of a rotation on either backend.
+func migrateDataKeys(ctx context.Context, db service.Store, old *service.Keyring, svcCfg service.Config, oldID string, stdout io.Writer) error {
+	svc, err := service.New(db, old, svcCfg)
+	if err != nil {
+		return err
+	}
+	st, err := svc.MigrateKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("move data keys under the period key: %w", err)
+	}
+	fmt.Fprintf(stdout, "moved %d data keys wrapped by master key %s under period key %s\n", st.Migrated, oldID, st.CurrentKey)
+	return nil
+}
+
+// checkRotated checks, with the new keyring alone, that every data key opens, the last step of a
+// rotation on either backend.
+func checkRotated(db service.Store, keys *service.Keyring, svcCfg service.Config, stdout io.Writer) error {
 	svc, err := service.New(db, keys, svcCfg)
 	if err != nil {
 		return err
@@ -177,8 +184,6 @@ func rotateShared(ctx context.Context, cfg *Config, oldID string, oldKey []byte,
 		return err
 	}
 	fmt.Fprintf(stdout, "checked: %d data keys open with master key %s (%d unreadable: destroyed with their period keys); receipt key %s unchanged\n",
-		c.Open, nid, c.Unreadable, keys.SigningKeyID())
-	fmt.Fprintf(stdout, "now give every replica privacy.master_key_file %s and privacy.master_key_id %q (or ERASURED_MASTER_KEY), start them, and destroy the old master key\n",
-		newFile, nid)
-	return db.Close()
+		c.Open, keys.ID(), c.Unreadable, keys.SigningKeyID())
+	return nil
 }
