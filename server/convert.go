@@ -46,6 +46,7 @@ func toProto(e service.Erasure) *erasurev1.Erasure {
 		AliasCount:             e.AliasCount,
 		UnsearchableAccepted:   e.UnsearchableAccepted,
 		PurgeTime:              ts(e.PurgeTime),
+		AtRiskTime:             ts(e.AtRiskTime),
 		Purged:                 e.Purged,
 	}
 	for _, c := range e.Channels {

@@ -26,6 +26,12 @@ type PipelineConfig struct {
 	// CallTimeout is the LivePerson client's timeout of one call (default 30 s, the client's
 	// own): a create whose answer was lost is sent again only once LivePerson would list it.
 	CallTimeout time.Duration
+	// Flush chooses when a part-full batch leaves (default pipeline.FlushPack). The other
+	// policies are the baselines the month benchmark compares it with.
+	Flush pipeline.FlushPolicy
+	// After is the pipeline's timer, time.After when nil: a benchmark on a fast clock gives
+	// one that runs as fast as its Now.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Pipeline carries erasures from RECEIVED to a final state (see package pipeline). All its
@@ -47,7 +53,7 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: lp, Now: s.now, Log: s.log,
 		Wake: s.wake, Timing: s.timing(), SearchLag: cfg.SearchLag, BatchMaxWait: cfg.BatchMaxWait,
 		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout,
-		CallTimeout: cfg.CallTimeout})
+		CallTimeout: cfg.CallTimeout, Flush: cfg.Flush, After: cfg.After})
 }
 
 // timing is what the pipeline and the service's own operations share of the service's timings.

@@ -214,6 +214,8 @@ type Erasure struct {
 	// PurgeTime is when the erasure's sealed data (identifiers, record ids, the keys sealing
 	// them) is destroyed: its final time plus the retention. Zero while it is open.
 	PurgeTime time.Time `json:"purge_time,omitzero"`
+	// AtRiskTime is when the erasure was first found at risk of missing DueTime (zero: never).
+	AtRiskTime time.Time `json:"at_risk_time,omitzero"`
 	// Purged is set once that data is destroyed; its fingerprints are empty from then on.
 	Purged bool `json:"purged,omitempty"`
 }

@@ -67,7 +67,27 @@ type Config struct {
 	// of each attempt): LivePerson may still be processing a create it received that long
 	// after, and not list it yet (see ListingWait). Zero leaves ListingAllowance alone.
 	CallTimeout time.Duration
+	// Flush chooses when a part-full batch leaves (zero: FlushPack).
+	Flush FlushPolicy
+	// After is the pipeline's timer (nil: time.After); see SchedulerConfig.After.
+	After func(time.Duration) <-chan time.Time
 }
+
+// FlushPolicy chooses when the batcher sends a batch that is not full.
+type FlushPolicy int
+
+const (
+	// FlushPack, the default, keeps a part-full batch while more records of its kind may still
+	// join it and every member has time to spare before its latest safe submit time.
+	FlushPack FlushPolicy = iota
+	// FlushMaxWait sends a part-full batch once its oldest record has waited BatchMaxWait (or a
+	// member is at risk or at its latest safe time): the rule before FlushPack, kept as a
+	// baseline for the month benchmark.
+	FlushMaxWait
+	// FlushPerErasure sends every erasure's records of a kind in a request of their own, at
+	// once: the naive baseline of one request per subject. Not for production.
+	FlushPerErasure
+)
 
 // Pipeline carries erasures from RECEIVED to a final state. Its loop is the Scheduler; the
 // tasks it runs are an erasure's step (TaskErasure) or a batch's (TaskBatch).
@@ -93,7 +113,7 @@ func New(cfg Config) *Pipeline {
 		t: cfg.Timing, cfg: cfg}
 	p.ch = NewChanges(cfg.Domain, cfg.Timing, cfg.Log)
 	p.sched = NewScheduler(SchedulerConfig{DB: cfg.DB, Now: cfg.Now, Log: cfg.Log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, Wake: cfg.Wake, Step: p.step, Round: p.round,
+		StepTimeout: cfg.StepTimeout, Wake: cfg.Wake, After: cfg.After, Step: p.step, Round: p.round,
 		Urgent: func(task string) bool { return strings.HasPrefix(task, TaskBatch) }})
 	return p
 }

@@ -36,7 +36,7 @@ func realMain(ctx context.Context, args []string) error {
 	var (
 		cfg     bench.Config
 		clients = fs.String("clients", "1,16,64", "comma-separated Submit callers (and raw writers) per point")
-		only    = fs.String("only", "", "run only one scenario: submit, etcd, watch or pipeline")
+		only    = fs.String("only", "", "run only one scenario: submit, etcd, watch, pipeline, or "+scenarioNames())
 		etcdCli = fs.String("etcd-clients", "16,64", "comma-separated Submit callers (and raw Put writers) per etcd point")
 		etcdOps = fs.String("etcd-max-txn-ops", fmt.Sprint(bench.DefaultEtcdMaxTxnOps), "etcd: comma-separated --max-txn-ops of the embedded etcd, told to the store, each measured on a member of its own (128 is etcd's default)")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process (clients, and the server when in-process) to `file`")
@@ -63,6 +63,11 @@ func realMain(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Pipeline.BatchMaxWait, "batch-max-wait", 5*time.Second, "pipeline: pipeline.batch_max_wait")
 	fs.DurationVar(&cfg.Pipeline.PollInterval, "poll-interval", time.Second, "pipeline: pipeline.poll_interval")
 	fs.DurationVar(&cfg.Pipeline.Timeout, "pipeline-timeout", 10*time.Minute, "pipeline: give up when not every erasure has ended after this long")
+	for _, sc := range bench.Scenarios {
+		if sc.Flags != nil {
+			sc.Flags(fs)
+		}
+	}
 	serveChild := fs.String(bench.ChildFlag, "", "internal: serve a store in `dir` for a Watch run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,18 +88,25 @@ func realMain(ctx context.Context, args []string) error {
 	if cfg.EtcdMaxTxnOps, err = parseInts(*etcdOps); err != nil {
 		return fmt.Errorf("-etcd-max-txn-ops: %w", err)
 	}
-	switch *only {
-	case "":
-	case "submit":
+	var extra *bench.Scenario // the one scenario of -only, when it names one of bench.Scenarios
+	for _, sc := range bench.Scenarios {
+		if sc.Name == *only {
+			extra = sc
+		}
+	}
+	switch {
+	case extra != nil:
+	case *only == "":
+	case *only == "submit":
 		cfg.SkipEtcd, cfg.SkipWatch, cfg.SkipPipeline = true, true, true
-	case "etcd":
+	case *only == "etcd":
 		cfg.SkipSubmit, cfg.SkipWatch, cfg.SkipPipeline = true, true, true
-	case "watch":
+	case *only == "watch":
 		cfg.SkipSubmit, cfg.SkipEtcd, cfg.SkipPipeline = true, true, true
-	case "pipeline":
+	case *only == "pipeline":
 		cfg.SkipSubmit, cfg.SkipEtcd, cfg.SkipWatch = true, true, true
 	default:
-		return fmt.Errorf("-only must be submit, etcd, watch or pipeline, not %q", *only)
+		return fmt.Errorf("-only must be submit, etcd, watch, pipeline or %s, not %q", scenarioNames(), *only)
 	}
 	// The pipeline scenario takes about two minutes a run: once in the full suite, unless asked.
 	if cfg.PipelineRuns <= 0 {
@@ -128,12 +140,29 @@ func realMain(ctx context.Context, args []string) error {
 	header := fmt.Sprintf("erasured-bench — %s %s/%s, %d CPUs, GOMAXPROCS %d",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	fmt.Println(header)
+	if extra != nil {
+		return extra.Run(ctx, cfg, os.Stdout)
+	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	bench.Report(os.Stdout, cfg, res, header, command(fs))
+	for _, sc := range bench.Scenarios {
+		if err := sc.Run(ctx, cfg, os.Stdout); err != nil {
+			return fmt.Errorf("%s: %w", sc.Name, err)
+		}
+	}
 	return nil
+}
+
+// scenarioNames lists the -only names of bench.Scenarios.
+func scenarioNames() string {
+	var names []string
+	for _, sc := range bench.Scenarios {
+		names = append(names, sc.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // command is how to repeat this run: the go run line with the flags that were set.

@@ -576,7 +576,12 @@ type Erasure struct {
 	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
 	// True once that data has been destroyed. The erasure's public record, its receipt and the
 	// audit trail are kept; its fingerprints are emptied.
-	Purged        bool `protobuf:"varint,30,opt,name=purged,proto3" json:"purged,omitempty"`
+	Purged bool `protobuf:"varint,30,opt,name=purged,proto3" json:"purged,omitempty"`
+	// When the erasure was first found at risk of missing due_time: by the forecast of the
+	// account's queue, arrivals and quota, or by its deadline. Unset while it never was. It
+	// stays set when the erasure later catches up, so that how early a miss was foreseen can be
+	// told afterwards.
+	AtRiskTime    *timestamppb.Timestamp `protobuf:"bytes,31,opt,name=at_risk_time,json=atRiskTime,proto3" json:"at_risk_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -819,6 +824,13 @@ func (x *Erasure) GetPurged() bool {
 		return x.Purged
 	}
 	return false
+}
+
+func (x *Erasure) GetAtRiskTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AtRiskTime
+	}
+	return nil
 }
 
 // A batch whose creation at LivePerson could not be confirmed or ruled out. The service never
@@ -1338,7 +1350,7 @@ var File_erasure_v1_erasure_proto protoreflect.FileDescriptor
 const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\n" +
 	"\x18erasure/v1/erasure.proto\x12\n" +
-	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\v\n" +
+	"erasure.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\v\n" +
 	"\aErasure\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1378,7 +1390,9 @@ const file_erasure_v1_erasure_proto_rawDesc = "" +
 	"\fheld_batches\x18\x1c \x03(\v2\x15.erasure.v1.HeldBatchR\vheldBatches\x129\n" +
 	"\n" +
 	"purge_time\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12\x16\n" +
-	"\x06purged\x18\x1e \x01(\bR\x06purged\"\xe2\x01\n" +
+	"\x06purged\x18\x1e \x01(\bR\x06purged\x12<\n" +
+	"\fat_risk_time\x18\x1f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"atRiskTime\"\xe2\x01\n" +
 	"\tHeldBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.erasure.v1.TargetKindR\x04kind\x12!\n" +
@@ -1525,20 +1539,21 @@ var file_erasure_v1_erasure_proto_depIdxs = []int32{
 	11, // 12: erasure.v1.Erasure.receipt:type_name -> erasure.v1.Receipt
 	8,  // 13: erasure.v1.Erasure.held_batches:type_name -> erasure.v1.HeldBatch
 	13, // 14: erasure.v1.Erasure.purge_time:type_name -> google.protobuf.Timestamp
-	5,  // 15: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
-	13, // 16: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
-	5,  // 17: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
-	6,  // 18: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
-	5,  // 19: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
-	9,  // 20: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
-	13, // 21: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
-	13, // 22: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
-	2,  // 23: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	13, // 15: erasure.v1.Erasure.at_risk_time:type_name -> google.protobuf.Timestamp
+	5,  // 16: erasure.v1.HeldBatch.kind:type_name -> erasure.v1.TargetKind
+	13, // 17: erasure.v1.HeldBatch.send_time:type_name -> google.protobuf.Timestamp
+	5,  // 18: erasure.v1.TargetCount.kind:type_name -> erasure.v1.TargetKind
+	6,  // 19: erasure.v1.TargetCount.status:type_name -> erasure.v1.TargetStatus
+	5,  // 20: erasure.v1.LivePersonRequest.kind:type_name -> erasure.v1.TargetKind
+	9,  // 21: erasure.v1.Receipt.counts:type_name -> erasure.v1.TargetCount
+	13, // 22: erasure.v1.Receipt.received_time:type_name -> google.protobuf.Timestamp
+	13, // 23: erasure.v1.Receipt.complete_time:type_name -> google.protobuf.Timestamp
+	2,  // 24: erasure.v1.Receipt.unsearched_channels:type_name -> erasure.v1.Channel
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_erasure_v1_erasure_proto_init() }
