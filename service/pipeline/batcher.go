@@ -78,7 +78,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 		if err != nil {
 			return err
 		}
-		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
+		if !p.quotaAllows(q, account, atRisk, now) {
 			g, err := QueueOf(tx, account, int32(kind))
 			if err != nil || g == nil {
 				return err

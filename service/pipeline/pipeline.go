@@ -159,6 +159,7 @@ func (p *Pipeline) round(ctx context.Context, now time.Time, start func(func()))
 	if work := p.d.Maintenance(now); work != nil {
 		start(func() { work(ctx) })
 	}
+	p.planRound(ctx, now, start)
 }
 
 // TaskErasure starts the schedule's task of each erasure step: TaskErasure and the erasure id.
