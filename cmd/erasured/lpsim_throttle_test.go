@@ -63,7 +63,10 @@ func startLPSim(t *testing.T, args []string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- lpsimMain(ctx, append([]string{"--consumers", "10"}, args...), pw, io.Discard); pw.Close() }()
+	go func() {
+		done <- lpsimMain(ctx, append([]string{"--consumers", "10"}, args...), pw, io.Discard)
+		pw.Close()
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
