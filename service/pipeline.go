@@ -50,7 +50,9 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	s.lp = lp
 	s.mu.Unlock()
 	cfg = cfg.withDefaults()
-	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: lp, Now: s.now, Log: s.log,
+	// The pipeline's searches go through a gate that holds resolve steps while LivePerson has
+	// asked us to wait (a 429 with Retry-After); the service's own calls do not.
+	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: pipeline.GateSearches(lp, s.now), Now: s.now, Log: s.log,
 		Wake: s.wake, Timing: s.timing(), SearchLag: cfg.SearchLag, BatchMaxWait: cfg.BatchMaxWait,
 		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout,
 		CallTimeout: cfg.CallTimeout, Flush: cfg.Flush, After: cfg.After})

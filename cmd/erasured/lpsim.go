@@ -33,11 +33,18 @@ func lpsimOptions(args []string, stderr io.Writer) (lpsim.ServeOptions, error) {
 	fs.BoolVar(&opts.Demo, "demo", true, "add the documented demo subjects to the first account")
 	fs.Float64Var(&opts.LoseCreateAnswers, "lose-create-answers", 0, "share of deletion creates whose answer is lost (503) after LivePerson created the request")
 	fs.DurationVar(&opts.SlowCreates, "slow-creates", 0, "how long LivePerson takes to record each deletion create (real time): list and get show it only then")
+	throttle := fs.Duration("throttle-searches", 0, "answer every Engagement History and Messaging History call 429 with this Retry-After (whole seconds; 0: off), as a LivePerson over its search limit does")
 	variants := fs.Uint64("variants-seed", 0, "seed choosing which of the readings LivePerson's documentation allows the simulator serves (0: the defaults)")
 	deleteJSON := fs.String("delete-json", "", "where deletion requests carry delete_json, whatever --variants-seed chose: "+
 		lpsim.DeleteJSONEcho+" (create, get and list) or "+lpsim.DeleteJSONCreateOnly+" (the create answer only)")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
+	}
+	if *throttle < 0 {
+		return opts, fmt.Errorf("lpsim: --throttle-searches must not be negative")
+	}
+	if *throttle > 0 {
+		opts.Faults = append(opts.Faults, lpsim.ThrottleSearches(*throttle)...)
 	}
 	if *variants != 0 {
 		opts.Variants = lpsim.VariantsFromSeed(*variants)

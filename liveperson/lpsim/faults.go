@@ -308,3 +308,16 @@ func rewrite(body []byte, f *faultState) []byte {
 	}
 	return out
 }
+
+// ThrottleSearches are the faults of a LivePerson that refuses every search for now: each call
+// to Engagement History and Messaging History is answered 429 with Retry-After retryAfter
+// (rounded up to whole seconds, at least one). Deletion requests are served as usual.
+func ThrottleSearches(retryAfter time.Duration) []Fault {
+	secs := max(int64((retryAfter+time.Second-1)/time.Second), 1)
+	var out []Fault
+	for _, svc := range []string{ServiceEngHist, ServiceMsgHist} {
+		out = append(out, Fault{Service: svc, Kind: FaultStatus, Status: http.StatusTooManyRequests,
+			RetryAfter: strconv.FormatInt(secs, 10)})
+	}
+	return out
+}

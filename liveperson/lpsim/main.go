@@ -40,6 +40,8 @@ type ServeOptions struct {
 	// Variants choose the documented readings served (VariantsFromSeed picks
 	// them from a seed); their UnauthShare also shapes the generated data.
 	Variants Variants
+	// Faults are injected from the start, in order, after those the options above add.
+	Faults []Fault
 }
 
 // Serve runs the simulator as a standalone server until ctx ends. It prints
@@ -76,6 +78,9 @@ func Serve(ctx context.Context, opts ServeOptions, stdout io.Writer) error {
 		sim.AddFault(slow)
 	} else if opts.LoseCreateAnswers > 0 {
 		sim.AddFault(Fault{Service: ServiceRTBF, Op: OpCreate, Kind: FaultStatus, Status: 503, After: true, Probability: opts.LoseCreateAnswers})
+	}
+	for _, f := range opts.Faults {
+		sim.AddFault(f)
 	}
 	if err := sim.Load(Generate(opts.Seed, GenOptions{Now: clock.Now(), Accounts: ids, Consumers: opts.Consumers,
 		Demo: opts.Demo, Unauthenticated: opts.Variants.UnauthShare})); err != nil {

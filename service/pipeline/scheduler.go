@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -50,7 +52,9 @@ type Scheduler struct {
 	cfg SchedulerConfig
 
 	mu       sync.Mutex
-	inflight map[string]bool // tasks being run, so that no task runs twice at once
+	inflight map[string]bool      // tasks being run, so that no task runs twice at once
+	held     map[string]time.Time // tasks held by their step until a time (HoldTask), in memory only
+	heldMin  time.Time            // the earliest hold still to pass, when known (see heldUntil)
 }
 
 // NewScheduler returns a scheduler of cfg; Run starts it. DB, Now, Wake and Step are required; fewer
@@ -63,7 +67,7 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 		cfg.Urgent = func(string) bool { return false }
 	}
 	cfg.Workers = max(cfg.Workers, 1)
-	return &Scheduler{cfg: cfg, inflight: map[string]bool{}}
+	return &Scheduler{cfg: cfg, inflight: map[string]bool{}, held: map[string]time.Time{}}
 }
 
 // Reschedule moves task from old (zero: not scheduled) to at (zero: unschedule), in tx. A task
@@ -84,33 +88,50 @@ func Reschedule(tx store.Tx, task string, old, at time.Time) error {
 const MaxIdle = time.Second
 
 // Due reads the tasks whose time has come: the urgent ones first, then at most limit others,
-// leaving out tasks already running, and the due time of the first task after them (zero:
-// none). An urgent task is read first because it must not wait behind a backlog of others: a
-// batch holds records of many erasures.
+// leaving out tasks already running and tasks held (HoldTask) until a later time, and the due
+// time of the first task after them (zero: none). An urgent task is read first because it must
+// not wait behind a backlog of others: a batch holds records of many erasures. The scan
+// allocates nothing for a task it leaves out: under load most due tasks are running or held.
 func (s *Scheduler) Due(now time.Time, limit int) (tasks []string, next time.Time, err error) {
 	var urgent, rest []string
 	err = s.cfg.DB.View(func(tx store.Tx) error {
+		s.mu.Lock() // once for the scan, not once per task
+		defer s.mu.Unlock()
 		return tx.Scan(schema.Schedule, nil, func(k, _ []byte) (bool, error) {
-			at, task, err := schema.ParseScheduleKey(k)
-			if err != nil {
-				return false, err
+			if len(k) < 9 {
+				return false, errors.New("malformed schedule key")
 			}
+			at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 			if at.After(now) {
 				next = at
 				return false, nil
 			}
-			switch {
-			case s.running(task):
-			case s.cfg.Urgent(task):
-				urgent = append(urgent, task)
+			task := k[8:]
+			if s.inflight[string(task)] {
+				return true, nil
+			}
+			if until, held := s.held[string(task)]; held {
+				if until.After(now) {
+					return true, nil
+				}
+				delete(s.held, string(task))
+			}
+			switch name := string(task); {
+			case s.cfg.Urgent(name):
+				urgent = append(urgent, name)
 			case len(rest) < limit:
-				rest = append(rest, task)
+				rest = append(rest, name)
 			}
 			return true, nil
 		})
 	})
 	return append(urgent, rest...), next, err
 }
+
+// RoundGap is the least time between the starts of two rounds of Run's loop when wake-ups
+// come faster: every wake-up in between is served by the one round that follows. A pipeline
+// woken after a quiet spell starts its round at once.
+const RoundGap = 5 * time.Millisecond
 
 // Run works until ctx ends, then waits for every task and every piece of work Round started.
 // Tasks never inherit an RPC's deadline: they run under ctx, the scheduler's own.
@@ -124,9 +145,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	for {
 		now := s.cfg.Now()
-		tasks, next, err := s.Due(now, 256)
-		if err != nil && ctx.Err() == nil {
-			s.cfg.Log.Error("pipeline: reading the schedule", "err", err)
+		// Read the schedule only when a worker is free to take a task: with every worker busy
+		// nothing could start, and a finishing task wakes the loop. Under load that spares a
+		// scan of the whole due backlog per wake-up.
+		var tasks []string
+		var next time.Time
+		if free := cap(sem) - len(sem); free > 0 {
+			var err error
+			tasks, next, err = s.Due(now, free)
+			if err != nil && ctx.Err() == nil {
+				s.cfg.Log.Error("pipeline: reading the schedule", "err", err)
+			}
 		}
 		// Start as many due tasks as there are free workers, and no more: waiting here for a
 		// worker would hold up Round (batching) behind a backlog of long steps. A task that
@@ -144,7 +173,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			wg.Go(func() {
 				defer func() { <-sem; s.release(task) }()
-				s.RunTask(ctx, task)
+				s.RunTask(withHolder(ctx, s, task), task)
 			})
 		}
 		if s.cfg.Round != nil {
@@ -154,10 +183,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(s.cfg.Now()), time.Millisecond))
 		}
+		if until := s.heldUntil(); !until.IsZero() {
+			wait = min(wait, max(until.Sub(s.cfg.Now()), time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.cfg.Wake:
+			// Coalesce: a wake-up sooner than RoundGap after this round began waits out the
+			// rest of the gap, and the wake-ups that come meanwhile are served with it.
+			if gap := RoundGap - s.cfg.Now().Sub(now); gap > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-after(gap):
+				}
+			}
 		case <-after(wait):
 		}
 	}

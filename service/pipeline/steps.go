@@ -138,6 +138,9 @@ func (p *Pipeline) stepErasure(ctx context.Context, id string) error {
 			return ts, SetNext(tx, &r.Erasure, p.now())
 		})
 	case model.StateResolving:
+		if p.holdSearch(ctx, snap) {
+			return nil // LivePerson asked us to wait: the step runs once it may answer again
+		}
 		stepErr = p.resolveStep(ctx, snap)
 	case model.StateScheduled:
 		stepErr = p.recheckOpen(ctx, snap)
