@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
@@ -70,16 +71,17 @@ type planState struct {
 	queued  int       // the queue's entries then
 }
 
-// planStates holds each pipeline's planState.
-var planStates sync.Map // *Pipeline → *planState
+// planStates holds each pipeline's planState, until the pipeline is collected.
+var planStates sync.Map // weak.Pointer[Pipeline] → *planState
 
 func (p *Pipeline) planState() *planState {
-	if st, ok := planStates.Load(p); ok {
+	key := weak.Make(p)
+	if st, ok := planStates.Load(key); ok {
 		return st.(*planState)
 	}
-	st, loaded := planStates.LoadOrStore(p, &planState{})
+	st, loaded := planStates.LoadOrStore(key, &planState{})
 	if !loaded {
-		runtime.AddCleanup(p, func(key *Pipeline) { planStates.Delete(key) }, p)
+		runtime.AddCleanup(p, func(key weak.Pointer[Pipeline]) { planStates.Delete(key) }, key)
 	}
 	return st.(*planState)
 }
@@ -90,20 +92,20 @@ func (p *Pipeline) planState() *planState {
 func (p *Pipeline) planRound(ctx context.Context, now time.Time, start func(func())) {
 	st := p.planState()
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.running || (!st.last.IsZero() && now.Sub(st.last) < forecastSoonest) {
+		st.mu.Unlock()
 		return
 	}
-	queued := -1
 	if !st.last.IsZero() && now.Sub(st.last) < forecastEvery {
-		if err := p.db.View(func(tx store.Tx) error { queued = tx.Count(schema.Queue); return nil }); err != nil {
-			return
-		}
-		if d := queued - st.queued; max(d, -d) < max(st.queued/4, 20) {
+		queued := 0
+		err := p.db.View(func(tx store.Tx) error { queued = tx.Count(schema.Queue); return nil })
+		if d := queued - st.queued; err != nil || max(d, -d) < max(st.queued/4, 20) {
+			st.mu.Unlock()
 			return
 		}
 	}
 	st.running, st.last = true, now
+	st.mu.Unlock()
 	start(func() {
 		_, n, err := p.plan(ctx, now)
 		if err != nil && ctx.Err() == nil {
