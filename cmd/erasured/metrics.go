@@ -90,7 +90,7 @@ func newMetrics() *metrics {
 	return m
 }
 
-// attach adds the gauges read at scrape time (erasures, quota, held batches, Watch streams,
+// attach adds the gauges read at scrape time (erasures, quota, the month forecast, held batches, Watch streams,
 // store health and size; dbPath is "" for a store that is not a file) and makes /readyz follow srv's readiness. quotaLimit is each account's monthly
 // quota as the pipeline applies it.
 func (m *metrics) attach(svc *service.Service, srv *server.Server, dbPath string, accounts []string, quotaLimit func(string) int) {
@@ -238,6 +238,15 @@ var (
 	descHeld  = prometheus.NewDesc("erasured_deletion_batches_held",
 		"Deletion batches whose LivePerson create outcome is unknown, held until an operator settles them (SettleBatch), per account.",
 		[]string{"account"}, nil)
+	descForecastMisses = prometheus.NewDesc("erasured_forecast_misses",
+		"Queued erasures the month forecast finds will be sent after their latest safe submit time, so may miss their legal deadline (each is marked at risk), per account.",
+		[]string{"account"}, nil)
+	descQuotaDaysLeft = prometheus.NewDesc("erasured_quota_days_left",
+		"Days this month's LivePerson deletion quota lasts at the pace of requests the demand calls for, per account; at most the days until the month ends, which it is when the quota carries the month.",
+		[]string{"account"}, nil)
+	descDemandRatio = prometheus.NewDesc("erasured_quota_demand_ratio",
+		"Deletion requests a month the recent demand calls for over the monthly quota, per account: above 1 the quota cannot carry the demand.",
+		[]string{"account"}, nil)
 	descSize    = prometheus.NewDesc("erasured_store_size_bytes", "Size of the store's database file.", nil, nil)
 	descStoreUp = prometheus.NewDesc("erasured_store_up",
 		"1 while the store serves, 0 while it reports a failure (etcd unreachable, a commit failed on the disk, closed).", nil, nil)
@@ -255,7 +264,8 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descByState, descAtRisk, descWatch, descUsed, descLimit, descHeld, descSize, descStoreUp} {
+	for _, d := range []*prometheus.Desc{descByState, descAtRisk, descWatch, descUsed, descLimit, descHeld, descSize, descStoreUp,
+		descForecastMisses, descQuotaDaysLeft, descDemandRatio} {
 		ch <- d
 	}
 }
@@ -293,6 +303,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(descUsed, err)
 		} else {
 			ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(limit-left), acct)
+		}
+	}
+	// The forecast is one ledger entry per account, written by the pipeline's planner (on
+	// whichever replica leads); an account it has not forecast yet has no series.
+	if fs, err := c.svc.Forecast(context.Background()); err != nil {
+		ch <- prometheus.NewInvalidMetric(descForecastMisses, err)
+	} else {
+		for _, f := range fs {
+			ch <- prometheus.MustNewConstMetric(descForecastMisses, prometheus.GaugeValue, float64(f.Misses), f.Account)
+			ch <- prometheus.MustNewConstMetric(descQuotaDaysLeft, prometheus.GaugeValue, f.QuotaDaysLeft, f.Account)
+			ch <- prometheus.MustNewConstMetric(descDemandRatio, prometheus.GaugeValue, f.DemandRatio, f.Account)
 		}
 	}
 	if held, err := c.svc.HeldBatchCounts(); err == nil {

@@ -20,7 +20,9 @@ import (
 	"github.com/erasured/erasured/liveperson"
 	"github.com/erasured/erasured/server"
 	"github.com/erasured/erasured/service"
+	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
 	"github.com/erasured/erasured/store/boltstore"
 )
 
@@ -331,5 +333,37 @@ func TestProbesOpenBeyondLoopback(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("/metrics with the metrics token = %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestForecastMetrics: the planner's latest forecast of an account shows in the scrape: the
+// erasures forecast to miss, the demand ratio, and the days the quota lasts, counted from the
+// quota used now (99 of 100, though the forecast was made at 50) at the forecast's pace of 10
+// requests a day.
+func TestForecastMetrics(t *testing.T) {
+	e := newMetricsEnv(t)
+	now := time.Now().UTC()
+	err := e.db.Update(context.Background(), func(tx store.Tx) error {
+		f := pipeline.Forecast{Account: "1234", Time: now, Misses: 3, Limit: 100, Month: pipeline.Month(now), Used: 50,
+			ErasuresPerDay: 40, RequestsPerDay: 10, DemandRatio: 3.05, Over: true}
+		if err := pipeline.PutForecast(tx, f); err != nil {
+			return err
+		}
+		return pipeline.PutQuota(tx, "1234", pipeline.Month(now), pipeline.Quota{Used: 99})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := e.get("/metrics")
+	account := map[string]string{"account": "1234"}
+	if got, ok := sample(body, "erasured_forecast_misses", account); !ok || got != 3 {
+		t.Errorf("erasured_forecast_misses = %v (present %v), want 3", got, ok)
+	}
+	if got, ok := sample(body, "erasured_quota_demand_ratio", account); !ok || got != 3.05 {
+		t.Errorf("erasured_quota_demand_ratio = %v (present %v), want 3.05", got, ok)
+	}
+	want := min(0.1, pipeline.NextMonth(now).Sub(now).Hours()/24)
+	if got, ok := sample(body, "erasured_quota_days_left", account); !ok || got < want-0.01 || got > want+0.01 {
+		t.Errorf("erasured_quota_days_left = %v (present %v), want %v (1 request left at 10 a day)", got, ok, want)
 	}
 }

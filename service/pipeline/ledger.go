@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -64,8 +66,12 @@ func (q Quota) Allows(limit int, reserve float64, atRisk bool) bool {
 	if atRisk {
 		return true
 	}
-	return q.Used < limit-max(int(float64(limit)*reserve), 1)
+	return q.Used < limit-ReserveUnits(limit, reserve)
 }
+
+// ReserveUnits is how many requests of a monthly quota of limit the share reserve keeps for
+// at-risk work: at least one.
+func ReserveUnits(limit int, reserve float64) int { return max(int(float64(limit)*reserve), 1) }
 
 // SendTurn is an account's turn to send, as the ledger holds it: the batch in flight, and the
 // batches waiting for its outcome to be known (created, refused, or held). One batch of an
@@ -121,4 +127,45 @@ func PutRequestedBy(tx store.Tx, account, who string) error {
 // RequestedBy is who we are at LivePerson for account ("" until a create answer said).
 func RequestedBy(tx store.Tx, account string) string {
 	return string(tx.Get(schema.Ledger, schema.RequestedByKey(account)))
+}
+
+// forecastPrefix starts, in the Ledger, each account's latest forecast (forecastKey).
+var forecastPrefix = []byte("forecast/")
+
+// forecastKey holds, in the Ledger, account's latest forecast.
+func forecastKey(account string) []byte { return append(slices.Clone(forecastPrefix), account...) }
+
+// GetForecast reads account's latest forecast; ok is false when none was made.
+func GetForecast(tx store.Tx, account string) (f Forecast, ok bool, err error) {
+	v := tx.Get(schema.Ledger, forecastKey(account))
+	if v == nil {
+		return f, false, nil
+	}
+	return f, true, json.Unmarshal(v, &f)
+}
+
+// PutForecast stores f as its account's latest forecast.
+func PutForecast(tx store.Tx, f Forecast) error {
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return tx.Put(schema.Ledger, forecastKey(f.Account), v)
+}
+
+// ReadForecasts reads every account's latest forecast, by account.
+func ReadForecasts(tx store.Tx) ([]Forecast, error) {
+	var out []Forecast
+	err := tx.Scan(schema.Ledger, forecastPrefix, func(k, v []byte) (bool, error) {
+		if !bytes.HasPrefix(k, forecastPrefix) {
+			return false, nil
+		}
+		var f Forecast
+		if err := json.Unmarshal(v, &f); err != nil {
+			return false, fmt.Errorf("decode the forecast of an account: %w", err)
+		}
+		out = append(out, f)
+		return true, nil
+	})
+	return out, err
 }
