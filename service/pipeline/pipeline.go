@@ -102,6 +102,8 @@ type Pipeline struct {
 	ch    *Changes
 	cfg   Config
 	sched *Scheduler
+	// planned is the month planner's memory of its last forecast (see planRound).
+	planned planState
 }
 
 // New prepares a pipeline of cfg; Run starts it.

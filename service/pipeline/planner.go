@@ -2,10 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
@@ -71,26 +69,11 @@ type planState struct {
 	queued  int       // the queue's entries then
 }
 
-// planStates holds each pipeline's planState, until the pipeline is collected.
-var planStates sync.Map // weak.Pointer[Pipeline] → *planState
-
-func (p *Pipeline) planState() *planState {
-	key := weak.Make(p)
-	if st, ok := planStates.Load(key); ok {
-		return st.(*planState)
-	}
-	st, loaded := planStates.LoadOrStore(key, &planState{})
-	if !loaded {
-		runtime.AddCleanup(p, func(key weak.Pointer[Pipeline]) { planStates.Delete(key) }, key)
-	}
-	return st.(*planState)
-}
-
 // planRound runs, from the scheduler's round, the month planner's periodic work: the forecast,
 // every forecastEvery, or sooner when the queue grew or shrank by a quarter since the last (at
 // least forecastSoonest after it). It runs beside the steps, one at a time.
 func (p *Pipeline) planRound(ctx context.Context, now time.Time, start func(func())) {
-	st := p.planState()
+	st := &p.planned
 	st.mu.Lock()
 	if st.running || (!st.last.IsZero() && now.Sub(st.last) < forecastSoonest) {
 		st.mu.Unlock()
