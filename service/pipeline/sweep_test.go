@@ -182,7 +182,7 @@ func TestFinalResolverSearches(t *testing.T) {
 		{Kind: model.SubjectCustomerID, Value: "SUBJ-1"},
 		{Kind: model.SubjectEmail, Value: "jane@example.com"},
 		{Kind: model.SubjectEmail, Value: " SUBJ-1 "}, // the subject's phrase once trimmed
-		{Kind: model.SubjectConsumerID, Value: "c-1"},      // not in chat attributes
+		{Kind: model.SubjectConsumerID, Value: "c-1"}, // not in chat attributes
 	}
 	if _, err := p.finalResolver(r, nil, now).resolve(context.Background(), "1234", ids, []model.Channel{model.ChannelChat}, false); err != nil {
 		t.Fatal(err)
