@@ -16,7 +16,14 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 		return err
 	}
 	now := p.now()
-	res, err := resolver{lp: p.lp, now: now, followed: followed}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
+	rv := resolver{lp: p.lp, now: now, followed: followed}
+	if snap.r.BlockedOn == model.BlockedSearchLag {
+		// The last search of this step found nothing and was complete, for every identifier the
+		// erasure holds (a join since would have cleared the block): only chats that were not
+		// searchable yet remain to be found.
+		rv.late = lateSweep{swept: len(ids), from: lateFrom(&snap.r, p.cfg.SearchLag)}
+	}
+	res, err := rv.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 	if err != nil {
 		return err
 	}
@@ -44,6 +51,35 @@ func (p *Pipeline) resolveStep(ctx context.Context, snap *snapshot) error {
 		}
 		return merged, p.ch.ScheduleTargets(tx, r, merged, now)
 	})
+}
+
+// chatSpan is how long a chat is taken to last at most, for lateFrom: Engagement History
+// returns a chat only once it has ended, and finds it by when it started.
+const chatSpan = 24 * time.Hour
+
+// lateFrom is the earliest start of a chat that a complete search of r's identifiers, run once
+// r existed, may have missed: a chat that ended search_lag before r was created (or before its
+// received time, when that is earlier) was searchable by then, and one that ended later started
+// at most chatSpan before its end. A record without those times gets the zero time: everything
+// is searched again.
+func lateFrom(r *model.Record, lag time.Duration) time.Time {
+	t := r.ReceivedTime
+	if r.CreateTime.Before(t) {
+		t = r.CreateTime
+	}
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Add(-lag - chatSpan)
+}
+
+// finalResolver is the resolver of r's final sweep, at now. The subject was searched completely
+// when r was resolved, so its chats are searched only where one may have become searchable
+// since (lateFrom); aliases may have joined after that and are searched over the whole
+// retention, as is messaging, where a conversation may stay open for long and is found by when
+// it started.
+func (p *Pipeline) finalResolver(r *model.Record, followed []string, now time.Time) resolver {
+	return resolver{lp: p.lp, now: now, followed: followed, late: lateSweep{swept: 1, from: lateFrom(r, p.cfg.SearchLag)}}
 }
 
 // scheduleTargets queues every found target, holds open conversations, and sets the erasure's

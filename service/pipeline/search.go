@@ -44,6 +44,19 @@ type resolver struct {
 	// followed are consumers earlier searches found to be the person's; they are followed
 	// again whether or not an attribute search still leads to them.
 	followed []string
+	// late narrows the chat search of identifiers swept completely before (see lateSweep);
+	// zero, every identifier is searched over the whole retention.
+	late lateSweep
+}
+
+// lateSweep describes an earlier complete sweep, so that a later one searches chats only where
+// that sweep may have missed one: the first swept identifiers (the subject first, as resolve
+// takes them) were searched over the whole retention, and every chat that started before from
+// was searchable by then. Their chats are then searched only in the windows reaching back to
+// from; identifiers after those, which joined since, are searched over the whole retention.
+type lateSweep struct {
+	swept int
+	from  time.Time
 }
 
 // resolve searches every channel asked for with every identifier of the subject (ids: the
@@ -67,12 +80,9 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []model.Subj
 		return slices.ContainsFunc(ids, func(s model.Subject) bool { return attributesMatch(s, customerIDs, emails, phones) })
 	}
 	if slices.Contains(channels, model.ChannelChat) {
-		for _, s := range ids {
-			if s.Kind == model.SubjectConsumerID {
-				continue // messaging participants do not appear in chat attributes
-			}
-			for from, to := range windows(rv.now, chatWindow) {
-				recs, err := rv.lp.SearchChats(ctx, account, from, to, s.Value)
+		for _, q := range rv.chatSearches(ids) {
+			for from, to := range windowsSince(rv.now, q.since, chatWindow) {
+				recs, err := rv.lp.SearchChats(ctx, account, from, to, q.keyword)
 				if err != nil {
 					return resolution{}, fmt.Errorf("chat search: %w", err)
 				}
@@ -104,16 +114,9 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []model.Subj
 				return !model.DigitsOnly(s) && attributesMatch(s, r.CustomerIDs, r.Emails, r.Phones)
 			})
 		}
-		for _, s := range ids {
-			if s.Kind == model.SubjectConsumerID {
-				continue
-			}
+		for _, sde := range conversationSearches(ids) {
 			// Searched even when the value may be unsearchable: LivePerson's limitation is
 			// described loosely, and a search that finds something is never wasted.
-			sde := model.SDESearch{PersonalInfo: s.Value}
-			if s.Kind == model.SubjectCustomerID {
-				sde = model.SDESearch{CustomerInfo: s.Value}
-			}
 			for from, to := range windows(rv.now, messagingWindow) {
 				recs, err := rv.lp.SearchConversations(ctx, account, from, to, sde)
 				if err != nil {
@@ -167,6 +170,64 @@ func (rv resolver) resolve(ctx context.Context, account string, ids []model.Subj
 		}
 	}
 	return res, nil
+}
+
+// chatSearch is one keyword searched in Engagement History: over the windows since since
+// (zero: the whole retention).
+type chatSearch struct {
+	keyword string
+	since   time.Time
+}
+
+// chatSearches are the keyword searches resolve runs for ids, in their order: one per distinct
+// keyword (the value searched as one phrase, spaces around it trimmed), since every hit is
+// matched against all of ids anyway. Consumer ids have none: messaging participants do not
+// appear in chat attributes. A keyword shared by identifiers was searched completely before
+// when any of them was (the phrase is what LivePerson searches).
+func (rv resolver) chatSearches(ids []model.Subject) []chatSearch {
+	var out []chatSearch
+	at := map[string]int{}
+	for i, s := range ids {
+		if s.Kind == model.SubjectConsumerID {
+			continue
+		}
+		since := time.Time{}
+		if i < rv.late.swept {
+			since = rv.late.from
+		}
+		k := strings.TrimSpace(s.Value)
+		if j, ok := at[k]; ok {
+			if since.After(out[j].since) {
+				out[j].since = since
+			}
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, chatSearch{keyword: s.Value, since: since})
+	}
+	return out
+}
+
+// conversationSearches are the attribute searches resolve runs in Messaging Interactions for
+// ids, in their order: a customer id in customerInfo, any other identifier but a consumer id in
+// personalInfo, each distinct search (spaces around the value trimmed) once.
+func conversationSearches(ids []model.Subject) []model.SDESearch {
+	var out []model.SDESearch
+	seen := map[model.SDESearch]bool{}
+	for _, s := range ids {
+		if s.Kind == model.SubjectConsumerID {
+			continue
+		}
+		sde, key := model.SDESearch{PersonalInfo: s.Value}, model.SDESearch{PersonalInfo: strings.TrimSpace(s.Value)}
+		if s.Kind == model.SubjectCustomerID {
+			sde, key = model.SDESearch{CustomerInfo: s.Value}, model.SDESearch{CustomerInfo: key.PersonalInfo}
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, sde)
+		}
+	}
+	return out
 }
 
 // resolveExplicit checks records named by id. Each that LivePerson has is a target (open
@@ -247,11 +308,25 @@ func attributesMatch(s model.Subject, customerIDs, emails, phones []string) bool
 // windows yields consecutive [from, to) windows of at most span, aligned to 10 minutes, from 13
 // calendar months and a day before now (rounded down) to now (rounded up), oldest first.
 func windows(now time.Time, span time.Duration) iter.Seq2[time.Time, time.Time] {
+	return windowsSince(now, time.Time{}, span)
+}
+
+// windowsSince yields the fewest windows of windows(now, span) that cover since (rounded down)
+// to now, oldest first. They are laid back from now, each span long, so that the earliest
+// reaches as far before since as its span allows, never before the retention; with since zero
+// or before the retention, they are all of windows(now, span).
+func windowsSince(now, since time.Time, span time.Duration) iter.Seq2[time.Time, time.Time] {
 	return func(yield func(time.Time, time.Time) bool) {
 		start := retentionStart(now).Truncate(windowAlign)
 		end := now.Truncate(windowAlign)
 		if end.Before(now) {
 			end = end.Add(windowAlign)
+		}
+		if s := since.Truncate(windowAlign); s.After(start) {
+			n := max((end.Sub(s)+span-1)/span, 1)
+			if first := end.Add(-time.Duration(n) * span); first.After(start) {
+				start = first
+			}
 		}
 		for from := start; from.Before(end); from = from.Add(span) {
 			to := from.Add(span)
