@@ -43,3 +43,33 @@ func countTargets(e Erasure, kind TargetKind) int {
 	}
 	return n
 }
+
+// TestFinalSweepSearchesTheSubjectOnlyWhereChatsMayBeLate: the final sweep searches the
+// subject's chats only in the window where one may have become searchable since the erasure was
+// resolved, an alias given with the Submit over the whole retention; the late chat is found.
+func TestFinalSweepSearchesTheSubjectOnlyWhereChatsMayBeLate(t *testing.T) {
+	e := newPipeEnv(t)
+	e.lp.chats = []ChatRecord{{EngagementID: "1", Start: e.ago(24 * time.Hour), CustomerIDs: []string{"LATE-3"}}}
+	req := submitReq("00000000-0000-4000-8000-000000000001", "1234", customer("LATE-3"))
+	req.Aliases = []Subject{{Kind: SubjectEmail, Value: "late3@example.com"}}
+	name := e.submit(req).Erasure.Name()
+	e.settle()
+	first := len(e.lp.searchCalls("chat:LATE-3"))
+	firstAlias := len(e.lp.searchCalls("chat:late3@example.com"))
+	e.lp.mu.Lock()
+	e.lp.chats = append(e.lp.chats, ChatRecord{EngagementID: "2", Start: e.ago(90 * time.Minute), CustomerIDs: []string{"LATE-3"}})
+	e.lp.mu.Unlock()
+	e.advance(e.cfg.BatchMaxWait)
+	e.runLivePersonTimeline()
+	if n := len(e.lp.searchCalls("chat:LATE-3")) - first; n != 1 {
+		t.Errorf("the final sweep made %d chat searches for the subject, want 1", n)
+	}
+	if n := len(e.lp.searchCalls("chat:late3@example.com")) - firstAlias; n != firstAlias {
+		t.Errorf("the final sweep made %d chat searches for the alias, want %d (the whole retention)", n, firstAlias)
+	}
+	if bodies := e.lp.createdBodies(); len(bodies) != 2 || bodies[1] != "engagement:[2]" {
+		t.Fatalf("bodies = %v, want a second request for the late chat", bodies)
+	}
+	e.runLivePersonTimeline()
+	e.wantState(name, StateCompleted)
+}

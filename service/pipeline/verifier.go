@@ -40,7 +40,7 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 		if ids, followed, err = p.subject(snap.r.ID); err != nil {
 			return err
 		}
-		res, err := resolver{lp: p.lp, now: now, followed: followed}.resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
+		res, err := p.finalResolver(&snap.r, followed, now).resolve(ctx, snap.r.AccountID, ids, snap.r.Channels, snap.r.EraseConsumerProfile)
 		if err != nil {
 			return err
 		}
