@@ -90,7 +90,11 @@ func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Targe
 			ts[i].Status = model.TargetQueued
 		}
 	}
-	r.AtRisk = now.Add(c.t.CancelWindow + c.t.DeletionWindow).After(r.DueTime)
+	// A mark once made stays (the forecast may have made it): only the deadline rule adds one.
+	r.AtRisk = r.AtRisk || now.Add(c.t.CancelWindow+c.t.DeletionWindow).After(r.DueTime)
+	if r.AtRisk && r.AtRiskTime.IsZero() {
+		r.AtRiskTime = now
+	}
 	if err := c.enqueueTargets(tx, r, ts, now); err != nil {
 		return err
 	}
