@@ -265,3 +265,94 @@ func TestFlushPerErasure(t *testing.T) {
 	e.resolve("b", t0, false, chats("b", 1)...)
 	wantBatches(t, "a and b queued, c resolving", e.flush(t0), formed{[]string{"a"}, 2}, formed{[]string{"b"}, 1})
 }
+
+// TestBacklogNeverNegative: a store whose backlog was not kept (written before it was) may see
+// an erasure leave the backlog that was never counted in it: the count stays at zero.
+func TestBacklogNeverNegative(t *testing.T) {
+	e := newFlushEnv(t, FlushPack, 0)
+	e.update(func(tx store.Tx) error { // stored without counting
+		return putRecord(tx, &model.Record{Erasure: model.Erasure{ID: "a", AccountID: "1234", State: model.StateResolving}})
+	})
+	e.resolve("a", t0, false, chats("a", 1)...)
+	e.db.View(func(tx store.Tx) error {
+		b, err := GetBacklog(tx, "1234")
+		if err != nil || b.Resolving != 0 || b.Open != 0 {
+			t.Errorf("backlog = %+v, %v; want no erasure on the way, not a negative count", b, err)
+		}
+		return nil
+	})
+}
+
+// TestEnsureBacklogCounts: the first flush of a store without the backlog marker counts every
+// stored erasure once (RECEIVED, RESOLVING and AWAITING_CONFIRMATION as resolving, an open one
+// holding records on open conversations as open, final and scheduled ones not at all), replaces
+// whatever counts the store held, keeps the arrivals seen, and sets the marker: later changes
+// count from there.
+func TestEnsureBacklogCounts(t *testing.T) {
+	e := newFlushEnv(t, FlushPack, 0)
+	open := []model.TargetCount{{Kind: model.KindConversation, Status: model.TargetDeferredOpen, Count: 2}}
+	e.update(func(tx store.Tx) error {
+		for _, r := range []model.Erasure{
+			{ID: "a", AccountID: "1234", State: model.StateReceived},
+			{ID: "b", AccountID: "1234", State: model.StateResolving},
+			{ID: "c", AccountID: "1234", State: model.StateAwaitingConfirmation},
+			{ID: "d", AccountID: "1234", State: model.StateScheduled, TargetCounts: open},
+			{ID: "e", AccountID: "1234", State: model.StateScheduled},
+			{ID: "f", AccountID: "1234", State: model.StateCompleted, TargetCounts: open},
+			{ID: "g", AccountID: "5678", State: model.StateSubmitted},
+		} {
+			if err := putRecord(tx, &model.Record{Erasure: r}); err != nil {
+				return err
+			}
+		}
+		// Counts that are wrong: what a store changed before the marker may hold.
+		if err := putBacklog(tx, "1234", Backlog{Resolving: 9, Arrivals: 3, Last: t0, Gap: time.Minute}); err != nil {
+			return err
+		}
+		return putBacklog(tx, "5678", Backlog{Resolving: 2})
+	})
+	e.flush(t0)
+	want := map[string]Backlog{"1234": {Resolving: 3, Open: 1, Arrivals: 3, Last: t0, Gap: time.Minute}, "5678": {}}
+	check := func(when string) {
+		t.Helper()
+		e.db.View(func(tx store.Tx) error {
+			for account, w := range want {
+				if b, err := GetBacklog(tx, account); err != nil || b != w {
+					t.Errorf("%s: backlog of %s = %+v, %v; want %+v", when, account, b, err, w)
+				}
+			}
+			if tx.Get(schema.Ledger, backlogMarkerKey) == nil {
+				t.Errorf("%s: no backlog marker", when)
+			}
+			return nil
+		})
+	}
+	check("after the first flush")
+	e.resolve("a", t0.Add(time.Second), false, chats("a", 1)...)
+	e.flush(t0.Add(2 * time.Second)) // counts nothing again
+	want["1234"] = Backlog{Resolving: 2, Open: 1, Arrivals: 3, Last: t0, Gap: time.Minute}
+	check("after a was planned")
+}
+
+// TestBacklogArrivals: each new erasure is an arrival; Gap keeps the longest recent gap,
+// decaying by half a week.
+func TestBacklogArrivals(t *testing.T) {
+	var b Backlog
+	b.arrive(t0)
+	if b.Arrivals != 1 || !b.Last.Equal(t0) || b.Gap != 0 || b.Quiet() != quietMax {
+		t.Fatalf("after one arrival: %+v (quiet %v), want no gap known and the longest quiet", b, b.Quiet())
+	}
+	b.arrive(t0.Add(time.Hour))
+	b.arrive(t0.Add(time.Hour + time.Minute))
+	if b.Gap < time.Hour-time.Second || b.Gap > time.Hour || b.Quiet() != 2*b.Gap {
+		t.Fatalf("after gaps of 1h and 1m: gap %v quiet %v, want 1h (less a minute's decay) and twice that", b.Gap, b.Quiet())
+	}
+	b.arrive(t0.Add(time.Hour + time.Minute + gapHalfLife))
+	if b.Gap != gapHalfLife || b.Quiet() != quietMax { // the hour decayed to half an hour
+		t.Fatalf("after a gap of a week: gap %v quiet %v, want a week and the longest quiet", b.Gap, b.Quiet())
+	}
+	b.arrive(t0.Add(time.Hour + time.Minute + 2*gapHalfLife + 24*time.Hour))
+	if want := gapHalfLife + 24*time.Hour; b.Gap != want {
+		t.Fatalf("gap %v, want the last gap %v (the week before decayed to half a week)", b.Gap, want)
+	}
+}

@@ -55,12 +55,13 @@ var (
 	backlogMarkerKey = []byte("counts/backlog")
 )
 
-func backlogKey(account string) []byte { return append(bytes.Clone(backlogPrefix), account...) }
+// BacklogKey holds account's Backlog in the Ledger.
+func BacklogKey(account string) []byte { return append(bytes.Clone(backlogPrefix), account...) }
 
 // GetBacklog reads account's backlog (all zero when none is stored). A count is never negative.
 func GetBacklog(tx store.Tx, account string) (Backlog, error) {
 	var b Backlog
-	if v := tx.Get(schema.Ledger, backlogKey(account)); v != nil {
+	if v := tx.Get(schema.Ledger, BacklogKey(account)); v != nil {
 		if err := json.Unmarshal(v, &b); err != nil {
 			return b, fmt.Errorf("decode the backlog of account %s: %w", account, err)
 		}
@@ -71,13 +72,13 @@ func GetBacklog(tx store.Tx, account string) (Backlog, error) {
 
 func putBacklog(tx store.Tx, account string, b Backlog) error {
 	if b == (Backlog{}) {
-		return tx.Delete(schema.Ledger, backlogKey(account))
+		return tx.Delete(schema.Ledger, BacklogKey(account))
 	}
 	v, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	return tx.Put(schema.Ledger, backlogKey(account), v)
+	return tx.Put(schema.Ledger, BacklogKey(account), v)
 }
 
 // onTheWay reports how erasure e counts in its account's backlog (nil: not stored).
