@@ -21,13 +21,19 @@ const MaxBatchIDs = 100
 // policy says it is due (see flush.go). At-risk erasures go first.
 func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 	queues, backlogs, kept, err := p.readForFlush()
-	if err == nil && !kept {
-		if err = ensureBacklog(ctx, p.db); err == nil {
-			queues, backlogs, _, err = p.readForFlush()
-		}
-	}
 	if err != nil {
 		return err
+	}
+	if !kept {
+		// A failed count must not stop batching: the counts only decide how soon a part-full
+		// batch leaves, never past its members' latest safe submit time.
+		if err := ensureBacklog(ctx, p.db); err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("pipeline: counting the erasures on their way to the queue", "err", err)
+			}
+		} else if queues, backlogs, _, err = p.readForFlush(); err != nil {
+			return err
+		}
 	}
 	for _, g := range queues {
 		if p.cfg.Flush == FlushPerErasure {
