@@ -39,7 +39,7 @@ type PipelineConfig struct {
 	Speed           float64       // simulator clock speed: 86400 makes LivePerson's 5 + 20 days take 25 s (default)
 	Workers         int           // pipeline workers (default: enough for both search limits, see withDefaults)
 	Concurrency     int           // client's requests in flight per search service (default Workers)
-	BatchMaxWait    time.Duration // pipeline.batch_max_wait (default 5s)
+	BatchMaxWait    time.Duration // pipeline.batch_max_wait, an upper bound on a part-full batch's wait (default 0: none)
 	PollInterval    time.Duration // pipeline.poll_interval (default 1s)
 	Timeout         time.Duration // gives up after this long (default 10m)
 	Seed            uint64
@@ -60,7 +60,6 @@ func (c PipelineConfig) withDefaults() PipelineConfig {
 	def(&c.Background, 500)
 	defDur(&c.Latency, 80*time.Millisecond)
 	defDur(&c.DeletionLatency, 150*time.Millisecond)
-	defDur(&c.BatchMaxWait, 5*time.Second)
 	defDur(&c.PollInterval, time.Second)
 	defDur(&c.Timeout, 10*time.Minute)
 	if c.SearchRate <= 0 {

@@ -22,9 +22,9 @@ func reportPipeline(w io.Writer, rs []PipelineResult) {
 		c.Subjects, withRecords+first.Targets[service.KindConsumer], first.Targets[service.KindEngagement],
 		first.Targets[service.KindConversation], first.Targets[service.KindConsumer], len(rs))
 	fmt.Fprintf(w, "LivePerson simulator: %.0f requests/s per search service (%s), latency %v per search and %v per deletion call, "+
-		"clock ×%.0f (cancel window %v, deletion window %v); erasured: batch_max_wait %v, poll_interval %v, search_lag %v, %d workers, %d searches in flight per service\n",
+		"clock ×%.0f (cancel window %v, deletion window %v); erasured: flush policy pack, batch_max_wait %s, poll_interval %v, search_lag %v, %d workers, %d searches in flight per service\n",
 		c.SearchRate, strings.Join(searchServices, ", "), c.Latency, c.DeletionLatency, c.Speed, c.scale(lpCancelWindow),
-		c.scale(lpDeletionWindow), c.BatchMaxWait, c.PollInterval, c.scale(lpSearchLag).Round(time.Millisecond), c.Workers, c.Concurrency)
+		c.scale(lpDeletionWindow), maxWaitName(c.BatchMaxWait), c.PollInterval, c.scale(lpSearchLag).Round(time.Millisecond), c.Workers, c.Concurrency)
 
 	med := func(f func(PipelineResult) float64) float64 {
 		var xs []float64
@@ -126,9 +126,9 @@ func reportPipeline(w io.Writer, rs []PipelineResult) {
 		medDur(func(r PipelineResult) time.Duration { return r.Latency.P50 }).Round(100*time.Millisecond),
 		medDur(func(r PipelineResult) time.Duration { return r.Latency.P99 }).Round(100*time.Millisecond),
 		medDur(func(r PipelineResult) time.Duration { return r.SubmitTime }).Round(10*time.Millisecond))
-	fmt.Fprintf(tw, "  ideal\t%v\t= one sweep, %d subjects × %d %s searches at %.0f/s (%v) + batch_max_wait %v + cancel window %v + deletion window %v + poll_interval %v\n",
+	fmt.Fprintf(tw, "  ideal\t%v\t= one sweep, %d subjects × %d %s searches at %.0f/s (%v) + cancel window %v + deletion window %v + poll_interval %v\n",
 		first.Ideal().Round(100*time.Millisecond), c.Subjects, perSweep, minSvc, c.SearchRate, minSearch.Round(100*time.Millisecond),
-		c.BatchMaxWait, c.scale(lpCancelWindow), c.scale(lpDeletionWindow), c.PollInterval)
+		c.scale(lpCancelWindow), c.scale(lpDeletionWindow), c.PollInterval)
 	fmt.Fprintf(tw, "  ideal/measured\t%.2f\t\n", med(PipelineResult.TimeRatio))
 	fmt.Fprintf(tw, "  ideal for the calls made\t%v\t= every served %s call of the run at %.0f/s (%d calls, %v; median run) + the same %v\n",
 		medDur(PipelineResult.IdealAsRun).Round(100*time.Millisecond), svc, c.SearchRate,
@@ -143,6 +143,14 @@ func reportPipeline(w io.Writer, rs []PipelineResult) {
 			fmt.Fprintf(w, "    %d× %s\n", warnings[k], k)
 		}
 	}
+}
+
+// maxWaitName is batch_max_wait as the report shows it.
+func maxWaitName(d time.Duration) string {
+	if d <= 0 {
+		return "none"
+	}
+	return d.String()
 }
 
 // runLengths writes sizes largest first, repeats counted: "100×12, 77".

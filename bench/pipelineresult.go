@@ -166,11 +166,14 @@ func (r PipelineResult) MinSearchTime() (time.Duration, string) {
 	return time.Duration(mi / r.Config.SearchRate * float64(time.Second)), lpsim.ServiceMsgHist
 }
 
-// FixedTime is the part of the ideal that no rate changes: batch_max_wait, LivePerson's cancel
-// and deletion windows (scaled), and one poll interval to see the last request DONE.
+// FixedTime is the part of the ideal that no rate changes: LivePerson's cancel and deletion
+// windows (scaled), and one poll interval to see the last request DONE. An ideal batcher sends
+// the last part-full request of each kind as soon as the last subject is resolved (nothing more
+// can join it then), so no wait for a fuller batch is part of it; batch_max_wait, when set, is
+// only an upper bound on that wait.
 func (r PipelineResult) FixedTime() time.Duration {
 	c := r.Config
-	return c.BatchMaxWait + c.scale(lpCancelWindow) + c.scale(lpDeletionWindow) + c.PollInterval
+	return c.scale(lpCancelWindow) + c.scale(lpDeletionWindow) + c.PollInterval
 }
 
 // Ideal is the end-to-end time the limits allow: MinSearchTime + FixedTime.

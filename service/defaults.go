@@ -34,7 +34,7 @@ func DefaultConfig() Config {
 func DefaultPipelineConfig() PipelineConfig {
 	return PipelineConfig{
 		SearchLag:    2 * time.Hour,
-		BatchMaxWait: 6 * time.Hour,
+		BatchMaxWait: 0, // no bound: a part-full batch waits as the flush policy says
 		Quota:        func(string) int { return DefaultMonthlyQuota },
 		Reserve:      0.1,
 		Workers:      8,

@@ -13,7 +13,10 @@ import (
 type PipelineConfig struct {
 	// SearchLag: how long after a conversation its attributes become searchable (default 2h).
 	SearchLag time.Duration
-	// BatchMaxWait: the longest a queued target waits for a fuller batch (default 6h).
+	// BatchMaxWait bounds how long a queued target waits for a fuller batch (default 0: no
+	// bound). Under the default flush policy a part-full batch leaves at its first member's
+	// latest safe submit time, or once nothing more can join it; this only sets an upper bound
+	// an operator may want (the sandbox uses seconds). Under FlushMaxWait it is the trigger.
 	BatchMaxWait time.Duration
 	// Quota returns an account's monthly deletion-request quota (default 100).
 	Quota func(account string) int

@@ -236,10 +236,11 @@ func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 	case !r.State.Final():
 		r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn)
 	}
+	var old *record
 	if c.from != StateUnspecified {
 		// The caller's c.from becomes the event's previous state: check it against the state
 		// stored, so that a caller that read a stale record cannot write a false history.
-		old, err := getRecord(tx, r.ID)
+		old, err = getRecord(tx, r.ID)
 		if err != nil {
 			return err
 		}
@@ -256,6 +257,9 @@ func (s *Service) transition(tx store.Tx, r *record, c erasureChange) error {
 		}
 	}
 	if err := s.logStateChange(tx, r, c.from); err != nil {
+		return err
+	}
+	if err := countBacklog(tx, old, r, c.now); err != nil {
 		return err
 	}
 	r.UpdateTime = c.now

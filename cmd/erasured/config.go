@@ -42,7 +42,10 @@ type Config struct {
 	} `yaml:"liveperson"`
 	Accounts []Account `yaml:"accounts"`
 	Pipeline struct {
-		SearchLag    Duration `yaml:"search_lag"`
+		SearchLag Duration `yaml:"search_lag"`
+		// BatchMaxWait bounds how long a record waits for a fuller batch (0, the default: no
+		// bound). A part-full batch usually leaves when the first of its erasures must be sent
+		// to meet its deadline, or when nothing more can join it; this is an upper bound on top.
 		BatchMaxWait Duration `yaml:"batch_max_wait"`
 		PollInterval Duration `yaml:"poll_interval"`
 		Confirmation string   `yaml:"confirmation"`

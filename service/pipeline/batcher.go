@@ -16,20 +16,36 @@ import (
 
 const MaxBatchIDs = 100
 
-// flushQueues forms a batch for every account and kind whose queue is due: 100 ids waiting,
-// the oldest waited batch_max_wait, a member's latest safe submit time has come, or a member is
-// at risk. At-risk erasures go first.
+// flushQueues forms a batch for every account and kind whose queue is due: as many full
+// batches (100 ids) as the queue holds, at once, and a part-full one when the pipeline's flush
+// policy says it is due (see flush.go). At-risk erasures go first.
 func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
-	var queues []*Queue
-	if err := p.db.View(func(tx store.Tx) (err error) { queues, err = ReadQueues(tx); return err }); err != nil {
+	queues, backlogs, kept, err := p.readForFlush()
+	if err != nil {
 		return err
 	}
+	if !kept {
+		// A failed count must not stop batching: the counts only decide how soon a part-full
+		// batch leaves, never past its members' latest safe submit time.
+		if err := ensureBacklog(ctx, p.db); err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("pipeline: counting the erasures on their way to the queue", "err", err)
+			}
+		} else if queues, backlogs, _, err = p.readForFlush(); err != nil {
+			return err
+		}
+	}
 	for _, g := range queues {
-		total, atRisk, due := g.Due(now, p.cfg.BatchMaxWait)
-		// A full batch goes at once, and as many full ones as the queue holds; a part-full one
-		// only when due.
+		if p.cfg.Flush == FlushPerErasure {
+			if err := p.flushEach(ctx, g, now); err != nil {
+				return err
+			}
+			continue
+		}
+		s := g.Summarize()
+		total, due := s.Total, p.partDue(g, s, backlogs[g.Account], now)
 		for total >= MaxBatchIDs || due {
-			formed, err := p.formBatch(ctx, g.Account, model.TargetKind(g.Kind), atRisk, now)
+			formed, err := p.formBatch(ctx, g.Account, model.TargetKind(g.Kind), s.AtRisk, now)
 			if err != nil {
 				return err
 			}
@@ -45,13 +61,20 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 
 // formBatch commits one batch's intent for an account and kind: up to 100 unique ids from the
 // queue, at-risk and soonest-due erasures first, and a quota unit. Sending is a separate step.
+func (p *Pipeline) formBatch(ctx context.Context, account string, kind model.TargetKind, atRisk bool, now time.Time) (bool, error) {
+	formed, _, err := p.formBatchOf(ctx, account, kind, atRisk, "", now)
+	return formed, err
+}
+
+// formBatchOf is formBatch, of the records of erasure only when only is set. blocked reports
+// that the quota did not allow the batch (its erasures now wait for the month).
 // The batch is planned and sealed outside the committer (prepareBatch); the transaction checks
 // the plan still holds and writes it. A plan overtaken by another change is made again.
-func (p *Pipeline) formBatch(ctx context.Context, account string, kind model.TargetKind, atRisk bool, now time.Time) (bool, error) {
+func (p *Pipeline) formBatchOf(ctx context.Context, account string, kind model.TargetKind, atRisk bool, only string, now time.Time) (formed, blocked bool, err error) {
 	for range 3 {
-		plan, err := p.prepareBatch(account, kind, atRisk, now)
+		plan, err := p.prepare(account, kind, atRisk, only, now)
 		if err != nil || plan == nil || (!plan.blocked && len(plan.members) == 0 && len(plan.gone) == 0) {
-			return false, err // nothing to write
+			return false, false, err // nothing to write
 		}
 		formed, err := p.commitBatch(ctx, plan, account, kind, atRisk, now)
 		if errors.Is(err, errStalePlan) {
@@ -60,9 +83,9 @@ func (p *Pipeline) formBatch(ctx context.Context, account string, kind model.Tar
 		if formed {
 			p.Wake()
 		}
-		return formed, err
+		return formed, plan.blocked && !formed, err
 	}
-	return false, nil // overtaken each time: the next pass forms it
+	return false, false, nil // overtaken each time: the next pass forms it
 }
 
 // commitBatch writes a plan in one transaction: the queue entries of erasures gone, each
@@ -221,6 +244,11 @@ func (r seenRecord) unchanged(tx store.Tx) bool {
 // prepareBatch plans one batch for an account and kind: up to 100 unique ids from the queue,
 // at-risk and soonest-due erasures first. nil: the queue is empty.
 func (p *Pipeline) prepareBatch(account string, kind model.TargetKind, atRisk bool, now time.Time) (*batchPlan, error) {
+	return p.prepare(account, kind, atRisk, "", now)
+}
+
+// prepare is prepareBatch, of the records of erasure only when only is set.
+func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, only string, now time.Time) (*batchPlan, error) {
 	var plan *batchPlan
 	sealers := map[string]func([]model.Target) ([]byte, error){} // each member's, with its data key
 	err := p.db.View(func(tx store.Tx) error {
@@ -233,7 +261,7 @@ func (p *Pipeline) prepareBatch(account string, kind model.TargetKind, atRisk bo
 			return err
 		}
 		plan = &batchPlan{}
-		if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
+		if !p.quotaAllows(q, account, atRisk, now) {
 			plan.blocked = true
 			return nil
 		}
@@ -249,6 +277,9 @@ func (p *Pipeline) prepareBatch(account string, kind model.TargetKind, atRisk bo
 		for _, i := range order {
 			if len(chosen) >= MaxBatchIDs {
 				break
+			}
+			if only != "" && g.IDs[i] != only {
+				continue
 			}
 			seen := seenRecord{id: g.IDs[i], raw: tx.Get(schema.Erasures, []byte(g.IDs[i]))}
 			r, err := model.GetRecord(tx, seen.id)

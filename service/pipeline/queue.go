@@ -65,9 +65,16 @@ func Dequeue(tx store.Tx, account, id string, kinds ...int32) error {
 }
 
 // ReadQueues reads the whole queue, one Queue per account and kind, in key order.
-func ReadQueues(tx store.Tx) ([]*Queue, error) {
+func ReadQueues(tx store.Tx) ([]*Queue, error) { return scanQueues(tx, nil) }
+
+// scanQueues reads the queue entries whose keys start with prefix (nil: all), one Queue per
+// account and kind, in key order.
+func scanQueues(tx store.Tx, prefix []byte) ([]*Queue, error) {
 	var queues []*Queue
-	err := tx.Scan(schema.Queue, nil, func(k, v []byte) (bool, error) {
+	err := tx.Scan(schema.Queue, prefix, func(k, v []byte) (bool, error) {
+		if !bytes.HasPrefix(k, prefix) {
+			return false, nil
+		}
 		parts := bytes.SplitN(k, []byte{0}, 3)
 		if len(parts) != 3 {
 			return false, fmt.Errorf("malformed queue key")
@@ -91,30 +98,55 @@ func ReadQueues(tx store.Tx) ([]*Queue, error) {
 	return queues, err
 }
 
-// QueueOf reads the queue of one account and kind; nil when it is empty.
+// QueueOf reads the queue of one account and kind; nil when it is empty. It reads only that
+// queue's entries.
 func QueueOf(tx store.Tx, account string, kind int32) (*Queue, error) {
-	queues, err := ReadQueues(tx)
-	if err != nil {
+	queues, err := scanQueues(tx, schema.QueuePrefix(account, kind))
+	if err != nil || len(queues) == 0 {
 		return nil, err
 	}
-	for _, q := range queues {
-		if q.Account == account && q.Kind == kind {
-			return q, nil
-		}
-	}
-	return nil, nil
+	return queues[0], nil
 }
 
-// Due sums up the queue for the batcher at now: how many records wait, whether one of them is
-// at risk, and whether a batch is due though not full: a member is at risk, its latest safe
-// submit time has come, or it has waited maxWait.
+// Due sums up the queue for the batcher at now as the FlushMaxWait policy does: how many
+// records wait, whether one of them is at risk, and whether a batch is due though not full: a
+// member is at risk, its latest safe submit time has come, or it has waited maxWait (no bound
+// when maxWait is 0 or less).
 func (q *Queue) Due(now time.Time, maxWait time.Duration) (total int, atRisk, due bool) {
 	for _, e := range q.Entries {
 		total += e.Count
 		atRisk = atRisk || e.AtRisk
-		due = due || e.AtRisk || !now.Before(e.SafeBy) || !now.Before(e.Enqueued.Add(maxWait))
+		due = due || e.AtRisk || !now.Before(e.SafeBy) || (maxWait > 0 && !now.Before(e.Enqueued.Add(maxWait)))
 	}
 	return total, atRisk, due
+}
+
+// QueueSummary sums up a queue for the batcher.
+type QueueSummary struct {
+	Total     int       // records waiting
+	AtRisk    bool      // one of its erasures is at risk
+	FirstSafe time.Time // the earliest latest safe submit time of its erasures
+	Oldest    time.Time // when its longest-waiting record was queued
+	Newest    time.Time // when its most recently queued erasure's oldest record was queued
+}
+
+// Summarize sums up the queue (zero times when it is empty).
+func (q *Queue) Summarize() QueueSummary {
+	var s QueueSummary
+	for i, e := range q.Entries {
+		s.Total += e.Count
+		s.AtRisk = s.AtRisk || e.AtRisk
+		if i == 0 || e.SafeBy.Before(s.FirstSafe) {
+			s.FirstSafe = e.SafeBy
+		}
+		if i == 0 || e.Enqueued.Before(s.Oldest) {
+			s.Oldest = e.Enqueued
+		}
+		if e.Enqueued.After(s.Newest) {
+			s.Newest = e.Enqueued
+		}
+	}
+	return s
 }
 
 // Order is the order in which the batcher takes the queue's erasures: those at risk first,

@@ -60,7 +60,7 @@ func realMain(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.Pipeline.Speed, "lp-speed", 86400, "pipeline: how much faster the simulator's clock runs (86400: LivePerson's 5 + 20 days in 25 s)")
 	fs.IntVar(&cfg.Pipeline.Workers, "workers", 0, "pipeline: erasured pipeline workers (0: 2 × lp-rate × lp-latency, enough to use both search limits)")
 	fs.IntVar(&cfg.Pipeline.Concurrency, "lp-concurrency", 0, "pipeline: client requests in flight per search service (0: as many as workers)")
-	fs.DurationVar(&cfg.Pipeline.BatchMaxWait, "batch-max-wait", 5*time.Second, "pipeline: pipeline.batch_max_wait")
+	fs.DurationVar(&cfg.Pipeline.BatchMaxWait, "batch-max-wait", 0, "pipeline: pipeline.batch_max_wait, an upper bound on a part-full batch's wait (0: none)")
 	fs.DurationVar(&cfg.Pipeline.PollInterval, "poll-interval", time.Second, "pipeline: pipeline.poll_interval")
 	fs.DurationVar(&cfg.Pipeline.Timeout, "pipeline-timeout", 10*time.Minute, "pipeline: give up when not every erasure has ended after this long")
 	for _, sc := range bench.Scenarios {
