@@ -102,6 +102,9 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			return err
 		}
 		if !p.quotaAllows(q, account, atRisk, now) {
+			if q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
+				return nil // held back by the month's pace, not spent: the queue waits as it is
+			}
 			g, err := QueueOf(tx, account, int32(kind))
 			if err != nil || g == nil {
 				return err
@@ -260,11 +263,13 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 		if err != nil || g == nil {
 			return err
 		}
-		plan = &batchPlan{}
 		if !p.quotaAllows(q, account, atRisk, now) {
-			plan.blocked = true
-			return nil
+			if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
+				plan = &batchPlan{blocked: true} // spent: the queue's erasures wait for the month
+			}
+			return nil // else held back by the month's pace: nothing to write
 		}
+		plan = &batchPlan{}
 		order := g.Order()
 		if v := tx.Get(schema.Ledger, schema.BatchSeqKey); v != nil {
 			if plan.seq, err = store.ParseU64(v); err != nil {

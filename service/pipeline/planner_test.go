@@ -221,6 +221,10 @@ func TestPacingHoldsAFullBatchEarlyInTheMonth(t *testing.T) {
 	if u := used(); u != 30 {
 		t.Errorf("April 3: %d requests used after a flush, want 30 (the full batch held)", u)
 	}
+	// Held by the pace, not by a spent quota: the erasure is not told the quota is gone.
+	if r, _ := erasureOf(t, db, "a"); r.BlockedOn == model.BlockedQuota || !r.NextAttemptTime.IsZero() && r.NextAttemptTime.After(now.AddDate(0, 0, 20)) {
+		t.Errorf("April 3: erasure blocked on %v, next attempt %v: the pace read as a spent quota", r.BlockedOn, r.NextAttemptTime)
+	}
 	now = time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC)
 	if err := p.Flush(context.Background(), now); err != nil {
 		t.Fatal(err)
