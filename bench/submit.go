@@ -125,9 +125,11 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 		return SubmitBytes{}, err
 	}
 	total := map[string]Sizes{}
+	entries := map[string]int{}
 	add := func(b string, k, v int) {
 		s := total[b]
 		total[b] = Sizes{Key: s.Key + k, Value: s.Value + v}
+		entries[b]++
 	}
 	var erasures int
 	err := p.DB.View(func(tx store.Tx) error {
@@ -159,9 +161,10 @@ func MeasureSubmitBytes(ctx context.Context, p *InProcess, n int) (SubmitBytes, 
 	sb := SubmitBytes{Erasures: erasures, Buckets: map[string]Sizes{}}
 	for b, s := range total {
 		mean := Sizes{Key: s.Key / erasures, Value: s.Value / erasures}
-		if mean.Key == 0 {
-			// Fewer key bytes than one per Submit: entries every Submit shares and rewrites (the
-			// erasure counts), written once per group commit, not once per Submit.
+		if entries[b] < erasures/2 {
+			// Fewer entries than Submits: entries every Submit shares and rewrites (the erasure
+			// counts, an account's backlog count), written once per group commit, not once per
+			// Submit.
 			continue
 		}
 		sb.Buckets[b] = mean
