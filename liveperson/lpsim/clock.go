@@ -61,3 +61,50 @@ func (c scaledClock) Now() time.Time {
 	real := time.Since(c.origin)
 	return c.origin.Add(time.Duration(float64(real) * c.speed)).UTC()
 }
+
+// FastClock is a scaled clock that starts at a chosen time, with a timer that runs as fast: a
+// benchmark gives one clock to the simulator and to erasured (its Now, and its pipeline's
+// After), so that a month of LivePerson's timeline passes in a minute and both sides agree on
+// every instant.
+type FastClock struct {
+	origin time.Time // real time at start
+	start  time.Time // the clock's time at origin
+	speed  float64
+}
+
+// MinWait is the shortest real time FastClock.After waits, so that a loop that waits for a
+// duration which scales to nothing still yields the processor instead of spinning.
+const MinWait = time.Millisecond
+
+// NewFastClock returns a clock that reads start now and runs speed times faster than real time
+// (speed ≤ 0 counts as 1).
+func NewFastClock(start time.Time, speed float64) *FastClock {
+	if speed <= 0 {
+		speed = 1
+	}
+	return &FastClock{origin: time.Now(), start: start.UTC(), speed: speed}
+}
+
+// Now returns the clock's time, in UTC.
+func (c *FastClock) Now() time.Time {
+	return c.start.Add(time.Duration(float64(time.Since(c.origin)) * c.speed))
+}
+
+// Speed is how many times faster than real time the clock runs.
+func (c *FastClock) Speed() float64 { return c.speed }
+
+// Real is the real time that d of the clock's time takes.
+func (c *FastClock) Real(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / c.speed)
+}
+
+// After is time.After on the clock: the channel receives the clock's time once d of it has
+// passed, which takes d/speed of real time, and never less than MinWait.
+func (c *FastClock) After(d time.Duration) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	time.AfterFunc(max(c.Real(d), MinWait), func() { out <- c.Now() })
+	return out
+}
+
+// Sleep waits until d of the clock's time has passed (at least MinWait of real time).
+func (c *FastClock) Sleep(d time.Duration) { <-c.After(d) }

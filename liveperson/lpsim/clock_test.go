@@ -1,0 +1,31 @@
+package lpsim
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFastClock(t *testing.T) {
+	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	c := NewFastClock(start, 3600) // an hour a second
+	if got := c.Now(); got.Before(start) || got.Sub(start) > time.Hour {
+		t.Fatalf("Now = %v, want just after %v", got, start)
+	}
+	if got := c.Real(time.Hour); got != time.Second {
+		t.Errorf("Real(1h) = %v, want 1s", got)
+	}
+	began := time.Now()
+	at := <-c.After(36 * time.Second) // 10 ms of real time
+	if real := time.Since(began); real < 10*time.Millisecond {
+		t.Errorf("After(36s) returned after %v of real time, want ≥ 10ms", real)
+	}
+	if at.Sub(start) < 36*time.Second {
+		t.Errorf("After(36s) delivered %v, less than 36s after the start", at.Sub(start))
+	}
+	// A wait that scales to nothing still takes MinWait, so a loop cannot spin.
+	began = time.Now()
+	<-c.After(time.Microsecond)
+	if real := time.Since(began); real < MinWait {
+		t.Errorf("After(1µs) returned after %v, want ≥ %v", real, MinWait)
+	}
+}
