@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -28,7 +29,13 @@ type MonthConfig struct {
 	Background int           // generated consumers whose records fill the account (default 200)
 	Bound      time.Duration // stop this long after the month's start (default 61 days: past the last deadline)
 	Runs       int           // repetitions (default 1)
-	Seed       uint64
+	// StoreDir holds each run's store ("": the scratch directory). A memory file system keeps
+	// the run's real time down; the month's clock does not count the store's syncs either way.
+	StoreDir string
+	// HoldSearches stops the clock while a search call is answered and while a store write
+	// commits (see holdDuringSearches and holdingDB).
+	HoldSearches bool
+	Seed         uint64
 }
 
 func (c MonthConfig) withDefaults() MonthConfig {
@@ -102,6 +109,8 @@ var monthScenario = Scenario{
 		fs.Float64Var(&c.Speed, "month-speed", 200_000, "month: how much faster than real time the clock runs")
 		fs.Float64Var(&c.SearchRate, "month-lp-rate", 5000, "month: requests/s the simulator allows per search service; the client is told")
 		fs.IntVar(&c.Workers, "month-workers", 16, "month: erasured pipeline workers")
+		fs.BoolVar(&c.HoldSearches, "month-hold-searches", true, "month: stop the clock while a search call is answered and while a store write commits, so that this machine's speed takes no simulated time")
+		fs.StringVar(&c.StoreDir, "month-store-dir", defaultMonthStoreDir(), "month: directory of each run's store (default /dev/shm when there is one: syncs there cost no real time)")
 		fs.IntVar(&c.Runs, "month-runs", 1, "month: repetitions of the whole scenario")
 		fs.Uint64Var(&c.Seed, "month-seed", 13, "month: seed of the arrivals and records")
 	},
@@ -144,7 +153,7 @@ func RunMonthScenario(ctx context.Context, dir string, mc MonthConfig, progress,
 		for _, level := range mc.Levels {
 			d := monthArrivals(mc.Seed+uint64(run-1), mc.Quota, level)
 			for _, p := range mc.Policies {
-				rdir, err := os.MkdirTemp(dir, "month-")
+				rdir, err := os.MkdirTemp(cmp.Or(mc.StoreDir, dir), "erasured-month-")
 				if err != nil {
 					return err
 				}
@@ -162,4 +171,12 @@ func RunMonthScenario(ctx context.Context, dir string, mc MonthConfig, progress,
 		writeMonthReport(out, mc, run, results, time.Since(began))
 	}
 	return nil
+}
+
+// defaultMonthStoreDir is /dev/shm when it is a directory, else "" (the scratch directory).
+func defaultMonthStoreDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return ""
 }

@@ -43,10 +43,10 @@ func writeMonthReport(w io.Writer, mc MonthConfig, run int, rs []monthResult, to
 				perKind(r.Requests), r.IdealAll, r.ratio(), months(r.Months), r.Met, r.Missed, leads(r), atRiskFirst(r), r.Real.Seconds())
 		}
 		for _, r := range rows {
-			p("  %s: ids/request %s (ideal %s); ids %s; sanity: subjects %d = submitted %d; records %d = sent %d + not sent %d (erasure final %d, still open %d); ids sent twice %d, not a subject's %d, bodies created twice %d; masked %d/%d, others' records masked %d; %d open at the end (clock at day %.1f)%s",
+			p("  %s: ids/request %s (ideal %s); ids %s; sanity: subjects %d = submitted %d; records %d = sent %d + not sent %d (erasure final %d, still open %d); ids sent twice %d, not a subject's %d, bodies created twice %d; masked %d/%d, others' records masked %d; %d open at the end (clock at day %.1f)%s%s",
 				policyName(r.Policy), idsPerRequest(r), perKind(r.Ideal), perKind(r.IDs), r.Subjects, r.Submitted, r.Records,
 				r.IDsSent, r.NotSentFinal+r.NotSentOpen, r.NotSentFinal, r.NotSentOpen, r.SentTwice, r.Foreign, r.Duplicates,
-				r.Erased, r.Records, r.WronglyErased, r.Unfinished, r.SimEnd.Hours()/24, warnings(r.Warnings))
+				r.Erased, r.Records, r.WronglyErased, r.Unfinished, r.SimEnd.Hours()/24, openStates(r.OpenStates), warnings(r.Warnings))
 			if r.Policy == pipeline.FlushPerErasure {
 				p("  %s check: %d requests for %d (erasure, kind) pairs sent (one request per subject and kind: equal)",
 					policyName(r.Policy), r.Used, r.ErasureKinds)
@@ -174,4 +174,15 @@ func warnings(w map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%d× %q", w[k], k))
 	}
 	return "; pipeline warnings: " + strings.Join(parts, ", ")
+}
+
+func openStates(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -48,6 +48,7 @@ type monthResult struct {
 	// their own records waited in the queue and they were at risk.
 	AtRiskLate, AtRiskWaited int
 	Unfinished               int
+	OpenStates               map[string]int // erasures open at the end, by state and what blocks them
 	Real                     time.Duration
 	SimEnd                   time.Duration // after the month's start
 	Warnings                 map[string]int
@@ -67,13 +68,18 @@ func analyzeMonth(o monthOutcome) monthResult {
 	for _, k := range monthKinds {
 		kindOf[k.name] = k.kind
 	}
-	created := map[int64]time.Time{}
+	created, formed := map[int64]time.Time{}, map[int64]time.Time{}
 	sent := map[string]int{} // id → requests holding it
 	month := ""
 	for _, del := range o.Deletions {
 		k := kindOf[del.Kind]
 		r.Requests[k]++
 		created[del.ID] = del.Created
+		if t, ok := o.Formed[del.ID]; ok {
+			formed[del.ID] = t
+		} else {
+			formed[del.ID] = del.Created
+		}
 		for _, id := range del.IDs {
 			if sent[del.Kind+"/"+id]++; sent[del.Kind+"/"+id] == 1 {
 				r.IDs[k]++
@@ -125,10 +131,18 @@ func analyzeMonth(o monthOutcome) monthResult {
 
 	// Deadlines and forecasts, from erasured's Status of each erasure.
 	type sentAt struct {
-		queued, atRisk, at time.Time // at: its request of the kind was created (zero: never)
+		queued, atRisk, at time.Time // at: its batch of the kind was formed (zero: never)
 	}
 	byKind := map[service.TargetKind][]sentAt{}
+	r.OpenStates = map[string]int{}
 	for _, e := range o.Erasures {
+		if !e.State.Final() {
+			key := e.State.String()
+			if e.BlockedOn != service.BlockedNone {
+				key += "/" + blockedNames[e.BlockedOn]
+			}
+			r.OpenStates[key]++
+		}
 		if e.State == service.StateCompleted {
 			r.Completed++
 		}
@@ -152,7 +166,7 @@ func analyzeMonth(o monthOutcome) monthResult {
 		}
 		kinds := map[service.TargetKind]time.Time{}
 		for _, lr := range e.LPRequests {
-			if t, ok := created[lr.ID]; ok && (kinds[lr.Kind].IsZero() || t.Before(kinds[lr.Kind])) {
+			if t, ok := formed[lr.ID]; ok && (kinds[lr.Kind].IsZero() || t.Before(kinds[lr.Kind])) {
 				kinds[lr.Kind] = t
 			}
 		}
@@ -171,8 +185,9 @@ func analyzeMonth(o monthOutcome) monthResult {
 	}
 	slices.Sort(r.Leads)
 
-	// At-risk first: A was at risk and its records waited in the queue when B, not at risk,
-	// was sent; A went later (or never).
+	// At-risk first: A was at risk and its records waited in the queue when the batch of B,
+	// not at risk, was formed; A's was formed later (or never). Batches are compared by when
+	// erasured formed them: LivePerson receives them one at a time, in turn.
 	for _, list := range byKind {
 		for _, a := range list {
 			if a.atRisk.IsZero() {
@@ -229,3 +244,9 @@ func (r monthResult) medianLead() time.Duration {
 func (r monthResult) forecastEarly() bool {
 	return r.NotForecast == 0 && (len(r.Leads) == 0 || r.minLead() >= forecastLead)
 }
+
+// blockedNames name what an open erasure waits for, in the report.
+var blockedNames = map[service.BlockedOn]string{service.BlockedQuota: "quota", service.BlockedOpenConversations: "open conversations",
+	service.BlockedSearchLag: "search lag", service.BlockedLivePersonUnavailable: "LivePerson unavailable",
+	service.BlockedConfirmation: "confirmation", service.BlockedIdentifierUnsearchable: "identifier unsearchable",
+	service.BlockedDeletionOutcomeUnknown: "deletion outcome unknown"}

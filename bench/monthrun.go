@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
 	"github.com/erasured/erasured/store/boltstore"
 )
 
@@ -35,13 +37,14 @@ type monthOutcome struct {
 	// From Watch, per erasure id: when it left RESOLVING (its records queued), and when it
 	// was first shown at risk.
 	Queued, AtRiskSeen map[string]time.Time
-	Deletions          []lpsim.Deletion // what LivePerson saw, oldest first
-	Duplicates         int              // deletion bodies created more than once
-	Erased, Records    int              // subjects' records the simulator shows masked, of all
-	WronglyErased      int              // other people's records masked
-	Real               time.Duration    // real time the run took
-	End                time.Time        // the clock when it stopped
-	Unfinished         int              // erasures not final when it stopped
+	Deletions          []lpsim.Deletion    // what LivePerson saw, oldest first
+	Formed             map[int64]time.Time // when erasured formed each request's batch, by LivePerson id
+	Duplicates         int                 // deletion bodies created more than once
+	Erased, Records    int                 // subjects' records the simulator shows masked, of all
+	WronglyErased      int                 // other people's records masked
+	Real               time.Duration       // real time the run took
+	End                time.Time           // the clock when it stopped
+	Unfinished         int                 // erasures not final when it stopped
 	Warnings           map[string]int
 }
 
@@ -77,7 +80,11 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 	if err != nil {
 		return out, err
 	}
-	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler := sim.Handler()
+	if cfg.HoldSearches {
+		handler = holdDuringSearches(clock, handler)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.Serve(lis) }()
 	defer func() {
@@ -103,7 +110,11 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 		return out, err
 	}
 	logs := &countingHandler{counts: map[string]int{}}
-	svc, err := service.New(db, keys, service.Config{
+	var sdb service.Store = db
+	if cfg.HoldSearches {
+		sdb = holdingDB{DB: db, clock: clock}
+	}
+	svc, err := service.New(sdb, keys, service.Config{
 		DefaultConfirmation: service.ConfirmationAutomatic,
 		Now:                 clock.Now,
 		Logger:              slog.New(logs),
@@ -147,9 +158,9 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 	ids := make([]string, len(d.Subjects))
 	for i := range d.Subjects {
 		s := &d.Subjects[i]
-		if wait := monthStart.Add(s.arrive).Sub(clock.Now()); wait > 0 {
+		for wait := monthStart.Add(s.arrive).Sub(clock.Now()); wait > 0; wait = monthStart.Add(s.arrive).Sub(clock.Now()) {
 			select {
-			case <-time.After(clock.Real(wait)):
+			case <-clock.After(wait):
 			case <-ctx.Done():
 				return out, ctx.Err()
 			}
@@ -207,6 +218,9 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 		}
 	}
 	out.Deletions = sim.Deletions(acct.ID)
+	if out.Formed, err = batchesFormed(db); err != nil {
+		return out, errors.Join(waitErr, err)
+	}
 	out.Duplicates = len(sim.Stats().Duplicates)
 	subjects := make([]benchSubject, len(d.Subjects))
 	for i, s := range d.Subjects {
@@ -274,4 +288,31 @@ func (t *monthTracker) allFinal(ids []string) bool {
 		}
 	}
 	return true
+}
+
+// holdingDB stops the clock while a write transaction commits: the store's sync takes no time
+// of the month either.
+type holdingDB struct {
+	store.DB
+	clock *lpsim.FastClock
+}
+
+// Update is the store's Update with the clock held.
+func (h holdingDB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	h.clock.Hold()
+	defer h.clock.Release()
+	return h.DB.Update(ctx, fn)
+}
+
+// holdDuringSearches stops the clock while a search call (Engagement History, Messaging
+// Interactions) is being answered: searching takes no time of the month, so that the run
+// measures the quota and the flush policy, not how fast this machine answers searches.
+func holdDuringSearches(clock *lpsim.FastClock, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/interaction_history/") || strings.HasPrefix(r.URL.Path, "/messaging_history/") {
+			clock.Hold()
+			defer clock.Release()
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -29,3 +29,34 @@ func TestFastClock(t *testing.T) {
 		t.Errorf("After(1µs) returned after %v, want ≥ %v", real, MinWait)
 	}
 }
+
+func TestFastClockHold(t *testing.T) {
+	c := NewFastClock(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 3600)
+	c.Hold()
+	c.Hold() // holds nest
+	held := c.Now()
+	fired := c.After(time.Second) // 0.28 ms of real time, were the clock running
+	time.Sleep(20 * time.Millisecond)
+	if got := c.Now(); !got.Equal(held) {
+		t.Fatalf("the held clock moved by %v", got.Sub(held))
+	}
+	select {
+	case <-fired:
+		t.Fatal("a timer fired while the clock was held")
+	default:
+	}
+	c.Release()
+	if got := c.Now(); !got.Equal(held) {
+		t.Fatalf("the clock ran with one hold left: moved by %v", got.Sub(held))
+	}
+	c.Release()
+	at := <-fired
+	if at.Sub(held) < time.Second {
+		t.Errorf("the timer fired %v after the hold began, want ≥ 1s", at.Sub(held))
+	}
+	// 20 ms held: 72 s of the clock's time did not pass.
+	if moved := c.Now().Sub(held); moved > 30*time.Second {
+		t.Errorf("the clock counted its held time: %v since the hold", moved)
+	}
+	c.Release() // one too many: no effect
+}
