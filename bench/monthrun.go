@@ -131,8 +131,12 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 	if err != nil {
 		return out, err
 	}
+	var maxWait time.Duration // the production default, no bound, except for the fixed 6 h flush
+	if policy == pipeline.FlushMaxWait {
+		maxWait = 6 * time.Hour
+	}
 	pipe := svc.NewPipeline(port.New(client), service.PipelineConfig{
-		BatchMaxWait: 6 * time.Hour,
+		BatchMaxWait: maxWait,
 		Quota:        func(string) int { return d.Quota },
 		Workers:      cfg.Workers,
 		Flush:        policy,

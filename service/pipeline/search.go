@@ -182,8 +182,10 @@ type chatSearch struct {
 // chatSearches are the keyword searches resolve runs for ids, in their order: one per distinct
 // keyword (the value searched as one phrase, spaces around it trimmed), since every hit is
 // matched against all of ids anyway. Consumer ids have none: messaging participants do not
-// appear in chat attributes. A keyword shared by identifiers was searched completely before
-// when any of them was (the phrase is what LivePerson searches).
+// appear in chat attributes. A keyword shared by identifiers is searched as far back as the
+// one searched least before needs: a hit is matched by kind (a customer id against the chat's
+// customer ids, an email against its emails), so a chat the earlier search found under the
+// phrase, and dropped as not the subject's, may be an alias's that joined since.
 func (rv resolver) chatSearches(ids []model.Subject) []chatSearch {
 	var out []chatSearch
 	at := map[string]int{}
@@ -197,7 +199,7 @@ func (rv resolver) chatSearches(ids []model.Subject) []chatSearch {
 		}
 		k := strings.TrimSpace(s.Value)
 		if j, ok := at[k]; ok {
-			if since.After(out[j].since) {
+			if since.Before(out[j].since) {
 				out[j].since = since
 			}
 			continue

@@ -170,32 +170,45 @@ func TestLateSweepFindsWhatAFullSweepFinds(t *testing.T) {
 
 // TestFinalResolverSearches: the final sweep searches the subject's chats only in the late
 // windows, an alias (which may have joined after the first search) over the whole retention,
-// and a keyword two identifiers share once.
+// and a keyword two identifiers share once, as far back as the alias needs: the first search
+// matched its hits against the subject's kind only.
 func TestFinalResolverSearches(t *testing.T) {
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	now := created.Add(25 * 24 * time.Hour)
-	lp := &lagLP{lag: 2 * time.Hour, at: now}
-	p := New(Config{SearchLag: 2 * time.Hour})
-	p.lp = lp
-	r := &model.Record{Erasure: model.Erasure{CreateTime: created, ReceivedTime: created}}
-	ids := []model.Subject{
-		{Kind: model.SubjectCustomerID, Value: "SUBJ-1"},
-		{Kind: model.SubjectEmail, Value: "jane@example.com"},
-		{Kind: model.SubjectEmail, Value: " SUBJ-1 "}, // the subject's phrase once trimmed
-		{Kind: model.SubjectConsumerID, Value: "c-1"}, // not in chat attributes
-	}
-	if _, err := p.finalResolver(r, nil, now).resolve(context.Background(), "1234", ids, []model.Channel{model.ChannelChat}, false); err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	for _, c := range lp.calls {
-		count[c[:len(c)-len("@2006-01-02T15:04:05Z")]]++
-	}
 	full := 0
 	for range windows(now, chatWindow) {
 		full++
 	}
-	if want := map[string]int{"SUBJ-1": 1, "jane@example.com": full}; fmt.Sprint(count) != fmt.Sprint(want) {
-		t.Errorf("searches per keyword %v, want %v", count, want)
+	for _, tc := range []struct {
+		name string
+		ids  []model.Subject
+		want map[string]int
+	}{
+		{"subject and an alias", []model.Subject{
+			{Kind: model.SubjectCustomerID, Value: "SUBJ-1"},
+			{Kind: model.SubjectEmail, Value: "jane@example.com"},
+			{Kind: model.SubjectConsumerID, Value: "c-1"}, // not in chat attributes
+		}, map[string]int{"SUBJ-1": 1, "jane@example.com": full}},
+		{"an alias sharing the subject's phrase", []model.Subject{
+			{Kind: model.SubjectCustomerID, Value: "SUBJ-1"},
+			{Kind: model.SubjectEmail, Value: " SUBJ-1 "}, // the subject's phrase once trimmed
+		}, map[string]int{"SUBJ-1": full}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lp := &lagLP{lag: 2 * time.Hour, at: now}
+			p := New(Config{SearchLag: 2 * time.Hour})
+			p.lp = lp
+			r := &model.Record{Erasure: model.Erasure{CreateTime: created, ReceivedTime: created}}
+			if _, err := p.finalResolver(r, nil, now).resolve(context.Background(), "1234", tc.ids, []model.Channel{model.ChannelChat}, false); err != nil {
+				t.Fatal(err)
+			}
+			count := map[string]int{}
+			for _, c := range lp.calls {
+				count[c[:len(c)-len("@2006-01-02T15:04:05Z")]]++
+			}
+			if fmt.Sprint(count) != fmt.Sprint(tc.want) {
+				t.Errorf("searches per keyword %v, want %v", count, tc.want)
+			}
+		})
 	}
 }
