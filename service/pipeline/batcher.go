@@ -24,10 +24,13 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if !kept {
+	if !kept && !now.Before(p.countAgain) {
 		// A failed count must not stop batching: the counts only decide how soon a part-full
-		// batch leaves, never past its members' latest safe submit time.
+		// batch leaves, never past its members' latest safe submit time. The count scans every
+		// erasure in one write, so after a failure it is tried again a minute later, not at
+		// every round.
 		if err := ensureBacklog(ctx, p.db); err != nil {
+			p.countAgain = now.Add(time.Minute)
 			if ctx.Err() == nil {
 				p.log.Error("pipeline: counting the erasures on their way to the queue", "err", err)
 			}
@@ -44,8 +47,9 @@ func (p *Pipeline) flushQueues(ctx context.Context, now time.Time) error {
 		}
 		s := g.Summarize()
 		total, due := s.Total, p.partDue(g, s, backlogs[g.Account], now)
+		atRisk := s.AtRisk || (p.cfg.Flush == FlushPack && s.Urgent(now))
 		for total >= MaxBatchIDs || due {
-			formed, err := p.formBatch(ctx, g.Account, model.TargetKind(g.Kind), s.AtRisk, now)
+			formed, err := p.formBatch(ctx, g.Account, model.TargetKind(g.Kind), atRisk, now)
 			if err != nil {
 				return err
 			}

@@ -15,8 +15,10 @@ import (
 // FlushPack, the default. Quota, not time, is what an account runs out of: 100 requests a month,
 // whatever they hold. So a part-full batch waits while more records of its kind may still join
 // it, and leaves:
-//   - when the first of its members reaches its latest safe submit time (QueueEntry.SafeBy): a
-//     request sent then still meets that erasure's deadline;
+//   - sendLead before the first of its members reaches its latest safe submit time
+//     (QueueEntry.SafeBy): a request sent then still meets that erasure's deadline, with
+//     sendLead (besides the margin inside SafeBy) to spare for a LivePerson outage, a spent
+//     quota or a held batch an operator must settle;
 //   - when nothing more can join it: no erasure of the account is on its way to the queue (the
 //     account's Backlog: none being resolved or awaiting confirmation, and for conversations
 //     none holding records on open conversations), and no new erasure has arrived for the
@@ -44,6 +46,17 @@ import (
 // FlushPerErasure sends each erasure's records of a kind in a request of their own as soon as
 // they are queued: the naive one request per subject. Both are baselines for the month
 // benchmark, not for production.
+
+// sendLead is how long before its first member's latest safe submit time a part-full batch
+// leaves under FlushPack. A day more of packing saves few requests; a day more of slack is what
+// a LivePerson outage or an operator's settling of a held batch needs.
+const sendLead = 24 * time.Hour
+
+// Urgent reports whether a queue summed up as s must leave at now under FlushPack because of
+// its members' deadlines: its first member's latest safe submit time is within sendLead. Such a
+// batch is not held back by the month's pace and may use the reserve: its first member is at
+// risk.
+func (s QueueSummary) Urgent(now time.Time) bool { return !now.Before(s.FirstSafe.Add(-sendLead)) }
 
 // The quiet period's bounds and factor (see Backlog.Quiet).
 const (
@@ -88,7 +101,7 @@ func (p *Pipeline) partDue(g *Queue, s QueueSummary, b Backlog, now time.Time) b
 		return due
 	}
 	switch {
-	case !now.Before(s.FirstSafe):
+	case s.Urgent(now):
 		return true
 	case maxWait > 0 && !now.Before(s.Oldest.Add(maxWait)):
 		return true

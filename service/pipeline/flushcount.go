@@ -34,8 +34,9 @@ import (
 
 // Backlog is an account's erasures on their way to the queue, and its arrivals.
 type Backlog struct {
-	// Resolving counts open erasures whose records are not planned yet: RECEIVED, RESOLVING,
-	// AWAITING_CONFIRMATION. Any kind of record may still come of them.
+	// Resolving counts open erasures whose records are not planned yet and that wait for no
+	// person: RECEIVED, RESOLVING (not blocked on an unsearchable identifier). Any kind of
+	// record may still come of them.
 	Resolving int `json:"resolving,omitempty"`
 	// Open counts open erasures holding records on open conversations: once closed, those are
 	// queued as conversations.
@@ -52,7 +53,7 @@ type Backlog struct {
 // are kept (every stored erasure was counted once).
 var (
 	backlogPrefix    = []byte("backlog/")
-	backlogMarkerKey = []byte("counts/backlog")
+	backlogMarkerKey = []byte("counts/backlog/2") // 2: erasures waiting for a person no longer count
 )
 
 // BacklogKey holds account's Backlog in the Ledger.
@@ -86,9 +87,14 @@ func onTheWay(e *model.Erasure) (resolving, open bool) {
 	if e == nil || e.State.Final() {
 		return false, false
 	}
+	// An erasure waiting for a person (an approver's confirmation, or a decision on an
+	// identifier that may be unsearchable) may wait for days: it does not hold the account's
+	// part-full batches back.
 	switch e.State {
-	case model.StateReceived, model.StateResolving, model.StateAwaitingConfirmation:
+	case model.StateReceived:
 		resolving = true
+	case model.StateResolving:
+		resolving = e.BlockedOn != model.BlockedIdentifierUnsearchable
 	}
 	for _, c := range e.TargetCounts {
 		open = open || (c.Status == model.TargetDeferredOpen && c.Count > 0)
@@ -186,12 +192,13 @@ func ensureBacklog(ctx context.Context, db DB) error {
 			var e struct { // only what onTheWay reads
 				State        model.State         `json:"state"`
 				AccountID    string              `json:"account_id"`
+				BlockedOn    model.BlockedOn     `json:"blocked_on"`
 				TargetCounts []model.TargetCount `json:"target_counts"`
 			}
 			if err := json.Unmarshal(v, &e); err != nil {
 				return false, fmt.Errorf("decode erasure %s: %w", k, err)
 			}
-			resolving, open := onTheWay(&model.Erasure{State: e.State, AccountID: e.AccountID, TargetCounts: e.TargetCounts})
+			resolving, open := onTheWay(&model.Erasure{State: e.State, AccountID: e.AccountID, BlockedOn: e.BlockedOn, TargetCounts: e.TargetCounts})
 			if !resolving && !open {
 				return true, nil
 			}

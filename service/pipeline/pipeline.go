@@ -104,6 +104,8 @@ type Pipeline struct {
 	sched *Scheduler
 	// planned is the month planner's memory of its last forecast (see planRound).
 	planned planState
+	// countAgain is when a failed count of the backlog (ensureBacklog) is tried again.
+	countAgain time.Time
 }
 
 // New prepares a pipeline of cfg; Run starts it.

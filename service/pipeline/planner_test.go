@@ -323,3 +323,33 @@ func TestPlanRoundCadence(t *testing.T) {
 		t.Errorf("a round %v later did not forecast (stored %v)", forecastEvery, got)
 	}
 }
+
+// TestPacingNeverHoldsABatchAtItsSendTime: a part-full batch whose first member is within
+// sendLead of its latest safe submit time leaves, however far the month's use runs ahead of its
+// pace, without waiting for the forecast to mark the member at risk.
+func TestPacingNeverHoldsABatchAtItsSendTime(t *testing.T) {
+	now := time.Date(2026, 4, 3, 0, 0, 0, 0, time.UTC)
+	var logs bytes.Buffer
+	p, d, db := newPlanPipeline(t, &now, FlushPack, &logs)
+	safe := time.Date(2026, 4, 5, 0, 0, 0, 0, time.UTC)
+	queueErasure(t, d, db, "a", 100, safe, false)
+	setUsed(t, db, Month(now), 40)
+	used := func() int {
+		var q Quota
+		db.View(func(tx store.Tx) (err error) { q, err = GetQuota(tx, "1234", Month(now)); return err })
+		return q.Used
+	}
+	if err := p.Flush(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	if u := used(); u != 40 {
+		t.Fatalf("April 3: %d requests used, want 40 (the full batch held by the pace)", u)
+	}
+	now = safe.Add(-sendLead)
+	if err := p.Flush(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	if u := used(); u != 41 {
+		t.Errorf("%v, sendLead before the member's safe time: %d requests used, want 41", now, u)
+	}
+}
