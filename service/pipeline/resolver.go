@@ -95,6 +95,10 @@ func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Targe
 	if r.AtRisk && r.AtRiskTime.IsZero() {
 		r.AtRiskTime = now
 	}
+	// Ids a live batch already holds follow it rather than wait to be sent again.
+	if _, err := c.linkQueued(tx, r, ts, now); err != nil {
+		return err
+	}
 	if err := c.enqueueTargets(tx, r, ts, now); err != nil {
 		return err
 	}
@@ -108,6 +112,7 @@ func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Targe
 	case r.State == model.StateVerifying:
 		next = now
 	}
+	r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn) // a joined held batch shows
 	return SetNext(tx, &r.Erasure, next)
 }
 
