@@ -150,7 +150,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 					return err
 				}
 				linked = ts
-				if r.State = deriveState(r, ts); r.State == model.StateVerifying {
+				if r.State = joinedState(prev, deriveState(r, ts)); r.State == model.StateVerifying || movesOn(r, ts) {
 					if err := SetNext(tx, &r.Erasure, now); err != nil {
 						return err
 					}

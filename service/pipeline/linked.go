@@ -211,6 +211,26 @@ func (c *Changes) join(tx store.Tx, r *model.Record, t *model.Target, b *Batch) 
 	return PutBatch(tx, b)
 }
 
+// joinedState is the state an erasure in prev moves to when records joined live batches put it
+// in st. The erasure states allow SUBMITTED, DELETING and VERIFYING to be reached in one change
+// only from SCHEDULED; from any other state the erasure goes to SCHEDULED first, and its
+// SCHEDULED step moves it on (movesOn).
+func joinedState(prev, st model.State) model.State {
+	switch {
+	case st == prev || prev == model.StateScheduled:
+		return st
+	case st == model.StateSubmitted, st == model.StateDeleting, st == model.StateVerifying:
+		return model.StateScheduled
+	}
+	return st
+}
+
+// movesOn reports whether r is SCHEDULED with nothing of its own waiting: its records are all in
+// batches past the queue, and its next step sets the state they put it in.
+func movesOn(r *model.Record, ts []model.Target) bool {
+	return r.State == model.StateScheduled && !model.HasStatus(ts, model.TargetFound, model.TargetQueued, model.TargetDeferredOpen)
+}
+
 // endDoneLinks removes the links of each DONE batch among ts's once r, now final, was the last
 // of its erasures still open: nothing is left for a re-read to find kept, and a later erasure
 // finding one of its ids sends it again rather than keep hashes of ids past their erasures.
