@@ -40,12 +40,25 @@ func (e *linkEnv) restart() {
 }
 
 // gatedCreate is a fake LivePerson whose CreateDeletion answers err, creating nothing, while
-// err is set.
+// err is set. It counts the reads of each chat by id.
 type gatedCreate struct {
 	*fakeLivePerson
-	mu  sync.Mutex
-	err error
+	mu    sync.Mutex
+	err   error
+	reads map[string]int
 }
+
+func (g *gatedCreate) ChatByID(ctx context.Context, account, id string, from, to time.Time) (ChatRecord, bool, error) {
+	g.mu.Lock()
+	if g.reads == nil {
+		g.reads = map[string]int{}
+	}
+	g.reads[id]++
+	g.mu.Unlock()
+	return g.fakeLivePerson.ChatByID(ctx, account, id, from, to)
+}
+
+func (g *gatedCreate) readsOf(id string) int { g.mu.Lock(); defer g.mu.Unlock(); return g.reads[id] }
 
 func (g *gatedCreate) set(err error) { g.mu.Lock(); g.err = err; g.mu.Unlock() }
 
@@ -348,5 +361,54 @@ func TestLinkedCancelRequeuesTheOther(t *testing.T) {
 			}
 			e.complete(map[string]int{kept: 2})
 		})
+	}
+}
+
+// An erasure arriving once the first one's request is DONE, while the first is still open,
+// follows it too: its copy of the record is DONE at once, with no new request, and its receipt
+// rests on its own re-read of the record, not on the other erasure's.
+func TestLinkedJoinsDoneRequestAndRereads(t *testing.T) {
+	e := newLinkEnv(t)
+	e.chats("AAA", "1100000001")
+	e.chats("BBB", "2200000001")
+	e.shareChat()
+	na := e.erase(1, "AAA")
+	e.settle()
+	e.advance(e.cfg.BatchMaxWait)
+	e.lp.mu.Lock()
+	e.lp.unread["1100000001"] = true // AAA's verification cannot finish yet
+	e.lp.mu.Unlock()
+	e.runLivePersonTimeline()
+	e.wantState(na, StateVerifying)
+	// LivePerson said DONE, but a search still finds the record as it was (its masking lags).
+	setShared := func(c ChatRecord) {
+		e.lp.mu.Lock()
+		defer e.lp.mu.Unlock()
+		for i := range e.lp.chats {
+			if e.lp.chats[i].EngagementID == sharedChat {
+				c.EngagementID, c.Start = sharedChat, e.lp.chats[i].Start
+				e.lp.chats[i] = c
+			}
+		}
+	}
+	setShared(ChatRecord{CustomerIDs: []string{"AAA", "BBB"}})
+
+	nb := e.erase(2, "BBB")
+	e.settle()
+	if tb := e.target(nb, sharedChat); tb.Status != TargetDone || tb.LPRequest != e.lp.requests[0].ID {
+		t.Fatalf("BBB's shared record %+v, want DONE in request %d", tb, e.lp.requests[0].ID)
+	}
+	setShared(ChatRecord{ContentRead: true, Masked: true}) // masked now
+	reads := e.gate.readsOf(sharedChat)
+	e.advance(e.cfg.BatchMaxWait)
+	if n := e.sentCount(sharedChat); n != 1 {
+		t.Fatalf("the shared record is in %d requests, want 1 (bodies %v)", n, e.lp.createdBodies())
+	}
+	e.lp.mu.Lock()
+	delete(e.lp.unread, "1100000001")
+	e.lp.mu.Unlock()
+	e.complete(map[string]int{na: 2, nb: 2})
+	if got := e.gate.readsOf(sharedChat); got <= reads {
+		t.Errorf("the shared record was read back %d times after BBB joined, want BBB's own re-read", got-reads)
 	}
 }
