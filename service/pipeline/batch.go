@@ -100,7 +100,7 @@ func PutBatch(tx store.Tx, b *Batch) error {
 		return err
 	}
 	if linkEnded(b.State) {
-		if err := dropLinks(tx, b.ID); err != nil {
+		if err := DropLinks(tx, b.ID); err != nil {
 			return err
 		}
 	}

@@ -99,7 +99,7 @@ func (c *Changes) addLinks(tx store.Tx, b *Batch, ids []string) error {
 }
 
 // dropLinks removes every link of batch id: its ids may be sent again.
-func dropLinks(tx store.Tx, id uint64) error {
+func DropLinks(tx store.Tx, id uint64) error {
 	prefix := schema.LinkBatchPrefix(id)
 	var macs [][]byte
 	err := tx.Scan(schema.Links, prefix, func(k, _ []byte) (bool, error) {
@@ -263,7 +263,7 @@ func (c *Changes) endDoneLinks(tx store.Tx, r *model.Record, ts []model.Target) 
 			}
 		}
 		if !open {
-			if err := dropLinks(tx, b.ID); err != nil {
+			if err := DropLinks(tx, b.ID); err != nil {
 				return err
 			}
 		}
