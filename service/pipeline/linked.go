@@ -98,7 +98,8 @@ func (c *Changes) addLinks(tx store.Tx, b *Batch, ids []string) error {
 	return nil
 }
 
-// dropLinks removes every link of batch id: its ids may be sent again.
+// DropLinks removes every link of batch id: its ids may be sent again. The pipeline calls it
+// when a batch ends; the key keeper may call it for a batch whose erasures are all final.
 func DropLinks(tx store.Tx, id uint64) error {
 	prefix := schema.LinkBatchPrefix(id)
 	var macs [][]byte
