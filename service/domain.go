@@ -2,8 +2,11 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/erasured/erasured/service/model"
@@ -16,7 +19,28 @@ import (
 // domain. Both sides work on the same stored record, model.Record (this package's record).
 type domain struct{ s *Service }
 
-var _ pipeline.Domain = domain{}
+var (
+	_ pipeline.Domain = domain{}
+	_ pipeline.Linker = domain{}
+)
+
+// linkLabel derives the key of the batches' links from the fingerprint key: a key of its own,
+// so that a link hash (of a record id) can never be compared with a subject's fingerprint. It
+// comes from the root secret, as the fingerprint key does, so it is the same after a restart
+// and after the master key is rotated (the root secret is re-sealed, not replaced).
+const linkLabel = "erasured/record-link/v1"
+
+// LinkHash is the keyed HMAC-SHA256 of a LivePerson record id of a kind within an account:
+// what the pipeline's links are keyed by, so that no record id is stored in the clear.
+func (d domain) LinkHash(account string, kind TargetKind, id string) []byte {
+	m := hmac.New(sha256.New, derive(d.s.keys.fpKey, linkLabel))
+	m.Write([]byte(account))
+	m.Write([]byte{0})
+	m.Write(strconv.AppendInt(nil, int64(kind), 10))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return m.Sum(nil)
+}
 
 func (d domain) Targets(tx store.Tx, m *model.Record) ([]Target, error) {
 	return d.s.targetsOf(tx, m)

@@ -147,7 +147,20 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			}
 			prev := r.State
 			r.SealedTargets, r.TargetCounts = m.sealed, model.CountTargets(m.targets)
-			if err := p.ch.enqueueTargets(tx, r, m.targets, now); err != nil {
+			ts, linked := m.targets, []model.Target(nil) // linked nil: the targets as sealed in the plan
+			if m.link {
+				ts = slices.Clone(m.targets) // the plan's stay as made: this may run again
+				if _, err := p.ch.linkQueued(tx, r, ts, now); err != nil {
+					return err
+				}
+				linked = ts
+				if r.State = joinedState(prev, deriveState(r, ts)); r.State == model.StateVerifying || movesOn(r, ts) {
+					if err := SetNext(tx, &r.Erasure, now); err != nil {
+						return err
+					}
+				}
+			}
+			if err := p.ch.enqueueTargets(tx, r, ts, now); err != nil {
 				return err
 			}
 			r.BlockedOn = model.BlockedNone
@@ -155,12 +168,12 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 				r.BlockedOn = model.BlockedOpenConversations // the rest still waits for its conversation to close
 			}
 			r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn)
-			if err := p.d.Transition(tx, r, prev, nil, now); err != nil { // targets set above, sealed
+			if err := p.d.Transition(tx, r, prev, linked, now); err != nil { // targets set above, sealed
 				return err
 			}
 		}
-		if len(plan.members) == 0 {
-			return nil
+		if len(plan.ids) == 0 {
+			return nil // only links: no batch
 		}
 		b := plan.batch
 		if !p.d.Committable(tx, plan.wrapped) {
@@ -178,6 +191,9 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 		}
 		b.NextPoll = now
 		if err := Reschedule(tx, TaskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
+			return err
+		}
+		if err := p.ch.addLinks(tx, &b, plan.ids); err != nil {
 			return err
 		}
 		formed = true
@@ -232,6 +248,9 @@ type batchMember struct {
 	seenRecord
 	targets []model.Target // all its targets, those taken carrying the batch's id
 	sealed  []byte         // targets, sealed with the erasure's data key
+	// link: some of its targets' ids are held by another live batch, which they join when the
+	// plan is committed (their targets are then sealed again, in the transaction).
+	link bool
 }
 
 // seenRecord is a record as the plan read it (raw nil: there was none).
@@ -283,10 +302,9 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 		b := &plan.batch
 		*b = Batch{ID: plan.seq + 1, Account: account, Kind: int32(kind), State: BatchIntent, Created: now}
 		chosen := map[string]bool{}
+		// A full batch still takes, from the erasures after it, the ids it already holds: they
+		// cost nothing, and an erasure left behind with one would send it again.
 		for _, i := range order {
-			if len(chosen) >= MaxBatchIDs {
-				break
-			}
 			if only != "" && g.IDs[i] != only {
 				continue
 			}
@@ -303,11 +321,21 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 			if err != nil {
 				return err
 			}
-			took := false
+			took, link := false, false
 			for j := range ts {
 				t := &ts[j]
 				if t.Kind != kind || t.Status != model.TargetQueued || t.Batch != 0 {
 					continue
+				}
+				if !chosen[t.ID] {
+					// An id another live batch holds joins it when the plan is committed.
+					if lb, err := p.ch.linkedBatch(tx, account, kind, t.ID); err != nil || lb != nil {
+						if err != nil {
+							return err
+						}
+						link = true
+						continue
+					}
 				}
 				if !chosen[t.ID] && len(chosen) >= MaxBatchIDs {
 					continue
@@ -316,15 +344,17 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 				t.Batch = b.ID
 				took = true
 			}
-			if !took {
+			if !took && !link {
 				continue
 			}
 			if sealers[r.ID], err = p.d.TargetSealer(tx, r); err != nil {
 				return err
 			}
-			b.AtRisk = b.AtRisk || r.AtRisk
-			b.Erasures = append(b.Erasures, r.ID)
-			plan.members = append(plan.members, batchMember{seenRecord: seen, targets: ts})
+			if took {
+				b.AtRisk = b.AtRisk || r.AtRisk
+				b.Erasures = append(b.Erasures, r.ID)
+			}
+			plan.members = append(plan.members, batchMember{seenRecord: seen, targets: ts, link: link})
 		}
 		for id := range chosen {
 			plan.ids = append(plan.ids, id)

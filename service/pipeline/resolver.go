@@ -85,6 +85,7 @@ func (p *Pipeline) finalResolver(r *model.Record, followed []string, now time.Ti
 // scheduleTargets queues every found target, holds open conversations, and sets the erasure's
 // state, what it is blocked on and its next re-check accordingly.
 func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Target, now time.Time) error {
+	prev := r.State
 	for i := range ts {
 		if ts[i].Status == model.TargetFound {
 			ts[i].Status = model.TargetQueued
@@ -95,19 +96,28 @@ func (c *Changes) ScheduleTargets(tx store.Tx, r *model.Record, ts []model.Targe
 	if r.AtRisk && r.AtRiskTime.IsZero() {
 		r.AtRiskTime = now
 	}
+	// Ids a live batch already holds follow it rather than wait to be sent again.
+	joined, err := c.linkQueued(tx, r, ts, now)
+	if err != nil {
+		return err
+	}
 	if err := c.enqueueTargets(tx, r, ts, now); err != nil {
 		return err
 	}
 	r.State = deriveState(r, ts)
+	if joined {
+		r.State = joinedState(prev, r.State)
+	}
 	r.BlockedOn = model.BlockedNone
 	next := time.Time{}
 	switch {
 	case model.HasStatus(ts, model.TargetDeferredOpen):
 		r.BlockedOn = model.BlockedOpenConversations
 		next = now.Add(c.t.PollInterval)
-	case r.State == model.StateVerifying:
+	case r.State == model.StateVerifying, joined && movesOn(r, ts):
 		next = now
 	}
+	r.BlockedOn = model.HeldFirst(&r.Erasure, r.BlockedOn) // a joined held batch shows
 	return SetNext(tx, &r.Erasure, next)
 }
 
@@ -141,8 +151,15 @@ func (p *Pipeline) recheckOpen(ctx context.Context, snap *snapshot) error {
 		}
 	}
 	if len(open) == 0 {
+		now := p.now()
 		return p.commit(ctx, snap, func(tx store.Tx, r *model.Record, ts []model.Target) ([]model.Target, error) {
-			return ts, SetNext(tx, &r.Erasure, time.Time{})
+			// Records that joined live batches (linked.go) move the erasure on with them.
+			r.State = deriveState(r, ts)
+			next := time.Time{}
+			if r.State == model.StateVerifying {
+				next = now
+			}
+			return ts, SetNext(tx, &r.Erasure, next)
 		})
 	}
 	var found []model.Target

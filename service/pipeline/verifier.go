@@ -62,10 +62,17 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 				continue
 			}
 			ts[i].Requeued++
+			// The batch no longer stands for this record: it may be sent again.
+			if err := p.ch.dropLink(tx, r.AccountID, ts[i].Kind, ts[i].ID, ts[i].Batch); err != nil {
+				return nil, err
+			}
 			ts[i].Status, ts[i].Batch, ts[i].LPRequest = model.TargetQueued, 0, 0
 		}
 		if failed > 0 {
 			if err := p.d.Fail(tx, r, "verification_failed"); err != nil {
+				return nil, err
+			}
+			if err := p.ch.endDoneLinks(tx, r, ts); err != nil {
 				return nil, err
 			}
 			r.LastError = fmt.Sprintf("verification: %d record(s) still hold data after deletion was requested twice (LivePerson requests %v)",
@@ -103,6 +110,9 @@ func (p *Pipeline) finish(tx store.Tx, r *model.Record, ts []model.Target, now t
 	}
 	r.Swept = true
 	r.State = model.StateCompleted
+	if err := p.ch.endDoneLinks(tx, r, ts); err != nil {
+		return err
+	}
 	return p.d.Complete(tx, r, ts, now)
 }
 

@@ -38,7 +38,12 @@ var (
 	// data keys (the period keys) and the root secret, each sealed by the master key: what a
 	// key directory holds on a store only one process uses. Empty otherwise.
 	WrappingKeys = store.Bucket{Name: "wrapping_keys"}
+	// Links maps a LivePerson record id, as a keyed hash of its account, kind and id, to the
+	// live batch that holds it, so that an id another erasure finds follows that batch instead
+	// of being sent again (package pipeline, linked.go). No id is in it in the clear. A store
+	// written before it existed starts with it empty: its batches are simply not linked.
+	Links = store.Bucket{Name: "links"}
 )
 
 // Buckets is every bucket of the layout: what a backend is opened with.
-var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, SubmitIndex, WrappingKeys}
+var Buckets = []store.Bucket{Meta, Erasures, Requests, Audit, Ledger, Batches, Keys, Schedule, Queue, Receipts, SubmitIndex, WrappingKeys, Links}

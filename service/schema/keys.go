@@ -35,6 +35,8 @@ import (
 //	          "r/" request_id                                → outcome of the Submit that took it
 //	          "s/" account 0 root fingerprint (hex)          → the open erasures holding it
 //	          "e/" erasure id                                → its "s/" entries, while it is open
+//	Links     "h/" link hash                                 → U64(batch id): the live batch holding it
+//	          "b/" U64(batch id) link hash                   → nothing (the batch's links, to end them)
 //	WrappingKeys  "root", or "p-" and a period's start       → that key, sealed by the master key
 //	          (the names of the key directory's files)
 
@@ -143,3 +145,12 @@ func OpenSubjectKey(account, fingerprint string) []byte {
 // ErasureSubjectsKey holds, in SubmitIndex, the OpenSubjectKey entries erasure id is listed
 // in, so that they are removed when it ends without opening its sealed index.
 func ErasureSubjectsKey(id string) []byte { return []byte("e/" + id) }
+
+// LinkKey is where, in Links, the batch holding the record of link hash mac is kept.
+func LinkKey(mac []byte) []byte { return append([]byte("h/"), mac...) }
+
+// LinkBatchPrefix starts the keys, in Links, of the links of batch id.
+func LinkBatchPrefix(id uint64) []byte { return append([]byte("b/"), store.U64(id)...) }
+
+// LinkBatchKey is the key, in Links, that lists link hash mac under batch id.
+func LinkBatchKey(id uint64, mac []byte) []byte { return append(LinkBatchPrefix(id), mac...) }
