@@ -12,6 +12,7 @@ import (
 
 	"github.com/erasured/erasured/service/pipeline"
 	"github.com/erasured/erasured/service/schema"
+	"github.com/erasured/erasured/store"
 )
 
 // The tests of linked records: a LivePerson record found for two erasures of one account is
@@ -410,5 +411,47 @@ func TestLinkedJoinsDoneRequestAndRereads(t *testing.T) {
 	e.complete(map[string]int{na: 2, nb: 2})
 	if got := e.gate.readsOf(sharedChat); got <= reads {
 		t.Errorf("the shared record was read back %d times after BBB joined, want BBB's own re-read", got-reads)
+	}
+}
+
+// The key keeper removes the links of a DONE batch once every erasure it holds is final (the
+// last may have ended otherwise than by its verification, which removes them itself), and
+// leaves them while an erasure of it is still open.
+func TestKeeperDropsLinksOfEndedDoneBatch(t *testing.T) {
+	e := newLinkEnv(t)
+	e.chats("AAA", "1100000001")
+	e.chats("BBB", "2200000001")
+	e.shareChat()
+	na := e.erase(1, "AAA")
+	e.settle()
+	e.advance(e.cfg.BatchMaxWait)
+	nb := e.erase(2, "BBB")
+	e.settle()
+	if keys, _ := e.links(); len(keys) == 0 {
+		t.Fatal("no links while the shared request is open")
+	}
+	if _, err := e.svc.Keep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := e.links(); len(keys) == 0 {
+		t.Fatal("the keeper dropped the links of a request whose erasures are open")
+	}
+	e.advance(e.cfg.BatchMaxWait) // BBB's own record goes
+	e.complete(map[string]int{na: 2, nb: 2})
+	id := e.target(na, sharedChat).Batch
+	mac := bytes.Repeat([]byte{7}, 32) // a link left over, as an erasure that ended otherwise leaves it
+	if err := e.db.Update(context.Background(), func(tx storeTx) error {
+		if err := tx.Put(schema.Links, schema.LinkKey(mac), store.U64(id)); err != nil {
+			return err
+		}
+		return tx.Put(schema.Links, schema.LinkBatchKey(id, mac), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Keep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := e.links(); len(keys) != 0 {
+		t.Errorf("links of batch %d, DONE with every erasure final, still stored after the keeper ran: %q", id, keys)
 	}
 }

@@ -161,6 +161,7 @@ type keepPlan struct {
 	rewrap  []rewrapTask
 	shred   []string            // erasure ids
 	batches []uint64            // batches to shred
+	unlink  []uint64            // DONE batches whose erasures are all final: their links go
 	dedups  map[string][]string // shredded erasure id → keys of its deduplicated Submits in Requests
 	// counted is the erasure counts as stored, seen those of the erasures the plan read, at
 	// revision rev: checkCounts compares them.
@@ -224,6 +225,9 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	if err := s.shredBatches(ctx, plan.batches, &st); err != nil {
 		return st, err
 	}
+	if err := inChunks(ctx, s, plan.unlink, func(tx store.Tx, id uint64) error { return pipeline.DropLinks(tx, id) }); err != nil {
+		return st, err
+	}
 	return st, s.destroyUnused(ctx, now, &st)
 }
 
@@ -233,7 +237,8 @@ func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly b
 	if plan.counted, _, err = getCounts(tx); err != nil {
 		return plan, err
 	}
-	gone := map[string]bool{} // erasure id → shredded, or shredded in this run
+	gone := map[string]bool{}   // erasure id → shredded, or shredded in this run
+	finals := map[string]bool{} // erasure id → final
 	shredding := map[string]bool{}
 	err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
 		r := new(record)
@@ -243,6 +248,7 @@ func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly b
 		plan.seen.add(tallyOf(r.State, r.AtRisk), 1)
 		final, ft := r.State.Final(), finalTimeOf(r)
 		gone[r.ID] = !r.ShredTime.IsZero()
+		finals[r.ID] = final
 		switch {
 		case gone[r.ID]:
 		case final && !now.Before(ft.Add(s.cfg.Retention)) && !migrateOnly:
@@ -271,6 +277,20 @@ func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly b
 		var b batch
 		if err := json.Unmarshal(v, &b); err != nil {
 			return false, fmt.Errorf("decode batch: %w", err)
+		}
+		if b.State == LPDone && !migrateOnly {
+			// A DONE batch keeps its links while an erasure may still join it; once every
+			// erasure it holds is final (the last may have been cancelled or failed rather than
+			// verified), nothing follows it any more.
+			ended := true
+			for _, id := range b.Erasures {
+				if f, ok := finals[id]; ok {
+					ended = ended && f
+				}
+			}
+			if ended && pipeline.HasLinks(tx, b.ID) {
+				plan.unlink = append(plan.unlink, b.ID)
+			}
 		}
 		w := tx.Get(schema.Keys, schema.BatchKeyName(b.ID))
 		if w == nil {

@@ -98,6 +98,17 @@ func (c *Changes) addLinks(tx store.Tx, b *Batch, ids []string) error {
 	return nil
 }
 
+// HasLinks reports whether batch id has a link left.
+func HasLinks(tx store.Tx, id uint64) bool {
+	prefix := schema.LinkBatchPrefix(id)
+	found := false
+	_ = tx.Scan(schema.Links, prefix, func(k, _ []byte) (bool, error) {
+		found = bytes.HasPrefix(k, prefix)
+		return false, nil
+	})
+	return found
+}
+
 // DropLinks removes every link of batch id: its ids may be sent again. The pipeline calls it
 // when a batch ends; the key keeper may call it for a batch whose erasures are all final.
 func DropLinks(tx store.Tx, id uint64) error {
