@@ -46,7 +46,7 @@ const leaderRetry = 2 * time.Second
 
 // resignTimeout bounds the resignation of a term when the process stops: a store that does not
 // answer lets the lease expire instead.
-const resignTimeout = 2 * time.Second
+const resignTimeout = 5 * time.Second
 
 // Run campaigns and leads until ctx ends, and returns once the pipeline has stopped and the
 // term (if one is held) is resigned.
