@@ -42,7 +42,7 @@ const restartOpenShare = 0.10
 
 // restartLayout names the store's layout in the cache key: the service's schema version, and the
 // shape of the build, which changes when this file's recipe does.
-var restartLayout = fmt.Sprintf("s%d-b1", schema.Version)
+var restartLayout = fmt.Sprintf("s%d-b2", schema.Version)
 
 // restartStore is a built store: the directory the sandbox erasured runs in.
 type restartStore struct {

@@ -323,7 +323,8 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedH
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(schema.SubmitIndex, openKey(r.ID), nil); err != nil {
+	mark := openMark(indexFields{RequestID: r.RequestID, AccountID: r.AccountID, DataKey: r.DataKey, Index: r.Index})
+	if err := tx.Put(schema.SubmitIndex, openKey(r.ID), mark); err != nil {
 		return err
 	}
 	if s.cfg.Shared {
@@ -342,8 +343,12 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedH
 }
 
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
-// refs); in a shared store, the store too.
+// refs); in a shared store, the store too. r's open mark takes its new sealed index.
 func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
+	mark := openMark(indexFields{RequestID: r.RequestID, AccountID: r.AccountID, DataKey: r.DataKey, Index: r.Index})
+	if err := tx.Put(schema.SubmitIndex, openKey(r.ID), mark); err != nil {
+		return err
+	}
 	if s.cfg.Shared {
 		fps := make([]string, len(added))
 		for i, a := range added {

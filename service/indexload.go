@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
@@ -23,8 +24,15 @@ import (
 // deduplicated one. A Submit whose request_id memory does not know reads that entry (Submit). A
 // store shared by processes keeps a full entry under every request_id already (shared.go).
 //
-// New then reads the open marks, and for each its record: one Get and one decode each, however
-// many final erasures there are; shredded ones cost nothing at all. A store written before the
+// An open mark holds what the index needs of its erasure, so that New reads the marks alone, not
+// the records (a record is several kB of JSON; a mark about 200 bytes): the request_id, the
+// account, the sealed index and the data key as wrapped when the erasure was created. The key
+// keeper wraps open data keys again as periods pass, into the record only, and destroys a period
+// key once no record needs it: a mark whose key no longer unwraps sends New to the record, which
+// has it. (The copy in the mark is wrapped by a period key the erasure was open in, as the
+// record's own earlier versions were, and the mark goes when the erasure ends: the keeper's bound
+// on how long a data key can be recovered stays as it is, shred.go.) Final erasures cost nothing
+// at start, however many there are. A store written before the
 // marks were kept has none (openIndexMark is absent): New reads every erasure once, as it did
 // before, writes the marks and entries, and the mark that says they are there (rebuildIndex).
 //
@@ -67,13 +75,18 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			}
 		}
 		prefix := []byte(openPrefix)
-		err = tx.Scan(schema.SubmitIndex, prefix, func(k, _ []byte) (bool, error) {
+		err = tx.Scan(schema.SubmitIndex, prefix, func(k, v []byte) (bool, error) {
 			if len(k) < len(prefix) || string(k[:len(prefix)]) != openPrefix {
 				return false, nil
 			}
 			listed++
 			id := string(k[len(prefix):])
-			v := tx.Get(schema.Erasures, []byte(id))
+			if r, ok := decodeOpenMark(id, v); ok {
+				if done, err := s.loadOpenFast(tx, ix, r); done || err != nil {
+					return err == nil, err
+				}
+			}
+			v = tx.Get(schema.Erasures, []byte(id))
 			if v == nil {
 				return false, fmt.Errorf("erasure %s is marked open but not stored", id)
 			}
@@ -148,6 +161,68 @@ func (s *Service) loadOpen(tx store.Tx, ix *submitIndex, r indexFields) error {
 	return nil
 }
 
+// loadOpenFast is loadOpen from an open mark, whose data key may be wrapped by a period key
+// destroyed since: done is false then, and the record must be read.
+func (s *Service) loadOpenFast(tx store.Tx, ix *submitIndex, r indexFields) (done bool, err error) {
+	id, err := uuid.Parse(r.ID)
+	if err != nil {
+		return false, fmt.Errorf("erasure %s: %w", r.ID, err)
+	}
+	key, err := s.keys.unwrapIn(tx, r.ID, r.DataKey)
+	if err != nil {
+		return false, nil
+	}
+	sec, err := openIndex(key, r.ID, r.Index)
+	if err != nil {
+		return false, err
+	}
+	if sec.hasHash {
+		ix.requests[ridKeyOf(r.RequestID)] = id
+	}
+	ix.openLocked(id, fpKeys(r.AccountID, sec.fps))
+	return true, nil
+}
+
+// openMarkVersion starts an open mark's value; then come, each as a uvarint length and its
+// bytes, the request_id, the account, the wrapped data key and the sealed index.
+const openMarkVersion = 1
+
+// openMark is the value of erasure r's open mark (see above); empty when r's record does not
+// hold its data key and sealed index (a record written before them: New reads the record).
+func openMark(r indexFields) []byte {
+	if r.DataKey == nil || r.Index == nil {
+		return nil
+	}
+	out := make([]byte, 0, 1+4*binary.MaxVarintLen32+len(r.RequestID)+len(r.AccountID)+len(r.DataKey)+len(r.Index))
+	out = append(out, openMarkVersion)
+	for _, f := range [][]byte{[]byte(r.RequestID), []byte(r.AccountID), r.DataKey, r.Index} {
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
+
+// decodeOpenMark decodes the open mark v of erasure id; ok is false when it holds nothing (or
+// what this binary does not read), and the record must be read.
+func decodeOpenMark(id string, v []byte) (r indexFields, ok bool) {
+	if len(v) == 0 || v[0] != openMarkVersion {
+		return r, false
+	}
+	v = v[1:]
+	var fields [4][]byte
+	for i := range fields {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < n {
+			return r, false
+		}
+		fields[i], v = v[w:w+int(n)], v[w+int(n):]
+	}
+	if len(v) != 0 {
+		return r, false
+	}
+	return indexFields{ID: id, RequestID: string(fields[0]), AccountID: string(fields[1]), DataKey: fields[2], Index: fields[3]}, true
+}
+
 // indexSecretsOf opens the index secrets of record r; ok is false when its data key does not
 // unwrap.
 func (s *Service) indexSecretsOf(tx store.Tx, r indexFields) (sec indexSecrets, ok bool, err error) {
@@ -212,7 +287,7 @@ func (s *Service) rebuildIndex(ctx context.Context) error {
 				pointers[r.RequestID] = requestEntry{RequestID: r.RequestID, ErasureID: r.ID}
 				return true, nil
 			}
-			writes = append(writes, indexWrite{key: openKey(r.ID)})
+			writes = append(writes, indexWrite{key: openKey(r.ID), value: openMark(r)})
 			return true, s.loadOpen(tx, ix, r)
 		})
 		if err != nil {
