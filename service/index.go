@@ -20,37 +20,50 @@ import (
 //
 // Before it writes, Submit asks two questions: was this request_id seen before (idempotency), and
 // has this account an open erasure that shares any identifier (subject or alias) with this
-// request (dedup). Both are answered from memory, so a
-// Submit writes only entries under ascending keys — its erasure record (UUIDv7), its event
-// (revision), its data key (UUIDv7), its schedule entry (time) — each appended at the end of its
-// B+tree. Kept on disk by request_id and by fingerprint, as they were at first, the two indexes
-// put every Submit in the middle of two more trees: a different leaf page each, several times the
-// pages per commit, and a third of the throughput (docs/benchmarks.md).
+// request (dedup). For open erasures both are answered from memory, so a Submit that creates an
+// erasure writes only entries under ascending keys — its erasure record (UUIDv7), its event
+// (revision), its data key (UUIDv7), its schedule entry (time), its open mark (UUIDv7) — each
+// appended at the end of its B+tree. Kept on disk by request_id and by fingerprint, as they were
+// at first, the two indexes put every Submit in the middle of two more trees: a different leaf
+// page each, several times the pages per commit, and a third of the throughput
+// (docs/benchmarks.md).
+//
+// Memory holds open erasures only: the request_id that created each (by a hash: the record
+// holds the request_id, and replay checks it) and the root fingerprints of its identifiers. Dedup
+// concerns open erasures alone. A request_id memory does not know is looked up in the store,
+// under schema.RequestIDKey: the change that ends an erasure writes its entry there, a
+// deduplicated Submit writes its own, both pointers without any secret (indexload.go). Those are
+// writes in the middle of a tree, but at an erasure's end and on the dedup path, not on every
+// Submit; the look-up is one read. So final erasures, which outnumber the open ones and only
+// grow, cost no memory and nothing at start.
 //
 // What the index holds is derived from the store when New reads it back:
-//   - an erasure record carries the request_id and, sealed with its data key, the payload hash
-//     of the Submit that created it and the root fingerprints of its subject and aliases
-//     (sealedindex.go); its state says whether it is open;
+//   - an open mark (indexload.go) carries the request_id and, sealed with the erasure's data key,
+//     the payload hash of the Submit that created it and the root fingerprints of its subject and
+//     aliases (sealedindex.go);
 //   - a Submit answered with an existing erasure (deduplicated) stores a requestEntry in Requests
 //     under a fresh UUIDv7 (so, ascending too), its payload hash sealed with that erasure's key.
 //
 // A shredded erasure keeps its request_id, and so do the entries pointing at it, without any
-// hash: in memory they hold the zero hash, which no payload has, so a retry is answered
+// hash: they are read as the zero hash, which no payload has, so a retry is answered
 // REQUEST_ID_REUSED and never creates a second erasure.
 //
 // After New, memory follows the store through commit hooks (store.Tx.OnCommit), which run in
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
-// checks against the erasure's stored state inside its transaction; the request map is exact.
+// checks against the erasure's stored state inside its transaction; the request map says which
+// record to read. A request_id leaves memory only after the commit that wrote its entry in the
+// store, so a Submit that misses it in memory finds it there.
 //
 // All of this holds for a store only this process writes. One shared with other processes
 // (Config.Shared) gets the two indexes in the store as well, where Submit's transaction reads
 // them: there the store decides, memory is a cache (shared.go). The extra keys cost what is
 // said above, in the middle of trees, so a store of one process goes without them.
 //
-// Cost (BenchmarkLoadIndex): about 360 bytes of heap per open erasure without aliases (its request
-// and its subject), half that once it has ended; New decodes every erasure record once and, to
-// open its sealed index, unwraps its data key: about 14 µs each (1.4 s for 100,000 erasures),
-// of which the unsealing is about 5.
+// Cost (BenchmarkLoadIndex, 100,000 open erasures): about 150 bytes of heap per open erasure
+// without aliases, and about 4 µs each to load, most of it opening its sealed index (its data key
+// unwrapped, then the index). Before memory was limited to open erasures and loaded from open
+// marks, the same benchmark measured 360 bytes and 27 µs on this machine, and every final erasure
+// cost about half that again.
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
@@ -142,8 +155,11 @@ type submitIndex struct {
 	unreadable map[string]map[string]bool
 }
 
-func newSubmitIndex() *submitIndex {
-	return &submitIndex{requests: map[ridKey]uuid.UUID{}, subjects: map[subKey]uuid.UUID{}, more: map[subKey][]uuid.UUID{},
+func newSubmitIndex() *submitIndex { return newSubmitIndexFor(0) }
+
+// newSubmitIndexFor is an empty index sized for n open erasures.
+func newSubmitIndexFor(n int) *submitIndex {
+	return &submitIndex{requests: make(map[ridKey]uuid.UUID, n), subjects: make(map[subKey]uuid.UUID, n), more: map[subKey][]uuid.UUID{},
 		accounts: map[string]string{}, unreadable: map[string]map[string]bool{},
 		busyRequests: map[string]chan struct{}{}, busySubjects: map[subKey]chan struct{}{}}
 }

@@ -59,7 +59,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 	start := time.Now()
 	ix := newSubmitIndex()
 	var marked bool
-	var listed int
+	var listed, records int // open marks, and records read for marks that did not do
 	err := s.db.View(func(tx store.Tx) error {
 		if marked = tx.Get(schema.SubmitIndex, openIndexMark) != nil; !marked {
 			return nil
@@ -74,6 +74,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 				open += n
 			}
 		}
+		ix = newSubmitIndexFor(open)
 		prefix := []byte(openPrefix)
 		err = tx.Scan(schema.SubmitIndex, prefix, func(k, v []byte) (bool, error) {
 			if len(k) < len(prefix) || string(k[:len(prefix)]) != openPrefix {
@@ -86,6 +87,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 					return err == nil, err
 				}
 			}
+			records++
 			v = tx.Get(schema.Erasures, []byte(id))
 			if v == nil {
 				return false, fmt.Errorf("erasure %s is marked open but not stored", id)
@@ -112,7 +114,7 @@ func (s *Service) loadIndex(ctx context.Context) error {
 	s.index = ix
 	s.logUnreadable(ix)
 	releaseMemory(listed)
-	s.log.Info("loaded the Submit index", "open_erasures", listed, "took", time.Since(start).Round(time.Millisecond).String())
+	s.log.Info("loaded the Submit index", "open_erasures", listed, "records_read", records, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
