@@ -206,7 +206,8 @@ func parallel(ctx context.Context, workers, from, to int, op func(ctx context.Co
 }
 
 // copyStore copies the built store in src (its master key, key directory and database) to dst,
-// so that a run, which changes the store as erasured starts, leaves the cache as it was.
+// so that a run, which changes the store as erasured starts, leaves the cache as it was. The
+// copy is synced to disk before it returns.
 func copyStore(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -229,10 +230,12 @@ func copyStore(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
+		_, err = io.Copy(out, in)
+		if err == nil {
+			// Written back now, not while erasured starts: a restart does not follow the
+			// writing of gigabytes.
+			err = out.Sync()
 		}
-		return out.Close()
+		return errors.Join(err, out.Close())
 	})
 }
