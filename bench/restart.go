@@ -61,6 +61,9 @@ const (
 	restartGoalPerOpen  = 512 // bytes of memory per open erasure
 	restartSettle       = 2 * time.Second
 	restartServeTimeout = 5 * time.Minute
+	// restartStopTimeout bounds the wait for erasured to stop: the work it started (its key
+	// keeper reads every erasure) ends before it does.
+	restartStopTimeout = 5 * time.Minute
 )
 
 // restartSample is one start of erasured: its times from exec, and its memory once its first
@@ -68,6 +71,7 @@ const (
 // erasures, which all fall due at once).
 type restartSample struct {
 	serving, firstSubmit time.Duration
+	stop                 time.Duration // from SIGTERM to exit
 	started, settled     memSample
 }
 
@@ -140,9 +144,9 @@ func runRestart(ctx context.Context, cfg Config, out io.Writer) error {
 			}
 			if cfg.Progress != nil {
 				m := s.started
-				fmt.Fprintf(cfg.Progress, "restart: run %d, %s: SERVING after %s, first Submit after %s, RSS %s (anon %s, file %s), heap in use %s\n",
+				fmt.Fprintf(cfg.Progress, "restart: run %d, %s: SERVING after %s, first Submit after %s, RSS %s (anon %s, file %s), heap in use %s; stopped %s after SIGTERM\n",
 					run+1, cond(withData, fmt.Sprintf("%d erasures", st.n), "empty store"), s.serving.Round(time.Millisecond),
-					s.firstSubmit.Round(time.Millisecond), mib(m.rss), mib(m.anon), mib(m.file), mib(m.heap))
+					s.firstSubmit.Round(time.Millisecond), mib(m.rss), mib(m.anon), mib(m.file), mib(m.heap), s.stop.Round(time.Millisecond))
 			}
 		}
 	}
@@ -178,6 +182,7 @@ func reportRestart(w io.Writer, st restartStore, bin string, full, empty []resta
 	}
 	row("exec to health SERVING", func(s restartSample) float64 { return s.serving.Seconds() }, false)
 	row("exec to first Submit answered", func(s restartSample) float64 { return s.firstSubmit.Seconds() }, false)
+	row("SIGTERM to exit (after the memory readings)", func(s restartSample) float64 { return s.stop.Seconds() }, false)
 	for _, at := range []struct {
 		name string
 		of   func(restartSample) memSample
@@ -233,13 +238,15 @@ func startOnce(ctx context.Context, bin, dir string) (restartSample, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() error {
+		t := time.Now()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
+			s.stop = time.Since(t)
 			return err
-		case <-time.After(30 * time.Second):
+		case <-time.After(restartStopTimeout):
 			_ = cmd.Process.Kill()
-			return errors.Join(errors.New("erasured did not stop on SIGTERM"), <-exited)
+			return errors.Join(fmt.Errorf("erasured did not stop within %s of SIGTERM", restartStopTimeout), <-exited)
 		}
 	}
 	fail := func(err error) (restartSample, error) { return s, errors.Join(err, stop()) }
@@ -274,7 +281,8 @@ func startOnce(ctx context.Context, bin, dir string) (restartSample, error) {
 	if s.settled, err = readMemory(cmd.Process.Pid, metricsAddr); err != nil {
 		return fail(err)
 	}
-	return s, stop()
+	err = stop() // sets s.stop
+	return s, err
 }
 
 // freePort returns a loopback address no listener holds now.
