@@ -339,8 +339,7 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedH
 	if err != nil {
 		return err
 	}
-	mark := openMark(indexFields{RequestID: r.RequestID, AccountID: r.AccountID, DataKey: r.DataKey, Index: r.Index})
-	if err := tx.Put(schema.SubmitIndex, openKey(r.ID), mark); err != nil {
+	if err := s.putOpenMark(tx, r); err != nil {
 		return err
 	}
 	if s.cfg.Shared {
@@ -361,8 +360,7 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedH
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
 // refs); in a shared store, the store too. r's open mark takes its new sealed index.
 func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
-	mark := openMark(indexFields{RequestID: r.RequestID, AccountID: r.AccountID, DataKey: r.DataKey, Index: r.Index})
-	if err := tx.Put(schema.SubmitIndex, openKey(r.ID), mark); err != nil {
+	if err := s.putOpenMark(tx, r); err != nil {
 		return err
 	}
 	if s.cfg.Shared {
@@ -388,13 +386,12 @@ func (s *Service) indexClosed(tx store.Tx, r *record) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Delete(schema.SubmitIndex, openKey(r.ID)); err != nil {
-		return err
-	}
 	if s.cfg.Shared {
 		if err := storeClosed(tx, r.ID); err != nil {
 			return err
 		}
+	} else if err := tx.Delete(schema.SubmitIndex, openKey(r.ID)); err != nil {
+		return err
 	} else if tx.Get(schema.SubmitIndex, schema.RequestIDKey(r.RequestID)) == nil {
 		// One already there points at the Requests entry that holds the hash (an erasure
 		// created before its record kept it).
