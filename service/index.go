@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -18,37 +20,50 @@ import (
 //
 // Before it writes, Submit asks two questions: was this request_id seen before (idempotency), and
 // has this account an open erasure that shares any identifier (subject or alias) with this
-// request (dedup). Both are answered from memory, so a
-// Submit writes only entries under ascending keys — its erasure record (UUIDv7), its event
-// (revision), its data key (UUIDv7), its schedule entry (time) — each appended at the end of its
-// B+tree. Kept on disk by request_id and by fingerprint, as they were at first, the two indexes
-// put every Submit in the middle of two more trees: a different leaf page each, several times the
-// pages per commit, and a third of the throughput (docs/benchmarks.md).
+// request (dedup). For open erasures both are answered from memory, so a Submit that creates an
+// erasure writes only entries under ascending keys — its erasure record (UUIDv7), its event
+// (revision), its data key (UUIDv7), its schedule entry (time), its open mark (UUIDv7) — each
+// appended at the end of its B+tree. Kept on disk by request_id and by fingerprint, as they were
+// at first, the two indexes put every Submit in the middle of two more trees: a different leaf
+// page each, several times the pages per commit, and a third of the throughput
+// (docs/benchmarks.md).
+//
+// Memory holds open erasures only: the request_id that created each (by a hash: the record
+// holds the request_id, and replay checks it) and the root fingerprints of its identifiers. Dedup
+// concerns open erasures alone. A request_id memory does not know is looked up in the store,
+// under schema.RequestIDKey: the change that ends an erasure writes its entry there, a
+// deduplicated Submit writes its own, both pointers without any secret (indexload.go). Those are
+// writes in the middle of a tree, but at an erasure's end and on the dedup path, not on every
+// Submit; the look-up is one read. So final erasures, which outnumber the open ones and only
+// grow, cost no memory and nothing at start.
 //
 // What the index holds is derived from the store when New reads it back:
-//   - an erasure record carries the request_id and, sealed with its data key, the payload hash
-//     of the Submit that created it and the root fingerprints of its subject and aliases
-//     (sealedindex.go); its state says whether it is open;
+//   - an open mark (indexload.go) carries the request_id and, sealed with the erasure's data key,
+//     the payload hash of the Submit that created it and the root fingerprints of its subject and
+//     aliases (sealedindex.go);
 //   - a Submit answered with an existing erasure (deduplicated) stores a requestEntry in Requests
 //     under a fresh UUIDv7 (so, ascending too), its payload hash sealed with that erasure's key.
 //
 // A shredded erasure keeps its request_id, and so do the entries pointing at it, without any
-// hash: in memory they hold the zero hash, which no payload has, so a retry is answered
+// hash: they are read as the zero hash, which no payload has, so a retry is answered
 // REQUEST_ID_REUSED and never creates a second erasure.
 //
 // After New, memory follows the store through commit hooks (store.Tx.OnCommit), which run in
 // commit order before any caller of the commit is answered. The subject map is a hint that Submit
-// checks against the erasure's stored state inside its transaction; the request map is exact.
+// checks against the erasure's stored state inside its transaction; the request map says which
+// record to read. A request_id leaves memory only after the commit that wrote its entry in the
+// store, so a Submit that misses it in memory finds it there.
 //
 // All of this holds for a store only this process writes. One shared with other processes
 // (Config.Shared) gets the two indexes in the store as well, where Submit's transaction reads
 // them: there the store decides, memory is a cache (shared.go). The extra keys cost what is
 // said above, in the middle of trees, so a store of one process goes without them.
 //
-// Cost (BenchmarkLoadIndex): about 360 bytes of heap per open erasure without aliases (its request
-// and its subject), half that once it has ended; New decodes every erasure record once and, to
-// open its sealed index, unwraps its data key: about 14 µs each (1.4 s for 100,000 erasures),
-// of which the unsealing is about 5.
+// Cost (BenchmarkLoadIndex, 100,000 open erasures): about 150 bytes of heap per open erasure
+// without aliases, and about 4 µs each to load, most of it opening its sealed index (its data key
+// unwrapped, then the index). Before memory was limited to open erasures and loaded from open
+// marks, the same benchmark measured 360 bytes and 27 µs on this machine, and every final erasure
+// cost about half that again.
 
 // requestEntry is the stored outcome of one accepted request_id.
 type requestEntry struct {
@@ -61,6 +76,10 @@ type requestEntry struct {
 	// New seals it.
 	PayloadHash  string `json:"payload_hash,omitempty"`
 	Deduplicated bool   `json:"deduplicated,omitempty"`
+	// Entry, in a pointer a store of one process keeps under the request_id (storedRequests),
+	// is the key in Requests of the entry that holds the sealed hash; empty when the erasure's
+	// own sealed index holds it (the Submit that created it).
+	Entry string `json:"entry,omitempty"`
 }
 
 // hashed reports whether e still holds its payload hash (its erasure is not shredded).
@@ -68,13 +87,13 @@ func (e requestEntry) hashed() bool {
 	return e.SealedHash != nil || (e.PayloadHash != "" && e.PayloadHash != shreddedHash)
 }
 
-// requestRef is a requestEntry in memory.
+// requestRef is what a request_id produced, with its payload hash.
 type requestRef struct {
 	erasure uuid.UUID
 	hash    [32]byte // zero: the erasure is shredded, and no payload matches
 	dedup   bool
-	// unreadable: the erasure's data key could not be unwrapped when the index was loaded
-	// (a wrong master key or key directory), so its hash is unknown.
+	// unreadable: the erasure's data key does not unwrap (a wrong master key or key
+	// directory), so its hash is unknown.
 	unreadable bool
 }
 
@@ -87,18 +106,47 @@ func (e requestEntry) ref(hash [32]byte) (requestRef, error) {
 	return requestRef{erasure: id, hash: hash, dedup: e.Deduplicated}, nil
 }
 
-// submitIndex is the in-memory index Submit consults.
+// ridKey is a request_id as memory keeps it: the first 16 bytes of its SHA-256. Memory only
+// says which erasure to read: the record holds the request_id, and replay checks it.
+type ridKey [16]byte
+
+func ridKeyOf(requestID string) ridKey {
+	h := sha256.Sum256([]byte(requestID))
+	return ridKey(h[:16])
+}
+
+// subKey identifies a subject within an account, as the index keeps it: the account (one
+// string per account, interned) and the root fingerprint's 32 bytes.
+type subKey struct {
+	account string
+	fp      [32]byte
+}
+
+// subjectKey is the index key of a root fingerprint (hex) of account.
+func subjectKey(account, fingerprint string) subKey {
+	k := subKey{account: account}
+	if n, err := hex.Decode(k.fp[:], []byte(fingerprint)); err != nil || n != len(k.fp) || len(fingerprint) != 2*len(k.fp) {
+		k.fp = sha256.Sum256([]byte("fingerprint\x00" + fingerprint)) // never happens: fingerprints are 32 bytes
+	}
+	return k
+}
+
+// submitIndex is the in-memory index Submit consults. It holds open erasures only: final ones
+// are answered from the store (storedRequests), and cost nothing at start.
 type submitIndex struct {
-	mu       sync.Mutex
-	requests map[string]requestRef // by request_id
+	mu sync.Mutex
+	// requests maps the request_id of each open erasure's creating Submit to the erasure.
+	requests map[ridKey]uuid.UUID
 	// subjects maps the subjectKey of every identifier (subject and aliases) of every open
-	// erasure to the erasures holding it: one, unless a Submit that joined one erasure brought
-	// an identifier another open erasure already had.
-	subjects map[string][]string
+	// erasure to the erasure holding it; more holds the further ones, when a Submit that joined
+	// one erasure brought an identifier another open erasure already had.
+	subjects map[subKey]uuid.UUID
+	more     map[subKey][]uuid.UUID
+	accounts map[string]string // interned account ids
 	// busy holds the request ids and subject keys of Submits between their lookup and their
 	// commit; a second Submit for any of them waits for the channel to close, then looks again.
 	busyRequests map[string]chan struct{}
-	busySubjects map[string]chan struct{}
+	busySubjects map[subKey]chan struct{}
 	// unreadable holds, by account, the open erasures whose data key did not unwrap when the
 	// index was loaded (a lost period key, another key directory). Their identifiers are sealed
 	// with that key, so they are not in subjects: a Submit for one of their subjects would not
@@ -107,17 +155,18 @@ type submitIndex struct {
 	unreadable map[string]map[string]bool
 }
 
-func newSubmitIndex() *submitIndex {
-	return &submitIndex{requests: map[string]requestRef{}, subjects: map[string][]string{}, unreadable: map[string]map[string]bool{},
-		busyRequests: map[string]chan struct{}{}, busySubjects: map[string]chan struct{}{}}
+func newSubmitIndex() *submitIndex { return newSubmitIndexFor(0) }
+
+// newSubmitIndexFor is an empty index sized for n open erasures.
+func newSubmitIndexFor(n int) *submitIndex {
+	return &submitIndex{requests: make(map[ridKey]uuid.UUID, n), subjects: make(map[subKey]uuid.UUID, n), more: map[subKey][]uuid.UUID{},
+		accounts: map[string]string{}, unreadable: map[string]map[string]bool{},
+		busyRequests: map[string]chan struct{}{}, busySubjects: map[subKey]chan struct{}{}}
 }
 
-// subjectKey identifies a subject within an account, as the index keeps it.
-func subjectKey(account, fingerprint string) string { return account + "\x00" + fingerprint }
-
 // subjectKeys are the index keys of an erasure's identifiers.
-func subjectKeys(account string, refs []identRef) []string {
-	out := make([]string, len(refs))
+func subjectKeys(account string, refs []identRef) []subKey {
+	out := make([]subKey, len(refs))
 	for i, r := range refs {
 		out[i] = subjectKey(account, r.Fingerprint)
 	}
@@ -125,15 +174,16 @@ func subjectKeys(account string, refs []identRef) []string {
 }
 
 // claim waits until no other Submit is writing requestID or any of subjects, then either returns
-// what requestID produced before (known), or reserves them all for the caller and returns the
+// the open erasure requestID created (known), or reserves them all for the caller and returns the
 // ids of the open erasures holding any of the subjects (those of the first subject first, none
 // twice) and the function that ends the reservation.
-func (ix *submitIndex) claim(ctx context.Context, requestID string, subjects []string) (prior requestRef, known bool, open []string, release func(), err error) {
+func (ix *submitIndex) claim(ctx context.Context, requestID string, subjects []subKey) (prior uuid.UUID, known bool, open []string, release func(), err error) {
+	rk := ridKeyOf(requestID)
 	for {
 		ix.mu.Lock()
-		if ref, ok := ix.requests[requestID]; ok {
+		if id, ok := ix.requests[rk]; ok {
 			ix.mu.Unlock()
-			return ref, true, nil, nil, nil
+			return id, true, nil, nil, nil
 		}
 		wait := ix.busyRequests[requestID]
 		for _, sk := range subjects {
@@ -146,14 +196,14 @@ func (ix *submitIndex) claim(ctx context.Context, requestID string, subjects []s
 			ix.busyRequests[requestID] = ch
 			for _, sk := range subjects {
 				ix.busySubjects[sk] = ch
-				for _, id := range ix.subjects[sk] {
-					if !slices.Contains(open, id) {
-						open = append(open, id)
+				for _, id := range ix.openOf(sk) {
+					if s := id.String(); !slices.Contains(open, s) {
+						open = append(open, s)
 					}
 				}
 			}
 			ix.mu.Unlock()
-			return requestRef{}, false, open, func() {
+			return uuid.UUID{}, false, open, func() {
 				ix.mu.Lock()
 				delete(ix.busyRequests, requestID)
 				for _, sk := range subjects {
@@ -167,50 +217,104 @@ func (ix *submitIndex) claim(ctx context.Context, requestID string, subjects []s
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return requestRef{}, false, nil, nil, ctx.Err()
+			return uuid.UUID{}, false, nil, nil, ctx.Err()
 		}
 	}
 }
 
-// addRequest records an accepted request_id (a commit hook).
+// openOf are the open erasures of sk (with ix.mu held).
+func (ix *submitIndex) openOf(sk subKey) []uuid.UUID {
+	first, ok := ix.subjects[sk]
+	if !ok {
+		return nil
+	}
+	return append([]uuid.UUID{first}, ix.more[sk]...)
+}
+
+// addRequest records what a request_id produced (a commit hook). Memory keeps the request_ids of
+// open erasures only: one that is shredded (its zero hash) is forgotten, and answered from the
+// store.
 func (ix *submitIndex) addRequest(requestID string, ref requestRef) {
 	ix.mu.Lock()
-	ix.requests[requestID] = ref
-	ix.mu.Unlock()
+	defer ix.mu.Unlock()
+	if ref.hash == ([32]byte{}) && !ref.unreadable {
+		delete(ix.requests, ridKeyOf(requestID))
+		return
+	}
+	ix.requests[ridKeyOf(requestID)] = ref.erasure
+}
+
+// forgetRequest forgets the request_id of erasure, which has ended (a commit hook): the store
+// answers it from then on.
+func (ix *submitIndex) forgetRequest(requestID string, erasure uuid.UUID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if k := ridKeyOf(requestID); ix.requests[k] == erasure {
+		delete(ix.requests, k)
+	}
 }
 
 // openSubject records erasure as open for each of the subject keys (a commit hook).
-func (ix *submitIndex) openSubject(erasure string, subjects ...string) {
+func (ix *submitIndex) openSubject(erasure string, subjects ...subKey) {
+	id, err := uuid.Parse(erasure)
+	if err != nil {
+		return // erasure ids are UUIDs: New and Submit make them
+	}
 	ix.mu.Lock()
+	ix.openLocked(id, subjects)
+	ix.mu.Unlock()
+}
+
+func (ix *submitIndex) openLocked(id uuid.UUID, subjects []subKey) {
 	for _, sk := range subjects {
-		if ids := ix.subjects[sk]; !slices.Contains(ids, erasure) {
-			ix.subjects[sk] = append(ids, erasure)
+		acct, ok := ix.accounts[sk.account]
+		if !ok {
+			acct = strings.Clone(sk.account)
+			ix.accounts[acct] = acct
+		}
+		sk.account = acct
+		first, ok := ix.subjects[sk]
+		switch {
+		case !ok:
+			ix.subjects[sk] = id
+		case first != id && !slices.Contains(ix.more[sk], id):
+			ix.more[sk] = append(ix.more[sk], id)
 		}
 	}
-	ix.mu.Unlock()
 }
 
 // closeSubject forgets erasure as open for each of the subject keys (a commit hook).
-func (ix *submitIndex) closeSubject(erasure string, subjects ...string) {
+func (ix *submitIndex) closeSubject(erasure string, subjects ...subKey) {
+	id, err := uuid.Parse(erasure)
+	if err != nil {
+		return
+	}
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
 	for _, sk := range subjects {
-		ids := slices.DeleteFunc(ix.subjects[sk], func(id string) bool { return id == erasure })
-		if len(ids) == 0 {
-			delete(ix.subjects, sk)
+		more := ix.more[sk]
+		if first, ok := ix.subjects[sk]; ok && first == id {
+			if len(more) == 0 {
+				delete(ix.subjects, sk)
+				continue
+			}
+			ix.subjects[sk], more = more[0], more[1:]
 		} else {
-			ix.subjects[sk] = ids
+			more = slices.DeleteFunc(more, func(m uuid.UUID) bool { return m == id })
+		}
+		if len(more) == 0 {
+			delete(ix.more, sk)
+		} else {
+			ix.more[sk] = more
 		}
 	}
-	ix.mu.Unlock()
 }
 
 // putRequest stores the outcome of a deduplicated Submit under key, its payload hash sealed with
-// dataKey (that of the erasure it was answered with), and has the index learn it on commit.
+// dataKey (that of the erasure it was answered with). Memory does not learn it: the store answers
+// its retries, from its entry under the request_id (storedRequests).
 func (s *Service) putRequest(tx store.Tx, key string, e requestEntry, hash [32]byte, dataKey []byte) error {
-	ref, err := e.ref(hash)
-	if err != nil {
-		return err
-	}
+	var err error
 	if e.SealedHash, err = sealRequestHash(dataKey, e.ErasureID, e.RequestID, hash); err != nil {
 		return err
 	}
@@ -222,19 +326,20 @@ func (s *Service) putRequest(tx store.Tx, key string, e requestEntry, hash [32]b
 		return err
 	}
 	if s.cfg.Shared {
-		if err := putStoredRequest(tx, e); err != nil {
-			return err
-		}
+		return putStoredRequest(tx, e)
 	}
-	return tx.OnCommit(func() { s.index.addRequest(e.RequestID, ref) })
+	return putStoredRequest(tx, requestEntry{RequestID: e.RequestID, ErasureID: e.ErasureID, Deduplicated: true, Entry: key})
 }
 
-// indexCreated has the index learn, on commit, the erasure r that a Submit has just created, with
-// its request hash and root fingerprints. In a shared store it writes them in the store too, the
-// hash as sealedHash (sealRequestHash with r's data key).
+// indexCreated lists r, the erasure a Submit has just created, as open in the store, and has the
+// index learn it on commit, with its request_id and root fingerprints. In a shared store it
+// writes them in the store too, the hash as sealedHash (sealRequestHash with r's data key).
 func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedHash []byte) error {
-	ref, err := requestEntry{RequestID: r.RequestID, ErasureID: r.ID}.ref(sec.hash)
+	id, err := uuid.Parse(r.ID)
 	if err != nil {
+		return err
+	}
+	if err := s.putOpenMark(tx, r); err != nil {
 		return err
 	}
 	if s.cfg.Shared {
@@ -245,16 +350,19 @@ func (s *Service) indexCreated(tx store.Tx, r *record, sec indexSecrets, sealedH
 			return err
 		}
 	}
-	rid, sks, id := r.RequestID, fpKeys(r.AccountID, sec.fps), r.ID
+	rid, sks := r.RequestID, fpKeys(r.AccountID, sec.fps)
 	return tx.OnCommit(func() {
-		s.index.addRequest(rid, ref)
-		s.index.openSubject(id, sks...)
+		s.index.addRequest(rid, requestRef{erasure: id, hash: sec.hash})
+		s.index.openSubject(r.ID, sks...)
 	})
 }
 
 // indexJoined has the index learn, on commit, identifiers a Submit has added to r (their root
-// refs); in a shared store, the store too.
+// refs); in a shared store, the store too. r's open mark takes its new sealed index.
 func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
+	if err := s.putOpenMark(tx, r); err != nil {
+		return err
+	}
 	if s.cfg.Shared {
 		fps := make([]string, len(added))
 		for i, a := range added {
@@ -268,179 +376,60 @@ func (s *Service) indexJoined(tx store.Tx, r *record, added []identRef) error {
 	return tx.OnCommit(func() { s.index.openSubject(id, sks...) })
 }
 
-// indexClosed has the index forget, on commit, r as the open erasure of its identifiers: r has
-// reached a final state. Their root fingerprints are in r's sealed index. In a shared store they
-// are removed from the store in tx, which needs no data key.
+// indexClosed moves r, which has reached a final state, out of the open erasures: in tx, its
+// request_id gets its entry in the store (a store of one process keeps none for open erasures)
+// and its open mark goes; on commit, memory forgets its request_id and, as the open erasure of
+// its identifiers, their root fingerprints, which are in r's sealed index. In a shared store
+// they are removed from the store in tx, which needs no data key.
 func (s *Service) indexClosed(tx store.Tx, r *record) error {
+	id, err := uuid.Parse(r.ID)
+	if err != nil {
+		return err
+	}
 	if s.cfg.Shared {
 		if err := storeClosed(tx, r.ID); err != nil {
 			return err
 		}
+	} else if err := tx.Delete(schema.SubmitIndex, openKey(r.ID)); err != nil {
+		return err
+	} else if tx.Get(schema.SubmitIndex, schema.RequestIDKey(r.RequestID)) == nil {
+		// One already there points at the Requests entry that holds the hash (an erasure
+		// created before its record kept it).
+		if err := putStoredRequest(tx, requestEntry{RequestID: r.RequestID, ErasureID: r.ID}); err != nil {
+			return err
+		}
 	}
+	rid, account := r.RequestID, r.AccountID
 	var key []byte
 	if r.Index != nil {
-		var err error
 		if key, err = s.dataKeyOf(tx, r); err != nil {
 			// Its data key did not unwrap when the index was loaded either, so its identifiers
 			// were never indexed: nothing to forget but the block on its account. Ending it must
 			// not need the key, or an erasure whose key is lost could never be cancelled.
-			id, account := r.ID, r.AccountID
-			return tx.OnCommit(func() { s.index.unblockAccount(account, id) })
+			return tx.OnCommit(func() {
+				s.index.forgetRequest(rid, id)
+				s.index.unblockAccount(account, r.ID)
+			})
 		}
 	}
 	sec, err := s.secretsOf(r, key)
 	if err != nil {
 		return fmt.Errorf("close erasure %s in the Submit index: %w", r.ID, err)
 	}
-	sks, id := fpKeys(r.AccountID, sec.fps), r.ID
-	return tx.OnCommit(func() { s.index.closeSubject(id, sks...) })
+	sks := fpKeys(r.AccountID, sec.fps)
+	return tx.OnCommit(func() {
+		s.index.forgetRequest(rid, id)
+		s.index.closeSubject(r.ID, sks...)
+	})
 }
 
 // fpKeys are the index keys of root fingerprints.
-func fpKeys(account string, fps []string) []string {
-	out := make([]string, len(fps))
+func fpKeys(account string, fps []string) []subKey {
+	out := make([]subKey, len(fps))
 	for i, fp := range fps {
 		out[i] = subjectKey(account, fp)
 	}
 	return out
-}
-
-// loadIndex reads the erasures and the Requests bucket into memory.
-func (s *Service) loadIndex(ctx context.Context) error {
-	ix := newSubmitIndex()
-	var clear clearFields
-	err := s.db.View(func(tx store.Tx) error {
-		// Requests first: while the erasures are read, the data keys of those their entries
-		// point at are kept to open the entries' hashes.
-		var entries []requestEntry
-		need := map[string][]byte{}
-		unreadable := map[string]bool{}
-		err := tx.Scan(schema.Requests, nil, func(k, v []byte) (bool, error) {
-			var e requestEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return false, fmt.Errorf("decode idempotency record %s: %w", k, err)
-			}
-			if e.PayloadHash != "" {
-				clear.entries = append(clear.entries, string(k))
-			}
-			if e.SealedHash != nil {
-				need[e.ErasureID] = nil
-			}
-			entries = append(entries, e)
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
-			var r indexFields
-			if err := json.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode erasure %s: %w", k, err)
-			}
-			id, err := uuid.Parse(r.ID)
-			if err != nil {
-				return false, fmt.Errorf("erasure %s: %w", k, err)
-			}
-			var sec indexSecrets
-			switch {
-			case !r.ShredTime.IsZero() || r.PayloadHash == shreddedHash:
-				ix.requests[r.RequestID] = requestRef{erasure: id} // the zero hash: shredded
-				return true, nil
-			case r.Index != nil:
-				w := r.DataKey
-				if w == nil {
-					w = tx.Get(schema.Keys, []byte(r.ID))
-				}
-				key, err := s.keys.unwrapIn(tx, r.ID, w)
-				if err != nil {
-					// A wrong master key or key directory. New still starts (`erasured keys
-					// check` counts what opens): the request_id stays known and its retries
-					// fail, its identifiers are not indexed.
-					unreadable[r.ID] = true
-					ix.requests[r.RequestID] = requestRef{erasure: id, unreadable: true}
-					if !r.State.Final() {
-						ix.blockAccount(r.AccountID, r.ID)
-					}
-					return true, nil
-				}
-				if sec, err = openIndex(key, r.ID, r.Index); err != nil {
-					return false, err
-				}
-				if _, ok := need[r.ID]; ok {
-					need[r.ID] = key
-				}
-			default: // written before the index was sealed
-				if sec, err = clearSecrets(r.PayloadHash, r.Fingerprint, r.Aliases); err != nil {
-					return false, fmt.Errorf("erasure %s: %w", r.ID, err)
-				}
-				clear.records = append(clear.records, r.ID)
-			}
-			if sec.hasHash { // else created before the hash was kept here: Requests has it
-				ix.requests[r.RequestID] = requestRef{erasure: id, hash: sec.hash}
-			}
-			if !r.State.Final() {
-				for _, sk := range fpKeys(r.AccountID, sec.fps) {
-					ix.subjects[sk] = append(ix.subjects[sk], r.ID)
-				}
-			}
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			var h [32]byte // stays zero when the erasure is shredded or gone
-			switch key := need[e.ErasureID]; {
-			case e.SealedHash != nil && key != nil:
-				if h, err = openRequestHash(key, e); err != nil {
-					return err
-				}
-			case e.SealedHash == nil && e.PayloadHash != "":
-				if h, err = decodeHash(e.PayloadHash); err != nil {
-					return fmt.Errorf("idempotency record of erasure %s: %w", e.ErasureID, err)
-				}
-			}
-			ref, err := e.ref(h)
-			if err != nil {
-				return err
-			}
-			ref.unreadable = e.SealedHash != nil && unreadable[e.ErasureID]
-			ix.requests[e.RequestID] = ref
-		}
-		switch {
-		case len(unreadable) > 0 && s.cfg.Shared: // the store dedups them (shared.go)
-			s.log.Error("the data keys of some erasures do not unwrap: their retries and joins fail", "erasures", len(unreadable))
-		case len(unreadable) > 0:
-			s.log.Error("the data keys of some erasures do not unwrap: their Submits are not deduplicated and their retries fail",
-				"erasures", len(unreadable))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load the Submit index: %w", err)
-	}
-	s.index = ix
-	if len(clear.records)+len(clear.entries) > 0 {
-		if err := s.sealClearFields(ctx, clear); err != nil {
-			return fmt.Errorf("seal the Submit index: %w", err)
-		}
-	}
-	return nil
-}
-
-// indexFields are the fields of a stored erasure record the index is built from.
-type indexFields struct {
-	ID          string    `json:"id"`
-	RequestID   string    `json:"request_id"`
-	AccountID   string    `json:"account_id"`
-	State       State     `json:"state"`
-	Index       []byte    `json:"index"`
-	DataKey     []byte    `json:"data_key"`
-	ShredTime   time.Time `json:"shred_time"`
-	Fingerprint string    `json:"fingerprint"`  // in the clear: the root one, before Index
-	PayloadHash string    `json:"payload_hash"` // before Index
-	// Aliases as the record holds them; before Index, their fingerprints are the root ones.
-	Aliases []identRef `json:"aliases"`
 }
 
 // blockAccount records the open erasure id of account as unreadable (called while loading).

@@ -86,8 +86,11 @@ func putStoredRequest(tx store.Tx, e requestEntry) error {
 
 // answerStored answers a Submit with payload hash hash whose request_id the store holds as e,
 // from tx: the same erasure, REQUEST_ID_REUSED for another payload or once the erasure is
-// shredded (its hash is gone with its data key). Its other errors are storage failures, for
-// storeError: it runs in transactions, which may run more than once, so it logs nothing.
+// shredded (its hash is gone with its data key). e is a full entry (a shared store's), or a
+// pointer (a store of one process: index.go), whose hash is in the Requests entry it names or,
+// for the Submit that created the erasure, in the erasure's sealed index. Its other errors are
+// storage failures, for storeError: it runs in transactions, which may run more than once, so it
+// logs nothing.
 func (s *Service) answerStored(tx store.Tx, e requestEntry, hash [32]byte) (SubmitResult, error) {
 	ref, err := e.ref([32]byte{})
 	if err != nil {
@@ -100,12 +103,55 @@ func (s *Service) answerStored(tx store.Tx, e requestEntry, hash [32]byte) (Subm
 	if r == nil {
 		return SubmitResult{}, fmt.Errorf("idempotency record points at missing erasure %s", e.ErasureID)
 	}
-	if r.ShredTime.IsZero() && e.SealedHash != nil {
+	if e.SealedHash == nil && e.Entry != "" {
+		v := tx.Get(schema.Requests, []byte(e.Entry))
+		if v == nil {
+			return SubmitResult{}, fmt.Errorf("idempotency record of erasure %s points at a missing entry", e.ErasureID)
+		}
+		var full requestEntry
+		if err := json.Unmarshal(v, &full); err != nil {
+			return SubmitResult{}, fmt.Errorf("decode idempotency record: %w", err)
+		}
+		if full.RequestID != e.RequestID || full.ErasureID != e.ErasureID {
+			return SubmitResult{}, fmt.Errorf("idempotency record of erasure %s points at another request's entry", e.ErasureID)
+		}
+		e = full
+	}
+	own := e.SealedHash == nil && e.PayloadHash == "" && !e.Deduplicated // the erasure's sealed index holds the hash
+	if own && r.RequestID != e.RequestID {
+		return SubmitResult{}, fmt.Errorf("idempotency record points at erasure %s, created by another request", e.ErasureID)
+	}
+	switch {
+	case !r.ShredTime.IsZero():
+	case e.SealedHash != nil:
 		key, err := s.dataKeyOf(tx, r)
 		if err != nil {
 			ref.unreadable = true
 		} else if ref.hash, err = openRequestHash(key, e); err != nil {
 			return SubmitResult{}, err
+		}
+	case e.PayloadHash != "": // in the clear, as entries written before the hashes were sealed
+		if e.PayloadHash != shreddedHash {
+			if ref.hash, err = decodeHash(e.PayloadHash); err != nil {
+				return SubmitResult{}, err
+			}
+		}
+	case e.Deduplicated:
+		// A deduplicated Submit's hash is in its entry only; gone with the erasure's data key.
+	default:
+		var key []byte
+		if r.Index != nil {
+			if key, err = s.dataKeyOf(tx, r); err != nil {
+				ref.unreadable = true
+				break
+			}
+		}
+		sec, err := s.secretsOf(r, key)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		if sec.hasHash && r.PayloadHash != shreddedHash {
+			ref.hash = sec.hash
 		}
 	}
 	if err := checkReplay(ref, hash); err != nil {

@@ -62,7 +62,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		return SubmitResult{}, err
 	}
 	fp := s.keys.Fingerprint(req.AccountID, req.Subject)
-	sks := []string{subjectKey(req.AccountID, fp)}
+	sks := []subKey{subjectKey(req.AccountID, fp)}
 	var refs []identRef // the aliases'
 	if len(req.Aliases) > 0 {
 		refs = s.refsOf(req.AccountID, req.Aliases)
@@ -72,10 +72,24 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 	if err != nil {
 		return SubmitResult{}, s.storeError(err)
 	}
+	if release != nil { // nil when memory knew the request_id
+		defer release()
+	}
 	shared := s.cfg.Shared
-	if known && shared {
-		// Memory knows the request_id; the store's entry answers (shared.go), and only an
-		// entry missing from the store sends this Submit on to its transaction.
+	if known && !shared {
+		// The open erasure it created: a retry changes nothing, it is answered from a read
+		// and only its audit entry is committed.
+		res, err := s.replayOpen(req.RequestID, prior, hash)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		return res, s.auditRetry(ctx, req, res, now)
+	}
+	if known || !shared {
+		// Memory knows the request_id (shared: the store's entry answers, shared.go), or it
+		// does not and, in a store of one process, the store's entry of a final erasure or a
+		// deduplicated Submit may. Only an entry missing from the store sends this Submit on
+		// to its transaction.
 		res, found, err := s.replayStored(req.RequestID, hash)
 		if err != nil {
 			return SubmitResult{}, err
@@ -83,27 +97,13 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, 
 		if found {
 			return res, s.auditRetry(ctx, req, res, now)
 		}
-		known = false
 	}
-	if !known && !shared { // a shared store lists the open erasures whatever their keys: no block
+	if !shared { // a shared store lists the open erasures whatever their keys: no block
 		if n := s.index.blocked(req.AccountID); n > 0 {
-			release()
 			return SubmitResult{}, &Error{Kind: KindUnavailable, Reason: "DATA_KEYS_UNREADABLE",
 				Message: fmt.Sprintf("%d open erasures of this account have data keys that do not open (is the key directory the right one?): "+
 					"a new request might duplicate one of them, so none is accepted until they end or their keys are back", n)}
 		}
-	}
-	if known {
-		// A retry changes nothing: it is answered from a read, and only its audit entry is
-		// committed.
-		res, err := s.replay(prior, hash)
-		if err != nil {
-			return SubmitResult{}, err
-		}
-		return res, s.auditRetry(ctx, req, res, now)
-	}
-	if release != nil { // nil when memory knew the request_id but the store did not
-		defer release()
 	}
 
 	// Everything random or costly is prepared outside the transaction function, which the store
@@ -279,20 +279,17 @@ func (s *Service) sealedRecord(ctx context.Context, eid string, req SubmitReques
 	return r, dk.plain, nil
 }
 
-// replay answers a Submit whose request_id was accepted before: the same erasure if the payload
-// is the same, a conflict if it is not (always, once the erasure is shredded: its hash is zero).
-func (s *Service) replay(prior requestRef, hash [32]byte) (SubmitResult, error) {
-	if err := checkReplay(prior, hash); err != nil {
-		return SubmitResult{}, s.storeError(err)
-	}
-	e, err := s.get(prior.erasure.String())
-	if KindOf(err) == KindNotFound { // the index names an erasure the store does not have
-		return SubmitResult{}, s.storeError(fmt.Errorf("idempotency record points at missing erasure %s", prior.erasure))
-	}
-	if err != nil {
-		return SubmitResult{}, err
-	}
-	return SubmitResult{Erasure: e, Deduplicated: prior.dedup}, nil
+// replayOpen answers a Submit whose request_id created the open erasure id (memory says so):
+// the same erasure if the payload is the same, a conflict if it is not. The record decides, as
+// it holds the request_id and, sealed, the hash (answerStored); the erasure may have ended since.
+func (s *Service) replayOpen(requestID string, id uuid.UUID, hash [32]byte) (SubmitResult, error) {
+	var res SubmitResult
+	err := s.db.View(func(tx store.Tx) error {
+		var err error
+		res, err = s.answerStored(tx, requestEntry{RequestID: requestID, ErasureID: id.String()}, hash)
+		return err
+	})
+	return res, s.storeError(err)
 }
 
 // checkReplay refuses a Submit whose request_id produced prior if its payload hash is another
