@@ -74,7 +74,7 @@ func RunRaw(ctx context.Context, dir string, layout Layout, l Load) (Point, erro
 	db, err := bolt.Open(filepath.Join(dir, "raw.db"), 0o600, &bolt.Options{
 		Timeout:        time.Second,
 		FreelistType:   bolt.FreelistMapType, // as the store opens it
-		NoFreelistSync: true,                 // as the store opens it
+		NoFreelistSync: false,                // as the store opens it
 	})
 	if err != nil {
 		return Point{}, fmt.Errorf("raw: open: %w", err)
