@@ -317,7 +317,7 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 		conf = s.cfg.DefaultConfirmation
 	}
 	due := AddMonth(received)
-	return &record{Private: private{SubjectDigits: digitsOnly(req.Subject)}, Erasure: Erasure{
+	r := &record{Private: private{SubjectDigits: digitsOnly(req.Subject)}, Erasure: Erasure{
 		ID:                   id,
 		RequestID:            req.RequestID,
 		AccountID:            req.AccountID,
@@ -335,6 +335,10 @@ func (s *Service) newRecord(ctx context.Context, id string, req SubmitRequest, f
 		AtRisk:               now.Add(s.cfg.CancelWindow + s.cfg.DeletionWindow).After(due),
 		SubmittedBy:          Principal(ctx),
 	}}
+	if r.AtRisk {
+		r.AtRiskTime = now // at risk from the start: the request came late
+	}
+	return r
 }
 
 // payloadHash is the keyed hash of everything a Submit asks for, as the caller gave it (so a

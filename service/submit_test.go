@@ -136,8 +136,12 @@ func TestDueTimeAndAtRisk(t *testing.T) {
 	// Received 10 days ago: 5 + 20 days of LivePerson windows no longer fit before the deadline.
 	old := e.submit(SubmitRequest{RequestID: "00000000-0000-4000-8000-000000000002", AccountID: "1", Subject: customer("b"),
 		ReceivedTime: e.clock.Now().Add(-10 * 24 * time.Hour)})
-	if !old.Erasure.AtRisk {
-		t.Errorf("erasure received 10 days ago: at_risk = false, want true")
+	if !old.Erasure.AtRisk || !old.Erasure.AtRiskTime.Equal(e.clock.Now()) {
+		t.Errorf("erasure received 10 days ago: at_risk = %v since %v, want true since its Submit (%v)",
+			old.Erasure.AtRisk, old.Erasure.AtRiskTime, e.clock.Now())
+	}
+	if !fresh.Erasure.AtRiskTime.IsZero() {
+		t.Errorf("fresh erasure: at_risk_time %v, want unset", fresh.Erasure.AtRiskTime)
 	}
 }
 
