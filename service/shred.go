@@ -205,7 +205,7 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	}
 	var plan keepPlan
 	if err := s.db.View(func(tx store.Tx) (err error) {
-		plan, err = s.planKeep(tx, now, cur, migrateOnly)
+		plan, err = s.planKeep(ctx, tx, now, cur, migrateOnly)
 		return err
 	}); err != nil {
 		return st, err
@@ -231,7 +231,9 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	return st, s.destroyUnused(ctx, now, &st)
 }
 
-func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
+// planKeep reads what the keeper must do, in one read of the store. It stops when ctx ends: on
+// a large store the read takes seconds, and a stopping process must not wait for it.
+func (s *Service) planKeep(ctx context.Context, tx store.Tx, now time.Time, cur string, migrateOnly bool) (keepPlan, error) {
 	plan := keepPlan{dedups: map[string][]string{}, seen: Stats{ByState: map[State]int{}}, rev: tx.Rev()}
 	var err error
 	if plan.counted, _, err = getCounts(tx); err != nil {
@@ -241,6 +243,9 @@ func (s *Service) planKeep(tx store.Tx, now time.Time, cur string, migrateOnly b
 	finals := map[string]bool{} // erasure id → final
 	shredding := map[string]bool{}
 	err = tx.Scan(schema.Erasures, nil, func(k, v []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		r := new(record)
 		if err := json.Unmarshal(v, r); err != nil {
 			return false, fmt.Errorf("decode erasure %s: %w", k, err)
