@@ -160,6 +160,22 @@ type DB struct {
 	// sent first when loseSends is set, not at all otherwise.
 	loseReply func() bool
 	loseSends bool
+	// beforeSend runs before a commit's transaction is sent, on the goroutine that sends it;
+	// inFlight runs on the committer once the transaction is on its way, before it prepares the
+	// next group; prepared once it has (with the group's calls).
+	beforeSend func()
+	inFlight   func()
+	prepared   func(ran []*call)
+	pipelined  atomic.Uint64 // transactions sent from a group prepared during the one before
+	chainSent  atomic.Uint64 // of those, the ones sent before the reply of the one before
+	chainEarly atomic.Uint64 // chained ones that etcd took before the one before, sent again
+	noChain    bool          // test hook: a prepared group waits for the reply of the one before
+	// beforeSettle runs on the committer before it settles the lost reply of f; heldSend runs
+	// on the goroutine that sends f's transaction, once a transaction chained after f may go,
+	// and onReply on the same goroutine once the reply is in.
+	beforeSettle func(f *inflight)
+	heldSend     func(f *inflight)
+	onReply      func(f *inflight)
 	// failEventReads makes every read of events from etcd fail; gapTries, when set, is how many
 	// times fillGap tries.
 	failEventReads atomic.Bool

@@ -22,7 +22,8 @@ const opOverhead = 32
 type group struct {
 	db        *DB
 	base      base
-	ov        map[string]*ovEntry // etcd key → the group's last write of it
+	ov        map[string]*ovEntry // etcd key → the group's last write of it (or its parent's)
+	own       int                 // the entries of ov the group wrote itself
 	journal   []undoRec           // what each write replaced, to undo a failed function
 	events    []store.Event
 	enc       [][]byte // the events' encodings, as written
@@ -34,7 +35,12 @@ type group struct {
 type ovEntry struct {
 	val []byte
 	del bool
+	// inherited: the write of the group in flight this one is prepared after (see newGroupOn).
+	// Its transaction writes it; this one only reads it.
+	inherited bool
 }
+
+func (e *ovEntry) owned() bool { return e != nil && !e.inherited }
 
 type undoRec struct {
 	key  string
@@ -49,8 +55,29 @@ type mark struct {
 	compactTo       uint64
 }
 
-func newGroup(db *DB) *group {
-	return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
+func newGroup(db *DB) *group { return newGroupOn(db, nil) }
+
+// newGroupOn is a group over the state parent leaves when it commits (over the committer's base
+// when parent is nil): parent's own writes are in its overlay as inherited entries, which its
+// functions read and its transaction does not write, and its counters continue from parent's.
+// The base's etcd revision is the committer's, at which every key parent does not write has the
+// value it has after parent: parent must be a group over the committer's state (its meta/seq),
+// not one over a state before it, whose writes the cache may have dropped.
+func newGroupOn(db *DB, parent *group) *group {
+	if parent == nil {
+		return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
+	}
+	if parent.base.seq != db.base.seq {
+		panic(fmt.Sprintf("etcdstore: a group prepared after one over meta/seq %d, the committer at %d", parent.base.seq, db.base.seq))
+	}
+	b := base{etcdRev: db.base.etcdRev, seq: parent.base.seq + 1, rev: parent.rev, oldest: parent.oldest()}
+	g := &group{db: db, base: b, ov: make(map[string]*ovEntry, parent.own), rev: b.rev}
+	for k, e := range parent.ov {
+		if e.owned() {
+			g.ov[k] = &ovEntry{val: e.val, del: e.del, inherited: true}
+		}
+	}
+	return g
 }
 
 func (g *group) mark() mark {
@@ -61,6 +88,9 @@ func (g *group) mark() mark {
 func (g *group) undo(m mark) {
 	for i := len(g.journal) - 1; i >= m.journal; i-- {
 		u := g.journal[i]
+		if !u.prev.owned() {
+			g.own--
+		}
 		if u.prev == nil {
 			delete(g.ov, u.key)
 		} else {
@@ -77,7 +107,11 @@ func (g *group) undo(m mark) {
 }
 
 func (g *group) write(key string, val []byte, del bool) {
-	g.journal = append(g.journal, undoRec{key: key, prev: g.ov[key]})
+	prev := g.ov[key]
+	if !prev.owned() {
+		g.own++
+	}
+	g.journal = append(g.journal, undoRec{key: key, prev: prev})
 	g.ov[key] = &ovEntry{val: val, del: del}
 	g.bytes += len(key) + len(val) + opOverhead
 }
@@ -97,12 +131,12 @@ func (g *group) appendEvent(key string, value []byte) uint64 {
 
 // writes reports whether the group has anything to write.
 func (g *group) writes() bool {
-	return len(g.ov) > 0 || len(g.events) > 0 || g.compactTo > 0
+	return g.own > 0 || len(g.events) > 0 || g.compactTo > 0
 }
 
 // opCount is the number of operations of the group's transaction.
 func (g *group) opCount() int {
-	n := 2 + len(g.ov) + len(g.events) // meta/seq, the commit key
+	n := 2 + g.own + len(g.events) // meta/seq, the commit key
 	if g.rev != g.base.rev {
 		n++ // meta/rev
 	}
@@ -128,6 +162,9 @@ func (g *group) ops() []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(lay.key(metaRev), string(store.U64(g.rev))))
 	}
 	for k, e := range g.ov {
+		if e.inherited {
+			continue
+		}
 		if e.del {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
@@ -193,14 +230,18 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 // It stops once the dry runs have written more than one transaction holds: the functions after
 // that go in a later transaction, whose own prefetch runs them. Without the stop, a queue of n
 // functions of which k fit in a transaction had its tail dry-run n/k times.
-func (db *DB) prefetch(live []*call) {
+//
+// With parent set, the group is prepared while parent's transaction is in flight: the dry runs
+// see parent's writes, and the keys they miss are read at the base's revision, where every key
+// parent does not write already has the value it has after parent.
+func (db *DB) prefetch(live []*call, parent *group) {
 	if db.opts.NoPrefetch || len(live) < 2 {
 		return
 	}
 	var keys []string
 	seen := make(map[string]bool)
 	written := make(map[string]bool) // what the dry runs wrote: a group writes each key once
-	ops, bytes := newGroup(db).opCount(), 0
+	ops, bytes := newGroupOn(db, parent).opCount(), 0
 	for _, c := range live {
 		if ops > db.maxOps || bytes > db.maxBytes {
 			break
@@ -209,7 +250,7 @@ func (db *DB) prefetch(live []*call) {
 			continue
 		}
 		var misses []string
-		tx := &etcdTx{db: db, g: newGroup(db), call: &call{ctx: c.ctx}, misses: &misses}
+		tx := &etcdTx{db: db, g: newGroupOn(db, parent), call: &call{ctx: c.ctx}, misses: &misses}
 		_ = runFn(c.fn, tx)
 		tx.done = true
 		for _, k := range misses {
@@ -218,8 +259,8 @@ func (db *DB) prefetch(live []*call) {
 				keys = append(keys, k)
 			}
 		}
-		for k := range tx.g.ov {
-			if !written[k] {
+		for k, e := range tx.g.ov {
+			if e.owned() && !written[k] {
 				written[k] = true
 				ops++
 			}
