@@ -158,7 +158,8 @@ const (
 	fenceLost
 	tooLarge
 	failed
-	early // a chained transaction etcd took before the one it follows: nothing was written
+	early      // a chained transaction etcd took before the one it follows: nothing was written
+	misguessed // a key the group assumed absent exists: nothing was written
 )
 
 // inflight is a group's transaction sent to etcd, its reply still to come.
@@ -217,6 +218,10 @@ func (db *DB) send(g *group, ran []*call, after *inflight) *inflight {
 	f.els = db.baseOps()
 	for _, t := range f.terms {
 		f.els = append(f.els, clientv3.OpGet(t.key))
+	}
+	if len(g.assumed) > 0 {
+		f.cmps = append(f.cmps, g.assumedCmps()...)
+		f.els = append(f.els, g.assumedReads()...)
 	}
 	if !g.writes() {
 		// Nothing to write (functions that only read, or that failed after reading): the
@@ -309,7 +314,7 @@ func (db *DB) await(f *inflight) (outcome, error) {
 			db.base.etcdRev = resp.Header.Revision // the same seq: the cache stays valid
 			return committed, nil
 		}
-		return db.refused(b, f.terms, resp, len(f.els), f.isChained)
+		return db.refused(f, resp)
 	}
 	if err != nil {
 		if refusedAsTooLarge(err) {
@@ -343,7 +348,7 @@ func (db *DB) await(f *inflight) (outcome, error) {
 	} else {
 		db.answered()
 		if !resp.Succeeded {
-			return db.refused(b, f.terms, resp, len(f.els), f.isChained)
+			return db.refused(f, resp)
 		}
 		db.base.etcdRev = resp.Header.Revision
 		if db.opts.OnCommit != nil {
@@ -352,10 +357,16 @@ func (db *DB) await(f *inflight) (outcome, error) {
 	}
 	// Committed: the new state is the base plus the overlay.
 	db.commits.Add(1)
+	if len(g.assumed) > 0 {
+		db.guessed(true)
+	}
 	if db.base.seq == b.seq { // settle may have read a later state already
 		db.base.seq = b.seq + 1
 		db.base.rev = g.rev
 		db.base.oldest = g.oldest()
+		for _, k := range g.assumed { // the compares proved them absent; writes come next
+			db.cache.put(k, nil, false)
+		}
 		g.applyToCache(&db.cache)
 	}
 	return committed, nil
@@ -363,12 +374,13 @@ func (db *DB) await(f *inflight) (outcome, error) {
 
 // refused handles the Else branch of a group's transaction whose compares failed: the base
 // moved (conflict, the base is reloaded) or a term was lost (fenceLost, the term is ended).
-func (db *DB) refused(b base, terms []*term, resp *clientv3.TxnResponse, nels int, chained bool) (outcome, error) {
+func (db *DB) refused(f *inflight, resp *clientv3.TxnResponse) (outcome, error) {
+	b, terms := f.g.base, f.terms
 	nb, err := db.baseFrom(resp.Header.Revision, resp.Responses)
 	if err != nil {
 		return failed, err
 	}
-	if nb.seq < b.seq && chained {
+	if nb.seq < b.seq && f.isChained {
 		// A chained transaction that etcd took before the one it follows (which committed:
 		// the committer is at b): it was prepared on the committer's state and can be sent
 		// again as it is.
@@ -379,14 +391,24 @@ func (db *DB) refused(b base, terms []*term, resp *clientv3.TxnResponse, nels in
 		return conflict, nil
 	}
 	lost := false
+	nbase := len(db.baseOps())
 	for i, t := range terms {
-		kvs := resp.Responses[nels-len(terms)+i].GetResponseRange().Kvs
+		kvs := resp.Responses[nbase+i].GetResponseRange().Kvs
 		if len(kvs) == 0 || kvs[0].CreateRevision != t.rev {
 			t.end()
 			lost = true
 		}
 	}
 	db.base.etcdRev = nb.etcdRev // same seq: the cache stays valid
+	if len(f.g.assumed) > 0 {
+		wrong := db.checkAssumed(f.g.assumed, resp.Responses[nbase+len(terms):])
+		if !lost {
+			db.guessed(!wrong)
+			if wrong {
+				return misguessed, nil
+			}
+		}
+	}
 	if !lost {
 		return failed, errors.New("store: etcd transaction failed without a reason")
 	}

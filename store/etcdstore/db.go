@@ -132,6 +132,11 @@ type DB struct {
 	nonce    uint64
 	maxOps   int
 	maxBytes int
+	// specSkip is how many groups still run with the prefetch rather than speculatively,
+	// specBackoff how many the next wrong guess sets it to (see speculation.go).
+	specSkip, specBackoff int
+	misguesses            atomic.Uint64 // speculative groups that found an assumed key, for tests
+	noSpeculation         bool          // test hook: every group runs with the prefetch
 
 	// foreignSeq is the highest meta/seq the follower saw written: above the committer's base,
 	// another process committed since, and the committer re-reads before its next group.

@@ -452,13 +452,20 @@ func TestMemberDown(t *testing.T) {
 func TestPrefetchReadsInOneRequest(t *testing.T) {
 	ctx := storetest.Context(t)
 	for _, tc := range []struct {
-		noPrefetch         bool
-		minReads, maxReads uint64
-	}{{false, 1, 2}, {true, 20, 21}} {
-		t.Run(fmt.Sprintf("NoPrefetch=%t", tc.noPrefetch), func(t *testing.T) {
+		name                string
+		noPrefetch, noGuess bool
+		minReads, maxReads  uint64
+	}{
+		{"prefetch", false, true, 1, 2},
+		{"NoPrefetch", true, true, 20, 21},
+		// The reads assumed absent are compared in the commit instead: no read at all.
+		{"speculative", false, false, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions(newPrefix(t), testBuckets)
 			opts.NoPrefetch = tc.noPrefetch
 			db := openTest(t, opts)
+			db.noSpeculation = tc.noGuess
 			release := blockCommitter(t, db)
 			const n = 20
 			errs := make([]error, n)

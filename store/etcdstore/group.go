@@ -30,6 +30,13 @@ type group struct {
 	rev       uint64   // the latest revision, the group's appends included
 	bytes     int      // the transaction's estimated size
 	compactTo uint64   // Compact: delete the events below this revision (0: none)
+
+	// speculate: a read that misses the overlay and the cache finds nothing instead of asking
+	// etcd, and its key is recorded in assumed; the transaction compares each such key as
+	// absent (see speculation.go).
+	speculate bool
+	assumed   []string
+	isAssumed map[string]bool
 }
 
 type ovEntry struct {
@@ -50,6 +57,7 @@ type undoRec struct {
 // mark is where a function started, to undo it.
 type mark struct {
 	journal, events int
+	assumed         int
 	rev             uint64
 	bytes           int
 	compactTo       uint64
@@ -81,7 +89,7 @@ func newGroupOn(db *DB, parent *group) *group {
 }
 
 func (g *group) mark() mark {
-	return mark{journal: len(g.journal), events: len(g.events), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
+	return mark{journal: len(g.journal), events: len(g.events), assumed: len(g.assumed), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
 }
 
 // undo drops every write and append made since m.
@@ -208,6 +216,7 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 	}
 	if ops := g.opCount(); ops > g.db.maxOps || g.bytes > g.db.maxBytes {
 		g.undo(m)
+		g.unassume(m.assumed) // it goes to another transaction, which compares its reads
 		if first {
 			c.err = fmt.Errorf("%w: %d operations, %d bytes; the limits are %d and %d (etcd's --max-txn-ops and --max-request-bytes)",
 				errTooLarge, ops, g.bytes, g.db.maxOps, g.db.maxBytes)

@@ -78,8 +78,12 @@ func (db *DB) take(live []*call, wait bool) []*call {
 // prepare runs the leading calls of live that fit in one transaction over the state parent
 // leaves (the committer's base when parent is nil).
 func (db *DB) prepare(live []*call, parent *group) *prepared {
-	db.prefetch(live, parent)
+	spec := db.speculating()
+	if !spec {
+		db.prefetch(live, parent)
+	}
 	p := &prepared{g: newGroupOn(db, parent)}
+	p.g.speculate = spec
 	n := 0
 	for _, c := range live {
 		ok, err := p.g.run(c, n == 0)
@@ -176,6 +180,9 @@ func (db *DB) commitSome(live []*call) []*call {
 				f = db.send(p.g, p.ran, nil)
 				live = append(p.ran[:len(p.ran):len(p.ran)], live[len(p.ran):]...)
 				continue
+			case misguessed:
+				// A key the group assumed absent exists: the cache has it now; run again.
+				// fn, if sent, cannot apply: f did not.
 			case conflict:
 				// The base moved: run again on the new one. fn, if sent, cannot apply: f did not.
 			case fenceLost:
