@@ -24,7 +24,8 @@ import (
 // committed since the base was read, nothing is written, the Else branch hands back the new
 // counters, and the group runs again on fresh data. So each commit is serializable with every
 // other, across processes. Calls arriving while a transaction is in flight form the next group,
-// which the committer prepares meanwhile over the state that transaction leaves (pipeline.go).
+// which the committer prepares meanwhile over the state that transaction leaves and sends
+// chained on it, before its reply (pipeline.go).
 //
 // A function that fails has its writes undone from the overlay (a journal records what each
 // write replaced), so the others go on without it. Fenced functions add a compare on their term's

@@ -56,9 +56,11 @@ type Options struct {
 	// HealthInterval is how often Err's health probe asks etcd; default 1s. HealthTimeout is
 	// how long etcd may go unanswered before Err reports it; default 3s.
 	HealthInterval, HealthTimeout time.Duration
-	// NoPrefetch turns off the prefetch of a group's point reads: each function of a group
-	// then reads what it needs from etcd one round trip after another, instead of all the
-	// group's reads going in one request after a dry run of the functions (see prefetch).
+	// NoPrefetch turns off the speculative runs and the prefetch of a group's point reads:
+	// each function of a group then reads what it needs from etcd one round trip after
+	// another, instead of reads of absent keys being compared in the commit (speculation.go)
+	// or all the group's reads going in one request after a dry run of the functions
+	// (prefetch).
 	NoPrefetch bool
 	// OnCommit, when set, is told how long each successful etcd commit took. It runs on the
 	// committer, so it must be quick (a histogram's Observe).
