@@ -309,6 +309,10 @@ func (db *DB) initPrefix(ctx context.Context) error {
 				return fmt.Errorf("%w: the prefix has format %d, this binary understands up to %d; run a newer erasured",
 					errFormatTooNew, got, keyFormat)
 			}
+			if got < keyFormat {
+				return fmt.Errorf("%w: the prefix has format %d, this binary reads format %d only and does not migrate; "+
+					"run the erasured that wrote it, or start this one on a new prefix", errFormatTooOld, got, keyFormat)
+			}
 			return nil
 		}
 		// No format: the prefix must be empty (not even a restore's keys without its last one).

@@ -16,11 +16,14 @@
 //	meta/commit/<id>     one per open DB: the nonce of its last write, to settle a lost reply
 //	                     (deleted by Close; see below for a process that crashed)
 //	b/<bucket>/<key>     the buckets' keys (arbitrary bytes; etcd orders keys bytewise, as bbolt does)
-//	ev/<16 hex digits>   the event of that revision: uvarint(len(key)) key value
+//	ev/<16 hex digits>   the events of one transaction, named by the last one's revision:
+//	                     uvarint(first revision), then per event uvarint(len(key)) key
+//	                     uvarint(len(value)) value
 //	leader/<lease id>    the election's candidates (concurrency.Election)
 //
 // A prefix with keys but no meta/format does not open: it is an unfinished Restore, or another
-// program's keys.
+// program's keys. Nor does one of an older format (1 kept one ev/ key per event): there is no
+// migration; run the binary that wrote it, or start on a new prefix.
 //
 // # Transactions
 //
@@ -71,8 +74,10 @@
 // or from the ev/ keys, then follow live, with no gap and no duplicate at the switch (as in
 // boltstore: one hub, no etcd watch per watcher). etcd's own compaction of its history never
 // loses an event: the ev/ keys are live keys, and a follower whose etcd watch was compacted reads
-// them again. Compact deletes ev/ keys below a revision (range deletes of up to 10,000 events per
-// transaction) and sets meta/oldest; asking for a deleted revision returns *store.CompactedError.
+// them again. Compact deletes the ev/ keys whose events all lie below a revision (range deletes
+// of up to 10,000 revisions per transaction) and sets meta/oldest; a transaction's key that the
+// revision cuts stays, and its events below meta/oldest are skipped. Asking for a revision below
+// meta/oldest returns *store.CompactedError.
 //
 // # Leadership and fencing
 //

@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,10 +27,9 @@ type group struct {
 	own       int                 // the entries of ov the group wrote itself
 	journal   []undoRec           // what each write replaced, to undo a failed function
 	events    []store.Event
-	enc       [][]byte // the events' encodings, as written
-	rev       uint64   // the latest revision, the group's appends included
-	bytes     int      // the transaction's estimated size
-	compactTo uint64   // Compact: delete the events below this revision (0: none)
+	rev       uint64 // the latest revision, the group's appends included
+	bytes     int    // the transaction's estimated size
+	compactTo uint64 // Compact: delete the events below this revision (0: none)
 
 	// speculate: a read that misses the overlay and the cache finds nothing instead of asking
 	// etcd, and its key is recorded in assumed; the transaction compares each such key as
@@ -109,8 +109,6 @@ func (g *group) undo(m mark) {
 	g.journal = g.journal[:m.journal]
 	clear(g.events[m.events:])
 	g.events = g.events[:m.events]
-	clear(g.enc[m.events:])
-	g.enc = g.enc[:m.events]
 	g.rev, g.bytes, g.compactTo = m.rev, m.bytes, m.compactTo
 }
 
@@ -126,14 +124,15 @@ func (g *group) write(key string, val []byte, del bool) {
 
 func (g *group) appendEvent(key string, value []byte) uint64 {
 	g.rev++
-	enc := encodeEvent(key, value)
 	ev := store.Event{Rev: g.rev, Key: key}
 	if len(value) > 0 {
-		ev.Value = enc[len(enc)-len(value):] // never modified: etcd, the ring and watchers share it
+		ev.Value = append([]byte(nil), value...) // never modified: etcd, the ring and watchers share it
+	}
+	if len(g.events) == 0 {
+		g.bytes += len(g.db.lay.eventKey(g.rev)) + opOverhead // the transaction's one events key
 	}
 	g.events = append(g.events, ev)
-	g.enc = append(g.enc, enc)
-	g.bytes += len(g.db.lay.eventKey(g.rev)) + len(enc) + opOverhead
+	g.bytes += len(key) + len(value) + 2*binary.MaxVarintLen64
 	return g.rev
 }
 
@@ -144,7 +143,10 @@ func (g *group) writes() bool {
 
 // opCount is the number of operations of the group's transaction.
 func (g *group) opCount() int {
-	n := 2 + g.own + len(g.events) // meta/seq, the commit key
+	n := 2 + g.own // meta/seq, the commit key
+	if len(g.events) > 0 {
+		n++ // the events key
+	}
 	if g.rev != g.base.rev {
 		n++ // meta/rev
 	}
@@ -179,8 +181,8 @@ func (g *group) ops() []clientv3.Op {
 			ops = append(ops, clientv3.OpPut(k, string(e.val)))
 		}
 	}
-	for i, ev := range g.events {
-		ops = append(ops, clientv3.OpPut(lay.eventKey(ev.Rev), string(g.enc[i])))
+	if len(g.events) > 0 {
+		ops = append(ops, clientv3.OpPut(lay.eventKey(g.rev), string(encodeEvents(g.events))))
 	}
 	if g.compactTo > 0 {
 		ops = append(ops,
@@ -250,6 +252,7 @@ func (db *DB) prefetch(live []*call, parent *group) {
 	var keys []string
 	seen := make(map[string]bool)
 	written := make(map[string]bool) // what the dry runs wrote: a group writes each key once
+	appends := false
 	ops, bytes := newGroupOn(db, parent).opCount(), 0
 	for _, c := range live {
 		if ops > db.maxOps || bytes > db.maxBytes {
@@ -274,7 +277,10 @@ func (db *DB) prefetch(live []*call, parent *group) {
 				ops++
 			}
 		}
-		ops += len(tx.g.events)
+		if len(tx.g.events) > 0 && !appends {
+			appends = true
+			ops++ // the events key, one per transaction
+		}
 		bytes += tx.g.bytes
 	}
 	if len(keys) < 2 {
