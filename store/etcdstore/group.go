@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,19 +23,31 @@ const opOverhead = 32
 type group struct {
 	db        *DB
 	base      base
-	ov        map[string]*ovEntry // etcd key → the group's last write of it
+	ov        map[string]*ovEntry // etcd key → the group's last write of it (or its parent's)
+	own       int                 // the entries of ov the group wrote itself
 	journal   []undoRec           // what each write replaced, to undo a failed function
 	events    []store.Event
-	enc       [][]byte // the events' encodings, as written
-	rev       uint64   // the latest revision, the group's appends included
-	bytes     int      // the transaction's estimated size
-	compactTo uint64   // Compact: delete the events below this revision (0: none)
+	rev       uint64 // the latest revision, the group's appends included
+	bytes     int    // the transaction's estimated size
+	compactTo uint64 // Compact: delete the events below this revision (0: none)
+
+	// speculate: a read that misses the overlay and the cache finds nothing instead of asking
+	// etcd, and its key is recorded in assumed; the transaction compares each such key as
+	// absent (see speculation.go).
+	speculate bool
+	assumed   []string
+	isAssumed map[string]bool
 }
 
 type ovEntry struct {
 	val []byte
 	del bool
+	// inherited: the write of the group in flight this one is prepared after (see newGroupOn).
+	// Its transaction writes it; this one only reads it.
+	inherited bool
 }
+
+func (e *ovEntry) owned() bool { return e != nil && !e.inherited }
 
 type undoRec struct {
 	key  string
@@ -44,23 +57,48 @@ type undoRec struct {
 // mark is where a function started, to undo it.
 type mark struct {
 	journal, events int
+	assumed         int
 	rev             uint64
 	bytes           int
 	compactTo       uint64
 }
 
-func newGroup(db *DB) *group {
-	return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
+func newGroup(db *DB) *group { return newGroupOn(db, nil) }
+
+// newGroupOn is a group over the state parent leaves when it commits (over the committer's base
+// when parent is nil): parent's own writes are in its overlay as inherited entries, which its
+// functions read and its transaction does not write, and its counters continue from parent's.
+// The base's etcd revision is the committer's, at which every key parent does not write has the
+// value it has after parent: parent must be a group over the committer's state (its meta/seq),
+// not one over a state before it, whose writes the cache may have dropped.
+func newGroupOn(db *DB, parent *group) *group {
+	if parent == nil {
+		return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
+	}
+	if parent.base.seq != db.base.seq {
+		panic(fmt.Sprintf("etcdstore: a group prepared after one over meta/seq %d, the committer at %d", parent.base.seq, db.base.seq))
+	}
+	b := base{etcdRev: db.base.etcdRev, seq: parent.base.seq + 1, rev: parent.rev, oldest: parent.oldest()}
+	g := &group{db: db, base: b, ov: make(map[string]*ovEntry, parent.own), rev: b.rev}
+	for k, e := range parent.ov {
+		if e.owned() {
+			g.ov[k] = &ovEntry{val: e.val, del: e.del, inherited: true}
+		}
+	}
+	return g
 }
 
 func (g *group) mark() mark {
-	return mark{journal: len(g.journal), events: len(g.events), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
+	return mark{journal: len(g.journal), events: len(g.events), assumed: len(g.assumed), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
 }
 
 // undo drops every write and append made since m.
 func (g *group) undo(m mark) {
 	for i := len(g.journal) - 1; i >= m.journal; i-- {
 		u := g.journal[i]
+		if !u.prev.owned() {
+			g.own--
+		}
 		if u.prev == nil {
 			delete(g.ov, u.key)
 		} else {
@@ -71,38 +109,44 @@ func (g *group) undo(m mark) {
 	g.journal = g.journal[:m.journal]
 	clear(g.events[m.events:])
 	g.events = g.events[:m.events]
-	clear(g.enc[m.events:])
-	g.enc = g.enc[:m.events]
 	g.rev, g.bytes, g.compactTo = m.rev, m.bytes, m.compactTo
 }
 
 func (g *group) write(key string, val []byte, del bool) {
-	g.journal = append(g.journal, undoRec{key: key, prev: g.ov[key]})
+	prev := g.ov[key]
+	if !prev.owned() {
+		g.own++
+	}
+	g.journal = append(g.journal, undoRec{key: key, prev: prev})
 	g.ov[key] = &ovEntry{val: val, del: del}
 	g.bytes += len(key) + len(val) + opOverhead
 }
 
 func (g *group) appendEvent(key string, value []byte) uint64 {
 	g.rev++
-	enc := encodeEvent(key, value)
 	ev := store.Event{Rev: g.rev, Key: key}
 	if len(value) > 0 {
-		ev.Value = enc[len(enc)-len(value):] // never modified: etcd, the ring and watchers share it
+		ev.Value = append([]byte(nil), value...) // never modified: etcd, the ring and watchers share it
+	}
+	if len(g.events) == 0 {
+		g.bytes += len(g.db.lay.eventKey(g.rev)) + opOverhead // the transaction's one events key
 	}
 	g.events = append(g.events, ev)
-	g.enc = append(g.enc, enc)
-	g.bytes += len(g.db.lay.eventKey(g.rev)) + len(enc) + opOverhead
+	g.bytes += len(key) + len(value) + 2*binary.MaxVarintLen64
 	return g.rev
 }
 
 // writes reports whether the group has anything to write.
 func (g *group) writes() bool {
-	return len(g.ov) > 0 || len(g.events) > 0 || g.compactTo > 0
+	return g.own > 0 || len(g.events) > 0 || g.compactTo > 0
 }
 
 // opCount is the number of operations of the group's transaction.
 func (g *group) opCount() int {
-	n := 2 + len(g.ov) + len(g.events) // meta/seq, the commit key
+	n := 2 + g.own // meta/seq, the commit key
+	if len(g.events) > 0 {
+		n++ // the events key
+	}
 	if g.rev != g.base.rev {
 		n++ // meta/rev
 	}
@@ -128,14 +172,17 @@ func (g *group) ops() []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(lay.key(metaRev), string(store.U64(g.rev))))
 	}
 	for k, e := range g.ov {
+		if e.inherited {
+			continue
+		}
 		if e.del {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
 			ops = append(ops, clientv3.OpPut(k, string(e.val)))
 		}
 	}
-	for i, ev := range g.events {
-		ops = append(ops, clientv3.OpPut(lay.eventKey(ev.Rev), string(g.enc[i])))
+	if len(g.events) > 0 {
+		ops = append(ops, clientv3.OpPut(lay.eventKey(g.rev), string(encodeEvents(g.events))))
 	}
 	if g.compactTo > 0 {
 		ops = append(ops,
@@ -171,6 +218,7 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 	}
 	if ops := g.opCount(); ops > g.db.maxOps || g.bytes > g.db.maxBytes {
 		g.undo(m)
+		g.unassume(m.assumed) // it goes to another transaction, which compares its reads
 		if first {
 			c.err = fmt.Errorf("%w: %d operations, %d bytes; the limits are %d and %d (etcd's --max-txn-ops and --max-request-bytes)",
 				errTooLarge, ops, g.bytes, g.db.maxOps, g.db.maxBytes)
@@ -193,14 +241,19 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 // It stops once the dry runs have written more than one transaction holds: the functions after
 // that go in a later transaction, whose own prefetch runs them. Without the stop, a queue of n
 // functions of which k fit in a transaction had its tail dry-run n/k times.
-func (db *DB) prefetch(live []*call) {
+//
+// With parent set, the group is prepared while parent's transaction is in flight: the dry runs
+// see parent's writes, and the keys they miss are read at the base's revision, where every key
+// parent does not write already has the value it has after parent.
+func (db *DB) prefetch(live []*call, parent *group) {
 	if db.opts.NoPrefetch || len(live) < 2 {
 		return
 	}
 	var keys []string
 	seen := make(map[string]bool)
 	written := make(map[string]bool) // what the dry runs wrote: a group writes each key once
-	ops, bytes := newGroup(db).opCount(), 0
+	appends := false
+	ops, bytes := newGroupOn(db, parent).opCount(), 0
 	for _, c := range live {
 		if ops > db.maxOps || bytes > db.maxBytes {
 			break
@@ -209,7 +262,7 @@ func (db *DB) prefetch(live []*call) {
 			continue
 		}
 		var misses []string
-		tx := &etcdTx{db: db, g: newGroup(db), call: &call{ctx: c.ctx}, misses: &misses}
+		tx := &etcdTx{db: db, g: newGroupOn(db, parent), call: &call{ctx: c.ctx}, misses: &misses}
 		_ = runFn(c.fn, tx)
 		tx.done = true
 		for _, k := range misses {
@@ -218,13 +271,16 @@ func (db *DB) prefetch(live []*call) {
 				keys = append(keys, k)
 			}
 		}
-		for k := range tx.g.ov {
-			if !written[k] {
+		for k, e := range tx.g.ov {
+			if e.owned() && !written[k] {
 				written[k] = true
 				ops++
 			}
 		}
-		ops += len(tx.g.events)
+		if len(tx.g.events) > 0 && !appends {
+			appends = true
+			ops++ // the events key, one per transaction
+		}
 		bytes += tx.g.bytes
 	}
 	if len(keys) < 2 {
