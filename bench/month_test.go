@@ -22,10 +22,13 @@ func TestMonthArrivals(t *testing.T) {
 		}
 		want := int(level*20 + 0.5)
 		if d.Ideal > want || d.Ideal < want-2 {
-			t.Errorf("level %v: ideal %d requests, want about %d", level, d.Ideal, want)
+			t.Errorf("level %v: deadline ideal %d requests, want about %d", level, d.Ideal, want)
 		}
-		if got := idealRequests(d.Targets); got != d.Ideal {
-			t.Errorf("level %v: ideal %d, recounted %d", level, d.Ideal, got)
+		if dl, ids := idealOf(d.Subjects, nil); sumKinds(dl) != d.Ideal || sumKinds(ids) != d.IdsOnly {
+			t.Errorf("level %v: ideals %d/%d, recounted %d/%d", level, d.Ideal, d.IdsOnly, sumKinds(dl), sumKinds(ids))
+		}
+		if d.IdsOnly > d.Ideal {
+			t.Errorf("level %v: ids-only ideal %d above the deadline ideal %d", level, d.IdsOnly, d.Ideal)
 		}
 		bursts := 0
 		for i, s := range d.Subjects {
@@ -42,8 +45,8 @@ func TestMonthArrivals(t *testing.T) {
 				bursts++
 			}
 		}
-		if want := int(burstShare*float64(len(d.Subjects)) + 0.5); bursts != want {
-			t.Errorf("level %v: %d subjects in bursts, want %d", level, bursts, want)
+		if share := float64(bursts) / float64(len(d.Subjects)); share < burstShare/2 || share > 2*burstShare {
+			t.Errorf("level %v: %d of %d subjects in bursts, want about %.0f%%", level, bursts, len(d.Subjects), 100*burstShare)
 		}
 	}
 }
