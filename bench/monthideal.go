@@ -57,7 +57,7 @@ func idsOnlyIdeal(ids int) int { return (ids + MaxIDsPerRequest - 1) / MaxIDsPer
 // LivePerson's 5 + 20 days and a margin of a day before its due time.
 const (
 	monthSearchLag = 2 * time.Hour
-	monthSafeLead  = (5+20+1) * 24 * time.Hour
+	monthSafeLead  = (5 + 20 + 1) * 24 * time.Hour
 )
 
 // window is when subject s's records can and must be sent, arriving at the month's start + arrive.
