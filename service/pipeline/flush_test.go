@@ -182,18 +182,20 @@ func TestPackLeavesAtSafeTime(t *testing.T) {
 	wantBatches(t, "at a's send time, sendLead before its safe time", e.flush(safe), formed{[]string{"a", "b"}, 2})
 }
 
-// TestPackLeavesWhenQuiet: once nothing is on its way to the queue, the batch leaves when the
-// account has had no new erasure for its quiet period (twice the longest gap between its
-// arrivals; the longest an account with one arrival only), not before.
+// TestPackLeavesWhenQuiet: once nothing is on its way to the queue, the batch of an account
+// whose erasures come in bursts leaves when the account has had no new erasure for its quiet
+// period (twice the longest gap between its arrivals), not before. An account whose erasures
+// come hours apart, or that has one only, keeps the batch until its send time.
 func TestPackLeavesWhenQuiet(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		arrivals []time.Duration
-		quiet    time.Duration // after the last arrival
+		quiet    time.Duration // after the last arrival; 0: not before the send time
 	}{
 		{"gaps of 10 and 4 minutes", []time.Duration{0, 10 * time.Minute, 14 * time.Minute}, 20 * time.Minute},
 		{"a burst at once", []time.Duration{0, 0, time.Millisecond}, quietMin},
-		{"one arrival", []time.Duration{0}, quietMax},
+		{"one arrival", []time.Duration{0}, 0},
+		{"a stream hours apart", []time.Duration{0, 5 * time.Hour, 8 * time.Hour}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFlushEnv(t, FlushPack, 0)
@@ -205,6 +207,13 @@ func TestPackLeavesWhenQuiet(t *testing.T) {
 			last := t0.Add(tt.arrivals[len(tt.arrivals)-1])
 			for _, id := range ids {
 				e.resolve(id, last, false, chats(id, 1)...)
+			}
+			if tt.quiet == 0 {
+				send := t0.Add(safeAfter - sendLead) // the first arrival's send time
+				wantBatches(t, "three days of silence", e.flush(last.Add(72*time.Hour)))
+				wantBatches(t, "a second before the send time", e.flush(send.Add(-time.Second)))
+				wantBatches(t, "at the send time", e.flush(send), formed{ids, len(ids)})
+				return
 			}
 			wantBatches(t, "a second before the quiet period ends", e.flush(last.Add(tt.quiet-time.Second)))
 			wantBatches(t, "at its end", e.flush(last.Add(tt.quiet)), formed{ids, len(ids)})
