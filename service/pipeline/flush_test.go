@@ -366,3 +366,36 @@ func TestBacklogArrivals(t *testing.T) {
 		t.Fatalf("gap %v, want the last gap %v (the week before decayed to half a week)", b.Gap, want)
 	}
 }
+
+// TestSpentQuotaMarksNewcomers: with the month's quota spent, a due queue's erasures are marked
+// waiting for quota once; the queue unchanged is not marked again (no write at each round), and
+// an erasure that joins it is marked at the next flush.
+func TestSpentQuotaMarksNewcomers(t *testing.T) {
+	e := newFlushEnv(t, FlushPack, 0)
+	e.update(func(tx store.Tx) error { return PutQuota(tx, "1234", Month(t0), Quota{Used: 100}) })
+	blocked := func(id string) bool {
+		t.Helper()
+		var r *model.Record
+		err := e.db.View(func(tx store.Tx) (err error) { r, err = model.GetRecord(tx, id); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.BlockedOn == model.BlockedQuota
+	}
+	e.arrive("a", t0)
+	e.resolve("a", t0, false, chats("a", 1)...)
+	send := t0.Add(safeAfter - sendLead)
+	wantBatches(t, "a's send time, quota spent", e.flush(send))
+	if !blocked("a") {
+		t.Fatal("a is not marked waiting for quota")
+	}
+	if !e.p.planned.spentMarked("1234", int32(model.KindEngagement), Month(send), []string{"a"}) {
+		t.Fatal("the marked queue is not remembered")
+	}
+	e.arrive("b", send)
+	e.resolve("b", send, false, chats("b", 1)...)
+	wantBatches(t, "b joined", e.flush(send.Add(time.Minute)))
+	if !blocked("b") {
+		t.Fatal("b, joining a queue marked before, is not marked waiting for quota")
+	}
+}
