@@ -54,9 +54,11 @@ func TestMonthArrivals(t *testing.T) {
 // A tiny month end to end: every count of the report adds up, so that a broken harness shows
 // here and not only in a long benchmark run.
 func TestMonthSmoke(t *testing.T) {
-	mc := MonthConfig{Quota: 5, Levels: []float64{0.5}, Speed: 2_000_000, Background: -1, HoldSearches: true,
+	// At a quota of 16 the sparse kinds (consumer profiles above all) take most of it: the
+	// month at 100% holds some 26 subjects.
+	mc := MonthConfig{Quota: 16, Levels: []float64{1}, Speed: 2_000_000, Background: -1, HoldSearches: true,
 		Policies: []pipeline.FlushPolicy{pipeline.FlushPack, pipeline.FlushPerErasure}}.withDefaults()
-	d := monthArrivals(mc.Seed, mc.Quota, 0.5)
+	d := monthArrivals(mc.Seed, mc.Quota, 1)
 	if n := len(d.Subjects); n < 10 || n > 40 {
 		t.Fatalf("%d subjects, want a tiny month of 10–40", n)
 	}
@@ -114,7 +116,7 @@ func TestMonthSmoke(t *testing.T) {
 	}
 	var out bytes.Buffer
 	writeMonthReport(&out, mc, 1, results, time.Second)
-	for _, want := range []string{"demand 50%", "FlushPack", "FlushPerErasure check", "goals (FlushPack rows)", "sanity: subjects"} {
+	for _, want := range []string{"demand 100%", "deadline ideal", "FlushPack", "FlushPerErasure check", "goals (FlushPack rows)", "sanity: subjects"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
 		}
