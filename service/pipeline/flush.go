@@ -70,8 +70,8 @@ func (s QueueSummary) Urgent(now time.Time) bool { return !now.Before(s.FirstSaf
 const (
 	// quietMin keeps a pause of a few seconds in a stream of Submits from counting as its end.
 	quietMin = 5 * time.Second
-	// quietMax bounds the wait for an account with no history, or whose erasures come days
-	// apart: after three days without one, a batch leaves. Its safe time may come sooner.
+	// quietMax is the quiet period of an account with no history, or whose erasures come days
+	// apart; longer than quietBurst, so such an account's batches wait for their send time.
 	quietMax  = 72 * time.Hour
 	quietGaps = 2
 	// quietBurst is the longest quiet period that counts as the end of a burst; an account whose
