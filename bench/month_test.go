@@ -104,7 +104,9 @@ func TestMonthSmoke(t *testing.T) {
 		if sum != len(o.Deletions) || r.Used != sum || inMonths != sum {
 			t.Errorf("%s: requests per kind sum to %d, by month to %d, used %d; LivePerson holds %d", policyName(p), sum, inMonths, r.Used, len(o.Deletions))
 		}
-		if r.IDsSent > 0 && (r.IdealAll == 0 || r.IdealAll > r.Used) {
+		// The deadline ideal bounds the requests of a run that met every deadline (one that sent
+		// ids late could pack them tighter).
+		if r.IDsSent > 0 && (r.IdealAll == 0 || (r.Missed == 0 && r.IdealAll > r.Used)) {
 			t.Errorf("%s: ideal %d for %d requests", policyName(p), r.IdealAll, r.Used)
 		}
 		if r.Unfinished == 0 && r.Erased != r.Records {
