@@ -45,45 +45,24 @@ type monthDemand struct {
 	Quota    int     // monthly quota of deletion requests
 	Subjects []monthSubject
 	Targets  map[service.TargetKind]int // records to delete, per kind
-	Ideal    int                        // the fewest requests that hold them: ceil(ids/100) per kind, summed
-	Bursts   []time.Duration            // when each burst arrives, after monthStart
-}
-
-// idealRequests is the fewest LivePerson requests that hold the given ids per kind.
-func idealRequests(targets map[service.TargetKind]int) int {
-	n := 0
-	for _, ids := range targets {
-		n += (ids + MaxIDsPerRequest - 1) / MaxIDsPerRequest
-	}
-	return n
+	// Ideal is the fewest requests that hold every record and send each by its erasure's latest
+	// safe submit time (deadlineIdeal, summed over the kinds): what demand is measured by.
+	// IdsOnly is ceil(ids/100) per kind, summed: deadlines aside, and not reachable without
+	// missing them.
+	Ideal, IdsOnly int
+	Bursts         []time.Duration // when each burst arrives, after monthStart
 }
 
 // MaxIDsPerRequest is LivePerson's bound on the ids of one deletion request.
 const MaxIDsPerRequest = 100
 
-// monthArrivals draws subjects until one more would make the month need more than
-// level × quota requests at the ideal, then spreads their arrivals over the month. The same
-// seed and arguments give the same arrivals.
+// monthArrivals draws subjects, each with its arrival, until one more would make the month need
+// more than level × quota requests at the deadline ideal. The same seed and arguments give the
+// same arrivals, and a lower level a prefix of a higher one's draw.
 func monthArrivals(seed uint64, quota int, level float64) monthDemand {
 	rng := rand.New(rand.NewPCG(seed, seed^0x3017))
 	target := max(1, int(math.Round(level*float64(quota))))
-	d := monthDemand{Level: level, Quota: quota, Targets: map[service.TargetKind]int{}}
-	codes := rng.Perm(int(math.Pow(26, 4)))
-	for i := 0; i < len(codes); i++ {
-		s := drawMonthSubject(rng, codes[i])
-		next := map[service.TargetKind]int{}
-		for k, n := range d.Targets {
-			next[k] = n
-		}
-		for k, n := range s.targets() {
-			next[k] += n
-		}
-		if idealRequests(next) > target {
-			break
-		}
-		d.Subjects, d.Targets = append(d.Subjects, s), next
-	}
-	d.Ideal = idealRequests(d.Targets)
+	d := monthDemand{Level: level, Quota: quota}
 
 	// Bursts on distinct days between the 3rd and the 25th, at a random minute of the day, so
 	// that their deadlines fall within the run and their work within the month's quota.
@@ -93,18 +72,48 @@ func monthArrivals(seed uint64, quota int, level float64) monthDemand {
 		d.Bursts = append(d.Bursts, at)
 	}
 	slices.Sort(d.Bursts)
-	n := len(d.Subjects)
-	inBursts := int(math.Round(burstShare * float64(n)))
-	order := rng.Perm(n)
-	for j, i := range order {
-		s := &d.Subjects[i]
-		if j < inBursts {
-			s.burst, s.arrive = true, d.Bursts[j%burstDays]
-			continue
+	codes := rng.Perm(int(math.Pow(26, 4)))
+	draw := func() monthSubject {
+		s := drawMonthSubject(rng, codes[len(d.Subjects)])
+		if rng.Float64() < burstShare {
+			s.burst, s.arrive = true, d.Bursts[rng.IntN(burstDays)]
+		} else {
+			// Given their number, the arrival times of a Poisson process are independent and
+			// uniform over the month.
+			s.arrive = time.Duration(rng.Int64N(int64(monthLength)))
 		}
-		// Given their number, the arrival times of a Poisson process are independent and
-		// uniform over the month.
-		s.arrive = time.Duration(rng.Int64N(int64(monthLength)))
+		return s
+	}
+	// The ideal only grows as subjects are added: draw by doubling until it passes the target,
+	// then find the longest prefix within it.
+	ideal := func(n int) int { dl, _ := idealOf(d.Subjects[:n], nil); return sumKinds(dl) }
+	for n := 8; ; n *= 2 {
+		for len(d.Subjects) < n && len(d.Subjects) < len(codes) {
+			d.Subjects = append(d.Subjects, draw())
+		}
+		if ideal(len(d.Subjects)) > target || len(d.Subjects) == len(codes) {
+			break
+		}
+	}
+	lo, hi := 0, len(d.Subjects) // ideal(lo) ≤ target < ideal(hi), or hi is all
+	if ideal(hi) <= target {
+		lo = hi
+	}
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; ideal(mid) <= target {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	d.Subjects = d.Subjects[:lo]
+	dl, ids := idealOf(d.Subjects, nil)
+	d.Ideal, d.IdsOnly = sumKinds(dl), sumKinds(ids)
+	d.Targets = map[service.TargetKind]int{}
+	for _, s := range d.Subjects {
+		for k, n := range s.targets() {
+			d.Targets[k] += n
+		}
 	}
 	slices.SortStableFunc(d.Subjects, func(a, b monthSubject) int { return int(a.arrive - b.arrive) })
 	return d

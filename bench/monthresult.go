@@ -23,14 +23,17 @@ type monthResult struct {
 	Policy    pipeline.FlushPolicy
 	Level     float64
 	Quota     int
-	Demand    int // ideal requests of the month's arrivals (see monthDemand.Ideal)
+	Demand    int // the month's arrivals' deadline ideal (see monthDemand.Ideal)
+	IdsOnly   int // their ids-only ideal
 	Subjects  int // generated
+	Bursty    int // of them, arriving in a burst
 	Submitted int
 	Completed int
-	// LivePerson's record of creates, per kind: requests, distinct ids, and the ideal for
-	// those ids (ceil(ids/100)).
-	Requests, IDs, Ideal map[service.TargetKind]int
-	Used, IdealAll       int
+	// LivePerson's record of creates, per kind: requests, distinct ids, the deadline ideal for
+	// those ids (deadlineIdeal: each sent by its erasure's latest safe submit time) and the
+	// ids-only ideal (ceil(ids/100)); the ratio's ideal is the deadline ideal.
+	Requests, IDs, Ideal, IdsOnlyIdeal map[service.TargetKind]int
+	Used, IdealAll, IdsOnlyAll         int
 	// ErasureKinds counts (erasure, kind) pairs with records sent: the requests one request
 	// per subject and kind would use.
 	ErasureKinds int
@@ -57,7 +60,7 @@ type monthResult struct {
 // analyzeMonth computes a run's figures from what it left behind.
 func analyzeMonth(o monthOutcome) monthResult {
 	d := o.Demand
-	r := monthResult{Policy: o.Policy, Level: d.Level, Quota: d.Quota, Demand: d.Ideal, Subjects: len(d.Subjects),
+	r := monthResult{Policy: o.Policy, Level: d.Level, Quota: d.Quota, Demand: d.Ideal, IdsOnly: d.IdsOnly, Subjects: len(d.Subjects),
 		Submitted: o.Submitted, Requests: map[service.TargetKind]int{}, IDs: map[service.TargetKind]int{},
 		Ideal: map[service.TargetKind]int{}, Duplicates: o.Duplicates, Erased: o.Erased,
 		WronglyErased: o.WronglyErased, Unfinished: o.Unfinished, Real: o.Real, SimEnd: o.End.Sub(monthStart),
@@ -69,7 +72,8 @@ func analyzeMonth(o monthOutcome) monthResult {
 		kindOf[k.name] = k.kind
 	}
 	created, formed := map[int64]time.Time{}, map[int64]time.Time{}
-	sent := map[string]int{} // id → requests holding it
+	sent := map[string]int{} // kind/id → requests holding it
+	sentIDs := map[service.TargetKind]map[string]bool{}
 	month := ""
 	for _, del := range o.Deletions {
 		k := kindOf[del.Kind]
@@ -83,6 +87,10 @@ func analyzeMonth(o monthOutcome) monthResult {
 		for _, id := range del.IDs {
 			if sent[del.Kind+"/"+id]++; sent[del.Kind+"/"+id] == 1 {
 				r.IDs[k]++
+				if sentIDs[k] == nil {
+					sentIDs[k] = map[string]bool{}
+				}
+				sentIDs[k][id] = true
 			}
 		}
 		if m := del.Created.Format("2006-01"); m != month {
@@ -91,10 +99,11 @@ func analyzeMonth(o monthOutcome) monthResult {
 		}
 		r.Months[len(r.Months)-1]++
 	}
+	r.Ideal, r.IdsOnlyIdeal = idealOf(d.Subjects, sentIDs)
 	for _, k := range monthKinds {
-		r.Ideal[k.kind] = (r.IDs[k.kind] + MaxIDsPerRequest - 1) / MaxIDsPerRequest
 		r.Used += r.Requests[k.kind]
 		r.IdealAll += r.Ideal[k.kind]
+		r.IdsOnlyAll += r.IdsOnlyIdeal[k.kind]
 	}
 
 	// Sanity: the generated records against the ids sent.
@@ -184,6 +193,11 @@ func analyzeMonth(o monthOutcome) monthResult {
 		}
 	}
 	slices.Sort(r.Leads)
+	for _, s := range d.Subjects {
+		if s.burst {
+			r.Bursty++
+		}
+	}
 
 	// At-risk first: A was at risk and its records waited in the queue when the batch of B,
 	// not at risk, was formed; A's was formed later (or never). Batches are compared by when
@@ -217,12 +231,20 @@ func analyzeMonth(o monthOutcome) monthResult {
 	return r
 }
 
-// ratio is ideal/used requests (1 when none were used).
+// ratio is the deadline ideal over the requests used (1 when none were used).
 func (r monthResult) ratio() float64 {
 	if r.Used == 0 {
 		return 1
 	}
 	return float64(r.IdealAll) / float64(r.Used)
+}
+
+// idsOnlyRatio is the ids-only ideal over the requests used.
+func (r monthResult) idsOnlyRatio() float64 {
+	if r.Used == 0 {
+		return 1
+	}
+	return float64(r.IdsOnlyAll) / float64(r.Used)
 }
 
 // minLead and medianLead of the forecast misses (zero when none).

@@ -148,7 +148,7 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 	if err != nil {
 		return out, err
 	}
-	tr := &monthTracker{queued: out.Queued, atRisk: out.AtRiskSeen, final: map[string]bool{}}
+	tr := &monthTracker{queued: out.Queued, atRisk: out.AtRiskSeen, final: map[string]bool{}, waits: map[string]time.Time{}}
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- tr.follow(ctx, svc, w) }()
 	work, stopWork := context.WithCancel(context.Background())
@@ -184,11 +184,26 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 		out.Submitted++
 	}
 
-	// Run on until every erasure is final or the clock passes the bound.
+	// Run on until every erasure is final or the clock passes the bound, or nothing can change
+	// before the bound: every open erasure waits for a quota that LivePerson has seen spent this
+	// month and that renews only at or after the bound.
 	bound := monthStart.Add(cfg.Bound)
+	spentUntilBound := func() bool {
+		now := clock.Now()
+		if pipeline.NextMonth(now).Before(bound) || !tr.allWaitQuota(ids, bound) {
+			return false
+		}
+		used := 0
+		for _, del := range sim.Deletions(acct.ID) {
+			if pipeline.Month(del.Created) == pipeline.Month(now) {
+				used++
+			}
+		}
+		return used >= d.Quota
+	}
 	var waitErr error
 	for tick := time.NewTicker(10 * time.Millisecond); ; {
-		if tr.allFinal(ids) || !clock.Now().Before(bound) {
+		if tr.allFinal(ids) || !clock.Now().Before(bound) || spentUntilBound() {
 			tick.Stop()
 			break
 		}
@@ -242,6 +257,7 @@ type monthTracker struct {
 	mu             sync.Mutex
 	queued, atRisk map[string]time.Time
 	final          map[string]bool
+	waits          map[string]time.Time // open erasures blocked on quota: until when
 }
 
 // follow reads events until ctx ends, resuming after a watch the service ended.
@@ -277,6 +293,11 @@ func (t *monthTracker) follow(ctx context.Context, svc *service.Service, w *serv
 			if e.State.Final() {
 				t.final[e.ID] = true
 			}
+			if e.BlockedOn == service.BlockedQuota && !e.State.Final() {
+				t.waits[e.ID] = e.NextAttemptTime
+			} else {
+				delete(t.waits, e.ID)
+			}
 		}
 		t.mu.Unlock()
 	}
@@ -292,6 +313,25 @@ func (t *monthTracker) allFinal(ids []string) bool {
 		}
 	}
 	return true
+}
+
+// allWaitQuota reports whether every erasure of ids not final waits for quota until bound or
+// later (and at least one does).
+func (t *monthTracker) allWaitQuota(ids []string, bound time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	waiting := 0
+	for _, id := range ids {
+		if t.final[id] {
+			continue
+		}
+		until, ok := t.waits[id]
+		if !ok || until.Before(bound) {
+			return false
+		}
+		waiting++
+	}
+	return waiting > 0
 }
 
 // holdingDB stops the clock while a write transaction commits: the store's sync takes no time

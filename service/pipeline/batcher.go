@@ -80,6 +80,9 @@ func (p *Pipeline) formBatchOf(ctx context.Context, account string, kind model.T
 		if err != nil || plan == nil || (!plan.blocked && len(plan.members) == 0 && len(plan.gone) == 0) {
 			return false, false, err // nothing to write
 		}
+		if plan.marked {
+			return false, true, nil // spent, and the queue's erasures already say so
+		}
 		formed, err := p.commitBatch(ctx, plan, account, kind, atRisk, now)
 		if errors.Is(err, errStalePlan) {
 			continue
@@ -113,7 +116,10 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 			if err != nil || g == nil {
 				return err
 			}
-			return p.blockOnQuota(tx, g, now)
+			if err := p.blockOnQuota(tx, g, now); err != nil {
+				return err
+			}
+			return tx.OnCommit(func() { p.planned.setSpent(account, g.Kind, month, g.IDs) })
 		}
 		// Every check comes before the first write.
 		seq := uint64(0)
@@ -235,6 +241,7 @@ func (p *Pipeline) blockOnQuota(tx store.Tx, g *Queue, now time.Time) error {
 // then writes.
 type batchPlan struct {
 	blocked bool     // the quota did not allow a batch: the queue's erasures wait for the month
+	marked  bool     // blocked, and the queue as it is was marked so this month: nothing to write
 	seq     uint64   // the batch sequence when read; the batch's id is seq+1
 	batch   Batch    // the batch to store (ID, Account, Kind, AtRisk, Erasures, Sealed, Created)
 	ids     []string // the batch's ids, sorted; sealed into batch.Sealed
@@ -288,7 +295,9 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 		}
 		if !p.quotaAllows(q, account, atRisk, now) {
 			if !q.Allows(p.cfg.Quota(account), p.cfg.Reserve, atRisk) {
-				plan = &batchPlan{blocked: true} // spent: the queue's erasures wait for the month
+				// Spent: the queue's erasures wait for the month (marked, unless this very
+				// queue was marked so this month).
+				plan = &batchPlan{blocked: true, marked: p.planned.spentMarked(account, g.Kind, Month(now), g.IDs)}
 			}
 			return nil // else held back by the month's pace: nothing to write
 		}

@@ -21,8 +21,8 @@ import (
 //     quota or a held batch an operator must settle;
 //   - when nothing more can join it: no erasure of the account is on its way to the queue (the
 //     account's Backlog: none being resolved or awaiting confirmation, and for conversations
-//     none holding records on open conversations), and no new erasure has arrived for the
-//     account's quiet period;
+//     none holding records on open conversations), the account's erasures come in bursts (its
+//     quiet period is at most quietBurst), and no new erasure has arrived for that period;
 //   - when its oldest record has waited batch_max_wait, if the operator set one (0: no bound).
 //
 // An erasure at risk does not make a batch leave by itself (the forecast marks erasures at risk
@@ -39,7 +39,15 @@ import (
 // a silence twice that long is rare while the stream goes on (e^-10 per gap), so it is taken as
 // the stream having stopped. A burst submitted at once (a script, the pipeline benchmark) has
 // gaps of milliseconds, and its batches leave quietMin after the last Submit once resolution is
-// done. An account with no history waits quietMax.
+// done.
+//
+// Only a burst's silence is trusted, though: the month benchmark showed a stream whose gaps are
+// hours long (a few erasures a day) ending its batches on a silence of a day or two, then
+// starting new ones with the erasures that came after, three requests more per kind in a month
+// that needed seven. Leaving early saves no quota, only time, and the batch still leaves by its
+// send time. So an account whose quiet period is longer than quietBurst (its arrivals come
+// hours apart, or it has one arrival only) keeps its part-full batches until they are full or
+// due.
 //
 // FlushMaxWait is the rule before FlushPack: a part-full batch leaves once its oldest record has
 // waited batch_max_wait, a member reaches its latest safe submit time, or a member is at risk.
@@ -50,7 +58,7 @@ import (
 // sendLead is how long before its first member's latest safe submit time a part-full batch
 // leaves under FlushPack. A day more of packing saves few requests; a day more of slack is what
 // a LivePerson outage or an operator's settling of a held batch needs.
-const sendLead = 24 * time.Hour
+const sendLead = 2 * time.Hour
 
 // Urgent reports whether a queue summed up as s must leave at now under FlushPack because of
 // its members' deadlines: its first member's latest safe submit time is within sendLead. Such a
@@ -62,10 +70,13 @@ func (s QueueSummary) Urgent(now time.Time) bool { return !now.Before(s.FirstSaf
 const (
 	// quietMin keeps a pause of a few seconds in a stream of Submits from counting as its end.
 	quietMin = 5 * time.Second
-	// quietMax bounds the wait for an account with no history, or whose erasures come days
-	// apart: after three days without one, a batch leaves. Its safe time may come sooner.
+	// quietMax is the quiet period of an account with no history, or whose erasures come days
+	// apart; longer than quietBurst, so such an account's batches wait for their send time.
 	quietMax  = 72 * time.Hour
 	quietGaps = 2
+	// quietBurst is the longest quiet period that counts as the end of a burst; an account whose
+	// erasures come further apart waits for its batches' send time (see above).
+	quietBurst = 30 * time.Minute
 )
 
 // Quiet is how long the account must have had no new erasure before a part-full batch of it
@@ -78,8 +89,8 @@ func (b Backlog) Quiet() time.Duration {
 }
 
 // Flowing reports whether more records of kind may still join a queue of the account at now:
-// an erasure of it is on its way to the queue, or its quiet period since the last arrival has
-// not passed. Without a recorded arrival (erasures stored before arrivals were kept), the
+// an erasure of it is on its way to the queue, its erasures do not come in bursts, or its
+// quiet period since the last arrival has not passed. Without a recorded arrival (erasures stored before arrivals were kept), the
 // queue's newest record stands for it.
 func (b Backlog) Flowing(kind model.TargetKind, newest, now time.Time) bool {
 	if b.Resolving > 0 || (kind == model.KindConversation && b.Open > 0) {
@@ -89,7 +100,8 @@ func (b Backlog) Flowing(kind model.TargetKind, newest, now time.Time) bool {
 	if b.Arrivals == 0 {
 		last = newest
 	}
-	return now.Before(last.Add(b.Quiet()))
+	quiet := b.Quiet()
+	return quiet > quietBurst || now.Before(last.Add(quiet))
 }
 
 // partDue reports whether the part-full queue g, summed up as s, is due at now under the
@@ -110,7 +122,8 @@ func (p *Pipeline) partDue(g *Queue, s QueueSummary, b Backlog, now time.Time) b
 }
 
 // flushEach forms, under FlushPerErasure, a batch of each erasure's records in queue g, at once.
-// When the quota stops routine work, the queue's other routine erasures are not tried this round.
+// When the quota stops routine work, the queue's other routine erasures are not tried this round;
+// when it stops at-risk work, none is.
 func (p *Pipeline) flushEach(ctx context.Context, g *Queue, now time.Time) error {
 	quotaOut := false
 	for _, i := range g.Order() {
@@ -123,7 +136,12 @@ func (p *Pipeline) flushEach(ctx context.Context, g *Queue, now time.Time) error
 			if err != nil {
 				return err
 			}
-			quotaOut = quotaOut || (blocked && !atRisk)
+			if blocked && atRisk {
+				// The whole quota, the reserve too, is spent: its erasures were just marked
+				// waiting for the month, and trying each other one would mark them all again.
+				return nil
+			}
+			quotaOut = quotaOut || blocked
 			if !formed {
 				break
 			}

@@ -182,18 +182,20 @@ func TestPackLeavesAtSafeTime(t *testing.T) {
 	wantBatches(t, "at a's send time, sendLead before its safe time", e.flush(safe), formed{[]string{"a", "b"}, 2})
 }
 
-// TestPackLeavesWhenQuiet: once nothing is on its way to the queue, the batch leaves when the
-// account has had no new erasure for its quiet period (twice the longest gap between its
-// arrivals; the longest an account with one arrival only), not before.
+// TestPackLeavesWhenQuiet: once nothing is on its way to the queue, the batch of an account
+// whose erasures come in bursts leaves when the account has had no new erasure for its quiet
+// period (twice the longest gap between its arrivals), not before. An account whose erasures
+// come hours apart, or that has one only, keeps the batch until its send time.
 func TestPackLeavesWhenQuiet(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		arrivals []time.Duration
-		quiet    time.Duration // after the last arrival
+		quiet    time.Duration // after the last arrival; 0: not before the send time
 	}{
 		{"gaps of 10 and 4 minutes", []time.Duration{0, 10 * time.Minute, 14 * time.Minute}, 20 * time.Minute},
 		{"a burst at once", []time.Duration{0, 0, time.Millisecond}, quietMin},
-		{"one arrival", []time.Duration{0}, quietMax},
+		{"one arrival", []time.Duration{0}, 0},
+		{"a stream hours apart", []time.Duration{0, 5 * time.Hour, 8 * time.Hour}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFlushEnv(t, FlushPack, 0)
@@ -205,6 +207,13 @@ func TestPackLeavesWhenQuiet(t *testing.T) {
 			last := t0.Add(tt.arrivals[len(tt.arrivals)-1])
 			for _, id := range ids {
 				e.resolve(id, last, false, chats(id, 1)...)
+			}
+			if tt.quiet == 0 {
+				send := t0.Add(safeAfter - sendLead) // the first arrival's send time
+				wantBatches(t, "three days of silence", e.flush(last.Add(72*time.Hour)))
+				wantBatches(t, "a second before the send time", e.flush(send.Add(-time.Second)))
+				wantBatches(t, "at the send time", e.flush(send), formed{ids, len(ids)})
+				return
 			}
 			wantBatches(t, "a second before the quiet period ends", e.flush(last.Add(tt.quiet-time.Second)))
 			wantBatches(t, "at its end", e.flush(last.Add(tt.quiet)), formed{ids, len(ids)})
@@ -355,5 +364,38 @@ func TestBacklogArrivals(t *testing.T) {
 	b.arrive(t0.Add(time.Hour + time.Minute + 2*gapHalfLife + 24*time.Hour))
 	if want := gapHalfLife + 24*time.Hour; b.Gap != want {
 		t.Fatalf("gap %v, want the last gap %v (the week before decayed to half a week)", b.Gap, want)
+	}
+}
+
+// TestSpentQuotaMarksNewcomers: with the month's quota spent, a due queue's erasures are marked
+// waiting for quota once; the queue unchanged is not marked again (no write at each round), and
+// an erasure that joins it is marked at the next flush.
+func TestSpentQuotaMarksNewcomers(t *testing.T) {
+	e := newFlushEnv(t, FlushPack, 0)
+	e.update(func(tx store.Tx) error { return PutQuota(tx, "1234", Month(t0), Quota{Used: 100}) })
+	blocked := func(id string) bool {
+		t.Helper()
+		var r *model.Record
+		err := e.db.View(func(tx store.Tx) (err error) { r, err = model.GetRecord(tx, id); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.BlockedOn == model.BlockedQuota
+	}
+	e.arrive("a", t0)
+	e.resolve("a", t0, false, chats("a", 1)...)
+	send := t0.Add(safeAfter - sendLead)
+	wantBatches(t, "a's send time, quota spent", e.flush(send))
+	if !blocked("a") {
+		t.Fatal("a is not marked waiting for quota")
+	}
+	if !e.p.planned.spentMarked("1234", int32(model.KindEngagement), Month(send), []string{"a"}) {
+		t.Fatal("the marked queue is not remembered")
+	}
+	e.arrive("b", send)
+	e.resolve("b", send, false, chats("b", 1)...)
+	wantBatches(t, "b joined", e.flush(send.Add(time.Minute)))
+	if !blocked("b") {
+		t.Fatal("b, joining a queue marked before, is not marked waiting for quota")
 	}
 }

@@ -18,7 +18,7 @@ import (
 // The pipeline's round runs it on a cadence; callers that drive the pipeline by hand (tests, a
 // benchmark on a fake clock) call it themselves.
 func (p *Pipeline) Plan(ctx context.Context, now time.Time) ([]Forecast, error) {
-	fs, _, err := p.plan(ctx, now)
+	fs, _, err := p.plan(ctx, now, nil)
 	return fs, err
 }
 
@@ -86,8 +86,9 @@ func (p *Pipeline) readPlan(now time.Time) (*planRead, error) {
 	return in, err
 }
 
-// plan is Plan, and also returns how many entries the queue held (for the cadence).
-func (p *Pipeline) plan(ctx context.Context, now time.Time) ([]Forecast, int, error) {
+// plan is Plan, and also returns how many entries the queue held (for the cadence). clock, when
+// set, stamps the at-risk marks (see markAt).
+func (p *Pipeline) plan(ctx context.Context, now time.Time, clock func() time.Time) ([]Forecast, int, error) {
 	in, err := p.readPlan(now)
 	if err != nil {
 		return nil, 0, err
@@ -119,7 +120,9 @@ func (p *Pipeline) plan(ctx context.Context, now time.Time) ([]Forecast, int, er
 	slices.Sort(mark)
 	mark = slices.Compact(mark)
 	for chunk := range slices.Chunk(mark, 100) {
-		if err := p.db.Update(ctx, func(tx store.Tx) error { return p.markAtRisk(tx, chunk, now) }); err != nil {
+		// An erasure is at risk from when the mark commits, not from when the forecast began:
+		// a forecast takes a while, and a batch formed meanwhile could not see the mark.
+		if err := p.db.Update(ctx, func(tx store.Tx) error { return p.markAtRisk(tx, chunk, markAt(now, clock)) }); err != nil {
 			return out, queued, err
 		}
 	}
@@ -240,6 +243,15 @@ func (p *Pipeline) logDemand(prev map[string]Forecast, now []Forecast) {
 				"account", f.Account, "demand_ratio", f.DemandRatio, "forecast_misses", f.Misses, "quota_limit", f.Limit)
 		}
 	}
+}
+
+// markAt is when a forecast made at now marks erasures at risk: the clock's time at the mark,
+// or now when there is no clock (a caller driving the pipeline by hand) or it reads earlier.
+func markAt(now time.Time, clock func() time.Time) time.Time {
+	if clock == nil {
+		return now
+	}
+	return later(now, clock())
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +68,40 @@ type planState struct {
 	running bool
 	last    time.Time // when the last forecast started
 	queued  int       // the queue's entries then
+	// spent remembers, per account and kind, the queue last marked waiting for a spent quota
+	// and its month. Marking the same queue again that month writes nothing, yet reads every
+	// erasure of it in a write transaction; the scheduler's rounds would do it each time.
+	spent map[spentKey]spentMark
+}
+
+type spentKey struct {
+	account string
+	kind    int32
+}
+
+type spentMark struct {
+	month string
+	ids   string // the queue's erasures, joined
+}
+
+// spentMarked reports whether the queue of account and kind holding erasures ids was marked
+// waiting for month's spent quota, as it is now.
+func (st *planState) spentMarked(account string, kind int32, month string, ids []string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m, ok := st.spent[spentKey{account, kind}]
+	return ok && m.month == month && m.ids == strings.Join(ids, ",")
+}
+
+// setSpent records that the queue of account and kind holding ids was marked waiting for
+// month's spent quota.
+func (st *planState) setSpent(account string, kind int32, month string, ids []string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.spent == nil {
+		st.spent = map[spentKey]spentMark{}
+	}
+	st.spent[spentKey{account, kind}] = spentMark{month: month, ids: strings.Join(ids, ",")}
 }
 
 // planRound runs, from the scheduler's round, the month planner's periodic work: the forecast,
@@ -90,7 +125,7 @@ func (p *Pipeline) planRound(ctx context.Context, now time.Time, start func(func
 	st.running, st.last = true, now
 	st.mu.Unlock()
 	start(func() {
-		_, n, err := p.plan(ctx, now)
+		_, n, err := p.plan(ctx, now, p.now)
 		if err != nil && ctx.Err() == nil {
 			p.log.Error("pipeline: month forecast", "err", err)
 		}
