@@ -225,8 +225,10 @@ func (s *Service) keep(ctx context.Context, migrateOnly bool) (KeepStats, error)
 	if err := s.shredBatches(ctx, plan.batches, &st); err != nil {
 		return st, err
 	}
-	if err := inChunks(ctx, s, plan.unlink, func(tx store.Tx, id uint64) error { return pipeline.DropLinks(tx, id) }); err != nil {
-		return st, err
+	for _, id := range plan.unlink {
+		if err := pipeline.DropLinksOf(ctx, s.db, id); err != nil {
+			return st, s.storeError(err)
+		}
 	}
 	return st, s.destroyUnused(ctx, now, &st)
 }
@@ -283,17 +285,19 @@ func (s *Service) planKeep(ctx context.Context, tx store.Tx, now time.Time, cur 
 		if err := json.Unmarshal(v, &b); err != nil {
 			return false, fmt.Errorf("decode batch: %w", err)
 		}
-		if b.State == LPDone && !migrateOnly {
-			// A DONE batch keeps its links while an erasure may still join it; once every
-			// erasure it holds is final (the last may have been cancelled or failed rather than
-			// verified), nothing follows it any more.
+		if !migrateOnly && (b.State == LPDone || pipeline.LinksEnded(b.State)) {
+			// A batch that ended (refused, dissolved, cancelled) is not joined any more; a DONE
+			// one keeps its links while an erasure may still join it, and loses them once every
+			// erasure it holds is final. Their links are dropped here, in transactions of their
+			// own, not in the change that ended the batch: a store on etcd bounds a
+			// transaction's operations, and a batch has up to 100 links of two keys each.
 			ended := true
 			for _, id := range b.Erasures {
 				if f, ok := finals[id]; ok {
 					ended = ended && f
 				}
 			}
-			if ended && pipeline.HasLinks(tx, b.ID) {
+			if (ended || b.State != LPDone) && pipeline.HasLinks(tx, b.ID) {
 				plan.unlink = append(plan.unlink, b.ID)
 			}
 		}

@@ -93,16 +93,12 @@ func GetBatch(tx store.Tx, id uint64) (*Batch, error) {
 }
 
 // PutBatch stores b. A batch that ended without erasing its ids (rejected, dissolved,
-// cancelled) loses its links in the same transaction: its ids may be sent again (linked.go).
+// cancelled) keeps its links until the key keeper drops them; they are not followed, since
+// only a live batch is joined (linked.go).
 func PutBatch(tx store.Tx, b *Batch) error {
 	v, err := json.Marshal(b)
 	if err != nil {
 		return err
-	}
-	if linkEnded(b.State) {
-		if err := DropLinks(tx, b.ID); err != nil {
-			return err
-		}
 	}
 	return tx.Put(schema.Batches, schema.BatchKey(b.ID), v)
 }

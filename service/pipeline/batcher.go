@@ -199,12 +199,12 @@ func (p *Pipeline) commitBatch(ctx context.Context, plan *batchPlan, account str
 		if err := Reschedule(tx, TaskBatch+strconv.FormatUint(b.ID, 10), time.Time{}, now); err != nil {
 			return err
 		}
-		if err := p.ch.addLinks(tx, &b, plan.ids); err != nil {
-			return err
-		}
 		formed = true
 		return PutBatch(tx, &b)
 	})
+	if err == nil && formed {
+		p.linkBatch(ctx, &plan.batch, plan.ids)
+	}
 	return formed, err
 }
 

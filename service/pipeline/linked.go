@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"time"
 
@@ -98,6 +99,44 @@ func (c *Changes) addLinks(tx store.Tx, b *Batch, ids []string) error {
 	return nil
 }
 
+// linkChunk bounds the links one transaction writes or drops (two keys each): a store on etcd
+// refuses a transaction of more than its max_txn_ops (128 by default), and a batch of 100 ids
+// formed from many erasures already takes most of that.
+const linkChunk = 50
+
+// linkBatch records, after batch b was formed, that it holds ids: in transactions of their own,
+// linkChunk ids each. A link is a hint: joining checks that its batch is live, so a link that
+// is missing (a crash before it was written) only means the id may be sent again, as it was
+// before links; one that outlives its batch is not followed.
+func (p *Pipeline) linkBatch(ctx context.Context, b *Batch, ids []string) {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), linkChunk)]
+		ids = ids[len(chunk):]
+		if err := p.db.Update(ctx, func(tx store.Tx) error { return p.ch.addLinks(tx, b, chunk) }); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("pipeline: recording the ids of a batch for later erasures failed; they may be sent again",
+					"batch", b.ID, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// DropLinksOf removes every link of batch id, linkChunk links per transaction of db.
+func DropLinksOf(ctx context.Context, db DB, id uint64) error {
+	for {
+		more := false
+		err := db.Update(ctx, func(tx store.Tx) error {
+			var err error
+			more, err = dropLinks(tx, id, linkChunk)
+			return err
+		})
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
 // HasLinks reports whether batch id has a link left.
 func HasLinks(tx store.Tx, id uint64) bool {
 	prefix := schema.LinkBatchPrefix(id)
@@ -109,27 +148,30 @@ func HasLinks(tx store.Tx, id uint64) bool {
 	return found
 }
 
-// DropLinks removes every link of batch id: its ids may be sent again. The pipeline calls it
-// when a batch ends; the key keeper may call it for a batch whose erasures are all final.
-func DropLinks(tx store.Tx, id uint64) error {
+// dropLinks removes up to most links of batch id (0: all), and reports whether more are left.
+func dropLinks(tx store.Tx, id uint64, most int) (more bool, err error) {
 	prefix := schema.LinkBatchPrefix(id)
 	var macs [][]byte
-	err := tx.Scan(schema.Links, prefix, func(k, _ []byte) (bool, error) {
+	err = tx.Scan(schema.Links, prefix, func(k, _ []byte) (bool, error) {
 		if !bytes.HasPrefix(k, prefix) {
+			return false, nil
+		}
+		if most > 0 && len(macs) == most {
+			more = true
 			return false, nil
 		}
 		macs = append(macs, bytes.Clone(k[len(prefix):]))
 		return true, nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, mac := range macs {
 		if err := dropLinkOf(tx, id, mac); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return more, nil
 }
 
 // dropLink removes the link of one id to batch id (kept: verification found the record still
@@ -153,8 +195,8 @@ func dropLinkOf(tx store.Tx, id uint64, mac []byte) error {
 	return tx.Delete(schema.Links, schema.LinkBatchKey(id, mac))
 }
 
-// linkEnded says whether a batch in state has ended in a way that makes its ids sendable again.
-func linkEnded(state string) bool {
+// LinksEnded says whether a batch in state has ended in a way that makes its ids sendable again.
+func LinksEnded(state string) bool {
 	return state == BatchRejected || state == BatchDissolved || state == model.LPCanceled
 }
 
@@ -241,44 +283,4 @@ func joinedState(prev, st model.State) model.State {
 // batches past the queue, and its next step sets the state they put it in.
 func movesOn(r *model.Record, ts []model.Target) bool {
 	return r.State == model.StateScheduled && !model.HasStatus(ts, model.TargetFound, model.TargetQueued, model.TargetDeferredOpen)
-}
-
-// endDoneLinks removes the links of each DONE batch among ts's once r, now final, was the last
-// of its erasures still open: nothing is left for a re-read to find kept, and a later erasure
-// finding one of its ids sends it again rather than keep hashes of ids past their erasures.
-func (c *Changes) endDoneLinks(tx store.Tx, r *model.Record, ts []model.Target) error {
-	var seen []uint64
-	for _, t := range ts {
-		if t.Batch == 0 || slices.Contains(seen, t.Batch) {
-			continue
-		}
-		seen = append(seen, t.Batch)
-		b, err := GetBatch(tx, t.Batch)
-		if err != nil {
-			return err
-		}
-		if b == nil || b.State != model.LPDone {
-			continue
-		}
-		open := false
-		for _, eid := range b.Erasures {
-			if eid == r.ID {
-				continue
-			}
-			m, err := model.GetRecord(tx, eid)
-			if err != nil {
-				return err
-			}
-			if m != nil && !m.State.Final() {
-				open = true
-				break
-			}
-		}
-		if !open {
-			if err := DropLinks(tx, b.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

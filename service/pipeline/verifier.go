@@ -72,9 +72,6 @@ func (p *Pipeline) verifyStep(ctx context.Context, snap *snapshot) error {
 			if err := p.d.Fail(tx, r, "verification_failed"); err != nil {
 				return nil, err
 			}
-			if err := p.ch.endDoneLinks(tx, r, ts); err != nil {
-				return nil, err
-			}
 			r.LastError = fmt.Sprintf("verification: %d record(s) still hold data after deletion was requested twice (LivePerson requests %v)",
 				failed, model.LPRequestIDs(&r.Erasure))
 			return ts, nil
@@ -110,9 +107,6 @@ func (p *Pipeline) finish(tx store.Tx, r *model.Record, ts []model.Target, now t
 	}
 	r.Swept = true
 	r.State = model.StateCompleted
-	if err := p.ch.endDoneLinks(tx, r, ts); err != nil {
-		return err
-	}
 	return p.d.Complete(tx, r, ts, now)
 }
 
