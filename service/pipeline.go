@@ -35,6 +35,10 @@ type PipelineConfig struct {
 	// After is the pipeline's timer, time.After when nil: a benchmark on a fast clock gives
 	// one that runs as fast as its Now.
 	After func(time.Duration) <-chan time.Time
+	// MaxTxnOps is the most operations the store takes in one transaction (etcd's
+	// --max-txn-ops on a shared store; 0: no bound): a batch takes no more erasures than its
+	// transaction can write.
+	MaxTxnOps int
 }
 
 // Pipeline carries erasures from RECEIVED to a final state (see package pipeline). All its
@@ -58,7 +62,7 @@ func (s *Service) NewPipeline(lp LivePerson, cfg PipelineConfig) *Pipeline {
 	return pipeline.New(pipeline.Config{DB: s.db, Domain: domain{s}, LP: pipeline.GateSearches(lp, s.now), Now: s.now, Log: s.log,
 		Wake: s.wake, Timing: s.timing(), SearchLag: cfg.SearchLag, BatchMaxWait: cfg.BatchMaxWait,
 		Quota: cfg.Quota, Reserve: cfg.Reserve, Workers: cfg.Workers, StepTimeout: cfg.StepTimeout,
-		CallTimeout: cfg.CallTimeout, Flush: cfg.Flush, After: cfg.After})
+		CallTimeout: cfg.CallTimeout, Flush: cfg.Flush, After: cfg.After, MaxTxnOps: cfg.MaxTxnOps})
 }
 
 // timing is what the pipeline and the service's own operations share of the service's timings.

@@ -196,6 +196,7 @@ func pipelineConfig(cfg *Config) service.PipelineConfig {
 		BatchMaxWait: cfg.Pipeline.BatchMaxWait.Duration,
 		Workers:      cfg.Pipeline.Workers,
 		CallTimeout:  liveperson.DefaultCallTimeout, // the client's, as wireLivePerson builds it
+		MaxTxnOps:    maxTxnOps(cfg.Store),
 		Quota: func(account string) int {
 			if q, ok := quota[account]; ok {
 				return q
@@ -297,4 +298,13 @@ func checkFailure(err error) []any {
 		result = "unreachable"
 	}
 	return []any{"result", result, "status", le.Status, "at", le.Service + " " + le.Op}
+}
+
+// maxTxnOps is the most operations the store takes in one transaction: etcd's --max-txn-ops on
+// a shared store, no bound (0) on bbolt.
+func maxTxnOps(s StoreConfig) int {
+	if s.shared() {
+		return s.Etcd.MaxTxnOps
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +16,25 @@ import (
 )
 
 const MaxBatchIDs = 100
+
+// batchTxnOps are the operations of a batch's transaction besides its erasures' (the batch,
+// its key, the quota, the sequence, its task), with room to spare; memberTxnOps those of one
+// erasure in it (its record, its event, its schedule entry moved, its queue entry, its
+// account's backlog).
+const (
+	batchTxnOps  = 12
+	memberTxnOps = 6
+)
+
+// maxMembers is how many erasures (members, and queued erasures found gone) one batch may take
+// so that its transaction stays within the store's bound: a store on etcd refuses a
+// transaction of more than its --max-txn-ops (128 by default: 19 erasures). No bound on bbolt.
+func (p *Pipeline) maxMembers() int {
+	if p.cfg.MaxTxnOps <= 0 {
+		return math.MaxInt
+	}
+	return max((p.cfg.MaxTxnOps-batchTxnOps)/memberTxnOps, 1)
+}
 
 // flushQueues forms a batch for every account and kind whose queue is due: as many full
 // batches (100 ids) as the queue holds, at once, and a part-full one when the pipeline's flush
@@ -316,6 +336,9 @@ func (p *Pipeline) prepare(account string, kind model.TargetKind, atRisk bool, o
 		for _, i := range order {
 			if only != "" && g.IDs[i] != only {
 				continue
+			}
+			if len(plan.members)+len(plan.gone) >= p.maxMembers() {
+				break // the rest go in the next batch: this one's transaction is full
 			}
 			seen := seenRecord{id: g.IDs[i], raw: tx.Get(schema.Erasures, []byte(g.IDs[i]))}
 			r, err := model.GetRecord(tx, seen.id)

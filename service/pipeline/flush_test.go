@@ -399,3 +399,34 @@ func TestSpentQuotaMarksNewcomers(t *testing.T) {
 		t.Fatal("b, joining a queue marked before, is not marked waiting for quota")
 	}
 }
+
+// TestBatchFitsTheStoresTransaction: on a store that bounds a transaction's operations (etcd's
+// --max-txn-ops), a batch takes no more erasures than its transaction can write; the others go
+// in the next one, at the next round. Without the bound the first batch's transaction would be refused at every
+// round and nothing would ever be sent.
+func TestBatchFitsTheStoresTransaction(t *testing.T) {
+	e := newFlushEnv(t, FlushPack, 0)
+	e.p.cfg.MaxTxnOps = batchTxnOps + 2*memberTxnOps // two erasures a batch
+	ids := []string{"a", "b", "c", "d", "e"}
+	for _, id := range ids {
+		e.arrive(id, t0)
+	}
+	for _, id := range ids {
+		e.resolve(id, t0, false, chats(id, 1)...)
+	}
+	at := t0.Add(safeAfter)
+	var got []formed
+	for range 3 { // a round forms one batch of a queue that is not full
+		got = e.flush(at)
+	}
+	var members []string
+	for _, b := range got {
+		if len(b.erasures) > 2 {
+			t.Errorf("batch of %v: more erasures than its transaction holds (2)", b.erasures)
+		}
+		members = append(members, b.erasures...)
+	}
+	if len(got) != 3 || len(members) != len(ids) {
+		t.Errorf("batches %v, want every erasure's record sent, in 3 batches of at most 2 erasures", got)
+	}
+}

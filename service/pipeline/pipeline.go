@@ -71,6 +71,8 @@ type Config struct {
 	Flush FlushPolicy
 	// After is the pipeline's timer (nil: time.After); see SchedulerConfig.After.
 	After func(time.Duration) <-chan time.Time
+	// MaxTxnOps bounds the operations of one store transaction (0: none); see maxMembers.
+	MaxTxnOps int
 }
 
 // FlushPolicy chooses when the batcher sends a batch that is not full.
