@@ -262,21 +262,7 @@ type monthTracker struct {
 
 // follow reads events until ctx ends, resuming after a watch the service ended.
 func (t *monthTracker) follow(ctx context.Context, svc *service.Service, w *service.Watch) error {
-	for {
-		evs, err := w.Next(ctx)
-		if err != nil {
-			w.Close()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if service.KindOf(err) != service.KindUnavailable {
-				return err
-			}
-			if w, err = svc.Watch(ctx, "", w.Progress()+1); err != nil {
-				return err
-			}
-			continue
-		}
+	return followEvents(ctx, svc, w, func(evs []service.Event) {
 		t.mu.Lock()
 		for _, ev := range evs {
 			e := ev.Erasure
@@ -300,7 +286,7 @@ func (t *monthTracker) follow(ctx context.Context, svc *service.Service, w *serv
 			}
 		}
 		t.mu.Unlock()
-	}
+	})
 }
 
 // allFinal reports whether every erasure of ids has reached a final state.

@@ -369,21 +369,7 @@ func newTracker(n int) *tracker {
 
 // follow reads events until ctx ends, resuming after a watch that the service ended.
 func (t *tracker) follow(ctx context.Context, svc *service.Service, w *service.Watch) error {
-	for {
-		evs, err := w.Next(ctx)
-		if err != nil {
-			w.Close()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if service.KindOf(err) != service.KindUnavailable {
-				return err
-			}
-			if w, err = svc.Watch(ctx, "", w.Progress()+1); err != nil {
-				return err
-			}
-			continue
-		}
+	return followEvents(ctx, svc, w, func(evs []service.Event) {
 		t.mu.Lock()
 		for _, ev := range evs {
 			e := ev.Erasure
@@ -398,7 +384,7 @@ func (t *tracker) follow(ctx context.Context, svc *service.Service, w *service.W
 		}
 		t.check()
 		t.mu.Unlock()
-	}
+	})
 }
 
 // expect names the erasures to wait for.
