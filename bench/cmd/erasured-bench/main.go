@@ -148,6 +148,9 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	bench.Report(os.Stdout, cfg, res, header, command(fs))
+	if *only != "" {
+		return nil // one built-in scenario only
+	}
 	for _, sc := range bench.Scenarios {
 		if err := sc.Run(ctx, cfg, os.Stdout); err != nil {
 			return fmt.Errorf("%s: %w", sc.Name, err)
