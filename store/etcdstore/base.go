@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -19,13 +18,9 @@ import (
 // The committer's base: the counters it reads (meta/seq, meta/rev, meta/oldest) and how it
 // settles a commit whose reply was lost.
 
-// settle finds out whether the transaction that set the commit key to nonces[0] committed, after
-// its reply was lost. The later nonces are those of transactions sent after it that apply only
-// if it did (a chained transaction compares the commit key with its predecessor's nonce), so
-// finding one of them in the commit key proves that it committed too. It returns the index of
-// the nonce found (-1: the transaction did not commit and never will), with a base that reflects
-// whatever happened.
-func (db *DB) settle(nonces ...string) (matched int, err error) {
+// settle finds out whether the transaction that set the commit key to nonce committed, after
+// its reply was lost. It returns with a base that reflects whatever happened.
+func (db *DB) settle(nonce string) (committedIt bool, err error) {
 	b := db.base
 	wait := 50 * time.Millisecond
 	var closingSince time.Time
@@ -47,19 +42,18 @@ func (db *DB) settle(nonces ...string) (matched int, err error) {
 			if resp.Succeeded {
 				// The counter moved past the lost transaction's compare: it never applies.
 				db.setBase(base{etcdRev: resp.Header.Revision, seq: b.seq + 1, rev: b.rev, oldest: b.oldest})
-				return -1, nil
+				return false, nil
 			}
 			nb, err := db.baseFrom(resp.Header.Revision, resp.Responses)
 			if err != nil {
-				return -1, err
+				return false, err
 			}
-			last := ""
-			if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) == 1 {
-				last = string(kvs[0].Value)
-			}
+			last := resp.Responses[3].GetResponseRange().Kvs
 			db.setBase(nb)
-			// Not found: an abort of ours, or another process, moved the counter first.
-			return slices.Index(nonces, last), nil
+			if len(last) == 1 && string(last[0].Value) == nonce {
+				return true, nil
+			}
+			return false, nil // an abort of ours, or another process, moved the counter first
 		}
 		if errors.Is(err, rpctypes.ErrNoSpace) {
 			// etcd answered: the abort applied or never will. If the counter has moved,
@@ -68,7 +62,7 @@ func (db *DB) settle(nonces ...string) (matched int, err error) {
 			nb, last, rerr := db.readCommitKey()
 			if rerr == nil && nb.seq != b.seq {
 				db.setBase(nb)
-				return slices.Index(nonces, last), nil
+				return last == nonce, nil
 			}
 		}
 		if db.isClosing() {
@@ -76,7 +70,7 @@ func (db *DB) settle(nonces ...string) (matched int, err error) {
 				closingSince = time.Now()
 			} else if time.Since(closingSince) > 2*db.opts.RequestTimeout {
 				db.base.etcdRev = 0
-				return -1, fmt.Errorf("store: etcd unreachable while closing; the outcome of a commit is unknown: %w", err)
+				return false, fmt.Errorf("store: etcd unreachable while closing; the outcome of a commit is unknown: %w", err)
 			}
 		}
 		time.Sleep(wait)
@@ -85,17 +79,15 @@ func (db *DB) settle(nonces ...string) (matched int, err error) {
 }
 
 // decideNoSpace decides the outcome of a commit etcd answered with ErrNoSpace: it has applied or
-// never will, so one linearizable read of the commit key tells (nonces as in settle: the
-// commit's, then those of the transactions chained after it). known is false when the read
-// failed. It returns the index of the nonce found (-1: not committed), with the base at what the
-// read found.
-func (db *DB) decideNoSpace(nonces ...string) (matched int, known bool) {
+// never will, so one linearizable read of the commit key tells. known is false when the read
+// failed. It returns with the base at what the read found.
+func (db *DB) decideNoSpace(nonce string) (committedIt, known bool) {
 	nb, last, err := db.readCommitKey()
 	if err != nil {
-		return -1, false
+		return false, false
 	}
 	db.setBase(nb)
-	return slices.Index(nonces, last), true
+	return last == nonce, true
 }
 
 // readCommitKey reads the counters and this opener's commit key, in one linearizable read.

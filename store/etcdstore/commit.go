@@ -23,9 +23,7 @@ import (
 // every write transaction of every process bumps, with the base's value: if another process
 // committed since the base was read, nothing is written, the Else branch hands back the new
 // counters, and the group runs again on fresh data. So each commit is serializable with every
-// other, across processes. Calls arriving while a transaction is in flight form the next group,
-// which the committer prepares meanwhile over the state that transaction leaves and sends
-// chained on it, before its reply (pipeline.go).
+// other, across processes. Calls arriving while a transaction is in flight form the next group.
 //
 // A function that fails has its writes undone from the overlay (a journal records what each
 // write replaced), so the others go on without it. Fenced functions add a compare on their term's
@@ -115,6 +113,108 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 }
 
+// commitLoop is the committer. It returns when Close has been called and the queue is empty.
+func (db *DB) commitLoop() {
+	defer close(db.committerDone)
+	var group []*call
+	for {
+		db.mu.Lock()
+		for len(db.queue) == 0 && !db.closing {
+			db.wakeup.Wait()
+		}
+		if len(db.queue) == 0 {
+			db.mu.Unlock()
+			return
+		}
+		n := min(len(db.queue), db.opts.MaxBatch)
+		group = append(group[:0], db.queue[:n]...)
+		rest := copy(db.queue, db.queue[n:])
+		clear(db.queue[rest:])
+		db.queue = db.queue[:rest]
+		db.mu.Unlock()
+
+		live := group[:0]
+		for _, c := range group {
+			if c.state.CompareAndSwap(callQueued, callRunning) {
+				live = append(live, c)
+			}
+		}
+		for len(live) > 0 {
+			live = db.commitSome(live)
+		}
+		clear(group)
+	}
+}
+
+// commitSome commits the longest leading run of live that fits in one etcd transaction (or fails
+// it), replies to those calls, and returns the others.
+func (db *DB) commitSome(live []*call) []*call {
+	for {
+		if db.base.etcdRev == 0 || db.foreignSeq.Load() > db.base.seq {
+			if err := db.reloadBase(); err != nil {
+				return db.failAll(live, err)
+			}
+		}
+		db.prefetch(live)
+		g := newGroup(db)
+		n := 0
+		var voidErr error // a read failed: this run of the group is void
+		for _, c := range live {
+			ok, err := g.run(c, n == 0)
+			if err != nil {
+				voidErr = err
+				break
+			}
+			if !ok { // does not fit: leave it and the rest for the next transaction
+				break
+			}
+			n++
+		}
+		if voidErr != nil {
+			if errors.Is(voidErr, rpctypes.ErrCompacted) {
+				db.base.etcdRev = 0 // the base's revision is gone from etcd: read a new one
+				continue
+			}
+			return db.failAll(live, fmt.Errorf("store: read from etcd: %w", voidErr))
+		}
+		ran := live[:n]
+		outcome, err := db.commitGroup(g, ran)
+		switch outcome {
+		case committed:
+			db.finish(g, ran)
+			return live[n:]
+		case conflict:
+			continue // the base moved: run again on the new one
+		case fenceLost:
+			// The functions of the lost terms have their replies; run the others again.
+			rest := live[:0]
+			for _, c := range live {
+				if c.fence != nil && c.fence.ended() {
+					c.err = fmt.Errorf("%w: term %d has ended", store.ErrNotLeader, c.fence.rev)
+					close(c.done)
+					continue
+				}
+				rest = append(rest, c)
+			}
+			live = rest
+			if len(live) == 0 {
+				return nil
+			}
+			continue
+		case tooLarge:
+			if n == 1 {
+				c := live[0]
+				c.err = fmt.Errorf("%w: %v", errTooLarge, err)
+				close(c.done)
+				return live[1:]
+			}
+			continue // the limits were lowered: the group splits
+		default: // failed: nothing was written
+			return db.failAll(live, err)
+		}
+	}
+}
+
 // failAll replies err to every call of live whose own function did not fail.
 func (db *DB) failAll(live []*call, err error) []*call {
 	db.base.etcdRev = 0 // read the state again before the next group
@@ -159,70 +259,27 @@ const (
 	fenceLost
 	tooLarge
 	failed
-	early      // a chained transaction etcd took before the one it follows: nothing was written
-	misguessed // a key the group assumed absent exists: nothing was written
 )
 
-// inflight is a group's transaction sent to etcd, its reply still to come.
-type inflight struct {
-	g       *group
-	terms   []*term
-	cmps    []clientv3.Cmp
-	els     []clientv3.Op
-	then    []clientv3.Op // nil: a read-only check
-	nonce   string
-	lose    bool
-	start   time.Time
-	replied chan struct{}
-	sending chan struct{} // closed when the transaction is handed to the etcd client
-	resp    *clientv3.TxnResponse
-	err     error
-
-	// chained is the transaction sent after this one, before its reply, that applies only if
-	// this one did (nil: none). knownCommitted says that settling this one's lost reply found
-	// the chained one's nonce in the commit key: it committed, whatever its own reply says.
-	chained        *inflight
-	knownCommitted bool
-	isChained      bool // sent chained after another
-}
-
-// send sends the group's transaction (compared on the meta/seq value of the group's base) from a
-// goroutine of its own, so that the committer can prepare the next group meanwhile. Nothing of
-// the committer's state changes until await has the reply.
-//
-// With after set, the group was prepared over the state after's transaction leaves, and is sent
-// before after's reply: its transaction also compares this opener's commit key with after's
-// nonce. meta/seq alone would not do: another process committing over after's base, or the
-// committer's own abort while settling after's lost reply, sets meta/seq to the very value the
-// group compares on; the commit key holds after's nonce only if after applied and nothing wrote
-// since (every write of this opener sets a new nonce, and no other writes it). So the chained
-// transaction applies exactly when after did and nothing came in between; otherwise its compare
-// fails and its functions run again.
-func (db *DB) send(g *group, ran []*call, after *inflight) *inflight {
+// commitGroup sends the group's transaction and settles its outcome. On committed it has moved
+// the base and the cache to the new state; on conflict it has reloaded the base.
+func (db *DB) commitGroup(g *group, ran []*call) (outcome, error) {
 	fences := map[*term]struct{}{}
 	for _, c := range ran {
 		if c.fence != nil && c.err == nil {
 			fences[c.fence] = struct{}{}
 		}
 	}
-	f := &inflight{g: g, replied: make(chan struct{}), sending: make(chan struct{}), start: time.Now()}
-	f.cmps = []clientv3.Cmp{clientv3.Compare(clientv3.Value(db.lay.key(metaSeq)), "=", string(store.U64(g.base.seq)))}
-	if after != nil {
-		f.cmps = append(f.cmps, clientv3.Compare(clientv3.Value(db.commitKey), "=", after.nonce))
-		after.chained = f
-		f.isChained = true
-	}
+	b := db.base
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.Value(db.lay.key(metaSeq)), "=", string(store.U64(b.seq)))}
+	var terms []*term
 	for t := range fences {
-		f.terms = append(f.terms, t)
-		f.cmps = append(f.cmps, clientv3.Compare(clientv3.CreateRevision(t.key), "=", t.rev))
+		terms = append(terms, t)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(t.key), "=", t.rev))
 	}
-	f.els = db.baseOps()
-	for _, t := range f.terms {
-		f.els = append(f.els, clientv3.OpGet(t.key))
-	}
-	if len(g.assumed) > 0 {
-		f.cmps = append(f.cmps, g.assumedCmps()...)
-		f.els = append(f.els, g.assumedReads()...)
+	els := db.baseOps()
+	for _, t := range terms {
+		els = append(els, clientv3.OpGet(t.key))
 	}
 	if !g.writes() {
 		// Nothing to write (functions that only read, or that failed after reading): the
@@ -230,83 +287,9 @@ func (db *DB) send(g *group, ran []*call, after *inflight) *inflight {
 		// that this one has not heard of yet. One read-only transaction checks meta/seq (and
 		// the terms) as etcd has them now: a linearizable read, with no write that would void
 		// the other processes' caches.
-		go func() {
-			close(f.sending)
-			ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
-			f.resp, f.err = db.cli.Txn(ctx).If(f.cmps...).Else(f.els...).Commit()
-			cancel()
-			close(f.replied)
-		}()
-		return f
-	}
-	db.nonce++
-	f.nonce = string(store.U64(db.nonce))
-	f.then = append([]clientv3.Op{
-		clientv3.OpPut(db.lay.key(metaSeq), string(store.U64(g.base.seq+1))),
-		clientv3.OpPut(db.commitKey, f.nonce),
-	}, g.ops()...)
-	f.lose = db.loseReply != nil && db.loseReply()
-	beforeSend, heldSend, onReply := db.beforeSend, db.heldSend, db.onReply
-	go func() {
-		defer close(f.replied)
-		if onReply != nil {
-			defer onReply(f)
-		}
-		if after != nil {
-			// Let the transaction before go first: etcd taking this one first fails it.
-			// (chainDelay says why the wait.)
-			<-after.sending
-			select {
-			case <-after.replied:
-			case <-time.After(chainDelay):
-			}
-		}
-		if beforeSend != nil {
-			beforeSend()
-		}
-		close(f.sending)
-		if heldSend != nil {
-			heldSend(f)
-		}
-		if !f.lose || db.loseSends {
-			ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
-			f.resp, f.err = db.cli.Txn(ctx).If(f.cmps...).Then(f.then...).Else(f.els...).Commit()
-			cancel()
-		}
-		if f.lose {
-			f.resp, f.err = nil, context.DeadlineExceeded
-		}
-	}()
-	return f
-}
-
-// await waits for the reply of f and settles its outcome. On committed it has moved the base and
-// the cache to the new state; on conflict it has reloaded the base.
-func (db *DB) await(f *inflight) (outcome, error) {
-	if f.knownCommitted {
-		// Chained after a transaction whose lost reply was settled by finding this one's
-		// nonce: it committed, and the base is already what settling read, past it.
-		db.commits.Add(1)
-		return committed, nil
-	}
-	<-f.replied
-	g, b, resp, err := f.g, f.g.base, f.resp, f.err
-	if db.base.seq != b.seq {
-		// Never: a group is sent only over the committer's state.
-		panic(fmt.Sprintf("etcdstore: a group over meta/seq %d sent at %d", b.seq, db.base.seq))
-	}
-	nonces := []string{f.nonce}
-	if f.chained != nil && f.chained.then != nil {
-		nonces = append(nonces, f.chained.nonce)
-	}
-	// matched marks the chained transaction committed when settling found its nonce.
-	matched := func(i int) bool {
-		if i == 1 {
-			f.chained.knownCommitted = true
-		}
-		return i >= 0
-	}
-	if f.then == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+		resp, err := db.cli.Txn(ctx).If(cmps...).Else(els...).Commit()
+		cancel()
 		if err != nil {
 			return failed, fmt.Errorf("store: etcd read: %w", err)
 		}
@@ -315,11 +298,30 @@ func (db *DB) await(f *inflight) (outcome, error) {
 			db.base.etcdRev = resp.Header.Revision // the same seq: the cache stays valid
 			return committed, nil
 		}
-		return db.refused(f, resp)
+		return db.refused(b, terms, resp, len(els))
+	}
+	db.nonce++
+	nonce := string(store.U64(db.nonce))
+	then := append([]clientv3.Op{
+		clientv3.OpPut(db.lay.key(metaSeq), string(store.U64(b.seq+1))),
+		clientv3.OpPut(db.commitKey, nonce),
+	}, g.ops()...)
+
+	start := time.Now()
+	var resp *clientv3.TxnResponse
+	var err error
+	lose := db.loseReply != nil && db.loseReply()
+	if !lose || db.loseSends {
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
+		resp, err = db.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
+		cancel()
+	}
+	if lose {
+		resp, err = nil, context.DeadlineExceeded
 	}
 	if err != nil {
 		if refusedAsTooLarge(err) {
-			db.maxOps = max(8, min(db.maxOps, len(f.then))/2)
+			db.maxOps = max(8, min(db.maxOps, len(then))/2)
 			db.maxBytes = max(64<<10, min(db.maxBytes, g.bytes)/2)
 			return tooLarge, err
 		}
@@ -329,45 +331,36 @@ func (db *DB) await(f *inflight) (outcome, error) {
 		known := false
 		if errors.Is(err, rpctypes.ErrNoSpace) {
 			db.answered()
-			var i int
-			if i, known = db.decideNoSpace(nonces...); known && !matched(i) {
+			var ok bool
+			if ok, known = db.decideNoSpace(nonce); known && !ok {
 				return failed, fmt.Errorf("store: etcd commit: %w", err)
 			}
 		}
 		if !known {
-			if db.beforeSettle != nil {
-				db.beforeSettle(f)
-			}
-			i, serr := db.settle(nonces...)
+			ok, serr := db.settle(nonce)
 			if serr != nil {
 				return failed, serr
 			}
-			if !matched(i) {
+			if !ok {
 				return conflict, nil // nothing was written; the base was reloaded
 			}
 		}
 	} else {
 		db.answered()
 		if !resp.Succeeded {
-			return db.refused(f, resp)
+			return db.refused(b, terms, resp, len(els))
 		}
 		db.base.etcdRev = resp.Header.Revision
 		if db.opts.OnCommit != nil {
-			db.opts.OnCommit(time.Since(f.start))
+			db.opts.OnCommit(time.Since(start))
 		}
 	}
 	// Committed: the new state is the base plus the overlay.
 	db.commits.Add(1)
-	if len(g.assumed) > 0 {
-		db.guessed(true)
-	}
 	if db.base.seq == b.seq { // settle may have read a later state already
 		db.base.seq = b.seq + 1
 		db.base.rev = g.rev
 		db.base.oldest = g.oldest()
-		for _, k := range g.assumed { // the compares proved them absent; writes come next
-			db.cache.put(k, nil, false)
-		}
 		g.applyToCache(&db.cache)
 	}
 	return committed, nil
@@ -375,41 +368,24 @@ func (db *DB) await(f *inflight) (outcome, error) {
 
 // refused handles the Else branch of a group's transaction whose compares failed: the base
 // moved (conflict, the base is reloaded) or a term was lost (fenceLost, the term is ended).
-func (db *DB) refused(f *inflight, resp *clientv3.TxnResponse) (outcome, error) {
-	b, terms := f.g.base, f.terms
+func (db *DB) refused(b base, terms []*term, resp *clientv3.TxnResponse, nels int) (outcome, error) {
 	nb, err := db.baseFrom(resp.Header.Revision, resp.Responses)
 	if err != nil {
 		return failed, err
-	}
-	if nb.seq < b.seq && f.isChained {
-		// A chained transaction that etcd took before the one it follows (which committed:
-		// the committer is at b): it was prepared on the committer's state and can be sent
-		// again as it is.
-		return early, nil
 	}
 	if nb.seq != b.seq {
 		db.setBase(nb)
 		return conflict, nil
 	}
 	lost := false
-	nbase := len(db.baseOps())
 	for i, t := range terms {
-		kvs := resp.Responses[nbase+i].GetResponseRange().Kvs
+		kvs := resp.Responses[nels-len(terms)+i].GetResponseRange().Kvs
 		if len(kvs) == 0 || kvs[0].CreateRevision != t.rev {
 			t.end()
 			lost = true
 		}
 	}
 	db.base.etcdRev = nb.etcdRev // same seq: the cache stays valid
-	if len(f.g.assumed) > 0 {
-		wrong := db.checkAssumed(f.g.assumed, resp.Responses[nbase+len(terms):])
-		if !lost {
-			db.guessed(!wrong)
-			if wrong {
-				return misguessed, nil
-			}
-		}
-	}
 	if !lost {
 		return failed, errors.New("store: etcd transaction failed without a reason")
 	}
@@ -426,11 +402,3 @@ func runFn(fn func(store.Tx) error, tx store.Tx) (err error) {
 	}()
 	return fn(tx)
 }
-
-// chainDelay is how long a chained transaction waits after the one before was handed to the
-// etcd client (or until its reply, if sooner). The two travel on concurrent gRPC streams, and
-// etcd proposes them in the order its handlers get to them: one sent at once is often taken
-// first, fails its compare, and costs a raft round to send again. A few hundred microseconds let
-// the one before be proposed first; the chained one then joins the same or the next raft round,
-// which lasts about an fsync.
-var chainDelay = 300 * time.Microsecond

@@ -56,11 +56,9 @@ type Options struct {
 	// HealthInterval is how often Err's health probe asks etcd; default 1s. HealthTimeout is
 	// how long etcd may go unanswered before Err reports it; default 3s.
 	HealthInterval, HealthTimeout time.Duration
-	// NoPrefetch turns off the speculative runs and the prefetch of a group's point reads:
-	// each function of a group then reads what it needs from etcd one round trip after
-	// another, instead of reads of absent keys being compared in the commit (speculation.go)
-	// or all the group's reads going in one request after a dry run of the functions
-	// (prefetch).
+	// NoPrefetch turns off the prefetch of a group's point reads: each function of a group
+	// then reads what it needs from etcd one round trip after another, instead of all the
+	// group's reads going in one request after a dry run of the functions (see prefetch).
 	NoPrefetch bool
 	// OnCommit, when set, is told how long each successful etcd commit took. It runs on the
 	// committer, so it must be quick (a histogram's Observe).
@@ -134,11 +132,6 @@ type DB struct {
 	nonce    uint64
 	maxOps   int
 	maxBytes int
-	// specSkip is how many groups still run with the prefetch rather than speculatively,
-	// specBackoff how many the next wrong guess sets it to (see speculation.go).
-	specSkip, specBackoff int
-	misguesses            atomic.Uint64 // speculative groups that found an assumed key, for tests
-	noSpeculation         bool          // test hook: every group runs with the prefetch
 
 	// foreignSeq is the highest meta/seq the follower saw written: above the committer's base,
 	// another process committed since, and the committer re-reads before its next group.
@@ -167,22 +160,6 @@ type DB struct {
 	// sent first when loseSends is set, not at all otherwise.
 	loseReply func() bool
 	loseSends bool
-	// beforeSend runs before a commit's transaction is sent, on the goroutine that sends it;
-	// inFlight runs on the committer once the transaction is on its way, before it prepares the
-	// next group; prepared once it has (with the group's calls).
-	beforeSend func()
-	inFlight   func()
-	prepared   func(ran []*call)
-	pipelined  atomic.Uint64 // transactions sent from a group prepared during the one before
-	chainSent  atomic.Uint64 // of those, the ones sent before the reply of the one before
-	chainEarly atomic.Uint64 // chained ones that etcd took before the one before, sent again
-	noChain    bool          // test hook: a prepared group waits for the reply of the one before
-	// beforeSettle runs on the committer before it settles the lost reply of f; heldSend runs
-	// on the goroutine that sends f's transaction, once a transaction chained after f may go,
-	// and onReply on the same goroutine once the reply is in.
-	beforeSettle func(f *inflight)
-	heldSend     func(f *inflight)
-	onReply      func(f *inflight)
 	// failEventReads makes every read of events from etcd fail; gapTries, when set, is how many
 	// times fillGap tries.
 	failEventReads atomic.Bool
@@ -308,10 +285,6 @@ func (db *DB) initPrefix(ctx context.Context) error {
 			if got > keyFormat {
 				return fmt.Errorf("%w: the prefix has format %d, this binary understands up to %d; run a newer erasured",
 					errFormatTooNew, got, keyFormat)
-			}
-			if got < keyFormat {
-				return fmt.Errorf("%w: the prefix has format %d, this binary reads format %d only and does not migrate; "+
-					"run the erasured that wrote it, or start this one on a new prefix", errFormatTooOld, got, keyFormat)
 			}
 			return nil
 		}

@@ -16,14 +16,11 @@
 //	meta/commit/<id>     one per open DB: the nonce of its last write, to settle a lost reply
 //	                     (deleted by Close; see below for a process that crashed)
 //	b/<bucket>/<key>     the buckets' keys (arbitrary bytes; etcd orders keys bytewise, as bbolt does)
-//	ev/<16 hex digits>   the events of one transaction, named by the last one's revision:
-//	                     uvarint(first revision), then per event uvarint(len(key)) key
-//	                     uvarint(len(value)) value
+//	ev/<16 hex digits>   the event of that revision: uvarint(len(key)) key value
 //	leader/<lease id>    the election's candidates (concurrency.Election)
 //
 // A prefix with keys but no meta/format does not open: it is an unfinished Restore, or another
-// program's keys. Nor does one of an older format (1 kept one ev/ key per event): there is no
-// migration; run the binary that wrote it, or start on a new prefix.
+// program's keys.
 //
 // # Transactions
 //
@@ -34,27 +31,13 @@
 // transaction whose If compares meta/seq with the value read. If another process (a replica)
 // committed meanwhile, nothing is written and the functions run again on the new state, which the
 // contract allows: so two replicas taking the same request id at once cannot both insert it.
-// A group first runs speculatively: a read that misses the overlay and the cache finds nothing,
-// without asking etcd, and the transaction compares each such key as absent (Version 0) beside
-// meta/seq, so that a group of Submits, each checking that its request id and subject are new,
-// costs no read at all. If one of those keys exists, nothing is written, the Else branch's reads
-// of them go into the cache, and the group runs again; after such a wrong guess the next groups
-// (a number that doubles with each wrong guess in a row) run with the prefetch instead: their
-// functions run once each in a dry run whose reads that miss the cache find nothing and are
-// recorded, and the recorded keys are read in one etcd request. A function that fails is undone
-// from the overlay alone; the others commit.
-//
-// While a group's transaction is in flight, the committer prepares the next group over the
-// state that transaction leaves and sends it at once, before the reply: its transaction
-// compares meta/seq with the value the one before sets and this opener's commit key with that
-// one's nonce, so it applies only if the one before did and nothing came in between. Two
-// transactions are then in flight, which etcd takes in one raft round or two back to back;
-// replies are handled in the order sent, and a transaction that etcd took before the one it
-// follows (they travel on concurrent gRPC streams) failed its compare and is sent again as
-// prepared. A reply lost to a
+// Before a group runs, its functions run once each in a dry run whose reads that miss the cache
+// find nothing and are recorded; the recorded keys are then read in one etcd request, so that a
+// group of Submits, each checking its request id, costs one read round trip instead of one each. A
+// function that fails is undone from the overlay alone; the others commit. A reply lost to a
 // timeout is settled before anything else: the committer bumps meta/seq if it still has the old
 // value (after which the lost transaction can never apply) and reads its commit key to learn
-// whether it had (the nonce of the transaction chained after it says that both had). etcd answers ErrNoSpace (its space quota exceeded) to some transactions it has
+// whether it had. etcd answers ErrNoSpace (its space quota exceeded) to some transactions it has
 // applied, so that answer too is settled, by one read of the commit key. A group that writes
 // nothing (functions that only read, or that failed) is checked by a read-only transaction
 // comparing meta/seq (and its terms), so that it decides on the store as it is, not on what this
@@ -74,10 +57,8 @@
 // or from the ev/ keys, then follow live, with no gap and no duplicate at the switch (as in
 // boltstore: one hub, no etcd watch per watcher). etcd's own compaction of its history never
 // loses an event: the ev/ keys are live keys, and a follower whose etcd watch was compacted reads
-// them again. Compact deletes the ev/ keys whose events all lie below a revision (range deletes
-// of up to 10,000 revisions per transaction) and sets meta/oldest; a transaction's key that the
-// revision cuts stays, and its events below meta/oldest are skipped. Asking for a revision below
-// meta/oldest returns *store.CompactedError.
+// them again. Compact deletes ev/ keys below a revision (range deletes of up to 10,000 events per
+// transaction) and sets meta/oldest; asking for a deleted revision returns *store.CompactedError.
 //
 // # Leadership and fencing
 //

@@ -239,7 +239,7 @@ func TestTxnLimits(t *testing.T) {
 			opts.MaxTxnOps = tc.maxOps
 			db := openTest(t, opts)
 			release := blockCommitter(t, db)
-			const n = 300 // 4 operations each and an event: more than the cluster's limit in all
+			const n = 300 // 5 operations each: more than the cluster's limit in all
 			errs := make([]error, n)
 			var wg sync.WaitGroup
 			for i := range n {
@@ -268,8 +268,7 @@ func TestTxnLimits(t *testing.T) {
 				t.Errorf("Rev() = %d, want %d", got, n)
 			}
 			commits := db.commits.Load() - before
-			// Per transaction: meta/seq, the commit key, meta/rev and the one events key.
-			if perTxn := (tc.maxOps - 4) / 4; perTxn < n && commits < uint64((n+perTxn-1)/perTxn) {
+			if perTxn := (tc.maxOps - 3) / 5; perTxn < n && commits < uint64((n+perTxn-1)/perTxn) {
 				t.Errorf("%d updates in %d commits, more than %d operations each", n, commits, tc.maxOps)
 			}
 			if tc.maxOps > etcdtest.MaxTxnOps && db.maxOps > etcdtest.MaxTxnOps {
@@ -337,17 +336,13 @@ func TestReadAtCompactedRevision(t *testing.T) {
 	}
 }
 
-// TestOpenChecksPrefix: Open refuses a bad prefix or bucket, a newer or older format, and a
-// prefix that holds keys but no format.
+// TestOpenChecksPrefix: Open refuses a bad prefix or bucket, a newer format, and a prefix that
+// holds keys but no format.
 func TestOpenChecksPrefix(t *testing.T) {
 	ctx := storetest.Context(t)
 	cli := rawClient(t)
 	newer := newPrefix(t)
 	if _, err := cli.Put(ctx, newer+metaFormat, string(store.U64(keyFormat+1))); err != nil {
-		t.Fatal(err)
-	}
-	older := newPrefix(t) // format 1: one ev/ key per event
-	if _, err := cli.Put(ctx, older+metaFormat, string(store.U64(keyFormat-1))); err != nil {
 		t.Fatal(err)
 	}
 	stray := newPrefix(t)
@@ -363,7 +358,6 @@ func TestOpenChecksPrefix(t *testing.T) {
 		{"prefix without slash", testOptions("x", testBuckets), nil},
 		{"bucket with a slash", testOptions(newPrefix(t), []store.Bucket{{Name: "a/b"}}), nil},
 		{"newer format", testOptions(newer, testBuckets), errFormatTooNew},
-		{"older format", testOptions(older, testBuckets), errFormatTooOld},
 		{"keys but no format", testOptions(stray, testBuckets), nil},
 	} {
 		db, err := Open(ctx, tc.opts)
@@ -458,20 +452,13 @@ func TestMemberDown(t *testing.T) {
 func TestPrefetchReadsInOneRequest(t *testing.T) {
 	ctx := storetest.Context(t)
 	for _, tc := range []struct {
-		name                string
-		noPrefetch, noGuess bool
-		minReads, maxReads  uint64
-	}{
-		{"prefetch", false, true, 1, 2},
-		{"NoPrefetch", true, true, 20, 21},
-		// The reads assumed absent are compared in the commit instead: no read at all.
-		{"speculative", false, false, 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+		noPrefetch         bool
+		minReads, maxReads uint64
+	}{{false, 1, 2}, {true, 20, 21}} {
+		t.Run(fmt.Sprintf("NoPrefetch=%t", tc.noPrefetch), func(t *testing.T) {
 			opts := testOptions(newPrefix(t), testBuckets)
 			opts.NoPrefetch = tc.noPrefetch
 			db := openTest(t, opts)
-			db.noSpeculation = tc.noGuess
 			release := blockCommitter(t, db)
 			const n = 20
 			errs := make([]error, n)

@@ -55,10 +55,7 @@ func (db *DB) Events(from uint64, limit int) ([]store.Event, error) {
 // readEvents reads events from etcd: Rev in [from, upTo], only those about key unless key is "",
 // at most limit of them, examining at most scan events (scan < 0: up to a page). next is the
 // revision after the last one examined. meta/oldest is read in the same etcd transaction, so a
-// concurrent compaction cannot open a gap. The first events key at or after eventKey(from) holds
-// from (a transaction's events share a key named by their last revision), so a read that starts
-// inside a transaction skips that transaction's events before from, and one that compaction cut
-// inside a transaction still finds the events at and after meta/oldest.
+// concurrent compaction cannot open a gap.
 func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []store.Event, next uint64, err error) {
 	next = from
 	if scan < 0 || scan > scanMax {
@@ -69,11 +66,9 @@ func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.RequestTimeout)
 	defer cancel()
-	evDir := db.lay.key(eventsDir)
 	resp, err := db.cli.Txn(ctx).Then(
 		clientv3.OpGet(db.lay.key(metaOldest)),
-		// Keys, not events: a key holds a transaction's events, one or dozens.
-		clientv3.OpGet(db.lay.eventKey(from), clientv3.WithRange(prefixEnd(evDir)), clientv3.WithLimit(int64(max(16, scan/8)))),
+		clientv3.OpGet(db.lay.eventKey(from), clientv3.WithRange(db.lay.eventKey(upTo+1)), clientv3.WithLimit(int64(scan))),
 	).Commit()
 	if err != nil {
 		if db.isClosing() {
@@ -93,33 +88,23 @@ func (db *DB) readEvents(from, upTo uint64, key string, limit, scan int) (evs []
 	if from < oldest {
 		return nil, from, &store.CompactedError{Requested: from, Oldest: oldest}
 	}
-	examined := 0
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		last, ok := db.lay.parseEventKey(kv.Key)
+		rev, ok := db.lay.parseEventKey(kv.Key)
 		if !ok {
 			return nil, from, fmt.Errorf("store: stray key %q among the events", kv.Key)
 		}
-		txEvs, err := decodeEvents(last, kv.Value)
+		if rev != next {
+			return nil, from, fmt.Errorf("store: event log has a gap: revision %d follows %d", rev, next-1)
+		}
+		next = rev + 1
+		ev, err := decodeEvent(rev, kv.Value)
 		if err != nil {
 			return nil, from, err
 		}
-		if first := txEvs[0].Rev; first > next {
-			return nil, from, fmt.Errorf("store: event log has a gap: revision %d follows %d", first, next-1)
-		}
-		for _, ev := range txEvs {
-			if ev.Rev < next {
-				continue // before from, in the same transaction
-			}
-			if ev.Rev > upTo || examined >= scan {
-				return evs, next, nil
-			}
-			examined++
-			next = ev.Rev + 1
-			if key == "" || ev.Key == key {
-				evs = append(evs, ev)
-				if len(evs) >= limit {
-					return evs, next, nil
-				}
+		if key == "" || ev.Key == key {
+			evs = append(evs, ev)
+			if len(evs) >= limit {
+				break
 			}
 		}
 	}
@@ -264,9 +249,9 @@ func (db *DB) apply(evs []*clientv3.Event) error {
 				oldest = max(oldest, n)
 			}
 		default:
-			if last, ok := db.lay.parseEventKey(e.Kv.Key); ok {
-				if evs, err := decodeEvents(last, e.Kv.Value); err == nil {
-					ours = append(ours, evs...)
+			if rev, ok := db.lay.parseEventKey(e.Kv.Key); ok {
+				if ev, err := decodeEvent(rev, e.Kv.Value); err == nil {
+					ours = append(ours, ev)
 				}
 			}
 		}
@@ -287,7 +272,7 @@ func (db *DB) apply(evs []*clientv3.Event) error {
 }
 
 // Compact implements store.DB: rev is in the future when the store (not only this process) has
-// not reached it. It deletes the ev/ keys whose events all lie below rev, with range deletes of up to
+// not reached it. It deletes the ev/ keys below rev with range deletes of up to
 // compactChunk revisions, each in its own group-committed transaction that also sets
 // meta/oldest, so writers keep going in between. It is independent of etcd's own compaction of
 // its history, which never deletes a live key.

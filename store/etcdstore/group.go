@@ -3,7 +3,6 @@ package etcdstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,31 +22,19 @@ const opOverhead = 32
 type group struct {
 	db        *DB
 	base      base
-	ov        map[string]*ovEntry // etcd key → the group's last write of it (or its parent's)
-	own       int                 // the entries of ov the group wrote itself
+	ov        map[string]*ovEntry // etcd key → the group's last write of it
 	journal   []undoRec           // what each write replaced, to undo a failed function
 	events    []store.Event
-	rev       uint64 // the latest revision, the group's appends included
-	bytes     int    // the transaction's estimated size
-	compactTo uint64 // Compact: delete the events below this revision (0: none)
-
-	// speculate: a read that misses the overlay and the cache finds nothing instead of asking
-	// etcd, and its key is recorded in assumed; the transaction compares each such key as
-	// absent (see speculation.go).
-	speculate bool
-	assumed   []string
-	isAssumed map[string]bool
+	enc       [][]byte // the events' encodings, as written
+	rev       uint64   // the latest revision, the group's appends included
+	bytes     int      // the transaction's estimated size
+	compactTo uint64   // Compact: delete the events below this revision (0: none)
 }
 
 type ovEntry struct {
 	val []byte
 	del bool
-	// inherited: the write of the group in flight this one is prepared after (see newGroupOn).
-	// Its transaction writes it; this one only reads it.
-	inherited bool
 }
-
-func (e *ovEntry) owned() bool { return e != nil && !e.inherited }
 
 type undoRec struct {
 	key  string
@@ -57,48 +44,23 @@ type undoRec struct {
 // mark is where a function started, to undo it.
 type mark struct {
 	journal, events int
-	assumed         int
 	rev             uint64
 	bytes           int
 	compactTo       uint64
 }
 
-func newGroup(db *DB) *group { return newGroupOn(db, nil) }
-
-// newGroupOn is a group over the state parent leaves when it commits (over the committer's base
-// when parent is nil): parent's own writes are in its overlay as inherited entries, which its
-// functions read and its transaction does not write, and its counters continue from parent's.
-// The base's etcd revision is the committer's, at which every key parent does not write has the
-// value it has after parent: parent must be a group over the committer's state (its meta/seq),
-// not one over a state before it, whose writes the cache may have dropped.
-func newGroupOn(db *DB, parent *group) *group {
-	if parent == nil {
-		return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
-	}
-	if parent.base.seq != db.base.seq {
-		panic(fmt.Sprintf("etcdstore: a group prepared after one over meta/seq %d, the committer at %d", parent.base.seq, db.base.seq))
-	}
-	b := base{etcdRev: db.base.etcdRev, seq: parent.base.seq + 1, rev: parent.rev, oldest: parent.oldest()}
-	g := &group{db: db, base: b, ov: make(map[string]*ovEntry, parent.own), rev: b.rev}
-	for k, e := range parent.ov {
-		if e.owned() {
-			g.ov[k] = &ovEntry{val: e.val, del: e.del, inherited: true}
-		}
-	}
-	return g
+func newGroup(db *DB) *group {
+	return &group{db: db, base: db.base, ov: make(map[string]*ovEntry), rev: db.base.rev}
 }
 
 func (g *group) mark() mark {
-	return mark{journal: len(g.journal), events: len(g.events), assumed: len(g.assumed), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
+	return mark{journal: len(g.journal), events: len(g.events), rev: g.rev, bytes: g.bytes, compactTo: g.compactTo}
 }
 
 // undo drops every write and append made since m.
 func (g *group) undo(m mark) {
 	for i := len(g.journal) - 1; i >= m.journal; i-- {
 		u := g.journal[i]
-		if !u.prev.owned() {
-			g.own--
-		}
 		if u.prev == nil {
 			delete(g.ov, u.key)
 		} else {
@@ -109,44 +71,38 @@ func (g *group) undo(m mark) {
 	g.journal = g.journal[:m.journal]
 	clear(g.events[m.events:])
 	g.events = g.events[:m.events]
+	clear(g.enc[m.events:])
+	g.enc = g.enc[:m.events]
 	g.rev, g.bytes, g.compactTo = m.rev, m.bytes, m.compactTo
 }
 
 func (g *group) write(key string, val []byte, del bool) {
-	prev := g.ov[key]
-	if !prev.owned() {
-		g.own++
-	}
-	g.journal = append(g.journal, undoRec{key: key, prev: prev})
+	g.journal = append(g.journal, undoRec{key: key, prev: g.ov[key]})
 	g.ov[key] = &ovEntry{val: val, del: del}
 	g.bytes += len(key) + len(val) + opOverhead
 }
 
 func (g *group) appendEvent(key string, value []byte) uint64 {
 	g.rev++
+	enc := encodeEvent(key, value)
 	ev := store.Event{Rev: g.rev, Key: key}
 	if len(value) > 0 {
-		ev.Value = append([]byte(nil), value...) // never modified: etcd, the ring and watchers share it
-	}
-	if len(g.events) == 0 {
-		g.bytes += len(g.db.lay.eventKey(g.rev)) + opOverhead // the transaction's one events key
+		ev.Value = enc[len(enc)-len(value):] // never modified: etcd, the ring and watchers share it
 	}
 	g.events = append(g.events, ev)
-	g.bytes += len(key) + len(value) + 2*binary.MaxVarintLen64
+	g.enc = append(g.enc, enc)
+	g.bytes += len(g.db.lay.eventKey(g.rev)) + len(enc) + opOverhead
 	return g.rev
 }
 
 // writes reports whether the group has anything to write.
 func (g *group) writes() bool {
-	return g.own > 0 || len(g.events) > 0 || g.compactTo > 0
+	return len(g.ov) > 0 || len(g.events) > 0 || g.compactTo > 0
 }
 
 // opCount is the number of operations of the group's transaction.
 func (g *group) opCount() int {
-	n := 2 + g.own // meta/seq, the commit key
-	if len(g.events) > 0 {
-		n++ // the events key
-	}
+	n := 2 + len(g.ov) + len(g.events) // meta/seq, the commit key
 	if g.rev != g.base.rev {
 		n++ // meta/rev
 	}
@@ -172,17 +128,14 @@ func (g *group) ops() []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(lay.key(metaRev), string(store.U64(g.rev))))
 	}
 	for k, e := range g.ov {
-		if e.inherited {
-			continue
-		}
 		if e.del {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
 			ops = append(ops, clientv3.OpPut(k, string(e.val)))
 		}
 	}
-	if len(g.events) > 0 {
-		ops = append(ops, clientv3.OpPut(lay.eventKey(g.rev), string(encodeEvents(g.events))))
+	for i, ev := range g.events {
+		ops = append(ops, clientv3.OpPut(lay.eventKey(ev.Rev), string(g.enc[i])))
 	}
 	if g.compactTo > 0 {
 		ops = append(ops,
@@ -218,7 +171,6 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 	}
 	if ops := g.opCount(); ops > g.db.maxOps || g.bytes > g.db.maxBytes {
 		g.undo(m)
-		g.unassume(m.assumed) // it goes to another transaction, which compares its reads
 		if first {
 			c.err = fmt.Errorf("%w: %d operations, %d bytes; the limits are %d and %d (etcd's --max-txn-ops and --max-request-bytes)",
 				errTooLarge, ops, g.bytes, g.db.maxOps, g.db.maxBytes)
@@ -241,19 +193,14 @@ func (g *group) run(c *call, first bool) (fits bool, voidErr error) {
 // It stops once the dry runs have written more than one transaction holds: the functions after
 // that go in a later transaction, whose own prefetch runs them. Without the stop, a queue of n
 // functions of which k fit in a transaction had its tail dry-run n/k times.
-//
-// With parent set, the group is prepared while parent's transaction is in flight: the dry runs
-// see parent's writes, and the keys they miss are read at the base's revision, where every key
-// parent does not write already has the value it has after parent.
-func (db *DB) prefetch(live []*call, parent *group) {
+func (db *DB) prefetch(live []*call) {
 	if db.opts.NoPrefetch || len(live) < 2 {
 		return
 	}
 	var keys []string
 	seen := make(map[string]bool)
 	written := make(map[string]bool) // what the dry runs wrote: a group writes each key once
-	appends := false
-	ops, bytes := newGroupOn(db, parent).opCount(), 0
+	ops, bytes := newGroup(db).opCount(), 0
 	for _, c := range live {
 		if ops > db.maxOps || bytes > db.maxBytes {
 			break
@@ -262,7 +209,7 @@ func (db *DB) prefetch(live []*call, parent *group) {
 			continue
 		}
 		var misses []string
-		tx := &etcdTx{db: db, g: newGroupOn(db, parent), call: &call{ctx: c.ctx}, misses: &misses}
+		tx := &etcdTx{db: db, g: newGroup(db), call: &call{ctx: c.ctx}, misses: &misses}
 		_ = runFn(c.fn, tx)
 		tx.done = true
 		for _, k := range misses {
@@ -271,16 +218,13 @@ func (db *DB) prefetch(live []*call, parent *group) {
 				keys = append(keys, k)
 			}
 		}
-		for k, e := range tx.g.ov {
-			if e.owned() && !written[k] {
+		for k := range tx.g.ov {
+			if !written[k] {
 				written[k] = true
 				ops++
 			}
 		}
-		if len(tx.g.events) > 0 && !appends {
-			appends = true
-			ops++ // the events key, one per transaction
-		}
+		ops += len(tx.g.events)
 		bytes += tx.g.bytes
 	}
 	if len(keys) < 2 {

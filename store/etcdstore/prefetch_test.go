@@ -18,7 +18,6 @@ func TestPrefetchStopsAtOneTransaction(t *testing.T) {
 	opts := testOptions(newPrefix(t), testBuckets)
 	opts.MaxTxnOps = 32 // 2 keys per update: about 14 updates per transaction
 	db := openTest(t, opts)
-	db.noSpeculation = true // the prefetch is what is measured
 	release := blockCommitter(t, db)
 	const n = 100
 	var runs atomic.Int64

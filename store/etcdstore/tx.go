@@ -145,9 +145,6 @@ func (tx *etcdTx) baseGet(key string) ([]byte, bool) {
 		*tx.misses = append(*tx.misses, key)
 		return nil, false
 	}
-	if tx.g != nil && tx.g.assume(key) { // speculation: absent, compared in the commit
-		return nil, false
-	}
 	rev, err := tx.rev()
 	if err != nil {
 		tx.fail(err)
