@@ -60,17 +60,27 @@ func StartInProcess(dir string) (*InProcess, error) {
 }
 
 func startServer(dir string, log *slog.Logger) (*InProcess, error) {
-	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
+	db, keys, err := openScratch(dir)
 	if err != nil {
 		return nil, err
+	}
+	return serve(db, db.Path(), keys, false, log)
+}
+
+// openScratch opens a fresh bbolt store in dir and a keyring with a random master key: what
+// every in-process scenario runs erasured's service on.
+func openScratch(dir string) (*boltstore.DB, *service.Keyring, error) {
+	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
+	if err != nil {
+		return nil, nil, err
 	}
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
 	keys, err := service.NewKeyring("bench", master)
 	if err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, nil, errors.Join(err, db.Close())
 	}
-	return serve(db, db.Path(), keys, false, log)
+	return db, keys, nil
 }
 
 // StartInProcessEtcd serves, as StartInProcess does, a fresh store under prefix on the etcd

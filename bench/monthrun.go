@@ -2,13 +2,11 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +17,7 @@ import (
 	"github.com/erasured/erasured/liveperson/port"
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/service/pipeline"
-	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
-	"github.com/erasured/erasured/store/boltstore"
 )
 
 // monthAccount is the month scenario's one LivePerson account.
@@ -98,17 +94,11 @@ func runMonth(ctx context.Context, dir string, cfg MonthConfig, d *monthDemand, 
 	// erasured as the pipeline scenario wires it, on the same clock, with the production
 	// defaults except the quota, the flush policy and the clock; the retention is long so that
 	// nothing is shredded before it is read.
-	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
+	db, keys, err := openScratch(dir)
 	if err != nil {
 		return out, err
 	}
 	defer db.Close()
-	master := make([]byte, 32)
-	_, _ = rand.Read(master)
-	keys, err := service.NewKeyring("bench", master)
-	if err != nil {
-		return out, err
-	}
 	logs := &countingHandler{counts: map[string]int{}}
 	var sdb service.Store = db
 	if cfg.HoldSearches {

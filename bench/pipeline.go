@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +22,6 @@ import (
 	"github.com/erasured/erasured/service"
 	"github.com/erasured/erasured/service/schema"
 	"github.com/erasured/erasured/store"
-	"github.com/erasured/erasured/store/boltstore"
 )
 
 // PipelineConfig shapes the pipeline scenario: Subjects data subjects submitted at once to
@@ -156,17 +153,11 @@ func RunPipeline(ctx context.Context, dir string, cfg PipelineConfig) (PipelineR
 
 	// erasured: store, service and pipeline as cmd/erasured wires them in the sandbox (timings
 	// scaled to the simulator's clock), its LivePerson client told the search rate limit.
-	db, err := boltstore.Open(filepath.Join(dir, "erasure.db"), boltstore.Options{Buckets: schema.Buckets})
+	db, keys, err := openScratch(dir)
 	if err != nil {
 		return res, err
 	}
 	defer db.Close()
-	master := make([]byte, 32)
-	_, _ = rand.Read(master)
-	keys, err := service.NewKeyring("bench", master)
-	if err != nil {
-		return res, err
-	}
 	logs := &countingHandler{counts: map[string]int{}}
 	svc, err := service.New(db, keys, service.Config{
 		DefaultConfirmation: service.ConfirmationAutomatic,
